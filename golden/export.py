@@ -1,0 +1,153 @@
+"""Export of trained float weights for the hardware flow, and its strict loader.
+
+An export is a directory::
+
+    manifest.json   format, network spec, input preprocessing, schedule, per-array shape/dtype/sha256
+    w0.npy b0.npy … one little-endian C-order .npy per parameter
+
+The sha256 is taken over the array's raw bytes (C order, little-endian), so it identifies the
+numbers, not the file. :func:`load_export` refuses a manifest that does not match the data:
+missing or extra arrays, wrong shapes or dtypes for the declared network, or changed bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EXPORT_FORMAT = "epforge-export/1"
+
+
+class ExportError(ValueError):
+    """An export directory is malformed or does not match its manifest."""
+
+
+def array_sha256(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    return hashlib.sha256(a.tobytes()).hexdigest()
+
+
+def expected_shapes(spec) -> dict[str, tuple[int, ...]]:
+    """Parameter name → shape for a :class:`golden.ep.NetSpec` (torch-free; mirrors :class:`EPNet`'s naming)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    if spec.kind == "mlp":
+        sizes = list(spec.layers)
+        n_sys = len(sizes) - (2 if spec.loss == "ce" else 1)
+        conns = [(sizes[i + 1], sizes[i]) for i in range(n_sys)]
+        readout = (sizes[-1], sizes[-2]) if spec.loss == "ce" else None
+    else:
+        conns = []
+        c = spec.in_shape[0]
+        for co, k in zip(spec.channels, spec.kernels, strict=True):
+            conns.append((co, c, k, k))
+            c = co
+        cs = spec.conv_shapes()[-1]
+        prev = cs[0] * cs[1] * cs[2]
+        fc = list(spec.fc)
+        n_fc = len(fc) - (1 if spec.loss == "ce" else 0)
+        for n in fc[:n_fc]:
+            conns.append((n, prev))
+            prev = n
+        readout = (fc[-1], prev) if spec.loss == "ce" else None
+    for l, w in enumerate(conns):
+        shapes[f"w{l}"] = tuple(w)
+        shapes[f"b{l}"] = (w[0],)
+        if spec.connections == "vf" and l >= 1:
+            shapes[f"fb{l}"] = tuple(w)
+    if readout is not None:
+        shapes["wo"] = readout
+        shapes["bo"] = (readout[0],)
+    return shapes
+
+
+def write_export(out: str | os.PathLike, spec, arrays: dict[str, np.ndarray], *, preprocessing: dict[str, Any],
+                 extra: dict[str, Any] | None = None) -> Path:
+    """Write an export directory atomically (a temp directory renamed into place)."""
+    out = Path(out)
+    shapes = expected_shapes(spec)
+    if set(arrays) != set(shapes):
+        raise ExportError(f"arrays {sorted(arrays)} do not match the network's parameters {sorted(shapes)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        entries = {}
+        for name in sorted(arrays):
+            a = np.ascontiguousarray(arrays[name])
+            if tuple(a.shape) != shapes[name]:
+                raise ExportError(f"array {name} has shape {a.shape}, the network needs {shapes[name]}")
+            a = a.astype(a.dtype.newbyteorder("<"))
+            np.save(tmp / f"{name}.npy", a, allow_pickle=False)
+            entries[name] = {"file": f"{name}.npy", "shape": list(a.shape), "dtype": a.dtype.name,
+                             "sha256": array_sha256(a)}
+        manifest = {"format": EXPORT_FORMAT, "net": spec.to_dict(), "preprocessing": preprocessing,
+                    "arrays": entries, **(extra or {})}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def load_export(path: str | os.PathLike) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
+    """Read and verify an export: returns ``(NetSpec, arrays, manifest)``.
+
+    Raises
+    ------
+    ExportError
+        When the manifest is missing or malformed, or any array is missing, extra, of the wrong
+        shape/dtype for the declared network, or its bytes do not hash to the recorded sha256.
+    """
+    from .ep.config import NetSpec
+
+    path = Path(path)
+    mpath = path / "manifest.json"
+    if not mpath.is_file():
+        raise ExportError(f"{path} is not an export: {mpath} is missing")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except json.JSONDecodeError as e:
+        raise ExportError(f"{mpath} is not valid JSON: {e}") from None
+    if manifest.get("format") != EXPORT_FORMAT:
+        raise ExportError(f"{mpath}: format is {manifest.get('format')!r}, expected {EXPORT_FORMAT!r}")
+    try:
+        spec = NetSpec.from_dict(manifest["net"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ExportError(f"{mpath}: invalid network description: {e}") from None
+    shapes = expected_shapes(spec)
+    entries = manifest.get("arrays", {})
+    if set(entries) != set(shapes):
+        raise ExportError(f"{mpath}: arrays {sorted(entries)} do not match the declared network's parameters "
+                          f"{sorted(shapes)}")
+    arrays = {}
+    for name, e in entries.items():
+        f = path / e["file"]
+        if not f.is_file() or f.parent != path:
+            raise ExportError(f"{mpath}: array {name}: file {e['file']!r} is missing")
+        a = np.load(f, allow_pickle=False)
+        if list(a.shape) != list(e["shape"]) or tuple(a.shape) != shapes[name]:
+            raise ExportError(f"array {name}: shape {tuple(a.shape)} in {f.name}, manifest says {tuple(e['shape'])}, "
+                              f"the network needs {shapes[name]}")
+        if a.dtype.name != e["dtype"]:
+            raise ExportError(f"array {name}: dtype {a.dtype.name} in {f.name}, manifest says {e['dtype']}")
+        digest = array_sha256(a)
+        if digest != e["sha256"]:
+            raise ExportError(f"array {name}: sha256 of {f.name} is {digest}, manifest says {e['sha256']} "
+                              "(the file was changed after export)")
+        arrays[name] = a
+    return spec, arrays, manifest
