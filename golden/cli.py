@@ -13,11 +13,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mnist-mlp": {"net": {"kind": "mlp", "layers": [784, 512, 10], "activation": "my_sigmoid"},
                   "dataset": "mnist", "T1": 30, "T2": 10, "beta": 0.1, "estimator": "symmetric",
                   "optimizer": "adam", "lrs": [5e-4, 5e-4], "lr_decay": "cosine", "batch_size": 50, "epochs": 30},
-    # Ernoult et al.'s P-conv: 1-32-64, 5×5, max-pool, fc 10, hard sigmoid, T1 200, T2 10, β 0.4
+    # Ernoult et al.'s P-conv: 1-32-64, 5×5, max-pool, fc 10, hard sigmoid, T1 200, T2 10, β 0.4, plain SGD,
+    # batch 20; their lr_tab lists layers output-first (0.015 0.035 0.15), ours input-first
     "mnist-conv": {"net": {"kind": "conv", "in_shape": [1, 28, 28], "channels": [32, 64], "kernels": [5, 5],
                            "pools": "mm", "fc": [10], "activation": "hard_sigmoid"},
                    "dataset": "mnist", "T1": 200, "T2": 10, "beta": 0.4, "estimator": "symmetric",
-                   "optimizer": "sgd", "lrs": [0.015, 0.035, 0.15], "batch_size": 100, "epochs": 40,
+                   "optimizer": "sgd", "lrs": [0.15, 0.035, 0.015], "batch_size": 20, "epochs": 40,
                    "eval_batch_size": 500},
     # Laborieux et al.'s CIFAR-10 ConvNet, symmetric estimator with the CE read-out
     "cifar10-conv": {"net": {"kind": "conv", "in_shape": [3, 32, 32], "channels": [128, 256, 512, 512],
@@ -34,9 +35,9 @@ NET_FLAGS = {  # CLI dest -> NetSpec field
     "strides": "strides", "paddings": "paddings", "pools": "pools", "fc": "fc", "activation": "activation",
     "loss": "loss", "connections": "connections", "same_update": "same_update", "init_scale": "init_scale",
 }
-TRAIN_FLAGS = ("dataset", "data_dir", "alg", "T1", "T2", "beta", "estimator", "optimizer", "lrs", "momentum",
-               "weight_decay", "lr_decay", "lr_decay_epochs", "lr_min", "batch_size", "epochs", "seed", "T_eval",
-               "eval_batch_size", "data_aug", "train_limit", "test_limit", "dtype")
+TRAIN_FLAGS = ("dataset", "data_dir", "alg", "T1", "T2", "beta", "estimator", "settle_tol", "optimizer", "lrs",
+               "momentum", "weight_decay", "lr_decay", "lr_decay_epochs", "lr_min", "batch_size", "epochs", "seed",
+               "T_eval", "eval_batch_size", "data_aug", "train_limit", "test_limit", "dtype")
 
 
 def add_net_args(p: argparse.ArgumentParser) -> None:
@@ -86,6 +87,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--T1", type=int, help="free-phase steps (default 30)")
     g.add_argument("--T2", type=int, help="nudged-phase steps (default 10)")
     g.add_argument("--T-eval", type=int, help="free-phase steps at evaluation (default T1)")
+    g.add_argument("--settle-tol", type=float, metavar="TOL",
+                   help="end the free phase early once one step moves no neuron of the batch by more than TOL "
+                        "(default: off, always T1 steps as published)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--optimizer", choices=["sgd", "adam"], help="default sgd")
     g.add_argument("--lrs", type=float, nargs="+", metavar="LR",

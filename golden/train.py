@@ -46,6 +46,7 @@ class TrainConfig:
     T2: int = 10
     beta: float = 0.1
     estimator: str = "symmetric"
+    settle_tol: float | None = None
     optimizer: str = "sgd"
     lrs: tuple[float, ...] = (0.05, 0.025)
     momentum: float = 0.0
@@ -83,6 +84,7 @@ class TrainConfig:
             raise ValueError(f"seed must be a non-negative integer, not {self.seed!r}")
         if not self.beta > 0:
             raise ValueError(f"beta must be a positive number, not {self.beta!r}")
+        EPSchedule(self.T1, self.T2, self.beta, self.estimator, self.settle_tol)  # validates settle_tol
         if self.T2 > self.T1 and self.alg == "bptt":
             raise ValueError(f"alg='bptt' back-propagates through the last T2 of T1 steps: T2={self.T2} > T1={self.T1}")
         n = self.net.n_connections
@@ -111,7 +113,7 @@ class TrainConfig:
 
     @property
     def schedule(self) -> EPSchedule:
-        return EPSchedule(self.T1, self.T2, self.beta, self.estimator)
+        return EPSchedule(self.T1, self.T2, self.beta, self.estimator, self.settle_tol)
 
     def per_layer(self, values: tuple[float, ...]) -> tuple[float, ...]:
         return values * self.net.n_connections if len(values) == 1 else values
@@ -216,14 +218,14 @@ def build(cfg: TrainConfig, device: torch.device):
 
 @torch.no_grad()
 def evaluate(net: EPNet, x: torch.Tensor, y: torch.Tensor, T: int, batch_size: int = 500,
-             progress: bool = False) -> float:
-    """Test accuracy (fraction) after a free phase of ``T`` steps."""
+             progress: bool = False, settle_tol: float | None = None) -> float:
+    """Test accuracy (fraction) after a free phase of ``T`` steps (or fewer, see ``settle_tol``)."""
     from tqdm import tqdm
 
     correct = 0
     for i in tqdm(range(0, len(x), batch_size), desc="eval", leave=False, disable=not progress):
         xb = x[i:i + batch_size]
-        states = net.relax(net.clamp(xb), net.init_state(len(xb)), T)
+        states = net.relax(net.clamp(xb), net.init_state(len(xb)), T, settle_tol=settle_tol)
         correct += (net.predict(states).cpu() == y[i:i + batch_size]).sum().item()
     return correct / len(x)
 
@@ -359,7 +361,7 @@ def train(cfg: TrainConfig, out: Path, *, resume: bool = False, device: str = "a
         if sched is not None:
             sched.step()
         t1 = time.perf_counter()
-        test_acc = evaluate(net, test_set.x, test_set.y, T_eval, cfg.eval_batch_size, progress)
+        test_acc = evaluate(net, test_set.x, test_set.y, T_eval, cfg.eval_batch_size, progress, cfg.settle_tol)
         rec = {"epoch": epoch + 1, "train_acc": correct / seen, "test_acc": test_acc,
                "train_samples_per_s": seen / train_time, "eval_s": time.perf_counter() - t1,
                "lrs": [g["lr"] for g in opt.param_groups]}

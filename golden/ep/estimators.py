@@ -27,12 +27,15 @@ class EPSchedule:
     beta : nudging strength (> 0); the sign is chosen by the estimator.
     estimator : ``one-sided`` (0 → +β), ``random-sign`` (0 → ±β, sign drawn per mini-batch) or
         ``symmetric`` (−β and +β phases, both started from the free fixed point).
+    settle_tol : optional early end of the free phase: stop once a step moves no neuron of the
+        batch by more than this (``None``: always run T1 steps, the published setting).
     """
 
     T1: int = 30
     T2: int = 10
     beta: float = 0.1
     estimator: str = "symmetric"
+    settle_tol: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("T1", "T2"):
@@ -43,6 +46,8 @@ class EPSchedule:
             raise ValueError(f"beta must be a positive number, not {self.beta!r}")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, not {self.estimator!r}")
+        if self.settle_tol is not None and not (isinstance(self.settle_tol, (int, float)) and self.settle_tol > 0):
+            raise ValueError(f"settle_tol must be a positive number or None, not {self.settle_tol!r}")
 
     @property
     def steps_per_sample(self) -> int:
@@ -62,7 +67,7 @@ def ep_step(net: EPNet, x: torch.Tensor, y: torch.Tensor, sched: EPSchedule,
     """One EP step on a mini-batch: free phase, nudged phase(s), update estimate."""
     clamped = net.clamp(x)
     target = net.one_hot(y)
-    free = net.relax(clamped, net.init_state(x.shape[0]), sched.T1)
+    free = net.relax(clamped, net.init_state(x.shape[0]), sched.T1, settle_tol=sched.settle_tol)
     logits = net.logits(free).detach()
     beta = float(sched.beta)
     if sched.estimator == "symmetric":
@@ -104,7 +109,7 @@ def cep_step(net: EPNet, x: torch.Tensor, y: torch.Tensor, sched: EPSchedule,
     """
     clamped = net.clamp(x)
     target = net.one_hot(y)
-    free = net.relax(clamped, net.init_state(x.shape[0]), sched.T1)
+    free = net.relax(clamped, net.init_state(x.shape[0]), sched.T1, settle_tol=sched.settle_tol)
     logits = net.logits(free).detach()
     beta = float(sched.beta)
     if sched.estimator == "random-sign":

@@ -39,6 +39,7 @@ from .activations import get_activation, get_affine
 from .config import NetSpec
 
 Params = Mapping[str, torch.Tensor]
+SETTLE_CHECK = 5  # steps between convergence checks of relax(settle_tol=...)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,6 +337,8 @@ class EPNet(torch.nn.Module):
                     pre[k] = pre[k] + (-a * beta) * self._ce_feedback(states[k], target, p)
             if pre[k] is consts[k]:
                 pre[k] = pre[k].clone()
+            elif pre[k].dim() == 4:  # keep conv states channels-last (a dense top-down term arrives NCHW)
+                pre[k] = self._to_layout(pre[k])
             new.append(self.affine.apply(pre[k], inplace))
         return new
 
@@ -348,13 +351,25 @@ class EPNet(torch.nn.Module):
 
     @torch.no_grad()
     def relax(self, clamped: Clamped, states: Sequence[torch.Tensor], steps: int, beta: float = 0.0,
-              target: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Run ``steps`` steps of the dynamics (no autograd)."""
+              target: torch.Tensor | None = None, settle_tol: float | None = None) -> list[torch.Tensor]:
+        """Run ``steps`` steps of the dynamics (no autograd).
+
+        With ``settle_tol`` the phase ends early once one step changes no neuron of the batch by
+        more than ``settle_tol`` (checked every :data:`SETTLE_CHECK` steps); ``self.last_steps``
+        records how many steps ran.
+        """
         p = self.params()
         consts = self.phase_consts(clamped, beta, target, p)
         states = list(states)
-        for _ in range(steps):
-            states = self.step(clamped, states, beta, target, p, consts)
+        self.last_steps = steps
+        for t in range(steps):
+            new = self.step(clamped, states, beta, target, p, consts)
+            if settle_tol is not None and (t + 1) % SETTLE_CHECK == 0:
+                change = max((a - b).abs().max().item() for a, b in zip(new, states, strict=True))
+                if change <= settle_tol:
+                    self.last_steps = t + 1
+                    return new
+            states = new
         return states
 
     # --- read-out -------------------------------------------------------------------------------

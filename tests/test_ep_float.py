@@ -1,0 +1,268 @@
+"""Float EP: closed-form dynamics and updates against autograd of Φ, GDU, C-EP, VF, estimators."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from golden.ep import EPNet, NetSpec
+from golden.ep.bptt import bptt, compare, ep_trajectory
+from golden.ep.estimators import EPSchedule, cep_step, ep_step
+
+F64 = torch.float64
+
+SPECS = {
+    "mlp-mse": NetSpec(kind="mlp", layers=(20, 7, 5, 3)),
+    "mlp-ce": NetSpec(kind="mlp", layers=(20, 7, 5, 3), loss="ce", activation="hard_sigmoid"),
+    "mlp-1layer": NetSpec(kind="mlp", layers=(20, 3), activation="tanh"),
+    "conv-max-avg": NetSpec(kind="conv", in_shape=(2, 13, 13), channels=(4, 5), kernels=(3, 3), paddings=(1, 0),
+                            pools="ma", fc=(6, 3), activation="my_hard_sig"),
+    "conv-strided-ce": NetSpec(kind="conv", in_shape=(2, 13, 13), channels=(4, 5, 3), kernels=(3, 3, 2),
+                               strides=(1, 2, 1), paddings=(1, 1, 0), pools="mim", fc=(3,), loss="ce",
+                               activation="hard_sigmoid"),
+}
+
+
+def _batch(spec: NetSpec, n: int = 4, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand((n,) + tuple(spec.in_shape), generator=g, dtype=F64)
+    y = torch.randint(0, spec.n_classes, (n,), generator=g)
+    return x, y
+
+
+def _autograd_param_grads(net: EPNet, x, states, beta, target):
+    ps = net.params()
+    phi = net.phi(x, states, beta, target, ps).sum()
+    grads = torch.autograd.grad(phi, list(ps.values()), allow_unused=True)
+    return {k: (g if g is not None else torch.zeros_like(v)) for (k, v), g in zip(ps.items(), grads, strict=True)}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+@pytest.mark.parametrize("beta", [0.0, 0.3, -0.2])
+def test_step_is_activation_of_phi_gradient(name, beta):
+    """s_{t+1} = ρ(∂Φ_β/∂s): the closed form equals autograd of the explicit Φ."""
+    spec = SPECS[name]
+    net = EPNet(spec, dtype=F64, seed=1)
+    x, y = _batch(spec)
+    target = net.one_hot(y)
+    g = torch.Generator().manual_seed(5)
+    states = [torch.rand((4,) + s, generator=g, dtype=F64) for s in net.state_shapes]
+    leaves = [s.clone().requires_grad_() for s in states]
+    dphi = torch.autograd.grad(net.phi(x, leaves, beta, target).sum(), leaves)
+    expected = [net.act(d) for d in dphi]
+    with torch.no_grad():
+        got = net.step(net.clamp(x), states, beta, target)
+    for e, o in zip(expected, got, strict=True):
+        torch.testing.assert_close(o, e, rtol=0, atol=1e-13)
+    # the differentiable (autograd-on) path computes the same numbers
+    with torch.enable_grad():
+        got_grad = net.step(net.clamp(x), states, beta, target)
+    for e, o in zip(got, got_grad, strict=True):
+        torch.testing.assert_close(o.detach(), e, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_ep_update_is_phi_difference(name):
+    """Δθ = [∂Φ_{β_b}/∂θ(s_b) − ∂Φ_{β_a}/∂θ(s_a)] / ((β_b − β_a)·batch), closed form vs autograd."""
+    spec = SPECS[name]
+    net = EPNet(spec, dtype=F64, seed=2)
+    x, y = _batch(spec)
+    target = net.one_hot(y)
+    g = torch.Generator().manual_seed(6)
+    sa = [torch.rand((4,) + s, generator=g, dtype=F64) for s in net.state_shapes]
+    sb = [torch.rand((4,) + s, generator=g, dtype=F64) for s in net.state_shapes]
+    ga = _autograd_param_grads(net, x, sa, -0.2, target)
+    gb = _autograd_param_grads(net, x, sb, 0.3, target)
+    upd = net.ep_update(net.clamp(x), sa, -0.2, sb, 0.3, target)
+    assert set(upd) == set(ga)
+    for k in ga:
+        torch.testing.assert_close(upd[k], (gb[k] - ga[k]) / (0.5 * 4), rtol=0, atol=1e-12)
+
+
+def test_relaxation_reaches_fixed_point_and_phi_grows_with_nudging():
+    spec = NetSpec(kind="mlp", layers=(20, 16, 4), activation="my_sigmoid")
+    net = EPNet(spec, dtype=F64, seed=3)
+    x, y = _batch(spec, 6)
+    cl = net.clamp(x)
+    s = net.relax(cl, net.init_state(6), 200)
+    s2 = net.step(cl, s)
+    assert max((a - b).abs().max().item() for a, b in zip(s, s2, strict=True)) < 1e-12
+    # nudging moves the output towards the target: the loss decreases
+    target = net.one_hot(y)
+    s_b = net.relax(cl, s, 50, 0.5, target)
+    assert (net.loss(s_b, target) < net.loss(s, target)).all()
+
+
+def test_gdu_symmetric_beats_one_sided():
+    """GDU (float64): symmetric EP matches −∇BPTT with cosine ≥ 0.99 on every layer at β = 0.1 and has a
+    clearly smaller error than the one-sided estimator; at β = 1e-3 both nearly coincide with BPTT."""
+    spec = NetSpec(kind="mlp", layers=(40, 32, 16, 5), activation="my_sigmoid")
+    net = EPNet(spec, dtype=F64, seed=4)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(12, 40, generator=g, dtype=F64)
+    y = torch.randint(0, 5, (12,), generator=g)
+    ref = bptt(net, x, y, 40, 12)
+    one = compare(ep_trajectory(net, x, y, 40, 12, 0.1).total, ref.total)
+    sym = compare(ep_trajectory(net, x, y, 40, 12, 0.1, symmetric=True).total, ref.total)
+    for k in ref.total:
+        assert sym[k]["cosine"] >= 0.99, (k, sym[k])
+        assert sym[k]["rel_error"] < 0.5 * one[k]["rel_error"], (k, sym[k], one[k])
+    tiny = compare(ep_trajectory(net, x, y, 40, 12, 1e-3, symmetric=True).total, ref.total)
+    assert max(v["rel_error"] for v in tiny.values()) < 1e-2
+
+
+def test_gdu_stepwise_increments_match_bptt_elementary_gradients():
+    """Each nudged-step increment of EP ≈ minus the elementary BPTT gradient of the mirrored step."""
+    spec = NetSpec(kind="mlp", layers=(30, 20, 6), activation="my_sigmoid")
+    net = EPNet(spec, dtype=F64, seed=8)
+    x, y = _batch(spec, 8)
+    ref = bptt(net, x, y, 60, 8)
+    ep = ep_trajectory(net, x, y, 60, 8, 1e-4, symmetric=True)
+    for k in range(8):
+        for name in ("w0", "w1"):
+            a, b = ep.steps[k][name], ref.steps[k][name]
+            if b.norm() > 1e-8:
+                assert (a - b).norm() / b.norm() < 0.02, (k, name)
+
+
+@pytest.mark.parametrize("name", ["mlp-mse", "mlp-ce", "conv-max-avg"])
+def test_cep_telescopes_to_ep_update(name):
+    """C-EP with a vanishing learning rate: Σ per-step updates == one-sided EP update (float64, 1e-10)."""
+    spec = SPECS[name]
+    x, y = _batch(spec, 5)
+    sched = EPSchedule(20, 8, 0.2, "one-sided")
+    ref = ep_step(EPNet(spec, dtype=F64, seed=3), x, y, sched).update
+    for lr in (0.0, 1e-14):
+        net = EPNet(spec, dtype=F64, seed=3)
+        seen = []
+        cep_step(net, x, y, sched, torch.optim.SGD(net.parameters(), lr=lr), on_update=seen.append)
+        assert len(seen) == 8
+        total = {k: sum(u[k] for u in seen) for k in seen[0]}
+        for k in ref:
+            assert (total[k] - ref[k]).abs().max().item() < 1e-10, k
+
+
+def test_cep_moves_weights_at_every_step():
+    spec = SPECS["mlp-mse"]
+    net = EPNet(spec, dtype=F64, seed=3)
+    x, y = _batch(spec, 5)
+    before = {k: v.clone() for k, v in net.params().items()}
+    snapshots = []
+    cep_step(net, x, y, EPSchedule(10, 4, 0.2, "one-sided"), torch.optim.SGD(net.parameters(), lr=0.1),
+             on_update=lambda d: snapshots.append(net.w0.detach().clone()))
+    assert not torch.equal(net.w0, before["w0"])
+    # on_update runs before the optimiser step: the first snapshot is still the initial weight
+    assert torch.equal(snapshots[0], before["w0"])
+    assert not torch.equal(snapshots[1], snapshots[0])
+
+
+def test_symmetric_estimator_is_mean_of_both_signs():
+    spec = SPECS["mlp-ce"]
+    net = EPNet(spec, dtype=F64, seed=2)
+    x, y = _batch(spec)
+    plus = ep_trajectory(net, x, y, 20, 6, 0.2).total
+    minus = ep_trajectory(net, x, y, 20, 6, -0.2).total
+    sym = ep_trajectory(net, x, y, 20, 6, 0.2, symmetric=True).total
+    for k in sym:
+        torch.testing.assert_close(sym[k], 0.5 * (plus[k] + minus[k]), rtol=0, atol=1e-14)
+
+
+def test_random_sign_draws_both_signs_reproducibly():
+    spec = SPECS["mlp-mse"]
+    net = EPNet(spec, dtype=F64)
+    x, y = _batch(spec)
+    sched = EPSchedule(5, 2, 0.1, "random-sign")
+    draws = [ep_step(net, x, y, sched, torch.Generator().manual_seed(s)).betas[1] for s in range(12)]
+    assert set(draws) == {0.1, -0.1}
+    again = [ep_step(net, x, y, sched, torch.Generator().manual_seed(s)).betas[1] for s in range(12)]
+    assert draws == again
+
+
+def test_vf_dynamics_use_feedback_weights_and_vector_field_update():
+    spec = NetSpec(kind="mlp", layers=(12, 8, 6, 4), connections="vf")
+    net = EPNet(spec, dtype=F64, seed=1)
+    assert set(net.params()) == {"w0", "b0", "w1", "b1", "w2", "b2", "fb1", "fb2"}
+    x, y = _batch(spec, 3)
+    cl = net.clamp(x)
+    g = torch.Generator().manual_seed(1)
+    s = [torch.rand((3,) + sh, generator=g, dtype=F64) for sh in net.state_shapes]
+    a = net.affine
+    expected0 = a.apply(a.scale * (x @ net.w0.T + net.b0 + s[1] @ net.fb1) + a.offset, False)
+    torch.testing.assert_close(net.step(cl, s)[0], expected0, rtol=0, atol=1e-14)
+    # changing W1 (forward) does not change layer 1's top-down input; changing fb1 does
+    with torch.no_grad():
+        net.w1.add_(1.0)
+    torch.testing.assert_close(net.step(cl, s)[0], expected0, rtol=0, atol=1e-14)
+    # VF update: Δw_l = (s_b − s_a)_{l+1} ⊗ s_free_l / (Δβ n); Δfb_l = s_free_{l+1} ⊗ (s_b − s_a)_l / (Δβ n)
+    sa = [torch.rand((3,) + sh, generator=g, dtype=F64) for sh in net.state_shapes]
+    sb = [torch.rand((3,) + sh, generator=g, dtype=F64) for sh in net.state_shapes]
+    target = net.one_hot(y)
+    upd = net.ep_update(cl, sa, 0.0, sb, 0.5, target, s_free=s)
+    layers_f, la, lb = [x] + s, [x] + sa, [x] + sb
+    for l in range(3):
+        torch.testing.assert_close(upd[f"w{l}"], (lb[l + 1] - la[l + 1]).T @ layers_f[l] / 1.5, rtol=0, atol=1e-14)
+    for l in (1, 2):
+        torch.testing.assert_close(upd[f"fb{l}"], layers_f[l + 1].T @ (lb[l] - la[l]) / 1.5, rtol=0, atol=1e-14)
+
+
+def test_vf_same_update_gives_feedback_the_forward_update():
+    spec = NetSpec(kind="mlp", layers=(12, 8, 4), connections="vf", same_update=True)
+    net = EPNet(spec, dtype=F64, seed=1)
+    x, y = _batch(spec, 3)
+    res = ep_step(net, x, y, EPSchedule(10, 4, 0.1, "symmetric"))
+    torch.testing.assert_close(res.update["fb1"], res.update["w1"], rtol=0, atol=0)
+
+
+def test_vf_conv_runs_and_learns_direction():
+    spec = NetSpec(kind="conv", in_shape=(1, 10, 10), channels=(3, 4), kernels=(3, 3), pools="mi", fc=(4,),
+                   connections="vf", activation="hard_sigmoid")
+    net = EPNet(spec, dtype=F64, seed=2)
+    x, y = _batch(spec, 4)
+    res = ep_step(net, x, y, EPSchedule(15, 5, 0.2, "symmetric"))
+    assert set(res.update) == set(net.params())
+    assert all(torch.isfinite(v).all() for v in res.update.values())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(kind="rnn"), "kind must be one of"),
+    (dict(layers=(784,)), "layers must list the input"),
+    (dict(layers=(784, 0, 10)), "layers must contain positive integers only, not 0"),
+    (dict(activation="relu"), "activation must be one of"),
+    (dict(loss="hinge"), "loss must be one of"),
+    (dict(connections="dense"), "connections must be one of"),
+    (dict(same_update=True), "same_update=True only applies"),
+    (dict(kind="conv", channels=(4,), kernels=(3, 3), fc=(10,)), "kernels must have one entry per conv layer"),
+    (dict(kind="conv", channels=(4,), kernels=(3,), pools="x", fc=(10,)), "pools letters must be one of"),
+    (dict(kind="conv", in_shape=(1, 4, 4), channels=(4,), kernels=(5,), fc=(10,)), "leaves an empty map"),
+    (dict(layers=(10, 5, 3), init_scale=(1.0, 2.0, 3.0)), "init_scale must have 1 or 2 entries"),
+])
+def test_netspec_validation_messages(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        NetSpec(**kwargs)
+
+
+def test_netspec_round_trip():
+    for spec in list(SPECS.values()) + [NetSpec(layers=(10, 5, 3), connections="vf", init_scale=(0.5,))]:
+        assert NetSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ValueError, match="unknown NetSpec fields"):
+        NetSpec.from_dict({"kind": "mlp", "depth": 3})
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(T1=0), "T1 must be a positive integer, not 0"),
+    (dict(T2=2.5), "T2 must be a positive integer"),
+    (dict(beta=0.0), "beta must be a positive number"),
+    (dict(estimator="two-sided"), "estimator must be one of"),
+])
+def test_schedule_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EPSchedule(**kwargs)
+
+
+def test_readout_ce_prediction_uses_logits():
+    spec = NetSpec(kind="mlp", layers=(20, 7, 3), loss="ce")
+    net = EPNet(spec, dtype=F64)
+    x, _ = _batch(spec)
+    s = net.relax(net.clamp(x), net.init_state(4), 10)
+    assert net.state_shapes == [(7,)]
+    torch.testing.assert_close(net.logits(s), s[0] @ net.wo.T + net.bo, rtol=0, atol=0)
