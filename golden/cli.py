@@ -164,7 +164,7 @@ def cmd_train(args) -> int:
     set_threads(args.threads)
     cfg = config_from_args(args)
     progress = None if args.progress is None else args.progress
-    train(cfg, args.out, resume=args.resume, device=args.device, progress=progress)
+    train(cfg, args.out, resume=args.resume, device=args.device, progress=progress, stop_after=args.stop_after)
     print(f"wrote {args.out}/checkpoint.pt, metrics.json, training.png")
     return 0
 
@@ -263,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_argument_group("run")
     g.add_argument("--out", type=Path, required=True, help="run directory")
     g.add_argument("--resume", action="store_true", help="continue the run in --out bit-identically")
+    g.add_argument("--stop-after", type=int, metavar="N",
+                   help="stop after N epochs of this invocation (resume later with --resume)")
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     g.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

@@ -293,12 +293,15 @@ RESUME_FREE = {"epochs", "data_dir", "eval_batch_size", "lr_decay_epochs"}
 # The loop
 # ----------------------------------------------------------------------------------------------
 def train(cfg: TrainConfig, out: Path, *, resume: bool = False, device: str = "auto",
-          progress: bool | None = None, log=print) -> dict[str, Any]:
+          progress: bool | None = None, stop_after: int | None = None, log=print) -> dict[str, Any]:
     """Train, writing ``checkpoint.pt``, ``metrics.json`` and ``training.png`` into ``out``.
 
     Returns the final metrics dictionary. With ``resume`` it continues from ``out/checkpoint.pt``
-    (the configuration must match, except for the number of epochs and paths).
+    (the configuration must match, except for the number of epochs and paths). ``stop_after``
+    ends this invocation after that many epochs (a planned interruption; resume later).
     """
+    if stop_after is not None:
+        _positive_int("stop_after", stop_after)
     from tqdm import tqdm
 
     out = Path(out)
@@ -319,6 +322,9 @@ def train(cfg: TrainConfig, out: Path, *, resume: bool = False, device: str = "a
         diff = sorted(k for k in new if k not in RESUME_FREE and old.get(k) != new[k])
         if diff:
             raise ValueError(f"--resume: the configuration differs from the checkpoint's in {diff}")
+        if cfg.lr_decay == "cosine" and cfg.lr_decay_epochs is None and old["epochs"] != cfg.epochs:
+            raise ValueError(f"--resume: the cosine schedule's period is --epochs ({old['epochs']} in the checkpoint, "
+                             f"{cfg.epochs} now); pass --lr-decay-epochs {old['epochs']} to extend the run")
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         if sched is not None and ckpt.get("scheduler") is not None:
@@ -339,7 +345,8 @@ def train(cfg: TrainConfig, out: Path, *, resume: bool = False, device: str = "a
         f"{len(test_set.x)} test) on {dev}, {torch.get_num_threads()} threads")
     n = len(train_set.x)
     n_batches = math.ceil(n / cfg.batch_size)
-    epochs = tqdm(range(start, cfg.epochs), desc="epochs", initial=start, total=cfg.epochs, disable=not progress)
+    end = cfg.epochs if stop_after is None else min(cfg.epochs, start + stop_after)
+    epochs = tqdm(range(start, end), desc="epochs", initial=start, total=cfg.epochs, disable=not progress)
     for epoch in epochs:
         perm = torch.randperm(n, generator=epoch_generator(cfg.seed, epoch, 0))
         sign_gen = epoch_generator(cfg.seed, epoch, 1)
