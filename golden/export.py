@@ -69,28 +69,27 @@ def expected_shapes(spec) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def write_export(out: str | os.PathLike, spec, arrays: dict[str, np.ndarray], *, preprocessing: dict[str, Any],
-                 extra: dict[str, Any] | None = None) -> Path:
-    """Write an export directory atomically (a temp directory renamed into place)."""
+def write_array_dir(out: str | os.PathLike, arrays: dict[str, np.ndarray], manifest: dict[str, Any],
+                    extra_files: dict[str, bytes] | None = None) -> Path:
+    """Write ``manifest.json`` (+ an ``arrays`` table with sha256s) and one .npy per array, atomically.
+
+    The directory is built under a temporary name and renamed into place, so readers never see
+    a half-written export; an existing directory is replaced.
+    """
     out = Path(out)
-    shapes = expected_shapes(spec)
-    if set(arrays) != set(shapes):
-        raise ExportError(f"arrays {sorted(arrays)} do not match the network's parameters {sorted(shapes)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         entries = {}
         for name in sorted(arrays):
             a = np.ascontiguousarray(arrays[name])
-            if tuple(a.shape) != shapes[name]:
-                raise ExportError(f"array {name} has shape {a.shape}, the network needs {shapes[name]}")
             a = a.astype(a.dtype.newbyteorder("<"))
             np.save(tmp / f"{name}.npy", a, allow_pickle=False)
             entries[name] = {"file": f"{name}.npy", "shape": list(a.shape), "dtype": a.dtype.name,
                              "sha256": array_sha256(a)}
-        manifest = {"format": EXPORT_FORMAT, "net": spec.to_dict(), "preprocessing": preprocessing,
-                    "arrays": entries, **(extra or {})}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        for fname, data in (extra_files or {}).items():
+            (tmp / fname).write_bytes(data)
+        (tmp / "manifest.json").write_text(json.dumps({**manifest, "arrays": entries}, indent=2, sort_keys=True))
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -104,8 +103,53 @@ def write_export(out: str | os.PathLike, spec, arrays: dict[str, np.ndarray], *,
     return out
 
 
+def read_array_dir(path: str | os.PathLike, fmt: str,
+                   expected: dict[str, tuple[int, ...]] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a directory written by :func:`write_array_dir`, verifying everything the manifest says.
+
+    ``expected`` (name → shape), when given, must match the manifest's arrays exactly.
+    """
+    path = Path(path)
+    mpath, manifest = _peek_manifest(path, fmt)
+    entries = manifest.get("arrays", {})
+    if expected is not None and set(entries) != set(expected):
+        raise ExportError(f"{mpath}: arrays {sorted(entries)} do not match the declared network's parameters "
+                          f"{sorted(expected)}")
+    arrays = {}
+    for name, e in entries.items():
+        f = path / e["file"]
+        if not f.is_file() or f.parent != path:
+            raise ExportError(f"{mpath}: array {name}: file {e['file']!r} is missing")
+        a = np.load(f, allow_pickle=False)
+        if list(a.shape) != list(e["shape"]) or (expected is not None and tuple(a.shape) != tuple(expected[name])):
+            need = f", the network needs {tuple(expected[name])}" if expected is not None else ""
+            raise ExportError(f"array {name}: shape {tuple(a.shape)} in {f.name}, manifest says "
+                              f"{tuple(e['shape'])}{need}")
+        if a.dtype.name != e["dtype"]:
+            raise ExportError(f"array {name}: dtype {a.dtype.name} in {f.name}, manifest says {e['dtype']}")
+        digest = array_sha256(a)
+        if digest != e["sha256"]:
+            raise ExportError(f"array {name}: sha256 of {f.name} is {digest}, manifest says {e['sha256']} "
+                              "(the file was changed after export)")
+        arrays[name] = a
+    return arrays, manifest
+
+
+def write_export(out: str | os.PathLike, spec, arrays: dict[str, np.ndarray], *, preprocessing: dict[str, Any],
+                 extra: dict[str, Any] | None = None) -> Path:
+    """Write a float export directory atomically."""
+    shapes = expected_shapes(spec)
+    if set(arrays) != set(shapes):
+        raise ExportError(f"arrays {sorted(arrays)} do not match the network's parameters {sorted(shapes)}")
+    for name, a in arrays.items():
+        if tuple(a.shape) != shapes[name]:
+            raise ExportError(f"array {name} has shape {a.shape}, the network needs {shapes[name]}")
+    manifest = {"format": EXPORT_FORMAT, "net": spec.to_dict(), "preprocessing": preprocessing, **(extra or {})}
+    return write_array_dir(out, arrays, manifest)
+
+
 def load_export(path: str | os.PathLike) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
-    """Read and verify an export: returns ``(NetSpec, arrays, manifest)``.
+    """Read and verify a float export: returns ``(NetSpec, arrays, manifest)``.
 
     Raises
     ------
@@ -116,6 +160,16 @@ def load_export(path: str | os.PathLike) -> tuple[Any, dict[str, np.ndarray], di
     from .ep.config import NetSpec
 
     path = Path(path)
+    _, manifest = _peek_manifest(path, EXPORT_FORMAT)
+    try:
+        spec = NetSpec.from_dict(manifest["net"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ExportError(f"{path / 'manifest.json'}: invalid network description: {e}") from None
+    arrays, manifest = read_array_dir(path, EXPORT_FORMAT, expected_shapes(spec))
+    return spec, arrays, manifest
+
+
+def _peek_manifest(path: Path, fmt: str) -> tuple[Path, dict[str, Any]]:
     mpath = path / "manifest.json"
     if not mpath.is_file():
         raise ExportError(f"{path} is not an export: {mpath} is missing")
@@ -123,31 +177,6 @@ def load_export(path: str | os.PathLike) -> tuple[Any, dict[str, np.ndarray], di
         manifest = json.loads(mpath.read_text())
     except json.JSONDecodeError as e:
         raise ExportError(f"{mpath} is not valid JSON: {e}") from None
-    if manifest.get("format") != EXPORT_FORMAT:
-        raise ExportError(f"{mpath}: format is {manifest.get('format')!r}, expected {EXPORT_FORMAT!r}")
-    try:
-        spec = NetSpec.from_dict(manifest["net"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ExportError(f"{mpath}: invalid network description: {e}") from None
-    shapes = expected_shapes(spec)
-    entries = manifest.get("arrays", {})
-    if set(entries) != set(shapes):
-        raise ExportError(f"{mpath}: arrays {sorted(entries)} do not match the declared network's parameters "
-                          f"{sorted(shapes)}")
-    arrays = {}
-    for name, e in entries.items():
-        f = path / e["file"]
-        if not f.is_file() or f.parent != path:
-            raise ExportError(f"{mpath}: array {name}: file {e['file']!r} is missing")
-        a = np.load(f, allow_pickle=False)
-        if list(a.shape) != list(e["shape"]) or tuple(a.shape) != shapes[name]:
-            raise ExportError(f"array {name}: shape {tuple(a.shape)} in {f.name}, manifest says {tuple(e['shape'])}, "
-                              f"the network needs {shapes[name]}")
-        if a.dtype.name != e["dtype"]:
-            raise ExportError(f"array {name}: dtype {a.dtype.name} in {f.name}, manifest says {e['dtype']}")
-        digest = array_sha256(a)
-        if digest != e["sha256"]:
-            raise ExportError(f"array {name}: sha256 of {f.name} is {digest}, manifest says {e['sha256']} "
-                              "(the file was changed after export)")
-        arrays[name] = a
-    return spec, arrays, manifest
+    if manifest.get("format") != fmt:
+        raise ExportError(f"{mpath}: format is {manifest.get('format')!r}, expected {fmt!r}")
+    return mpath, manifest

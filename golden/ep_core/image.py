@@ -1,0 +1,140 @@
+"""Fixed-point weight images of the EP core: quantisation from a float export, writing and loading.
+
+An image directory holds ``manifest.json`` (format, the full :class:`EPCoreSpec`, its digest,
+per-array sha256, provenance), one integer ``.npy`` per weight/bias array, ``memory.hex`` (the
+core's load-port word image in address order, one hex word per line, for ``$readmemh``) and
+``spec.toml``. :func:`load_image` refuses an image whose spec digest, arrays or memory words do
+not agree, and :func:`check_spec` refuses an image built for different numbers than a given spec.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from golden.export import ExportError, read_array_dir, write_array_dir
+from spec.ep_core import EPCoreSpec
+
+IMAGE_FORMAT = "epforge-ep-core-image/1"
+
+
+def memory_hex(spec: EPCoreSpec, words: list[int]) -> bytes:
+    digits = -(-spec.lanes * spec.word_elem_bits // 4)
+    return "".join(f"{w:0{digits}x}\n" for w in words).encode()
+
+
+def write_image(out: str | os.PathLike, spec: EPCoreSpec, weights: dict[str, np.ndarray],
+                source: dict[str, Any] | None = None) -> Path:
+    from .twin import EPCoreTwin
+
+    twin = EPCoreTwin(spec, weights)  # validates shapes and ranges
+    arrays = {k: v.astype(np.int32) for k, v in twin.weights.items()}
+    manifest = {"format": IMAGE_FORMAT, "spec": spec.to_dict(), "spec_digest": spec.digest(),
+                "memory": {"file": "memory.hex", "words": spec.memory_words,
+                           "word_bits": spec.lanes * spec.word_elem_bits},
+                "source": source or {}}
+    return write_array_dir(out, arrays, manifest, extra_files={"memory.hex": memory_hex(spec, twin.memory_words()),
+                                                               "spec.toml": spec.to_toml().encode()})
+
+
+def load_image(path: str | os.PathLike) -> tuple[EPCoreSpec, dict[str, np.ndarray], dict[str, Any]]:
+    """Read and verify an image: returns ``(spec, weights, manifest)``."""
+    from .twin import EPCoreTwin
+
+    path = Path(path)
+    arrays, manifest = read_array_dir(path, IMAGE_FORMAT)
+    try:
+        spec = EPCoreSpec.from_dict(manifest["spec"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ExportError(f"{path}/manifest.json: invalid EP core spec: {e}") from None
+    if spec.digest() != manifest.get("spec_digest"):
+        raise ExportError(f"{path}/manifest.json: spec_digest {manifest.get('spec_digest')} does not match its "
+                          f"spec ({spec.digest()})")
+    if set(arrays) != set(spec.weight_shapes()):
+        raise ExportError(f"{path}: arrays {sorted(arrays)} do not match the spec's {sorted(spec.weight_shapes())}")
+    try:
+        twin = EPCoreTwin(spec, {k: v.astype(np.int64) for k, v in arrays.items()})
+    except ValueError as e:
+        raise ExportError(f"{path}: {e}") from None
+    mem = path / manifest["memory"]["file"]
+    if not mem.is_file() or mem.read_bytes() != memory_hex(spec, twin.memory_words()):
+        raise ExportError(f"{path}: memory.hex does not match the arrays")
+    return spec, twin.weights, manifest
+
+
+def check_spec(manifest: dict[str, Any], spec: EPCoreSpec, where: str = "image") -> None:
+    """Refuse an image whose numbers are not exactly ``spec``'s."""
+    if manifest.get("spec_digest") != spec.digest():
+        theirs = EPCoreSpec.from_dict(manifest["spec"]).to_dict()
+        diff = sorted(k for k, v in spec.to_dict().items() if theirs.get(k) != v)
+        raise ExportError(f"the {where} was built for a different EP core spec (digest "
+                          f"{manifest.get('spec_digest', '?')[:12]}…, this spec {spec.digest()[:12]}…); "
+                          f"fields that differ: {diff}")
+
+
+def choose_weight_frac(w: np.ndarray, bits: int, max_frac: int = 24) -> int:
+    """Finest fractional width whose range holds max|w| (no saturation)."""
+    m = float(np.abs(w).max(initial=0.0))
+    if m == 0.0:
+        return max_frac
+    return int(min(max_frac, math.floor(math.log2(((1 << (bits - 1)) - 1) / m))))
+
+
+def quantize_export(export_dir: str | os.PathLike, base: EPCoreSpec, auto_frac: bool = True
+                    ) -> tuple[EPCoreSpec, dict[str, np.ndarray], dict[str, Any]]:
+    """Quantise a float export (hard-sigmoid MLP, MSE read-out, symmetric weights) for the core.
+
+    The float model sees ``pixel/255``; the core sees ``pixel/2^input_bits``, so W0 is scaled by
+    2^input_bits/255. With ``auto_frac`` each connection gets the finest weight format that holds
+    its largest weight (biases likewise, at most the layer's accumulator precision); otherwise the
+    base spec's formats are kept and out-of-range values saturate. Rounding is to nearest.
+    Returns ``(spec, integer weights, info)``.
+    """
+    from golden.export import load_export
+
+    net, arrays, manifest = load_export(export_dir)
+    problems = []
+    if net.kind != "mlp":
+        problems.append(f"kind={net.kind!r} (need 'mlp')")
+    if net.activation != "hard_sigmoid":
+        problems.append(f"activation={net.activation!r} (the core implements 'hard_sigmoid')")
+    if net.loss != "mse":
+        problems.append(f"loss={net.loss!r} (need 'mse')")
+    if net.connections != "symmetric":
+        problems.append(f"connections={net.connections!r} (need 'symmetric')")
+    if tuple(net.layers) != tuple(base.layers):
+        problems.append(f"layers={tuple(net.layers)} but the spec has {tuple(base.layers)}")
+    pre = manifest.get("preprocessing", {})
+    if pre.get("input") != "pixel/255":
+        problems.append(f"input preprocessing {pre.get('input')!r} (need 'pixel/255')")
+    if problems:
+        raise ExportError(f"{export_dir} cannot run on the EP core: " + "; ".join(problems))
+    f = {k: v.astype(np.float64) for k, v in arrays.items()}
+    f["w0"] = f["w0"] * ((1 << base.input_bits) / 255.0)
+    n = base.n_layers
+    if auto_frac:
+        wf = tuple(choose_weight_frac(f[f"w{l}"], base.weight_bits[l]) for l in range(n))
+        spec = EPCoreSpec.from_dict({**base.to_dict(), "weight_frac": list(wf), "bias_frac": None})
+        bf = []
+        for l in range(n):
+            cap = spec.acc_frac(l + 1)
+            if spec.training:  # keep the bias update shift exact
+                cap = min(cap, 2 * spec.state_bits - spec.beta_shift_max)
+            bf.append(min(cap, choose_weight_frac(f[f"b{l}"], base.bias_bits)))
+        spec = EPCoreSpec.from_dict({**spec.to_dict(), "bias_frac": bf})
+    else:
+        spec = base
+    ints, clipped = {}, {}
+    for name, a in f.items():
+        frac = spec.weight_frac[int(name[1:])] if name.startswith("w") else spec.bias_frac[int(name[1:])]
+        lo, hi = spec.element_range(name)
+        q = np.rint(a * 2.0 ** frac)
+        clipped[name] = int(((q < lo) | (q > hi)).sum())
+        ints[name] = np.clip(q, lo, hi).astype(np.int64)
+    info = {"export": str(export_dir), "export_source": manifest.get("source", {}), "saturated": clipped,
+            "schedule": manifest.get("schedule", {})}
+    return spec, ints, info

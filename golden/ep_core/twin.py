@@ -1,0 +1,266 @@
+"""Bit-exact integer twin of the EP core (:mod:`hdl.ep_core`): the specification of its behaviour.
+
+Every number the RTL produces — neuron states after each phase, predictions, weights and biases
+after each training step — is defined here, with the formats of :class:`spec.ep_core.EPCoreSpec`.
+Integer sums are exact, so the order in which the hardware accumulates them cannot matter; only
+the named narrowing steps (activation, update) round, as the spec says.
+
+Inference is batched over samples; training is sequential (batch 1: weights change after every
+sample, as on the chip).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from golden.fixed import exact_matmul, saturate, shift_round
+from spec.ep_core import EPCoreSpec
+
+
+@dataclass
+class Registers:
+    """Run-time registers of the core (reset values come from the spec)."""
+
+    train: bool = False
+    symmetric: bool = True
+    dump: bool = False
+    T1: int = 30
+    T2: int = 10
+    beta_shift: int = 1
+    lr_shift: int = 8
+    seed: int = 1
+
+    @classmethod
+    def from_spec(cls, spec: EPCoreSpec, **overrides) -> Registers:
+        r = cls(train=False, symmetric=spec.estimator == "symmetric", T1=spec.T1, T2=spec.T2,
+                beta_shift=spec.beta_shift, lr_shift=spec.lr_shift, seed=spec.seed)
+        for k, v in overrides.items():
+            if not hasattr(r, k):
+                raise ValueError(f"unknown register {k!r}")
+            setattr(r, k, v)
+        return r
+
+    def check(self, spec: EPCoreSpec) -> None:
+        for name in ("T1", "T2"):
+            v = getattr(self, name)
+            if not 0 < v < (1 << spec.step_bits):
+                raise ValueError(f"{name} must be in 1..{(1 << spec.step_bits) - 1}, not {v}")
+        if not 0 <= self.beta_shift <= spec.beta_shift_max:
+            raise ValueError(f"beta_shift must be in 0..{spec.beta_shift_max}, not {self.beta_shift}")
+        if not 0 <= self.lr_shift <= spec.lr_shift_max:
+            raise ValueError(f"lr_shift must be in 0..{spec.lr_shift_max}, not {self.lr_shift}")
+        if self.train and not spec.training:
+            raise ValueError("train=True needs a spec with training=True")
+
+
+@dataclass
+class SampleRecord:
+    """What the core reports for one sample (and what its state dump shows)."""
+
+    pred: int
+    free: list[np.ndarray]
+    plus: list[np.ndarray] | None = None
+    minus: list[np.ndarray] | None = None
+    phases: dict[int, list[np.ndarray]] = field(default_factory=dict)
+
+
+def init_weights(spec: EPCoreSpec, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random initial weights for on-chip learning: PyTorch's default U(±1/√fan_in), quantised."""
+    rng = np.random.default_rng(seed)
+    w: dict[str, np.ndarray] = {}
+    for l in range(spec.n_layers):
+        fan_in = spec.layers[l]
+        bound = 1.0 / np.sqrt(fan_in)
+        lo, hi = spec.element_range(f"w{l}")
+        wf = rng.uniform(-bound, bound, (spec.layers[l + 1], fan_in))
+        w[f"w{l}"] = np.clip(np.rint(wf * 2.0 ** spec.weight_frac[l]), lo, hi).astype(np.int64)
+        lo, hi = spec.element_range(f"b{l}")
+        bf = rng.uniform(-bound, bound, spec.layers[l + 1])
+        w[f"b{l}"] = np.clip(np.rint(bf * 2.0 ** spec.bias_frac[l]), lo, hi).astype(np.int64)
+    return w
+
+
+class EPCoreTwin:
+    """Integer model of the EP core.
+
+    Parameters
+    ----------
+    spec : EPCoreSpec
+    weights : ``w{l}`` (N_{l+1}, N_l) and ``b{l}`` (N_{l+1},) integer arrays; zeros if omitted.
+    """
+
+    def __init__(self, spec: EPCoreSpec, weights: dict[str, np.ndarray] | None = None):
+        self.spec = spec
+        shapes = spec.weight_shapes()
+        if weights is None:
+            weights = {k: np.zeros(s, np.int64) for k, s in shapes.items()}
+        self.weights: dict[str, np.ndarray] = {}
+        for name, shape in shapes.items():
+            if name not in weights:
+                raise ValueError(f"weights lack {name!r} (need {sorted(shapes)})")
+            a = np.asarray(weights[name])
+            if a.shape != shape:
+                raise ValueError(f"weights[{name!r}] has shape {a.shape}, the spec needs {shape}")
+            lo, hi = spec.element_range(name)
+            if a.size and (a.min() < lo or a.max() > hi):
+                raise ValueError(f"weights[{name!r}] has values outside [{lo}, {hi}]")
+            self.weights[name] = a.astype(np.int64).copy()
+
+    # --- dynamics ----------------------------------------------------------------------------------
+    def check_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.spec.layers[0]:
+            raise ValueError(f"x must have shape (batch, {self.spec.layers[0]}), not {x.shape}")
+        if x.min(initial=0) < 0 or x.max(initial=0) >= 1 << self.spec.input_bits:
+            raise ValueError(f"x must hold unsigned {self.spec.input_bits}-bit values")
+        return x.astype(np.int64)
+
+    def clamp(self, x: np.ndarray) -> np.ndarray:
+        """Layer 1's constant bottom-up term, aligned: (W0 x) << shift + b0 << shift (per sample)."""
+        s = self.spec
+        return (exact_matmul(x, self.weights["w0"].T) << s.bottom_up_shift(1)) + (
+            self.weights["b0"] << s.bias_shift(1))
+
+    def step(self, c1: np.ndarray, states: list[np.ndarray], beta_sign: int, target: np.ndarray | None,
+             regs: Registers) -> list[np.ndarray]:
+        """One synchronous step from ``states`` (list over layers 1..L of (batch, N_k) arrays)."""
+        s = self.spec
+        L = s.n_layers
+        top = (1 << s.state_bits) - 1
+        new = []
+        for k in range(1, L + 1):
+            if k == 1:
+                pre = c1.copy()
+            else:
+                pre = (exact_matmul(states[k - 2], self.weights[f"w{k - 1}"].T) << s.bottom_up_shift(k)) + (
+                    self.weights[f"b{k - 1}"] << s.bias_shift(k))
+            if k < L:
+                pre += exact_matmul(states[k], self.weights[f"w{k}"]) << s.top_down_shift(k)
+            if k == L and beta_sign != 0:
+                nudge = (target - states[L - 1]) << s.nudge_shift(regs.beta_shift)
+                pre += nudge if beta_sign > 0 else -nudge
+            new.append(saturate(shift_round(pre, s.activation_shift(k), s.activation_rounding), 0, top))
+        return new
+
+    def relax(self, c1: np.ndarray, states: list[np.ndarray], steps: int, beta_sign: int,
+              target: np.ndarray | None, regs: Registers) -> list[np.ndarray]:
+        for _ in range(steps):
+            states = self.step(c1, states, beta_sign, target, regs)
+        return states
+
+    def zero_states(self, batch: int) -> list[np.ndarray]:
+        return [np.zeros((batch, n), np.int64) for n in self.spec.layers[1:]]
+
+    def target(self, labels: np.ndarray) -> np.ndarray:
+        """One-hot labels at 1.0 = 2^state_bits."""
+        t = np.zeros((len(labels), self.spec.n_classes), np.int64)
+        t[np.arange(len(labels)), labels] = 1 << self.spec.state_bits
+        return t
+
+    @staticmethod
+    def argmax(out: np.ndarray) -> np.ndarray:
+        """Prediction: the first index of the largest output state (ties go to the lowest index)."""
+        return np.argmax(out, axis=1)
+
+    # --- the two modes ------------------------------------------------------------------------------
+    def infer(self, x: np.ndarray, regs: Registers | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Free phase of T1 steps from zero states; returns predictions and the free states."""
+        regs = Registers.from_spec(self.spec) if regs is None else regs
+        regs.check(self.spec)
+        x = self.check_input(x)
+        free = self.relax(self.clamp(x), self.zero_states(len(x)), regs.T1, 0, None, regs)
+        return self.argmax(free[-1]), free
+
+    def train_sample(self, x: np.ndarray, label: int, regs: Registers) -> SampleRecord:
+        """Free phase, nudged phase(s), and the weight/bias update of one sample (batch 1)."""
+        s = self.spec
+        regs.check(s)
+        if not regs.train:
+            raise ValueError("train_sample needs regs.train=True")
+        x = self.check_input(np.asarray(x).reshape(1, -1))
+        if not 0 <= int(label) < s.n_classes:
+            raise ValueError(f"label must be in 0..{s.n_classes - 1}, not {label}")
+        c1 = self.clamp(x)
+        target = self.target(np.array([int(label)]))
+        free = self.relax(c1, self.zero_states(1), regs.T1, 0, None, regs)
+        plus = self.relax(c1, free, regs.T2, +1, target, regs)
+        rec = SampleRecord(int(self.argmax(free[-1])[0]), free, plus=plus)
+        rec.phases = {0: free, 1: plus}
+        if regs.symmetric:
+            minus = self.relax(c1, free, regs.T2, -1, target, regs)
+            rec.minus = minus
+            rec.phases[2] = minus
+            a, b = minus, plus
+        else:
+            a, b = free, plus
+        self.update(x, a, b, regs)
+        return rec
+
+    def update(self, x: np.ndarray, a: list[np.ndarray], b: list[np.ndarray], regs: Registers) -> None:
+        """w += shift_round(post_b ⊗ pre_b − post_a ⊗ pre_a, k_w), saturated; biases alike."""
+        s = self.spec
+        la, lb = [x] + a, [x] + b
+        for l in range(s.n_layers):
+            k = s.update_shift(l, regs.lr_shift, regs.beta_shift, regs.symmetric)
+            if l == 0:
+                prod = np.outer(lb[1][0] - la[1][0], x[0])
+            else:
+                prod = np.outer(lb[l + 1][0], lb[l][0]) - np.outer(la[l + 1][0], la[l][0])
+            lo, hi = s.element_range(f"w{l}")
+            self.weights[f"w{l}"] = saturate(self.weights[f"w{l}"] + shift_round(prod, k, s.update_rounding), lo, hi)
+            kb = s.bias_update_shift(l, regs.lr_shift, regs.beta_shift, regs.symmetric)
+            dprod = (lb[l + 1][0] - la[l + 1][0]) << s.state_bits
+            lo, hi = s.element_range(f"b{l}")
+            self.weights[f"b{l}"] = saturate(self.weights[f"b{l}"] + shift_round(dprod, kb, s.update_rounding), lo, hi)
+
+    # --- memory image ---------------------------------------------------------------------------------
+    def memory_words(self) -> list[int]:
+        """The weight/bias memory as the load port sees it (P elements per word, lane 0 lowest)."""
+        return pack_memory(self.spec, self.weights)
+
+    def load_memory_words(self, words: list[int]) -> None:
+        self.weights = unpack_memory(self.spec, words)
+
+
+def pack_memory(spec: EPCoreSpec, weights: dict[str, np.ndarray]) -> list[int]:
+    """Pack weights/biases into the core's word image (``spec.memory_map()``), zero-padded."""
+    P, eb = spec.lanes, spec.word_elem_bits
+    mask = (1 << eb) - 1
+    words = [0] * spec.memory_words
+    for r in spec.memory_map():
+        a = weights[r.name]
+        a = a.reshape(r.rows, -1) if a.ndim == 2 else a.reshape(1, -1)
+        n = a.shape[1]
+        padded = np.zeros((r.rows, r.tiles * P), np.int64)
+        padded[:, :n] = a
+        for row in range(r.rows):
+            for t in range(r.tiles):
+                w = 0
+                for i, v in enumerate(padded[row, t * P:(t + 1) * P].tolist()):
+                    w |= (v & mask) << (i * eb)
+                words[r.base + row * r.tiles + t] = w
+    return words
+
+
+def unpack_memory(spec: EPCoreSpec, words: list[int]) -> dict[str, np.ndarray]:
+    """Inverse of :func:`pack_memory` (each element sign-extended from its region's width)."""
+    P, eb = spec.lanes, spec.word_elem_bits
+    if len(words) != spec.memory_words:
+        raise ValueError(f"the image has {len(words)} words, the spec's memory has {spec.memory_words}")
+    out: dict[str, np.ndarray] = {}
+    shapes = spec.weight_shapes()
+    for r in spec.memory_map():
+        vals = np.zeros((r.rows, r.tiles * P), np.int64)
+        for row in range(r.rows):
+            for t in range(r.tiles):
+                w = words[r.base + row * r.tiles + t]
+                for i in range(P):
+                    v = (w >> (i * eb)) & ((1 << r.elem_bits) - 1)
+                    if v >> (r.elem_bits - 1):
+                        v -= 1 << r.elem_bits
+                    vals[row, t * P + i] = v
+        shape = shapes[r.name]
+        out[r.name] = vals[:, :shape[-1]].reshape(shape)
+    return out

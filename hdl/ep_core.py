@@ -1,0 +1,947 @@
+"""The fixed-point EP core with on-chip learning (Amaranth 0.5).
+
+Behaviour is defined by the twin :class:`golden.ep_core.EPCoreTwin`; numbers by
+:class:`spec.ep_core.EPCoreSpec`. Structure:
+
+* **Memories.** Connection l's weights ``w{l}`` are stored row by row (row j = postsynaptic
+  neuron j of layer l+1), ``tiles(l)`` words of P weights per row. The bottom-up sweep into
+  layer l+1 reads a row's words and reduces P products per cycle through an adder tree; the
+  top-down sweep into layer l reads *the same* words and broadcasts the postsynaptic state
+  ``s_{l+1}[j]`` to P lane accumulators (lane i = presynaptic neuron t·P+i). So W and Wᵀ both
+  cost one P-weight read per cycle. States: four banks per layer (free / +β / −β phases
+  ping-pong without copies), P states per word, lane-granular writes. Biases: P per word.
+  Layer 1's bottom-up term W0·x + b0 is computed once per sample into ``c1``.
+* **Pipeline.** One micro-op per cycle: S0 issue (read addresses) → S1 memory data, operand
+  selection → S2 products (P multipliers) → then per kind: *reduce* (adder tree, scalar
+  accumulator, + bias/nudge/partial, activation, lane write), *broadcast* (P lane accumulators,
+  P activations, word write), *update* (state-product difference, rounding shift, saturating
+  read-modify-write of the weight word).
+* **Sequencer.** A program FSM walks the sample (load, ``c1``, free phase, ±β phases, update,
+  output) and starts sweeps; a sweep engine iterates rows/tiles and issues the micro-ops.
+  The pipeline is drained only where a later sweep reads what an earlier one writes (between
+  steps, and around a middle layer's partial sums).
+
+Ports (see ``spec.input_fields()`` etc. for payload bit layouts): ``inp`` samples (P pixels per
+beat, label on the last beat), ``out`` predictions, ``dump`` states after every phase (when
+enabled), ``wcmd``/``wrsp`` weight memory load and read-back, ``reg`` a small register port.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spec.ep_core import (
+    PHASE_FREE,
+    PHASE_MINUS,
+    PHASE_PLUS,
+    REG_BETA_SHIFT,
+    REG_BITS,
+    REG_CTRL,
+    REG_CYCLES,
+    REG_LR_SHIFT,
+    REG_SAMPLES,
+    REG_SEED,
+    REG_SPEC_ID,
+    REG_STATUS,
+    REG_T1,
+    REG_T2,
+    EPCoreSpec,
+)
+
+from .fixed import saturate, shift_round
+
+# micro-op kinds
+K_REDUCE, K_BCAST, K_C1, K_DPASS, K_UPW, K_UPB = range(6)
+
+
+def layout_from_fields(fields: list[tuple[str, int]]) -> data.StructLayout:
+    """StructLayout with the spec's field order; consecutive ``name[i]`` fields become an array."""
+    members: dict[str, object] = {}
+    i = 0
+    while i < len(fields):
+        name, width = fields[i]
+        if name.endswith("[0]"):
+            base = name[:-3]
+            n = 0
+            while i + n < len(fields) and fields[i + n][0] == f"{base}[{n}]":
+                assert fields[i + n][1] == width
+                n += 1
+            members[base] = data.ArrayLayout(unsigned(width), n)
+            i += n
+        else:
+            members[name] = unsigned(width)
+            i += 1
+    layout = data.StructLayout(members)
+    assert layout.size == sum(w for _, w in fields)
+    return layout
+
+
+class RegSignature(wiring.Signature):
+    """Register port, from the host's view: it drives addr/wdata/we and reads rdata."""
+
+    def __init__(self):
+        super().__init__({"addr": Out(4), "wdata": Out(REG_BITS), "we": Out(1), "rdata": In(REG_BITS)})
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Static description of one sweep (one table entry of the sequencer)."""
+
+    kind: int
+    conn: int  # weight connection (or the layer-bias connection for K_UPB)
+    layer: int  # layer written (K_REDUCE/K_BCAST), or 1 for K_DPASS
+    outer: int
+    inner: int
+    two_cycle: bool = False
+
+
+def _clog2(n: int) -> int:
+    return max(1, math.ceil(math.log2(max(2, n))))
+
+
+class EPCore(wiring.Component):
+    """Fixed-point EP accelerator: inference and on-chip training, P lanes, any layer sizes.
+
+    Parameters
+    ----------
+    spec : EPCoreSpec
+    init_words : optional load-port word image (``golden.ep_core.pack_memory``) used as the
+        memories' initial contents (a bitstream with weights built in).
+
+    Members
+    -------
+    inp : In(stream) — sample beats. out : Out(stream) — predictions. dump : Out(stream) — state
+    dump. wcmd : In(stream) / wrsp : Out(stream) — weight port. reg : In(RegSignature) — registers.
+    """
+
+    def __init__(self, spec: EPCoreSpec, init_words: list[int] | None = None):
+        if not isinstance(spec, EPCoreSpec):
+            raise TypeError(f"spec must be an EPCoreSpec, not {type(spec).__name__}")
+        if init_words is not None and len(init_words) != spec.memory_words:
+            raise ValueError(f"init_words must have {spec.memory_words} words (the spec's memory), "
+                             f"not {len(init_words)}")
+        self.spec = spec
+        self.init_words = init_words
+        super().__init__({
+            "inp": In(stream.Signature(layout_from_fields(spec.input_fields()))),
+            "out": Out(stream.Signature(layout_from_fields(spec.output_fields()))),
+            "dump": Out(stream.Signature(layout_from_fields(spec.dump_fields()))),
+            "wcmd": In(stream.Signature(layout_from_fields(spec.wcmd_fields()))),
+            "wrsp": Out(stream.Signature(layout_from_fields(spec.wrsp_fields()))),
+            "reg": In(RegSignature()),
+        })
+
+    # ------------------------------------------------------------------------------------------
+    def sweeps(self) -> tuple[list[Sweep], list[int], dict[str, int]]:
+        """The sequencer's sweep table, the indices of one relaxation step, and named entries."""
+        s = self.spec
+        L = s.n_layers
+        table: list[Sweep] = []
+        named: dict[str, int] = {}
+
+        def add(name, sw):
+            named[name] = len(table)
+            table.append(sw)
+
+        add("c1", Sweep(K_C1, 0, 1, s.layers[1], s.tiles(0)))
+        step = []
+        # layer 1: top-down through W1 onto c1 (broadcast), full-word writes
+        add("bcast1", Sweep(K_BCAST, 1, 1, s.tiles(1), s.layers[2]))
+        step.append(named["bcast1"])
+        for k in range(2, L):
+            add(f"bcast{k}", Sweep(K_BCAST, k, k, s.tiles(k), s.layers[k + 1]))
+            add(f"reduce{k}", Sweep(K_REDUCE, k - 1, k, s.layers[k], s.tiles(k - 1)))
+            step += [named[f"bcast{k}"], -1, named[f"reduce{k}"]]  # -1: drain (partials read back)
+        add(f"reduce{L}", Sweep(K_REDUCE, L - 1, L, s.layers[L], s.tiles(L - 1)))
+        step.append(named[f"reduce{L}"])
+        if s.training:
+            add("dpass", Sweep(K_DPASS, 0, 1, s.tiles(1), 1, two_cycle=True))
+            add("upw0", Sweep(K_UPW, 0, 1, s.layers[1], s.tiles(0)))
+            for l in range(1, L):
+                add(f"upw{l}", Sweep(K_UPW, l, l + 1, s.layers[l + 1], s.tiles(l), two_cycle=True))
+            for l in range(L):
+                add(f"upb{l}", Sweep(K_UPB, l, l + 1, s.tiles(l + 1), 1, two_cycle=True))
+        return table, step, named
+
+    # ------------------------------------------------------------------------------------------
+    def elaborate(self, platform):  # noqa: C901  (one datapath, kept in one place)
+        s = self.spec
+        m = Module()
+        P, L, SB, IB = s.lanes, s.n_layers, s.state_bits, s.input_bits
+        EB = s.word_elem_bits
+        T = [s.tiles(k) for k in range(L + 1)]
+        N = list(s.layers)
+        ACC = s.acc_bits_max
+        WMAX = max(s.weight_bits)
+        smax = (1 << SB) - 1
+        table, step_list, named = self.sweeps()
+        regions = {r.name: r for r in s.memory_map()}
+        init = self.init_words
+
+        def region_init(name, elem_bits):
+            """Memory contents of a region from the load-port image (re-packed at elem_bits)."""
+            if init is None:
+                return []
+            r = regions[name]
+            out = []
+            for w in init[r.base:r.base + r.words]:
+                word = 0
+                for i in range(P):
+                    v = (w >> (i * EB)) & ((1 << EB) - 1)
+                    word |= (v & ((1 << elem_bits) - 1)) << (i * elem_bits)
+                out.append(word)
+            return out
+
+        # ---------------- memories ----------------
+        wmem, wr_w, ww_w = [], [], []
+        for l in range(L):
+            mem = memory.Memory(shape=unsigned(P * s.weight_bits[l]), depth=N[l + 1] * T[l],
+                                init=region_init(f"w{l}", s.weight_bits[l]))
+            m.submodules[f"wmem{l}"] = mem
+            wmem.append(mem)
+            wr_w.append(mem.read_port())
+            ww_w.append(mem.write_port())
+        bmem, rd_b, wr_b = [], [], []
+        for l in range(L):
+            mem = memory.Memory(shape=unsigned(P * s.bias_bits), depth=T[l + 1],
+                                init=region_init(f"b{l}", s.bias_bits))
+            m.submodules[f"bmem{l}"] = mem
+            bmem.append(mem)
+            rd_b.append(mem.read_port())
+            wr_b.append(mem.write_port())
+        xmem = memory.Memory(shape=unsigned(P * IB), depth=T[0], init=[])
+        m.submodules.xmem = xmem
+        rd_x, wr_x = xmem.read_port(), xmem.write_port()
+        acc1 = s.acc_bits(1)
+        c1mem = memory.Memory(shape=unsigned(P * acc1), depth=T[1], init=[])
+        m.submodules.c1mem = c1mem
+        rd_c1, wr_c1 = c1mem.read_port(), c1mem.write_port(granularity=acc1)
+        smem, rd_s, wr_s = [None], [None], [None]
+        for k in range(1, L + 1):
+            mem = memory.Memory(shape=unsigned(P * SB), depth=4 * T[k], init=[])
+            m.submodules[f"smem{k}"] = mem
+            smem.append(mem)
+            rd_s.append(mem.read_port())
+            wr_s.append(mem.write_port(granularity=SB))
+        pmem, rd_p, wr_p = {}, {}, {}
+        for k in range(2, L):
+            mem = memory.Memory(shape=unsigned(P * s.acc_bits(k)), depth=T[k], init=[])
+            m.submodules[f"pmem{k}"] = mem
+            pmem[k] = mem
+            rd_p[k] = mem.read_port()
+            wr_p[k] = mem.write_port()
+        if s.training:
+            dmem = memory.Memory(shape=unsigned(P * (SB + 1)), depth=T[1], init=[])
+            m.submodules.dmem = dmem
+            rd_d, wr_d = dmem.read_port(), dmem.write_port()
+
+        def lane(word, i, bits, sign):
+            v = word[i * bits:(i + 1) * bits]
+            return v.as_signed() if sign else v
+
+        def lane_sel(word, idx, bits, sign, count=P):
+            """Element ``idx`` (a Value) of a P-element word."""
+            v = word.word_select(idx, bits) if count > 1 else word[:bits]
+            return v.as_signed() if sign else v
+
+        # ---------------- registers ----------------
+        r_train = Signal(init=0)
+        r_sym = Signal(init=int(s.estimator == "symmetric"))
+        r_dump = Signal(init=0)
+        r_T1 = Signal(s.step_bits, init=s.T1)
+        r_T2 = Signal(s.step_bits, init=s.T2)
+        r_beta = Signal(range(s.beta_shift_max + 1), init=s.beta_shift)
+        r_lr = Signal(range(s.lr_shift_max + 1), init=s.lr_shift)
+        r_seed = Signal(REG_BITS, init=s.seed)
+        busy = Signal()
+        cycles = Signal(REG_BITS)
+        cycles_last = Signal(REG_BITS)
+        samples = Signal(REG_BITS)
+        with m.If(self.reg.we & ~busy):
+            with m.Switch(self.reg.addr):
+                with m.Case(REG_CTRL):
+                    m.d.sync += [r_train.eq(self.reg.wdata[0] & int(s.training)), r_sym.eq(self.reg.wdata[1]),
+                                 r_dump.eq(self.reg.wdata[2])]
+                with m.Case(REG_T1):
+                    with m.If((self.reg.wdata != 0) & (self.reg.wdata < (1 << s.step_bits))):
+                        m.d.sync += r_T1.eq(self.reg.wdata)
+                with m.Case(REG_T2):
+                    with m.If((self.reg.wdata != 0) & (self.reg.wdata < (1 << s.step_bits))):
+                        m.d.sync += r_T2.eq(self.reg.wdata)
+                with m.Case(REG_BETA_SHIFT):
+                    m.d.sync += r_beta.eq(Mux(self.reg.wdata > s.beta_shift_max, s.beta_shift_max, self.reg.wdata))
+                with m.Case(REG_LR_SHIFT):
+                    m.d.sync += r_lr.eq(Mux(self.reg.wdata > s.lr_shift_max, s.lr_shift_max, self.reg.wdata))
+                with m.Case(REG_SEED):
+                    m.d.sync += r_seed.eq(self.reg.wdata)
+        with m.Switch(self.reg.addr):
+            with m.Case(REG_CTRL):
+                m.d.comb += self.reg.rdata.eq(r_train | (r_sym << 1) | (r_dump << 2))
+            with m.Case(REG_T1):
+                m.d.comb += self.reg.rdata.eq(r_T1)
+            with m.Case(REG_T2):
+                m.d.comb += self.reg.rdata.eq(r_T2)
+            with m.Case(REG_BETA_SHIFT):
+                m.d.comb += self.reg.rdata.eq(r_beta)
+            with m.Case(REG_LR_SHIFT):
+                m.d.comb += self.reg.rdata.eq(r_lr)
+            with m.Case(REG_SEED):
+                m.d.comb += self.reg.rdata.eq(r_seed)
+            with m.Case(REG_STATUS):
+                m.d.comb += self.reg.rdata.eq(busy)
+            with m.Case(REG_CYCLES):
+                m.d.comb += self.reg.rdata.eq(cycles_last)
+            with m.Case(REG_SAMPLES):
+                m.d.comb += self.reg.rdata.eq(samples)
+            with m.Case(REG_SPEC_ID):
+                m.d.comb += self.reg.rdata.eq(s.spec_id)
+
+        # per-sample snapshot of the registers
+        x_train, x_sym, x_dump = Signal(), Signal(), Signal()
+        x_T1, x_T2 = Signal(s.step_bits), Signal(s.step_bits)
+        x_beta = Signal.like(r_beta)
+        label = Signal(s.label_bits)
+        kmax = max([s.update_shift(l, s.lr_shift_max, 0, True) for l in range(L)]
+                   + [s.bias_update_shift(l, s.lr_shift_max, 0, True) for l in range(L)] + [1])
+        k_w = [Signal(range(kmax + 1), name=f"k_w{l}") for l in range(L)]
+        k_b = [Signal(range(kmax + 1), name=f"k_b{l}") for l in range(L)]
+
+        # ---------------- sweep engine ----------------
+        n_sweeps = len(table)
+        sw = Signal(range(n_sweeps))  # current sweep
+        run = Signal()  # engine issuing
+        outer = Signal(range(max(d.outer for d in table) + 1))
+        inner = Signal(range(max(d.inner for d in table) + 1))
+        o_w = Signal(range(max(T) + 1))  # outer // P, outer % P
+        o_l = Signal(range(P))
+        i_w = Signal(range(max(T) + 1))
+        i_l = Signal(range(P))
+        sub = Signal()
+        waddr = Signal(range(max(N[l + 1] * T[l] for l in range(L)) + 1))
+        rd_bank = Signal(2)
+        wr_bank = Signal(2)
+        rd_zero = Signal()
+        bsign = Signal(2)  # 0: no nudge, 1: +β, 2: −β
+        last_free = Signal()
+        bank_a = Signal(2)
+        bank_b = Signal(2)
+        sweep_done = Signal()
+
+        cur = {name: Signal(range(max(2, max(getattr(d, name) for d in table) + 1)), name=f"cur_{name}")
+               for name in ("conn", "layer", "outer", "inner")}
+        cur["kind"] = Signal(3, name="cur_kind")
+        cur_two = Signal()
+        with m.Switch(sw):
+            for idx, d in enumerate(table):
+                with m.Case(idx):
+                    m.d.comb += [cur["kind"].eq(d.kind), cur["conn"].eq(d.conn), cur["layer"].eq(d.layer),
+                                 cur["outer"].eq(d.outer - 1), cur["inner"].eq(d.inner - 1),
+                                 cur_two.eq(int(d.two_cycle))]
+        inner_last = (inner == cur["inner"]) & (~cur_two | sub)
+        outer_last = outer == cur["outer"]
+        m.d.comb += sweep_done.eq(run & inner_last & outer_last)
+
+        # weight address step for the broadcast (column) order: waddr = j·T_l + t
+        tstride = Signal(range(max(T) + 1))
+        with m.Switch(cur["conn"]):
+            for l in range(L):
+                with m.Case(l):
+                    m.d.comb += tstride.eq(T[l])
+
+        with m.If(run):
+            with m.If(cur_two & ~sub):
+                m.d.sync += sub.eq(1)
+            with m.Else():
+                m.d.sync += sub.eq(0)
+                with m.If(inner_last):
+                    m.d.sync += [inner.eq(0), i_w.eq(0), i_l.eq(0)]
+                    with m.If(outer_last):
+                        m.d.sync += [run.eq(0), outer.eq(0), o_w.eq(0), o_l.eq(0), waddr.eq(0)]
+                    with m.Else():
+                        m.d.sync += outer.eq(outer + 1)
+                        with m.If(o_l == P - 1):
+                            m.d.sync += [o_l.eq(0), o_w.eq(o_w + 1)]
+                        with m.Else():
+                            m.d.sync += o_l.eq(o_l + 1)
+                        with m.If(cur["kind"] == K_BCAST):
+                            m.d.sync += waddr.eq(outer + 1)
+                        with m.Else():
+                            m.d.sync += waddr.eq(waddr + 1)
+                with m.Else():
+                    m.d.sync += inner.eq(inner + 1)
+                    with m.If(i_l == P - 1):
+                        m.d.sync += [i_l.eq(0), i_w.eq(i_w + 1)]
+                    with m.Else():
+                        m.d.sync += i_l.eq(i_l + 1)
+                    with m.If(cur["kind"] == K_BCAST):
+                        m.d.sync += waddr.eq(waddr + tstride)
+                    with m.Else():
+                        m.d.sync += waddr.eq(waddr + 1)
+
+        # ---------------- S0: issue ----------------
+        op_layout = data.StructLayout({
+            "valid": 1, "kind": 3, "conn": _clog2(L), "layer": _clog2(L + 1), "first": 1, "last": 1,
+            "sub": 1, "j": _clog2(max(N) + 1), "lane": _clog2(P), "word": _clog2(max(T) + 1),
+            "waddr": len(waddr), "wr_bank": 2, "zero": 1, "bsign": 2, "argmax": 1,
+        })
+        op0 = Signal(op_layout)
+        kind = cur["kind"]
+        conn = cur["conn"]
+        is_reduce = (kind == K_REDUCE) | (kind == K_C1)
+        m.d.comb += [
+            op0.valid.eq(run), op0.kind.eq(kind), op0.conn.eq(conn), op0.layer.eq(cur["layer"]),
+            op0.sub.eq(sub), op0.waddr.eq(waddr), op0.wr_bank.eq(wr_bank), op0.zero.eq(rd_zero),
+            op0.bsign.eq(bsign),
+        ]
+        with m.If(is_reduce | (kind == K_UPW)):  # outer = row j, inner = tile t
+            m.d.comb += [op0.first.eq(inner == 0), op0.last.eq(inner == cur["inner"]), op0.j.eq(outer),
+                         op0.lane.eq(o_l), op0.word.eq(o_w),
+                         op0.argmax.eq(last_free & (cur["layer"] == L) & (kind == K_REDUCE))]
+        with m.Else():  # broadcast: outer = tile t, inner = j; dpass/upb: outer = tile t
+            m.d.comb += [op0.first.eq(inner == 0), op0.last.eq(inner == cur["inner"]), op0.j.eq(inner),
+                         op0.lane.eq(i_l), op0.word.eq(outer)]
+
+        def bank_addr(k, bank, word):
+            return bank * T[k] + word
+
+        # read-port addresses (the engine owns them while running; dump/weight port otherwise)
+        with m.If(run):
+            for l in range(L):
+                m.d.comb += [wr_w[l].addr.eq(waddr), wr_w[l].en.eq(1)]
+            m.d.comb += [rd_x.addr.eq(inner), rd_x.en.eq(1)]
+            m.d.comb += [rd_c1.addr.eq(outer), rd_c1.en.eq(1)]
+            for l in range(L):
+                # biases: reduce reads b_conn at word j//P; update reads word t
+                with m.If(kind == K_UPB):
+                    m.d.comb += rd_b[l].addr.eq(outer)
+                with m.Else():
+                    m.d.comb += rd_b[l].addr.eq(o_w)
+                m.d.comb += rd_b[l].en.eq(1)
+            for rp in rd_p.values():
+                m.d.comb += [rp.addr.eq(o_w), rp.en.eq(1)]
+            if s.training:
+                m.d.comb += [rd_d.addr.eq(o_w), rd_d.en.eq(1)]
+            for k in range(1, L + 1):
+                addr = Signal(range(4 * T[k]), name=f"s{k}_raddr")
+                m.d.comb += [rd_s[k].addr.eq(addr), rd_s[k].en.eq(1)]
+                upd_bank = Mux(sub, bank_a, bank_b)
+                with m.Switch(kind):
+                    with m.Case(K_REDUCE):
+                        # pre tile of layer k (= conn + ... ) or the nudge state of the top layer
+                        with m.If(conn == k):
+                            m.d.comb += addr.eq(bank_addr(k, rd_bank, inner))
+                        with m.Else():
+                            m.d.comb += addr.eq(bank_addr(k, rd_bank, o_w))
+                    with m.Case(K_BCAST):
+                        m.d.comb += addr.eq(bank_addr(k, rd_bank, i_w))  # post scalar (k = conn+1)
+                    with m.Case(K_DPASS, K_UPB):
+                        m.d.comb += addr.eq(bank_addr(k, upd_bank, outer))
+                    with m.Case(K_UPW):
+                        with m.If(conn == k):
+                            m.d.comb += addr.eq(bank_addr(k, upd_bank, inner))  # pre tile
+                        with m.Else():
+                            m.d.comb += addr.eq(bank_addr(k, upd_bank, o_w))  # post scalar
+
+        # ---------------- S1: memory data → operands ----------------
+        op1 = Signal(op_layout)
+        m.d.sync += op1.eq(op0)
+        c1 = op1
+        k1 = c1.kind
+        PB = max(WMAX, SB + 2)  # left operand width (weights, or a post state / difference)
+        RB = max(IB, SB) + 1  # right operand width (pre lanes or a broadcast state), signed
+        left = [Signal(signed(PB), name=f"left{i}") for i in range(P)]
+        right = [Signal(signed(RB), name=f"right{i}") for i in range(P)]
+        wword1 = Signal(P * WMAX)  # weight word (sign-extended lanes) for the update path
+        init1 = [Signal(signed(ACC), name=f"init{i}") for i in range(P)]
+        bias1 = Signal(signed(s.bias_bits))
+        part1 = Signal(signed(ACC))
+        nstate1 = Signal(SB)
+        bword1 = Signal(P * s.bias_bits)
+        slanes1 = [Signal(SB, name=f"slane{i}") for i in range(P)]
+
+        def wlane(i):
+            """Lane i of the current connection's weight word, sign-extended to WMAX."""
+            v = Signal(signed(WMAX), name=f"wl{i}")
+            with m.Switch(c1.conn):
+                for l in range(L):
+                    with m.Case(l):
+                        m.d.comb += v.eq(lane(wr_w[l].data, i, s.weight_bits[l], True))
+            return v
+
+        wl = [wlane(i) for i in range(P)]
+        for i in range(P):
+            m.d.comb += wword1[i * WMAX:(i + 1) * WMAX].eq(wl[i])
+
+        # state words at S1 (zeroed for the first step of the free phase)
+        sdata = [None] + [Mux(c1.zero, 0, rd_s[k].data) for k in range(1, L + 1)]
+
+        def layer_word(kval, words):
+            """Select, by a Value layer index, one of several per-layer words (same width)."""
+            width = max(len(w) for w in words.values())
+            v = Signal(width, name="lsel")
+            with m.Switch(kval):
+                for k, w in words.items():
+                    with m.Case(k):
+                        m.d.comb += v.eq(w)
+            return v
+
+        pre_layer = Signal(range(L + 1))  # layer whose tile is the presynaptic operand
+        m.d.comb += pre_layer.eq(c1.conn)
+        post_layer = Signal(range(L + 2))
+        m.d.comb += post_layer.eq(c1.conn + 1)
+        pre_word = layer_word(pre_layer, {k: sdata[k] for k in range(1, L + 1)})  # P × SB
+        post_word = layer_word(post_layer, {k: sdata[k] for k in range(1, L + 1)})
+        post_scalar = Signal(SB)
+        m.d.comb += post_scalar.eq(post_word.word_select(c1.lane, SB))
+        xword = rd_x.data
+        for i in range(P):
+            pre_i = Mux(c1.conn == 0, xword[i * IB:(i + 1) * IB], pre_word[i * SB:(i + 1) * SB])
+            with m.Switch(k1):
+                with m.Case(K_REDUCE, K_C1):
+                    m.d.sync += [left[i].eq(wl[i]), right[i].eq(pre_i)]
+                with m.Case(K_BCAST):
+                    m.d.sync += [left[i].eq(wl[i]), right[i].eq(post_scalar)]
+                with m.Case(K_UPW):
+                    if s.training:
+                        dl = lane_sel(rd_d.data, c1.lane, SB + 1, True)
+                        m.d.sync += [left[i].eq(Mux(c1.conn == 0, dl, post_scalar)), right[i].eq(pre_i)]
+                with m.Case(K_DPASS, K_UPB):
+                    # no product: 1 × state lane (layer conn+1 for biases, layer 1 for dpass)
+                    m.d.sync += [left[i].eq(1), right[i].eq(post_word[i * SB:(i + 1) * SB])]
+        # broadcast accumulator init: c1 for layer 1, 0 for middle layers
+        for i in range(P):
+            m.d.comb += init1[i].eq(Mux(c1.layer == 1, lane(rd_c1.data, i, acc1, True), 0))
+        # reduce extras (row end): bias of the row's neuron, middle-layer partial, top-layer state
+        with m.Switch(c1.conn):
+            for l in range(L):
+                with m.Case(l):
+                    m.d.comb += bias1.eq(lane_sel(rd_b[l].data, c1.lane, s.bias_bits, True))
+                    m.d.comb += bword1.eq(rd_b[l].data)
+        with m.Switch(c1.layer):
+            for k, rp in rd_p.items():
+                with m.Case(k):
+                    m.d.comb += part1.eq(lane_sel(rp.data, c1.lane, s.acc_bits(k), True))
+        m.d.comb += nstate1.eq(sdata[L].word_select(c1.lane, SB))
+        for i in range(P):
+            m.d.comb += slanes1[i].eq(post_word[i * SB:(i + 1) * SB])
+
+        # ---------------- S2: products ----------------
+        op2 = Signal(op_layout)
+        m.d.sync += op2.eq(op1)
+        prods = [Signal(signed(PB + RB), name=f"prod{i}") for i in range(P)]
+        for i in range(P):
+            m.d.sync += prods[i].eq(left[i] * right[i])
+        # values that ride along from S1
+        init2 = [Signal(signed(ACC), name=f"init2_{i}") for i in range(P)]
+        bias2, part2, nstate2 = Signal.like(bias1), Signal.like(part1), Signal.like(nstate1)
+        wword2, bword2 = Signal.like(wword1), Signal.like(bword1)
+        m.d.sync += [a.eq(b) for a, b in zip(init2, init1, strict=True)]
+        m.d.sync += [bias2.eq(bias1), part2.eq(part1), nstate2.eq(nstate1), wword2.eq(wword1), bword2.eq(bword1)]
+        # … and one more register so that they sit beside op3 (the products' stage)
+        init3 = [Signal(signed(ACC), name=f"init3_{i}") for i in range(P)]
+        bias3, part3, nstate3 = Signal.like(bias1), Signal.like(part1), Signal.like(nstate1)
+        wword3, bword3 = Signal.like(wword1), Signal.like(bword1)
+        m.d.sync += [a.eq(b) for a, b in zip(init3, init2, strict=True)]
+        m.d.sync += [bias3.eq(bias2), part3.eq(part2), nstate3.eq(nstate2), wword3.eq(wword2), bword3.eq(bword2)]
+        valids = [op1.valid, op2.valid]
+
+        # ---------------- S3: consume products ----------------
+        op3 = Signal(op_layout)
+        m.d.sync += op3.eq(op2)
+        valids.append(op3.valid)
+        prod3 = prods  # registered at the end of S2: valid beside op3
+        k3 = op3.kind
+
+        # --- broadcast: lane accumulators at S3, activation/write at S4
+        lacc = [Signal(signed(ACC), name=f"lacc{i}") for i in range(P)]
+        lsum = [Signal(signed(ACC), name=f"lsum{i}") for i in range(P)]
+        td_shift = Signal(range(max([s.top_down_shift(k) for k in range(1, L)] + [0]) + 1))
+        with m.Switch(op3.conn):
+            for k in range(1, L):
+                with m.Case(k):
+                    m.d.comb += td_shift.eq(s.top_down_shift(k))
+        for i in range(P):
+            m.d.comb += lsum[i].eq(Mux(op3.first, init3[i], lacc[i]) + (prod3[i] << td_shift))
+        with m.If(op3.valid & (k3 == K_BCAST)):
+            m.d.sync += [lacc[i].eq(lsum[i]) for i in range(P)]
+        bc_valid = Signal()
+        bc_layer = Signal.like(op3.layer)
+        bc_word = Signal.like(op3.word)
+        bc_bank = Signal(2)
+        bc_val = [Signal(signed(ACC), name=f"bcv{i}") for i in range(P)]
+        m.d.sync += bc_valid.eq(op3.valid & (k3 == K_BCAST) & op3.last)
+        valids.append(bc_valid)
+        m.d.sync += [bc_layer.eq(op3.layer), bc_word.eq(op3.word), bc_bank.eq(op3.wr_bank)]
+        m.d.sync += [bc_val[i].eq(lsum[i]) for i in range(P)]
+
+        def activation(pre, k_sel):
+            """ρ: rounding shift by layer k's activation shift, clipped to [0, 2^SB − 1]."""
+            if isinstance(k_sel, int):
+                return saturate(shift_round(pre, s.activation_shift(k_sel), s.activation_rounding, ACC + 1),
+                                0, smax, SB)
+            shifted = Signal(signed(ACC + 1), name="act_sh")
+            with m.Switch(k_sel):
+                for k in range(1, L + 1):
+                    with m.Case(k):
+                        m.d.comb += shifted.eq(shift_round(pre, s.activation_shift(k), s.activation_rounding,
+                                                           ACC + 1))
+            return saturate(shifted, 0, smax, SB)
+
+        # S4 broadcast writes: layer 1 states (full word) or a middle layer's partial sums
+        def lane_mask(k, word):
+            """Write enables of a state word: padding lanes of the last tile stay zero."""
+            full = (1 << P) - 1
+            last = (1 << (N[k] - (T[k] - 1) * P)) - 1
+            return Mux(word == T[k] - 1, last, full)
+
+        with m.If(bc_valid & (bc_layer == 1)):
+            m.d.comb += [wr_s[1].addr.eq(bank_addr(1, bc_bank, bc_word)), wr_s[1].en.eq(lane_mask(1, bc_word))]
+            for i in range(P):
+                m.d.comb += wr_s[1].data[i * SB:(i + 1) * SB].eq(activation(bc_val[i], 1))
+        for k, wp in wr_p.items():
+            with m.If(bc_valid & (bc_layer == k)):
+                m.d.comb += [wp.addr.eq(bc_word), wp.en.eq(1)]
+                for i in range(P):
+                    m.d.comb += wp.data[i * s.acc_bits(k):(i + 1) * s.acc_bits(k)].eq(bc_val[i])
+
+        # --- reduce: adder tree (one register per level), scalar accumulator, finish
+        width_p = 1 << _clog2(P) if P > 1 else 1
+        level = [prod3[i] for i in range(P)] + [Const(0, signed(2))] * (width_p - P)
+        op_t = op3
+        extras = (bias3, part3, nstate3)
+        depth = 0
+        while len(level) > 1:
+            nxt = []
+            for a in range(0, len(level), 2):
+                r = Signal(signed(max(len(level[a]), len(level[a + 1])) + 1), name=f"tree{depth}_{a // 2}")
+                m.d.sync += r.eq(level[a] + level[a + 1])
+                nxt.append(r)
+            level = nxt
+            op_n = Signal(op_layout, name=f"op_tree{depth}")
+            m.d.sync += op_n.eq(op_t)
+            valids.append(op_n.valid)
+            ext_n = tuple(Signal.like(e, name=f"ext{depth}_{n}") for n, e in enumerate(extras))
+            m.d.sync += [a.eq(b) for a, b in zip(ext_n, extras, strict=True)]
+            op_t, extras = op_n, ext_n
+            depth += 1
+        tree = level[0]
+        bias_t, part_t, nstate_t = extras
+        bu_shift = Signal(range(max(s.bottom_up_shift(k) for k in range(1, L + 1)) + 1))
+        b_shift = Signal(range(max(s.bias_shift(k) for k in range(1, L + 1)) + 1))
+        with m.Switch(op_t.layer):
+            for k in range(1, L + 1):
+                with m.Case(k):
+                    m.d.comb += [bu_shift.eq(s.bottom_up_shift(k)), b_shift.eq(s.bias_shift(k))]
+        racc = Signal(signed(ACC))
+        rsum = Signal(signed(ACC))
+        m.d.comb += rsum.eq(Mux(op_t.first, 0, racc) + (tree << bu_shift))
+        t_red = op_t.valid & ((op_t.kind == K_REDUCE) | (op_t.kind == K_C1))
+        with m.If(t_red):
+            m.d.sync += racc.eq(rsum)
+        # nudge: ±(y − s_L) << (acc_frac(L) − SB − β)
+        ymatch = op_t.j == label
+        diff = Signal(signed(SB + 2))
+        m.d.comb += diff.eq(Mux(ymatch, 1 << SB, 0) - nstate_t)
+        nudge = Signal(signed(ACC))
+        nsh = Signal(range(s.nudge_shift(0) + 1))
+        m.d.comb += nsh.eq(s.nudge_shift(0) - x_beta)
+        m.d.comb += nudge.eq(Mux(op_t.bsign == 0, 0, Mux(op_t.bsign == 1, diff << nsh, -(diff << nsh))))
+        final = Signal(signed(ACC))
+        with m.If(op_t.layer == L):
+            m.d.comb += final.eq(rsum + (bias_t << b_shift) + nudge)
+        with m.Else():
+            m.d.comb += final.eq(rsum + (bias_t << b_shift) + part_t)
+        f_valid = Signal()
+        f_op = Signal(op_layout)
+        f_val = Signal(signed(ACC))
+        m.d.sync += [f_valid.eq(t_red & op_t.last), f_op.eq(op_t), f_val.eq(final)]
+        valids.append(f_valid)
+        f_state = Signal(SB)
+        m.d.comb += f_state.eq(activation(f_val, f_op.layer))
+        # write: c1 (no activation) or the state lane of layer k
+        with m.If(f_valid & (f_op.kind == K_C1)):
+            m.d.comb += [wr_c1.addr.eq(f_op.word), wr_c1.en.eq(1 << f_op.lane)]
+            m.d.comb += wr_c1.data.eq(f_val[:acc1].replicate(P))
+        for k in range(2, L + 1):
+            with m.If(f_valid & (f_op.kind == K_REDUCE) & (f_op.layer == k)):
+                m.d.comb += [wr_s[k].addr.eq(bank_addr(k, f_op.wr_bank, f_op.word)), wr_s[k].en.eq(1 << f_op.lane),
+                             wr_s[k].data.eq(f_state.replicate(P))]
+        # argmax over the output layer during the last free step (ties: lowest index)
+        best = Signal(SB)
+        pred = Signal(s.label_bits)
+        with m.If(f_valid & f_op.argmax):
+            with m.If((f_op.j == 0) | (f_state > best)):
+                m.d.sync += [best.eq(f_state), pred.eq(f_op.j)]
+
+        # --- update path: S3 difference, S4 rounding shift, S5 saturating write
+        if s.training:
+            hold = [Signal(signed(PB + RB), name=f"hold{i}") for i in range(P)]
+            u_valid = Signal()
+            u_op = Signal(op_layout)
+            udiff = [Signal(signed(PB + RB + 1), name=f"udiff{i}") for i in range(P)]
+            uw3 = Signal.like(wword3)
+            ub3 = Signal.like(bword3)
+            upd_kind = (k3 == K_UPW) | (k3 == K_UPB) | (k3 == K_DPASS)
+            single = (k3 == K_UPW) & (op3.conn == 0)  # W0: one product per weight, d = s1_b − s1_a
+            with m.If(op3.valid & upd_kind & ~single & ~op3.sub):
+                m.d.sync += [hold[i].eq(prod3[i]) for i in range(P)]  # first of two cycles: the b product
+            # second cycle (or the single cycle of W0): difference b − a
+            m.d.sync += u_valid.eq(op3.valid & upd_kind & (op3.sub | single))
+            m.d.sync += [u_op.eq(op3), uw3.eq(wword3), ub3.eq(bword3)]
+            for i in range(P):
+                m.d.sync += udiff[i].eq(Mux(single, prod3[i], hold[i] - prod3[i]))
+            # S4: rounding shift (weights: k_w; biases: k_b applied to diff << SB) / dmem write (dpass)
+            with m.If(u_valid & (u_op.kind == K_DPASS)):
+                m.d.comb += [wr_d.addr.eq(u_op.word), wr_d.en.eq(1)]
+                for i in range(P):
+                    m.d.comb += wr_d.data[i * (SB + 1):(i + 1) * (SB + 1)].eq(udiff[i])
+            v_valid = Signal()
+            v_op = Signal(op_layout)
+            delta = [Signal(signed(PB + RB + SB + 2), name=f"delta{i}") for i in range(P)]
+            vw, vb = Signal.like(uw3), Signal.like(ub3)
+            kshift = Signal(range(kmax + 1))
+            with m.Switch(u_op.conn):
+                for l in range(L):
+                    with m.Case(l):
+                        m.d.comb += kshift.eq(Mux(u_op.kind == K_UPB, k_b[l], k_w[l]))
+            for i in range(P):
+                val = Mux(u_op.kind == K_UPB, udiff[i] << SB, udiff[i])
+                m.d.sync += delta[i].eq(shift_round(val, kshift, s.update_rounding, len(delta[i])))
+            m.d.sync += [v_valid.eq(u_valid & (u_op.kind != K_DPASS)), v_op.eq(u_op), vw.eq(uw3), vb.eq(ub3)]
+            # S5: saturating add and write-back
+            for l in range(L):
+                wb = s.weight_bits[l]
+                lo, hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
+                with m.If(v_valid & (v_op.kind == K_UPW) & (v_op.conn == l)):
+                    m.d.comb += [ww_w[l].addr.eq(v_op.waddr), ww_w[l].en.eq(1)]
+                    for i in range(P):
+                        new = saturate(lane(vw, i, WMAX, True) + delta[i], lo, hi, wb)
+                        m.d.comb += ww_w[l].data[i * wb:(i + 1) * wb].eq(new)
+                bb = s.bias_bits
+                lo, hi = -(1 << (bb - 1)), (1 << (bb - 1)) - 1
+                with m.If(v_valid & (v_op.kind == K_UPB) & (v_op.conn == l)):
+                    m.d.comb += [wr_b[l].addr.eq(v_op.word), wr_b[l].en.eq(1)]
+                    for i in range(P):
+                        new = saturate(lane(vb, i, bb, True) + delta[i], lo, hi, bb)
+                        m.d.comb += wr_b[l].data[i * bb:(i + 1) * bb].eq(new)
+            valids += [u_valid, v_valid]
+
+        # pipeline occupancy: a drain waits until no stage holds a valid op
+        pipe_busy = Signal()
+        busy_any = run
+        for v in valids:
+            busy_any = busy_any | v
+        m.d.comb += pipe_busy.eq(busy_any)
+
+        # ---------------- weight port (idle only) ----------------
+        wc = self.wcmd.payload
+        rsp_pending = Signal()
+        rsp_region = Signal(range(2 * L))
+        rsp_valid = Signal()
+        wport_ok = ~busy & ~rsp_pending & ~rsp_valid
+        m.d.comb += self.wcmd.ready.eq(wport_ok)
+        wdata_lanes = [wc.data[i * EB:(i + 1) * EB] for i in range(P)]
+        for idx, r in enumerate(s.memory_map()):
+            hit = (wc.addr >= r.base) & (wc.addr < r.base + r.words)
+            local = Signal(range(max(2, r.words)), name=f"{r.name}_local")
+            m.d.comb += local.eq(wc.addr - r.base)
+            l = int(r.name[1:])
+            port_w = ww_w[l] if r.name.startswith("w") else wr_b[l]
+            port_r = wr_w[l] if r.name.startswith("w") else rd_b[l]
+            eb_r = r.elem_bits
+            with m.If(self.wcmd.valid & wport_ok & hit):
+                with m.If(wc.write):
+                    m.d.comb += [port_w.addr.eq(local), port_w.en.eq(1)]
+                    for i in range(P):
+                        m.d.comb += port_w.data[i * eb_r:(i + 1) * eb_r].eq(wdata_lanes[i][:eb_r])
+                with m.Else():
+                    m.d.comb += [port_r.addr.eq(local), port_r.en.eq(1)]
+                    m.d.sync += [rsp_pending.eq(1), rsp_region.eq(idx)]
+        rsp_word = Signal(P * EB)
+        with m.If(rsp_pending):
+            with m.Switch(rsp_region):
+                for idx, r in enumerate(s.memory_map()):
+                    with m.Case(idx):
+                        l = int(r.name[1:])
+                        port_r = wr_w[l] if r.name.startswith("w") else rd_b[l]
+                        for i in range(P):
+                            m.d.sync += rsp_word[i * EB:(i + 1) * EB].eq(lane(port_r.data, i, r.elem_bits, True))
+            m.d.sync += [rsp_pending.eq(0), rsp_valid.eq(1)]
+        m.d.comb += [self.wrsp.valid.eq(rsp_valid), self.wrsp.payload.data.eq(rsp_word)]
+        with m.If(self.wrsp.valid & self.wrsp.ready):
+            m.d.sync += rsp_valid.eq(0)
+
+        # ---------------- program FSM ----------------
+        beat = Signal(range(T[0] + 1))
+        step = Signal(s.step_bits)
+        entry = Signal(range(len(step_list) + 1))
+        phase = Signal(2)
+        bank_f, bank_p, bank_m = Signal(2), Signal(2), Signal(2)
+        upd_idx = Signal(range(len(table) + 1))
+        dump_k = Signal(range(L + 2))
+        dump_t = Signal(range(max(T) + 1))
+        dump_bank = Signal(2)
+        upd_list = [named["dpass"]] + [named[f"upw{l}"] for l in range(L)] + [named[f"upb{l}"] for l in range(L)] \
+            if s.training else []
+        m.d.comb += busy.eq(0)
+        with m.If(busy):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        def start_sweep(idx):
+            m.d.sync += [sw.eq(idx), run.eq(1), outer.eq(0), inner.eq(0), o_w.eq(0), o_l.eq(0), i_w.eq(0),
+                         i_l.eq(0), sub.eq(0), waddr.eq(0)]
+
+        with m.FSM(name="prog"):
+            with m.State("IDLE"):
+                m.d.comb += self.inp.ready.eq(~rsp_pending & ~rsp_valid & ~self.wcmd.valid)
+                with m.If(self.inp.valid & self.inp.ready):
+                    m.d.comb += [wr_x.addr.eq(beat), wr_x.en.eq(1)]
+                    for i in range(P):
+                        real = (beat * P + i) < N[0]  # padding lanes of the last beat hold zero
+                        m.d.comb += wr_x.data[i * IB:(i + 1) * IB].eq(Mux(real, self.inp.payload.pixels[i], 0))
+                    with m.If(beat == T[0] - 1):
+                        m.d.sync += [beat.eq(0), label.eq(self.inp.payload.label), cycles.eq(0),
+                                     x_train.eq(r_train), x_sym.eq(r_sym), x_dump.eq(r_dump), x_T1.eq(r_T1),
+                                     x_T2.eq(r_T2), x_beta.eq(r_beta)]
+                        for l in range(L):
+                            m.d.sync += k_w[l].eq(s.state_bits + s.pre_frac(l) + r_lr - r_beta + r_sym
+                                                  - s.weight_frac[l])
+                            m.d.sync += k_b[l].eq(2 * s.state_bits + r_lr - r_beta + r_sym - s.bias_frac[l])
+                        start_sweep(named["c1"])
+                        m.next = "C1"
+                    with m.Else():
+                        m.d.sync += beat.eq(beat + 1)
+            with m.State("C1"):
+                m.d.comb += busy.eq(1)
+                with m.If(~pipe_busy):
+                    m.d.sync += [phase.eq(PHASE_FREE), step.eq(0), entry.eq(0), rd_zero.eq(1), rd_bank.eq(0),
+                                 wr_bank.eq(1), bsign.eq(0), last_free.eq(x_T1 == 1)]
+                    m.next = "STEP"
+            with m.State("STEP"):
+                # issue the step's sweeps back to back; -1 entries drain the pipeline
+                m.d.comb += busy.eq(1)
+                with m.If(~run):
+                    with m.Switch(entry):
+                        for e, idx in enumerate(step_list):
+                            with m.Case(e):
+                                if idx < 0:
+                                    with m.If(~pipe_busy):
+                                        m.d.sync += entry.eq(entry + 1)
+                                else:
+                                    start_sweep(idx)
+                                    m.d.sync += entry.eq(entry + 1)
+                        with m.Case(len(step_list)):
+                            with m.If(~pipe_busy):
+                                m.next = "STEP_DONE"
+            with m.State("STEP_DONE"):
+                m.d.comb += busy.eq(1)
+                last_step = step == Mux(phase == PHASE_FREE, x_T1, x_T2) - 1
+                m.d.sync += [entry.eq(0), rd_zero.eq(0)]
+                with m.If(~last_step):
+                    m.d.sync += step.eq(step + 1)
+                    # next step reads what this one wrote
+                    m.d.sync += rd_bank.eq(wr_bank)
+                    with m.Switch(phase):
+                        with m.Case(PHASE_FREE):
+                            m.d.sync += wr_bank.eq(wr_bank ^ 1)
+                            m.d.sync += last_free.eq(step + 2 == x_T1)
+                        with m.Case(PHASE_PLUS):
+                            m.d.sync += wr_bank.eq(wr_bank ^ 1)
+                        with m.Case(PHASE_MINUS):
+                            m.d.sync += wr_bank.eq(Mux(wr_bank == (bank_f ^ 1), bank_p ^ 1, bank_f ^ 1))
+                    m.next = "STEP"
+                with m.Else():
+                    m.d.sync += last_free.eq(0)
+                    m.d.sync += [dump_k.eq(1), dump_t.eq(0), dump_bank.eq(wr_bank)]
+                    with m.Switch(phase):
+                        with m.Case(PHASE_FREE):
+                            m.d.sync += bank_f.eq(wr_bank)
+                        with m.Case(PHASE_PLUS):
+                            m.d.sync += bank_p.eq(wr_bank)
+                        with m.Case(PHASE_MINUS):
+                            m.d.sync += bank_m.eq(wr_bank)
+                    with m.If(x_dump):
+                        m.next = "DUMP_READ"
+                    with m.Else():
+                        m.next = "PHASE_DONE"
+            with m.State("DUMP_READ"):
+                m.d.comb += busy.eq(1)
+                for k in range(1, L + 1):
+                    with m.If(dump_k == k):
+                        m.d.comb += [rd_s[k].addr.eq(bank_addr(k, dump_bank, dump_t)), rd_s[k].en.eq(1)]
+                m.next = "DUMP_SEND"
+            with m.State("DUMP_SEND"):
+                m.d.comb += busy.eq(1)
+                m.d.comb += self.dump.valid.eq(1)
+                for k in range(1, L + 1):  # keep reading the same word while the beat waits for ready
+                    with m.If(dump_k == k):
+                        m.d.comb += [rd_s[k].addr.eq(bank_addr(k, dump_bank, dump_t)), rd_s[k].en.eq(1)]
+                dword = layer_word(dump_k, {k: rd_s[k].data for k in range(1, L + 1)})
+                for i in range(P):
+                    m.d.comb += self.dump.payload.states[i].eq(dword[i * SB:(i + 1) * SB])
+                m.d.comb += [self.dump.payload.tile.eq(dump_t), self.dump.payload.layer.eq(dump_k),
+                             self.dump.payload.phase.eq(phase)]
+                with m.If(self.dump.ready):
+                    last_t = Signal()
+                    with m.Switch(dump_k):
+                        for k in range(1, L + 1):
+                            with m.Case(k):
+                                m.d.comb += last_t.eq(dump_t == T[k] - 1)
+                    with m.If(last_t):
+                        m.d.sync += [dump_t.eq(0), dump_k.eq(dump_k + 1)]
+                        with m.If(dump_k == L):
+                            m.next = "PHASE_DONE"
+                        with m.Else():
+                            m.next = "DUMP_READ"
+                    with m.Else():
+                        m.d.sync += dump_t.eq(dump_t + 1)
+                        m.next = "DUMP_READ"
+            with m.State("PHASE_DONE"):
+                m.d.comb += busy.eq(1)
+                m.d.sync += [step.eq(0), entry.eq(0)]
+                with m.If((phase == PHASE_FREE) & x_train):
+                    # +β from the free state into banks 2/3
+                    m.d.sync += [phase.eq(PHASE_PLUS), rd_bank.eq(bank_f), wr_bank.eq(2), bsign.eq(1)]
+                    m.next = "STEP"
+                with m.Elif((phase == PHASE_PLUS) & x_sym):
+                    # −β from the free state, ping-ponging between the two banks not holding s_free, s+
+                    m.d.sync += [phase.eq(PHASE_MINUS), rd_bank.eq(bank_f), wr_bank.eq(bank_f ^ 1), bsign.eq(2)]
+                    m.next = "STEP"
+                if s.training:
+                    with m.Elif(x_train):
+                        m.d.sync += [bank_b.eq(bank_p), bank_a.eq(Mux(x_sym, bank_m, bank_f)), upd_idx.eq(0),
+                                     bsign.eq(0)]
+                        m.next = "UPDATE"
+                with m.Else():
+                    m.next = "OUTPUT"
+            if s.training:
+                with m.State("UPDATE"):
+                    m.d.comb += busy.eq(1)
+                    with m.If(~run):
+                        with m.Switch(upd_idx):
+                            for e, idx in enumerate(upd_list):
+                                with m.Case(e):
+                                    # W0's update reads d (dpass) and the weights of every sweep are
+                                    # independent; dpass must land before upw0 reads it
+                                    if e == 1:
+                                        with m.If(~pipe_busy):
+                                            start_sweep(idx)
+                                            m.d.sync += upd_idx.eq(upd_idx + 1)
+                                    else:
+                                        start_sweep(idx)
+                                        m.d.sync += upd_idx.eq(upd_idx + 1)
+                            with m.Case(len(upd_list)):
+                                with m.If(~pipe_busy):
+                                    m.next = "OUTPUT"
+            with m.State("OUTPUT"):
+                m.d.comb += busy.eq(1)
+                m.d.comb += [self.out.valid.eq(1), self.out.payload.pred.eq(pred)]
+                with m.If(self.out.ready):
+                    m.d.sync += [cycles_last.eq(cycles + 1), samples.eq(samples + 1)]
+                    m.next = "IDLE"
+        return m

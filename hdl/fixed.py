@@ -1,0 +1,34 @@
+"""Amaranth versions of :mod:`spec.fixed`'s narrowing steps (tests check them against it exhaustively)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Mux, Value
+
+
+def shift_round(x: Value, shift: int | Value, mode: str, width: int) -> Value:
+    """``x · 2^-shift`` rounded (``floor`` or ``half_up``), as a signed value of ``width`` bits.
+
+    ``shift`` is a constant (≤ 0 means an exact left shift) or a non-negative Value (a barrel
+    shifter). The caller sizes ``width`` to hold every result; nothing saturates here.
+    """
+    if mode not in ("floor", "half_up"):
+        raise ValueError(f"rounding mode must be 'floor' or 'half_up', not {mode!r}")
+    x = x.as_signed()
+    if isinstance(shift, int):
+        if shift <= 0:
+            return (x << -shift)[:width].as_signed()
+        if mode == "half_up":
+            x = x + (1 << (shift - 1))
+        return (x >> shift)[:width].as_signed()
+    if mode == "half_up":
+        # 2^(shift-1), and 0 when shift == 0
+        half = (Const(1, 1 << len(shift)) << shift) >> 1
+        x = x + half
+    return (x >> shift)[:width].as_signed()
+
+
+def saturate(x: Value, lo: int, hi: int, width: int) -> Value:
+    """Clamp to [lo, hi] and return ``width`` bits (signed when lo < 0): saturate, never wrap."""
+    x = x.as_signed()
+    r = Mux(x < lo, lo, Mux(x > hi, hi, x))
+    return r[:width].as_signed() if lo < 0 else r[:width]

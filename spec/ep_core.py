@@ -1,0 +1,437 @@
+"""Specification of the fixed-point EP core: sizes, lanes, Q-formats, rounding, registers, memory map.
+
+One :class:`EPCoreSpec` travels the whole way: the Amaranth generator (:mod:`hdl.ep_core`), the
+bit-exact twin (:mod:`golden.ep_core`), the quantiser, the cocotb bench and the reports all take
+it, and its :meth:`~EPCoreSpec.digest` is stored in every weight image and build manifest.
+
+Numbers (all integers; "frac" = fractional bits):
+
+* input ``x``: unsigned ``input_bits``, Q0.input_bits (pixel/256).
+* states ``s_k``: unsigned ``state_bits``, Q0.state_bits; the activation is the hard sigmoid
+  ``ρ(v) = clip(v, 0, 1 − 2^-state_bits)``.
+* weights ``w{l}`` (connection l: layer l → l+1): signed ``weight_bits[l]``, ``weight_frac[l]``.
+* biases ``b{l}`` (of layer l+1): signed ``bias_bits``, ``bias_frac[l]``.
+* pre-activation of layer k: exact integer sum at ``acc_frac(k)`` fractional bits (every term is
+  aligned by an exact left shift), in ``acc_bits(k)`` bits — derived from the fan-in and the
+  worst case of every term, so no sum can overflow.
+* activation: ``s = clip(shift_round(pre, acc_frac − state_bits, activation_rounding), 0, 2^sb−1)``.
+* nudge (MSE, inside ρ): the top layer adds ``±β (y − s_L)`` with ``y = 1.0`` (= 2^state_bits)
+  for the label, ``β = 2^-beta_shift``: an exact shift into the accumulator's format.
+* update (symmetric: states a = s^{−β}, b = s^{+β}, Δβ = 2β; one-sided: a = s^0, b = s^{+β}, Δβ = β):
+  ``w += shift_round(post_b·pre_b − post_a·pre_a, k_w)`` saturated to the weight range, with
+  ``k_w = state_bits + pre_frac + lr_shift − beta_shift + [symmetric] − weight_frac`` (η = 2^-lr_shift);
+  biases are weights whose presynaptic state is exactly 1.0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .fixed import ROUNDINGS, bits_for_signed, signed_range
+
+ESTIMATORS = ("one-sided", "symmetric")
+SPEC_FORMAT = "epforge-ep-core-spec/1"
+
+# Register map of the core (word addresses on its register port).
+REG_CTRL = 0  # bit 0: training mode; bit 1: symmetric estimator; bit 2: dump states after every phase
+REG_T1 = 1
+REG_T2 = 2
+REG_BETA_SHIFT = 3
+REG_LR_SHIFT = 4
+REG_SEED = 5
+REG_STATUS = 8  # bit 0: busy
+REG_CYCLES = 9  # clock cycles of the last sample (input accepted → output sent)
+REG_SAMPLES = 10  # samples completed since reset
+REG_SPEC_ID = 11  # low 32 bits of the spec digest: the host refuses images built for other numbers
+REG_BITS = 32
+
+PHASE_FREE, PHASE_PLUS, PHASE_MINUS = 0, 1, 2
+
+
+def pack_fields(fields: list[tuple[str, int]], values: dict[str, int]) -> int:
+    """Pack a payload: field i occupies the bits after fields 0…i−1 (missing fields are 0)."""
+    word, pos = 0, 0
+    for name, width in fields:
+        v = int(values.get(name, 0))
+        if not 0 <= v < (1 << width):
+            raise ValueError(f"payload field {name}={v} does not fit {width} unsigned bits")
+        word |= v << pos
+        pos += width
+    return word
+
+
+def unpack_fields(fields: list[tuple[str, int]], word: int) -> dict[str, int]:
+    out, pos = {}, 0
+    for name, width in fields:
+        out[name] = (int(word) >> pos) & ((1 << width) - 1)
+        pos += width
+    return out
+
+
+def _pos_int(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ValueError(f"{name} must be a positive integer, not {v!r}")
+    return v
+
+
+def _nonneg_int(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"{name} must be a non-negative integer, not {v!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class MemoryRegion:
+    """A block of the core's weight/bias memory as seen on its load/read-back port."""
+
+    name: str  # "w0", "b0", ...
+    base: int  # first word address
+    rows: int  # words per tile row group (rows of the matrix; 1 for biases)
+    tiles: int  # words per row
+    elem_bits: int  # bits per element; P elements per word, element i in bits [i·elem_bits, …)
+
+    @property
+    def words(self) -> int:
+        return self.rows * self.tiles
+
+
+@dataclass(frozen=True)
+class EPCoreSpec:
+    """The EP core's numbers. Validates itself on construction.
+
+    Parameters
+    ----------
+    layers : ``(N0, N1, …, NL)`` with N0 the input size; at least one hidden layer.
+    lanes : P, multipliers working in parallel (need not divide any layer size).
+    input_bits, state_bits : widths of the unsigned input and neuron states.
+    weight_bits, weight_frac : per connection (one value applies to all).
+    bias_bits : width of every bias; ``bias_frac`` per connection (default: that connection's
+        ``weight_frac``).
+    activation_rounding : rounding of the pre-activation narrowing (``floor`` or ``half_up``).
+    update_rounding : rounding of the weight-update narrowing (``floor``, ``half_up`` or
+        ``stochastic``; stochastic rounding needs the PRNG of issue 5 and is refused for now).
+    training : generate the on-chip learning datapath (else an inference-only core).
+    T1, T2, beta_shift, lr_shift, estimator : reset values of the run-time registers.
+    step_bits : width of the T1/T2 registers.
+    beta_shift_max, lr_shift_max : largest values the shifters support.
+    seed : reset value of the PRNG seed register.
+    """
+
+    layers: tuple[int, ...] = (784, 500, 10)
+    lanes: int = 16
+    input_bits: int = 8
+    state_bits: int = 8
+    weight_bits: tuple[int, ...] = (8,)
+    weight_frac: tuple[int, ...] = (8,)
+    bias_bits: int = 16
+    bias_frac: tuple[int, ...] | None = None
+    activation_rounding: str = "half_up"
+    update_rounding: str = "floor"
+    training: bool = True
+    T1: int = 30
+    T2: int = 10
+    beta_shift: int = 1
+    lr_shift: int = 8
+    estimator: str = "symmetric"
+    step_bits: int = 12
+    beta_shift_max: int = 4
+    lr_shift_max: int = 15
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        try:
+            layers = tuple(self.layers)
+        except TypeError:
+            raise ValueError(f"layers must be a sequence of positive integers, not {self.layers!r}") from None
+        if len(layers) < 3:
+            raise ValueError(f"layers must list the input, at least one hidden layer and the output, not {layers!r}")
+        for n in layers:
+            _pos_int("layers entries", n)
+        set_(self, "layers", layers)
+        _pos_int("lanes", self.lanes)
+        for name in ("input_bits", "state_bits", "bias_bits", "step_bits"):
+            _pos_int(name, getattr(self, name))
+        if self.state_bits > 16 or self.input_bits > 16:
+            raise ValueError(f"state_bits and input_bits must be at most 16, not {self.state_bits}/{self.input_bits}")
+        n = len(layers) - 1
+        for name, lo in (("weight_bits", 2), ("weight_frac", 0)):
+            v = getattr(self, name)
+            v = tuple(v) if isinstance(v, (list, tuple)) else (v,)
+            if len(v) == 1:
+                v = v * n
+            if len(v) != n:
+                raise ValueError(f"{name} must have 1 or {n} entries (one per connection), not {len(v)}: {v!r}")
+            for x in v:
+                if isinstance(x, bool) or not isinstance(x, int) or x < lo:
+                    raise ValueError(f"{name} entries must be integers >= {lo}, not {x!r}")
+            set_(self, name, v)
+        bf = self.weight_frac if self.bias_frac is None else self.bias_frac
+        bf = tuple(bf) if isinstance(bf, (list, tuple)) else (bf,)
+        if len(bf) == 1:
+            bf = bf * n
+        if len(bf) != n:
+            raise ValueError(f"bias_frac must have 1 or {n} entries (one per connection), not {len(bf)}")
+        for x in bf:
+            _nonneg_int("bias_frac entries", x)
+        set_(self, "bias_frac", bf)
+        if self.activation_rounding not in ("floor", "half_up"):
+            raise ValueError("activation_rounding must be one of ('floor', 'half_up'), "
+                             f"not {self.activation_rounding!r}")
+        if self.update_rounding not in ROUNDINGS:
+            raise ValueError(f"update_rounding must be one of {ROUNDINGS}, not {self.update_rounding!r}")
+        if self.update_rounding == "stochastic":
+            raise ValueError("update_rounding='stochastic' needs the shared PRNG (issue 5), which the EP core "
+                             "does not have yet; use 'floor' or 'half_up'")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, not {self.estimator!r}")
+        for name in ("T1", "T2"):
+            v = _pos_int(name, getattr(self, name))
+            if v >= 1 << self.step_bits:
+                raise ValueError(f"{name}={v} does not fit step_bits={self.step_bits}")
+        for name in ("beta_shift", "lr_shift", "beta_shift_max", "lr_shift_max", "seed"):
+            _nonneg_int(name, getattr(self, name))
+        if self.beta_shift > self.beta_shift_max:
+            raise ValueError(f"beta_shift={self.beta_shift} exceeds beta_shift_max={self.beta_shift_max}")
+        if self.lr_shift > self.lr_shift_max:
+            raise ValueError(f"lr_shift={self.lr_shift} exceeds lr_shift_max={self.lr_shift_max}")
+        # exactness conditions of the nudge and update shifts
+        nudge_room = self.acc_frac(self.n_layers) - self.state_bits
+        if self.beta_shift_max > nudge_room:
+            raise ValueError(f"beta_shift_max={self.beta_shift_max} exceeds what the output layer's accumulator "
+                             f"format keeps exact (acc_frac - state_bits = {nudge_room}); raise weight_frac[-1]")
+        if self.training:
+            for l in range(n):
+                k = self.update_shift(l, lr_shift=0, beta_shift=self.beta_shift_max, symmetric=False)
+                kb = self.bias_update_shift(l, lr_shift=0, beta_shift=self.beta_shift_max, symmetric=False)
+                if min(k, kb) < 0:
+                    raise ValueError(f"connection {l}: weight_frac={self.weight_frac[l]} / bias_frac="
+                                     f"{self.bias_frac[l]} are too fine for an exact update shift at lr_shift=0, "
+                                     f"beta_shift={self.beta_shift_max} (shift {min(k, kb)} < 0)")
+        for l in range(n):
+            if self.bias_frac[l] > self.acc_frac(l + 1):
+                raise ValueError(f"bias_frac[{l}]={self.bias_frac[l]} is finer than layer {l + 1}'s accumulator "
+                                 f"({self.acc_frac(l + 1)} fractional bits)")
+        if self.acc_bits_max > 48:
+            raise ValueError(f"the accumulators would need {self.acc_bits_max} bits (> 48): narrow the formats")
+
+    # --- derived numbers -------------------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        """L: neuron layers above the input."""
+        return len(self.layers) - 1
+
+    @property
+    def n_classes(self) -> int:
+        return self.layers[-1]
+
+    def pre_frac(self, l: int) -> int:
+        """Fractional bits of connection l's presynaptic layer (the input or a state)."""
+        return self.input_bits if l == 0 else self.state_bits
+
+    def pre_bits(self, l: int) -> int:
+        return self.input_bits if l == 0 else self.state_bits
+
+    def tiles(self, k: int) -> int:
+        """Words of P elements that hold layer k (0 = input)."""
+        return -(-self.layers[k] // self.lanes)
+
+    def acc_frac(self, k: int) -> int:
+        """Fractional bits of layer k's pre-activation (k = 1 … L)."""
+        fr = [self.weight_frac[k - 1] + self.pre_frac(k - 1), self.bias_frac[k - 1]]
+        if k < self.n_layers:
+            fr.append(self.weight_frac[k] + self.state_bits)
+        else:
+            fr.append(self.state_bits)  # nudge term (y − s) at the state's precision, before its shift
+        return max(fr)
+
+    def bottom_up_shift(self, k: int) -> int:
+        return self.acc_frac(k) - (self.weight_frac[k - 1] + self.pre_frac(k - 1))
+
+    def top_down_shift(self, k: int) -> int:
+        return self.acc_frac(k) - (self.weight_frac[k] + self.state_bits)
+
+    def bias_shift(self, k: int) -> int:
+        return self.acc_frac(k) - self.bias_frac[k - 1]
+
+    def nudge_shift(self, beta_shift: int) -> int:
+        """Left shift of (y − s_L) into the output accumulator: β·(y − s) exactly."""
+        return self.acc_frac(self.n_layers) - self.state_bits - beta_shift
+
+    def activation_shift(self, k: int) -> int:
+        return self.acc_frac(k) - self.state_bits
+
+    def update_shift(self, l: int, lr_shift: int, beta_shift: int, symmetric: bool) -> int:
+        """Right shift (with rounding) of connection l's state-product difference into weight LSBs."""
+        return self.state_bits + self.pre_frac(l) + lr_shift - beta_shift + int(symmetric) - self.weight_frac[l]
+
+    def bias_update_shift(self, l: int, lr_shift: int, beta_shift: int, symmetric: bool) -> int:
+        """As :meth:`update_shift` for the bias, whose presynaptic 'state' is exactly 1.0 = 2^state_bits."""
+        return 2 * self.state_bits + lr_shift - beta_shift + int(symmetric) - self.bias_frac[l]
+
+    def acc_bound(self, k: int) -> int:
+        """Largest |pre-activation| of layer k over all weights, states and inputs (exact bound)."""
+        wl = self.weight_bits[k - 1]
+        bound = self.layers[k - 1] * (1 << (wl - 1)) * ((1 << self.pre_bits(k - 1)) - 1) << self.bottom_up_shift(k)
+        if k < self.n_layers:
+            wu = self.weight_bits[k]
+            bound += self.layers[k + 1] * (1 << (wu - 1)) * ((1 << self.state_bits) - 1) << self.top_down_shift(k)
+        bound += (1 << (self.bias_bits - 1)) << self.bias_shift(k)
+        if k == self.n_layers:
+            bound += (1 << self.state_bits) << self.nudge_shift(0)
+        return bound
+
+    def acc_bits(self, k: int) -> int:
+        b = self.acc_bound(k)
+        return bits_for_signed(-b, b)
+
+    @property
+    def acc_bits_max(self) -> int:
+        return max(self.acc_bits(k) for k in range(1, self.n_layers + 1))
+
+    def product_bits(self, l: int) -> int:
+        """Signed width of one weight × state product of connection l."""
+        return self.weight_bits[l] + self.pre_bits(l) + 1
+
+    @property
+    def label_bits(self) -> int:
+        return max(1, math.ceil(math.log2(self.n_classes)))
+
+    @property
+    def word_elem_bits(self) -> int:
+        """Element width of the load/read-back port's words (the widest element)."""
+        return max(max(self.weight_bits), self.bias_bits)
+
+    def memory_map(self) -> list[MemoryRegion]:
+        """Weight and bias regions on the load/read-back port, in address order."""
+        regions, base = [], 0
+        for l in range(self.n_layers):
+            r = MemoryRegion(f"w{l}", base, self.layers[l + 1], self.tiles(l), self.weight_bits[l])
+            regions.append(r)
+            base += r.words
+        for l in range(self.n_layers):
+            r = MemoryRegion(f"b{l}", base, 1, self.tiles(l + 1), self.bias_bits)
+            regions.append(r)
+            base += r.words
+        return regions
+
+    @property
+    def memory_words(self) -> int:
+        m = self.memory_map()
+        return m[-1].base + m[-1].words
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {}
+        for l in range(self.n_layers):
+            shapes[f"w{l}"] = (self.layers[l + 1], self.layers[l])
+            shapes[f"b{l}"] = (self.layers[l + 1],)
+        return shapes
+
+    def element_range(self, name: str) -> tuple[int, int]:
+        if name.startswith("w"):
+            return signed_range(self.weight_bits[int(name[1:])])
+        return signed_range(self.bias_bits)
+
+    # --- stream payloads (bit 0 first; hdl builds its StructLayouts from these, sim packs with them) ---
+    @property
+    def addr_bits(self) -> int:
+        return max(1, (self.memory_words - 1).bit_length())
+
+    @property
+    def tile_bits(self) -> int:
+        return max(1, (max(self.tiles(k) for k in range(len(self.layers))) - 1).bit_length())
+
+    @property
+    def layer_bits(self) -> int:
+        return max(1, self.n_layers.bit_length())
+
+    def input_fields(self) -> list[tuple[str, int]]:
+        """One beat of the input stream: P pixels (lane i = pixel t·P+i of beat t) and the label
+        (read on the sample's last beat). A sample is ``tiles(0)`` beats."""
+        return [(f"pixels[{i}]", self.input_bits) for i in range(self.lanes)] + [("label", self.label_bits)]
+
+    def output_fields(self) -> list[tuple[str, int]]:
+        """One beat per sample: the prediction (argmax of the free phase's output layer)."""
+        return [("pred", self.label_bits)]
+
+    def dump_fields(self) -> list[tuple[str, int]]:
+        """State dump after every phase (when enabled): one beat per tile of each layer 1..L."""
+        return ([(f"states[{i}]", self.state_bits) for i in range(self.lanes)]
+                + [("tile", self.tile_bits), ("layer", self.layer_bits), ("phase", 2)])
+
+    def wcmd_fields(self) -> list[tuple[str, int]]:
+        """Weight port command: write ``data`` to ``addr`` (write=1) or read ``addr`` (write=0)."""
+        return [("data", self.lanes * self.word_elem_bits), ("addr", self.addr_bits), ("write", 1)]
+
+    def wrsp_fields(self) -> list[tuple[str, int]]:
+        """Weight port response (one per read command)."""
+        return [("data", self.lanes * self.word_elem_bits)]
+
+    # --- roofline (DESIGN.md) ---------------------------------------------------------------------
+    def roofline(self, training: bool, T1: int | None = None, T2: int | None = None,
+                 symmetric: bool | None = None) -> dict[str, float]:
+        """Lower bound on cycles per sample: MAC-type operations / P (DESIGN.md's roofline)."""
+        T1 = self.T1 if T1 is None else T1
+        T2 = self.T2 if T2 is None else T2
+        symmetric = (self.estimator == "symmetric") if symmetric is None else symmetric
+        n = self.layers
+        steps = T1 + ((2 if symmetric else 1) * T2 if training else 0)
+        inner = sum(n[l] * n[l + 1] for l in range(1, self.n_layers))
+        a = n[0] * n[1] + steps * 2 * inner
+        u = sum(n[l - 1] * n[l] for l in range(1, self.n_layers + 1)) if training else 0
+        return {"A": a, "U": u, "ops": a + u, "cycles": (a + u) / self.lanes}
+
+    # --- serialisation ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EPCoreSpec:
+        d = dict(d)
+        d.pop("format", None)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown EP core spec fields {sorted(unknown)}; allowed: {sorted(known)}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+    def to_json(self) -> str:
+        return json.dumps({"format": SPEC_FORMAT, **self.to_dict()}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> EPCoreSpec:
+        return cls.from_dict(json.loads(text))
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps({"format": SPEC_FORMAT, **self.to_dict()})
+
+    @classmethod
+    def from_toml(cls, text: str) -> EPCoreSpec:
+        import tomllib
+
+        return cls.from_dict(tomllib.loads(text))
+
+    @classmethod
+    def load(cls, path) -> EPCoreSpec:
+        """Read a spec from a ``.toml`` or ``.json`` file."""
+        from pathlib import Path
+
+        p = Path(path)
+        text = p.read_text()
+        return cls.from_json(text) if p.suffix == ".json" else cls.from_toml(text)
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON: identifies these numbers in every manifest."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @property
+    def spec_id(self) -> int:
+        return int(self.digest()[:8], 16)
