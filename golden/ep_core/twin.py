@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from golden.fixed import exact_matmul, saturate, shift_round
+from golden.fixed import saturate, shift_round
 from spec.ep_core import EPCoreSpec
 
 
@@ -107,6 +107,22 @@ class EPCoreTwin:
             if a.size and (a.min() < lo or a.max() > hi):
                 raise ValueError(f"weights[{name!r}] has values outside [{lo}, {hi}]")
             self.weights[name] = a.astype(np.int64).copy()
+        # every pre-activation is bounded by 2^acc_bits; float64 sums of such integers are exact
+        if spec.acc_bits_max > 52:
+            raise ValueError(f"accumulators of {spec.acc_bits_max} bits exceed float64's exact integer range")
+        L = spec.n_layers
+        self._bu = [None] + [spec.bottom_up_shift(k) for k in range(1, L + 1)]
+        self._td = [None] + [spec.top_down_shift(k) if k < L else None for k in range(1, L + 1)]
+        self._bs = [None] + [spec.bias_shift(k) for k in range(1, L + 1)]
+        self._act = [None] + [spec.activation_shift(k) for k in range(1, L + 1)]
+        self._top = (1 << spec.state_bits) - 1
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """float64 mirrors of the weights for the (exact) matrix products."""
+        self._wf = {k: v.astype(np.float64) for k, v in self.weights.items() if k.startswith("w")}
+        L = self.spec.n_layers
+        self._bias_aligned = [None] + [self.weights[f"b{k - 1}"] << self._bs[k] for k in range(1, L + 1)]
 
     # --- dynamics ----------------------------------------------------------------------------------
     def check_input(self, x: np.ndarray) -> np.ndarray:
@@ -119,29 +135,31 @@ class EPCoreTwin:
 
     def clamp(self, x: np.ndarray) -> np.ndarray:
         """Layer 1's constant bottom-up term, aligned: (W0 x) << shift + b0 << shift (per sample)."""
-        s = self.spec
-        return (exact_matmul(x, self.weights["w0"].T) << s.bottom_up_shift(1)) + (
-            self.weights["b0"] << s.bias_shift(1))
+        return (_imm(x, self._wf["w0"].T) << self._bu[1]) + self._bias_aligned[1]
 
     def step(self, c1: np.ndarray, states: list[np.ndarray], beta_sign: int, target: np.ndarray | None,
              regs: Registers) -> list[np.ndarray]:
         """One synchronous step from ``states`` (list over layers 1..L of (batch, N_k) arrays)."""
         s = self.spec
         L = s.n_layers
-        top = (1 << s.state_bits) - 1
         new = []
         for k in range(1, L + 1):
             if k == 1:
                 pre = c1.copy()
             else:
-                pre = (exact_matmul(states[k - 2], self.weights[f"w{k - 1}"].T) << s.bottom_up_shift(k)) + (
-                    self.weights[f"b{k - 1}"] << s.bias_shift(k))
+                pre = (_imm(states[k - 2], self._wf[f"w{k - 1}"].T) << self._bu[k]) + self._bias_aligned[k]
             if k < L:
-                pre += exact_matmul(states[k], self.weights[f"w{k}"]) << s.top_down_shift(k)
+                pre += _imm(states[k], self._wf[f"w{k}"]) << self._td[k]
             if k == L and beta_sign != 0:
                 nudge = (target - states[L - 1]) << s.nudge_shift(regs.beta_shift)
-                pre += nudge if beta_sign > 0 else -nudge
-            new.append(saturate(shift_round(pre, s.activation_shift(k), s.activation_rounding), 0, top))
+                if beta_sign > 0:
+                    pre += nudge
+                else:
+                    pre -= nudge
+            a = shift_round(pre, self._act[k], s.activation_rounding)
+            np.maximum(a, 0, out=a)
+            np.minimum(a, self._top, out=a)
+            new.append(a)
         return new
 
     def relax(self, c1: np.ndarray, states: list[np.ndarray], steps: int, beta_sign: int,
@@ -214,6 +232,7 @@ class EPCoreTwin:
             dprod = (lb[l + 1][0] - la[l + 1][0]) << s.state_bits
             lo, hi = s.element_range(f"b{l}")
             self.weights[f"b{l}"] = saturate(self.weights[f"b{l}"] + shift_round(dprod, kb, s.update_rounding), lo, hi)
+        self._refresh()
 
     # --- memory image ---------------------------------------------------------------------------------
     def memory_words(self) -> list[int]:
@@ -222,6 +241,12 @@ class EPCoreTwin:
 
     def load_memory_words(self, words: list[int]) -> None:
         self.weights = unpack_memory(self.spec, words)
+        self._refresh()
+
+
+def _imm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Integer product through float64 BLAS (exact: the spec bounds every sum below 2^48)."""
+    return (a.astype(np.float64) @ b).astype(np.int64)
 
 
 def pack_memory(spec: EPCoreSpec, weights: dict[str, np.ndarray]) -> list[int]:

@@ -1,0 +1,218 @@
+"""``python -m golden.ep_core``: EP core specs, quantisation, twin evaluation and on-chip learning."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from spec.ep_core import EPCoreSpec
+
+
+def _spec_from_args(args) -> EPCoreSpec:
+    base = EPCoreSpec.load(args.spec).to_dict() if getattr(args, "spec", None) else {}
+    for key, val in (getattr(args, "set", None) or []):
+        base[key] = val
+    return EPCoreSpec.from_dict(base)
+
+
+def _parse_set(text: str):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set expects FIELD=VALUE (JSON value), not {text!r}")
+    k, v = text.split("=", 1)
+    try:
+        return k, json.loads(v)
+    except json.JSONDecodeError:
+        return k, v
+
+
+def _mnist_like(dataset: str, split: str, data_dir, limit):
+    from golden.data import load_dataset
+
+    ds = load_dataset(dataset, split, data_dir=data_dir)
+    x = ds.images.reshape(len(ds), -1)
+    y = ds.labels
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    return x, y
+
+
+def _twin_regs(spec, args, train: bool):
+    from .twin import Registers
+
+    over = {k: getattr(args, k) for k in ("T1", "T2", "beta_shift", "lr_shift") if getattr(args, k, None) is not None}
+    if getattr(args, "estimator", None):
+        over["symmetric"] = args.estimator == "symmetric"
+    return Registers.from_spec(spec, train=train, **over)
+
+
+def _input_scale(spec, x):
+    """Pixels (8-bit) to the core's input_bits (exact when input_bits == 8)."""
+    shift = 8 - spec.input_bits
+    return x >> shift if shift >= 0 else x << -shift
+
+
+def cmd_spec(args) -> int:
+    spec = _spec_from_args(args)
+    text = spec.to_toml()
+    if args.out:
+        from golden.train import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.out), text.encode())
+        print(f"wrote {args.out} (digest {spec.digest()[:12]}…)")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_quantize(args) -> int:
+    from .image import quantize_export, write_image
+
+    base = _spec_from_args(args)
+    spec, weights, info = quantize_export(args.export, base, auto_frac=not args.keep_formats)
+    write_image(args.out, spec, weights, source=info)
+    print(f"quantised {args.export} → {args.out}: weight_frac {list(spec.weight_frac)}, bias_frac "
+          f"{list(spec.bias_frac)}, saturated {info['saturated']}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from .image import load_image
+    from .twin import EPCoreTwin
+
+    spec, weights, manifest = load_image(args.image)
+    x, y = _mnist_like(args.dataset, "test", args.data_dir, args.limit)
+    twin = EPCoreTwin(spec, weights)
+    regs = _twin_regs(spec, args, train=False)
+    t0 = time.time()
+    preds = np.concatenate([twin.infer(_input_scale(spec, x[i:i + 1000]), regs)[0] for i in range(0, len(x), 1000)])
+    acc = float((preds == y).mean())
+    res = {"image": str(args.image), "dataset": args.dataset, "n": len(x), "T1": regs.T1, "accuracy": acc,
+           "seconds": time.time() - t0}
+    print(f"twin {args.dataset} test: {100 * acc:.2f}% of {len(x)} (T1 = {regs.T1})")
+    if args.json:
+        from golden.train import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.json), json.dumps(res, indent=2).encode())
+    return 0
+
+
+def cmd_train(args) -> int:
+    """On-chip learning in the twin (bit-exact to the RTL): batch 1, from scratch or from an image."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from golden.train import atomic_write_bytes
+
+    from .image import load_image, write_image
+    from .twin import EPCoreTwin, init_weights
+
+    if args.image:
+        spec, weights, _ = load_image(args.image)
+    else:
+        spec = _spec_from_args(args)
+        weights = init_weights(spec, args.seed)
+    if not spec.training:
+        raise SystemExit("error: the spec has training=false (an inference-only core)")
+    x, y = _mnist_like(args.dataset, "train", args.data_dir, args.train_limit)
+    xt, yt = _mnist_like(args.dataset, "test", args.data_dir, args.test_limit)
+    x, xt = _input_scale(spec, x), _input_scale(spec, xt)
+    twin = EPCoreTwin(spec, weights)
+    regs = _twin_regs(spec, args, train=True)
+    eval_regs = _twin_regs(spec, args, train=False)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    history = []
+    rng = np.random.default_rng(args.seed)
+    for epoch in range(args.epochs):
+        order = rng.permutation(len(x))
+        correct = 0
+        t0 = time.time()
+        bar = tqdm(order, desc=f"epoch {epoch + 1}", disable=not sys.stderr.isatty(), mininterval=1.0)
+        for n, i in enumerate(bar):
+            rec = twin.train_sample(x[i], int(y[i]), regs)
+            correct += rec.pred == y[i]
+            if n % 500 == 0:
+                bar.set_postfix(train_acc=f"{100 * correct / (n + 1):.2f}%")
+        secs = time.time() - t0
+        preds = np.concatenate([twin.infer(xt[i:i + 1000], eval_regs)[0] for i in range(0, len(xt), 1000)])
+        rec = {"epoch": epoch + 1, "train_acc": correct / len(x), "test_acc": float((preds == yt).mean()),
+               "samples_per_s": len(x) / secs}
+        history.append(rec)
+        print(f"epoch {epoch + 1}: on-chip train {100 * rec['train_acc']:.2f}%  test {100 * rec['test_acc']:.2f}%  "
+              f"({rec['samples_per_s']:.0f} samples/s in the twin)")
+        write_image(out / "image", spec, twin.weights, source={"on_chip_training": history})
+        atomic_write_bytes(out / "metrics.json", json.dumps({"spec": spec.to_dict(), "registers": vars(regs),
+                                                             "dataset": args.dataset, "epochs": history},
+                                                            indent=2).encode())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m golden.ep_core", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def spec_args(q, required=False):
+        q.add_argument("--spec", required=required, help="EP core spec (.toml or .json)")
+        q.add_argument("--set", type=_parse_set, action="append", metavar="FIELD=VALUE",
+                       help="override a spec field, VALUE as JSON (e.g. --set lanes=64 --set 'layers=[784,128,10]')")
+
+    def reg_args(q):
+        q.add_argument("--T1", type=int, help="free-phase steps (default: the spec's)")
+        q.add_argument("--T2", type=int, help="nudged-phase steps (default: the spec's)")
+        q.add_argument("--beta-shift", type=int, help="β = 2^-SHIFT (default: the spec's)")
+        q.add_argument("--lr-shift", type=int, help="η = 2^-SHIFT (default: the spec's)")
+        q.add_argument("--estimator", choices=["one-sided", "symmetric"], help="default: the spec's")
+
+    s = sub.add_parser("spec", help="write a spec file (defaults + --set overrides)")
+    spec_args(s)
+    s.add_argument("--out", help="file to write (default: stdout)")
+    s.set_defaults(fn=cmd_spec)
+
+    q = sub.add_parser("quantize", help="quantise a float export into a core weight image")
+    spec_args(q, required=True)
+    q.add_argument("--export", required=True, help="float export directory (python -m golden export)")
+    q.add_argument("--out", required=True, help="image directory to write")
+    q.add_argument("--keep-formats", action="store_true",
+                   help="keep the spec's weight/bias fractional bits (default: choose per connection from the weights)")
+    q.set_defaults(fn=cmd_quantize)
+
+    e = sub.add_parser("evaluate", help="test accuracy of a weight image in the twin")
+    e.add_argument("--image", required=True, help="image directory")
+    e.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "mnist-subset"])
+    e.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
+    e.add_argument("--limit", type=int, help="first N test images only")
+    reg_args(e)
+    e.add_argument("--json", help="also write the result as JSON")
+    e.set_defaults(fn=cmd_evaluate)
+
+    t = sub.add_parser("train", help="on-chip learning in the twin (batch 1, bit-exact to the RTL)")
+    spec_args(t)
+    t.add_argument("--image", help="start from this image (default: random init from --seed)")
+    t.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "mnist-subset"])
+    t.add_argument("--data-dir", help="data root")
+    t.add_argument("--epochs", type=int, default=1, help="default 1")
+    t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
+    t.add_argument("--train-limit", type=int, help="first N training images only")
+    t.add_argument("--test-limit", type=int, help="first N test images only")
+    reg_args(t)
+    t.add_argument("--out", required=True, help="directory for metrics.json and the trained image")
+    t.set_defaults(fn=cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
