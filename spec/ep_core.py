@@ -213,10 +213,6 @@ class EPCoreSpec:
                     raise ValueError(f"connection {l}: weight_frac={self.weight_frac[l]} / bias_frac="
                                      f"{self.bias_frac[l]} are too fine for an exact update shift at lr_shift=0, "
                                      f"beta_shift={self.beta_shift_max} (shift {min(k, kb)} < 0)")
-        for l in range(n):
-            if self.bias_frac[l] > self.acc_frac(l + 1):
-                raise ValueError(f"bias_frac[{l}]={self.bias_frac[l]} is finer than layer {l + 1}'s accumulator "
-                                 f"({self.acc_frac(l + 1)} fractional bits)")
         if self.acc_bits_max > 48:
             raise ValueError(f"the accumulators would need {self.acc_bits_max} bits (> 48): narrow the formats")
 

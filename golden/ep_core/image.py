@@ -73,7 +73,7 @@ def check_spec(manifest: dict[str, Any], spec: EPCoreSpec, where: str = "image")
         diff = sorted(k for k, v in spec.to_dict().items() if theirs.get(k) != v)
         raise ExportError(f"the {where} was built for a different EP core spec (digest "
                           f"{manifest.get('spec_digest', '?')[:12]}…, this spec {spec.digest()[:12]}…); "
-                          f"fields that differ: {diff}")
+                          f"fields that differ: {diff}. The image's own spec is saved beside it as spec.toml")
 
 
 def choose_weight_frac(w: np.ndarray, bits: int, max_frac: int = 24) -> int:

