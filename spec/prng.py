@@ -1,0 +1,131 @@
+"""The project's PRNG: Marsaglia xorshift generators with jump-ahead lanes (the one definition).
+
+Algorithm (Marsaglia 2003, "Xorshift RNGs"): a w-bit state x ≠ 0 is updated by three shift-XORs,
+
+    x ^= x << a;  x ^= x >> b;  x ^= x << c      (all mod 2^w)
+
+and the new state is the output word. With the triples below the map is a permutation of the
+2^w − 1 non-zero states with a single cycle: the period is 2^w − 1 (tests check this exhaustively
+for w = 16). The update is linear over GF(2): x' = M·x for a w×w bit matrix M, so jumping D steps
+ahead is x' = M^D·x, a fixed matrix — a fixed XOR network in hardware.
+
+Lanes: lane 0 starts from the seed, lane i from M^(i·D)·seed with D = ``jump``; each lane's stream
+is disjoint from the next lane's for D outputs. Seeding maps any integer to a non-zero state.
+
+These functions are the specification; :mod:`golden.prng` vectorises them, :mod:`hdl.prng` builds
+them, and the tests compare the three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Full-period triples (a, b, c) for x ^= x<<a; x ^= x>>b; x ^= x<<c.
+TRIPLES = {16: (7, 9, 8), 32: (13, 17, 5), 64: (13, 7, 17)}
+
+
+def _mask(w: int) -> int:
+    return (1 << w) - 1
+
+
+def step(x: int, w: int) -> int:
+    """One xorshift update of the w-bit state ``x`` (the output is the new state)."""
+    a, b, c = TRIPLES[w]
+    m = _mask(w)
+    x ^= (x << a) & m
+    x ^= x >> b
+    x ^= (x << c) & m
+    return x
+
+
+def seed_state(seed: int, w: int) -> int:
+    """Map any integer seed to a valid (non-zero) w-bit state: fold to w bits, 0 → 1."""
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+    x = 0
+    while True:
+        x ^= seed & _mask(w)
+        seed >>= w
+        if not seed:
+            break
+    return x or 1
+
+
+def matrix(w: int) -> list[int]:
+    """The update as a GF(2) matrix: column j (as an int) is step(1 << j)."""
+    return [step(1 << j, w) for j in range(w)]
+
+
+def apply(mat: list[int], x: int) -> int:
+    """M·x over GF(2) with M given by its columns."""
+    out, j = 0, 0
+    while x:
+        if x & 1:
+            out ^= mat[j]
+        x >>= 1
+        j += 1
+    return out
+
+
+def mat_mul(a: list[int], b: list[int]) -> list[int]:
+    """(A·B) by columns: column j of A·B is A·(column j of B)."""
+    return [apply(a, col) for col in b]
+
+
+def mat_pow(mat: list[int], n: int, w: int) -> list[int]:
+    result = [1 << j for j in range(w)]  # identity
+    base = mat
+    while n:
+        if n & 1:
+            result = mat_mul(base, result)
+        base = mat_mul(base, base)
+        n >>= 1
+    return result
+
+
+def jump_matrix(w: int, distance: int) -> list[int]:
+    """Columns of M^distance: x ↦ the state ``distance`` steps later."""
+    if distance < 0:
+        raise ValueError(f"distance must be non-negative, not {distance!r}")
+    return mat_pow(matrix(w), distance, w)
+
+
+@dataclass(frozen=True)
+class PRNGSpec:
+    """A bank of ``lanes`` xorshift generators of ``width`` bits, lane i jumped i·``jump`` steps.
+
+    Raises
+    ------
+    ValueError
+        For an unsupported width, a non-positive lane count, or a jump ≥ the period.
+    """
+
+    width: int = 32
+    lanes: int = 1
+    jump: int = 1 << 20
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.width not in TRIPLES:
+            raise ValueError(f"width must be one of {sorted(TRIPLES)}, not {self.width!r}")
+        if isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes <= 0:
+            raise ValueError(f"lanes must be a positive integer, not {self.lanes!r}")
+        if not 0 < self.jump < (1 << self.width) - 1:
+            raise ValueError(f"jump must be in 1..2^{self.width}-2, not {self.jump!r}")
+        if self.lanes * self.jump >= (1 << self.width) - 1:
+            raise ValueError(f"lanes × jump = {self.lanes * self.jump} wraps the period 2^{self.width}-1")
+        seed_state(self.seed, self.width)
+
+    @property
+    def period(self) -> int:
+        return (1 << self.width) - 1
+
+    def lane_states(self, seed: int | None = None) -> list[int]:
+        """Initial state of every lane for ``seed`` (default the spec's)."""
+        jm = jump_matrix(self.width, self.jump)
+        x = seed_state(self.seed if seed is None else seed, self.width)
+        out = []
+        for _ in range(self.lanes):
+            out.append(x)
+            x = apply(jm, x)
+        return out
