@@ -8,23 +8,10 @@ import pytest
 from amaranth.sim import Simulator
 
 from golden.ep_core import EPCoreTwin, Registers, unpack_memory
+from golden.ep_core import random_weights as scaled_weights
 from hdl.ep_core import EPCore
 from hdl.ep_core_host import AmaranthHost, dump_to_states
 from spec.ep_core import REG_CYCLES, REG_SAMPLES, REG_SPEC_ID, REG_STATUS, EPCoreSpec
-
-
-def scaled_weights(spec: EPCoreSpec, rng, gain: float) -> dict[str, np.ndarray]:
-    """Random weights with pre-activations around the linear region of ρ (gain 1) or far beyond it."""
-    w = {}
-    for name, shape in spec.weight_shapes().items():
-        lo, hi = spec.element_range(name)
-        l = int(name[1:])
-        if name.startswith("w"):
-            scale = gain * 2.0 ** spec.weight_frac[l] * 2.0 / shape[1]
-        else:
-            scale = gain * 2.0 ** spec.bias_frac[l] * 0.2
-        w[name] = np.clip(np.rint(rng.uniform(-scale, scale, shape)), lo, hi).astype(np.int64)
-    return w
 
 
 def run_rtl(spec, weights, xs, ys, regs_inf, regs_tr, n_inf, n_train, *, seed=0, idle=0.0, stall=0.0):

@@ -82,6 +82,21 @@ def init_weights(spec: EPCoreSpec, seed: int = 0) -> dict[str, np.ndarray]:
     return w
 
 
+def random_weights(spec: EPCoreSpec, rng: np.random.Generator, gain: float = 1.0) -> dict[str, np.ndarray]:
+    """Random integer weights whose pre-activations sit around ρ's linear region (gain 1), or push
+    far beyond it (gain ≫ 1); saturated to each array's range. For tests and benches."""
+    w = {}
+    for name, shape in spec.weight_shapes().items():
+        lo, hi = spec.element_range(name)
+        l = int(name[1:])
+        if name.startswith("w"):
+            scale = gain * 2.0 ** spec.weight_frac[l] * 2.0 / shape[1]
+        else:
+            scale = gain * 2.0 ** spec.bias_frac[l] * 0.2
+        w[name] = np.clip(np.rint(rng.uniform(-scale, scale, shape)), lo, hi).astype(np.int64)
+    return w
+
+
 class EPCoreTwin:
     """Integer model of the EP core.
 
