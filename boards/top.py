@@ -1,0 +1,154 @@
+"""Board top levels: the EP core (or its mock) behind the host link and a UART.
+
+* :class:`LinkedCore` — :class:`~boards.hostlink.HostLink` + a core, with byte-stream ports
+  (what the fast simulations drive).
+* :class:`UARTLinkedCore` — the same behind :class:`~boards.uart.UARTRx`/:class:`~boards.uart.UARTTx`,
+  with the serial lines as ports (what a board pins out; simulated bit by bit in one test).
+* :class:`BoardTop` — an elaboratable for amaranth-boards platforms: board clock, power-on
+  reset plus a user button as reset, the ``uart`` resource, status LEDs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from amaranth.build import ResourceError
+from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib import io, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spec.ep_core import EPCoreSpec
+
+from .hostlink import HostLink, connect_core
+from .uart import UARTRx, UARTTx, uart_divisor
+
+
+class LinkedCore(wiring.Component):
+    """A core behind a :class:`HostLink`.
+
+    Parameters
+    ----------
+    core : wiring.Component
+        Has the EP core's signature (``hdl.ep_core.EPCore`` or ``boards.mock_core.MockEPCore``).
+    spec : EPCoreSpec
+    rx_fifo_depth, timeout_cycles : passed to :class:`HostLink`.
+
+    Members
+    -------
+    rx : In(stream.Signature(8)) — bytes from the host. tx : Out(stream.Signature(8)) — bytes to it.
+    core_busy : Out(1). error : Out(1) — pulse on a protocol error.
+    """
+
+    def __init__(self, core, spec: EPCoreSpec, *, rx_fifo_depth: int = 512, timeout_cycles: int | None = None):
+        self.core = core
+        self.spec = spec
+        self.link = HostLink(spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles)
+        super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
+                          "core_busy": Out(1), "error": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.link = link = self.link
+        m.submodules.core = self.core
+        connect_core(m, link, self.core)
+        wiring.connect(m, wiring.flipped(self.rx), link.rx)
+        wiring.connect(m, link.tx, wiring.flipped(self.tx))
+        m.d.comb += [self.core_busy.eq(link.core_busy), self.error.eq(link.error)]
+        return m
+
+
+class UARTLinkedCore(wiring.Component):
+    """A :class:`LinkedCore` behind an 8N1 UART.
+
+    Parameters
+    ----------
+    core, spec, rx_fifo_depth, timeout_cycles : as :class:`LinkedCore`.
+    divisor : int
+        Clock cycles per bit.
+
+    Members
+    -------
+    rx : In(1) — serial line from the host (idle high). tx : Out(1) — serial line to the host.
+    core_busy : Out(1).
+    fault : Out(1) — sticky until reset: a byte was lost (overrun), a stop bit was bad, or the link
+        reported a protocol error.
+    """
+
+    def __init__(self, core, spec: EPCoreSpec, *, divisor: int, rx_fifo_depth: int = 512,
+                 timeout_cycles: int | None = None):
+        self.divisor = divisor
+        self.uart_rx = UARTRx(divisor=divisor)
+        self.uart_tx = UARTTx(divisor=divisor)
+        self.linked = LinkedCore(core, spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "core_busy": Out(1), "fault": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart_rx = rx = self.uart_rx
+        m.submodules.uart_tx = tx = self.uart_tx
+        m.submodules.linked = linked = self.linked
+        wiring.connect(m, rx.data, linked.rx)
+        wiring.connect(m, linked.tx, tx.data)
+        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx), self.core_busy.eq(linked.core_busy)]
+        with m.If(rx.overrun | rx.frame_error | linked.error):
+            m.d.sync += self.fault.eq(1)
+        return m
+
+
+# reset buttons (active high after the platform's inversion): ULX3S "FIRE 1", iCEBreaker's user button
+RESET_BUTTONS = {"ulx3s": ("button_fire", 0), "icebreaker": ("button", 0)}
+
+
+class BoardTop(Elaboratable):
+    """Top level for an amaranth-boards platform.
+
+    Parameters
+    ----------
+    core_factory : callable
+        ``core_factory(spec)`` returns a component with the EP core's signature.
+    spec : EPCoreSpec
+    baud : int
+        UART rate; the divisor is ``round(f_clk / baud)`` (refused beyond 2 % error).
+    rx_fifo_depth : int
+        Receive FIFO of the host link (512 bytes = one iCE40 EBR).
+    timeout_s : float or None
+        The link's mid-command timeout in seconds (default 0.1 s).
+
+    The sync domain is the board oscillator, reset by the platform's power-on logic; the platform
+    subclasses in :mod:`boards.synth` add a user button as reset. LEDs: 0 = core busy,
+    1 = fault (sticky: UART overrun/framing or protocol error), 2 = a slow heartbeat blink
+    (where the board has a third LED).
+    """
+
+    def __init__(self, core_factory: Callable, spec: EPCoreSpec, *, baud: int = 115200, rx_fifo_depth: int = 512,
+                 timeout_s: float | None = 0.1):
+        if not isinstance(spec, EPCoreSpec):
+            raise TypeError(f"spec must be an EPCoreSpec, not {type(spec).__name__}")
+        self.core_factory = core_factory
+        self.spec = spec
+        self.baud = baud
+        self.rx_fifo_depth = rx_fifo_depth
+        self.timeout_s = timeout_s
+
+    def elaborate(self, platform):
+        m = Module()
+        clk_freq = platform.default_clk_frequency
+        divisor = uart_divisor(clk_freq, self.baud)
+        timeout = None if self.timeout_s is None else max(1, int(self.timeout_s * clk_freq))
+        m.submodules.top = top = UARTLinkedCore(self.core_factory(self.spec), self.spec, divisor=divisor,
+                                                rx_fifo_depth=self.rx_fifo_depth, timeout_cycles=timeout)
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
+        m.d.comb += [top.rx.eq(rx_buf.i), tx_buf.o.eq(top.tx)]
+        heartbeat = Signal(range(int(clk_freq)))
+        m.d.sync += heartbeat.eq(heartbeat + 1)
+        leds = [top.core_busy, top.fault, heartbeat[-1]]
+        for i, value in enumerate(leds):
+            try:
+                pin = platform.request("led", i, dir="-")
+            except ResourceError:  # fewer LEDs on this board
+                break
+            m.submodules[f"led{i}_buf"] = led = io.Buffer("o", pin)
+            m.d.comb += led.o.eq(value)
+        return m

@@ -1,0 +1,610 @@
+# amaranth: UnusedElaboratable=no
+"""Board layer: UART, host link + host driver against the mock core (and the real core when present),
+report parsers, CLI, and one real synthesis run (``-m synth``; skipped without YoWASP or with
+EPFORGE_SYNTH=0)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.sim import Simulator
+
+from boards.host import EPCoreHost, LinkError, LinkTimeout, SpecMismatchError
+from boards.hostlink import HostLink
+from boards.mock_core import MockEPCore, mock_dump_beats, mock_phases, mock_prediction
+from boards.protocol import CMD_SYNC, CMD_WRITE_WORD, MSG_ERROR, LinkFormat
+from boards.simlink import StreamSimTransport, UARTSimTransport
+from boards.synth import parse_nextpnr_log, parse_yosys_stat, render_markdown, yowasp_available
+from boards.top import LinkedCore, UARTLinkedCore
+from boards.uart import UARTRx, UARTTx, uart_divisor
+from spec.ep_core import (
+    REG_CTRL,
+    REG_CYCLES,
+    REG_SEED,
+    REG_SPEC_ID,
+    REG_STATUS,
+    REG_T1,
+    REG_T2,
+    EPCoreSpec,
+)
+
+SPEC = EPCoreSpec(layers=(10, 6, 3), lanes=4)  # 3 input beats, 27 words of 64 bits
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------- UART
+def run_sim(dut, *benches, background=()):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for b in benches:
+        sim.add_testbench(b)
+    for b in background:
+        sim.add_testbench(b, background=True)
+    sim.run()
+
+
+async def drive_line(ctx, line, byte: int, bit_cycles: int, stop: int = 1):
+    for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [stop]:
+        ctx.set(line, bit)
+        await ctx.tick().repeat(bit_cycles)
+    ctx.set(line, 1)
+
+
+def test_uart_divisor():
+    assert uart_divisor(25e6, 115200) == 217
+    assert uart_divisor(12e6, 115200) == 104
+    with pytest.raises(ValueError, match="too fast"):
+        uart_divisor(12e6, 4_000_000)
+    with pytest.raises(ValueError, match=r"off, more than 2%"):
+        uart_divisor(25e6, 2_000_000)  # divisor 12 → 2.083 Mbaud, 4 % off
+    with pytest.raises(ValueError, match="divisor must be an integer >= 4"):
+        UARTRx(divisor=3)
+    with pytest.raises(ValueError, match="divisor must be an integer >= 4"):
+        UARTTx(divisor=True)
+
+
+@pytest.mark.parametrize("bit_cycles", [31, 32, 33], ids=["fast", "exact", "slow"])
+def test_uart_rx_bytes_and_baud_tolerance(bit_cycles):
+    """Receive bytes sent ±3 % off the nominal rate; the sink takes them with random stalls."""
+    dut = UARTRx(divisor=32)
+    rng = random.Random(bit_cycles)
+    sent = [rng.randrange(256) for _ in range(24)] + [0x00, 0xFF, 0x55, 0xAA]
+    got, flags = [], []
+
+    async def line(ctx):
+        await ctx.tick().repeat(5)
+        for b in sent:
+            await drive_line(ctx, dut.rx, b, bit_cycles)
+            await ctx.tick().repeat(rng.randrange(1, 20))
+        await ctx.tick().repeat(40)
+
+    async def sink(ctx):
+        while True:
+            stall = rng.random() < 0.5
+            ctx.set(dut.data.ready, not stall)
+            _, _, valid, payload, ovr, ferr = await ctx.tick().sample(dut.data.valid, dut.data.payload,
+                                                                     dut.overrun, dut.frame_error)
+            flags.append(ovr or ferr)
+            if valid and not stall:
+                got.append(payload)
+
+    run_sim(dut, line, background=[sink])
+    assert got == sent
+    assert not any(flags)
+
+
+def test_uart_rx_framing_error_and_overrun():
+    dut = UARTRx(divisor=8)
+    events = {"ferr": 0, "ovr": 0}
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.data.ready, 0)
+        await drive_line(ctx, dut.rx, 0x12, 8, stop=0)  # bad stop bit: dropped, frame_error pulses
+        await ctx.tick().repeat(20)
+        await drive_line(ctx, dut.rx, 0x34, 8)  # held in the output register (not taken)
+        await drive_line(ctx, dut.rx, 0x56, 8)  # → overrun: dropped
+        await ctx.tick().repeat(10)
+        ctx.set(dut.data.ready, 1)
+        (payload,) = await ctx.tick().sample(dut.data.payload).until(dut.data.valid)
+        got.append(payload)
+        ctx.set(dut.data.ready, 0)
+        await ctx.tick().repeat(10)
+        assert not ctx.get(dut.data.valid)
+
+    async def watch(ctx):
+        while True:
+            _, _, ferr, ovr = await ctx.tick().sample(dut.frame_error, dut.overrun)
+            events["ferr"] += ferr
+            events["ovr"] += ovr
+
+    run_sim(dut, bench, background=[watch])
+    assert got == [0x34]
+    assert events == {"ferr": 1, "ovr": 1}
+
+
+def test_uart_loopback_with_stalls():
+    """UARTTx → line → UARTRx: every byte arrives once and in order, with idle source and stalled sink."""
+    m = Module()
+    m.submodules.tx = tx = UARTTx(divisor=5)
+    m.submodules.rx = rx = UARTRx(divisor=5)
+    m.d.comb += rx.rx.eq(tx.tx)
+    rng = random.Random(7)
+    sent = [rng.randrange(256) for _ in range(40)]
+    got, overruns = [], []
+
+    async def source(ctx):
+        for b in sent:
+            while rng.random() < 0.3:
+                await ctx.tick()
+            ctx.set(tx.data.payload, b)
+            ctx.set(tx.data.valid, 1)
+            await ctx.tick().until(tx.data.ready)
+            ctx.set(tx.data.valid, 0)
+        while len(got) < len(sent):
+            await ctx.tick()
+
+    async def sink(ctx):
+        while True:
+            stall = rng.random() < 0.6
+            ctx.set(rx.data.ready, not stall)
+            _, _, valid, payload, ovr = await ctx.tick().sample(rx.data.valid, rx.data.payload, rx.overrun)
+            overruns.append(ovr)
+            if valid and not stall:
+                got.append(payload)
+
+    async def line_idles_high(ctx):
+        assert ctx.get(tx.tx) == 1
+        assert ctx.get(tx.data.ready) == 1
+
+    run_sim(m, line_idles_high, source, background=[sink])
+    assert got == sent
+    assert not any(overruns)
+
+
+def test_uart_tx_frame_timing():
+    """Start bit, 8 data bits LSB first, stop bit, each exactly `divisor` cycles; busy while sending."""
+    d = 6
+    dut = UARTTx(divisor=d)
+    line = []
+
+    async def bench(ctx):
+        ctx.set(dut.data.payload, 0xA5)
+        ctx.set(dut.data.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.data.valid, 0)
+        for _ in range(10 * d):
+            _, _, v, rdy = await ctx.tick().sample(dut.tx, dut.data.ready)
+            line.append(v)
+            assert not rdy
+        assert ctx.get(dut.data.ready)
+
+    run_sim(dut, bench)
+    bits = [0] + [(0xA5 >> i) & 1 for i in range(8)] + [1]
+    assert line == [b for b in bits for _ in range(d)]
+
+
+# ---------------------------------------------------------------- host link + driver vs the mock core
+def make_host(spec=SPEC, *, depth=64, seed=0, idle=0.0, stall=0.0, delay=5, timeout=None, host_spec=None):
+    dut = LinkedCore(MockEPCore(spec, delay=delay), spec, rx_fifo_depth=depth, timeout_cycles=timeout)
+    t = StreamSimTransport(dut, seed=seed, idle_prob=idle, stall_prob=stall)
+    return EPCoreHost(t, host_spec or spec), t
+
+
+def random_samples(spec, n, rng):
+    xs = [[rng.randrange(1 << spec.input_bits) for _ in range(spec.layers[0])] for _ in range(n)]
+    ys = [rng.randrange(spec.n_classes) for _ in range(n)]
+    return xs, ys
+
+
+def expected_dumps(spec, x, train, symmetric):
+    from boards.host import dump_beats_to_states
+
+    return dump_beats_to_states(spec, mock_dump_beats(spec, x, train, symmetric))
+
+
+STALLS = {"no-stalls": (0.0, 0.0), "random-stalls": (0.4, 0.4)}
+
+
+@pytest.mark.parametrize("depth", [32, 512], ids=["fifo32", "fifo512"])
+@pytest.mark.parametrize("stalls", sorted(STALLS))
+def test_host_driver_against_mock(stalls, depth):
+    """The host API end to end: spec check, registers, weight load/read-back, inference, training
+    with dumps; a 32-byte FIFO makes the flow control throttle every few commands."""
+    idle, stall = STALLS[stalls]
+    rng = random.Random(hash((stalls, depth)) % 1000)
+    host, t = make_host(depth=depth, seed=rng.randrange(1000), idle=idle, stall=stall)
+    assert host.info.rx_fifo_depth == depth and host.info.spec_id == SPEC.spec_id
+    assert host.read_reg(REG_SPEC_ID) == SPEC.spec_id
+    host.configure(T1=17, T2=5, seed=0xDEADBEEF)
+    assert [host.read_reg(a) for a in (REG_T1, REG_T2, REG_SEED)] == [17, 5, 0xDEADBEEF]
+
+    words = [rng.getrandbits(host.format.word_bits) for _ in range(SPEC.memory_words)]
+    host.load_weights(words)
+    assert host.read_weights() == words
+    assert host.read_weights(3, 4) == words[3:7]
+
+    xs, ys = random_samples(SPEC, 12, rng)
+    assert host.infer(xs, ys) == [mock_prediction(SPEC, x, y, False) for x, y in zip(xs, ys, strict=True)]
+    assert len(set(host.infer(xs, ys))) > 1  # the predictions are not all alike
+
+    for sym in (True, False):
+        res = host.run(xs[:4], ys[:4], train=True, dump=True, symmetric=sym)
+        assert res.preds == ys[:4]
+        assert res.dumps == [expected_dumps(SPEC, x, True, sym) for x in xs[:4]]
+        assert sorted(res.dumps[0]) == mock_phases(SPEC, True, sym)
+    res = host.run(xs[:3], ys[:3], dump=True)
+    assert res.dumps == [expected_dumps(SPEC, x, False, True) for x in xs[:3]]
+    st = host.status()
+    assert st["samples"] == 12 * 2 + 4 + 4 + 3 and st["busy"] == 0 and st["cycles"] > 0
+    assert host.read_reg(REG_CTRL) == 0b110  # last run: inference, symmetric, dump
+    assert not t.to_device and not t.from_device  # nothing left over on either side
+
+
+def test_register_write_waits_for_the_sample_in_flight():
+    """The core ignores writes while busy; the link holds a write until the core is idle, so a write
+    right after a sample is applied (not dropped) and in order."""
+    host, _ = make_host(delay=200)
+    xs, ys = random_samples(SPEC, 1, random.Random(1))
+    host._send_sample(xs[0], ys[0])
+    host.write_reg(REG_T1, 33)
+    assert host.read_reg(REG_T1) == 33
+    assert host._wait(0x90)[0] == mock_prediction(SPEC, xs[0], ys[0], False)
+    assert host.read_reg(REG_STATUS) == 0
+    assert host.read_reg(REG_CYCLES) >= 200
+
+
+def test_spec_mismatch_is_refused():
+    other = EPCoreSpec(layers=(10, 6, 3), lanes=4, T1=31)
+    with pytest.raises(SpecMismatchError, match=r"host link was built for spec id 0x[0-9a-f]{8}, but the host's "
+                       r"spec has id 0x[0-9a-f]{8}"):
+        make_host(host_spec=other)
+    # the core's own REG_SPEC_ID is checked too (a link built for one spec in front of another core)
+    dut = LinkedCore(MockEPCore(other), SPEC, rx_fifo_depth=64)
+    with pytest.raises(SpecMismatchError, match="the core was built for spec id"):
+        EPCoreHost(StreamSimTransport(dut), SPEC)
+
+
+def test_unknown_opcode_is_reported():
+    host, t = make_host()
+    t.write(bytes((0x42,)))
+    with pytest.raises(LinkError, match=r"error 1 \(unknown opcode\) for opcode 0x42"):
+        host.read_reg(REG_SPEC_ID)
+    assert t.read(6) == bytes((0x82, REG_SPEC_ID)) + SPEC.spec_id.to_bytes(4, "little")  # the link went on
+
+
+def test_command_cut_short_times_out():
+    """A host that stops mid-command: the parser answers MSG_ERROR(timeout) and is back in step."""
+    host, t = make_host(timeout=300)
+    t.write(bytes((CMD_WRITE_WORD, 1, 2)))
+    t.run_cycles(400)
+    assert t.read(3) == bytes((MSG_ERROR, 2, CMD_WRITE_WORD))
+    assert host.read_reg(REG_SPEC_ID) == SPEC.spec_id
+    host.write_word(1, 1234)
+    assert host.read_word(1) == 1234
+
+
+def test_no_answer_raises_timeout():
+    host, t = make_host()
+    t.max_wait_cycles = 200
+    with pytest.raises(LinkTimeout, match="no answer"):
+        host._wait(0x84)
+
+
+def test_host_argument_checks():
+    host, _ = make_host()
+    with pytest.raises(ValueError, match="register address must be in"):
+        host.read_reg(16)
+    with pytest.raises(ValueError, match="weight word address must be in"):
+        host.write_word(SPEC.memory_words, 0)
+    with pytest.raises(ValueError, match="a sample has 10 pixels, not 9"):
+        host.infer([[0] * 9])
+    with pytest.raises(ValueError, match="does not fit input_bits"):
+        host.infer([[256] + [0] * 9])
+    with pytest.raises(ValueError, match="unknown register 'T3'"):
+        host.configure(T3=1)
+
+
+def test_link_parameter_checks():
+    with pytest.raises(ValueError, match=r"rx_fifo_depth must be an integer in \[\d+, 65535\]"):
+        HostLink(SPEC, rx_fifo_depth=8)
+    with pytest.raises(ValueError, match="timeout_cycles must be a positive integer or None"):
+        HostLink(SPEC, timeout_cycles=0)
+    with pytest.raises(TypeError, match="spec must be an EPCoreSpec"):
+        HostLink({"layers": [1, 2, 3]})
+    with pytest.raises(ValueError, match="delay must be a positive integer"):
+        MockEPCore(SPEC, delay=0)
+
+
+def test_protocol_sizes_follow_the_spec():
+    big = EPCoreSpec(layers=(784, 500, 10), lanes=16)
+    f = LinkFormat(big)
+    assert (f.addr_bytes, f.word_bytes, f.label_bytes, f.pixel_bytes) == (2, 32, 1, 1)
+    assert f.dump_bytes == -(-sum(w for _, w in big.dump_fields()) // 8)
+    wide = EPCoreSpec(layers=(10, 6, 300), lanes=4, input_bits=12)
+    assert (LinkFormat(wide).label_bytes, LinkFormat(wide).pixel_bytes) == (2, 2)
+
+
+def test_wide_pixels_and_labels_through_the_link():
+    """Two-byte pixels and labels (input_bits 12, 300 classes) assemble into beats correctly."""
+    spec = EPCoreSpec(layers=(7, 5, 300), lanes=3, input_bits=12)
+    host, _ = make_host(spec, depth=64, idle=0.3, stall=0.3, seed=4)
+    xs, ys = random_samples(spec, 5, random.Random(5))
+    assert host.infer(xs, ys) == [mock_prediction(spec, x, y, False) for x, y in zip(xs, ys, strict=True)]
+    assert host.train(xs, ys) == ys
+
+
+def test_uart_level_end_to_end():
+    """The same host API over simulated serial lines (UARTRx/Tx at 4 cycles per bit): no fault."""
+    dut = UARTLinkedCore(MockEPCore(SPEC, delay=5), SPEC, divisor=4, rx_fifo_depth=32)
+    t = UARTSimTransport(dut, seed=3, gap_prob=0.3)
+    host = EPCoreHost(t, SPEC)
+    rng = random.Random(9)
+    words = [rng.getrandbits(host.format.word_bits) for _ in range(6)]
+    host.load_weights(words)
+    assert host.read_weights(0, 6) == words
+    xs, ys = random_samples(SPEC, 3, rng)
+    assert host.infer(xs, ys) == [mock_prediction(SPEC, x, y, False) for x, y in zip(xs, ys, strict=True)]
+
+    assert t.cycles > 5_000 and not t.fault
+
+
+def test_sync_token_is_echoed_raw():
+    host, t = make_host()
+    t.write(bytes((CMD_SYNC, 0x5A)))
+    assert t.read(2) == bytes((0x80, 0x5A))
+
+
+# ---------------------------------------------------------------- the real core, if present
+def test_mock_has_the_core_signature():
+    ep_core = pytest.importorskip("hdl.ep_core")
+    for spec in (SPEC, EPCoreSpec(layers=(20, 7, 3), lanes=4, training=False)):
+        def ports(sig):
+            return [(path, m.flow, m.shape) for path, m in sig.members.flatten() if m.is_port]
+
+        assert ports(MockEPCore(spec).signature) == ports(ep_core.EPCore(spec).signature)
+
+
+def test_real_core_through_the_link_matches_twin():
+    """hdl.ep_core.EPCore behind the link, driven by the host driver, == the golden twin (inference with
+    dumps, one training step, weights read back)."""
+    ep_core = pytest.importorskip("hdl.ep_core")
+    np = pytest.importorskip("numpy")
+    twin_mod = pytest.importorskip("golden.ep_core")
+    spec = EPCoreSpec(layers=(20, 7, 3), lanes=4, weight_bits=(16,), weight_frac=(12,), bias_bits=20,
+                      bias_frac=(12,))
+    rng = np.random.default_rng(11)
+    weights = twin_mod.random_weights(spec, rng, 1.0)
+    twin = twin_mod.EPCoreTwin(spec, weights)
+    dut = LinkedCore(ep_core.EPCore(spec), spec, rx_fifo_depth=64)
+    host = EPCoreHost(StreamSimTransport(dut, seed=2, idle_prob=0.3, stall_prob=0.3, max_wait_cycles=400_000), spec)
+    host.load_weights(twin.memory_words())
+    assert host.read_weights() == twin.memory_words()
+    host.configure(T1=7, T2=3, beta_shift=0, lr_shift=0)
+    xs = rng.integers(0, 256, size=(3, 20))
+    ys = rng.integers(0, 3, size=3)
+    regs = twin_mod.Registers.from_spec(spec, T1=7, T2=3, beta_shift=0, lr_shift=0, dump=True)
+    res = host.run(xs.tolist(), ys.tolist(), dump=True)
+    preds, free = twin.infer(xs, regs)
+    assert res.preds == preds.tolist()
+    assert [d[0] for d in res.dumps] == [[f[i].tolist() for f in free] for i in range(3)]
+    regs_tr = twin_mod.Registers.from_spec(spec, T1=7, T2=3, beta_shift=0, lr_shift=0, train=True)
+    rec = twin.train_sample(xs[0], int(ys[0]), regs_tr)
+    assert host.train(xs[:1].tolist(), ys[:1].tolist()) == [rec.pred]
+    got = twin_mod.unpack_memory(spec, host.read_weights())
+    assert all(np.array_equal(got[k], twin.weights[k]) for k in got)
+
+
+# ---------------------------------------------------------------- reports and CLI
+# captured from `python -m boards synth --board ulx3s --design mock` (nextpnr-ecp5 0.11 via YoWASP)
+NEXTPNR_ECP5_LOG = """\
+Info: constraining clock net 'clk25_0__io' to 25.00 MHz
+
+Info: Logic utilisation before packing:
+Info:     Total LUT4s:      1474/83640     1%
+Info:         logic LUTs:   1168/83640     1%
+Info:         carry LUTs:    306/83640     0%
+Info:           RAM LUTs:      0/10455     0%
+Info:          RAMW LUTs:      0/20910     0%
+
+Info:      Total DFFs:      1056/83640     1%
+
+Info: Packing IOs..
+Info: Device utilisation:
+Info: 	          TRELLIS_IO:       9/    365     2%
+Info: 	                DCCA:       1/     56     1%
+Info: 	              DP16KD:       5/    208     2%
+Info: 	          MULT18X18D:       0/    156     0%
+Info: 	                 GSR:       1/      1   100%
+Info: 	          TRELLIS_FF:    1056/  83640     1%
+Info: 	        TRELLIS_COMB:    1576/  83640     1%
+Info: 	        TRELLIS_RAMW:       0/  10455     0%
+
+Info: Placed 9 cells based on constraints.
+Info: Max frequency for clock '$glbnet$cd_sync.clk': 73.61 MHz (PASS at 25.00 MHz)
+Info: Routing..
+Info: Max frequency for clock '$glbnet$cd_sync.clk': 74.45 MHz (PASS at 25.00 MHz)
+"""
+
+# captured from `python -m boards synth --board icebreaker --design mock` (nextpnr-ice40 0.11)
+NEXTPNR_ICE40_LOG = """\
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:    1978/   5280    37%
+Info: 	        ICESTORM_RAM:      17/     30    56%
+Info: 	               SB_IO:       6/     39    15%
+Info: 	               SB_GB:       6/      8    75%
+Info: 	        ICESTORM_DSP:       0/      8     0%
+Info: 	      ICESTORM_SPRAM:       0/      4     0%
+
+Info: Max frequency for clock 'cd_sync.clk': 29.67 MHz (PASS at 12.00 MHz)
+Info: Max frequency for clock 'cd_sync.clk': 30.30 MHz (PASS at 12.00 MHz)
+"""
+
+
+def test_parse_nextpnr_log():
+    r = parse_nextpnr_log(NEXTPNR_ECP5_LOG)
+    u = r["utilisation"]
+    assert u["DP16KD"] == {"used": 5, "available": 208, "percent": 2}
+    assert u["TRELLIS_FF"]["used"] == 1056 and u["TRELLIS_COMB"]["used"] == 1576 and u["GSR"]["percent"] == 100
+    assert u["LUT4"] == {"used": 1474, "available": 83640, "percent": 1}
+    assert (u["LUT4 (logic)"]["used"], u["LUT4 (carry)"]["used"], u["DFF"]["used"]) == (1168, 306, 1056)
+    assert r["fmax"] == {"$glbnet$cd_sync.clk": {"mhz": 74.45, "constraint_mhz": 25.0, "pass": True}}  # post-route
+    r = parse_nextpnr_log(NEXTPNR_ICE40_LOG)
+    assert r["utilisation"]["ICESTORM_LC"] == {"used": 1978, "available": 5280, "percent": 37}
+    assert r["utilisation"]["ICESTORM_RAM"]["used"] == 17 and r["utilisation"]["ICESTORM_SPRAM"]["used"] == 0
+    assert r["fmax"]["cd_sync.clk"]["mhz"] == 30.30
+    assert parse_nextpnr_log("Info: Max frequency for clock 'clk': 9.50 MHz (FAIL at 12.00 MHz)\n")["fmax"] == {
+        "clk": {"mhz": 9.5, "constraint_mhz": 12.0, "pass": False}}
+    assert parse_nextpnr_log("nothing here") == {"utilisation": {}, "fmax": {}}
+
+
+# the tail of yosys 0.70's log (top.rpt) for the ULX3S mock build: library cells count as submodules
+YOSYS_STAT_NEW = """\
+2.51. Printing statistics.
+
+=== top ===
+
+        +----------Local Count, excluding submodules.
+        |
+       47 cells
+       34   $scopeinfo
+        5   DP16KD
+     2594 submodules
+      153   CCU2C
+     1168   LUT4
+
+=== design hierarchy ===
+
+        +----------Count including submodules.
+        |
+       47 top
+
+        +----------Count including submodules.
+        |
+     2041 wires
+        9 ports
+        - memories
+       47 cells
+       34   $scopeinfo
+        5   DP16KD
+        1   SGSR
+        7   TRELLIS_IO
+     2594 submodules
+      153   CCU2C
+       30   L6MUX21
+     1168   LUT4
+      187   PFUMX
+     1056   TRELLIS_FF
+
+2.52. Executing CHECK pass (checking for obvious problems).
+Found and reported 0 problems.
+
+End of script. Logfile hash: ac3563ab0a, time: 6.27s, user: 6.27s, system: 0.00s
+Yosys 0.70 (git sha1 28ba3cb92, Release, Clang 22.1.0)
+"""
+
+YOSYS_STAT_OLD = """\
+2.50. Printing statistics.
+
+=== top ===
+
+   Number of wires:               1234
+   Number of cells:               1500
+     $scopeinfo                      3
+     CCU2C                         120
+     DP16KD                          3
+     LUT4                          800
+     TRELLIS_FF                    574
+
+End of script.
+"""
+
+
+def test_parse_yosys_stat():
+    r = parse_yosys_stat(YOSYS_STAT_NEW)
+    assert r["cells"] == 47 + 2594 and r["yosys"] == "0.70 (28ba3cb92)"
+    assert r["cell_types"] == {"$scopeinfo": 34, "DP16KD": 5, "SGSR": 1, "TRELLIS_IO": 7, "CCU2C": 153,
+                               "L6MUX21": 30, "LUT4": 1168, "PFUMX": 187, "TRELLIS_FF": 1056}
+    r = parse_yosys_stat("junk\n" + YOSYS_STAT_OLD)
+    assert r["cells"] == 1500 and r["cell_types"]["LUT4"] == 800 and r["cell_types"]["DP16KD"] == 3
+    assert parse_yosys_stat("no statistics") == {}
+
+
+def test_render_markdown():
+    pnr = parse_nextpnr_log(NEXTPNR_ECP5_LOG)
+    r = {"board": "ulx3s", "device": "LFE5U-85F-BG381-6", "design": "mock", "spec": SPEC.to_dict(),
+         "spec_digest": SPEC.digest(), "spec_id": f"0x{SPEC.spec_id:08x}", "clock_mhz": 25.0, "baud": 115200,
+         "rx_fifo_depth": 512, "seed": None, "resources": pnr["utilisation"], "fmax": pnr["fmax"],
+         "yosys_stat": parse_yosys_stat(YOSYS_STAT_NEW), "tools": {"amaranth": "0.5.10"},
+         "wall_time_s": {"elaborate": 1.0, "yosys_nextpnr_pack": 30.0}}
+    md = render_markdown(r)
+    assert "| DP16KD | 5 | 208 | 2 |" in md and "| LUT4 | 1474 | 83640 | 1 |" in md
+    assert "| `$glbnet$cd_sync.clk` | 74.45 | 25.00 | yes |" in md
+    assert md.index("TRELLIS_FF") < md.index("DCCA")  # key resources first
+    assert "TRELLIS_RAMW" not in md  # unused and not a key resource
+
+
+def test_cli_help():
+    env = dict(os.environ, PYTHONWARNINGS="error")
+    top = subprocess.run([sys.executable, "-m", "boards", "--help"], capture_output=True, text=True, cwd=ROOT,
+                         env=env)
+    assert top.returncode == 0 and "synth" in top.stdout
+    r = subprocess.run([sys.executable, "-m", "boards", "synth", "--help"], capture_output=True, text=True,
+                       cwd=ROOT, env=env)
+    assert r.returncode == 0
+    for opt in ("--board", "--design", "--spec", "--out", "--seed", "--baud", "--rx-fifo-depth", "--mock-delay"):
+        assert opt in r.stdout
+
+
+def test_ep_design_without_core_says_so(monkeypatch):
+    from boards import synth
+
+    monkeypatch.setitem(sys.modules, "hdl.ep_core", None)  # import fails as if the module did not exist
+    with pytest.raises(RuntimeError, match="design 'ep' needs hdl.ep_core.EPCore"):
+        synth.core_factory("ep")
+    with pytest.raises(ValueError, match="design must be 'mock' or 'ep'"):
+        synth.core_factory("other")
+    with pytest.raises(ValueError, match="board must be one of"):
+        synth.board_platform("de10")
+
+
+def test_board_tops_elaborate():
+    """Both board tops elaborate to RTLIL (no toolchain needed)."""
+    from amaranth.back import rtlil
+
+    from boards.synth import board_platform, core_factory
+    from boards.top import BoardTop
+
+    for board in ("ulx3s", "icebreaker"):
+        plat = board_platform(board)
+        plan = plat.prepare(BoardTop(core_factory("mock"), SPEC), name="top")
+        assert "top.il" in plan.files
+    assert rtlil.convert(UARTLinkedCore(MockEPCore(SPEC), SPEC, divisor=8, rx_fifo_depth=32))
+
+
+@pytest.mark.synth
+@pytest.mark.skipif(not yowasp_available("ulx3s"), reason="YoWASP yosys/nextpnr-ecp5 not installed")
+@pytest.mark.skipif(os.environ.get("EPFORGE_SYNTH") == "0", reason="EPFORGE_SYNTH=0 skips real synthesis")
+def test_synthesize_tiny_mock_on_ulx3s(tmp_path):
+    """One real yosys + nextpnr-ecp5 build (~20 s once YoWASP has compiled its WebAssembly; the very
+    first YoWASP run on a machine takes minutes longer)."""
+    from boards.synth import synthesize
+
+    spec = EPCoreSpec(layers=(8, 4, 2), lanes=2)
+    r = synthesize("ulx3s", "mock", spec, tmp_path, seed=1, rx_fifo_depth=32)
+    saved = json.loads((tmp_path / "synth.json").read_text())
+    assert saved == json.loads(json.dumps(r))
+    assert saved["resources"]["TRELLIS_FF"]["used"] > 50
+    assert saved["resources"]["TRELLIS_FF"]["available"] == 83640
+    (fmax,) = saved["fmax"].values()
+    assert fmax["pass"] and fmax["mhz"] > 25
+    assert saved["yosys_stat"]["cells"] > 0
+    assert (tmp_path / "synth.md").read_text().startswith("# Synthesis: mock on ulx3s")
+    assert not list(tmp_path.glob(".synth.*"))  # no temporary files left behind
