@@ -1,0 +1,129 @@
+"""Smoke tests of the benches in bench/ (tiny settings, the embedded MNIST subset, no reference code).
+
+The benches' figures are not checked here (benches are not pass/fail); only that they run end to
+end and write the JSON they document.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    """Import bench/<name>.py from its file (bench/ is a folder of scripts, not a package)."""
+    mod_name = f"epforge_bench_{name}"
+    if mod_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(mod_name, REPO / "bench" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[mod_name]
+
+
+def _positive(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
+
+@pytest.fixture
+def no_mnist(tmp_path, monkeypatch) -> Path:
+    """An empty data root (so the subset is used) and no reference from the environment."""
+    monkeypatch.delenv("EPFORGE_REFERENCE", raising=False)
+    monkeypatch.delenv("EPFORGE_DATA", raising=False)
+    monkeypatch.setenv("EPFORGE_OFFLINE", "1")
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+def test_ep_speed_mlp_without_reference(tmp_path, no_mnist, capsys):
+    ep_speed = _load("ep_speed")
+    out = tmp_path / "speed.json"
+    assert ep_speed.main(["--skip-conv", "--mlp-samples", "100", "--threads", "1", "--warmup-batches", "1",
+                          "--data-dir", str(no_mnist), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert {"bench", "machine", "timing", "options", "reference", "data", "rows"} <= res.keys()
+    assert res["reference"]["used"] is False and "no reference" in res["reference"]["note"]
+    assert res["data"]["dataset"] == "mnist-subset"
+    m = res["machine"]
+    assert m["torch"] and m["threads"] == 1 and m["date"]
+    configs = [r["config"] for r in res["rows"]]
+    assert configs == ["mlp train b50 one-sided", "mlp train b50 symmetric", "mlp train b256 one-sided",
+                       "mlp train b256 symmetric", "mlp infer b200"]
+    for r in res["rows"]:
+        assert _positive(r["ours"]["samples_per_s"]) and _positive(r["ours"]["seconds"])
+        assert r["ours"]["samples"] >= 100 and r["ours"]["samples"] % r["batch"] == 0
+        assert r["reference"] is None and r["ratio"] is None
+    printed = capsys.readouterr().out
+    assert "config" in printed and "ours samples/s" in printed and "reference samples/s" in printed
+    assert "mlp infer b200" in printed and "reference skipped" in printed
+
+
+def test_ep_speed_broken_reference_is_reported_not_fatal(tmp_path, no_mnist):
+    ep_speed = _load("ep_speed")
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / "model_utils.py").write_text("raise ImportError('not the reference')\n")
+    out = tmp_path / "speed.json"
+    assert ep_speed.main(["--skip-mlp", "--skip-conv", "--threads", "1", "--data-dir", str(no_mnist),
+                          "--reference", str(ref), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["reference"]["used"] is False
+    assert "could not be imported" in res["reference"]["note"]
+    assert res["rows"] == []
+
+
+def test_ep_speed_conv_step_tiny():
+    """The ConvNet path (exact and early-settling free phase) on a tiny schedule."""
+    import torch
+
+    from golden.ep import mnist_conv
+
+    ep_speed = _load("ep_speed")
+    x, y, _ = ep_speed.load_images(None, 8)
+    p = dict(ep_speed.CONV, T1=4, T2=2)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        exact = ep_speed.ours_training(mnist_conv(), p, "symmetric", 4, None, x, y, 1, 0)
+        settled = ep_speed.ours_training(mnist_conv(), p, "one-sided", 4, 1e-5, x, y, 1, 0)
+    finally:
+        torch.set_num_threads(prev)
+    assert _positive(exact["samples_per_s"]) and exact["samples"] == 8 and "mean_free_steps" not in exact
+    assert _positive(settled["samples_per_s"]) and 0 < settled["mean_free_steps"] <= 4
+
+
+def test_mnist_accuracy_refuses_subset(tmp_path, no_mnist):
+    acc = _load("mnist_accuracy")
+    with pytest.raises(SystemExit, match="allow-subset"):
+        acc.main(["--data-dir", str(no_mnist), "--epochs", "1", "--out", str(tmp_path / "run"),
+                  "--json", str(tmp_path / "acc.json")])
+    assert not (tmp_path / "run").exists() and not (tmp_path / "acc.json").exists()
+
+
+def test_mnist_accuracy_one_epoch_on_subset(tmp_path, no_mnist):
+    acc = _load("mnist_accuracy")
+    out = tmp_path / "acc.json"
+    run = tmp_path / "run"
+    args = ["--allow-subset", "--data-dir", str(no_mnist), "--epochs", "1", "--train-limit", "100",
+            "--test-limit", "50", "--threads", "1", "--no-progress", "--out", str(run), "--json", str(out)]
+    assert acc.main(args) == 0
+    res = json.loads(out.read_text())
+    assert {"bench", "preset", "config", "data", "epochs", "test_acc", "best_test_acc", "best_epoch",
+            "final_test_acc", "wall_s", "machine"} <= res.keys()
+    assert res["preset"] == "mnist-mlp" and res["data"]["dataset"] == "mnist-subset"
+    assert res["config"]["dataset"] == "mnist-subset" and res["config"]["epochs"] == 1
+    assert len(res["epochs"]) == 1 and res["epochs"][0]["epoch"] == 1
+    assert 0 <= res["final_test_acc"] <= 1 and res["best_test_acc"] == res["test_acc"][0]
+    assert _positive(res["wall_s"]) and _positive(res["epochs"][0]["train_samples_per_s"])
+    assert (run / "checkpoint.pt").exists() and (run / "metrics.json").exists()
+    # a second start into the same run directory is refused (the trainer's rule), --resume is not
+    assert acc.main(args) == 2
+    assert acc.main(args + ["--resume"]) == 0
