@@ -21,15 +21,25 @@ sys.path.insert(0, str(REPO))
 
 
 def measure(layers, lanes: int, train: bool, T1: int, T2: int, symmetric: bool) -> dict:
+    from spec.ep_core import EPCoreSpec
+
+    spec = EPCoreSpec(layers=tuple(layers), lanes=lanes, weight_bits=(16,), weight_frac=(12,), bias_bits=20,
+                      training=True, T1=T1, T2=T2, estimator="symmetric" if symmetric else "one-sided")
+    return measure_spec(spec, train)
+
+
+def measure_spec(spec, train: bool) -> dict:
+    """Cycles of one sample of ``spec``'s core (its T1, T2 and estimator) in inference or training."""
     from amaranth.sim import Simulator
 
     from golden.ep_core import Registers
     from hdl.ep_core import EPCore
     from hdl.ep_core_host import AmaranthHost
-    from spec.ep_core import REG_CYCLES, EPCoreSpec
+    from spec.ep_core import REG_CYCLES
 
-    spec = EPCoreSpec(layers=tuple(layers), lanes=lanes, weight_bits=(16,), weight_frac=(12,), bias_bits=20,
-                      training=True, T1=T1, T2=T2, estimator="symmetric" if symmetric else "one-sided")
+    if train and not spec.training:
+        raise ValueError("train: this spec's core has no training mode (training = false)")
+    layers, lanes, T1, T2 = list(spec.layers), spec.lanes, spec.T1, spec.T2
     dut = EPCore(spec)
     res = {}
 

@@ -27,7 +27,7 @@ def cmd_synth(args) -> int:
         spec = EPCoreSpec.load(args.spec)
     try:
         r = synthesize(args.board, args.design, spec, args.out, seed=args.seed, baud=args.baud,
-                       rx_fifo_depth=args.rx_fifo_depth, mock_delay=args.mock_delay,
+                       rx_fifo_depth=args.rx_fifo_depth, mock_delay=args.mock_delay, clock_mhz=args.clock_mhz,
                        log=lambda msg: print(f">> {msg}", file=sys.stderr))
     except (RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "required for --design ep; the mock defaults to layers [64, 32, 10], P = 8")
     s.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
     s.add_argument("--seed", type=int, default=None, metavar="N", help="nextpnr placement seed (default: nextpnr's)")
+    s.add_argument("--clock-mhz", type=float, default=None, metavar="MHZ",
+                   help="clock the top from a PLL at MHZ (ulx3s only; nextpnr then places and routes for that "
+                   "frequency and the UART divisor follows it); default: the board oscillator")
     s.add_argument("--baud", type=int, default=115200, help="UART baud rate (default: 115200)")
     s.add_argument("--rx-fifo-depth", type=int, default=512, metavar="BYTES",
                    help="host link receive FIFO in bytes (default: 512, one iCE40 EBR)")

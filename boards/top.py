@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from amaranth.build import ResourceError
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib import io, stream, wiring
+from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from spec.ep_core import EPCoreSpec
@@ -113,15 +114,19 @@ class BoardTop(Elaboratable):
         Receive FIFO of the host link (512 bytes = one iCE40 EBR).
     timeout_s : float or None
         The link's mid-command timeout in seconds (default 0.1 s).
-
-    The sync domain is the board oscillator, reset by the platform's power-on logic; the platform
-    subclasses in :mod:`boards.synth` add a user button as reset. LEDs: 0 = core busy,
+    clock_mhz : float or None
+        Core clock. ``None``: the board oscillator, reset by the platform's power-on logic (the
+        platform subclasses in :mod:`boards.synth` add a user button as reset). A frequency: a PLL
+        (:mod:`boards.pll`; ECP5 boards) makes it from the oscillator, and the sync domain is held in
+        reset until the PLL locks or while the user button is pressed. LEDs: 0 = core busy,
     1 = fault (sticky: UART overrun/framing or protocol error), 2 = a slow heartbeat blink
     (where the board has a third LED).
     """
 
     def __init__(self, core_factory: Callable, spec: EPCoreSpec, *, baud: int = 115200, rx_fifo_depth: int = 512,
-                 timeout_s: float | None = 0.1):
+                 timeout_s: float | None = 0.1, clock_mhz: float | None = None):
+        if clock_mhz is not None and not (isinstance(clock_mhz, (int, float)) and clock_mhz > 0):
+            raise ValueError(f"clock_mhz must be a positive number of MHz or None, not {clock_mhz!r}")
         if not isinstance(spec, EPCoreSpec):
             raise TypeError(f"spec must be an EPCoreSpec, not {type(spec).__name__}")
         self.core_factory = core_factory
@@ -129,10 +134,17 @@ class BoardTop(Elaboratable):
         self.baud = baud
         self.rx_fifo_depth = rx_fifo_depth
         self.timeout_s = timeout_s
+        self.clock_mhz = clock_mhz
+        self.pll_config = None
 
     def elaborate(self, platform):
+        if self.clock_mhz is not None and getattr(platform, "family", None) != "ecp5":
+            raise ValueError(f"clock_mhz: PLL clocking is implemented for ECP5 boards (ulx3s) only, not "
+                             f"{platform.device}; leave clock_mhz unset to run from the oscillator")
         m = Module()
         clk_freq = platform.default_clk_frequency
+        if self.clock_mhz is not None:
+            clk_freq = self._pll_domain(m, platform)
         divisor = uart_divisor(clk_freq, self.baud)
         timeout = None if self.timeout_s is None else max(1, int(self.timeout_s * clk_freq))
         m.submodules.top = top = UARTLinkedCore(self.core_factory(self.spec), self.spec, divisor=divisor,
@@ -152,3 +164,22 @@ class BoardTop(Elaboratable):
             m.submodules[f"led{i}_buf"] = led = io.Buffer("o", pin)
             m.d.comb += led.o.eq(value)
         return m
+
+    def _pll_domain(self, m: Module, platform) -> float:
+        """The sync domain from a PLL; returns its frequency in Hz."""
+        from .pll import ecp5_pll, ecp5_pll_config
+
+        cfg = ecp5_pll_config(platform.default_clk_frequency / 1e6, float(self.clock_mhz))
+        clk_pin = platform.request(platform.default_clk, 0, dir="-")
+        m.submodules.clk_in_buf = clk_buf = io.Buffer("i", clk_pin)
+        clk_out, locked = ecp5_pll(m, clk_buf.i, cfg)
+        m.domains.sync = cd = ClockDomain("sync")
+        m.d.comb += cd.clk.eq(clk_out)
+        arst = ~locked
+        if platform.default_rst is not None:
+            rst_pin = platform.request(platform.default_rst, 0, dir="-")
+            m.submodules.rst_in_buf = rst_buf = io.Buffer("i", rst_pin)
+            arst = arst | rst_buf.i
+        m.submodules.rst_sync = ResetSynchronizer(arst, domain="sync")
+        self.pll_config = cfg  # nextpnr derives the output clock's constraint from the dividers
+        return cfg.f_out_mhz * 1e6

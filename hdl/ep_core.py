@@ -447,9 +447,29 @@ class EPCore(wiring.Component):
                         with m.Else():
                             m.d.comb += addr.eq(bank_addr(k, upd_bank, o_w))  # post scalar
 
+        # ---------------- S0r: memory data registered ----------------
+        # The block RAMs' read data (after the depth-cascade multiplexer that synthesis builds for a
+        # deep memory) goes straight into a register: the operand multiplexers of S1 then start
+        # from flip-flops, which keeps the cascade off the critical path.
+        op0r = Signal(op_layout)
+        m.d.sync += op0r.eq(op0)
+
+        def rq(port, name):
+            r = Signal.like(port.data, name=f"{name}_q")
+            m.d.sync += r.eq(port.data)
+            return r
+
+        wq_w = [rq(wr_w[l], f"w{l}") for l in range(L)]
+        bq = [rq(rd_b[l], f"b{l}") for l in range(L)]
+        xq, c1q = rq(rd_x, "x"), rq(rd_c1, "c1")
+        sq = [None] + [rq(rd_s[k], f"s{k}") for k in range(1, L + 1)]
+        pq = {k: rq(rp, f"p{k}") for k, rp in rd_p.items()}
+        if s.training:
+            dq = rq(rd_d, "d")
+
         # ---------------- S1: memory data → operands ----------------
         op1 = Signal(op_layout)
-        m.d.sync += op1.eq(op0)
+        m.d.sync += op1.eq(op0r)
         c1 = op1
         k1 = c1.kind
         PB = max(WMAX, SB + 2)  # left operand width (weights, or a post state / difference)
@@ -470,7 +490,7 @@ class EPCore(wiring.Component):
             with m.Switch(c1.conn):
                 for l in range(L):
                     with m.Case(l):
-                        m.d.comb += v.eq(lane(wr_w[l].data, i, s.weight_bits[l], True))
+                        m.d.comb += v.eq(lane(wq_w[l], i, s.weight_bits[l], True))
             return v
 
         wl = [wlane(i) for i in range(P)]
@@ -478,7 +498,7 @@ class EPCore(wiring.Component):
             m.d.comb += wword1[i * WMAX:(i + 1) * WMAX].eq(wl[i])
 
         # state words at S1 (zeroed for the first step of the free phase)
-        sdata = [None] + [Mux(c1.zero, 0, rd_s[k].data) for k in range(1, L + 1)]
+        sdata = [None] + [Mux(c1.zero, 0, sq[k]) for k in range(1, L + 1)]
 
         def layer_word(kval, words):
             """Select, by a Value layer index, one of several per-layer words (same width)."""
@@ -498,7 +518,7 @@ class EPCore(wiring.Component):
         post_word = layer_word(post_layer, {k: sdata[k] for k in range(1, L + 1)})
         post_scalar = Signal(SB)
         m.d.comb += post_scalar.eq(post_word.word_select(c1.lane, SB))
-        xword = rd_x.data
+        xword = xq
         for i in range(P):
             pre_i = Mux(c1.conn == 0, xword[i * IB:(i + 1) * IB], pre_word[i * SB:(i + 1) * SB])
             with m.Switch(k1):
@@ -508,24 +528,24 @@ class EPCore(wiring.Component):
                     m.d.sync += [left[i].eq(wl[i]), right[i].eq(post_scalar)]
                 with m.Case(K_UPW):
                     if s.training:
-                        dl = lane_sel(rd_d.data, c1.lane, SB + 1, True)
+                        dl = lane_sel(dq, c1.lane, SB + 1, True)
                         m.d.sync += [left[i].eq(Mux(c1.conn == 0, dl, post_scalar)), right[i].eq(pre_i)]
                 with m.Case(K_DPASS, K_UPB):
                     # no product: 1 × state lane (layer conn+1 for biases, layer 1 for dpass)
                     m.d.sync += [left[i].eq(1), right[i].eq(post_word[i * SB:(i + 1) * SB])]
         # broadcast accumulator init: c1 for layer 1, 0 for middle layers
         for i in range(P):
-            m.d.comb += init1[i].eq(Mux(c1.layer == 1, lane(rd_c1.data, i, acc1, True), 0))
+            m.d.comb += init1[i].eq(Mux(c1.layer == 1, lane(c1q, i, acc1, True), 0))
         # reduce extras (row end): bias of the row's neuron, middle-layer partial, top-layer state
         with m.Switch(c1.conn):
             for l in range(L):
                 with m.Case(l):
-                    m.d.comb += bias1.eq(lane_sel(rd_b[l].data, c1.lane, s.bias_bits, True))
-                    m.d.comb += bword1.eq(rd_b[l].data)
+                    m.d.comb += bias1.eq(lane_sel(bq[l], c1.lane, s.bias_bits, True))
+                    m.d.comb += bword1.eq(bq[l])
         with m.Switch(c1.layer):
-            for k, rp in rd_p.items():
+            for k, pw in pq.items():
                 with m.Case(k):
-                    m.d.comb += part1.eq(lane_sel(rp.data, c1.lane, s.acc_bits(k), True))
+                    m.d.comb += part1.eq(lane_sel(pw, c1.lane, s.acc_bits(k), True))
         m.d.comb += nstate1.eq(sdata[L].word_select(c1.lane, SB))
         for i in range(P):
             m.d.comb += slanes1[i].eq(post_word[i * SB:(i + 1) * SB])
@@ -548,7 +568,7 @@ class EPCore(wiring.Component):
         wword3, bword3 = Signal.like(wword1), Signal.like(bword1)
         m.d.sync += [a.eq(b) for a, b in zip(init3, init2, strict=True)]
         m.d.sync += [bias3.eq(bias2), part3.eq(part2), nstate3.eq(nstate2), wword3.eq(wword2), bword3.eq(bword2)]
-        valids = [op1.valid, op2.valid]
+        valids = [op0r.valid, op1.valid, op2.valid]
 
         # ---------------- S3: consume products ----------------
         op3 = Signal(op_layout)
@@ -610,10 +630,30 @@ class EPCore(wiring.Component):
                     m.d.comb += wp.data[i * s.acc_bits(k):(i + 1) * s.acc_bits(k)].eq(bc_val[i])
 
         # --- reduce: adder tree (one register per level), scalar accumulator, finish
+        # The row-end addend (bias << b_shift, plus the middle layer's partial sum or the top layer's
+        # nudge ±(y − s_L) << (acc_frac(L) − SB − β)) depends only on S3 values: it is formed beside
+        # the first tree level and rides along, so the finish stage adds just two terms.
+        def row_addend(op, bias, part, nstate):
+            b_shift = Signal(range(max(s.bias_shift(k) for k in range(1, L + 1)) + 1), name="b_shift")
+            with m.Switch(op.layer):
+                for k in range(1, L + 1):
+                    with m.Case(k):
+                        m.d.comb += b_shift.eq(s.bias_shift(k))
+            ymatch = op.j == label
+            diff = Signal(signed(SB + 2), name="ndiff")
+            m.d.comb += diff.eq(Mux(ymatch, 1 << SB, 0) - nstate)
+            nudge = Signal(signed(ACC), name="nudge")
+            nsh = Signal(range(s.nudge_shift(0) + 1), name="nsh")
+            m.d.comb += nsh.eq(s.nudge_shift(0) - x_beta)
+            m.d.comb += nudge.eq(Mux(op.bsign == 0, 0, Mux(op.bsign == 1, diff << nsh, -(diff << nsh))))
+            addend = Signal(signed(ACC), name="addend")
+            m.d.comb += addend.eq((bias << b_shift) + Mux(op.layer == L, nudge, part))
+            return addend
+
         width_p = 1 << _clog2(P) if P > 1 else 1
         level = [prod3[i] for i in range(P)] + [Const(0, signed(2))] * (width_p - P)
         op_t = op3
-        extras = (bias3, part3, nstate3)
+        addend_t = row_addend(op3, bias3, part3, nstate3)
         depth = 0
         while len(level) > 1:
             nxt = []
@@ -625,37 +665,24 @@ class EPCore(wiring.Component):
             op_n = Signal(op_layout, name=f"op_tree{depth}")
             m.d.sync += op_n.eq(op_t)
             valids.append(op_n.valid)
-            ext_n = tuple(Signal.like(e, name=f"ext{depth}_{n}") for n, e in enumerate(extras))
-            m.d.sync += [a.eq(b) for a, b in zip(ext_n, extras, strict=True)]
-            op_t, extras = op_n, ext_n
+            add_n = Signal.like(addend_t, name=f"addend{depth}")
+            m.d.sync += add_n.eq(addend_t)
+            op_t, addend_t = op_n, add_n
             depth += 1
         tree = level[0]
-        bias_t, part_t, nstate_t = extras
         bu_shift = Signal(range(max(s.bottom_up_shift(k) for k in range(1, L + 1)) + 1))
-        b_shift = Signal(range(max(s.bias_shift(k) for k in range(1, L + 1)) + 1))
         with m.Switch(op_t.layer):
             for k in range(1, L + 1):
                 with m.Case(k):
-                    m.d.comb += [bu_shift.eq(s.bottom_up_shift(k)), b_shift.eq(s.bias_shift(k))]
+                    m.d.comb += bu_shift.eq(s.bottom_up_shift(k))
         racc = Signal(signed(ACC))
         rsum = Signal(signed(ACC))
         m.d.comb += rsum.eq(Mux(op_t.first, 0, racc) + (tree << bu_shift))
         t_red = op_t.valid & ((op_t.kind == K_REDUCE) | (op_t.kind == K_C1))
         with m.If(t_red):
             m.d.sync += racc.eq(rsum)
-        # nudge: ±(y − s_L) << (acc_frac(L) − SB − β)
-        ymatch = op_t.j == label
-        diff = Signal(signed(SB + 2))
-        m.d.comb += diff.eq(Mux(ymatch, 1 << SB, 0) - nstate_t)
-        nudge = Signal(signed(ACC))
-        nsh = Signal(range(s.nudge_shift(0) + 1))
-        m.d.comb += nsh.eq(s.nudge_shift(0) - x_beta)
-        m.d.comb += nudge.eq(Mux(op_t.bsign == 0, 0, Mux(op_t.bsign == 1, diff << nsh, -(diff << nsh))))
         final = Signal(signed(ACC))
-        with m.If(op_t.layer == L):
-            m.d.comb += final.eq(rsum + (bias_t << b_shift) + nudge)
-        with m.Else():
-            m.d.comb += final.eq(rsum + (bias_t << b_shift) + part_t)
+        m.d.comb += final.eq(rsum + addend_t)
         f_valid = Signal()
         f_op = Signal(op_layout)
         f_val = Signal(signed(ACC))
@@ -739,12 +766,20 @@ class EPCore(wiring.Component):
         m.d.comb += pipe_busy.eq(busy_any)
 
         # ---------------- weight port (idle only) ----------------
-        wc = self.wcmd.payload
+        # A command is taken into a register and decoded in the next cycle, so the host side's
+        # logic never meets the address decoder and the memory ports in one cycle. Writes can
+        # follow each other every cycle; a read holds the port until its response is taken.
+        wc = Signal.like(self.wcmd.payload)
+        wq_valid = Signal()
         rsp_pending = Signal()
         rsp_region = Signal(range(2 * L))
         rsp_valid = Signal()
         wport_ok = ~busy & ~rsp_pending & ~rsp_valid
-        m.d.comb += self.wcmd.ready.eq(wport_ok)
+        m.d.comb += self.wcmd.ready.eq(wport_ok & (~wq_valid | wc.write))
+        with m.If(self.wcmd.valid & self.wcmd.ready):
+            m.d.sync += [wc.eq(self.wcmd.payload), wq_valid.eq(1)]
+        with m.Elif(wq_valid):
+            m.d.sync += wq_valid.eq(0)
         wdata_lanes = [wc.data[i * EB:(i + 1) * EB] for i in range(P)]
         for idx, r in enumerate(s.memory_map()):
             hit = (wc.addr >= r.base) & (wc.addr < r.base + r.words)
@@ -754,7 +789,7 @@ class EPCore(wiring.Component):
             port_w = ww_w[l] if r.name.startswith("w") else wr_b[l]
             port_r = wr_w[l] if r.name.startswith("w") else rd_b[l]
             eb_r = r.elem_bits
-            with m.If(self.wcmd.valid & wport_ok & hit):
+            with m.If(wq_valid & hit):
                 with m.If(wc.write):
                     m.d.comb += [port_w.addr.eq(local), port_w.en.eq(1)]
                     for i in range(P):
@@ -798,7 +833,7 @@ class EPCore(wiring.Component):
 
         with m.FSM(name="prog"):
             with m.State("IDLE"):
-                m.d.comb += self.inp.ready.eq(~rsp_pending & ~rsp_valid & ~self.wcmd.valid)
+                m.d.comb += self.inp.ready.eq(~rsp_pending & ~rsp_valid & ~self.wcmd.valid & ~wq_valid)
                 with m.If(self.inp.valid & self.inp.ready):
                     m.d.comb += [wr_x.addr.eq(beat), wr_x.en.eq(1)]
                     for i in range(P):

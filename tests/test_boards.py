@@ -589,6 +589,40 @@ def test_board_tops_elaborate():
     assert rtlil.convert(UARTLinkedCore(MockEPCore(SPEC), SPEC, divisor=8, rx_fifo_depth=32))
 
 
+def test_ecp5_pll_config():
+    """Dividers within the data-sheet ranges, exact where possible; unreachable targets refused."""
+    from boards.pll import OUT_MHZ, PFD_MHZ, VCO_MHZ, ecp5_pll_config
+
+    for f in (12.5, 50, 60, 62.5, 65, 75, 100, 125, 200):
+        c = ecp5_pll_config(25, f)
+        assert c.f_out_mhz == pytest.approx(25 * c.clkfb_div / c.clki_div, rel=1e-12)
+        assert c.f_out_mhz == pytest.approx(f, rel=1e-12)  # all of these are exact from 25 MHz
+        assert PFD_MHZ[0] <= 25 / c.clki_div <= PFD_MHZ[1]
+        assert VCO_MHZ[0] <= c.vco_mhz <= VCO_MHZ[1] and OUT_MHZ[0] <= c.f_out_mhz <= OUT_MHZ[1]
+    with pytest.raises(ValueError, match="clock_mhz must be within"):
+        ecp5_pll_config(25, 500)
+    with pytest.raises(ValueError, match="f_in_mhz must be within"):
+        ecp5_pll_config(2, 50)
+    with pytest.raises(ValueError, match=r"cannot be made from 25 MHz.*closest"):
+        ecp5_pll_config(25, 61.13)
+
+
+def test_board_top_with_pll():
+    """--clock-mhz puts an EHXPLLL in the ULX3S top; boards without PLL support refuse it by name."""
+    from boards.synth import board_platform, core_factory
+    from boards.top import BoardTop
+
+    top = BoardTop(core_factory("mock"), SPEC, clock_mhz=60)
+    plan = board_platform("ulx3s").prepare(top, name="top")
+    il = plan.files["top.il"]
+    assert "EHXPLLL" in il and top.pll_config.f_out_mhz == 60
+    assert f"parameter \\CLKFB_DIV {top.pll_config.clkfb_div}" in il
+    with pytest.raises(ValueError, match="clock_mhz: PLL clocking is implemented for ECP5"):
+        board_platform("icebreaker").prepare(BoardTop(core_factory("mock"), SPEC, clock_mhz=60), name="top")
+    with pytest.raises(ValueError, match="clock_mhz must be a positive number"):
+        BoardTop(core_factory("mock"), SPEC, clock_mhz=0)
+
+
 @pytest.mark.synth
 @pytest.mark.skipif(not yowasp_available("ulx3s"), reason="YoWASP yosys/nextpnr-ecp5 not installed")
 @pytest.mark.skipif(os.environ.get("EPFORGE_SYNTH") == "0", reason="EPFORGE_SYNTH=0 skips real synthesis")
@@ -598,13 +632,14 @@ def test_synthesize_tiny_mock_on_ulx3s(tmp_path):
     from boards.synth import synthesize
 
     spec = EPCoreSpec(layers=(8, 4, 2), lanes=2)
-    r = synthesize("ulx3s", "mock", spec, tmp_path, seed=1, rx_fifo_depth=32)
+    r = synthesize("ulx3s", "mock", spec, tmp_path, seed=1, rx_fifo_depth=32, clock_mhz=50)
     saved = json.loads((tmp_path / "synth.json").read_text())
     assert saved == json.loads(json.dumps(r))
     assert saved["resources"]["TRELLIS_FF"]["used"] > 50
     assert saved["resources"]["TRELLIS_FF"]["available"] == 83640
-    (fmax,) = saved["fmax"].values()
-    assert fmax["pass"] and fmax["mhz"] > 25
+    (fmax,) = saved["fmax"].values()  # the PLL's output: nextpnr derived its 50 MHz constraint
+    assert fmax["constraint_mhz"] == 50 and fmax["pass"] and fmax["mhz"] > 50
+    assert saved["pll"]["clkfb_div"] * 25 / saved["pll"]["clki_div"] == 50 == saved["clock_mhz"]
     assert saved["yosys_stat"]["cells"] > 0
     assert (tmp_path / "synth.md").read_text().startswith("# Synthesis: mock on ulx3s")
     assert not list(tmp_path.glob(".synth.*"))  # no temporary files left behind
