@@ -6,6 +6,9 @@ quantize`` or ``train``) the memories are initialised with those weights (a bits
 out of reset) and ``memory.hex`` is written beside the Verilog; an image built for a different
 spec is refused. Every build writes ``manifest.json``: spec and digest, input hashes, output
 hashes, ports, memory map, roofline and tool versions.
+
+``python -m hdl.build galton --spec SPEC --out DIR`` writes the Galton-board emulator
+(:mod:`hdl.galton`), its spec and a manifest (ports, memory map, registers, random-bit use).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 DESIGNS = {
     "ep": "fixed-point EP core with on-chip learning (spec: spec.ep_core.EPCoreSpec)",
+    "galton": "domain-wall Galton-board emulator, B boards x N rows (spec: spec.galton.GaltonSpec)",
 }
 BUILD_FORMAT = "epforge-build/1"
 
@@ -93,6 +97,38 @@ def build_ep(spec_path: Path, out: Path, weights: Path | None = None, name: str 
     return manifest
 
 
+def build_galton(spec_path: Path, out: Path, name: str = "galton") -> dict:
+    """Verilog of :class:`hdl.galton.GaltonBoard` for a Galton spec, its spec.toml and manifest.json."""
+    from amaranth.back import verilog
+
+    from golden.domainwall._io import atomic_write_bytes
+    from spec import galton as g
+
+    from .galton import GaltonBoard
+
+    spec = g.GaltonSpec.load(spec_path)
+    board = GaltonBoard(spec)
+    text = verilog.convert(board, name=name, emit_src=False)
+    files = {f"{name}.v": text.encode(), "spec.toml": spec.to_toml().encode()}
+    for fname, data in files.items():
+        atomic_write_bytes(out / fname, data)
+    registers = {k: getattr(g, k) for k in dir(g) if k.startswith("REG_") and k != "REG_BITS"}
+    manifest = {
+        "format": BUILD_FORMAT, "design": "galton", "top": name, "spec": spec.to_dict(), "spec_digest": spec.digest(),
+        "spec_id": spec.spec_id,
+        "inputs": {"spec": {"path": str(spec_path), "sha256": _sha256(Path(spec_path).read_bytes())}},
+        "outputs": {f: {"sha256": _sha256(d), "bytes": len(d)} for f, d in files.items()},
+        "ports": port_list(board), "memory_map": spec.memory_map(), "registers": registers,
+        "payloads": {"out": spec.out_fields(), "cmd": spec.cmd_fields(), "rsp": spec.rsp_fields()},
+        "random_bits": {"per_ball_per_board": spec.random_bits_per_ball, "prng_lanes": spec.lanes,
+                        "lanes_per_board": spec.lanes_per_board, "fields_per_word": spec.fields_per_word,
+                        "prng_jump": spec.prng_jump},
+        "tools": tool_versions(),
+    }
+    atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=2).encode())
+    return manifest
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hdl.build", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight image to initialise the memories with (refused if built for another spec)")
     e.add_argument("--out", type=Path, required=True, help="output directory")
     e.add_argument("--name", default="ep_core", help="Verilog module name (default ep_core)")
+    g = sub.add_parser("galton", help=DESIGNS["galton"], description="Generate the Galton-board emulator's Verilog.")
+    g.add_argument("--spec", type=Path, required=True,
+                   help="Galton spec (.toml/.json; write one with python -m golden.domainwall spec)")
+    g.add_argument("--out", type=Path, required=True, help="output directory")
+    g.add_argument("--name", default="galton", help="Verilog module name (default galton)")
     return p
 
 
@@ -113,6 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "list":
         for k, v in DESIGNS.items():
             print(f"{k:6s} {v}")
+        return 0
+    if args.cmd == "galton":
+        try:
+            m = build_galton(args.spec, args.out, args.name)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {args.out}/{m['top']}.v ({m['outputs'][m['top'] + '.v']['bytes']} bytes), spec.toml, "
+              "manifest.json")
         return 0
     from golden.export import ExportError
 
