@@ -21,9 +21,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from hdl.regport import RegSignature
 from spec.ep_core import REG_STATUS, EPCoreSpec
 
-from .mock_core import RegSignature
 from .protocol import (
     CMD_INFO,
     CMD_INPUT,

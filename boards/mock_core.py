@@ -14,6 +14,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.regport import RegSignature
 from spec.ep_core import (
     PHASE_FREE,
     PHASE_MINUS,
@@ -50,13 +51,6 @@ def layout_from_fields(fields: list[tuple[str, int]]) -> data.StructLayout:
             members[name] = unsigned(width)
             i += 1
     return data.StructLayout(members)
-
-
-class RegSignature(wiring.Signature):
-    """The core's register port from the host's view: it drives addr/wdata/we and reads rdata."""
-
-    def __init__(self):
-        super().__init__({"addr": Out(4), "wdata": Out(REG_BITS), "we": Out(1), "rdata": In(REG_BITS)})
 
 
 def core_signature_members(spec: EPCoreSpec) -> dict[str, wiring.Member]:

@@ -54,6 +54,7 @@ from spec.ep_core import (
 )
 
 from .fixed import saturate, shift_round
+from .regport import RegSignature
 
 # micro-op kinds
 K_REDUCE, K_BCAST, K_C1, K_DPASS, K_UPW, K_UPB = range(6)
@@ -79,13 +80,6 @@ def layout_from_fields(fields: list[tuple[str, int]]) -> data.StructLayout:
     layout = data.StructLayout(members)
     assert layout.size == sum(w for _, w in fields)
     return layout
-
-
-class RegSignature(wiring.Signature):
-    """Register port, from the host's view: it drives addr/wdata/we and reads rdata."""
-
-    def __init__(self):
-        super().__init__({"addr": Out(4), "wdata": Out(REG_BITS), "we": Out(1), "rdata": In(REG_BITS)})
 
 
 @dataclass(frozen=True)

@@ -50,13 +50,7 @@ from spec.galton import (
 )
 
 from .prng import XorshiftBank
-
-
-class RegSignature(wiring.Signature):
-    """Register port, from the host's view: it drives addr/wdata/we and reads rdata (combinational)."""
-
-    def __init__(self):
-        super().__init__({"addr": Out(4), "wdata": Out(REG_BITS), "we": Out(1), "rdata": In(REG_BITS)})
+from .regport import RegSignature
 
 
 def _bit(mask: int) -> int:
