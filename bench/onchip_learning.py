@@ -5,6 +5,11 @@ several epochs, once per update rounding mode, and reports test accuracy per epo
 The twin is bit-exact to the RTL (tests/test_ep_core_amsim.py), so these are the chip's numbers.
 
     python bench/onchip_learning.py --data-dir ../shared/data            # floor vs half_up, 3 epochs
+    python bench/onchip_learning.py --data-dir ../shared/data --epochs 1 --roundings half_up stochastic floor
+    python bench/onchip_learning.py --data-dir ../shared/data --estimator random-sign
+
+Stochastic rounding and the random-sign estimator draw their bits from the core's PRNG
+(spec/ep_core.py, "Randomness"), seeded with --prng-seed; the twin reproduces the chip's stream.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ def run(spec, regs_kw, x, y, xt, yt, epochs, seed, log):
         rec = {"epoch": epoch + 1, "train_acc": correct / len(x), "test_acc": float((preds == yt).mean()),
                "seconds": time.time() - t0}
         hist.append(rec)
-        log(f"  {spec.update_rounding:8s} epoch {epoch + 1}: train {100 * rec['train_acc']:.2f}%  "
+        log(f"  {spec.update_rounding:10s} epoch {epoch + 1}: train {100 * rec['train_acc']:.2f}%  "
             f"test {100 * rec['test_acc']:.2f}%  ({rec['seconds']:.0f} s)")
     return hist
 
@@ -47,8 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hidden", type=int, default=128, help="hidden layer size (default 128)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per rounding mode (default 3)")
-    p.add_argument("--roundings", nargs="+", default=["floor", "half_up"], choices=["floor", "half_up"],
+    p.add_argument("--roundings", nargs="+", default=["floor", "half_up"], choices=["floor", "half_up", "stochastic"],
                    help="update rounding modes to compare (default floor half_up)")
+    p.add_argument("--estimator", default="symmetric", choices=["one-sided", "symmetric", "random-sign"],
+                   help="gradient estimator (default symmetric)")
+    p.add_argument("--prng-seed", type=int, default=1,
+                   help="seed of the core's PRNG (stochastic rounding, random sign; default 1)")
     p.add_argument("--lr-shift", type=int, default=6, help="η = 2^-SHIFT (default 6)")
     p.add_argument("--beta-shift", type=int, default=1, help="β = 2^-SHIFT (default 1)")
     p.add_argument("--weight-bits", type=int, default=16, help="weight width (default 16)")
@@ -78,14 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     for rounding in args.roundings:
         spec = EPCoreSpec(layers=(784, args.hidden, 10), weight_bits=(args.weight_bits,),
                           weight_frac=(args.weight_frac,), bias_bits=20, update_rounding=rounding,
-                          T1=args.T1, T2=args.T2, lr_shift=args.lr_shift, beta_shift=args.beta_shift)
-        print(f"{rounding}: 784-{args.hidden}-10, η = 2^-{args.lr_shift}, β = 2^-{args.beta_shift}, "
+                          T1=args.T1, T2=args.T2, lr_shift=args.lr_shift, beta_shift=args.beta_shift,
+                          estimator=args.estimator, seed=args.prng_seed)
+        print(f"{rounding}: 784-{args.hidden}-10, {args.estimator}, η = 2^-{args.lr_shift}, β = 2^-{args.beta_shift}, "
               f"{args.weight_bits}-bit weights (frac {args.weight_frac})", flush=True)
         results[rounding] = {"spec": spec.to_dict(),
                              "epochs": run(spec, {}, x, y, xt, yt, args.epochs, args.seed,
                                            lambda s: print(s, flush=True))}
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"bench": "onchip_learning", "dataset": args.dataset, "train_images": len(x), "results": results}
+    report = {"bench": "onchip_learning", "dataset": args.dataset, "train_images": len(x), "estimator": args.estimator,
+              "results": results}
     atomic_write_bytes(args.out / "onchip_learning.json", json.dumps(report, indent=2).encode())
     import io
 
@@ -100,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 label=f"update rounding: {rounding}")
     ax.set_xlabel("epoch (batch 1, on-chip rule)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"EP core on-chip learning, 784-{args.hidden}-10 ({args.dataset})")
+    ax.set_title(f"EP core on-chip learning, 784-{args.hidden}-10, {args.estimator} ({args.dataset})")
     ax.grid(alpha=0.3)
     ax.legend()
     buf = io.BytesIO()

@@ -39,6 +39,7 @@ from spec.ep_core import (
     PHASE_FREE,
     PHASE_MINUS,
     PHASE_PLUS,
+    PRNG_WIDTH,
     REG_BETA_SHIFT,
     REG_BITS,
     REG_CTRL,
@@ -54,6 +55,7 @@ from spec.ep_core import (
 )
 
 from .fixed import saturate, shift_round
+from .prng import XorshiftBank
 from .regport import RegSignature
 
 # micro-op kinds
@@ -256,11 +258,30 @@ class EPCore(wiring.Component):
         cycles = Signal(REG_BITS)
         cycles_last = Signal(REG_BITS)
         samples = Signal(REG_BITS)
+        # PRNG (spec.ep_core, "Randomness"): only in cores whose spec needs random bits. Draw n since
+        # the last seeding sees the lanes' state after n + 1 steps: one priming step after every
+        # (re)seeding, then one step per draw (random sign: PHASE_DONE; stochastic rounding: S4).
+        rng = s.uses_prng
+        if rng:
+            m.submodules.prng = prng = XorshiftBank(s.prng_spec())
+            r_rsign = Signal(init=int(s.estimator == "random-sign"))
+            x_rsign = Signal()  # this sample uses the random-sign estimator
+            x_neg = Signal()  # … and drew −β
+            primed = Signal()
+            draw_sign, draw_upd = Signal(), Signal()
+            rng_ok = Signal()  # seeded and primed, and not being reseeded: a sample may start
+            prime = prng.ready & ~primed
+            with m.If(prime):
+                m.d.sync += primed.eq(1)
+            m.d.comb += [prng.seed.eq(self.reg.wdata), prng.en.eq(prime | draw_sign | draw_upd),
+                         rng_ok.eq(prng.ready & primed & ~(self.reg.we & (self.reg.addr == REG_SEED)))]
         with m.If(self.reg.we & ~busy):
             with m.Switch(self.reg.addr):
                 with m.Case(REG_CTRL):
                     m.d.sync += [r_train.eq(self.reg.wdata[0] & int(s.training)), r_sym.eq(self.reg.wdata[1]),
                                  r_dump.eq(self.reg.wdata[2])]
+                    if rng:
+                        m.d.sync += r_rsign.eq(self.reg.wdata[3])
                 with m.Case(REG_T1):
                     with m.If((self.reg.wdata != 0) & (self.reg.wdata < (1 << s.step_bits))):
                         m.d.sync += r_T1.eq(self.reg.wdata)
@@ -273,9 +294,15 @@ class EPCore(wiring.Component):
                     m.d.sync += r_lr.eq(Mux(self.reg.wdata > s.lr_shift_max, s.lr_shift_max, self.reg.wdata))
                 with m.Case(REG_SEED):
                     m.d.sync += r_seed.eq(self.reg.wdata)
+                    if rng:  # reseed the bank (its lanes fill in P cycles), then prime it again
+                        m.d.comb += prng.load.eq(1)
+                        m.d.sync += primed.eq(0)
         with m.Switch(self.reg.addr):
             with m.Case(REG_CTRL):
-                m.d.comb += self.reg.rdata.eq(r_train | (r_sym << 1) | (r_dump << 2))
+                if rng:
+                    m.d.comb += self.reg.rdata.eq(r_train | (r_sym << 1) | (r_dump << 2) | (r_rsign << 3))
+                else:
+                    m.d.comb += self.reg.rdata.eq(r_train | (r_sym << 1) | (r_dump << 2))
             with m.Case(REG_T1):
                 m.d.comb += self.reg.rdata.eq(r_T1)
             with m.Case(REG_T2):
@@ -730,9 +757,18 @@ class EPCore(wiring.Component):
                 for l in range(L):
                     with m.Case(l):
                         m.d.comb += kshift.eq(Mux(u_op.kind == K_UPB, k_b[l], k_w[l]))
+            if s.update_rounding == "stochastic":
+                # one PRNG draw per weight/bias micro-op; lane i adds its word's low kshift bits, then floors
+                m.d.comb += draw_upd.eq(u_valid & (u_op.kind != K_DPASS))
+                rmask = Signal(PRNG_WIDTH)
+                m.d.comb += rmask.eq(~((Const((1 << PRNG_WIDTH) - 1, PRNG_WIDTH) << kshift)[:PRNG_WIDTH]))
             for i in range(P):
                 val = Mux(u_op.kind == K_UPB, udiff[i] << SB, udiff[i])
-                m.d.sync += delta[i].eq(shift_round(val, kshift, s.update_rounding, len(delta[i])))
+                if s.update_rounding == "stochastic":
+                    rnd = prng.out[i * PRNG_WIDTH:(i + 1) * PRNG_WIDTH] & rmask
+                    m.d.sync += delta[i].eq(shift_round(val + rnd, kshift, "floor", len(delta[i])))
+                else:
+                    m.d.sync += delta[i].eq(shift_round(val, kshift, s.update_rounding, len(delta[i])))
             m.d.sync += [v_valid.eq(u_valid & (u_op.kind != K_DPASS)), v_op.eq(u_op), vw.eq(uw3), vb.eq(ub3)]
             # S5: saturating add and write-back
             for l in range(L):
@@ -827,7 +863,10 @@ class EPCore(wiring.Component):
 
         with m.FSM(name="prog"):
             with m.State("IDLE"):
-                m.d.comb += self.inp.ready.eq(~rsp_pending & ~rsp_valid & ~self.wcmd.valid & ~wq_valid)
+                if rng:  # a sample starts only with the PRNG seeded and primed
+                    m.d.comb += self.inp.ready.eq(~rsp_pending & ~rsp_valid & ~self.wcmd.valid & ~wq_valid & rng_ok)
+                else:
+                    m.d.comb += self.inp.ready.eq(~rsp_pending & ~rsp_valid & ~self.wcmd.valid & ~wq_valid)
                 with m.If(self.inp.valid & self.inp.ready):
                     m.d.comb += [wr_x.addr.eq(beat), wr_x.en.eq(1)]
                     for i in range(P):
@@ -837,6 +876,8 @@ class EPCore(wiring.Component):
                         m.d.sync += [beat.eq(0), label.eq(self.inp.payload.label), cycles.eq(0),
                                      x_train.eq(r_train), x_sym.eq(r_sym), x_dump.eq(r_dump), x_T1.eq(r_T1),
                                      x_T2.eq(r_T2), x_beta.eq(r_beta)]
+                        if rng:
+                            m.d.sync += x_rsign.eq(r_rsign & ~r_sym)  # symmetric wins over random-sign
                         for l in range(L):
                             m.d.sync += k_w[l].eq(s.state_bits + s.pre_frac(l) + r_lr - r_beta + r_sym
                                                   - s.weight_frac[l])
@@ -936,6 +977,15 @@ class EPCore(wiring.Component):
                 with m.If((phase == PHASE_FREE) & x_train):
                     # +β from the free state into banks 2/3
                     m.d.sync += [phase.eq(PHASE_PLUS), rd_bank.eq(bank_f), wr_bank.eq(2), bsign.eq(1)]
+                    if rng:
+                        # random sign: one draw, bit 31 of lane P − 1; −β runs the −β phase instead (its
+                        # ping-pong pairs bank_f ^ 1 with bank 3, so s_free stays intact for the update)
+                        neg = Signal()
+                        sign_bit = prng.out[(s.sign_lane + 1) * PRNG_WIDTH - 1]
+                        m.d.comb += [draw_sign.eq(x_rsign), neg.eq(x_rsign & sign_bit)]
+                        m.d.sync += x_neg.eq(neg)
+                        with m.If(neg):
+                            m.d.sync += [phase.eq(PHASE_MINUS), wr_bank.eq(bank_f ^ 1), bsign.eq(2), bank_p.eq(2)]
                     m.next = "STEP"
                 with m.Elif((phase == PHASE_PLUS) & x_sym):
                     # −β from the free state, ping-ponging between the two banks not holding s_free, s+
@@ -945,6 +995,9 @@ class EPCore(wiring.Component):
                     with m.Elif(x_train):
                         m.d.sync += [bank_b.eq(bank_p), bank_a.eq(Mux(x_sym, bank_m, bank_f)), upd_idx.eq(0),
                                      bsign.eq(0)]
+                        if rng:
+                            with m.If(x_neg):  # random sign, −β: b = s^0, a = s^−β
+                                m.d.sync += [bank_b.eq(bank_f), bank_a.eq(bank_m)]
                         m.next = "UPDATE"
                 with m.Else():
                     m.next = "OUTPUT"

@@ -14,6 +14,7 @@ from spec.ep_core import (
     REG_BETA_SHIFT,
     REG_CTRL,
     REG_LR_SHIFT,
+    REG_SEED,
     REG_T1,
     REG_T2,
     EPCoreSpec,
@@ -68,11 +69,16 @@ class AmaranthHost:
         return int(ctx.get(self.dut.reg.rdata))
 
     async def set_regs(self, ctx, regs) -> None:
-        await self.write_reg(ctx, REG_CTRL, int(regs.train) | (int(regs.symmetric) << 1) | (int(regs.dump) << 2))
+        await self.write_reg(ctx, REG_CTRL, int(regs.train) | (int(regs.symmetric) << 1) | (int(regs.dump) << 2)
+                             | (int(regs.random_sign) << 3))
         await self.write_reg(ctx, REG_T1, regs.T1)
         await self.write_reg(ctx, REG_T2, regs.T2)
         await self.write_reg(ctx, REG_BETA_SHIFT, regs.beta_shift)
         await self.write_reg(ctx, REG_LR_SHIFT, regs.lr_shift)
+
+    async def reseed(self, ctx, seed: int) -> None:
+        """Write REG_SEED: restarts a PRNG core's random stream (``EPCoreTwin.reseed``)."""
+        await self.write_reg(ctx, REG_SEED, seed)
 
     async def load_words(self, ctx, words: list[int]) -> None:
         f = self.spec.wcmd_fields()

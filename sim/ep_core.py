@@ -28,6 +28,7 @@ class Segment:
     y: np.ndarray  # (n,) ints
     readback_each: bool = False  # read the whole weight memory back after every sample
     cycles_each: bool = False
+    reseed: int | None = None  # write REG_SEED with this value before the segment (cores with a PRNG)
 
 
 @dataclass
@@ -42,7 +43,8 @@ class Report:
 
 
 def _regs_dict(r: Registers) -> dict:
-    return {k: getattr(r, k) for k in ("train", "symmetric", "dump", "T1", "T2", "beta_shift", "lr_shift")}
+    return {k: getattr(r, k) for k in ("train", "symmetric", "dump", "random_sign", "T1", "T2", "beta_shift",
+                                       "lr_shift")}
 
 
 def run_ep_core(spec: EPCoreSpec, weights: dict[str, np.ndarray], segments: list[Segment], simulator: str, *,
@@ -59,7 +61,7 @@ def run_ep_core(spec: EPCoreSpec, weights: dict[str, np.ndarray], segments: list
            "stall_prob": stall_prob, "readback_initial": readback_initial,
            "segments": [{"regs": _regs_dict(s.regs), "samples": np.asarray(s.x).tolist(),
                          "labels": [int(v) for v in s.y], "readback_each": s.readback_each,
-                         "cycles_each": s.cycles_each} for s in segments]}
+                         "cycles_each": s.cycles_each, "reseed": s.reseed} for s in segments]}
     return run_cocotb(verilog, "ep_core", "sim.ep_core_bench", simulator, build_root, job=job, seed=seed)
 
 
@@ -95,6 +97,8 @@ def compare_with_twin(spec: EPCoreSpec, weights: dict[str, np.ndarray], segments
         bad("initial weight read-back differs from the loaded image")
     for si, (seg, res) in enumerate(zip(segments, result["segments"], strict=True)):
         rep.cycles += res.get("cycles", [])
+        if seg.reseed is not None:
+            twin.reseed(seg.reseed)
         x = np.asarray(seg.x)
         if not seg.regs.train:
             preds, free = twin.infer(x, seg.regs)

@@ -21,6 +21,7 @@ from spec.ep_core import (
     REG_CTRL,
     REG_CYCLES,
     REG_LR_SHIFT,
+    REG_SEED,
     REG_SPEC_ID,
     REG_T1,
     REG_T2,
@@ -85,7 +86,10 @@ async def ep_core(dut):
     segments = []
     for seg in job["segments"]:
         r = seg["regs"]
-        await regs.write(REG_CTRL, int(r["train"]) | (int(r["symmetric"]) << 1) | (int(r["dump"]) << 2))
+        await regs.write(REG_CTRL, int(r["train"]) | (int(r["symmetric"]) << 1) | (int(r["dump"]) << 2)
+                         | (int(r.get("random_sign", False)) << 3))
+        if seg.get("reseed") is not None:
+            await regs.write(REG_SEED, seg["reseed"])
         await regs.write(REG_T1, r["T1"])
         await regs.write(REG_T2, r["T2"])
         await regs.write(REG_BETA_SHIFT, r["beta_shift"])

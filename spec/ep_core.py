@@ -21,6 +21,38 @@ Numbers (all integers; "frac" = fractional bits):
   ``w += shift_round(post_b·pre_b − post_a·pre_a, k_w)`` saturated to the weight range, with
   ``k_w = state_bits + pre_frac + lr_shift − beta_shift + [symmetric] − weight_frac`` (η = 2^-lr_shift);
   biases are weights whose presynaptic state is exactly 1.0.
+
+Randomness (issue 5; only in cores that need it, :attr:`EPCoreSpec.uses_prng`)
+------------------------------------------------------------------------------
+A core with ``update_rounding="stochastic"`` or ``estimator="random-sign"`` (and ``training``)
+has one PRNG, :meth:`EPCoreSpec.prng_spec`: :mod:`spec.prng`'s xorshift bank of width
+``PRNG_WIDTH`` = 32 with P = ``lanes`` lanes, lane i starting ``i · prng_jump`` steps after lane 0
+(``prng_jump`` = the largest power of two with P · jump ≤ 2^32 − 2). Deterministic specs have no
+PRNG and the same hardware, numbers and digest as before.
+
+* Seeding: at reset from ``seed``; again by every write of ``REG_SEED`` (between samples: like
+  every register write, ignored while the core is busy; the value is folded by
+  :func:`spec.prng.seed_state`). The bank then refills its lanes (P cycles) and takes one priming
+  step; a sample's last input beat waits for that. Nothing else reseeds it: the stream runs on
+  across samples and inference samples.
+* Stepping: all lanes advance together by one step per *draw*; draw n (n = 0, 1, … since the last
+  seeding) sees every lane's state after n + 1 steps (the seeded state itself is never used).
+  Draws happen only at these points of a training sample, in this order, so they do not depend on
+  how the host stalls the streams:
+  1. random-sign estimator (run time: ``REG_CTRL`` bit 3 set, bit 1 clear): one draw when the free
+     phase ends; bit 31 of lane P − 1's word picks the sign: 0 → +β, 1 → −β. (Lane P − 1 starts
+     (P − 1)·``prng_jump`` steps ahead, so even a small seed gives well-mixed sign bits; with P = 1
+     it is lane 0, whose first few words after a small seed are sparse: prefer a large seed.)
+  2. stochastic rounding: one draw per weight/bias update micro-op, i.e. per word of P weights,
+     in the core's order: ``w0`` row by row (row j, tiles t = 0 … tiles(0) − 1), then ``w1`` …
+     ``w{L−1}`` likewise, then the bias words of ``b0`` … ``b{L−1}`` (tile by tile). Element
+     ``t·P + i`` of the row (or bias word t) uses lane i's word; padding lanes draw and discard.
+* Stochastic rounding: ``shift_round(v, k, "stochastic", r)`` = ``floor((v + r) / 2^k)`` with r the
+  low k bits of the lane's word (k = the update shift, at most ``PRNG_WIDTH``): unbiased,
+  E[result] = v / 2^k.
+* Random-sign (one-sided estimator with a random sign of β): +β as one-sided (a = s^0, b = s^{+β});
+  −β runs the −β phase instead (dumped as phase 2) and updates with a = s^{−β}, b = s^0, so the
+  update is always (1/β′)[∂Φ(s^{β′}) − ∂Φ(s^0)] for β′ = ±β, with the one-sided shift (Δβ = β).
 """
 
 from __future__ import annotations
@@ -33,12 +65,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fixed import ROUNDINGS, bits_for_signed, signed_range
+from .prng import PRNGSpec
 
-ESTIMATORS = ("one-sided", "symmetric")
+ESTIMATORS = ("one-sided", "symmetric", "random-sign")
 SPEC_FORMAT = "epforge-ep-core-spec/1"
+PRNG_WIDTH = 32  # xorshift width of the core's PRNG (spec.prng), when it has one
 
 # Register map of the core (word addresses on its register port).
-REG_CTRL = 0  # bit 0: training mode; bit 1: symmetric estimator; bit 2: dump states after every phase
+# REG_CTRL bit 0: training mode; bit 1: symmetric estimator; bit 2: dump states after every phase;
+# bit 3: random-sign estimator (only in cores with a PRNG; ignored while bit 1 is set)
+REG_CTRL = 0
+CTRL_TRAIN, CTRL_SYMMETRIC, CTRL_DUMP, CTRL_RANDOM_SIGN = 1, 2, 4, 8
 REG_T1 = 1
 REG_T2 = 2
 REG_BETA_SHIFT = 3
@@ -114,9 +151,11 @@ class EPCoreSpec:
         ``weight_frac``).
     activation_rounding : rounding of the pre-activation narrowing (``floor`` or ``half_up``).
     update_rounding : rounding of the weight-update narrowing (``floor``, ``half_up`` or
-        ``stochastic``; stochastic rounding needs the PRNG of issue 5 and is refused for now).
+        ``stochastic``: random bits from the core's PRNG, see the module docstring).
     training : generate the on-chip learning datapath (else an inference-only core).
-    T1, T2, beta_shift, lr_shift, estimator : reset values of the run-time registers.
+    T1, T2, beta_shift, lr_shift, estimator : reset values of the run-time registers (estimator
+        ``one-sided``, ``symmetric`` or ``random-sign``; random-sign needs the PRNG, which a training
+        spec with that estimator gets).
     step_bits : width of the T1/T2 registers.
     beta_shift_max, lr_shift_max : largest values the shifters support.
     seed : reset value of the PRNG seed register.
@@ -185,9 +224,6 @@ class EPCoreSpec:
                              f"not {self.activation_rounding!r}")
         if self.update_rounding not in ROUNDINGS:
             raise ValueError(f"update_rounding must be one of {ROUNDINGS}, not {self.update_rounding!r}")
-        if self.update_rounding == "stochastic":
-            raise ValueError("update_rounding='stochastic' needs the shared PRNG (issue 5), which the EP core "
-                             "does not have yet; use 'floor' or 'half_up'")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, not {self.estimator!r}")
         for name in ("T1", "T2"):
@@ -196,6 +232,8 @@ class EPCoreSpec:
                 raise ValueError(f"{name}={v} does not fit step_bits={self.step_bits}")
         for name in ("beta_shift", "lr_shift", "beta_shift_max", "lr_shift_max", "seed"):
             _nonneg_int(name, getattr(self, name))
+        if self.seed >= 1 << REG_BITS:
+            raise ValueError(f"seed must be in 0..2^{REG_BITS}-1 (the seed register's width), not {self.seed}")
         if self.beta_shift > self.beta_shift_max:
             raise ValueError(f"beta_shift={self.beta_shift} exceeds beta_shift_max={self.beta_shift_max}")
         if self.lr_shift > self.lr_shift_max:
@@ -215,6 +253,12 @@ class EPCoreSpec:
                                      f"beta_shift={self.beta_shift_max} (shift {min(k, kb)} < 0)")
         if self.acc_bits_max > 48:
             raise ValueError(f"the accumulators would need {self.acc_bits_max} bits (> 48): narrow the formats")
+        if self.training and self.update_rounding == "stochastic" and self.update_shift_max > PRNG_WIDTH:
+            raise ValueError(f"update_rounding='stochastic' draws k random bits per update from {PRNG_WIDTH}-bit PRNG "
+                             f"words, but the update shift k reaches {self.update_shift_max} (lr_shift_max="
+                             f"{self.lr_shift_max}, beta_shift=0, symmetric); allowed: k <= {PRNG_WIDTH} — lower "
+                             f"lr_shift_max, give weight_frac/bias_frac more bits, or use update_rounding 'floor' or "
+                             f"'half_up'")
 
     # --- derived numbers -------------------------------------------------------------------------
     @property
@@ -269,6 +313,40 @@ class EPCoreSpec:
     def bias_update_shift(self, l: int, lr_shift: int, beta_shift: int, symmetric: bool) -> int:
         """As :meth:`update_shift` for the bias, whose presynaptic 'state' is exactly 1.0 = 2^state_bits."""
         return 2 * self.state_bits + lr_shift - beta_shift + int(symmetric) - self.bias_frac[l]
+
+    @property
+    def sign_lane(self) -> int:
+        """PRNG lane whose bit 31 picks the sign of β for the random-sign estimator."""
+        return self.lanes - 1
+
+    @property
+    def update_shift_max(self) -> int:
+        """Largest update shift over every register setting (lr_shift_max, beta_shift = 0, symmetric)."""
+        return max([self.update_shift(l, self.lr_shift_max, 0, True) for l in range(self.n_layers)]
+                   + [self.bias_update_shift(l, self.lr_shift_max, 0, True) for l in range(self.n_layers)])
+
+    # --- randomness (issue 5) ------------------------------------------------------------------
+    @property
+    def uses_prng(self) -> bool:
+        """The core has a PRNG: a training core with stochastic rounding or the random-sign estimator."""
+        return self.training and (self.update_rounding == "stochastic" or self.estimator == "random-sign")
+
+    @property
+    def prng_jump(self) -> int:
+        """Steps between successive PRNG lanes: the largest power of two J with P·J ≤ 2^32 − 2."""
+        limit = ((1 << PRNG_WIDTH) - 2) // self.lanes
+        return 1 << (limit.bit_length() - 1)
+
+    def prng_spec(self, seed: int | None = None) -> PRNGSpec:
+        """The core's PRNG bank (see the module docstring), seeded with ``seed`` (default: the spec's)."""
+        return PRNGSpec(width=PRNG_WIDTH, lanes=self.lanes, jump=self.prng_jump,
+                        seed=self.seed if seed is None else seed)
+
+    def update_draws(self) -> list[tuple[str, int]]:
+        """PRNG draws of one stochastic update, in order: (array name, draws), one draw per word."""
+        L = self.n_layers
+        return ([(f"w{l}", self.layers[l + 1] * self.tiles(l)) for l in range(L)]
+                + [(f"b{l}", self.tiles(l + 1)) for l in range(L)])
 
     def acc_bound(self, k: int) -> int:
         """Largest |pre-activation| of layer k over all weights, states and inputs (exact bound)."""

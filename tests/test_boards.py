@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -219,7 +220,7 @@ def test_host_driver_against_mock(stalls, depth):
     """The host API end to end: spec check, registers, weight load/read-back, inference, training
     with dumps; a 32-byte FIFO makes the flow control throttle every few commands."""
     idle, stall = STALLS[stalls]
-    rng = random.Random(hash((stalls, depth)) % 1000)
+    rng = random.Random(zlib.crc32(f"{stalls}/{depth}".encode()) % 1000)  # stable across runs
     host, t = make_host(depth=depth, seed=rng.randrange(1000), idle=idle, stall=stall)
     assert host.info.rx_fifo_depth == depth and host.info.spec_id == SPEC.spec_id
     assert host.read_reg(REG_SPEC_ID) == SPEC.spec_id

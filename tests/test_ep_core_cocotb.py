@@ -26,6 +26,10 @@ CASES = {
                                      bias_bits=20, update_rounding="half_up", activation_rounding="floor"), 1.0, False),
     "narrow-saturating": (dict(layers=(16, 8, 4), lanes=4, weight_bits=(6,), weight_frac=(7,), bias_bits=6,
                                bias_frac=(7,), beta_shift_max=2), 1.5, True),
+    # shared randomness (issue 5): the PRNG's random sign and stochastic update rounding; the training
+    # segment starts with a reseed through REG_SEED
+    "stochastic-random-sign": (dict(layers=(13, 6, 4), lanes=4, weight_bits=(16,), weight_frac=(12,), bias_bits=20,
+                                    update_rounding="stochastic", estimator="random-sign", seed=0x1234), 1.0, False),
 }
 
 
@@ -44,7 +48,8 @@ def test_verilog_matches_twin(name, simulator):
     segments = [
         Segment(Registers.from_spec(spec, T1=9, dump=True, beta_shift=beta), x, y),
         Segment(Registers.from_spec(spec, T1=9, T2=4, train=True, dump=True, symmetric=symmetric, beta_shift=beta,
-                                    lr_shift=0), x[:5], y[:5], readback_each=True),
+                                    lr_shift=0), x[:5], y[:5], readback_each=True,
+                reseed=0x9E3779B9 if spec.uses_prng else None),
         # after training, inference runs on the updated weights (streamed, no dump)
         Segment(Registers.from_spec(spec, T1=9, beta_shift=beta), x, y),
     ]
@@ -54,6 +59,9 @@ def test_verilog_matches_twin(name, simulator):
     assert rep.mismatches == []
     assert rep.compared["preds"] == 21 and rep.training_steps == 5
     assert rep.compared["weight_arrays"] == 5 * 2 * spec.n_layers
+    if spec.estimator == "random-sign":  # both signs of β were drawn (phase 1: +β, phase 2: −β)
+        phases = [{b["phase"] for b in sample} for sample in result["segments"][1]["dumps"]]
+        assert {0, 1} in phases and {0, 2} in phases, phases
 
 
 @pytest.mark.cocotb

@@ -41,6 +41,117 @@ def test_stochastic_rounding_definition():
         assert sum(sfixed.shift_round(x, 3, "stochastic", b) for b in range(8)) / 8 == x / 8
 
 
+def test_lane_stream_equals_the_prng_bank_step_by_step():
+    """The twin's block-parallel PRNG stream is the xorshift bank stepped once per draw, with reseeds."""
+    from golden.ep_core.twin import LaneStream
+    from golden.prng import XorshiftBank
+
+    s = EPCoreSpec(layers=(20, 7, 3), lanes=5, update_rounding="stochastic", seed=77)
+    fast, ref = LaneStream(s.prng_spec()), XorshiftBank(s.prng_spec())
+    rng = np.random.default_rng(0)
+    for n in list(rng.integers(0, 5000, size=20)) + [LaneStream.BLOCK * LaneStream.BLOCKS + 3, 0, 1]:
+        assert np.array_equal(fast.take(int(n)), ref.stream(int(n)))
+    fast.reseed(0xDEADBEEF)
+    assert fast.draws == 0
+    assert np.array_equal(fast.take(40000), XorshiftBank(s.prng_spec(), 0xDEADBEEF).stream(40000))
+
+
+def test_stochastic_update_rounding_is_unbiased():
+    """The twin's stochastic update (the core's PRNG bits, spec.ep_core's draw order): over many draws
+    the mean weight change is the exact product difference · 2^-k within 4σ, every single change is
+    floor or floor + 1, and the mean is far (> 4σ) from floor wherever the exact value is fractional."""
+    s = EPCoreSpec(layers=(6, 5, 3), lanes=4, weight_bits=(16,), weight_frac=(12,), bias_bits=20,
+                   update_rounding="stochastic", estimator="one-sided")
+    rng = np.random.default_rng(2)
+    twin = EPCoreTwin(s)
+    regs = Registers.from_spec(s, train=True, lr_shift=7, beta_shift=0)
+    x = rng.integers(0, 256, size=(1, 6))
+    a = [rng.integers(0, 256, size=(1, n)) for n in s.layers[1:]]
+    b = [rng.integers(0, 256, size=(1, n)) for n in s.layers[1:]]
+    la, lb = [x] + a, [x] + b
+    exact, k = {}, {}
+    for l in range(s.n_layers):
+        k[f"w{l}"] = s.update_shift(l, regs.lr_shift, regs.beta_shift, False)
+        pre_a, pre_b = la[l][0], lb[l][0]
+        exact[f"w{l}"] = np.outer(lb[l + 1][0], pre_b) - np.outer(la[l + 1][0], pre_a)
+        k[f"b{l}"] = s.bias_update_shift(l, regs.lr_shift, regs.beta_shift, False)
+        exact[f"b{l}"] = (lb[l + 1][0] - la[l + 1][0]) << s.state_bits
+    n = 4000
+    total = {name: np.zeros(v.shape) for name, v in exact.items()}
+    for _ in range(n):
+        twin.weights = {name: np.zeros_like(w) for name, w in twin.weights.items()}
+        twin.update(x, a, b, regs)
+        for name, w in twin.weights.items():
+            lo = exact[name] >> k[name]
+            assert np.all((w == lo) | (w == lo + 1)), name
+            total[name] += w
+    fractional = 0
+    for name, v in exact.items():
+        target = v / 2.0 ** k[name]
+        p = target - np.floor(target)
+        sigma = np.sqrt(p * (1 - p) / n)
+        mean = total[name] / n
+        assert np.all(np.abs(mean - target) <= 4 * sigma + 1e-12), name
+        frac = p > 0.05
+        assert np.all(mean[frac] - np.floor(target[frac]) > 4 * sigma[frac]), name  # differs from floor
+        fractional += int(frac.sum())
+    assert fractional > 20
+    assert twin.prng.draws == n * sum(d for _, d in s.update_draws())
+
+
+def test_random_sign_picks_both_signs_and_matches_the_one_sided_update():
+    """The random-sign estimator: the sign is bit 31 of lane P − 1 of one draw per sample; +β trains
+    exactly like one-sided, −β runs the −β phase and updates with (s^0 − s^−β)."""
+    from golden.prng import XorshiftBank
+
+    s = EPCoreSpec(layers=(12, 6, 3), lanes=4, weight_bits=(16,), weight_frac=(12,), bias_bits=20,
+                   estimator="random-sign", seed=99)
+    rng = np.random.default_rng(4)
+    w0 = init_weights(s, 4)
+    twin = EPCoreTwin(s, w0)
+    regs = Registers.from_spec(s, train=True, T1=8, T2=4, beta_shift=0, lr_shift=3)
+    assert regs.random_sign and regs.estimator == "random-sign" and regs.ctrl_word() == 0b1001
+    ref = XorshiftBank(s.prng_spec())
+    signs = []
+    for _ in range(12):
+        x, y = rng.integers(0, 256, size=12), int(rng.integers(0, 3))
+        before = {k: v.copy() for k, v in twin.weights.items()}
+        rec = twin.train_sample(x, y, regs)
+        neg = bool(int(ref.next()[s.lanes - 1]) >> 31)
+        signs.append(neg)
+        assert list(rec.phases) == ([0, 2] if neg else [0, 1])
+        other = EPCoreTwin(s, before)
+        if neg:
+            other.update(x[None], rec.minus, rec.free, regs)
+        else:
+            other.update(x[None], rec.free, rec.plus, Registers.from_spec(s, train=True, symmetric=False,
+                                                                        random_sign=False, lr_shift=3, beta_shift=0))
+        for k in before:
+            assert np.array_equal(other.weights[k], twin.weights[k])
+    assert any(signs) and not all(signs)
+    assert twin.prng.draws == 12
+
+
+def test_registers_for_randomness():
+    plain = EPCoreSpec(layers=(20, 7, 3), lanes=4)
+    with pytest.raises(ValueError, match="random_sign=True needs a core with a PRNG"):
+        Registers.from_spec(plain, random_sign=True).check(plain)
+    s = EPCoreSpec(layers=(20, 7, 3), lanes=4, update_rounding="stochastic")
+    r = Registers.from_spec(s, random_sign=True)
+    r.check(s)
+    assert r.estimator == "symmetric"  # the spec's estimator: REG_CTRL bit 1 wins over bit 3
+    r.symmetric = False
+    assert r.estimator == "random-sign" and r.ctrl_word() == 0b1000
+    assert not Registers.from_spec(EPCoreSpec(layers=(20, 7, 3), lanes=4, estimator="random-sign",
+                                              training=False)).random_sign
+    twin = EPCoreTwin(s)
+    twin.prng.take(3)
+    twin.reseed(s.seed)
+    assert twin.prng.draws == 0
+    with pytest.raises(ValueError, match=r"seed must be in 0..2\^32-1"):
+        twin.reseed(1 << 32)
+
+
 @pytest.mark.parametrize("mode", ["floor", "half_up"])
 def test_amaranth_shift_round_and_saturate_equal_spec_exhaustively(mode):
     """Every 8-bit input × every shift 0..5 (a variable barrel shift) and constant shifts."""
@@ -85,8 +196,11 @@ def test_amaranth_shift_round_and_saturate_equal_spec_exhaustively(mode):
     (dict(weight_bits=(8, 8, 8)), r"weight_bits must have 1 or 2 entries \(one per connection\), not 3"),
     (dict(activation_rounding="stochastic"), "activation_rounding must be one of"),
     (dict(update_rounding="nearest"), "update_rounding must be one of"),
-    (dict(update_rounding="stochastic"), "needs the shared PRNG"),
-    (dict(estimator="random-sign"), "estimator must be one of"),
+    (dict(update_rounding="stochastic", state_bits=16, input_bits=16),
+     r"update_rounding='stochastic' draws k random bits .* reaches 40 .*allowed: k <= 32"),
+    (dict(estimator="random"), r"estimator must be one of \('one-sided', 'symmetric', 'random-sign'\), not 'random'"),
+    (dict(seed=1 << 32), r"seed must be in 0..2\^32-1 \(the seed register's width\), not 4294967296"),
+    (dict(seed=-1), "seed must be a non-negative integer, not -1"),
     (dict(T1=0), "T1 must be a positive integer, not 0"),
     (dict(T1=5000, step_bits=12), "does not fit step_bits=12"),
     (dict(beta_shift=5), "beta_shift=5 exceeds beta_shift_max=4"),
@@ -107,6 +221,34 @@ def test_spec_round_trips_and_digest():
     assert s.digest() != EPCoreSpec(layers=(20, 7, 3), lanes=8).digest()
     with pytest.raises(ValueError, match=r"unknown EP core spec fields \['width'\]"):
         EPCoreSpec.from_dict({"width": 3})
+
+
+def test_existing_specs_keep_their_digest_and_new_options_change_it():
+    """The randomness options are new values of existing fields: old specs keep their digest (the
+    value below is the default spec's digest before issue 5), specs using them get new ones."""
+    base = EPCoreSpec()
+    assert base.digest() == "a52b78a0670a9d158a13b3e592c62f0ce954f89634e0421235a672fbe2ea97b6"
+    assert not base.uses_prng
+    digests = {base.digest()}
+    for kw in (dict(update_rounding="stochastic"), dict(estimator="random-sign"),
+               dict(update_rounding="stochastic", estimator="random-sign")):
+        s = EPCoreSpec(**kw)
+        assert s.uses_prng
+        assert EPCoreSpec.from_json(s.to_json()) == s and EPCoreSpec.from_toml(s.to_toml()) == s
+        digests.add(s.digest())
+    assert len(digests) == 4
+    # an inference-only core never draws random bits: no PRNG whatever the update options say
+    assert not EPCoreSpec(training=False, update_rounding="stochastic", estimator="random-sign").uses_prng
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 16, 64])
+def test_prng_spec_of_the_core(lanes):
+    s = EPCoreSpec(layers=(20, 7, 3), lanes=lanes, update_rounding="stochastic", seed=0xABCDEF)
+    p = s.prng_spec()
+    assert (p.width, p.lanes, p.seed) == (32, lanes, 0xABCDEF) and s.prng_spec(5).seed == 5
+    assert p.jump & (p.jump - 1) == 0 and lanes * p.jump <= (1 << 32) - 2 < lanes * 2 * p.jump
+    assert s.sign_lane == lanes - 1
+    assert s.update_draws() == [("w0", 7 * s.tiles(0)), ("w1", 3 * s.tiles(1)), ("b0", s.tiles(1)), ("b1", s.tiles(2))]
 
 
 def test_accumulator_width_holds_the_worst_case():

@@ -45,6 +45,7 @@ def _twin_regs(spec, args, train: bool):
     over = {k: getattr(args, k) for k in ("T1", "T2", "beta_shift", "lr_shift") if getattr(args, k, None) is not None}
     if getattr(args, "estimator", None):
         over["symmetric"] = args.estimator == "symmetric"
+        over["random_sign"] = args.estimator == "random-sign"
     return Registers.from_spec(spec, train=train, **over)
 
 
@@ -166,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--T2", type=int, help="nudged-phase steps (default: the spec's)")
         q.add_argument("--beta-shift", type=int, help="β = 2^-SHIFT (default: the spec's)")
         q.add_argument("--lr-shift", type=int, help="η = 2^-SHIFT (default: the spec's)")
-        q.add_argument("--estimator", choices=["one-sided", "symmetric"], help="default: the spec's")
+        q.add_argument("--estimator", choices=["one-sided", "symmetric", "random-sign"],
+                       help="default: the spec's (random-sign needs a core with a PRNG: spec.ep_core)")
 
     s = sub.add_parser("spec", help="write a spec file (defaults + --set overrides)")
     spec_args(s)

@@ -6,7 +6,9 @@ Integer sums are exact, so the order in which the hardware accumulates them cann
 the named narrowing steps (activation, update) round, as the spec says.
 
 Inference is batched over samples; training is sequential (batch 1: weights change after every
-sample, as on the chip).
+sample, as on the chip). A core with a PRNG (:attr:`spec.ep_core.EPCoreSpec.uses_prng`: stochastic
+rounding, random-sign estimator) is modelled by :class:`LaneStream`, whose state persists across
+samples like the hardware's; only training samples draw from it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from golden.fixed import saturate, shift_round
-from spec.ep_core import EPCoreSpec
+from spec.ep_core import PRNG_WIDTH, EPCoreSpec
+from spec.prng import TRIPLES, PRNGSpec, jump_matrix
 
 
 @dataclass
@@ -26,6 +29,7 @@ class Registers:
     train: bool = False
     symmetric: bool = True
     dump: bool = False
+    random_sign: bool = False  # REG_CTRL bit 3 (cores with a PRNG); ignored while symmetric is set
     T1: int = 30
     T2: int = 10
     beta_shift: int = 1
@@ -35,7 +39,8 @@ class Registers:
     @classmethod
     def from_spec(cls, spec: EPCoreSpec, **overrides) -> Registers:
         r = cls(train=False, symmetric=spec.estimator == "symmetric", T1=spec.T1, T2=spec.T2,
-                beta_shift=spec.beta_shift, lr_shift=spec.lr_shift, seed=spec.seed)
+                beta_shift=spec.beta_shift, lr_shift=spec.lr_shift, seed=spec.seed,
+                random_sign=spec.estimator == "random-sign" and spec.uses_prng)
         for k, v in overrides.items():
             if not hasattr(r, k):
                 raise ValueError(f"unknown register {k!r}")
@@ -53,6 +58,18 @@ class Registers:
             raise ValueError(f"lr_shift must be in 0..{spec.lr_shift_max}, not {self.lr_shift}")
         if self.train and not spec.training:
             raise ValueError("train=True needs a spec with training=True")
+        if self.random_sign and not spec.uses_prng:
+            raise ValueError("random_sign=True needs a core with a PRNG (a training spec with estimator='random-sign' "
+                             "or update_rounding='stochastic')")
+
+    @property
+    def estimator(self) -> str:
+        """The estimator these registers select (as the core decodes REG_CTRL: symmetric wins)."""
+        return "symmetric" if self.symmetric else "random-sign" if self.random_sign else "one-sided"
+
+    def ctrl_word(self) -> int:
+        """The REG_CTRL value of these registers."""
+        return int(self.train) | (int(self.symmetric) << 1) | (int(self.dump) << 2) | (int(self.random_sign) << 3)
 
 
 @dataclass
@@ -63,7 +80,7 @@ class SampleRecord:
     free: list[np.ndarray]
     plus: list[np.ndarray] | None = None
     minus: list[np.ndarray] | None = None
-    phases: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    phases: dict[int, list[np.ndarray]] = field(default_factory=dict)  # phase number → states, in run order
 
 
 def init_weights(spec: EPCoreSpec, seed: int = 0) -> dict[str, np.ndarray]:
@@ -95,6 +112,87 @@ def random_weights(spec: EPCoreSpec, rng: np.random.Generator, gain: float = 1.0
             scale = gain * 2.0 ** spec.bias_frac[l] * 0.2
         w[name] = np.clip(np.rint(rng.uniform(-scale, scale, shape)), lo, hi).astype(np.int64)
     return w
+
+
+class LaneStream:
+    """The core's PRNG (:meth:`EPCoreSpec.prng_spec`) as a stream of draws, bit-identical to stepping
+    :class:`golden.prng.XorshiftBank` once per draw (tests check it), but computed ahead in blocks:
+    block starts come from GF(2) jump matrices (:mod:`spec.prng`), then all blocks step in lockstep.
+
+    ``take(n)`` returns the next n draws, shape (n, lanes), uint64: row d holds every lane's state
+    after the draw (the hardware's output word). ``reseed(seed)`` restarts from a seed, as a write
+    of ``REG_SEED`` does.
+    """
+
+    BLOCK = 64  # steps per block
+    BLOCKS = 256  # blocks computed per refill (a power of two)
+
+    def __init__(self, spec: PRNGSpec):
+        if spec.width != PRNG_WIDTH:
+            raise ValueError(f"LaneStream supports {PRNG_WIDTH}-bit lanes, not {spec.width}")
+        self.spec = spec
+        self.reseed(spec.seed)
+
+    def reseed(self, seed: int) -> None:
+        self._end = np.array(self.spec.lane_states(seed), dtype=np.uint32)  # state after the last buffered draw
+        self._buf = np.empty((0, self.spec.lanes), np.uint32)
+        self._pos = 0
+        self.draws = 0  # draws taken since the last seeding
+
+    def take(self, n: int) -> np.ndarray:
+        parts = []
+        while n > 0:
+            if self._pos == len(self._buf):
+                self._refill()
+            k = min(n, len(self._buf) - self._pos)
+            parts.append(self._buf[self._pos:self._pos + k])
+            self._pos += k
+            n -= k
+            self.draws += k
+        if not parts:
+            return np.empty((0, self.spec.lanes), np.uint64)
+        return np.concatenate(parts).astype(np.uint64)
+
+    def _refill(self) -> None:
+        m, nb = self.BLOCK, self.BLOCKS
+        starts = np.empty((nb, self.spec.lanes), np.uint32)
+        starts[0] = self._end
+        have = 1
+        while have < nb:  # starts[b] = M^(b·m) · end, by doubling
+            starts[have:2 * have] = _gf2_apply(_byte_tables(m * have), starts[:have])
+            have *= 2
+        a, b, c = (np.uint32(v) for v in TRIPLES[PRNG_WIDTH])
+        out = np.empty((nb, m, self.spec.lanes), np.uint32)
+        x = starts
+        for t in range(m):
+            x = x ^ (x << a)
+            x = x ^ (x >> b)
+            x = x ^ (x << c)
+            out[:, t] = x
+        self._buf = out.reshape(nb * m, self.spec.lanes)
+        self._pos = 0
+        self._end = self._buf[-1].copy()
+
+
+_TABLES: dict[int, np.ndarray] = {}
+
+
+def _byte_tables(distance: int) -> np.ndarray:
+    """M^distance of the 32-bit xorshift as four 256-entry tables (one per input byte)."""
+    if distance not in _TABLES:
+        cols = jump_matrix(PRNG_WIDTH, distance)
+        tables = np.zeros((4, 256), np.uint32)
+        for byte in range(4):
+            for j in range(8):
+                tables[byte, 1 << j:2 << j] = tables[byte, :1 << j] ^ np.uint32(cols[8 * byte + j])
+        _TABLES[distance] = tables
+    return _TABLES[distance]
+
+
+def _gf2_apply(tables: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """M·x over GF(2) for every element of the uint32 array ``x``."""
+    return (tables[0][x & 0xFF] ^ tables[1][(x >> 8) & 0xFF] ^ tables[2][(x >> 16) & 0xFF]
+            ^ tables[3][x >> 24])
 
 
 class EPCoreTwin:
@@ -131,7 +229,16 @@ class EPCoreTwin:
         self._bs = [None] + [spec.bias_shift(k) for k in range(1, L + 1)]
         self._act = [None] + [spec.activation_shift(k) for k in range(1, L + 1)]
         self._top = (1 << spec.state_bits) - 1
+        # the PRNG of a core that has one (state after reset); it persists across samples
+        self.prng = LaneStream(spec.prng_spec()) if spec.uses_prng else None
         self._refresh()
+
+    def reseed(self, seed: int) -> None:
+        """What a write of REG_SEED does: restart the PRNG from ``seed`` (no effect without a PRNG)."""
+        if not 0 <= seed < 1 << 32:
+            raise ValueError(f"seed must be in 0..2^32-1, not {seed}")
+        if self.prng is not None:
+            self.prng.reseed(seed)
 
     def _refresh(self) -> None:
         """float64 mirrors of the weights for the (exact) matrix products."""
@@ -218,14 +325,21 @@ class EPCoreTwin:
         c1 = self.clamp(x)
         target = self.target(np.array([int(label)]))
         free = self.relax(c1, self.zero_states(1), regs.T1, 0, None, regs)
-        plus = self.relax(c1, free, regs.T2, +1, target, regs)
-        rec = SampleRecord(int(self.argmax(free[-1])[0]), free, plus=plus)
-        rec.phases = {0: free, 1: plus}
-        if regs.symmetric:
-            minus = self.relax(c1, free, regs.T2, -1, target, regs)
-            rec.minus = minus
+        rec = SampleRecord(int(self.argmax(free[-1])[0]), free)
+        rec.phases = {0: free}
+        # random-sign: one draw when the free phase ends; bit 31 of lane P − 1 set → −β (spec.ep_core)
+        negative = (regs.estimator == "random-sign"
+                    and bool(int(self.prng.take(1)[0, s.sign_lane]) >> (PRNG_WIDTH - 1)))
+        if not negative:
+            rec.plus = plus = self.relax(c1, free, regs.T2, +1, target, regs)
+            rec.phases[1] = plus
+        if regs.symmetric or negative:
+            rec.minus = minus = self.relax(c1, free, regs.T2, -1, target, regs)
             rec.phases[2] = minus
+        if regs.symmetric:
             a, b = minus, plus
+        elif negative:
+            a, b = minus, free  # (1/−β)[∂Φ(s^−β) − ∂Φ(s^0)]
         else:
             a, b = free, plus
         self.update(x, a, b, regs)
@@ -235,6 +349,7 @@ class EPCoreTwin:
         """w += shift_round(post_b ⊗ pre_b − post_a ⊗ pre_a, k_w), saturated; biases alike."""
         s = self.spec
         la, lb = [x] + a, [x] + b
+        rnd = self._update_random_bits() if s.update_rounding == "stochastic" else {}
         for l in range(s.n_layers):
             k = s.update_shift(l, regs.lr_shift, regs.beta_shift, regs.symmetric)
             if l == 0:
@@ -242,12 +357,29 @@ class EPCoreTwin:
             else:
                 prod = np.outer(lb[l + 1][0], lb[l][0]) - np.outer(la[l + 1][0], la[l][0])
             lo, hi = s.element_range(f"w{l}")
-            self.weights[f"w{l}"] = saturate(self.weights[f"w{l}"] + shift_round(prod, k, s.update_rounding), lo, hi)
+            self.weights[f"w{l}"] = saturate(self.weights[f"w{l}"] + shift_round(prod, k, s.update_rounding,
+                                                                                 rnd.get(f"w{l}")), lo, hi)
             kb = s.bias_update_shift(l, regs.lr_shift, regs.beta_shift, regs.symmetric)
             dprod = (lb[l + 1][0] - la[l + 1][0]) << s.state_bits
             lo, hi = s.element_range(f"b{l}")
-            self.weights[f"b{l}"] = saturate(self.weights[f"b{l}"] + shift_round(dprod, kb, s.update_rounding), lo, hi)
+            self.weights[f"b{l}"] = saturate(self.weights[f"b{l}"] + shift_round(dprod, kb, s.update_rounding,
+                                                                                 rnd.get(f"b{l}")), lo, hi)
         self._refresh()
+
+    def _update_random_bits(self) -> dict[str, np.ndarray]:
+        """The random words of one stochastic update, per array, in the core's draw order
+        (:meth:`EPCoreSpec.update_draws`): one draw per word of P elements, lane i → element t·P + i."""
+        s = self.spec
+        shapes = s.weight_shapes()
+        out = {}
+        for name, n in s.update_draws():
+            words = self.prng.take(n).astype(np.int64)  # (n, P), PRNG_WIDTH-bit words
+            shape = shapes[name]
+            if name.startswith("w"):
+                out[name] = words.reshape(shape[0], -1)[:, :shape[1]]
+            else:
+                out[name] = words.reshape(-1)[:shape[0]]
+        return out
 
     # --- memory image ---------------------------------------------------------------------------------
     def memory_words(self) -> list[int]:
