@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from golden.domainwall import chi_square_test, threshold_distribution
-    from golden.domainwall._io import atomic_write_bytes
+    from golden.fileio import atomic_write_bytes
     from hdl.galton import GaltonBoard
     from sim.galton import compare_with_twin, decode_balls, run_galton
     from sim.runner import build, verilog_of

@@ -101,7 +101,7 @@ def build_galton(spec_path: Path, out: Path, name: str = "galton") -> dict:
     """Verilog of :class:`hdl.galton.GaltonBoard` for a Galton spec, its spec.toml and manifest.json."""
     from amaranth.back import verilog
 
-    from golden.domainwall._io import atomic_write_bytes
+    from golden.fileio import atomic_write_bytes
     from spec import galton as g
 
     from .galton import GaltonBoard

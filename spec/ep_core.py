@@ -58,14 +58,13 @@ PRNG and the same hardware, numbers and digest as before.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .fixed import ROUNDINGS, bits_for_signed, signed_range
 from .prng import PRNGSpec
+from .specfile import SpecFile
 
 ESTIMATORS = ("one-sided", "symmetric", "random-sign")
 SPEC_FORMAT = "epforge-ep-core-spec/1"
@@ -138,7 +137,7 @@ class MemoryRegion:
 
 
 @dataclass(frozen=True)
-class EPCoreSpec:
+class EPCoreSpec(SpecFile):
     """The EP core's numbers. Validates itself on construction.
 
     Parameters
@@ -160,6 +159,8 @@ class EPCoreSpec:
     beta_shift_max, lr_shift_max : largest values the shifters support.
     seed : reset value of the PRNG seed register.
     """
+
+    FORMAT: ClassVar[str] = SPEC_FORMAT
 
     layers: tuple[int, ...] = (784, 500, 10)
     lanes: int = 16
@@ -474,38 +475,3 @@ class EPCoreSpec:
         if unknown:
             raise ValueError(f"unknown EP core spec fields {sorted(unknown)}; allowed: {sorted(known)}")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
-
-    def to_json(self) -> str:
-        return json.dumps({"format": SPEC_FORMAT, **self.to_dict()}, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> EPCoreSpec:
-        return cls.from_dict(json.loads(text))
-
-    def to_toml(self) -> str:
-        import tomli_w
-
-        return tomli_w.dumps({"format": SPEC_FORMAT, **self.to_dict()})
-
-    @classmethod
-    def from_toml(cls, text: str) -> EPCoreSpec:
-        import tomllib
-
-        return cls.from_dict(tomllib.loads(text))
-
-    @classmethod
-    def load(cls, path) -> EPCoreSpec:
-        """Read a spec from a ``.toml`` or ``.json`` file."""
-        from pathlib import Path
-
-        p = Path(path)
-        text = p.read_text()
-        return cls.from_json(text) if p.suffix == ".json" else cls.from_toml(text)
-
-    def digest(self) -> str:
-        """sha256 of the canonical JSON: identifies these numbers in every manifest."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
-
-    @property
-    def spec_id(self) -> int:
-        return int(self.digest()[:8], 16)

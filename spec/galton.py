@@ -60,14 +60,13 @@ its host-side drivers and the twin.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar
 
 from .prng import TRIPLES, PRNGSpec
+from .specfile import SpecFile
 
 SPEC_FORMAT = "epforge-galton-spec/1"
 
@@ -171,7 +170,7 @@ def _auto_jump(width: int, lanes: int) -> int:
 
 
 @dataclass(frozen=True)
-class GaltonSpec:
+class GaltonSpec(SpecFile):
     """The Galton-board emulator's numbers. Validates itself on construction.
 
     Parameters
@@ -193,6 +192,8 @@ class GaltonSpec:
     ValueError
         Naming the field, the value and what is allowed.
     """
+
+    FORMAT: ClassVar[str] = SPEC_FORMAT
 
     rows: int = 16
     boards: int = 1
@@ -366,38 +367,3 @@ class GaltonSpec:
         if unknown:
             raise ValueError(f"unknown Galton spec fields {sorted(unknown)}; allowed: {sorted(known)}")
         return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps({"format": SPEC_FORMAT, **self.to_dict()}, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> GaltonSpec:
-        return cls.from_dict(json.loads(text))
-
-    def to_toml(self) -> str:
-        import tomli_w
-
-        return tomli_w.dumps({"format": SPEC_FORMAT, **self.to_dict()})
-
-    @classmethod
-    def from_toml(cls, text: str) -> GaltonSpec:
-        import tomllib
-
-        return cls.from_dict(tomllib.loads(text))
-
-    @classmethod
-    def load(cls, path) -> GaltonSpec:
-        """Read a spec from a ``.toml`` or ``.json`` file."""
-        from pathlib import Path
-
-        p = Path(path)
-        text = p.read_text()
-        return cls.from_json(text) if p.suffix == ".json" else cls.from_toml(text)
-
-    def digest(self) -> str:
-        """sha256 of the canonical JSON: identifies these numbers in every manifest."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
-
-    @property
-    def spec_id(self) -> int:
-        return int(self.digest()[:8], 16)

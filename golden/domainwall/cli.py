@@ -87,7 +87,7 @@ def cmd_spec(args) -> int:
     spec = _spec_from_args(args)
     text = spec.to_toml()
     if args.out:
-        from ._io import atomic_write_bytes
+        from golden.fileio import atomic_write_bytes
 
         atomic_write_bytes(Path(args.out), text.encode())
         print(f"wrote {args.out} (digest {spec.digest()[:12]}…)")
@@ -125,7 +125,7 @@ def cmd_exact(args) -> int:
         for n, v in enumerate(exact):
             print(f"{n:3d}  {v:.6e}" + (f"  {rec['quantised'][n]:.6e}" if k is not None else ""))
     if args.json:
-        from ._io import atomic_write_bytes
+        from golden.fileio import atomic_write_bytes
 
         atomic_write_bytes(Path(args.json), json.dumps(out, indent=2).encode())
         print(f"wrote {args.json}")
@@ -141,7 +141,7 @@ def _plot(records: list[dict], rows: int, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ._io import atomic_write_bytes
+    from golden.fileio import atomic_write_bytes
 
     n = len(records)
     cols = min(n, 3)
@@ -170,7 +170,8 @@ def _plot(records: list[dict], rows: int, path: Path, title: str) -> None:
 
 
 def cmd_histogram(args) -> int:
-    from ._io import atomic_write_bytes
+    from golden.fileio import atomic_write_bytes
+
     from .model import threshold_distribution
     from .stats import chi_square_test
     from .twin import GaltonTwin

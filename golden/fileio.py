@@ -1,5 +1,4 @@
-"""Atomic file output for the domain-wall tools (the pattern of :func:`golden.train.atomic_write_bytes`,
-without importing torch)."""
+"""Atomic file output shared by every tool (no torch import, so light CLIs can use it)."""
 
 from __future__ import annotations
 

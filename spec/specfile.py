@@ -1,0 +1,58 @@
+"""File format shared by every block's spec: canonical JSON, TOML, loading by suffix, digest and id.
+
+A spec dataclass inherits :class:`SpecFile`, sets ``FORMAT`` (e.g. ``"epforge-ep-core-spec/1"``)
+and provides ``to_dict()`` / ``from_dict()``. The digest is the sha256 of the canonical JSON
+(sorted keys, with ``format``): it names these numbers in every manifest, and its first 32 bits
+are the ``spec_id`` a host reads back from the hardware.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+class SpecFile:
+    FORMAT: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - provided by the spec classes
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):  # pragma: no cover - provided by the spec classes
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        return json.dumps({"format": self.FORMAT, **self.to_dict()}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps({"format": self.FORMAT, **self.to_dict()})
+
+    @classmethod
+    def from_toml(cls, text: str):
+        import tomllib
+
+        return cls.from_dict(tomllib.loads(text))
+
+    @classmethod
+    def load(cls, path):
+        """Read a spec from a ``.toml`` or ``.json`` file."""
+        p = Path(path)
+        text = p.read_text()
+        return cls.from_json(text) if p.suffix == ".json" else cls.from_toml(text)
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON: identifies these numbers in every manifest."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @property
+    def spec_id(self) -> int:
+        return int(self.digest()[:8], 16)
