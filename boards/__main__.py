@@ -2,6 +2,7 @@
 
     python -m boards synth --board ulx3s --design mock --out build/boards/ulx3s-mock
     python -m boards synth --board icebreaker --design ep --spec core.toml --out build/boards/ice-ep --seed 3
+    python -m boards synth --board ulx3s --design galton --galton-spec galton.toml --out build/boards/ulx3s-galton
     python -m boards report build/boards/ulx3s-mock      # re-parse the logs of an earlier build
 
 Heavy imports (Amaranth, the core) happen inside the subcommands, so ``--help`` is instant.
@@ -15,10 +16,24 @@ import sys
 
 def cmd_synth(args) -> int:
     from spec.ep_core import EPCoreSpec
+    from spec.galton import GaltonSpec
 
     from .synth import default_mock_spec, synthesize
 
-    if args.spec is None:
+    if args.design == "galton":
+        if args.spec is not None:
+            print("error: --spec is the EP core's spec; --design galton takes --galton-spec GALTON.toml",
+                  file=sys.stderr)
+            return 2
+        try:
+            spec = GaltonSpec() if args.galton_spec is None else GaltonSpec.load(args.galton_spec)
+        except (OSError, ValueError) as e:
+            print(f"error: --galton-spec {args.galton_spec}: {e}", file=sys.stderr)
+            return 2
+    elif args.galton_spec is not None:
+        print(f"error: --galton-spec is for --design galton, not --design {args.design}", file=sys.stderr)
+        return 2
+    elif args.spec is None:
         if args.design != "mock":
             print("error: --design ep needs --spec SPEC.toml (the core's numbers)", file=sys.stderr)
             return 2
@@ -64,13 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--board", required=True, choices=["ulx3s", "icebreaker"],
                    help="ulx3s: ULX3S with ECP5-85F (25 MHz oscillator); icebreaker: iCEBreaker with "
                    "iCE40UP5K (12 MHz oscillator)")
-    s.add_argument("--design", default="mock", choices=["mock", "ep"],
+    s.add_argument("--design", default="mock", choices=["mock", "ep", "galton"],
                    help="mock: boards.mock_core.MockEPCore (UART, link and a weight memory of the spec's size; no "
                    "datapath); ep: the real "
-                   "hdl.ep_core.EPCore (default: mock)")
+                   "hdl.ep_core.EPCore; galton: the Galton-board emulator hdl.galton.GaltonBoard behind its own "
+                   "UART link (boards.galton_top; the report adds balls/s = B x Fmax and the random bits per "
+                   "ball) (default: mock)")
     s.add_argument("--spec", metavar="SPEC.toml",
                    help="the core's spec (.toml or .json, e.g. from 'python -m golden.ep_core spec'); "
                    "required for --design ep; the mock defaults to layers [64, 32, 10], P = 8")
+    s.add_argument("--galton-spec", metavar="GALTON.toml",
+                   help="--design galton only: the emulator's GaltonSpec (.toml or .json, e.g. from 'python -m "
+                   "golden.domainwall spec --set rows=16 --set boards=4 --out galton.toml'); default: "
+                   "GaltonSpec() = 16 rows, 1 board, k = 8, w = 32")
     s.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
     s.add_argument("--seed", type=int, default=None, metavar="N", help="nextpnr placement seed (default: nextpnr's)")
     s.add_argument("--clock-mhz", type=float, default=None, metavar="MHZ",
@@ -83,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rx-fifo-depth", type=int, default=512, metavar="BYTES",
                    help="host link receive FIFO in bytes (default: 512, one iCE40 EBR)")
     s.add_argument("--mock-delay", type=int, default=8, metavar="CYCLES",
-                   help="busy cycles per sample of the mock core (default: 8)")
+                   help="busy cycles per sample of the mock core (default: 8; --design mock only)")
     s.set_defaults(func=cmd_synth)
     r = sub.add_parser("report", help="re-parse an existing build's logs into synth.json and synth.md",
                        description="Re-read DIR/build/top.tim (nextpnr) and DIR/build/top.rpt (yosys) and rewrite "

@@ -1,6 +1,7 @@
 """Open-toolchain synthesis of a board top (yosys + nextpnr via YoWASP) and its resource/Fmax report.
 
-:func:`synthesize` builds :class:`boards.top.BoardTop` for a board with amaranth-boards
+:func:`synthesize` builds :class:`boards.top.BoardTop` (designs ``mock``/``ep``) or
+:class:`boards.galton_top.GaltonBoardTop` (design ``galton``) for a board with amaranth-boards
 (``do_program=False``), then parses nextpnr's log (``top.tim``: the "Device utilisation" block and
 the "Max frequency for clock" lines) and yosys' log (``top.rpt``: the final cell statistics) into
 ``synth.json`` and a readable ``synth.md``, both written atomically next to the build directory.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from spec.ep_core import EPCoreSpec
+from spec.galton import GaltonSpec
 
 REPORT_FORMAT = "epforge-synth-report/1"
 
@@ -64,6 +66,34 @@ def board_platform(board: str):
 
         return Platform()
     raise ValueError(f"board must be one of {sorted(YOWASP_TOOLS)}, not {board!r}")
+
+
+DESIGNS = ("mock", "ep", "galton")
+
+
+def galton_throughput(spec: GaltonSpec, fmax: dict[str, dict[str, Any]], clock_mhz: float) -> dict[str, Any]:
+    """Balls/s and the random-bit budget of a Galton build: B balls per cycle (one per board).
+
+    ``fmax`` is the report's per-clock Fmax; the slowest clock counts (the design has one domain).
+    ``balls_per_s_at_clock`` is B × the clock the build was made for, or ``None`` when nextpnr says
+    that clock is not met.
+    """
+    f = min(fmax.values(), key=lambda v: v["mhz"]) if fmax else None
+    B = spec.boards
+    return {
+        "rows": spec.rows, "boards": B, "prob_bits": spec.prob_bits, "prng_width": spec.prng_width,
+        "prng_lanes": spec.lanes,
+        "balls_per_cycle": B,
+        "random_bits_per_ball": spec.random_bits_per_ball,  # N·k, per board
+        "generated_bits_per_ball": spec.generated_bits_per_ball,  # Lb·w, per board
+        "prng_bits_per_cycle": spec.lanes * spec.prng_width,  # B·Lb·w
+        "random_bits_used_per_cycle": B * spec.random_bits_per_ball,  # B·N·k
+        "threshold_register_bits": spec.rows * (spec.rows + 1) * spec.threshold_bits,  # 2 tables × N(N+1)/2
+        "fmax_mhz": None if f is None else f["mhz"],
+        "balls_per_s_at_fmax": None if f is None else round(B * f["mhz"] * 1e6),
+        "clock_mhz": clock_mhz,
+        "balls_per_s_at_clock": round(B * clock_mhz * 1e6) if fmax and all(v["pass"] for v in fmax.values()) else None,
+    }
 
 
 def core_factory(design: str, *, mock_delay: int = 8) -> Callable[[EPCoreSpec], Any]:
@@ -210,7 +240,8 @@ def _tool_path() -> str:
 
 
 # ---- the flow -----------------------------------------------------------------------------------
-def synthesize(board: str, design: str, spec: EPCoreSpec, out: str | os.PathLike, *, seed: int | None = None,
+def synthesize(board: str, design: str, spec: EPCoreSpec | GaltonSpec, out: str | os.PathLike, *,
+               seed: int | None = None,
                baud: int = 115200, rx_fifo_depth: int = 512, mock_delay: int = 8, clock_mhz: float | None = None,
                router: str | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Build the board top with YoWASP and write ``synth.json``/``synth.md`` into ``out``.
@@ -219,16 +250,27 @@ def synthesize(board: str, design: str, spec: EPCoreSpec, out: str | os.PathLike
     ``out/build``. Returns the report dictionary. ``clock_mhz`` clocks the top from a PLL at that
     frequency (ECP5 boards; nextpnr then places and routes for it) instead of the board oscillator.
     ``router`` picks nextpnr's router (``router1`` or ``router2``; default: nextpnr's own choice).
+    ``design="galton"`` builds the Galton-board emulator (``spec`` a :class:`GaltonSpec`; ``mock_delay``
+    unused); its report gains ``"galton"``: :func:`galton_throughput`.
 
     Raises
     ------
     RuntimeError
         If the YoWASP tools are missing, or the build fails (with the tail of the failing log).
+    ValueError
+        If ``spec`` does not match ``design`` (a GaltonSpec for ``galton``, an EPCoreSpec otherwise).
     """
     from .top import BoardTop
 
     platform = board_platform(board)
-    factory = core_factory(design, mock_delay=mock_delay)
+    if design == "galton":
+        if not isinstance(spec, GaltonSpec):
+            raise ValueError(f"design 'galton' needs a GaltonSpec, not {type(spec).__name__}")
+        factory = None
+    else:
+        if not isinstance(spec, EPCoreSpec):
+            raise ValueError(f"design {design!r} needs an EPCoreSpec, not {type(spec).__name__}")
+        factory = core_factory(design, mock_delay=mock_delay)
     out = Path(out)
     build_dir = out / "build"
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -244,9 +286,17 @@ def synthesize(board: str, design: str, spec: EPCoreSpec, out: str | os.PathLike
         raise ValueError(f"router must be 'router1', 'router2' or None, not {router!r}")
     nextpnr_opts = ["--timing-allow-fail"] + (["--seed", str(seed)] if seed is not None else []) \
         + (["--router", router] if router else [])
-    top = BoardTop(factory, spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz)
     say = log or (lambda msg: None)
-    say(f"elaborating {design} for {board} (spec {spec.digest()[:12]}, layers {list(spec.layers)}, P={spec.lanes})")
+    if design == "galton":
+        from .galton_top import GaltonBoardTop
+
+        top = GaltonBoardTop(spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz)
+        say(f"elaborating galton for {board} (spec {spec.digest()[:12]}, N={spec.rows}, B={spec.boards}, "
+            f"k={spec.prob_bits}, w={spec.prng_width})")
+    else:
+        top = BoardTop(factory, spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz)
+        say(f"elaborating {design} for {board} (spec {spec.digest()[:12]}, layers {list(spec.layers)}, "
+            f"P={spec.lanes})")
     t0 = time.monotonic()
     # iCE40: let yosys map multipliers to SB_MAC16 (TOOLCHAIN.md gotcha 7: LUTs otherwise)
     synth_opts = "-dsp" if board == "icebreaker" else ""
@@ -292,6 +342,8 @@ def synthesize(board: str, design: str, spec: EPCoreSpec, out: str | os.PathLike
         "wall_time_s": {"elaborate": round(t_elab, 2), "yosys_nextpnr_pack": round(t_build, 2)},
         "build_dir": str(build_dir),
     }
+    if design == "galton":
+        result["galton"] = galton_throughput(spec, result["fmax"], result["clock_mhz"])
     write_reports(result, out)
     return result
 
@@ -322,11 +374,15 @@ def _pll_note(r: dict[str, Any]) -> str:
 def render_markdown(r: dict[str, Any]) -> str:
     """The readable table of a report."""
     spec = r["spec"]
+    if r["design"] == "galton":
+        what = (f"N = {spec['rows']} rows, B = {spec['boards']} boards, k = {spec['prob_bits']}, "
+                f"w = {spec['prng_width']}, correlated = {spec['correlated']}")
+    else:
+        what = f"layers {spec['layers']}, P = {spec['lanes']}, training = {spec['training']}"
     lines = [f"# Synthesis: {r['design']} on {r['board']} ({r['device']})", "",
-             f"spec `{r['spec_digest'][:16]}` (id {r['spec_id']}): layers {spec['layers']}, P = {spec['lanes']}, "
-             f"training = {spec['training']}; clock {r['clock_mhz']:g} MHz{_pll_note(r)}, UART {r['baud']} baud, "
-             f"receive FIFO {r['rx_fifo_depth']} B, nextpnr seed {r['seed']}", "",
-             "| resource | used | available | % |", "| --- | ---: | ---: | ---: |"]
+             f"spec `{r['spec_digest'][:16]}` (id {r['spec_id']}): {what}; clock {r['clock_mhz']:g} MHz"
+             f"{_pll_note(r)}, UART {r['baud']} baud, receive FIFO {r['rx_fifo_depth']} B, nextpnr seed {r['seed']}",
+             "", "| resource | used | available | % |", "| --- | ---: | ---: | ---: |"]
     keys = KEY_RESOURCES.get(r["board"], [])
     res = r["resources"]
     for name in keys + sorted(k for k in res if k not in keys and res[k]["used"]):
@@ -336,6 +392,19 @@ def render_markdown(r: dict[str, Any]) -> str:
     lines += ["", "| clock | Fmax (MHz) | constraint (MHz) | met |", "| --- | ---: | ---: | --- |"]
     for clk, f in r["fmax"].items():
         lines.append(f"| `{clk}` | {f['mhz']:.2f} | {f['constraint_mhz']:.2f} | {'yes' if f['pass'] else 'no'} |")
+    g = r.get("galton")
+    if g:
+        def rate(v):
+            return "—" if v is None else f"{v / 1e6:,.1f} M balls/s"
+
+        lines += ["", "| throughput (B balls per cycle) | value |", "| --- | ---: |",
+                  f"| balls/s at Fmax ({g['boards']} × {g['fmax_mhz']} MHz) | {rate(g['balls_per_s_at_fmax'])} |",
+                  f"| balls/s at the {g['clock_mhz']:g} MHz build clock | {rate(g['balls_per_s_at_clock'])} |",
+                  f"| random bits per ball (N·k, per board) | {g['random_bits_per_ball']} |",
+                  f"| PRNG bits generated per ball (Lb·w, per board) | {g['generated_bits_per_ball']} |",
+                  f"| PRNG bits generated per cycle ({g['prng_lanes']} lanes × {g['prng_width']}) | "
+                  f"{g['prng_bits_per_cycle']} |",
+                  f"| random bits used per cycle (B·N·k) | {g['random_bits_used_per_cycle']} |"]
     if r.get("yosys_stat"):
         ys = r["yosys_stat"]
         top = sorted(ys["cell_types"].items(), key=lambda kv: -kv[1])
@@ -356,6 +425,9 @@ def refresh_report(out: str | os.PathLike) -> dict[str, Any]:
     rpt = build_dir / "top.rpt"
     result.update(resources=pnr["utilisation"], fmax=pnr["fmax"],
                   yosys_stat=parse_yosys_stat(rpt.read_text(errors="replace")) if rpt.exists() else {})
+    if result.get("design") == "galton":
+        result["galton"] = galton_throughput(GaltonSpec.from_dict(result["spec"]), result["fmax"],
+                                             result["clock_mhz"])
     write_reports(result, out)
     return result
 

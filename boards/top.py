@@ -138,9 +138,8 @@ class BoardTop(Elaboratable):
         self.pll_config = None
 
     def elaborate(self, platform):
-        if self.clock_mhz is not None and getattr(platform, "family", None) != "ecp5":
-            raise ValueError(f"clock_mhz: PLL clocking is implemented for ECP5 boards (ulx3s) only, not "
-                             f"{platform.device}; leave clock_mhz unset to run from the oscillator")
+        if self.clock_mhz is not None:
+            check_pll_platform(platform)
         m = Module()
         clk_freq = platform.default_clk_frequency
         if self.clock_mhz is not None:
@@ -167,19 +166,43 @@ class BoardTop(Elaboratable):
 
     def _pll_domain(self, m: Module, platform) -> float:
         """The sync domain from a PLL; returns its frequency in Hz."""
-        from .pll import ecp5_pll, ecp5_pll_config
+        self.pll_config = pll_sync_domain(m, platform, self.clock_mhz)
+        return self.pll_config.f_out_mhz * 1e6
 
-        cfg = ecp5_pll_config(platform.default_clk_frequency / 1e6, float(self.clock_mhz))
-        clk_pin = platform.request(platform.default_clk, 0, dir="-")
-        m.submodules.clk_in_buf = clk_buf = io.Buffer("i", clk_pin)
-        clk_out, locked = ecp5_pll(m, clk_buf.i, cfg)
-        m.domains.sync = cd = ClockDomain("sync")
-        m.d.comb += cd.clk.eq(clk_out)
-        arst = ~locked
-        if platform.default_rst is not None:
-            rst_pin = platform.request(platform.default_rst, 0, dir="-")
-            m.submodules.rst_in_buf = rst_buf = io.Buffer("i", rst_pin)
-            arst = arst | rst_buf.i
-        m.submodules.rst_sync = ResetSynchronizer(arst, domain="sync")
-        self.pll_config = cfg  # nextpnr derives the output clock's constraint from the dividers
-        return cfg.f_out_mhz * 1e6
+
+def check_pll_platform(platform) -> None:
+    """Refuse PLL clocking (``clock_mhz``) on a platform :func:`pll_sync_domain` does not support."""
+    if getattr(platform, "family", None) != "ecp5":
+        raise ValueError(f"clock_mhz: PLL clocking is implemented for ECP5 boards (ulx3s) only, not "
+                         f"{platform.device}; leave clock_mhz unset to run from the oscillator")
+
+
+def pll_sync_domain(m: Module, platform, clock_mhz: float):
+    """Drive ``m``'s sync domain from an ECP5 PLL at ``clock_mhz`` made from the board oscillator.
+
+    The domain is held in reset (through a reset synchroniser) until the PLL locks and while the
+    platform's reset button (``platform.default_rst``) is pressed. Shared by :class:`BoardTop` and
+    :class:`boards.galton_top.GaltonBoardTop`. Returns the :class:`boards.pll.PLLConfig` (nextpnr
+    derives the output clock's constraint from its dividers).
+
+    Raises
+    ------
+    ValueError
+        If the platform is not an ECP5 one, or the PLL cannot make ``clock_mhz``.
+    """
+    from .pll import ecp5_pll, ecp5_pll_config
+
+    check_pll_platform(platform)
+    cfg = ecp5_pll_config(platform.default_clk_frequency / 1e6, float(clock_mhz))
+    clk_pin = platform.request(platform.default_clk, 0, dir="-")
+    m.submodules.clk_in_buf = clk_buf = io.Buffer("i", clk_pin)
+    clk_out, locked = ecp5_pll(m, clk_buf.i, cfg)
+    m.domains.sync = cd = ClockDomain("sync")
+    m.d.comb += cd.clk.eq(clk_out)
+    arst = ~locked
+    if platform.default_rst is not None:
+        rst_pin = platform.request(platform.default_rst, 0, dir="-")
+        m.submodules.rst_in_buf = rst_buf = io.Buffer("i", rst_pin)
+        arst = arst | rst_buf.i
+    m.submodules.rst_sync = ResetSynchronizer(arst, domain="sync")
+    return cfg
