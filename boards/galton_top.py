@@ -638,13 +638,18 @@ class GaltonHost:
         self._sent += 2
         self._syncs.append((self._token, self._sent))
 
-    def _send(self, cmd: bytes) -> None:
-        """Write a command once the receive FIFO has room for it and for a SYNC behind it."""
-        n = len(cmd)
+    def _make_room(self, n: int) -> None:
+        """Wait until ``n`` more bytes and a SYNC behind them fit the device's receive FIFO (every
+        command leaves room for a SYNC, so the SYNC sent here to get credit back always fits)."""
         while self._sent + n + 2 > self._acked + self.rx_fifo_depth:
             if not self._syncs:
                 self._send_sync()
             self._pump()
+
+    def _send(self, cmd: bytes) -> None:
+        """Write a command once the receive FIFO has room for it and for a SYNC behind it."""
+        n = len(cmd)
+        self._make_room(n)
         self.transport.write(cmd)
         self._sent += n
         if self._sent - (self._syncs[-1][1] if self._syncs else self._acked) >= self.rx_fifo_depth // 2:
@@ -656,6 +661,7 @@ class GaltonHost:
 
     def sync(self) -> None:
         """Wait until the device has consumed every byte sent so far (raises on a pending ERROR)."""
+        self._make_room(0)
         self._send_sync()
         while self._syncs:
             self._pump()
