@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from golden.fixed import saturate, shift_round
+from golden.prng import LaneStream
 from spec.ep_core import PRNG_WIDTH, EPCoreSpec
-from spec.prng import TRIPLES, PRNGSpec, jump_matrix
 
 
 @dataclass
@@ -112,87 +112,6 @@ def random_weights(spec: EPCoreSpec, rng: np.random.Generator, gain: float = 1.0
             scale = gain * 2.0 ** spec.bias_frac[l] * 0.2
         w[name] = np.clip(np.rint(rng.uniform(-scale, scale, shape)), lo, hi).astype(np.int64)
     return w
-
-
-class LaneStream:
-    """The core's PRNG (:meth:`EPCoreSpec.prng_spec`) as a stream of draws, bit-identical to stepping
-    :class:`golden.prng.XorshiftBank` once per draw (tests check it), but computed ahead in blocks:
-    block starts come from GF(2) jump matrices (:mod:`spec.prng`), then all blocks step in lockstep.
-
-    ``take(n)`` returns the next n draws, shape (n, lanes), uint64: row d holds every lane's state
-    after the draw (the hardware's output word). ``reseed(seed)`` restarts from a seed, as a write
-    of ``REG_SEED`` does.
-    """
-
-    BLOCK = 64  # steps per block
-    BLOCKS = 256  # blocks computed per refill (a power of two)
-
-    def __init__(self, spec: PRNGSpec):
-        if spec.width != PRNG_WIDTH:
-            raise ValueError(f"LaneStream supports {PRNG_WIDTH}-bit lanes, not {spec.width}")
-        self.spec = spec
-        self.reseed(spec.seed)
-
-    def reseed(self, seed: int) -> None:
-        self._end = np.array(self.spec.lane_states(seed), dtype=np.uint32)  # state after the last buffered draw
-        self._buf = np.empty((0, self.spec.lanes), np.uint32)
-        self._pos = 0
-        self.draws = 0  # draws taken since the last seeding
-
-    def take(self, n: int) -> np.ndarray:
-        parts = []
-        while n > 0:
-            if self._pos == len(self._buf):
-                self._refill()
-            k = min(n, len(self._buf) - self._pos)
-            parts.append(self._buf[self._pos:self._pos + k])
-            self._pos += k
-            n -= k
-            self.draws += k
-        if not parts:
-            return np.empty((0, self.spec.lanes), np.uint64)
-        return np.concatenate(parts).astype(np.uint64)
-
-    def _refill(self) -> None:
-        m, nb = self.BLOCK, self.BLOCKS
-        starts = np.empty((nb, self.spec.lanes), np.uint32)
-        starts[0] = self._end
-        have = 1
-        while have < nb:  # starts[b] = M^(b·m) · end, by doubling
-            starts[have:2 * have] = _gf2_apply(_byte_tables(m * have), starts[:have])
-            have *= 2
-        a, b, c = (np.uint32(v) for v in TRIPLES[PRNG_WIDTH])
-        out = np.empty((nb, m, self.spec.lanes), np.uint32)
-        x = starts
-        for t in range(m):
-            x = x ^ (x << a)
-            x = x ^ (x >> b)
-            x = x ^ (x << c)
-            out[:, t] = x
-        self._buf = out.reshape(nb * m, self.spec.lanes)
-        self._pos = 0
-        self._end = self._buf[-1].copy()
-
-
-_TABLES: dict[int, np.ndarray] = {}
-
-
-def _byte_tables(distance: int) -> np.ndarray:
-    """M^distance of the 32-bit xorshift as four 256-entry tables (one per input byte)."""
-    if distance not in _TABLES:
-        cols = jump_matrix(PRNG_WIDTH, distance)
-        tables = np.zeros((4, 256), np.uint32)
-        for byte in range(4):
-            for j in range(8):
-                tables[byte, 1 << j:2 << j] = tables[byte, :1 << j] ^ np.uint32(cols[8 * byte + j])
-        _TABLES[distance] = tables
-    return _TABLES[distance]
-
-
-def _gf2_apply(tables: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """M·x over GF(2) for every element of the uint32 array ``x``."""
-    return (tables[0][x & 0xFF] ^ tables[1][(x >> 8) & 0xFF] ^ tables[2][(x >> 16) & 0xFF]
-            ^ tables[3][x >> 24])
 
 
 class EPCoreTwin:
