@@ -43,8 +43,7 @@ def test_stochastic_rounding_definition():
 
 def test_lane_stream_equals_the_prng_bank_step_by_step():
     """The twin's block-parallel PRNG stream is the xorshift bank stepped once per draw, with reseeds."""
-    from golden.prng import LaneStream
-    from golden.prng import XorshiftBank
+    from golden.prng import LaneStream, XorshiftBank
 
     s = EPCoreSpec(layers=(20, 7, 3), lanes=5, update_rounding="stochastic", seed=77)
     fast, ref = LaneStream(s.prng_spec()), XorshiftBank(s.prng_spec())
