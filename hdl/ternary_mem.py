@@ -1,0 +1,277 @@
+"""Ternary weight memory: 2T2R cells, PCSA read emulation, fault injection (Amaranth 0.5).
+
+Numbers, random-bit use and registers are defined by :mod:`spec.ternary`; the twin
+:class:`golden.ternary.memory.TernaryMemoryTwin` is the reference the tests compare with.
+
+Structure:
+
+* **Storage.** One :class:`amaranth.lib.memory.Memory` of ``depth`` words × 2P bits (cell i in
+  bits [2i, 2i+2)), one synchronous read port and one write port driven by *one* address (a
+  PCSA read, a program write and a raw read-back never share a cycle), so synthesis can map it
+  to single-port RAM (iCE40UP5K SPRAM) as well as to block RAM (ECP5 EBR, iCE40 EBR).
+* **Read port** ``rd_addr``/``rd_en`` → ``rd_nz``/``rd_neg`` one cycle later (lane i's weight is
+  0 when ``rd_nz[i]`` is low, else −1 if ``rd_neg[i]`` else +1): the stored cells, through the
+  injector in dynamic mode, through the PCSA. Reads must not be issued while ``busy``.
+* **Program port** ``cmd``/``rsp`` (streams): write the cells of a word (through the injector in
+  static mode) or read a word's stored cells back (no PCSA, no draw). A command is accepted only
+  when the block is not busy, ``rd_en`` is low, no PCSA read is in its second cycle and no
+  response waits.
+* **PRNG** (``fault_injection`` only): :class:`hdl.prng.XorshiftBank`, P lanes. It steps once per
+  programming write (in the write's cycle) and once per PCSA read (in the cycle after ``rd_en``,
+  when the read's word is in use), so access n always sees the bank's (n+1)-th state after a
+  seeding, whatever the gaps between accesses. After reset and after every write of ``REG_SEED``
+  it refills the lanes and takes one priming step; ``busy`` is high meanwhile.
+* **Counters** (saturating): injected cells, illegal cells sensed, PCSA reads.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spec.ternary import (
+    COUNTER_MAX,
+    PCSA_BIT,
+    PRNG_WIDTH,
+    RATE_BITS,
+    REG_BITS,
+    REG_CTRL,
+    REG_ILLEGAL,
+    REG_INJECTED,
+    REG_RATE_NONZERO,
+    REG_RATE_ZERO,
+    REG_READS,
+    REG_SEED,
+    REG_SPEC_ID,
+    REG_STATUS,
+    SIGN_BIT,
+    TernaryMemorySpec,
+)
+
+from .prng import XorshiftBank
+from .regport import RegSignature
+
+
+def _layout(fields: list[tuple[str, int]]) -> data.StructLayout:
+    return data.StructLayout({name: unsigned(width) for name, width in fields})
+
+
+def popcount(bits) -> object:
+    """Sum of the bits of a value (a balanced adder tree)."""
+    terms = [bits[i] for i in range(len(bits))]
+    if not terms:
+        return Const(0, 1)
+    while len(terms) > 1:
+        nxt = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        if len(terms) % 2:
+            nxt.append(terms[-1])
+        terms = nxt
+    return terms[0]
+
+
+def inject_cell(m: Module, cell, word, flip, rate_zero, rate_nonzero):
+    """Comb logic of :func:`spec.ternary.inject` for one cell; returns the new 2-bit cell."""
+    b0, b1 = cell[0], cell[1]
+    nonzero = b0 ^ b1
+    zero = ~b0 & ~b1
+    thr = Mux(zero, rate_zero, rate_nonzero)
+    hit = word[:RATE_BITS] < thr
+    new = Signal(2)
+    m.d.comb += new.eq(cell)
+    with m.If(hit):
+        with m.If(nonzero):
+            m.d.comb += new.eq(Mux(flip, Cat(b1, b0), 0))
+        with m.Elif(zero & ~flip):
+            m.d.comb += new.eq(Mux(word[SIGN_BIT], 0b10, 0b01))
+    return new
+
+
+def sense_cell(cell, nominal, rand_bit):
+    """PCSA read of one cell (:func:`spec.ternary.sense`): (nonzero, negative, illegal)."""
+    b0, b1 = cell[0], cell[1]
+    differ = b0 ^ b1
+    illegal = b0 & b1
+    nz = differ | illegal | nominal
+    neg = Mux(differ, b1, rand_bit)
+    return nz, neg, illegal
+
+
+class TernaryWeightMemory(wiring.Component):
+    """Ternary weights stored as 2T2R device bits, read through a PCSA model with fault injection.
+
+    Parameters
+    ----------
+    spec : TernaryMemorySpec
+    init : optional list of ``depth`` words (cells packed as :func:`spec.ternary.pack_cells`).
+
+    Members
+    -------
+    rd_addr : In(addr_bits), rd_en : In(1) — PCSA read request.
+    rd_nz, rd_neg : Out(P) — the read's weights, valid the cycle after ``rd_en``.
+    busy : Out(1) — seeding/priming the PRNG; no reads or commands meanwhile.
+    cmd : In(stream) — program writes / raw read-backs (``spec.cmd_fields()``).
+    rsp : Out(stream) — one response per raw read-back (``spec.rsp_fields()``).
+    reg : In(RegSignature) — ``REG_*`` of :mod:`spec.ternary`.
+    """
+
+    def __init__(self, spec: TernaryMemorySpec, init: list[int] | None = None):
+        if not isinstance(spec, TernaryMemorySpec):
+            raise TypeError(f"spec must be a TernaryMemorySpec, not {type(spec).__name__}")
+        if init is not None:
+            if len(init) > spec.depth:
+                raise ValueError(f"init must have at most depth={spec.depth} words, not {len(init)}")
+            if any(not 0 <= int(w) < (1 << spec.word_bits) for w in init):
+                raise ValueError(f"init words must fit {spec.word_bits} unsigned bits")
+        self.spec = spec
+        self.init = [int(w) for w in init] if init is not None else []
+        P = spec.lanes
+        super().__init__({
+            "rd_addr": In(spec.addr_bits), "rd_en": In(1), "rd_nz": Out(P), "rd_neg": Out(P),
+            "busy": Out(1),
+            "cmd": In(stream.Signature(_layout(spec.cmd_fields()))),
+            "rsp": Out(stream.Signature(_layout(spec.rsp_fields()))),
+            "reg": In(RegSignature()),
+        })
+
+    def elaborate(self, platform):  # noqa: C901 - one small datapath
+        s = self.spec
+        P, fi = s.lanes, s.fault_injection
+        m = Module()
+
+        m.submodules.mem = mem = memory.Memory(shape=unsigned(s.word_bits), depth=s.depth, init=self.init)
+        rp, wp = mem.read_port(), mem.write_port()
+
+        # --- registers ---------------------------------------------------------------------------
+        ctrl = Signal(4, init=s.ctrl_reset)
+        rate_zero = Signal(RATE_BITS + 1, init=s.rate_zero)
+        rate_nonzero = Signal(RATE_BITS + 1, init=s.rate_nonzero)
+        r_seed = Signal(REG_BITS, init=s.seed)
+        injected = Signal(REG_BITS)
+        illegal = Signal(REG_BITS)
+        reads = Signal(REG_BITS)
+        mode = ctrl[:2]
+        static = fi & (mode == 1)
+        dynamic = fi & (mode == 2)
+        flip = ctrl[2]  # CTRL_KIND_FLIP
+        nominal = ctrl[3]  # CTRL_NOMINAL
+
+        # --- PRNG ----------------------------------------------------------------------------------
+        if fi:
+            m.submodules.prng = prng = XorshiftBank(s.prng_spec())
+            primed = Signal()
+            prime = prng.ready & ~primed
+            busy = ~(prng.ready & primed)
+            words = [prng.out[i * PRNG_WIDTH:(i + 1) * PRNG_WIDTH] for i in range(P)]
+        else:
+            busy = Const(0)
+            words = [Const(0, PRNG_WIDTH) for _ in range(P)]
+        m.d.comb += self.busy.eq(busy)
+
+        # --- access arbitration --------------------------------------------------------------------
+        sensing = Signal()  # a PCSA read's data is on the read port this cycle
+        rsp_valid = Signal()
+        rsp_data = Signal(s.word_bits)
+        raw_pending = Signal()  # a raw read-back's data is on the read port this cycle
+        m.d.sync += [sensing.eq(self.rd_en), raw_pending.eq(0)]
+        m.d.comb += self.cmd.ready.eq(~busy & ~self.rd_en & ~sensing & ~raw_pending & ~rsp_valid)
+        accept = self.cmd.valid & self.cmd.ready
+        writing = accept & self.cmd.payload.write
+        addr = Mux(self.rd_en, self.rd_addr, self.cmd.payload.addr)
+        m.d.comb += [rp.addr.eq(addr), rp.en.eq(self.rd_en | accept), wp.addr.eq(addr)]
+
+        # --- program writes (static injection) -------------------------------------------------------
+        wcells = [self.cmd.payload.data[2 * i:2 * i + 2] for i in range(P)]
+        wchanged = Signal(P)
+        if fi:
+            wnew = [inject_cell(m, wcells[i], words[i], flip, rate_zero, rate_nonzero) for i in range(P)]
+            m.d.comb += [wp.data.eq(Mux(static, Cat(*wnew), self.cmd.payload.data)),
+                         wchanged.eq(Mux(static, Cat(*[wnew[i] != wcells[i] for i in range(P)]), 0))]
+        else:
+            m.d.comb += wp.data.eq(self.cmd.payload.data)
+        m.d.comb += wp.en.eq(writing)
+
+        # --- raw read-backs ------------------------------------------------------------------------------
+        with m.If(accept & ~self.cmd.payload.write):
+            m.d.sync += raw_pending.eq(1)
+        with m.If(raw_pending):
+            m.d.sync += [rsp_valid.eq(1), rsp_data.eq(rp.data)]
+        with m.Elif(self.rsp.valid & self.rsp.ready):
+            m.d.sync += rsp_valid.eq(0)
+        m.d.comb += [self.rsp.valid.eq(rsp_valid), self.rsp.payload.data.eq(rsp_data)]
+
+        # --- PCSA reads (dynamic injection) ------------------------------------------------------------
+        rcells = [rp.data[2 * i:2 * i + 2] for i in range(P)]
+        rchanged = Signal(P)
+        ill = Signal(P)
+        nz, neg = Signal(P), Signal(P)
+        for i in range(P):
+            cell = rcells[i]
+            if fi:
+                new = inject_cell(m, cell, words[i], flip, rate_zero, rate_nonzero)
+                cell = Mux(dynamic, new, cell)
+                m.d.comb += rchanged[i].eq(dynamic & (new != rcells[i]))
+            lnz, lneg, lill = sense_cell(cell, nominal & fi, words[i][PCSA_BIT])
+            m.d.comb += [nz[i].eq(lnz), neg[i].eq(lneg), ill[i].eq(lill)]
+        m.d.comb += [self.rd_nz.eq(nz), self.rd_neg.eq(neg)]
+
+        if fi:
+            m.d.comb += prng.en.eq(writing | sensing | prime)
+            with m.If(prime):
+                m.d.sync += primed.eq(1)
+
+        # --- counters --------------------------------------------------------------------------------------
+        def sat_add(counter, inc, when):
+            total = Signal(REG_BITS + 1)
+            m.d.comb += total.eq(counter + inc)
+            with m.If(when):
+                m.d.sync += counter.eq(Mux(total > COUNTER_MAX, COUNTER_MAX, total))
+
+        sat_add(injected, popcount(Mux(sensing, rchanged, wchanged)), sensing | writing)
+        sat_add(illegal, popcount(ill), sensing)
+        sat_add(reads, 1, sensing)
+
+        # --- register port -----------------------------------------------------------------------------------
+        reg = self.reg
+        with m.If(reg.we):
+            with m.Switch(reg.addr):
+                if fi:
+                    with m.Case(REG_CTRL):
+                        m.d.sync += ctrl.eq(reg.wdata[:4])
+                    with m.Case(REG_RATE_ZERO):
+                        m.d.sync += rate_zero.eq(reg.wdata[:RATE_BITS + 1])
+                    with m.Case(REG_RATE_NONZERO):
+                        m.d.sync += rate_nonzero.eq(reg.wdata[:RATE_BITS + 1])
+                with m.Case(REG_SEED):
+                    m.d.sync += r_seed.eq(reg.wdata)
+                    if fi:
+                        m.d.comb += [prng.load.eq(1)]
+                        m.d.sync += primed.eq(0)
+                with m.Case(REG_INJECTED):
+                    m.d.sync += injected.eq(0)
+                with m.Case(REG_ILLEGAL):
+                    m.d.sync += illegal.eq(0)
+                with m.Case(REG_READS):
+                    m.d.sync += reads.eq(0)
+        if fi:
+            m.d.comb += prng.seed.eq(reg.wdata)
+        with m.Switch(reg.addr):
+            with m.Case(REG_CTRL):
+                m.d.comb += reg.rdata.eq(ctrl)
+            with m.Case(REG_RATE_ZERO):
+                m.d.comb += reg.rdata.eq(rate_zero)
+            with m.Case(REG_RATE_NONZERO):
+                m.d.comb += reg.rdata.eq(rate_nonzero)
+            with m.Case(REG_SEED):
+                m.d.comb += reg.rdata.eq(r_seed)
+            with m.Case(REG_STATUS):
+                m.d.comb += reg.rdata.eq(busy)
+            with m.Case(REG_INJECTED):
+                m.d.comb += reg.rdata.eq(injected)
+            with m.Case(REG_ILLEGAL):
+                m.d.comb += reg.rdata.eq(illegal)
+            with m.Case(REG_READS):
+                m.d.comb += reg.rdata.eq(reads)
+            with m.Case(REG_SPEC_ID):
+                m.d.comb += reg.rdata.eq(s.spec_id)
+        return m
