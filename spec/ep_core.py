@@ -62,11 +62,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from . import ternary as _tm
 from .fixed import ROUNDINGS, bits_for_signed, signed_range
 from .prng import PRNGSpec
 from .specfile import SpecFile
+from .ternary import TernaryMemorySpec
 
 ESTIMATORS = ("one-sided", "symmetric", "random-sign")
+WEIGHT_KINDS = ("fixed", "ternary")
 SPEC_FORMAT = "epforge-ep-core-spec/1"
 PRNG_WIDTH = 32  # xorshift width of the core's PRNG (spec.prng), when it has one
 
@@ -87,6 +90,23 @@ REG_SPEC_ID = 11  # low 32 bits of the spec digest: the host refuses images buil
 REG_BITS = 32
 
 PHASE_FREE, PHASE_PLUS, PHASE_MINUS = 0, 1, 2
+
+# Ternary cores (weight_kind="ternary"): the weight memory's registers on the core's register port.
+# REG_SEED (5) reseeds the memory's PRNG (a ternary core has no other PRNG). Memory register
+# spec.ternary.X is reached at core address TERNARY_REGS[X].
+REG_TCTRL = 6  # spec.ternary.REG_CTRL: mode, error kind, PCSA supply
+REG_TRATE_ZERO = 7  # spec.ternary.REG_RATE_ZERO
+REG_TRATE_NONZERO = 12  # spec.ternary.REG_RATE_NONZERO
+REG_TINJECTED = 13  # spec.ternary.REG_INJECTED (write: clear)
+REG_TILLEGAL = 14  # spec.ternary.REG_ILLEGAL (write: clear)
+REG_TREADS = 15  # spec.ternary.REG_READS (write: clear)
+
+# core register address → the ternary memory's register it reaches
+TERNARY_REGS = {REG_TCTRL: _tm.REG_CTRL, REG_TRATE_ZERO: _tm.REG_RATE_ZERO, REG_TRATE_NONZERO: _tm.REG_RATE_NONZERO,
+                REG_SEED: _tm.REG_SEED, REG_TINJECTED: _tm.REG_INJECTED, REG_TILLEGAL: _tm.REG_ILLEGAL,
+                REG_TREADS: _tm.REG_READS}
+
+_OMIT_DEFAULTS = {"weight_kind": "fixed", "fault_injection": False}
 
 
 def pack_fields(fields: list[tuple[str, int]], values: dict[str, int]) -> int:
@@ -157,7 +177,11 @@ class EPCoreSpec(SpecFile):
         spec with that estimator gets).
     step_bits : width of the T1/T2 registers.
     beta_shift_max, lr_shift_max : largest values the shifters support.
-    seed : reset value of the PRNG seed register.
+    seed : reset value of the PRNG seed register (the ternary memory's PRNG in a ternary core).
+    weight_kind : ``fixed`` (signed fixed-point weights, P multipliers) or ``ternary`` (weights in
+        {−1, 0, +1}·2^-weight_frac held as 2T2R cells in a :class:`spec.ternary.TernaryMemorySpec`
+        memory, add/subtract/skip lanes; inference only, ``weight_bits`` 2). See "Ternary weights".
+    fault_injection : (ternary only) the weight memory's PCSA/fault-injection emulation and PRNG.
     """
 
     FORMAT: ClassVar[str] = SPEC_FORMAT
@@ -182,6 +206,8 @@ class EPCoreSpec(SpecFile):
     beta_shift_max: int = 4
     lr_shift_max: int = 15
     seed: int = 1
+    weight_kind: str = "fixed"
+    fault_injection: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -252,6 +278,19 @@ class EPCoreSpec(SpecFile):
                     raise ValueError(f"connection {l}: weight_frac={self.weight_frac[l]} / bias_frac="
                                      f"{self.bias_frac[l]} are too fine for an exact update shift at lr_shift=0, "
                                      f"beta_shift={self.beta_shift_max} (shift {min(k, kb)} < 0)")
+        if self.weight_kind not in WEIGHT_KINDS:
+            raise ValueError(f"weight_kind must be one of {WEIGHT_KINDS}, not {self.weight_kind!r}")
+        if not isinstance(self.fault_injection, bool):
+            raise ValueError(f"fault_injection must be a bool (true/false), not {self.fault_injection!r}")
+        if self.weight_kind == "ternary":
+            if self.training:
+                raise ValueError("weight_kind='ternary' cores are inference-only: training must be false "
+                                 "(train the latent weights with golden.ternary)")
+            if any(b != 2 for b in self.weight_bits):
+                raise ValueError(f"weight_kind='ternary' needs weight_bits 2 (cells of -1, 0, +1), "
+                                 f"not {self.weight_bits!r}")
+        elif self.fault_injection:
+            raise ValueError("fault_injection needs weight_kind='ternary'")
         if self.acc_bits_max > 48:
             raise ValueError(f"the accumulators would need {self.acc_bits_max} bits (> 48): narrow the formats")
         if self.training and self.update_rounding == "stochastic" and self.update_shift_max > PRNG_WIDTH:
@@ -351,11 +390,11 @@ class EPCoreSpec(SpecFile):
 
     def acc_bound(self, k: int) -> int:
         """Largest |pre-activation| of layer k over all weights, states and inputs (exact bound)."""
-        wl = self.weight_bits[k - 1]
-        bound = self.layers[k - 1] * (1 << (wl - 1)) * ((1 << self.pre_bits(k - 1)) - 1) << self.bottom_up_shift(k)
+        wl = -self.element_range(f"w{k - 1}")[0]  # largest |weight|
+        bound = self.layers[k - 1] * wl * ((1 << self.pre_bits(k - 1)) - 1) << self.bottom_up_shift(k)
         if k < self.n_layers:
-            wu = self.weight_bits[k]
-            bound += self.layers[k + 1] * (1 << (wu - 1)) * ((1 << self.state_bits) - 1) << self.top_down_shift(k)
+            wu = -self.element_range(f"w{k}")[0]
+            bound += self.layers[k + 1] * wu * ((1 << self.state_bits) - 1) << self.top_down_shift(k)
         bound += (1 << (self.bias_bits - 1)) << self.bias_shift(k)
         if k == self.n_layers:
             bound += (1 << self.state_bits) << self.nudge_shift(0)
@@ -400,6 +439,42 @@ class EPCoreSpec(SpecFile):
         m = self.memory_map()
         return m[-1].base + m[-1].words
 
+    # --- ternary weights --------------------------------------------------------------------------
+    def ternary_memory_spec(self) -> TernaryMemorySpec:
+        """The weight memory of a ternary core: the ``w{l}`` regions of :meth:`memory_map`, same addresses."""
+        if self.weight_kind != "ternary":
+            raise ValueError(f"ternary_memory_spec needs weight_kind='ternary', not {self.weight_kind!r}")
+        depth = sum(r.words for r in self.memory_map() if r.name.startswith("w"))
+        return TernaryMemorySpec(depth=depth, lanes=self.lanes, fault_injection=self.fault_injection,
+                                 seed=self.seed)
+
+    def weight_read_schedule(self) -> tuple[list[int], list[list[int]]]:
+        """Weight-memory word addresses a sample reads, in issue order: (once per sample, per step).
+
+        The ``c1`` sweep reads ``w0`` row by row (row j, tiles t) once per sample; every relaxation
+        step then runs, in order, the top-down sweep into layer 1 (``w1`` by columns: tile t, rows
+        j), for k = 2 … L−1 the top-down sweep into layer k (``w{k}`` by columns) and the bottom-up
+        sweep into layer k (``w{k−1}`` by rows), and the bottom-up sweep into layer L
+        (``w{L−1}`` by rows). A ternary core's memory draws once per address listed (dynamic
+        faults, nominal PCSA), so this order is part of the twin's contract.
+        """
+        base = {r.name: r.base for r in self.memory_map()}
+        L = self.n_layers
+
+        def rows(l):
+            T = self.tiles(l)
+            return [base[f"w{l}"] + j * T + t for j in range(self.layers[l + 1]) for t in range(T)]
+
+        def cols(l):
+            T = self.tiles(l)
+            return [base[f"w{l}"] + j * T + t for t in range(T) for j in range(self.layers[l + 1])]
+
+        step = [cols(1)]
+        for k in range(2, L):
+            step += [cols(k), rows(k - 1)]
+        step.append(rows(L - 1))
+        return rows(0), step
+
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes: dict[str, tuple[int, ...]] = {}
         for l in range(self.n_layers):
@@ -409,6 +484,8 @@ class EPCoreSpec(SpecFile):
 
     def element_range(self, name: str) -> tuple[int, int]:
         if name.startswith("w"):
+            if self.weight_kind == "ternary":
+                return (-1, 1)
             return signed_range(self.weight_bits[int(name[1:])])
         return signed_range(self.bias_bits)
 
@@ -464,6 +541,9 @@ class EPCoreSpec(SpecFile):
     # --- serialisation ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name, default in _OMIT_DEFAULTS.items():  # fields added later: old specs keep their digests
+            if d[name] == default:
+                del d[name]
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
     @classmethod
