@@ -1,21 +1,40 @@
 """Domain-wall Galton-board emulator (Amaranth 0.5): B boards of N rows, one ball per board per cycle.
 
 Behaviour is defined by the twin :class:`golden.domainwall.GaltonTwin`; numbers, random-bit use,
-registers and the memory map by :mod:`spec.galton`. Structure:
+registers and the memory map by :mod:`spec.galton`. The rows are pipelined (a register stage
+every ``rows_per_stage`` rows, default every row); that changes the latency, nothing else: the
+ball stream, the histograms and every register read are the twin's. Structure:
 
-* **Random bits.** A :class:`hdl.prng.XorshiftBank` of ``B·Lb`` lanes; every lane word is cut into
-  k-bit fields, one per row (board b, row i: lane ``b·Lb + ⌊i/F⌋``, field ``i mod F``). All lanes
-  step once per generated ball — and only then — so ball n always sees the PRNG's (n+1)-th
-  outputs, whatever the stalls. After reset or a reseed the bank is stepped once ("primed")
-  before the first ball, so the seeded state itself is never used as random bits.
-* **Boards.** Per board a combinational chain of N rows: row i selects the threshold of the
-  junction at the current position (and, with chirality memory, of the table named by the
-  previous turn) and turns right iff ``r < t``. Thresholds are registers (k + 1 bits, reset
-  ``2^(k−1)``), written and read back through the ``cmd``/``rsp`` port.
-* **Output.** A registered ``out`` beat carries all B bins; a new ball is generated when the
-  register is empty or is being emptied (``valid & ready``), so at full rate one beat per cycle
-  and under back-pressure no ball is lost or repeated. In *histogram-only* mode (``REG_CTRL``
-  bit 1) balls are generated every cycle and only counted.
+* **Random bits.** Ball n uses every lane's (n+1)-th output (:mod:`spec.galton`); board b, row i
+  reads field ``i mod F`` of lane ``b·Lb + ⌊i/F⌋``. Two copies of the lane states keep that fixed
+  whatever the stalls, STOPs and ball limits:
+
+  - the *committed* bank (:class:`hdl.prng.XorshiftBank`, seeded through its jump network) steps
+    once per ball that leaves the last row (a *generated* ball: counted, histogrammed, sent), so
+    it always holds the words of the next ball to be generated;
+  - the *lead* state steps once per ball that enters row 0. With no ball in flight it reads as
+    the committed bank's words; a ball in flight carries the fields its later rows still need.
+
+  After reset or a reseed the committed bank is stepped once ("primed") before the first ball,
+  so the seeded state itself is never used as random bits.
+* **Boards.** Per board, N rows: row i selects the threshold of the junction at the current
+  position (and, with chirality memory, of the table named by the previous turn) and turns right
+  iff ``r < t``. Between stages a register carries, per ball, a valid bit and per board the
+  position, the previous turn and the random fields of the rows still ahead. The whole pipeline
+  advances together, and only when a ball may be generated: when the ``out`` register is empty
+  or being emptied (``valid & ready``), or always in histogram-only mode (``REG_CTRL`` bit 1).
+  So at full rate one beat per cycle, and under back-pressure nothing moves: no ball is lost or
+  repeated and no random field shifts.
+* **Runs.** Balls enter while running; they are generated (``REG_DONE`` +1, ``REG_REMAINING`` −1,
+  the run ends at 0) only when they leave the last row, still running. Balls in flight when a run
+  ends (STOP, or its ball limit reached) were never generated: they are dropped, and the lead
+  state falls back to the committed bank, so the next run's first ball takes exactly the words
+  the twin gives it. Registers, commands and STATUS therefore behave as with no pipeline; the
+  first beat of a run comes ``latency`` cycles after its first ball enters.
+* **Thresholds** are registers (k + 1 bits, reset ``2^(k−1)``), written and read back through
+  the ``cmd``/``rsp`` port, only while idle (so never under a ball in flight that is kept).
+* **Output.** A registered ``out`` beat carries all B bins of a generated ball; in histogram-only
+  mode balls are only counted.
 * **Histograms.** One :class:`amaranth.lib.memory.Memory` per board (N + 1 counters of
   ``bin_bits``, saturating), updated read-modify-write in two cycles; the update read port is
   transparent to the write port, so back-to-back balls in one bin count correctly. CLEAR (and
@@ -27,7 +46,7 @@ only while idle), ``reg`` (control/status registers: the same signature as the E
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -49,7 +68,7 @@ from spec.galton import (
     GaltonSpec,
 )
 
-from .prng import XorshiftBank
+from .prng import XorshiftBank, xorshift_step
 from .regport import RegSignature
 
 
@@ -63,6 +82,18 @@ class GaltonBoard(wiring.Component):
     Parameters
     ----------
     spec : GaltonSpec
+    rows_per_stage : int
+        Rows of combinational logic between pipeline registers (1 … N; default 1, a register
+        after every row but the last). Changes latency and resources, never a number: the ball
+        stream is the twin's for every value. ``rows_per_stage = N`` is the unpipelined chain.
+
+    Attributes
+    ----------
+    stages : int
+        Pipeline registers between row 0 and the ``out`` register: ``⌈N / rows_per_stage⌉ − 1``.
+    latency : int
+        Cycles from a ball entering row 0 to its beat on ``out``: ``stages + 1`` (also the cycles
+        from a START to the first beat).
 
     Members
     -------
@@ -82,12 +113,20 @@ class GaltonBoard(wiring.Component):
     ------
     TypeError
         If ``spec`` is not a :class:`spec.galton.GaltonSpec`.
+    ValueError
+        If ``rows_per_stage`` is not an integer in 1 … N.
     """
 
-    def __init__(self, spec: GaltonSpec):
+    def __init__(self, spec: GaltonSpec, *, rows_per_stage: int = 1):
         if not isinstance(spec, GaltonSpec):
             raise TypeError(f"spec must be a GaltonSpec, not {type(spec).__name__}")
+        if (isinstance(rows_per_stage, bool) or not isinstance(rows_per_stage, int)
+                or not 1 <= rows_per_stage <= spec.rows):
+            raise ValueError(f"rows_per_stage must be an integer in 1..{spec.rows} (rows), not {rows_per_stage!r}")
         self.spec = spec
+        self.rows_per_stage = rows_per_stage
+        self.stages = -(-spec.rows // rows_per_stage) - 1
+        self.latency = self.stages + 1
         self.out_layout = data.StructLayout({"bins": data.ArrayLayout(unsigned(spec.bin_index_bits), spec.boards)})
         self.cmd_layout = data.StructLayout({"data": unsigned(spec.data_bits), "addr": unsigned(spec.addr_bits),
                                              "write": unsigned(1)})
@@ -126,45 +165,86 @@ class GaltonBoard(wiring.Component):
         thr = [[[Signal(TB, init=1 << (k - 1), name=f"thr{c}_{i}_{j}") for j in range(i + 1)] for i in range(N)]
                for c in range(2)]
 
-        # ---------------- the boards (combinational) ----------------
-        def field(b: int, i: int):
+        # ---------------- random bits: committed bank and lead state ----------------
+        P, R = self.stages, self.rows_per_stage
+        gen_ok = running & ~clearing & prng.ready & primed  # a ball may enter row 0
+        out_valid = Signal()
+        adv = Signal()  # the pipeline (and the ball leaving it) moves this cycle
+        m.d.comb += adv.eq(r_hist_only | ~out_valid | self.out.ready)
+        inject = Signal()
+        m.d.comb += inject.eq(adv & gen_ok)
+        if P:
+            empty = Signal(init=1)  # no ball in flight: the lead state is the committed bank's
+            lead = Signal(len(prng.out))
+            words = Signal(len(prng.out))
+            m.d.comb += words.eq(Mux(empty, prng.out, lead))
+            with m.If(inject):
+                m.d.sync += lead.eq(Cat(*(xorshift_step(words[ln * w:(ln + 1) * w], w) for ln in range(s.lanes))))
+        else:
+            words = prng.out
+
+        def field(src, b: int, i: int):
             lane = b * Lb + i // F
             lo = lane * w + (i % F) * k
-            return prng.out[lo:lo + k]
+            return src[lo:lo + k]
 
+        # ---------------- the boards: rows in stages of R, a register between stages ----------------
+        valid = [Signal(name=f"valid{st}") for st in range(P)]  # a ball in the register after stage st
+        nvalid = [Signal(name=f"nvalid{st}") for st in range(P)]
         bins_now = []
         for b in range(B):
             pos = Signal(1, name=f"b{b}_pos0")  # always 0: the entry
             last = Signal(name=f"b{b}_last0")  # row 0 uses table 0
+            fields = {i: field(words, b, i) for i in range(N)}
             for i in range(N):
                 t_left = Array(thr[0][i])[pos]
                 t_right = Array(thr[1][i])[pos]
                 t = Signal(TB, name=f"b{b}_t{i}")
                 m.d.comb += t.eq(Mux(r_corr & last, t_right, t_left) if i else t_left)
                 right = Signal(name=f"b{b}_right{i}")
-                m.d.comb += right.eq(field(b, i) < t)
+                m.d.comb += right.eq(fields[i] < t)
                 nxt = Signal(range(i + 2), name=f"b{b}_pos{i + 1}")
                 m.d.comb += nxt.eq(pos + right)
                 pos, last = nxt, right
+                st = i // R
+                if (i + 1) % R == 0 and st < P:  # a stage ends after row i: register what goes on
+                    r_pos = Signal(range(i + 2), name=f"b{b}_s{st}_pos")
+                    r_last = Signal(name=f"b{b}_s{st}_last")
+                    ahead = list(range(i + 1, N))
+                    r_fields = Signal(k * len(ahead), name=f"b{b}_s{st}_fields")
+                    with m.If(adv):
+                        m.d.sync += [r_pos.eq(pos), r_last.eq(last), r_fields.eq(Cat(*(fields[j] for j in ahead)))]
+                    fields = {j: r_fields[n * k:(n + 1) * k] for n, j in enumerate(ahead)}
+                    pos, last = r_pos, r_last
             bins_now.append(pos)
 
         # ---------------- generation control ----------------
-        out_valid = Signal()
+        # a ball is generated when it leaves the last row while running (and the output may take it);
+        # a run's end drops the balls still in flight (the lead state then reads the committed bank)
+        arriving = valid[P - 1] if P else gen_ok
+        commit = Signal()
+        m.d.comb += commit.eq(adv & running & arriving)
+        if P:
+            with m.If(~running):
+                m.d.comb += [nv.eq(0) for nv in nvalid]
+            with m.Elif(adv):
+                m.d.comb += [nvalid[0].eq(gen_ok)] + [nvalid[st].eq(valid[st - 1]) for st in range(1, P)]
+            with m.Else():
+                m.d.comb += [nv.eq(v) for nv, v in zip(nvalid, valid, strict=True)]
+            m.d.sync += [v.eq(nv) for v, nv in zip(valid, nvalid, strict=True)]
+            m.d.sync += empty.eq(~Cat(*nvalid).any())
         out_bins = Signal(self.out_layout)
         m.d.comb += [self.out.valid.eq(out_valid), self.out.payload.eq(out_bins)]
         idle = ~running & ~clearing
-        gen_ok = running & ~clearing & prng.ready & primed
-        load = Signal()
-        m.d.comb += load.eq(gen_ok & (r_hist_only | ~out_valid | self.out.ready))
         prime = prng.ready & ~primed
-        m.d.comb += [prng.en.eq(load | prime), prng.seed.eq(self.reg.wdata)]
+        m.d.comb += [prng.en.eq(commit | prime), prng.seed.eq(self.reg.wdata)]
         with m.If(prime):
             m.d.sync += primed.eq(1)
         with m.If(self.out.valid & self.out.ready):
             m.d.sync += out_valid.eq(0)
-        with m.If(load & ~r_hist_only):
+        with m.If(commit & ~r_hist_only):
             m.d.sync += [out_valid.eq(1)] + [out_bins.bins[b].eq(bins_now[b]) for b in range(B)]
-        with m.If(load):
+        with m.If(commit):
             m.d.sync += done.eq(Mux(done == CMAX, done, done + 1))
             with m.If(limited):
                 m.d.sync += remaining.eq(remaining - 1)
@@ -214,8 +294,8 @@ class GaltonBoard(wiring.Component):
         # ---------------- histograms ----------------
         h_valid = Signal()
         h_bin = [Signal(range(N + 1), name=f"h_bin{b}") for b in range(B)]
-        m.d.sync += h_valid.eq(load)
-        with m.If(load):
+        m.d.sync += h_valid.eq(commit)
+        with m.If(commit):
             m.d.sync += [h_bin[b].eq(bins_now[b]) for b in range(B)]
         host_rd = []
         cmd_addr = self.cmd.payload.addr

@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (test_rows_per_stage_is_checked makes the constructor raise, which leaves an unused object behind)
 """Galton-board RTL == twin in the Amaranth simulator (the fast tier), with seeded random stalls.
 
 The host below executes the same segment jobs as the cocotb bench (:func:`sim.galton.segment_job`)
@@ -121,9 +123,9 @@ class Host:
         return result
 
 
-def run_rtl(spec: GaltonSpec, segments: list[Segment], *, seed=0, idle=0.0, stall=0.0) -> dict:
+def run_rtl(spec: GaltonSpec, segments: list[Segment], *, seed=0, idle=0.0, stall=0.0, rows_per_stage=1) -> dict:
     jobs = segment_job(spec, segments)
-    dut = GaltonBoard(spec)
+    dut = GaltonBoard(spec, rows_per_stage=rows_per_stage)
     out: dict = {}
 
     async def bench(ctx):
@@ -184,6 +186,115 @@ def test_rtl_matches_twin(name, stalls):
     assert sum((h > 0).sum() for h in rep.histograms) > spec.boards
 
 
+@pytest.mark.parametrize("rows_per_stage", [1, 2, 3, 5])
+def test_rtl_matches_twin_at_every_pipeline_depth(rows_per_stage):
+    """Latency is all the pipeline changes: 4, 2, 1 and 0 stage registers give the twin's balls."""
+    spec = CASES["5x3-k5-w16-correlated-reset"]
+    dut = GaltonBoard(spec, rows_per_stage=rows_per_stage)
+    assert dut.stages == {1: 4, 2: 2, 3: 1, 5: 0}[rows_per_stage] and dut.latency == dut.stages + 1
+    rng = np.random.default_rng(rows_per_stage)
+    rep = check(spec, scenario(spec, rng, 150), seed=rows_per_stage, idle=0.3, stall=0.3,
+                rows_per_stage=rows_per_stage)
+    assert rep.balls_compared >= (150 + 150 + 50) * spec.boards
+
+
+def test_rows_per_stage_is_checked():
+    with pytest.raises(ValueError, match=r"rows_per_stage must be an integer in 1..4 \(rows\), not 5"):
+        GaltonBoard(GaltonSpec(rows=4), rows_per_stage=5)
+    with pytest.raises(ValueError, match="rows_per_stage must be an integer"):
+        GaltonBoard(GaltonSpec(rows=4), rows_per_stage=True)
+
+
+def test_stall_and_stop_at_every_pipeline_fill_level():
+    """Back-pressure from the first cycle of a run for 0 … latency + 2 cycles, then a STOP after as
+    many cycles, then a limited run shorter than the pipeline, a threshold write and a reseed right
+    after a run ends: every ball on `out`, REG_DONE and the histograms stay the twin's, and no
+    ball in flight is lost, repeated or counted."""
+    spec = GaltonSpec(rows=6, boards=2, prob_bits=4, prng_width=16, seed=77, correlated=True)
+    dut = GaltonBoard(spec)
+    L = dut.latency
+    thr = np.random.default_rng(3).integers(0, spec.threshold_max + 1, size=(2, spec.rows, spec.rows))
+    log: list = []  # ("balls", [words]) | ("write", addr, data) | ("seed", s) | ("done", n)
+
+    async def bench(ctx):
+        host = Host(dut)
+        await host.wait_until_clear(ctx, STATUS_CLEARING | STATUS_SEEDING)
+        for c in range(2):
+            for i in range(spec.rows):
+                for j in range(i + 1):
+                    await host.mem_write(ctx, spec.threshold_addr(c, i, j), int(thr[c, i, j]))
+        for hold in range(L + 3):
+            # a limited run, out.ready low for `hold` cycles from the START
+            await host.write_reg(ctx, REG_BALLS, 9)
+            await host.write_reg(ctx, REG_CMD, CMD_START)
+            for _ in range(hold):
+                await ctx.tick()
+            log.append(("balls", await host.recv(ctx, dut.out, 9)))
+            await host.wait_until_clear(ctx, STATUS_RUNNING)
+            # an unlimited run with out.ready high, STOPped after `hold` cycles
+            await host.write_reg(ctx, REG_BALLS, 0)
+            ctx.set(dut.out.ready, 1)
+            await host.write_reg(ctx, REG_CMD, CMD_START)
+            got = []
+            for _ in range(hold):
+                _clk, _rst, word, valid = await ctx.tick().sample(dut.out.payload.as_value(), dut.out.valid)
+                if valid:
+                    got.append(int(word))
+            ctx.set(dut.out.ready, 0)
+            await host.write_reg(ctx, REG_CMD, CMD_STOP)
+            if (await host.read_reg(ctx, REG_STATUS)) & STATUS_PENDING:
+                got += await host.recv(ctx, dut.out, 1)
+            log.append(("balls", got))
+            # at once: the run is over, the host may write (balls in flight were dropped)
+            addr = spec.threshold_addr(hold % 2, hold % spec.rows, 0)
+            await host.mem_write(ctx, addr, hold)
+            log.append(("write", addr, hold))
+            # a run of 2 balls, shorter than the pipeline: the extra balls in flight are dropped
+            await host.write_reg(ctx, REG_BALLS, 2)
+            ctx.set(dut.out.ready, 1)
+            await host.write_reg(ctx, REG_CMD, CMD_START)
+            got = []
+            while len(got) < 2:
+                _clk, _rst, word, valid = await ctx.tick().sample(dut.out.payload.as_value(), dut.out.valid)
+                if valid:
+                    got.append(int(word))
+            ctx.set(dut.out.ready, 0)
+            log.append(("balls", got))
+            if hold % 3 == 2:
+                await host.write_reg(ctx, REG_SEED, 1000 + hold)  # right after the run ends
+                log.append(("seed", 1000 + hold))
+            await host.wait_until_clear(ctx, STATUS_RUNNING | STATUS_SEEDING)
+            log.append(("done", await host.read_reg(ctx, REG_DONE)))
+        hist = [await host.mem_read(ctx, spec.hist_addr(b, i)) for b in range(spec.boards) for i in range(spec.n_bins)]
+        log.append(("hist", hist))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    from sim.galton import decode_balls
+
+    twin = GaltonTwin(spec, thr, correlated=True)
+    stopped = []
+    for entry in log:
+        if entry[0] == "balls":
+            got = decode_balls(spec, entry[1])
+            assert np.array_equal(got, twin.balls(len(got)))
+            stopped.append(len(got))
+        elif entry[0] == "write":
+            twin.write(entry[1], entry[2])
+        elif entry[0] == "seed":
+            twin.reseed(entry[1])
+        elif entry[0] == "done":
+            assert entry[1] == twin.done
+        else:
+            assert entry[1] == twin.hist.ravel().tolist()
+    # the STOPs came at every fill level: no ball yet, some on `out`, one pending
+    # the STOPs came at every fill level: 0 … L − 1 balls in flight and none generated yet, then one
+    # pending on `out` (the others in flight dropped), then more already taken
+    assert stopped[1::3] == [max(0, h - L) + (h >= L - 1) for h in range(L + 3)]
+
+
 def test_counters_saturate():
     """3-bit histogram counters and a 4-bit ball counter: both stop at their maximum."""
     spec = GaltonSpec(rows=2, boards=2, bin_bits=3, count_bits=4, seed=8)
@@ -235,10 +346,15 @@ def test_full_rate_one_ball_per_cycle_and_backpressure_holds_the_ball():
     from sim.galton import decode_balls
 
     assert np.array_equal(decode_balls(spec, res["beats"]), twin.balls(500))
-    assert res["cycles"] == 501  # one cycle from START to the first beat, then one ball per cycle
-    # under back-pressure exactly one ball was generated (into the output register) and it stays put
+    # `latency` cycles from START to the first beat (one per pipeline stage, and the out register),
+    # then one ball per cycle
+    assert dut.latency == spec.rows and res["cycles"] == 500 + dut.latency
+    # under back-pressure exactly one ball was generated (into the output register) and it stays put;
+    # the balls behind it in the pipeline wait uncounted
     assert res["done_while_held"] == 501
-    assert len({w for v, w in res["held"][2:]}) == 1 and all(v for v, _ in res["held"][2:])
+    held = res["held"][1 + dut.latency:]
+    assert len({w for v, w in held}) == 1 and all(v for v, _ in held)
+    assert not any(v for v, _ in res["held"][:dut.latency])
     assert np.array_equal(decode_balls(spec, res["more"]), twin.balls(50))
     assert res["done"] == 550
 
