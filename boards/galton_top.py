@@ -1,7 +1,8 @@
 """The Galton-board emulator (:class:`hdl.galton.GaltonBoard`) on a board: UART, byte protocol, board top.
 
-* :class:`GaltonLink` — receive FIFO, command parser and message framer of the Galton link protocol
-  (below), driving the emulator's ``reg`` port and its ``cmd``/``rsp`` memory port.
+* :class:`GaltonLink` — the Galton link protocol (below) on the EP link's receive FIFO, parser and
+  framer (:class:`boards.hostlink.LinkParser`), driving the emulator's ``reg`` port and its
+  ``cmd``/``rsp`` memory port.
 * :class:`LinkedGalton` — link + emulator with byte-stream ports (what the fast simulations drive).
   The emulator's ``out`` stream is tied to an always-ready sink: one ball per board per cycle cannot
   cross a UART, so the balls are counted in the on-chip histograms (read back over the link) and
@@ -11,8 +12,9 @@
 * :class:`GaltonBoardTop` — an elaboratable for amaranth-boards platforms, with the conventions of
   :class:`boards.top.BoardTop`: board oscillator or (ULX3S) a PLL, power-on reset plus a user
   button, the ``uart`` resource, LED 0 = running, LED 1 = fault (sticky), LED 2 = heartbeat.
-* :class:`GaltonHost` — the host side (pure Python): any transport with ``write(bytes)`` and
-  ``read(n)`` (a serial port, or :mod:`boards.simlink`'s simulated transports).
+* :class:`GaltonHost` — the host side (pure Python, on the EP host's link layer
+  :class:`boards.host.LinkHost`): any transport with ``write(bytes)`` and ``read(n)`` (a serial
+  port, or :mod:`boards.simlink`'s simulated transports).
 
 Galton link protocol (version 1)
 --------------------------------
@@ -53,13 +55,11 @@ bytes (INFO) in flight beyond the last SYNC echo (:class:`GaltonHost` does this)
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Sequence
 
 from amaranth.build import ResourceError
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import io, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hdl.regport import RegSignature
@@ -82,37 +82,43 @@ from spec.galton import (
     GaltonSpec,
 )
 
+from .host import LinkError, LinkHost, LinkTimeout
+from .hostlink import LinkParser, connect_stream, fields_width
+from .protocol import (
+    CMD_INFO,
+    CMD_READ_REG,
+    CMD_SYNC,
+    CMD_WRITE_REG,
+    ERR_TIMEOUT,
+    ERR_UNKNOWN_OPCODE,
+    MIN_RX_FIFO_DEPTH,
+    MSG_ERROR,
+    MSG_INFO,
+    MSG_REG,
+    MSG_SYNC,
+    REG_ADDR_LIMIT,
+)
 from .uart import UARTRx, UARTTx, uart_divisor
 
 GALTON_PROTOCOL_VERSION = 1
 LINK_KIND = 0x47  # "G": INFO's last byte, tells a Galton link from the EP core's
 
-# host → device
-CMD_SYNC = 0x00
-CMD_WRITE_REG = 0x01
-CMD_READ_REG = 0x02
+# host → device: SYNC, WRITE_REG, READ_REG and INFO as boards.protocol; the memory commands take
+# the EP link's weight-word opcodes
 CMD_WRITE_MEM = 0x03
 CMD_READ_MEM = 0x04
-CMD_INFO = 0x06
 COMMANDS = (CMD_SYNC, CMD_WRITE_REG, CMD_READ_REG, CMD_WRITE_MEM, CMD_READ_MEM, CMD_INFO)
 
-# device → host
-MSG_SYNC = 0x80
-MSG_REG = 0x82
+# device → host: SYNC, REG, INFO and ERROR as boards.protocol
 MSG_MEM = 0x84
-MSG_INFO = 0x86
-MSG_ERROR = 0xFF
 
-ERR_UNKNOWN_OPCODE = 1
-ERR_TIMEOUT = 2
+# ERROR codes 1 (unknown opcode) and 2 (timeout) as boards.protocol
 ERR_BUSY = 3
 ERR_RANGE = 4
 ERROR_NAMES = {ERR_UNKNOWN_OPCODE: "unknown opcode", ERR_TIMEOUT: "command timed out mid-way",
                ERR_BUSY: "busy: the board runs without a ball limit (send STOP first)",
                ERR_RANGE: "address or value out of range"}
 
-REG_ADDR_LIMIT = 16
-MIN_RX_FIFO_DEPTH = 16
 INFO_BYTES = 8  # after the tag
 
 
@@ -160,10 +166,6 @@ def _check_rx_fifo_depth(fmt: GaltonLinkFormat, depth) -> None:
         raise ValueError(f"rx_fifo_depth must be an integer in [{lo}, 65535] (bytes), not {depth!r}")
 
 
-def _fields_width(fields: list[tuple[str, int]]) -> int:
-    return sum(w for _, w in fields)
-
-
 # ================================================================================== gateware
 class GaltonLink(wiring.Component):
     """Byte-protocol bridge between a UART byte-stream pair and the emulator's ``reg``/``cmd``/``rsp``.
@@ -201,65 +203,23 @@ class GaltonLink(wiring.Component):
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
-            "cmd": Out(stream.Signature(_fields_width(spec.cmd_fields()))),
-            "rsp": In(stream.Signature(_fields_width(spec.rsp_fields()))),
+            "cmd": Out(stream.Signature(fields_width(spec.cmd_fields()))),
+            "rsp": In(stream.Signature(fields_width(spec.rsp_fields()))),
             "reg": Out(RegSignature()),
             "busy": Out(1),
             "error": Out(1),
         })
 
-    def elaborate(self, platform):  # noqa: C901  (one parser, one framer)
+    def elaborate(self, platform):
         s, fmt = self.spec, self.format
         m = Module()
         A, D = fmt.addr_bytes, fmt.data_bytes
-        NA = fmt.max_arg_bytes
-        W = 8 * NA
-
-        # ---- receive FIFO ----
-        m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
-        m.d.comb += [fifo.w_data.eq(self.rx.payload), fifo.w_en.eq(self.rx.valid), self.rx.ready.eq(fifo.w_rdy)]
-        take = Signal()
-        got = Signal()
-        byte = fifo.r_data
-        m.d.comb += [fifo.r_en.eq(take), got.eq(take & fifo.r_rdy)]
-
-        # ---- parser state ----
-        op = Signal(8)
-        arg = Signal(W)  # bytes shift in at the top: after K bytes, byte j of the command is at W − 8K + 8j
-        need = Signal(range(NA + 1))
-
-        def field(op_code: int, j: int, n: int) -> Value:
-            lo = W - 8 * fmt.arg_bytes(op_code) + 8 * j
-            return arg[lo:lo + 8 * n]
-
-        nmax = fmt.max_message_bytes
-        lresp = Signal(8 * nmax)
-        lresp_len = Signal(range(nmax + 1))
-        lresp_valid = Signal()
-
-        def respond(*parts: Value, length: int):
-            m.d.sync += [lresp.eq(Cat(*parts)), lresp_len.eq(length), lresp_valid.eq(1)]
-
-        def fail(code: int):
-            respond(Const(MSG_ERROR, 8), Const(code, 8), op, length=3)
-            m.d.sync += self.error.eq(1)
-            m.next = "RESP"
-
-        timeout_hit = Signal()
-        if self.timeout_cycles is not None:
-            quiet = Signal(range(self.timeout_cycles + 1))
-            with m.If(take & ~got):
-                m.d.sync += quiet.eq(quiet + 1)
-            with m.Else():
-                m.d.sync += quiet.eq(0)
-            m.d.sync += timeout_hit.eq(take & ~got & (quiet >= self.timeout_cycles - 2))
-
-        # the register port's address comes from a flip-flop and rests on REG_STATUS
-        reg_addr = Signal(4, init=REG_STATUS)
+        p = LinkParser(m, rx=self.rx, reg=self.reg, busy=self.busy, error=self.error, arg_bytes=fmt.arg_bytes,
+                       commands=COMMANDS, resp_bytes=fmt.max_message_bytes, status_addr=REG_STATUS,
+                       rx_fifo_depth=self.rx_fifo_depth, timeout_cycles=self.timeout_cycles)
+        field, op, reg_addr, fail = p.field, p.op, p.reg_addr, p.fail
         reg_we = Signal()
-        m.d.comb += [self.reg.addr.eq(reg_addr), self.reg.wdata.eq(field(CMD_WRITE_REG, 1, 4)), self.reg.we.eq(reg_we)]
-        with m.If(reg_addr == REG_STATUS):
-            m.d.sync += self.busy.eq(self.reg.rdata[0])
+        m.d.comb += self.reg.we.eq(reg_we)
 
         # memory command: data, addr, write (spec.cmd_fields(), bit 0 first)
         mem_addr = field(CMD_WRITE_MEM, 0, A)  # the address comes first in both memory commands
@@ -273,35 +233,11 @@ class GaltonLink(wiring.Component):
         wreg_value = field(CMD_WRITE_REG, 1, 4)
         rreg_addr = field(CMD_READ_REG, 0, 1)
 
-        m.d.sync += self.error.eq(0)
         with m.FSM(name="parser"):
-            with m.State("OP"):
-                m.d.comb += take.eq(1)
-                with m.If(got):
-                    m.d.sync += op.eq(byte)
-                    m.next = "DECODE"
-            with m.State("DECODE"):
-                with m.Switch(op):
-                    for c in COMMANDS:
-                        with m.Case(c):
-                            n = fmt.arg_bytes(c)
-                            m.d.sync += need.eq(n)
-                            m.next = "ARGS" if n else "EXEC"
-                    with m.Default():
-                        fail(ERR_UNKNOWN_OPCODE)
-            with m.State("ARGS"):
-                m.d.comb += take.eq(1)
-                with m.If(got):
-                    m.d.sync += [arg.eq(Cat(arg[8:], byte)), need.eq(need - 1)]
-                    with m.If(need == 1):
-                        m.next = "EXEC"
-                with m.Elif(timeout_hit):
-                    fail(ERR_TIMEOUT)
+            p.fetch_states()
             with m.State("EXEC"):
                 with m.Switch(op):
-                    with m.Case(CMD_SYNC):
-                        respond(Const(MSG_SYNC, 8), field(CMD_SYNC, 0, 1), length=2)
-                        m.next = "RESP"
+                    p.exec_sync()
                     with m.Case(CMD_WRITE_REG):
                         with m.If(wreg_addr >= REG_ADDR_LIMIT):
                             fail(ERR_RANGE)
@@ -314,8 +250,7 @@ class GaltonLink(wiring.Component):
                         with m.If(rreg_addr >= REG_ADDR_LIMIT):
                             fail(ERR_RANGE)
                         with m.Else():
-                            m.d.sync += reg_addr.eq(rreg_addr[:4])
-                            m.next = "RREG"
+                            p.read_reg()
                     with m.Case(CMD_WRITE_MEM):
                         with m.If((mem_addr >= (1 << s.addr_bits)) | (mem_data >= (1 << s.data_bits))):
                             fail(ERR_RANGE)
@@ -327,16 +262,10 @@ class GaltonLink(wiring.Component):
                         with m.Else():
                             m.next = "WAIT"
                     with m.Case(CMD_INFO):
-                        respond(Const(MSG_INFO, 8), Const(GALTON_PROTOCOL_VERSION, 8), Const(self.rx_fifo_depth, 16),
-                                Const(s.spec_id, 32), Const(LINK_KIND, 8), length=1 + INFO_BYTES)
+                        p.respond(Const(MSG_INFO, 8), Const(GALTON_PROTOCOL_VERSION, 8), Const(self.rx_fifo_depth, 16),
+                                  Const(s.spec_id, 32), Const(LINK_KIND, 8), length=1 + INFO_BYTES)
                         m.next = "RESP"
-            with m.State("RESP"):
-                with m.If(~lresp_valid):
-                    m.next = "OP"
-            with m.State("RREG"):
-                respond(Const(MSG_REG, 8), rreg_addr, self.reg.rdata, length=6)
-                m.d.sync += reg_addr.eq(REG_STATUS)
-                m.next = "RESP"
+            p.answer_states()
             # ---- wait until the board is idle (not running, not clearing); refuse during unlimited runs
             with m.State("WAIT"):  # reg_addr = REG_STATUS
                 st = self.reg.rdata
@@ -376,28 +305,12 @@ class GaltonLink(wiring.Component):
             with m.State("MEM_RSP"):
                 m.d.comb += self.rsp.ready.eq(1)
                 with m.If(self.rsp.valid):
-                    respond(Const(MSG_MEM, 8), self.rsp.payload, Const(0, 8 * D - len(self.rsp.payload)),
-                            length=1 + D)
+                    p.respond(Const(MSG_MEM, 8), self.rsp.payload, Const(0, 8 * D - len(self.rsp.payload)),
+                              length=1 + D)
                     m.next = "RESP"
 
-        # ---- framer: one message at a time from the parser ----
-        buf = Signal(8 * nmax)
-        left = Signal(range(nmax + 1))
-        m.d.comb += [self.tx.valid.eq(left != 0), self.tx.payload.eq(buf[:8])]
-        with m.If(left != 0):
-            with m.If(self.tx.ready):
-                m.d.sync += [buf.eq(buf[8:]), left.eq(left - 1)]
-        with m.Elif(lresp_valid):
-            m.d.sync += [buf.eq(lresp), left.eq(lresp_len), lresp_valid.eq(0)]
+        p.framer(self.tx)  # one message at a time, all from the parser
         return m
-
-
-def _connect_flat(m: Module, src, dst) -> None:
-    """Connect two streams whose payloads have the same width (flat bits vs a layout)."""
-    s, d = Value.cast(src.payload), Value.cast(dst.payload)
-    if len(s) != len(d):
-        raise ValueError(f"stream payload widths differ: {len(s)} vs {len(d)}")
-    m.d.comb += [dst.valid.eq(src.valid), d.eq(s), src.ready.eq(dst.ready)]
 
 
 class LinkedGalton(wiring.Component):
@@ -427,8 +340,8 @@ class LinkedGalton(wiring.Component):
         m = Module()
         m.submodules.link = link = self.link
         m.submodules.board = board = self.board
-        _connect_flat(m, link.cmd, board.cmd)
-        _connect_flat(m, board.rsp, link.rsp)
+        connect_stream(m, link.cmd, board.cmd)
+        connect_stream(m, board.rsp, link.rsp)
         m.d.comb += [board.reg.addr.eq(link.reg.addr), board.reg.wdata.eq(link.reg.wdata),
                      board.reg.we.eq(link.reg.we), link.reg.rdata.eq(board.reg.rdata)]
         # one ball per board per cycle cannot cross a UART: the histograms are the readout, and an
@@ -544,19 +457,16 @@ class GaltonBoardTop(Elaboratable):
 
 
 # ================================================================================== host side
-class GaltonLinkError(RuntimeError):
-    """The device answered something the protocol does not allow, or reported an ERROR."""
-
-    def __init__(self, message: str, code: int | None = None, opcode: int | None = None):
-        super().__init__(message)
-        self.code, self.opcode = code, opcode
+class GaltonLinkError(LinkError):
+    """The device answered something the protocol does not allow, or reported an ERROR (``code``,
+    ``opcode``)."""
 
 
-class GaltonLinkTimeout(GaltonLinkError):
+class GaltonLinkTimeout(GaltonLinkError, LinkTimeout):
     """The transport returned no bytes while the host waited for a message."""
 
 
-class GaltonHost:
+class GaltonHost(LinkHost):
     """Drive a :class:`GaltonBoardTop` (or :class:`LinkedGalton` in simulation) over a byte transport.
 
     Parameters
@@ -572,19 +482,14 @@ class GaltonHost:
         On another protocol version or link kind, or a spec id mismatch (naming both ids).
     """
 
+    Error = GaltonLinkError
+    Timeout = GaltonLinkTimeout
+    ERROR_NAMES = ERROR_NAMES
+    OTHER_LINK = "is not a Galton link"
+
     def __init__(self, transport, spec: GaltonSpec):
-        self.transport = transport
-        self.format = GaltonLinkFormat(spec)
         self.spec = spec
-        self._queues: dict[int, deque] = {MSG_REG: deque(), MSG_MEM: deque(), MSG_INFO: deque()}
-        self._sent = 0
-        self._acked = 0
-        self._syncs: deque[tuple[int, int]] = deque()
-        self._token = 0
-        self.rx_fifo_depth = MIN_RX_FIFO_DEPTH  # until INFO tells
-        flush = getattr(transport, "reset_input_buffer", None)
-        if callable(flush):
-            flush()
+        self._open_link(transport, GaltonLinkFormat(spec), (MSG_REG, MSG_MEM, MSG_INFO))
         p = self._request(bytes((CMD_INFO,)), MSG_INFO)
         version, depth = p[0], int.from_bytes(p[1:3], "little")
         spec_id, kind = int.from_bytes(p[3:7], "little"), p[7]
@@ -596,75 +501,6 @@ class GaltonHost:
             if got != spec.spec_id:
                 raise GaltonLinkError(f"the {what} was built for spec id 0x{got:08x}, but the host's spec has id "
                                       f"0x{spec.spec_id:08x}")
-
-    # ---- link layer ---------------------------------------------------------------------------
-    def _read_exact(self, n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            chunk = self.transport.read(n - len(out))
-            if not chunk:
-                raise GaltonLinkTimeout(f"no answer from the device (waited for {n - len(out)} more byte(s))")
-            out += chunk
-        return out
-
-    def _pump(self) -> None:
-        tag = self._read_exact(1)[0]
-        try:
-            n = self.format.payload_bytes(tag)
-        except ValueError:
-            raise GaltonLinkError(f"unknown message tag 0x{tag:02x} from the device: the link is out of step "
-                                  "(reset the board) or is not a Galton link") from None
-        payload = self._read_exact(n)
-        if tag == MSG_ERROR:
-            code, opcode = payload
-            raise GaltonLinkError(f"device reported error {code} ({ERROR_NAMES.get(code, '?')}) for opcode "
-                                  f"0x{opcode:02x}", code, opcode)
-        if tag == MSG_SYNC:
-            if not self._syncs or self._syncs[0][0] != payload[0]:
-                raise GaltonLinkError(f"unexpected SYNC token {payload[0]}")
-            _, self._acked = self._syncs.popleft()
-            return
-        self._queues[tag].append(payload)
-
-    def _wait(self, tag: int) -> bytes:
-        q = self._queues[tag]
-        while not q:
-            self._pump()
-        return q.popleft()
-
-    def _send_sync(self) -> None:
-        self._token = (self._token + 1) & 0xFF
-        self.transport.write(bytes((CMD_SYNC, self._token)))
-        self._sent += 2
-        self._syncs.append((self._token, self._sent))
-
-    def _make_room(self, n: int) -> None:
-        """Wait until ``n`` more bytes and a SYNC behind them fit the device's receive FIFO (every
-        command leaves room for a SYNC, so the SYNC sent here to get credit back always fits)."""
-        while self._sent + n + 2 > self._acked + self.rx_fifo_depth:
-            if not self._syncs:
-                self._send_sync()
-            self._pump()
-
-    def _send(self, cmd: bytes) -> None:
-        """Write a command once the receive FIFO has room for it and for a SYNC behind it."""
-        n = len(cmd)
-        self._make_room(n)
-        self.transport.write(cmd)
-        self._sent += n
-        if self._sent - (self._syncs[-1][1] if self._syncs else self._acked) >= self.rx_fifo_depth // 2:
-            self._send_sync()  # keeps credit coming back while the host goes on sending
-
-    def _request(self, cmd: bytes, tag: int) -> bytes:
-        self._send(cmd)
-        return self._wait(tag)
-
-    def sync(self) -> None:
-        """Wait until the device has consumed every byte sent so far (raises on a pending ERROR)."""
-        self._make_room(0)
-        self._send_sync()
-        while self._syncs:
-            self._pump()
 
     # ---- raw commands -------------------------------------------------------------------------
     def _check_reg(self, addr: int) -> None:

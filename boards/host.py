@@ -8,6 +8,9 @@
 Flow control: the host never has more than ``rx_fifo_depth`` bytes (reported by INFO) beyond the
 last SYNC echo in flight, since the UART cannot push back. Responses are read as they come and
 sorted by tag, so predictions, dump beats and weight words may interleave on the wire.
+
+:class:`LinkHost` is that link layer (SYNC credit, message reading and queueing, device errors),
+shared with the Galton board's host (:class:`boards.galton_top.GaltonHost`).
 """
 
 from __future__ import annotations
@@ -60,7 +63,14 @@ REGISTER_NAMES = {"T1": REG_T1, "T2": REG_T2, "beta_shift": REG_BETA_SHIFT, "lr_
 
 
 class LinkError(RuntimeError):
-    """The device answered something the protocol does not allow, or reported an error."""
+    """The device answered something the protocol does not allow, or reported an error.
+
+    ``code`` and ``opcode`` are the device's ERROR message fields (``None`` for other errors).
+    """
+
+    def __init__(self, message: str, code: int | None = None, opcode: int | None = None):
+        super().__init__(message)
+        self.code, self.opcode = code, opcode
 
 
 class LinkTimeout(LinkError):
@@ -71,67 +81,27 @@ class SpecMismatchError(LinkError):
     """The bitstream was built for other numbers than the host's spec."""
 
 
-@dataclass(frozen=True)
-class LinkInfo:
-    version: int
-    rx_fifo_depth: int
-    spec_id: int  # the link's (built from the same spec as the core)
+class LinkHost:
+    """The host half of a byte link (:mod:`boards.protocol` and the Galton link speak the same link
+    layer): reads messages and queues them by tag, raises the device's ERROR messages, and keeps
+    the flow-control invariant with SYNC tokens (never more than ``rx_fifo_depth`` bytes beyond
+    the last echoed SYNC in flight).
 
-
-@dataclass
-class RunResult:
-    """Predictions, and per sample the dumped states ``{phase: [states of layer 1, …, L]}`` when dumping."""
-
-    preds: list[int]
-    dumps: list[dict[int, list[list[int]]]] = field(default_factory=list)
-
-
-def dump_beats_to_states(spec: EPCoreSpec, beats: list[dict[str, int]]) -> dict[int, list[list[int]]]:
-    """Group one sample's dump beats by phase into per-layer state lists (padding lanes removed)."""
-    tiles: dict[int, dict[tuple[int, int], list[int]]] = {}
-    for b in beats:
-        tiles.setdefault(b["phase"], {})[(b["layer"], b["tile"])] = [b[f"states[{i}]"] for i in range(spec.lanes)]
-    out = {}
-    for phase, t in tiles.items():
-        layers = []
-        for k in range(1, spec.n_layers + 1):
-            vals = []
-            for j in range(spec.tiles(k)):
-                if (k, j) not in t:
-                    raise LinkError(f"phase {phase}: dump beat of layer {k} tile {j} is missing")
-                vals += t[(k, j)]
-            layers.append(vals[:spec.layers[k]])
-        out[phase] = layers
-    return out
-
-
-class EPCoreHost:
-    """Drive an EP core over a transport with the :mod:`boards.protocol` byte protocol.
-
-    Parameters
-    ----------
-    transport
-        Object with ``write(bytes)`` and ``read(n) -> bytes``.
-    spec : EPCoreSpec
-        The numbers the host expects; checked against the link's and the core's spec id.
-    check_spec : bool
-        Read INFO and ``REG_SPEC_ID`` on construction and refuse a mismatch (default).
-
-    Raises
-    ------
-    SpecMismatchError
-        If the link or the core reports another spec id than ``spec.spec_id``.
-    LinkError
-        If INFO reports another protocol version.
+    Subclasses call :meth:`_open_link` first and may set :attr:`Error`/:attr:`Timeout` (the
+    exception types raised), :attr:`ERROR_NAMES` (device error codes) and :attr:`OTHER_LINK` (how
+    an unknown tag is explained).
     """
 
-    def __init__(self, transport, spec: EPCoreSpec, *, check_spec: bool = True):
-        if not isinstance(spec, EPCoreSpec):
-            raise TypeError(f"spec must be an EPCoreSpec, not {type(spec).__name__}")
+    Error: type[LinkError] = LinkError
+    Timeout: type[LinkError] = LinkTimeout
+    ERROR_NAMES: dict[int, str] = {ERR_UNKNOWN_OPCODE: "unknown opcode", ERR_TIMEOUT: "command timed out mid-way"}
+    OTHER_LINK = "built for another spec"
+
+    def _open_link(self, transport, fmt, tags) -> None:
+        """Start a session: ``fmt.payload_bytes(tag)`` sizes the messages; ``tags`` get answer queues."""
         self.transport = transport
-        self.spec = spec
-        self.format = LinkFormat(spec)
-        self._queues: dict[int, deque] = {tag: deque() for tag in MESSAGES}
+        self.format = fmt
+        self._queues: dict[int, deque] = {tag: deque() for tag in tags}
         self._sent = 0  # bytes written
         self._acked = 0  # bytes known to have left the device's receive FIFO
         self._last_sync = 0  # position after the last SYNC sent
@@ -141,19 +111,13 @@ class EPCoreHost:
         flush = getattr(transport, "reset_input_buffer", None)  # pyserial: drop a previous session's bytes
         if callable(flush):
             flush()
-        self.info = self.read_info()
-        self.rx_fifo_depth = self.info.rx_fifo_depth
-        self._ctrl: int | None = None
-        if check_spec:
-            self.check_spec()
 
-    # ---- link layer ----------------------------------------------------------------------------
     def _read_exact(self, n: int) -> bytes:
         out = b""
         while len(out) < n:
             chunk = self.transport.read(n - len(out))
             if not chunk:
-                raise LinkTimeout(f"no answer from the device (waited for {n - len(out)} more byte(s))")
+                raise self.Timeout(f"no answer from the device (waited for {n - len(out)} more byte(s))")
             out += chunk
         return out
 
@@ -163,17 +127,17 @@ class EPCoreHost:
         try:
             n = self.format.payload_bytes(tag)
         except ValueError:
-            raise LinkError(f"unknown message tag 0x{tag:02x} from the device: the link is out of step "
-                            "(reset the board) or built for another spec") from None
+            raise self.Error(f"unknown message tag 0x{tag:02x} from the device: the link is out of step "
+                             f"(reset the board) or {self.OTHER_LINK}") from None
         payload = self._read_exact(n)
         if tag == MSG_ERROR:
             code, opcode = payload
-            what = {ERR_UNKNOWN_OPCODE: "unknown opcode", ERR_TIMEOUT: "command timed out mid-way"}.get(code, "?")
-            raise LinkError(f"device reported error {code} ({what}) for opcode 0x{opcode:02x}")
+            raise self.Error(f"device reported error {code} ({self.ERROR_NAMES.get(code, '?')}) for opcode "
+                             f"0x{opcode:02x}", code, opcode)
         if tag == MSG_SYNC:
             if not self._syncs or self._syncs[0][0] != payload[0]:
-                raise LinkError(f"unexpected SYNC token {payload[0]} (expected "
-                                f"{self._syncs[0][0] if self._syncs else 'none'})")
+                raise self.Error(f"unexpected SYNC token {payload[0]} (expected "
+                                 f"{self._syncs[0][0] if self._syncs else 'none'})")
             _, self._acked = self._syncs.popleft()
             return
         self._queues[tag].append(payload)
@@ -211,12 +175,83 @@ class EPCoreHost:
             if self._sent + 2 <= self._acked + self.rx_fifo_depth:
                 self._send_sync()
 
+    def _request(self, cmd: bytes, tag: int) -> bytes:
+        """Send a command and wait for its answer."""
+        self._send(cmd)
+        return self._wait(tag)
+
     def sync(self) -> None:
-        """Wait until the device has consumed every byte sent so far."""
+        """Wait until the device has consumed every byte sent so far (raises on a pending ERROR)."""
         self._reserve(0)
         self._send_sync()
         while self._syncs:
             self._pump()
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    version: int
+    rx_fifo_depth: int
+    spec_id: int  # the link's (built from the same spec as the core)
+
+
+@dataclass
+class RunResult:
+    """Predictions, and per sample the dumped states ``{phase: [states of layer 1, …, L]}`` when dumping."""
+
+    preds: list[int]
+    dumps: list[dict[int, list[list[int]]]] = field(default_factory=list)
+
+
+def dump_beats_to_states(spec: EPCoreSpec, beats: list[dict[str, int]]) -> dict[int, list[list[int]]]:
+    """Group one sample's dump beats by phase into per-layer state lists (padding lanes removed)."""
+    tiles: dict[int, dict[tuple[int, int], list[int]]] = {}
+    for b in beats:
+        tiles.setdefault(b["phase"], {})[(b["layer"], b["tile"])] = [b[f"states[{i}]"] for i in range(spec.lanes)]
+    out = {}
+    for phase, t in tiles.items():
+        layers = []
+        for k in range(1, spec.n_layers + 1):
+            vals = []
+            for j in range(spec.tiles(k)):
+                if (k, j) not in t:
+                    raise LinkError(f"phase {phase}: dump beat of layer {k} tile {j} is missing")
+                vals += t[(k, j)]
+            layers.append(vals[:spec.layers[k]])
+        out[phase] = layers
+    return out
+
+
+class EPCoreHost(LinkHost):
+    """Drive an EP core over a transport with the :mod:`boards.protocol` byte protocol.
+
+    Parameters
+    ----------
+    transport
+        Object with ``write(bytes)`` and ``read(n) -> bytes``.
+    spec : EPCoreSpec
+        The numbers the host expects; checked against the link's and the core's spec id.
+    check_spec : bool
+        Read INFO and ``REG_SPEC_ID`` on construction and refuse a mismatch (default).
+
+    Raises
+    ------
+    SpecMismatchError
+        If the link or the core reports another spec id than ``spec.spec_id``.
+    LinkError
+        If INFO reports another protocol version.
+    """
+
+    def __init__(self, transport, spec: EPCoreSpec, *, check_spec: bool = True):
+        if not isinstance(spec, EPCoreSpec):
+            raise TypeError(f"spec must be an EPCoreSpec, not {type(spec).__name__}")
+        self.spec = spec
+        self._open_link(transport, LinkFormat(spec), MESSAGES)
+        self.info = self.read_info()
+        self.rx_fifo_depth = self.info.rx_fifo_depth
+        self._ctrl: int | None = None
+        if check_spec:
+            self.check_spec()
 
     # ---- commands ------------------------------------------------------------------------------
     def read_info(self) -> LinkInfo:

@@ -12,6 +12,10 @@ in the receive FIFO. A UART cannot be back-pressured, though: the host must neve
 in flight than the FIFO holds. The driver (:class:`boards.host.EPCoreHost`) keeps that invariant
 with SYNC tokens: a SYNC's echo proves that the parser has consumed every byte before it, and the
 host never sends past the last echoed position plus ``rx_fifo_depth`` (reported by INFO).
+
+:class:`LinkParser` is the part of the link that does not depend on the core (receive FIFO, opcode
+and argument bytes, timeout, the register port at rest, SYNC/READ_REG/ERROR answers and the
+framer); the Galton board's link (:class:`boards.galton_top.GaltonLink`) is built on it too.
 """
 
 from __future__ import annotations
@@ -47,8 +51,165 @@ from .protocol import (
 )
 
 
-def _width(fields: list[tuple[str, int]]) -> int:
+def fields_width(fields: list[tuple[str, int]]) -> int:
+    """Bits of a flat stream payload of ``spec.*_fields()``."""
     return sum(w for _, w in fields)
+
+
+class LinkParser:
+    """The core-independent half of a byte link, built into the caller's module.
+
+    Makes the receive FIFO (bytes from ``rx``), the opcode register ``op`` and the argument shift
+    register (:meth:`field`), the mid-command timeout, the register port resting on ``status_addr``
+    (``busy`` follows bit 0 of that register whenever the port is not used), the parser's own
+    responses (:meth:`respond`, :meth:`fail`) and the framer (:meth:`framer`). Inside
+    ``with m.FSM(name="parser")`` the caller adds :meth:`fetch_states` (OP → DECODE → ARGS →
+    "EXEC", unknown opcodes answered with ERROR 1), :meth:`answer_states` (RESP, RREG) and its own
+    "EXEC" and other states.
+
+    Parameters
+    ----------
+    m : Module
+    rx : the link's ``In(stream.Signature(8))``.
+    reg : the link's ``Out(RegSignature())``; ``reg.addr`` and ``reg.wdata`` are driven here
+        (``wdata`` from WRITE_REG's value field), ``reg.we`` by the caller.
+    busy, error : the link's ``Out(1)`` members: ``REG_STATUS`` bit 0, and a one-cycle pulse per ERROR.
+    arg_bytes : ``opcode → argument bytes`` for every opcode in ``commands``.
+    resp_bytes : the longest message the parser itself sends (bytes, tag included).
+    status_addr : the core's ``REG_STATUS``.
+    rx_fifo_depth, timeout_cycles : as the links' parameters.
+    """
+
+    def __init__(self, m: Module, *, rx, reg, busy, error, arg_bytes, commands, resp_bytes: int, status_addr: int,
+                 rx_fifo_depth: int, timeout_cycles: int | None):
+        self.m, self.error = m, error
+        self.arg_bytes, self.commands, self.resp_bytes = arg_bytes, tuple(commands), resp_bytes
+        self.status_addr = status_addr
+        W = 8 * max(arg_bytes(c) for c in self.commands)
+        self.W = W
+
+        # ---- receive FIFO ----
+        m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=rx_fifo_depth)
+        m.d.comb += [fifo.w_data.eq(rx.payload), fifo.w_en.eq(rx.valid), rx.ready.eq(fifo.w_rdy)]
+        self.take = take = Signal()  # the parser wants a byte this cycle
+        self.got = got = Signal()  # … and gets one
+        self.byte = fifo.r_data
+        m.d.comb += [fifo.r_en.eq(take), got.eq(take & fifo.r_rdy)]
+
+        # ---- parser state ----
+        self.op = Signal(8)
+        self.arg = Signal(W)  # bytes shift in at the top: after K bytes, byte j of the command is at W − 8K + 8j
+        self.need = Signal(range(W // 8 + 1))
+
+        # a response the parser itself produces, handed to the framer
+        self.lresp = Signal(8 * resp_bytes)
+        self.lresp_len = Signal(range(resp_bytes + 1))
+        self.lresp_valid = Signal()
+
+        self.timeout_hit = Signal()
+        if timeout_cycles is not None:
+            quiet = Signal(range(timeout_cycles + 1))
+            with m.If(take & ~got):
+                m.d.sync += quiet.eq(quiet + 1)
+            with m.Else():
+                m.d.sync += quiet.eq(0)
+            # registered: a one-cycle-late timeout costs nothing and keeps the wide compare off the FSM
+            m.d.sync += self.timeout_hit.eq(take & ~got & (quiet >= timeout_cycles - 2))
+
+        # the register port's address comes from a flip-flop (the core's read mux is combinational:
+        # this keeps the parser's decode out of that path) and rests on REG_STATUS: busy follows
+        self.reg_addr = Signal(4, init=status_addr)
+        self.reg = reg
+        m.d.comb += [reg.addr.eq(self.reg_addr), reg.wdata.eq(self.field(CMD_WRITE_REG, 1, 4))]
+        with m.If(self.reg_addr == status_addr):
+            m.d.sync += busy.eq(reg.rdata[0])
+        m.d.sync += error.eq(0)
+
+    def field(self, op_code: int, j: int, n: int) -> Value:
+        """Bytes ``j … j + n − 1`` of the arguments of command ``op_code`` (little-endian)."""
+        lo = self.W - 8 * self.arg_bytes(op_code) + 8 * j
+        return self.arg[lo:lo + 8 * n]
+
+    def respond(self, *parts: Value, length: int) -> None:
+        """Hand a message of ``length`` bytes (``parts`` concatenated, tag first) to the framer."""
+        self.m.d.sync += [self.lresp.eq(Cat(*parts)), self.lresp_len.eq(length), self.lresp_valid.eq(1)]
+
+    def fail(self, code: int) -> None:
+        """Answer ERROR ``code`` for the current opcode and wait for the next command."""
+        self.respond(Const(MSG_ERROR, 8), Const(code, 8), self.op, length=3)
+        self.m.d.sync += self.error.eq(1)
+        self.m.next = "RESP"
+
+    def on_timeout(self) -> None:
+        """In a state that takes bytes, after ``with m.If(got)``: a command cut short ends in ERROR 2."""
+        with self.m.Elif(self.timeout_hit):
+            self.fail(ERR_TIMEOUT)
+
+    def fetch_states(self) -> None:
+        """OP (take the opcode), DECODE (the argument count, or ERROR 1), ARGS (take them) → EXEC."""
+        m = self.m
+        with m.State("OP"):
+            m.d.comb += self.take.eq(1)
+            with m.If(self.got):
+                m.d.sync += self.op.eq(self.byte)
+                m.next = "DECODE"  # decoding from a flip-flop keeps the FIFO's RAM output off long paths
+        with m.State("DECODE"):
+            with m.Switch(self.op):
+                for c in self.commands:
+                    with m.Case(c):
+                        n = self.arg_bytes(c)
+                        m.d.sync += self.need.eq(n)
+                        m.next = "ARGS" if n else "EXEC"
+                with m.Default():
+                    self.fail(ERR_UNKNOWN_OPCODE)
+        with m.State("ARGS"):
+            m.d.comb += self.take.eq(1)
+            with m.If(self.got):
+                m.d.sync += [self.arg.eq(Cat(self.arg[8:], self.byte)), self.need.eq(self.need - 1)]
+                with m.If(self.need == 1):
+                    m.next = "EXEC"
+            self.on_timeout()
+
+    def exec_sync(self) -> None:
+        """In EXEC's ``Switch(op)``: SYNC echoes its token."""
+        m = self.m
+        with m.Case(CMD_SYNC):
+            self.respond(Const(MSG_SYNC, 8), self.field(CMD_SYNC, 0, 1), length=2)
+            m.next = "RESP"
+
+    def read_reg(self) -> None:
+        """Read the register READ_REG names (the answer in state RREG)."""
+        self.m.d.sync += self.reg_addr.eq(self.field(CMD_READ_REG, 0, 1)[:4])
+        self.m.next = "RREG"
+
+    def answer_states(self) -> None:
+        """RESP (wait until the framer took the parser's answer) and RREG (answer a READ_REG)."""
+        m = self.m
+        with m.State("RESP"):
+            with m.If(~self.lresp_valid):
+                m.next = "OP"
+        with m.State("RREG"):
+            self.respond(Const(MSG_REG, 8), self.field(CMD_READ_REG, 0, 1), self.reg.rdata, length=6)
+            m.d.sync += self.reg_addr.eq(self.status_addr)
+            m.next = "RESP"
+
+    def framer(self, tx, sources=()) -> None:
+        """Send one message at a time on ``tx``: the parser's own answers first, then ``sources`` by
+        fixed priority, each ``(stream, tag, payload bytes)``: a beat becomes the tag and its payload."""
+        m = self.m
+        nmax = max([self.resp_bytes] + [1 + n for _, _, n in sources])
+        buf = Signal(8 * nmax)
+        left = Signal(range(nmax + 1))
+        m.d.comb += [tx.valid.eq(left != 0), tx.payload.eq(buf[:8])]
+        with m.If(left != 0):
+            with m.If(tx.ready):
+                m.d.sync += [buf.eq(buf[8:]), left.eq(left - 1)]
+        with m.Elif(self.lresp_valid):
+            m.d.sync += [buf.eq(self.lresp), left.eq(self.lresp_len), self.lresp_valid.eq(0)]
+        for src, tag, n in sources:
+            with m.Elif(src.valid):
+                m.d.comb += src.ready.eq(1)
+                m.d.sync += [buf.eq(Cat(Const(tag, 8), src.payload)), left.eq(1 + n)]
 
 
 class HostLink(wiring.Component):
@@ -95,48 +256,26 @@ class HostLink(wiring.Component):
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
-            "inp": Out(stream.Signature(_width(spec.input_fields()))),
-            "out": In(stream.Signature(_width(spec.output_fields()))),
-            "dump": In(stream.Signature(_width(spec.dump_fields()))),
-            "wcmd": Out(stream.Signature(_width(spec.wcmd_fields()))),
-            "wrsp": In(stream.Signature(_width(spec.wrsp_fields()))),
+            "inp": Out(stream.Signature(fields_width(spec.input_fields()))),
+            "out": In(stream.Signature(fields_width(spec.output_fields()))),
+            "dump": In(stream.Signature(fields_width(spec.dump_fields()))),
+            "wcmd": Out(stream.Signature(fields_width(spec.wcmd_fields()))),
+            "wrsp": In(stream.Signature(fields_width(spec.wrsp_fields()))),
             "reg": Out(RegSignature()),
             "core_busy": Out(1),
             "error": Out(1),
         })
 
-    def elaborate(self, platform):  # noqa: C901  (one parser, one framer)
+    def elaborate(self, platform):
         s, fmt = self.spec, self.format
         m = Module()
         P, IB = s.lanes, s.input_bits
         A, D, LB, PB = fmt.addr_bytes, fmt.word_bytes, fmt.label_bytes, fmt.pixel_bytes
         WB = fmt.word_bits
-        NA = fmt.max_arg_bytes
-        W = 8 * NA
-
-        # ---- receive FIFO ----
-        m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
-        m.d.comb += [fifo.w_data.eq(self.rx.payload), fifo.w_en.eq(self.rx.valid), self.rx.ready.eq(fifo.w_rdy)]
-        take = Signal()  # the parser wants a byte this cycle
-        got = Signal()  # … and gets one
-        byte = fifo.r_data
-        m.d.comb += [fifo.r_en.eq(take), got.eq(take & fifo.r_rdy)]
-
-        # ---- parser state ----
-        op = Signal(8)
-        arg = Signal(W)  # bytes shift in at the top: after K bytes, byte j of the command is at W − 8K + 8j
-        need = Signal(range(NA + 1))
-
-        def field(op_code: int, j: int, n: int) -> Value:
-            lo = W - 8 * fmt.arg_bytes(op_code) + 8 * j
-            return arg[lo:lo + 8 * n]
-
-        lresp = Signal(64)  # a response the parser itself produces (≤ 8 bytes), handed to the framer
-        lresp_len = Signal(range(9))
-        lresp_valid = Signal()
-
-        def respond(*parts: Value, length: int):
-            m.d.sync += [lresp.eq(Cat(*parts)), lresp_len.eq(length), lresp_valid.eq(1)]
+        p = LinkParser(m, rx=self.rx, reg=self.reg, busy=self.core_busy, error=self.error, arg_bytes=fmt.arg_bytes,
+                       commands=COMMANDS, resp_bytes=8, status_addr=REG_STATUS, rx_fifo_depth=self.rx_fifo_depth,
+                       timeout_cycles=self.timeout_cycles)
+        field, op = p.field, p.op
 
         beats = Signal(8)
         label = Signal(s.label_bits)
@@ -145,70 +284,20 @@ class HostLink(wiring.Component):
         pix_byte = Signal(range(PB))
         pixacc = Signal(8 * PB)
 
-        timeout_hit = Signal()
-        if self.timeout_cycles is not None:
-            quiet = Signal(range(self.timeout_cycles + 1))
-            with m.If(take & ~got):
-                m.d.sync += quiet.eq(quiet + 1)
-            with m.Else():
-                m.d.sync += quiet.eq(0)
-            # registered: a one-cycle-late timeout costs nothing and keeps the wide compare off the FSM
-            m.d.sync += timeout_hit.eq(take & ~got & (quiet >= self.timeout_cycles - 2))
-
-        # the register port addresses REG_STATUS unless the parser uses it: core_busy follows
-        # the register port's address comes from a flip-flop (the core's read mux is combinational:
-        # this keeps the parser's decode out of that path) and rests on REG_STATUS: core_busy follows
-        reg_addr = Signal(4, init=REG_STATUS)
-        m.d.comb += [self.reg.addr.eq(reg_addr), self.reg.wdata.eq(field(CMD_WRITE_REG, 1, 4))]
-        with m.If(reg_addr == REG_STATUS):
-            m.d.sync += self.core_busy.eq(self.reg.rdata[0])
-
         m.d.comb += [self.inp.payload.eq(Cat(pixels, label)), self.wcmd.payload.eq(
             Mux(op == CMD_WRITE_WORD,
                 Cat(field(CMD_WRITE_WORD, A, D)[:WB], field(CMD_WRITE_WORD, 0, A)[:s.addr_bits], Const(1, 1)),
                 Cat(Const(0, WB), field(CMD_READ_WORD, 0, A)[:s.addr_bits], Const(0, 1))))]
 
-        def on_timeout():
-            with m.Elif(timeout_hit):
-                respond(Const(MSG_ERROR, 8), Const(ERR_TIMEOUT, 8), op, length=3)
-                m.d.sync += self.error.eq(1)
-                m.next = "RESP"
-
-        m.d.sync += self.error.eq(0)
         with m.FSM(name="parser"):
-            with m.State("OP"):
-                m.d.comb += take.eq(1)
-                with m.If(got):
-                    m.d.sync += op.eq(byte)
-                    m.next = "DECODE"  # decoding from a flip-flop keeps the FIFO's RAM output off long paths
-            with m.State("DECODE"):
-                with m.Switch(op):
-                    for c in COMMANDS:
-                        with m.Case(c):
-                            n = fmt.arg_bytes(c)
-                            m.d.sync += need.eq(n)
-                            m.next = "ARGS" if n else "EXEC"
-                    with m.Default():
-                        respond(Const(MSG_ERROR, 8), Const(ERR_UNKNOWN_OPCODE, 8), op, length=3)
-                        m.d.sync += self.error.eq(1)
-                        m.next = "RESP"
-            with m.State("ARGS"):
-                m.d.comb += take.eq(1)
-                with m.If(got):
-                    m.d.sync += [arg.eq(Cat(arg[8:], byte)), need.eq(need - 1)]
-                    with m.If(need == 1):
-                        m.next = "EXEC"
-                on_timeout()
+            p.fetch_states()
             with m.State("EXEC"):
                 with m.Switch(op):
-                    with m.Case(CMD_SYNC):
-                        respond(Const(MSG_SYNC, 8), field(CMD_SYNC, 0, 1), length=2)
-                        m.next = "RESP"
+                    p.exec_sync()
                     with m.Case(CMD_WRITE_REG):
                         m.next = "WREG_WAIT"
                     with m.Case(CMD_READ_REG):
-                        m.d.sync += reg_addr.eq(field(CMD_READ_REG, 0, 1)[:4])
-                        m.next = "RREG"
+                        p.read_reg()
                     with m.Case(CMD_WRITE_WORD, CMD_READ_WORD):
                         m.next = "WCMD"
                     with m.Case(CMD_INPUT):
@@ -220,34 +309,28 @@ class HostLink(wiring.Component):
                         with m.Else():
                             m.next = "PIX"
                     with m.Case(CMD_INFO):
-                        respond(Const(MSG_INFO, 8), Const(PROTOCOL_VERSION, 8), Const(self.rx_fifo_depth, 16),
-                                Const(s.spec_id, 32), length=8)
+                        p.respond(Const(MSG_INFO, 8), Const(PROTOCOL_VERSION, 8), Const(self.rx_fifo_depth, 16),
+                                  Const(s.spec_id, 32), length=8)
                         m.next = "RESP"
-            with m.State("RESP"):
-                with m.If(~lresp_valid):
-                    m.next = "OP"
-            with m.State("RREG"):
-                respond(Const(MSG_REG, 8), field(CMD_READ_REG, 0, 1), self.reg.rdata, length=6)
-                m.d.sync += reg_addr.eq(REG_STATUS)
-                m.next = "RESP"
+            p.answer_states()
             with m.State("WREG_WAIT"):
                 # the core ignores writes while busy: apply it between samples instead of dropping it
                 # (reg_addr rests on REG_STATUS here; nothing but the link starts a sample)
                 with m.If(~self.reg.rdata[0]):
-                    m.d.sync += reg_addr.eq(field(CMD_WRITE_REG, 0, 1)[:4])
+                    m.d.sync += p.reg_addr.eq(field(CMD_WRITE_REG, 0, 1)[:4])
                     m.next = "WREG_DO"
             with m.State("WREG_DO"):
                 m.d.comb += self.reg.we.eq(1)
-                m.d.sync += reg_addr.eq(REG_STATUS)
+                m.d.sync += p.reg_addr.eq(REG_STATUS)
                 m.next = "OP"
             with m.State("WCMD"):
                 m.d.comb += self.wcmd.valid.eq(1)
                 with m.If(self.wcmd.ready):
                     m.next = "OP"
             with m.State("PIX"):
-                m.d.comb += take.eq(1)
-                with m.If(got):
-                    px = Cat(pixacc[8:], byte)  # little-endian pixel bytes; the last one lands on top
+                m.d.comb += p.take.eq(1)
+                with m.If(p.got):
+                    px = Cat(pixacc[8:], p.byte)  # little-endian pixel bytes; the last one lands on top
                     m.d.sync += pixacc.eq(px)
                     with m.If(pix_byte == PB - 1):
                         m.d.sync += [pixels.eq(Cat(pixels[IB:], px[:IB])), pix_byte.eq(0), pix_i.eq(pix_i + 1)]
@@ -256,7 +339,7 @@ class HostLink(wiring.Component):
                             m.next = "PUSH"
                     with m.Else():
                         m.d.sync += pix_byte.eq(pix_byte + 1)
-                on_timeout()
+                p.on_timeout()
             with m.State("PUSH"):
                 m.d.comb += self.inp.valid.eq(1)
                 with m.If(self.inp.ready):
@@ -267,28 +350,12 @@ class HostLink(wiring.Component):
                         m.next = "PIX"
 
         # ---- framer: one message at a time, sources by fixed priority ----
-        nmax = fmt.max_message_bytes
-        buf = Signal(8 * max(nmax, 8))
-        left = Signal(range(max(nmax, 8) + 1))
-        m.d.comb += [self.tx.valid.eq(left != 0), self.tx.payload.eq(buf[:8])]
-        with m.If(left != 0):
-            with m.If(self.tx.ready):
-                m.d.sync += [buf.eq(buf[8:]), left.eq(left - 1)]
-        with m.Elif(lresp_valid):
-            m.d.sync += [buf.eq(lresp), left.eq(lresp_len), lresp_valid.eq(0)]
-        with m.Elif(self.wrsp.valid):
-            m.d.comb += self.wrsp.ready.eq(1)
-            m.d.sync += [buf.eq(Cat(Const(MSG_WORD, 8), self.wrsp.payload)), left.eq(1 + D)]
-        with m.Elif(self.dump.valid):
-            m.d.comb += self.dump.ready.eq(1)
-            m.d.sync += [buf.eq(Cat(Const(MSG_DUMP, 8), self.dump.payload)), left.eq(1 + fmt.dump_bytes)]
-        with m.Elif(self.out.valid):
-            m.d.comb += self.out.ready.eq(1)
-            m.d.sync += [buf.eq(Cat(Const(MSG_PRED, 8), self.out.payload)), left.eq(1 + LB)]
+        p.framer(self.tx, [(self.wrsp, MSG_WORD, D), (self.dump, MSG_DUMP, fmt.dump_bytes), (self.out, MSG_PRED, LB)])
         return m
 
 
-def _connect_stream(m: Module, src, dst) -> None:
+def connect_stream(m: Module, src, dst) -> None:
+    """Connect two streams whose payloads have the same width (flat bits vs a layout)."""
     s, d = Value.cast(src.payload), Value.cast(dst.payload)
     if len(s) != len(d):
         raise ValueError(f"stream payload widths differ: {len(s)} vs {len(d)}")
@@ -298,10 +365,10 @@ def _connect_stream(m: Module, src, dst) -> None:
 def connect_core(m: Module, link: HostLink, core) -> None:
     """Wire a :class:`HostLink` to a core with the EP core's signature (any payload layout nesting:
     the payloads are connected as flat bit vectors, whose order both take from the spec)."""
-    _connect_stream(m, link.inp, core.inp)
-    _connect_stream(m, core.out, link.out)
-    _connect_stream(m, core.dump, link.dump)
-    _connect_stream(m, link.wcmd, core.wcmd)
-    _connect_stream(m, core.wrsp, link.wrsp)
+    connect_stream(m, link.inp, core.inp)
+    connect_stream(m, core.out, link.out)
+    connect_stream(m, core.dump, link.dump)
+    connect_stream(m, link.wcmd, core.wcmd)
+    connect_stream(m, core.wrsp, link.wrsp)
     m.d.comb += [core.reg.addr.eq(link.reg.addr), core.reg.wdata.eq(link.reg.wdata), core.reg.we.eq(link.reg.we),
                  link.reg.rdata.eq(core.reg.rdata)]
