@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.prng import TRIPLES, PRNGSpec, jump_matrix
+from spec.prng import TRIPLES, PRNGSpec, apply, jump_matrix
 
 LANE_WIDTH = 32  # LaneStream's lane width
 
@@ -81,6 +81,21 @@ class LaneStream:
         if not parts:
             return np.empty((0, self.spec.lanes), np.uint64)
         return np.concatenate(parts).astype(np.uint64)
+
+    def skip(self, n: int) -> None:
+        """Advance past the next ``n`` draws without computing them (one GF(2) jump)."""
+        if n < 0:
+            raise ValueError(f"n must be non-negative, not {n}")
+        k = min(n, len(self._buf) - self._pos)
+        self._pos += k
+        self.draws += k
+        n -= k
+        if n:
+            cols = jump_matrix(LANE_WIDTH, n)
+            self._end = np.array([apply(cols, int(x)) for x in self._end], np.uint32)
+            self._buf = np.empty((0, self.spec.lanes), np.uint32)
+            self._pos = 0
+            self.draws += n
 
     def _refill(self) -> None:
         m, nb = self.BLOCK, self.BLOCKS

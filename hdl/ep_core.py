@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,12 +51,14 @@ from spec.ep_core import (
     REG_STATUS,
     REG_T1,
     REG_T2,
+    TERNARY_REGS,
     EPCoreSpec,
 )
 
 from .fixed import saturate, shift_round
 from .prng import XorshiftBank
 from .regport import RegSignature
+from .ternary_mem import TernaryWeightMemory
 
 # micro-op kinds
 K_REDUCE, K_BCAST, K_C1, K_DPASS, K_UPW, K_UPB = range(6)
@@ -195,7 +197,13 @@ class EPCore(wiring.Component):
 
         # ---------------- memories ----------------
         wmem, wr_w, ww_w = [], [], []
-        for l in range(L):
+        ternary = s.weight_kind == "ternary"
+        if ternary:
+            # one ternary memory holds every w{l} at its load-port address (the regions start at 0)
+            tinit = [w for l in range(L) for w in region_init(f"w{l}", 2)]
+            m.submodules.tmem = tmem = TernaryWeightMemory(s.ternary_memory_spec(), tinit or None)
+            wbase = {r.name: r.base for r in s.memory_map()}
+        for l in range(L if not ternary else 0):
             mem = memory.Memory(shape=unsigned(P * s.weight_bits[l]), depth=N[l + 1] * T[l],
                                 init=region_init(f"w{l}", s.weight_bits[l]))
             m.submodules[f"wmem{l}"] = mem
@@ -297,7 +305,20 @@ class EPCore(wiring.Component):
                     if rng:  # reseed the bank (its lanes fill in P cycles), then prime it again
                         m.d.comb += prng.load.eq(1)
                         m.d.sync += primed.eq(0)
+        if ternary:  # the memory's registers (spec.ep_core.TERNARY_REGS), written between samples only
+            t_addr, t_sel = Signal(4), Signal()
+            with m.Switch(self.reg.addr):
+                for core_a, mem_a in TERNARY_REGS.items():
+                    with m.Case(core_a):
+                        m.d.comb += [t_addr.eq(mem_a), t_sel.eq(1)]
+            m.d.comb += [tmem.reg.addr.eq(t_addr), tmem.reg.wdata.eq(self.reg.wdata),
+                         tmem.reg.we.eq(self.reg.we & ~busy & t_sel)]
         with m.Switch(self.reg.addr):
+            if ternary:
+                for core_a in TERNARY_REGS:
+                    if core_a != REG_SEED:
+                        with m.Case(core_a):
+                            m.d.comb += self.reg.rdata.eq(tmem.reg.rdata)
             with m.Case(REG_CTRL):
                 if rng:
                     m.d.comb += self.reg.rdata.eq(r_train | (r_sym << 1) | (r_dump << 2) | (r_rsign << 3))
@@ -432,8 +453,15 @@ class EPCore(wiring.Component):
 
         # read-port addresses (the engine owns them while running; dump/weight port otherwise)
         with m.If(run):
-            for l in range(L):
+            for l in range(L if not ternary else 0):
                 m.d.comb += [wr_w[l].addr.eq(waddr), wr_w[l].en.eq(1)]
+            if ternary:  # inference sweeps only: every micro-op reads one weight word (one draw)
+                tbase = Signal(len(tmem.rd_addr))
+                with m.Switch(conn):
+                    for l in range(L):
+                        with m.Case(l):
+                            m.d.comb += tbase.eq(wbase[f"w{l}"])
+                m.d.comb += [tmem.rd_addr.eq(tbase + waddr), tmem.rd_en.eq(1)]
             m.d.comb += [rd_x.addr.eq(inner), rd_x.en.eq(1)]
             m.d.comb += [rd_c1.addr.eq(outer), rd_c1.en.eq(1)]
             for l in range(L):
@@ -480,7 +508,10 @@ class EPCore(wiring.Component):
             m.d.sync += r.eq(port.data)
             return r
 
-        wq_w = [rq(wr_w[l], f"w{l}") for l in range(L)]
+        wq_w = [rq(wr_w[l], f"w{l}") for l in range(L if not ternary else 0)]
+        if ternary:
+            tq_nz, tq_neg = Signal(P), Signal(P)
+            m.d.sync += [tq_nz.eq(tmem.rd_nz), tq_neg.eq(tmem.rd_neg)]
         bq = [rq(rd_b[l], f"b{l}") for l in range(L)]
         xq, c1q = rq(rd_x, "x"), rq(rd_c1, "c1")
         sq = [None] + [rq(rd_s[k], f"s{k}") for k in range(1, L + 1)]
@@ -508,6 +539,9 @@ class EPCore(wiring.Component):
         def wlane(i):
             """Lane i of the current connection's weight word, sign-extended to WMAX."""
             v = Signal(signed(WMAX), name=f"wl{i}")
+            if ternary:  # −1, 0, +1 from the PCSA's (nonzero, negative) bits: bit 0 = nonzero, sign = negative
+                m.d.comb += v.eq(Mux(tq_nz[i], Mux(tq_neg[i], -1, 1), 0))
+                return v
             with m.Switch(c1.conn):
                 for l in range(L):
                     with m.Case(l):
@@ -576,7 +610,10 @@ class EPCore(wiring.Component):
         m.d.sync += op2.eq(op1)
         prods = [Signal(signed(PB + RB), name=f"prod{i}") for i in range(P)]
         for i in range(P):
-            m.d.sync += prods[i].eq(left[i] * right[i])
+            if ternary:  # add / subtract / skip lanes: no multipliers
+                m.d.sync += prods[i].eq(Mux(left[i][0], Mux(left[i][-1], -right[i], right[i]), 0))
+            else:
+                m.d.sync += prods[i].eq(left[i] * right[i])
         # values that ride along from S1
         init2 = [Signal(signed(ACC), name=f"init2_{i}") for i in range(P)]
         bias2, part2, nstate2 = Signal.like(bias1), Signal.like(part1), Signal.like(nstate1)
@@ -805,13 +842,29 @@ class EPCore(wiring.Component):
         rsp_region = Signal(range(2 * L))
         rsp_valid = Signal()
         wport_ok = ~busy & ~rsp_pending & ~rsp_valid
-        m.d.comb += self.wcmd.ready.eq(wport_ok & (~wq_valid | wc.write))
+        wq_done = Signal(init=1)  # the registered command completes this cycle
+        rsp_t = Signal()  # the pending read is the ternary memory's
+        m.d.comb += self.wcmd.ready.eq(wport_ok & (~wq_valid | (wc.write & wq_done)))
         with m.If(self.wcmd.valid & self.wcmd.ready):
             m.d.sync += [wc.eq(self.wcmd.payload), wq_valid.eq(1)]
-        with m.Elif(wq_valid):
+        with m.Elif(wq_valid & wq_done):
             m.d.sync += wq_valid.eq(0)
         wdata_lanes = [wc.data[i * EB:(i + 1) * EB] for i in range(P)]
+        if ternary:
+            # w words go through the ternary memory's program port (static faults, one draw per write);
+            # the command waits there while the memory is busy (reseeding)
+            t_depth = s.ternary_memory_spec().depth
+            t_hit = wc.addr < t_depth
+            m.d.comb += [tmem.cmd.payload.data.eq(Cat(*[wdata_lanes[i][:2] for i in range(P)])),
+                         tmem.cmd.payload.addr.eq(wc.addr), tmem.cmd.payload.write.eq(wc.write),
+                         tmem.cmd.valid.eq(wq_valid & t_hit & ~rsp_pending & ~rsp_valid)]
+            with m.If(t_hit):
+                m.d.comb += wq_done.eq(tmem.cmd.ready & ~rsp_pending & ~rsp_valid)
+            with m.If(tmem.cmd.valid & tmem.cmd.ready & ~wc.write):
+                m.d.sync += [rsp_pending.eq(1), rsp_t.eq(1)]
         for idx, r in enumerate(s.memory_map()):
+            if ternary and r.name.startswith("w"):
+                continue
             hit = (wc.addr >= r.base) & (wc.addr < r.base + r.words)
             local = Signal(range(max(2, r.words)), name=f"{r.name}_local")
             m.d.comb += local.eq(wc.addr - r.base)
@@ -828,9 +881,17 @@ class EPCore(wiring.Component):
                     m.d.comb += [port_r.addr.eq(local), port_r.en.eq(1)]
                     m.d.sync += [rsp_pending.eq(1), rsp_region.eq(idx)]
         rsp_word = Signal(P * EB)
-        with m.If(rsp_pending):
+        if ternary:  # a w read-back: the stored cells, zero-extended, when the memory answers
+            m.d.comb += tmem.rsp.ready.eq(1)
+            with m.If(tmem.rsp.valid):
+                m.d.sync += [rsp_word.eq(Cat(*[Cat(tmem.rsp.payload.data[2 * i:2 * i + 2], Const(0, EB - 2))
+                                               for i in range(P)])),
+                             rsp_pending.eq(0), rsp_t.eq(0), rsp_valid.eq(1)]
+        with m.If(rsp_pending & ~rsp_t):
             with m.Switch(rsp_region):
                 for idx, r in enumerate(s.memory_map()):
+                    if ternary and r.name.startswith("w"):
+                        continue
                     with m.Case(idx):
                         l = int(r.name[1:])
                         port_r = wr_w[l] if r.name.startswith("w") else rd_b[l]
@@ -863,10 +924,12 @@ class EPCore(wiring.Component):
 
         with m.FSM(name="prog"):
             with m.State("IDLE"):
+                start_ok = ~rsp_pending & ~rsp_valid & ~self.wcmd.valid & ~wq_valid
                 if rng:  # a sample starts only with the PRNG seeded and primed
-                    m.d.comb += self.inp.ready.eq(~rsp_pending & ~rsp_valid & ~self.wcmd.valid & ~wq_valid & rng_ok)
-                else:
-                    m.d.comb += self.inp.ready.eq(~rsp_pending & ~rsp_valid & ~self.wcmd.valid & ~wq_valid)
+                    start_ok = start_ok & rng_ok
+                if ternary:  # … and the ternary memory's PRNG likewise
+                    start_ok = start_ok & ~tmem.busy & ~(self.reg.we & (self.reg.addr == REG_SEED))
+                m.d.comb += self.inp.ready.eq(start_ok)
                 with m.If(self.inp.valid & self.inp.ready):
                     m.d.comb += [wr_x.addr.eq(beat), wr_x.en.eq(1)]
                     for i in range(P):

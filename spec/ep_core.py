@@ -448,15 +448,17 @@ class EPCoreSpec(SpecFile):
         return TernaryMemorySpec(depth=depth, lanes=self.lanes, fault_injection=self.fault_injection,
                                  seed=self.seed)
 
-    def weight_read_schedule(self) -> tuple[list[int], list[list[int]]]:
-        """Weight-memory word addresses a sample reads, in issue order: (once per sample, per step).
+    def weight_read_schedule(self) -> tuple[list[int], list[tuple[str, int, int, list[int]]]]:
+        """Weight-memory word addresses a sample reads, in issue order.
 
-        The ``c1`` sweep reads ``w0`` row by row (row j, tiles t) once per sample; every relaxation
-        step then runs, in order, the top-down sweep into layer 1 (``w1`` by columns: tile t, rows
-        j), for k = 2 … L−1 the top-down sweep into layer k (``w{k}`` by columns) and the bottom-up
-        sweep into layer k (``w{k−1}`` by rows), and the bottom-up sweep into layer L
-        (``w{L−1}`` by rows). A ternary core's memory draws once per address listed (dynamic
-        faults, nominal PCSA), so this order is part of the twin's contract.
+        Returns ``(c1, step)``: the ``c1`` sweep reads ``w0`` row by row (row j, tiles t) once per
+        sample; every relaxation step then runs the sweeps of ``step`` in order, each
+        ``(direction, layer k, connection l, addresses)``: the top-down sweep into layer 1 (``"td"``,
+        ``w1`` by columns: tile t, rows j), for k = 2 … L−1 the top-down sweep into layer k
+        (``w{k}`` by columns) and the bottom-up sweep into layer k (``"bu"``, ``w{k−1}`` by rows),
+        and the bottom-up sweep into layer L (``w{L−1}`` by rows). A ternary core's memory draws
+        once per address listed (dynamic faults, nominal PCSA), so this order is part of the twin's
+        contract.
         """
         base = {r.name: r.base for r in self.memory_map()}
         L = self.n_layers
@@ -469,10 +471,10 @@ class EPCoreSpec(SpecFile):
             T = self.tiles(l)
             return [base[f"w{l}"] + j * T + t for t in range(T) for j in range(self.layers[l + 1])]
 
-        step = [cols(1)]
+        step = [("td", 1, 1, cols(1))]
         for k in range(2, L):
-            step += [cols(k), rows(k - 1)]
-        step.append(rows(L - 1))
+            step += [("td", k, k, cols(k)), ("bu", k, k - 1, rows(k - 1))]
+        step.append(("bu", L, L - 1, rows(L - 1)))
         return rows(0), step
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:

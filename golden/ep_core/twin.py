@@ -19,7 +19,8 @@ import numpy as np
 
 from golden.fixed import saturate, shift_round
 from golden.prng import LaneStream
-from spec.ep_core import PRNG_WIDTH, EPCoreSpec
+from golden.ternary.memory import TernaryMemoryTwin, encode_array
+from spec.ep_core import PRNG_WIDTH, REG_SEED, TERNARY_REGS, EPCoreSpec
 
 
 @dataclass
@@ -150,6 +151,10 @@ class EPCoreTwin:
         self._top = (1 << spec.state_bits) - 1
         # the PRNG of a core that has one (state after reset); it persists across samples
         self.prng = LaneStream(spec.prng_spec()) if spec.uses_prng else None
+        # a ternary core's weight memory (cells, PCSA, faults, its PRNG): the truth for w{l}
+        self.memory = None
+        if spec.weight_kind == "ternary":
+            self.memory = TernaryMemoryTwin(spec.ternary_memory_spec(), ternary_cells(spec, self.weights))
         self._refresh()
 
     def reseed(self, seed: int) -> None:
@@ -158,9 +163,50 @@ class EPCoreTwin:
             raise ValueError(f"seed must be in 0..2^32-1, not {seed}")
         if self.prng is not None:
             self.prng.reseed(seed)
+        if self.memory is not None:
+            self.memory.write_reg(TERNARY_REGS[REG_SEED], seed)
+
+    # --- a ternary core's memory registers (spec.ep_core.TERNARY_REGS) --------------------------------
+    def write_memory_reg(self, addr: int, value: int) -> None:
+        """A write of core register ``addr`` that reaches the ternary memory (between samples)."""
+        if self.memory is None or addr not in TERNARY_REGS:
+            raise ValueError(f"register {addr} is not a ternary-memory register of this core")
+        self.memory.write_reg(TERNARY_REGS[addr], value)
+
+    def read_memory_reg(self, addr: int) -> int:
+        if self.memory is None or addr not in TERNARY_REGS:
+            raise ValueError(f"register {addr} is not a ternary-memory register of this core")
+        return self.memory.read_reg(TERNARY_REGS[addr])
+
+    def program(self, addr: int, words: list[int]) -> None:
+        """Load-port writes of ``words`` at consecutive addresses from ``addr``, as the core does them:
+        a ternary core's ``w`` words go through its memory's program port (one draw each; static
+        faults), every other word is stored as is."""
+        s = self.spec
+        if self.memory is None:
+            image = self.memory_words()
+            image[addr:addr + len(words)] = list(words)
+            self.load_memory_words(image)
+            return
+        P, eb = s.lanes, s.word_elem_bits
+        depth = self.memory.spec.depth
+        image = pack_memory(s, self.weights)
+        for a, w in enumerate(words, start=addr):
+            if a < depth:
+                cells = np.array([(int(w) >> (i * eb)) & 3 for i in range(P)], np.uint8)
+                self.memory.program(a, cells)
+            else:
+                image[a] = int(w)
+        biases = unpack_memory(s, image)
+        for name, v in biases.items():
+            if name.startswith("b"):
+                self.weights[name] = v
+        self._refresh()
 
     def _refresh(self) -> None:
         """float64 mirrors of the weights for the (exact) matrix products."""
+        if self.memory is not None:  # the stored cells' nominal values (illegal cells as 0)
+            self.weights.update(ternary_values(self.spec, self.memory.values()))
         self._wf = {k: v.astype(np.float64) for k, v in self.weights.items() if k.startswith("w")}
         L = self.spec.n_layers
         self._bias_aligned = [None] + [self.weights[f"b{k - 1}"] << self._bs[k] for k in range(1, L + 1)]
@@ -179,18 +225,25 @@ class EPCoreTwin:
         return (_imm(x, self._wf["w0"].T) << self._bu[1]) + self._bias_aligned[1]
 
     def step(self, c1: np.ndarray, states: list[np.ndarray], beta_sign: int, target: np.ndarray | None,
-             regs: Registers) -> list[np.ndarray]:
-        """One synchronous step from ``states`` (list over layers 1..L of (batch, N_k) arrays)."""
+             regs: Registers, mats: dict | None = None) -> list[np.ndarray]:
+        """One synchronous step from ``states`` (list over layers 1..L of (batch, N_k) arrays).
+
+        ``mats`` (ternary cores) gives the weights this step's sweeps read: ``("bu", k)`` → the
+        matrix of the bottom-up sweep into layer k, ``("td", k)`` → the top-down one; default the
+        stored weights.
+        """
         s = self.spec
         L = s.n_layers
+        mats = mats or {}
         new = []
         for k in range(1, L + 1):
             if k == 1:
                 pre = c1.copy()
             else:
-                pre = (_imm(states[k - 2], self._wf[f"w{k - 1}"].T) << self._bu[k]) + self._bias_aligned[k]
+                w = mats.get(("bu", k), self._wf[f"w{k - 1}"])
+                pre = (_imm(states[k - 2], w.T) << self._bu[k]) + self._bias_aligned[k]
             if k < L:
-                pre += _imm(states[k], self._wf[f"w{k}"]) << self._td[k]
+                pre += _imm(states[k], mats.get(("td", k), self._wf[f"w{k}"])) << self._td[k]
             if k == L and beta_sign != 0:
                 nudge = (target - states[L - 1]) << s.nudge_shift(regs.beta_shift)
                 if beta_sign > 0:
@@ -229,8 +282,50 @@ class EPCoreTwin:
         regs = Registers.from_spec(self.spec) if regs is None else regs
         regs.check(self.spec)
         x = self.check_input(x)
+        if self.memory is not None and not self._ternary_fast(len(x), regs):
+            return self._infer_per_read(x, regs)
         free = self.relax(self.clamp(x), self.zero_states(len(x)), regs.T1, 0, None, regs)
         return self.argmax(free[-1]), free
+
+    def _ternary_fast(self, batch: int, regs: Registers) -> bool:
+        """When every read returns the stored values, account for the reads and use the fast path."""
+        mem = self.memory
+        if not mem.deterministic:
+            return False
+        c1, step = self.spec.weight_read_schedule()
+        mem.skip_reads(batch * (len(c1) + regs.T1 * sum(len(a) for *_, a in step)))
+        return True
+
+    def _sensed_matrix(self, l: int, vals: np.ndarray, by_columns: bool) -> np.ndarray:
+        """The matrix w{l} as one sweep read it (``vals``: the sensed words in read order)."""
+        s = self.spec
+        T, n_out, n_in = s.tiles(l), s.layers[l + 1], s.layers[l]
+        if by_columns:
+            vals = vals.reshape(T, n_out, s.lanes).transpose(1, 0, 2)
+        return vals.reshape(n_out, T * s.lanes)[:, :n_in].astype(np.float64)
+
+    def _infer_per_read(self, x: np.ndarray, regs: Registers) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Ternary inference where reads differ (dynamic faults, nominal PCSA, illegal cells): every
+        sweep of every step uses the weights its own reads sensed, in the core's read order."""
+        s = self.spec
+        c1_addrs, step = s.weight_read_schedule()
+        addrs = np.concatenate([np.asarray(c1_addrs)] + [np.asarray(a) for *_, a in step] * regs.T1)
+        preds, free_all = [], [[] for _ in range(s.n_layers)]
+        for b in range(len(x)):
+            vals = self.memory.read(addrs)
+            w0 = self._sensed_matrix(0, vals[:len(c1_addrs)], False)
+            c1 = (_imm(x[b:b + 1], w0.T) << self._bu[1]) + self._bias_aligned[1]
+            pos, states = len(c1_addrs), self.zero_states(1)
+            for _ in range(regs.T1):
+                mats = {}
+                for direction, k, l, a in step:
+                    mats[(direction, k)] = self._sensed_matrix(l, vals[pos:pos + len(a)], direction == "td")
+                    pos += len(a)
+                states = self.step(c1, states, 0, None, regs, mats)
+            preds.append(int(self.argmax(states[-1])[0]))
+            for k, st in enumerate(states):
+                free_all[k].append(st[0])
+        return np.array(preds, np.int64), [np.array(f, np.int64).reshape(len(x), -1) for f in free_all]
 
     def train_sample(self, x: np.ndarray, label: int, regs: Registers) -> SampleRecord:
         """Free phase, nudged phase(s), and the weight/bias update of one sample (batch 1)."""
@@ -302,11 +397,20 @@ class EPCoreTwin:
 
     # --- memory image ---------------------------------------------------------------------------------
     def memory_words(self) -> list[int]:
-        """The weight/bias memory as the load port sees it (P elements per word, lane 0 lowest)."""
-        return pack_memory(self.spec, self.weights)
+        """The weight/bias memory as the load port sees it (P elements per word, lane 0 lowest; a
+        ternary core's ``w`` words hold the stored cells, as its read-back returns them)."""
+        words = pack_memory(self.spec, self.weights)
+        if self.memory is not None:
+            eb = self.spec.word_elem_bits
+            for a, row in enumerate(self.memory.cells.tolist()):
+                words[a] = sum(int(c) << (i * eb) for i, c in enumerate(row))
+        return words
 
     def load_memory_words(self, words: list[int]) -> None:
+        """Replace the memory contents (a build's init image: no draws, no faults)."""
         self.weights = unpack_memory(self.spec, words)
+        if self.memory is not None:
+            self.memory.cells[:] = image_cells(self.spec, words)
         self._refresh()
 
 
@@ -315,13 +419,46 @@ def _imm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a.astype(np.float64) @ b).astype(np.int64)
 
 
+def ternary_cells(spec: EPCoreSpec, weights: dict[str, np.ndarray]) -> np.ndarray:
+    """A ternary core's memory cells (depth, P) for weights ``w{l}`` in {−1, 0, +1}; padding cells 0."""
+    P = spec.lanes
+    out = []
+    for r in spec.memory_map():
+        if r.name.startswith("w"):
+            padded = np.zeros((r.rows, r.tiles * P), np.int64)
+            padded[:, :weights[r.name].shape[1]] = weights[r.name]
+            out.append(encode_array(padded).reshape(r.rows * r.tiles, P))
+    return np.concatenate(out)
+
+
+def ternary_values(spec: EPCoreSpec, values: np.ndarray) -> dict[str, np.ndarray]:
+    """Inverse of :func:`ternary_cells` on sensed values (depth, P): the matrices ``w{l}``."""
+    out = {}
+    for r in spec.memory_map():
+        if r.name.startswith("w"):
+            v = values[r.base:r.base + r.words].reshape(r.rows, r.tiles * spec.lanes)
+            out[r.name] = v[:, :spec.layers[int(r.name[1:])]].astype(np.int64)
+    return out
+
+
+def image_cells(spec: EPCoreSpec, words: list[int]) -> np.ndarray:
+    """The raw cells (low 2 bits of each element) of a ternary core's ``w`` words in a load-port image."""
+    depth, P, eb = spec.ternary_memory_spec().depth, spec.lanes, spec.word_elem_bits
+    return np.array([[(int(w) >> (i * eb)) & 3 for i in range(P)] for w in words[:depth]], np.uint8).reshape(depth, P)
+
+
 def pack_memory(spec: EPCoreSpec, weights: dict[str, np.ndarray]) -> list[int]:
-    """Pack weights/biases into the core's word image (``spec.memory_map()``), zero-padded."""
+    """Pack weights/biases into the core's word image (``spec.memory_map()``), zero-padded.
+
+    A ternary core's ``w`` elements are cells (:mod:`spec.ternary`: +1 → 01, −1 → 10, 0 → 00)."""
     P, eb = spec.lanes, spec.word_elem_bits
     mask = (1 << eb) - 1
     words = [0] * spec.memory_words
+    ternary = spec.weight_kind == "ternary"
     for r in spec.memory_map():
         a = weights[r.name]
+        if ternary and r.name.startswith("w"):
+            a = encode_array(a).astype(np.int64)
         a = a.reshape(r.rows, -1) if a.ndim == 2 else a.reshape(1, -1)
         n = a.shape[1]
         padded = np.zeros((r.rows, r.tiles * P), np.int64)
@@ -336,7 +473,8 @@ def pack_memory(spec: EPCoreSpec, weights: dict[str, np.ndarray]) -> list[int]:
 
 
 def unpack_memory(spec: EPCoreSpec, words: list[int]) -> dict[str, np.ndarray]:
-    """Inverse of :func:`pack_memory` (each element sign-extended from its region's width)."""
+    """Inverse of :func:`pack_memory` (each element sign-extended from its region's width; a ternary
+    core's cells decoded, an illegal (LRS, LRS) cell as 0)."""
     P, eb = spec.lanes, spec.word_elem_bits
     if len(words) != spec.memory_words:
         raise ValueError(f"the image has {len(words)} words, the spec's memory has {spec.memory_words}")
@@ -353,5 +491,7 @@ def unpack_memory(spec: EPCoreSpec, words: list[int]) -> dict[str, np.ndarray]:
                         v -= 1 << r.elem_bits
                     vals[row, t * P + i] = v
         shape = shapes[r.name]
+        if spec.weight_kind == "ternary" and r.name.startswith("w"):
+            vals = np.select([vals == 1, vals == -2], [1, -1], 0)  # cells 01 → +1, 10 → −1 (sign-extended −2)
         out[r.name] = vals[:, :shape[-1]].reshape(shape)
     return out

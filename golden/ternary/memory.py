@@ -203,6 +203,24 @@ class TernaryMemoryTwin:
         """A program-port read-back: the stored cells of word ``addr`` (no PCSA, no draw)."""
         return self.cells[addr].copy()
 
+    @property
+    def deterministic(self) -> bool:
+        """Reads return the stored cells' nominal values (no dynamic faults, no random PCSA outcome)."""
+        return self.prng is None or (self.mode != "dynamic" and self.supply == "near-threshold"
+                                     and not (self.cells == CELL_ILLEGAL).any())
+
+    def skip_reads(self, n: int) -> None:
+        """What ``n`` reads do to the state when :attr:`deterministic`: count them, advance the PRNG."""
+        if not self.deterministic:
+            raise ValueError("skip_reads needs a deterministic memory (reads would differ from the stored cells)")
+        if self.prng is not None:
+            self.prng.skip(n)
+        self.reads = _sat_add(self.reads, n)
+
+    def values(self) -> np.ndarray:
+        """The stored cells' nominal weights (0 for illegal cells): what a deterministic read returns."""
+        return sense_array(np.where(self.cells == CELL_ILLEGAL, CELL_ZERO, self.cells), "near-threshold", None)[0]
+
     def read(self, addrs) -> np.ndarray:
         """PCSA reads of the words ``addrs`` in order: weights (len, lanes) int8."""
         addrs = np.asarray(addrs, np.int64).reshape(-1)

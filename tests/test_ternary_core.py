@@ -1,0 +1,195 @@
+"""Ternary EP core (weight_kind="ternary"): twin semantics, and RTL == twin in the Amaranth simulator
+with the fault injector on (static and dynamic, both PCSA supplies, illegal cells), with stalls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden.ep_core import EPCoreTwin, Registers
+from golden.ep_core.twin import pack_memory, unpack_memory
+from hdl.ep_core import EPCore
+from hdl.ep_core_host import AmaranthHost, dump_to_states
+from spec.ep_core import (
+    REG_SEED,
+    REG_SPEC_ID,
+    REG_TCTRL,
+    REG_TILLEGAL,
+    REG_TINJECTED,
+    REG_TRATE_NONZERO,
+    REG_TRATE_ZERO,
+    REG_TREADS,
+    EPCoreSpec,
+)
+from spec.ternary import RATE_MAX, ctrl_value
+
+
+def tspec(layers=(30, 12, 5), lanes=4, **kw) -> EPCoreSpec:
+    return EPCoreSpec(layers=layers, lanes=lanes, weight_kind="ternary", weight_bits=(2,), weight_frac=(3,),
+                      training=False, fault_injection=True, beta_shift_max=2, **kw)
+
+
+def ternary_weights(spec: EPCoreSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    w = {}
+    for name, shape in spec.weight_shapes().items():
+        if name.startswith("w"):
+            w[name] = rng.choice([-1, 0, 1], size=shape, p=[0.3, 0.4, 0.3])
+        else:
+            half = 1 << (spec.bias_frac[int(name[1:])] - 1)
+            w[name] = rng.integers(-half, half, shape)
+    return w
+
+
+# --- spec and twin ---------------------------------------------------------------------------------------
+def test_ternary_spec_rules():
+    s = tspec()
+    assert s.element_range("w0") == (-1, 1)
+    assert s.ternary_memory_spec().depth == 12 * 8 + 5 * 3
+    assert EPCoreSpec.from_toml(s.to_toml()) == s
+    with pytest.raises(ValueError, match="inference-only: training must be false"):
+        EPCoreSpec(weight_kind="ternary", weight_bits=(2,))
+    with pytest.raises(ValueError, match="needs weight_bits 2"):
+        EPCoreSpec(weight_kind="ternary", weight_bits=(3,), training=False)
+    with pytest.raises(ValueError, match="fault_injection needs weight_kind='ternary'"):
+        EPCoreSpec(fault_injection=True)
+    with pytest.raises(ValueError, match="weight_kind must be one of"):
+        EPCoreSpec(weight_kind="binary")
+    c1, step = s.weight_read_schedule()
+    assert len(c1) == 12 * 8 and [(d, k, l, len(a)) for d, k, l, a in step] == [("td", 1, 1, 15), ("bu", 2, 1, 15)]
+
+
+@pytest.mark.parametrize("layers", [(30, 12, 5), (20, 9, 7, 4)])
+def test_ternary_twin_equals_the_fixed_point_twin_without_faults(layers):
+    """With faults off, a ternary core computes what the fixed-point core with the same {−1, 0, 1} weights
+    computes, on the fast path and on the per-read path alike; every read is counted."""
+    s = tspec(layers)
+    f = EPCoreSpec(layers=layers, lanes=4, weight_bits=(2,), weight_frac=(3,), training=False, beta_shift_max=2)
+    rng = np.random.default_rng(1)
+    w = ternary_weights(s, rng)
+    x = rng.integers(0, 256, (40, layers[0]))
+    pa, fa = EPCoreTwin(s, w).infer(x)
+    pb, fb = EPCoreTwin(f, w).infer(x)
+    slow = EPCoreTwin(s, w)
+    pc, fc = slow._infer_per_read(slow.check_input(x), Registers.from_spec(s))
+    assert (pa == pb).all() and (pa == pc).all()
+    assert all((a == b).all() and (a == c).all() for a, b, c in zip(fa, fb, fc, strict=True))
+    c1, step = s.weight_read_schedule()
+    assert slow.read_memory_reg(REG_TREADS) == 40 * (len(c1) + s.T1 * sum(len(a) for *_, a in step))
+    assert unpack_memory(s, pack_memory(s, w))["w0"].tolist() == w["w0"].tolist()
+
+
+def test_dynamic_faults_change_the_result_and_static_faults_are_stored():
+    s = tspec()
+    rng = np.random.default_rng(2)
+    w = ternary_weights(s, rng)
+    x = rng.integers(0, 256, (30, 30))
+    clean = EPCoreTwin(s, w).infer(x)[1]
+    dyn = EPCoreTwin(s, w)
+    dyn.write_memory_reg(REG_TCTRL, ctrl_value("dynamic"))
+    dyn.write_memory_reg(REG_TRATE_ZERO, RATE_MAX // 4)
+    dyn.write_memory_reg(REG_TRATE_NONZERO, RATE_MAX // 8)
+    noisy = dyn.infer(x)[1]
+    assert any((a != b).any() for a, b in zip(clean, noisy, strict=True))
+    assert dyn.read_memory_reg(REG_TINJECTED) > 0
+    assert (dyn.memory.values() == EPCoreTwin(s, w).memory.values()).all()  # nothing stored changed
+    st = EPCoreTwin(s, w)
+    st.write_memory_reg(REG_TCTRL, ctrl_value("static"))
+    st.write_memory_reg(REG_TRATE_NONZERO, RATE_MAX // 4)
+    st.program(0, pack_memory(s, w))
+    changed = int((st.weights["w0"] != w["w0"]).sum() + (st.weights["w1"] != w["w1"]).sum())
+    assert changed == st.read_memory_reg(REG_TINJECTED) > 0
+    assert (st.weights["b0"] == w["b0"]).all()
+
+
+# --- RTL == twin ----------------------------------------------------------------------------------------------
+def session(spec, rng):
+    """Host actions: (memory registers, program?, T1, samples) segments covering every fault setting."""
+    return [
+        ({REG_TCTRL: ctrl_value("static"), REG_TRATE_ZERO: RATE_MAX // 5, REG_TRATE_NONZERO: RATE_MAX // 6,
+          REG_SEED: 77}, True, 3, 2),
+        ({REG_TCTRL: ctrl_value("off")}, False, 4, 1),
+        ({REG_TCTRL: ctrl_value("dynamic", "adjacent", "nominal"), REG_TRATE_ZERO: RATE_MAX // 3,
+          REG_TRATE_NONZERO: RATE_MAX // 7}, False, 3, 2),
+        ({REG_TCTRL: ctrl_value("dynamic", "flip"), REG_TRATE_NONZERO: RATE_MAX // 4, REG_SEED: 0xC0FFEE,
+          REG_TINJECTED: 0}, False, 2, 2),
+        ({REG_TCTRL: ctrl_value("static", "flip", "nominal"), REG_TRATE_NONZERO: RATE_MAX // 9}, True, 2, 1),
+    ]
+
+
+COUNTERS = (REG_TCTRL, REG_TRATE_ZERO, REG_TRATE_NONZERO, REG_TINJECTED, REG_TILLEGAL, REG_TREADS)
+
+
+def run_rtl(spec, words, segments, xs, ys, *, seed=0, idle=0.0, stall=0.0):
+    dut = EPCore(spec)
+    res: dict = {"segments": []}
+
+    async def bench(ctx):
+        host = AmaranthHost(dut, spec, seed=seed, idle_prob=idle, stall_prob=stall)
+        res["spec_id"] = await host.read_reg(ctx, REG_SPEC_ID)
+        n = 0
+        for regs, program, T1, count in segments:
+            for a, v in regs.items():
+                await host.write_reg(ctx, a, v)
+            if program:
+                await host.load_words(ctx, words)
+            await host.set_regs(ctx, Registers.from_spec(spec, T1=T1, dump=True))
+            out = []
+            for _ in range(count):
+                await host.send_sample(ctx, xs[n].tolist(), int(ys[n]))
+                n += 1
+                d = await host.recv_dump(ctx)
+                out.append((await host.recv_pred(ctx), dump_to_states(spec, d)))
+            res["segments"].append({"samples": out, "regs": [await host.read_reg(ctx, r) for r in COUNTERS],
+                                    "readback": await host.read_words(ctx)})
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return res
+
+
+def run_twin(spec, words, segments, xs):
+    twin = EPCoreTwin(spec)  # the RTL starts with an empty memory too
+    res = {"spec_id": spec.spec_id, "segments": []}
+    n = 0
+    for regs, program, T1, count in segments:
+        for a, v in regs.items():
+            if a == REG_SEED:
+                twin.reseed(v)
+            else:
+                twin.write_memory_reg(a, v)
+        if program:
+            twin.program(0, words)
+        out = []
+        for _ in range(count):
+            pred, free = twin.infer(xs[n:n + 1], Registers.from_spec(spec, T1=T1, dump=True))
+            n += 1
+            out.append((int(pred[0]), [f[0].tolist() for f in free]))
+        res["segments"].append({"samples": out, "regs": [twin.read_memory_reg(r) for r in COUNTERS],
+                                "readback": twin.memory_words()})
+    return res
+
+
+@pytest.mark.parametrize("stalls", [False, True])
+def test_rtl_matches_twin_with_fault_injection(stalls):
+    spec = tspec(layers=(30, 12, 5), lanes=4, seed=5)
+    rng = np.random.default_rng(11)
+    w = ternary_weights(spec, rng)
+    words = pack_memory(spec, w)
+    words[3] |= 3 << (2 * spec.word_elem_bits)  # one (LRS, LRS) cell: lane 2 of word 3
+    segments = session(spec, rng)
+    n = sum(c for *_, c in segments)
+    xs = rng.integers(0, 256, (n, spec.layers[0]))
+    ys = rng.integers(0, spec.n_classes, n)
+    kw = {"seed": 3, "idle": 0.3, "stall": 0.4} if stalls else {}
+    rtl, twin = run_rtl(spec, words, segments, xs, ys, **kw), run_twin(spec, words, segments, xs)
+    assert rtl["spec_id"] == twin["spec_id"]
+    for i, (a, b) in enumerate(zip(rtl["segments"], twin["segments"], strict=True)):
+        assert a["readback"] == b["readback"], f"segment {i}: stored cells"
+        assert a["regs"] == b["regs"], f"segment {i}: memory registers"
+        for j, (sa, sb) in enumerate(zip(a["samples"], b["samples"], strict=True)):
+            assert sa == sb, f"segment {i} sample {j}"
+    injected = [seg["regs"][3] for seg in twin["segments"]]
+    assert max(injected) > 0 and twin["segments"][-1]["regs"][4] > 0  # faults and illegal reads happened
