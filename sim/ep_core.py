@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from golden.ep_core import EPCoreTwin, Registers, pack_memory, unpack_memory
-from spec.ep_core import EPCoreSpec
+from spec.ep_core import REG_SEED, REG_TILLEGAL, REG_TINJECTED, REG_TREADS, EPCoreSpec
 
 from .runner import run_cocotb, verilog_of
+
+TERNARY_COUNTERS = (REG_TINJECTED, REG_TILLEGAL, REG_TREADS)  # read back after every ternary segment
 
 
 @dataclass
@@ -29,6 +31,10 @@ class Segment:
     readback_each: bool = False  # read the whole weight memory back after every sample
     cycles_each: bool = False
     reseed: int | None = None  # write REG_SEED with this value before the segment (cores with a PRNG)
+    # ternary cores: register writes (core address, value; e.g. REG_TCTRL, REG_SEED) first, then
+    # optionally the image loaded again through the weight port (static faults are drawn then)
+    mem_regs: list[tuple[int, int]] = field(default_factory=list)
+    program: bool = False
 
 
 @dataclass
@@ -57,11 +63,14 @@ def run_ep_core(spec: EPCoreSpec, weights: dict[str, np.ndarray], segments: list
     core = EPCore(spec, init_words=words if bake_weights else None)
     verilog = verilog_of(core, "ep_core")
     job = {"spec": spec.to_dict(), "words": None if bake_weights else words, "seed": seed, "idle_prob": idle_prob,
+           "program_words": words if any(s.program for s in segments) else None,
            "timeout_ns": timeout_ns,
            "stall_prob": stall_prob, "readback_initial": readback_initial,
            "segments": [{"regs": _regs_dict(s.regs), "samples": np.asarray(s.x).tolist(),
                          "labels": [int(v) for v in s.y], "readback_each": s.readback_each,
-                         "cycles_each": s.cycles_each, "reseed": s.reseed} for s in segments]}
+                         "cycles_each": s.cycles_each, "reseed": s.reseed,
+                         "mem_regs": [list(map(int, a)) for a in s.mem_regs], "program": s.program}
+                        for s in segments]}
     return run_cocotb(verilog, "ep_core", "sim.ep_core_bench", simulator, build_root, job=job, seed=seed)
 
 
@@ -83,7 +92,13 @@ def compare_with_twin(spec: EPCoreSpec, weights: dict[str, np.ndarray], segments
                       simulator: str, max_report: int = 20) -> Report:
     """Replay the job on the twin and collect every difference (exact equality)."""
     rep = Report(simulator, wall_s=result.get("wall_s", 0.0))
-    twin = EPCoreTwin(spec, weights)
+    words = pack_memory(spec, weights)
+    ternary = spec.weight_kind == "ternary"
+    if ternary and result.get("loaded_words"):
+        twin = EPCoreTwin(spec)  # loading through the port programs the ternary memory (one draw per word)
+        twin.program(0, words)
+    else:
+        twin = EPCoreTwin(spec, weights)
 
     def bad(msg):
         if len(rep.mismatches) < max_report:
@@ -97,6 +112,13 @@ def compare_with_twin(spec: EPCoreSpec, weights: dict[str, np.ndarray], segments
         bad("initial weight read-back differs from the loaded image")
     for si, (seg, res) in enumerate(zip(segments, result["segments"], strict=True)):
         rep.cycles += res.get("cycles", [])
+        for a, v in seg.mem_regs:
+            if a == REG_SEED:
+                twin.reseed(v)
+            else:
+                twin.write_memory_reg(a, v)
+        if seg.program:
+            twin.program(0, words)
         if seg.reseed is not None:
             twin.reseed(seg.reseed)
         x = np.asarray(seg.x)
@@ -111,6 +133,10 @@ def compare_with_twin(spec: EPCoreSpec, weights: dict[str, np.ndarray], segments
                     if _dump_states(spec, res["dumps"][i], 0) != [f[i].tolist() for f in free]:
                         bad(f"segment {si} sample {i}: free-phase states differ")
             rep.samples += len(res["preds"])
+            if ternary:
+                want = [twin.read_memory_reg(a) for a in TERNARY_COUNTERS]
+                if res.get("mem_counters") != want:
+                    bad(f"segment {si}: ternary memory counters {res.get('mem_counters')} != twin {want}")
             continue
         for i, p in enumerate(res["preds"]):
             rec = twin.train_sample(x[i], int(seg.y[i]), seg.regs)

@@ -25,6 +25,9 @@ from spec.ep_core import (
     REG_SPEC_ID,
     REG_T1,
     REG_T2,
+    REG_TILLEGAL,
+    REG_TINJECTED,
+    REG_TREADS,
     EPCoreSpec,
     pack_fields,
     unpack_fields,
@@ -75,6 +78,7 @@ async def ep_core(dut):
         return words
 
     progress["where"] = "loading weights"
+    result["loaded_words"] = job.get("words") is not None
     if job.get("words") is not None:
         await wcmd.send(pack_fields(wf, {"data": w, "addr": a, "write": 1}) for a, w in enumerate(job["words"]))
     progress["where"] = "initial read-back"
@@ -86,6 +90,12 @@ async def ep_core(dut):
     segments = []
     for seg in job["segments"]:
         r = seg["regs"]
+        for a, v in seg.get("mem_regs", []):  # ternary memory registers (and REG_SEED)
+            await regs.write(a, v)
+        if seg.get("program"):
+            progress["where"] = f"segment {len(segments)}: programming"
+            image = job["program_words"]
+            await wcmd.send(pack_fields(wf, {"data": w, "addr": a, "write": 1}) for a, w in enumerate(image))
         await regs.write(REG_CTRL, int(r["train"]) | (int(r["symmetric"]) << 1) | (int(r["dump"]) << 2)
                          | (int(r.get("random_sign", False)) << 3))
         if seg.get("reseed") is not None:
@@ -124,6 +134,8 @@ async def ep_core(dut):
                 k = n_phases * n_dump_beats
                 res["dumps"] = [flat[i:i + k] for i in range(0, len(flat), k)]
             res["cycles"].append(await regs.read(REG_CYCLES))
+        if spec.weight_kind == "ternary":
+            res["mem_counters"] = [await regs.read(a) for a in (REG_TINJECTED, REG_TILLEGAL, REG_TREADS)]
         segments.append(res)
     await RisingEdge(dut.clk)
     result["segments"] = segments

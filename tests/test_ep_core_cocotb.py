@@ -77,3 +77,36 @@ def test_weights_baked_into_the_bitstream(simulator):
                          timeout_ns=20_000_000)
     rep = compare_with_twin(spec, weights, segments, result, simulator)
     assert rep.mismatches == [] and rep.compared["preds"] == 6
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("simulator", SIMS)
+@pytest.mark.parametrize("baked", [False, True])
+def test_ternary_core_with_fault_injection(simulator, baked):
+    """Ternary core (issue 4): static faults drawn while programming, dynamic faults and nominal-supply
+    PCSA reads drawn per read, a reseed — predictions, free states and the memory's counters == twin."""
+    from spec.ep_core import REG_SEED, REG_TCTRL, REG_TRATE_NONZERO, REG_TRATE_ZERO
+    from spec.ternary import RATE_MAX, ctrl_value
+
+    spec = EPCoreSpec(layers=(24, 9, 4), lanes=4, weight_kind="ternary", weight_bits=(2,), weight_frac=(3,),
+                      training=False, fault_injection=True, beta_shift_max=2, seed=21)
+    rng = np.random.default_rng(44)
+    weights = {n: (rng.choice([-1, 0, 1], size=sh) if n.startswith("w") else rng.integers(-4, 4, sh))
+               for n, sh in spec.weight_shapes().items()}
+    x = rng.integers(0, 256, size=(12, 24))
+    y = rng.integers(0, 4, size=12)
+    segments = [
+        Segment(Registers.from_spec(spec, T1=6, dump=True), x[:3], y[:3],
+                mem_regs=[(REG_TCTRL, ctrl_value("static")), (REG_TRATE_ZERO, RATE_MAX // 5),
+                          (REG_TRATE_NONZERO, RATE_MAX // 6)], program=True),
+        Segment(Registers.from_spec(spec, T1=6, dump=True), x[3:7], y[3:7],
+                mem_regs=[(REG_TCTRL, ctrl_value("dynamic", "adjacent", "nominal")), (REG_SEED, 0xBEEF)]),
+        Segment(Registers.from_spec(spec, T1=5), x[7:], y[7:],  # streamed back to back
+                mem_regs=[(REG_TCTRL, ctrl_value("dynamic", "flip")), (REG_TRATE_NONZERO, RATE_MAX // 4)]),
+    ]
+    result = run_ep_core(spec, weights, segments, simulator, seed=7, idle_prob=0.3, stall_prob=0.3,
+                         bake_weights=baked, timeout_ns=50_000_000)
+    rep = compare_with_twin(spec, weights, segments, result, simulator)
+    assert rep.mismatches == []
+    assert rep.compared["preds"] == 12
+    assert all(seg["mem_counters"][0] > 0 for seg in result["segments"])  # faults were injected each time
