@@ -193,3 +193,46 @@ def test_rtl_matches_twin_with_fault_injection(stalls):
             assert sa == sb, f"segment {i} sample {j}"
     injected = [seg["regs"][3] for seg in twin["segments"]]
     assert max(injected) > 0 and twin["segments"][-1]["regs"][4] > 0  # faults and illegal reads happened
+
+
+# --- the hardware flow: ternary export → image → twin evaluation with faults ------------------------------
+def _fake_ternary_export(path, layers=(784, 24, 10), seed=0):
+    """An export in golden.ternary's format (random ternary weights), written with the real writer."""
+    from golden.export import write_array_dir
+
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for l in range(len(layers) - 1):
+        arrays[f"t{l}"] = rng.choice([-1, 0, 1], size=(layers[l + 1], layers[l])).astype(np.int8)
+        arrays[f"b{l}"] = rng.normal(0, 0.1, layers[l + 1]).astype(np.float32)
+    manifest = {"format": "epforge-ternary-export/1", "kind": "ternary", "delta": 0.05, "alpha_shift": [5, 5],
+                "layers": list(layers), "preprocessing": {"dataset": "mnist", "input": "pixel/255"},
+                "schedule": {"T1": 8, "T2": 4, "beta": 0.5, "estimator": "symmetric"}}
+    return write_array_dir(path, arrays, manifest), arrays
+
+
+def test_ternary_export_to_image_and_fault_evaluation(tmp_path):
+    import json
+
+    from golden.ep_core.__main__ import main
+    from golden.ep_core.image import load_image
+
+    exp, arrays = _fake_ternary_export(tmp_path / "export")
+    base = tmp_path / "base.toml"
+    assert main(["spec", "--set", "layers=[784, 24, 10]", "--set", "lanes=8", "--set", "training=false",
+                 "--set", "weight_kind=ternary", "--set", "weight_bits=[2]", "--set", "fault_injection=true",
+                 "--out", str(base)]) == 0
+    assert main(["quantize", "--spec", str(base), "--export", str(exp), "--out", str(tmp_path / "image")]) == 0
+    spec, weights, manifest = load_image(tmp_path / "image")
+    assert spec.weight_kind == "ternary" and spec.weight_frac == (5, 5) and spec.fault_injection
+    assert (weights["w0"] == arrays["t0"]).all() and (weights["w1"] == arrays["t1"]).all()
+    out = {}
+    for mode in ("off", "static", "dynamic"):
+        js = tmp_path / f"{mode}.json"
+        assert main(["evaluate", "--image", str(tmp_path / "image"), "--dataset", "mnist-subset", "--limit", "20",
+                     "--T1", "6", "--fault-mode", mode, "--error-rate", "0.05", "--json", str(js)]) == 0
+        out[mode] = json.loads(js.read_text())
+    assert out["off"]["memory_counters"]["injected"] == 0
+    assert out["static"]["memory_counters"]["injected"] > 0 and out["dynamic"]["memory_counters"]["injected"] > 0
+    assert out["static"]["faults"]["p0"] == pytest.approx(float(np.mean(np.concatenate(
+        [arrays["t0"].ravel(), arrays["t1"].ravel()]) == 0)))

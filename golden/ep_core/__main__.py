@@ -69,10 +69,13 @@ def cmd_spec(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from .image import quantize_export, write_image
+    from .image import is_ternary_export, quantize_export, quantize_ternary_export, write_image
 
     base = _spec_from_args(args)
-    spec, weights, info = quantize_export(args.export, base, auto_frac=not args.keep_formats)
+    if is_ternary_export(args.export):  # golden.ternary export → a weight_kind="ternary" core
+        spec, weights, info = quantize_ternary_export(args.export, base)
+    else:
+        spec, weights, info = quantize_export(args.export, base, auto_frac=not args.keep_formats)
     write_image(args.out, spec, weights, source=info)
     print(f"quantised {args.export} → {args.out}: weight_frac {list(spec.weight_frac)}, bias_frac "
           f"{list(spec.bias_frac)}, saturated {info['saturated']}")
@@ -89,12 +92,31 @@ def cmd_evaluate(args) -> int:
     x, y = _mnist_like(args.dataset, "test", args.data_dir, args.limit)
     twin = EPCoreTwin(spec, weights)
     regs = _twin_regs(spec, args, train=False)
+    faults = None
+    if args.fault_mode != "off" or args.supply != "near-threshold":
+        from .faults import configure
+
+        faults = configure(twin, weights, args.error_rate, args.fault_mode, args.fault_kind, args.supply,
+                           args.fault_seed)
     t0 = time.time()
-    preds = np.concatenate([twin.infer(_input_scale(spec, x[i:i + 1000]), regs)[0] for i in range(0, len(x), 1000)])
+    chunk = 1000 if twin.memory is None or twin.memory.deterministic else 50
+    from tqdm import tqdm
+
+    preds = np.concatenate([twin.infer(_input_scale(spec, x[i:i + chunk]), regs)[0]
+                            for i in tqdm(range(0, len(x), chunk), desc="twin", unit="chunk",
+                                          disable=not sys.stderr.isatty())])
     acc = float((preds == y).mean())
     res = {"image": str(args.image), "dataset": args.dataset, "n": len(x), "T1": regs.T1, "accuracy": acc,
-           "seconds": time.time() - t0}
-    print(f"twin {args.dataset} test: {100 * acc:.2f}% of {len(x)} (T1 = {regs.T1})")
+           "seconds": time.time() - t0, "faults": faults}
+    if twin.memory is not None:
+        from spec.ep_core import REG_TILLEGAL, REG_TINJECTED, REG_TREADS
+
+        res["memory_counters"] = {"injected": twin.read_memory_reg(REG_TINJECTED),
+                                  "illegal": twin.read_memory_reg(REG_TILLEGAL),
+                                  "reads": twin.read_memory_reg(REG_TREADS)}
+    fdesc = "" if faults is None else (f", faults {faults['mode']} {faults['kind']} p={faults['p']:g} "
+                                       f"({faults['supply']} supply, seed {faults['seed']})")
+    print(f"twin {args.dataset} test: {100 * acc:.2f}% of {len(x)} (T1 = {regs.T1}{fdesc})")
     if args.json:
         from golden.train import atomic_write_bytes
 
@@ -175,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="file to write (default: stdout)")
     s.set_defaults(fn=cmd_spec)
 
-    q = sub.add_parser("quantize", help="quantise a float export into a core weight image")
+    q = sub.add_parser("quantize", help="quantise a float export (python -m golden export) or a ternary "
+                       "export (python -m golden.ternary export: gives a weight_kind='ternary' core) into a core "
+                       "weight image")
     spec_args(q, required=True)
     q.add_argument("--export", required=True, help="float export directory (python -m golden export)")
     q.add_argument("--out", required=True, help="image directory to write")
@@ -189,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
     e.add_argument("--limit", type=int, help="first N test images only")
     reg_args(e)
+    e.add_argument("--fault-mode", default="off", choices=["off", "static", "dynamic"],
+                   help="ternary images: faults drawn once while programming (static) or at every read "
+                        "(dynamic) (default off)")
+    e.add_argument("--fault-kind", default="adjacent", choices=["adjacent", "flip"],
+                   help="adjacent: 0 <-> +-1 errors (ternary); flip: sign flips (binary) (default adjacent)")
+    e.add_argument("--error-rate", type=float, default=0.0, help="mean weight error rate p (default 0)")
+    e.add_argument("--supply", default="near-threshold", choices=["near-threshold", "nominal"],
+                   help="PCSA supply: at nominal supply a 0 cell reads as a random +-1 (default near-threshold)")
+    e.add_argument("--fault-seed", type=int, default=1, help="seed of the memory's PRNG (default 1)")
     e.add_argument("--json", help="also write the result as JSON")
     e.set_defaults(fn=cmd_evaluate)
 

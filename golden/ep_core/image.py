@@ -138,3 +138,50 @@ def quantize_export(export_dir: str | os.PathLike, base: EPCoreSpec, auto_frac: 
     info = {"export": str(export_dir), "export_source": manifest.get("source", {}), "saturated": clipped,
             "schedule": manifest.get("schedule", {})}
     return spec, ints, info
+
+
+def quantize_ternary_export(export_dir: str | os.PathLike, base: EPCoreSpec
+                            ) -> tuple[EPCoreSpec, dict[str, np.ndarray], dict[str, Any]]:
+    """A ternary core's image from a :mod:`golden.ternary` export (ternary or binary weights).
+
+    The stored values ``t{l}`` become the weights of a ``weight_kind="ternary"`` spec with
+    ``weight_frac = alpha_shift`` (W_l = T_l·2^-alpha_shift[l] exactly); biases are rounded to the
+    finest format that holds them (at most the layer's accumulator precision). The export's
+    model sees ``pixel/255`` and the core ``pixel/2^input_bits``; a ternary W0 cannot absorb that
+    factor (255/256 for 8-bit inputs), so layer 1's input drive is 0.4 % weaker on the core —
+    the twin's accuracy of the image is the number to quote.
+    """
+    from golden.ternary.export import load_ternary_export
+
+    exp = load_ternary_export(export_dir)
+    if tuple(exp.layers) != tuple(base.layers):
+        raise ExportError(f"{export_dir}: layers={tuple(exp.layers)} but the spec has {tuple(base.layers)}")
+    if exp.manifest.get("preprocessing", {}).get("input") != "pixel/255":
+        raise ExportError(f"{export_dir}: input preprocessing must be 'pixel/255'")
+    n = base.n_layers
+    spec = EPCoreSpec.from_dict({**base.to_dict(), "weight_kind": "ternary", "weight_bits": [2] * n,
+                                 "weight_frac": list(exp.alpha_shift), "bias_frac": None, "training": False})
+    bf = [min(spec.acc_frac(l + 1), choose_weight_frac(exp.b[l].astype(np.float64), spec.bias_bits))
+          for l in range(n)]
+    spec = EPCoreSpec.from_dict({**spec.to_dict(), "bias_frac": bf})
+    ints, clipped = {}, {}
+    for l in range(n):
+        ints[f"w{l}"] = exp.t[l].astype(np.int64)
+        lo, hi = spec.element_range(f"b{l}")
+        q = np.rint(exp.b[l].astype(np.float64) * 2.0 ** spec.bias_frac[l])
+        clipped[f"b{l}"] = int(((q < lo) | (q > hi)).sum())
+        ints[f"b{l}"] = np.clip(q, lo, hi).astype(np.int64)
+    info = {"export": str(export_dir), "kind": exp.kind, "delta": exp.delta, "alpha_shift": list(exp.alpha_shift),
+            "export_source": exp.manifest.get("source", {}), "saturated": clipped,
+            "schedule": exp.manifest.get("schedule", {})}
+    return spec, ints, info
+
+
+def is_ternary_export(export_dir: str | os.PathLike) -> bool:
+    import json
+
+    try:
+        return json.loads((Path(export_dir) / "manifest.json").read_text()).get("format", "").startswith(
+            "epforge-ternary-export/")
+    except (OSError, ValueError):
+        return False
