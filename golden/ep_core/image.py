@@ -159,8 +159,13 @@ def quantize_ternary_export(export_dir: str | os.PathLike, base: EPCoreSpec
     if exp.manifest.get("preprocessing", {}).get("input") != "pixel/255":
         raise ExportError(f"{export_dir}: input preprocessing must be 'pixel/255'")
     n = base.n_layers
-    spec = EPCoreSpec.from_dict({**base.to_dict(), "weight_kind": "ternary", "weight_bits": [2] * n,
-                                 "weight_frac": list(exp.alpha_shift), "bias_frac": None, "training": False})
+    d = {**base.to_dict(), "weight_kind": "ternary", "weight_bits": [2] * n, "weight_frac": list(exp.alpha_shift),
+         "bias_frac": None, "training": False, "beta_shift": 0, "beta_shift_max": 0}
+    spec = EPCoreSpec.from_dict(d)
+    # an inference core never nudges: keep the β registers within what the output format holds exactly
+    room = spec.acc_frac(n) - spec.state_bits
+    bmax = min(base.beta_shift_max, room)
+    spec = EPCoreSpec.from_dict({**d, "beta_shift_max": bmax, "beta_shift": min(base.beta_shift, bmax)})
     bf = [min(spec.acc_frac(l + 1), choose_weight_frac(exp.b[l].astype(np.float64), spec.bias_bits))
           for l in range(n)]
     spec = EPCoreSpec.from_dict({**spec.to_dict(), "bias_frac": bf})

@@ -1,0 +1,127 @@
+"""The ternary EP core's generated Verilog against its twin with fault injection on, at scale.
+
+``--images`` MNIST test images (default 1000) per fault mode through a ternary 784-H-10 image
+(``--image``, or one trained here: ``python -m golden.ternary train`` 784-64-10, one epoch, then
+``golden.ep_core quantize``), on Icarus and Verilator, with random idle/stall cycles on every stream:
+
+1. **static** faults: the fault registers are set, then the image is programmed through the weight
+   port, so adjacent-level errors are drawn while programming (stored), then the images stream;
+2. **dynamic** faults: errors redrawn at every weight read, and the PCSA at nominal supply (a 0 cell
+   reads as a random ±1).
+
+Every prediction, the memory's counters (injected errors, illegal cells, reads) and the stored cells
+read back are compared with the twin (``==``). Reports mismatches (must be 0), RTL accuracy, and
+wall time per simulator. JSON to --json.
+
+    python bench/ternary_rtl_check.py --data-dir ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def make_image(data_dir: str | None, work: Path, hidden: int, lanes: int) -> Path:
+    """Train a small ternary EP net (one epoch), export it and build the ternary core image."""
+    from golden.ep_core.__main__ import main as core_main
+    from golden.ternary.__main__ import main as ternary_main
+    from spec.ep_core import EPCoreSpec
+
+    run, exp, img = work / "train", work / "export", work / "image"
+    args = ["train", "--layers", "784", str(hidden), "10", "--epochs", "1", "--out", str(run), "--no-progress"]
+    if data_dir:
+        args += ["--data-dir", data_dir]
+    assert ternary_main(args) == 0
+    assert ternary_main(["export", "--checkpoint", str(run), "--out", str(exp)]) == 0
+    spec = EPCoreSpec(layers=(784, hidden, 10), lanes=lanes, training=False, weight_kind="ternary",
+                      weight_bits=(2,), fault_injection=True)
+    (work / "spec.toml").write_text(spec.to_toml())
+    assert core_main(["quantize", "--spec", str(work / "spec.toml"), "--export", str(exp), "--out", str(img)]) == 0
+    return img
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--image", type=Path, help="ternary core image with fault_injection (default: train one)")
+    p.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
+    p.add_argument("--images", type=int, default=1000, help="test images per fault mode (default 1000)")
+    p.add_argument("--error-rate", type=float, default=0.02, help="mean weight error rate p (default 0.02)")
+    p.add_argument("--T1", type=int, help="free-phase steps (default: the image spec's)")
+    p.add_argument("--simulators", nargs="+", default=["verilator", "icarus"], choices=["icarus", "verilator"])
+    p.add_argument("--stall", type=float, default=0.2, help="idle/stall probability on every stream (default 0.2)")
+    p.add_argument("--seed", type=int, default=1, help="stall seed and fault PRNG seed (default 1)")
+    p.add_argument("--json", type=Path, default=REPO / "bench/results/ternary_rtl_check.json",
+                   help="JSON output (default bench/results/ternary_rtl_check.json)")
+    args = p.parse_args(argv)
+    import numpy as np
+
+    from golden.data import load_dataset
+    from golden.ep_core import Registers, load_image
+    from golden.ep_core.faults import fault_writes
+    from golden.train import atomic_write_bytes
+    from hdl.ep_core import EPCore
+    from sim.ep_core import Segment, compare_with_twin, run_ep_core
+    from sim.runner import build, verilog_of
+
+    work = Path(tempfile.mkdtemp(prefix="ternary_rtl_check_"))
+    image = args.image or make_image(args.data_dir, work, 64, 16)
+    spec, weights, _ = load_image(image)
+    if spec.weight_kind != "ternary" or not spec.fault_injection:
+        raise SystemExit(f"--image {image}: needs a ternary core spec with fault_injection (weight_kind="
+                         f"{spec.weight_kind!r}, fault_injection={spec.fault_injection})")
+    test = load_dataset("mnist", "test", data_dir=args.data_dir)
+    n = args.images
+    x = test.images.reshape(len(test), -1)[:2 * n].astype(np.int64)
+    y = test.labels[:2 * n]
+    regs = Registers.from_spec(spec, **({"T1": args.T1} if args.T1 else {}))
+    w_static, f_static = fault_writes(spec, weights, args.error_rate, "static", seed=args.seed)
+    w_dyn, f_dyn = fault_writes(spec, weights, args.error_rate, "dynamic", supply="nominal", seed=args.seed + 1)
+    segments = [Segment(regs, x[:n], y[:n], mem_regs=w_static, program=True),
+                Segment(regs, x[n:2 * n], y[n:2 * n], mem_regs=w_dyn)]
+    report = {"bench": "ternary_rtl_check", "image": str(image), "spec": spec.to_dict(), "T1": regs.T1,
+              "stall_prob": args.stall, "faults": {"static": f_static, "dynamic": f_dyn}, "results": {}}
+    for sim in args.simulators:
+        t0 = time.time()
+        build(verilog_of(EPCore(spec), "ep_core"), "ep_core", sim)
+        build_s = time.time() - t0
+        t0 = time.time()
+        res = run_ep_core(spec, weights, segments, sim, seed=args.seed, idle_prob=args.stall, stall_prob=args.stall,
+                          readback_initial=False)
+        sim_s = time.time() - t0
+        t0 = time.time()
+        rep = compare_with_twin(spec, weights, segments, res, sim)
+        twin_s = time.time() - t0
+        per_mode = {}
+        for name, seg in zip(("static", "dynamic"), res["segments"], strict=True):
+            ys = y[:n] if name == "static" else y[n:2 * n]
+            per_mode[name] = {"rtl_accuracy": float((np.array(seg["preds"]) == ys).mean()),
+                              "memory_counters": dict(zip(("injected", "illegal", "reads"), seg["mem_counters"],
+                                                          strict=True)),
+                              "cycles_per_image": (seg["cycles"] or [None])[-1]}
+        report["results"][sim] = {"build_s": build_s, "simulation_s": sim_s, "twin_s": twin_s,
+                                  "images": rep.samples, "compared": rep.compared, "mismatches": rep.mismatches,
+                                  "modes": per_mode}
+        st, dy = per_mode["static"], per_mode["dynamic"]
+        print(f"{sim:9s}: {rep.samples} images ({n} static + {n} dynamic, p = {args.error_rate:g}), "
+              f"{len(rep.mismatches)} mismatches; RTL accuracy static {100 * st['rtl_accuracy']:.2f}%, "
+              f"dynamic/nominal {100 * dy['rtl_accuracy']:.2f}%; injected {st['memory_counters']['injected']} / "
+              f"{dy['memory_counters']['injected']}; {sim_s:.1f} s simulation, {twin_s:.1f} s twin, "
+              f"build {build_s:.0f} s", flush=True)
+    r = report["results"]
+    if "icarus" in r and "verilator" in r:
+        report["verilator_speedup"] = r["icarus"]["simulation_s"] / r["verilator"]["simulation_s"]
+    atomic_write_bytes(args.json, json.dumps(report, indent=2).encode())
+    print(f"wrote {args.json}")
+    return 1 if sum(len(v["mismatches"]) for v in r.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
