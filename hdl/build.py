@@ -9,6 +9,11 @@ hashes, ports, memory map, roofline and tool versions.
 
 ``python -m hdl.build galton --spec SPEC --out DIR`` writes the Galton-board emulator
 (:mod:`hdl.galton`), its spec and a manifest (ports, memory map, registers, random-bit use).
+
+``python -m hdl.build ternary --board {icebreaker,ulx3s} --out DIR [--synth]`` writes the ternary-weight
+784-500-10 inference core sized for that board (:data:`TERNARY_BOARD_LANES`; or ``--spec``), and with
+``--synth`` builds it on the board with YoWASP (:func:`boards.synth.synthesize`: utilisation, Fmax,
+inference samples/s at Fmax in ``DIR/synth``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,22 @@ from pathlib import Path
 DESIGNS = {
     "ep": "fixed-point EP core with on-chip learning (spec: spec.ep_core.EPCoreSpec)",
     "galton": "domain-wall Galton-board emulator, B boards x N rows (spec: spec.galton.GaltonSpec)",
+    "ternary": "ternary-weight 784-500-10 EP inference core for a board (2T2R/PCSA memory, fault injection)",
 }
+# lanes of the board-sized ternary cores: the iCE40UP5K's four 16k x 16 SPRAMs hold 784-500-10 as
+# 2-bit cells at P = 8 (49,630 words of 16 bits); the ECP5-85F's block RAM takes P = 32 (12,660 x 64)
+TERNARY_BOARD_LANES = {"icebreaker": 8, "ulx3s": 32}
+
+
+def ternary_board_spec(board: str):
+    """The ternary 784-500-10 inference core for ``board`` (alpha = 2^-5, 2^-4: golden.ternary's default)."""
+    from spec.ep_core import EPCoreSpec
+
+    if board not in TERNARY_BOARD_LANES:
+        raise ValueError(f"board must be one of {sorted(TERNARY_BOARD_LANES)}, not {board!r}")
+    return EPCoreSpec(layers=(784, 500, 10), lanes=TERNARY_BOARD_LANES[board], training=False,
+                      weight_kind="ternary", weight_bits=(2,), weight_frac=(5, 4), bias_bits=16,
+                      fault_injection=True)
 BUILD_FORMAT = "epforge-build/1"
 
 
@@ -141,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight image to initialise the memories with (refused if built for another spec)")
     e.add_argument("--out", type=Path, required=True, help="output directory")
     e.add_argument("--name", default="ep_core", help="Verilog module name (default ep_core)")
+    t = sub.add_parser("ternary", help=DESIGNS["ternary"],
+                       description="Generate (and with --synth build with YoWASP) the ternary 784-500-10 core.")
+    t.add_argument("--board", required=True, choices=sorted(TERNARY_BOARD_LANES),
+                   help="icebreaker: iCE40UP5K (P = 8, SPRAM); ulx3s: ECP5-85F (P = 32, block RAM)")
+    t.add_argument("--spec", type=Path, help="a ternary EP core spec instead of the board's default")
+    t.add_argument("--weights", type=Path, help="ternary weight image (python -m golden.ep_core quantize) to "
+                   "initialise the memories with (Verilog only; the board build loads weights over UART)")
+    t.add_argument("--out", type=Path, required=True, help="output directory")
+    t.add_argument("--synth", action="store_true", help="also synthesise, place and route the board top "
+                   "(UART + host link + core) with YoWASP into OUT/synth (tens of minutes)")
+    t.add_argument("--seed", type=int, help="nextpnr placement seed (default nextpnr's)")
+    t.add_argument("--router", choices=["router1", "router2"], help="nextpnr router (default nextpnr's)")
     g = sub.add_parser("galton", help=DESIGNS["galton"], description="Generate the Galton-board emulator's Verilog.")
     g.add_argument("--spec", type=Path, required=True,
                    help="Galton spec (.toml/.json; write one with python -m golden.domainwall spec)")
@@ -166,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from golden.export import ExportError
 
+    if args.cmd == "ternary":
+        return _ternary(args)
     try:
         m = build_ep(args.spec, args.out, args.weights, args.name)
     except (ExportError, ValueError, FileNotFoundError) as e:
@@ -173,6 +207,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"wrote {args.out}/{m['top']}.v ({m['outputs'][m['top'] + '.v']['bytes']} bytes), manifest.json"
           + (", memory.hex" if "memory.hex" in m["outputs"] else ""))
+    return 0
+
+
+def _ternary(args) -> int:
+    from golden.export import ExportError
+    from golden.fileio import atomic_write_bytes
+    from spec.ep_core import EPCoreSpec
+
+    try:
+        spec = EPCoreSpec.load(args.spec) if args.spec else ternary_board_spec(args.board)
+        if spec.weight_kind != "ternary":
+            raise ValueError(f"--spec {args.spec}: weight_kind must be 'ternary', not {spec.weight_kind!r}")
+        args.out.mkdir(parents=True, exist_ok=True)
+        spec_path = args.out / "spec.toml"
+        atomic_write_bytes(spec_path, spec.to_toml().encode())
+        m = build_ep(spec_path, args.out, args.weights, "ternary_core")
+    except (ExportError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}/ternary_core.v ({m['outputs']['ternary_core.v']['bytes']} bytes), spec.toml, "
+          f"manifest.json: 784-500-10 ternary, P = {spec.lanes}, weight memory "
+          f"{spec.ternary_memory_spec().depth} x {2 * spec.lanes} bits")
+    if args.synth:
+        from boards.synth import synthesize
+
+        rep = synthesize(args.board, "ep", spec, args.out / "synth", seed=args.seed, router=args.router,
+                         log=lambda msg: print(msg, flush=True))
+        print(f"synthesis report: {args.out / 'synth' / 'synth.md'}; Fmax {rep.get('fmax')}")
     return 0
 
 

@@ -3,6 +3,8 @@ with the fault injector on (static and dynamic, both PCSA supplies, illegal cell
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -236,3 +238,41 @@ def test_ternary_export_to_image_and_fault_evaluation(tmp_path):
     assert out["static"]["memory_counters"]["injected"] > 0 and out["dynamic"]["memory_counters"]["injected"] > 0
     assert out["static"]["faults"]["p0"] == pytest.approx(float(np.mean(np.concatenate(
         [arrays["t0"].ravel(), arrays["t1"].ravel()]) == 0)))
+
+
+def signal_products(verilog_text: str) -> list[str]:
+    """Lines of generated Verilog that multiply two non-constant operands."""
+    const = re.compile(r"^\d+'[hdb][0-9a-fA-F]+$")
+    out = []
+    for line in verilog_text.splitlines():
+        if " * " in line and "=" in line:
+            a, b = (x.strip() for x in line.split("=", 1)[1].rstrip(";").split(" * ", 1))
+            if not (const.match(a) or const.match(b)):
+                out.append(line.strip())
+    return out
+
+
+def test_signal_products_finds_the_fixed_point_cores_multipliers():
+    from amaranth.back import verilog
+
+    fixed = EPCoreSpec(layers=(20, 7, 3), lanes=4, training=False)
+    assert len(signal_products(verilog.convert(EPCore(fixed), name="x", emit_src=False))) == 4  # P multipliers
+    tern = tspec(layers=(20, 7, 3))
+    assert signal_products(verilog.convert(EPCore(tern), name="x", emit_src=False)) == []
+
+
+@pytest.mark.parametrize("board,lanes", [("icebreaker", 8), ("ulx3s", 32)])
+def test_hdl_build_ternary_board_core(tmp_path, board, lanes):
+    """python -m hdl.build ternary writes the board-sized 784-500-10 ternary core (no multipliers)."""
+    import json
+
+    from hdl.build import main
+
+    assert main(["ternary", "--board", board, "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    spec = EPCoreSpec.from_dict(m["spec"])
+    assert spec.lanes == lanes and spec.layers == (784, 500, 10) and spec.weight_kind == "ternary"
+    text = (tmp_path / "ternary_core.v").read_text()
+    assert signal_products(text) == []  # add/subtract/skip lanes; only address arithmetic multiplies by constants
+    assert main(["ternary", "--board", "icebreaker", "--spec", str(tmp_path / "nope.toml"),
+                 "--out", str(tmp_path / "x")]) == 2
