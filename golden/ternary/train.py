@@ -1,0 +1,371 @@
+"""Training of ternary/binary-weight EP MLPs: configuration, the epoch loop, checkpoints, evaluation.
+
+The loop is :func:`golden.train.train`'s, with its reproducibility rules: every random choice of
+epoch ``e`` comes from generators seeded by ``(seed, e)`` (:func:`golden.train.epoch_generator`:
+stream 0 shuffles, stream 3 draws the training read errors, stream 4 the per-epoch evaluation
+under errors), and a checkpoint after each epoch holds model and optimiser state, so ``--resume``
+continues bit-identically.
+
+Error-aware training (``train_error_rate > 0``) reads the weights with errors during training:
+``dynamic`` (default) redraws at every read as :mod:`golden.ternary.errors` describes; ``static``
+draws one faulty matrix per mini-batch (the weights are re-programmed after every update).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..ep.estimators import EPSchedule
+from ..fileio import atomic_write_bytes
+from ..train import DATASETS, atomic_torch_save, epoch_generator, load_split, plot_history
+from .errors import check_mode, check_rate
+from .network import TernaryEPNet, ep_step, predict
+from .ternarize import KINDS, check_alpha_shift, check_delta
+
+CHECKPOINT_FORMAT = "epforge-ternary-checkpoint/1"
+OPTIMIZERS = ("sgd", "adam")
+LR_DECAYS = ("none", "cosine")
+# Default α_l = 2^-a_l, chosen by experiment for hard-sigmoid states in [0, 1] (docs/ternary.md):
+# about 2^-round(log2 √fan_in) — the 784-500-10 net gets (5, 4).
+ALPHA_SHIFT_784_500_10 = (5, 4)
+
+
+def default_alpha_shift(layers: tuple[int, ...]) -> tuple[int, ...]:
+    if tuple(layers) == (784, 500, 10):
+        return ALPHA_SHIFT_784_500_10
+    return tuple(max(0, round(math.log2(math.sqrt(n)))) for n in layers[:-1])
+
+
+@dataclass
+class TernaryConfig:
+    """Everything that defines a run (``python -m golden.ternary train --help`` documents each)."""
+
+    layers: tuple[int, ...] = (784, 500, 10)
+    kind: str = "ternary"
+    delta: float = 0.05
+    alpha_shift: tuple[int, ...] | None = None
+    init_scale: tuple[float, ...] = (0.1,)
+    latent_clip: float = 1.0
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    T1: int = 30
+    T2: int = 10
+    beta: float = 0.5
+    optimizer: str = "adam"
+    lrs: tuple[float, ...] = (1e-3,)
+    momentum: float = 0.0
+    lr_decay: str = "cosine"
+    lr_decay_epochs: int | None = None
+    lr_min: float = 1e-6
+    batch_size: int = 50
+    epochs: int = 1
+    seed: int = 0
+    T_eval: int | None = None
+    eval_batch_size: int = 500
+    train_limit: int | None = None
+    test_limit: int | None = None
+    dtype: str = "float32"
+    train_error_rate: float = 0.0
+    train_error_mode: str = "dynamic"
+
+    def __post_init__(self) -> None:
+        self.layers = _positive_ints("layers", self.layers)
+        if len(self.layers) < 2:
+            raise ValueError(f"layers must list the input and at least one more layer, not {list(self.layers)}")
+        n = len(self.layers) - 1
+        _choice("kind", self.kind, KINDS)
+        self.delta = check_delta(self.delta)
+        if self.alpha_shift is None:
+            self.alpha_shift = default_alpha_shift(self.layers)
+        self.alpha_shift = check_alpha_shift(self.alpha_shift, n)
+        self.init_scale = _per_layer_floats("init_scale", self.init_scale, n)
+        for v in self.init_scale:
+            if not v > 0:
+                raise ValueError(f"init_scale entries must be positive, not {v!r}")
+        if not (isinstance(self.latent_clip, (int, float)) and self.latent_clip > 0):
+            raise ValueError(f"latent_clip must be a positive number, not {self.latent_clip!r}")
+        if self.kind == "ternary" and self.latent_clip <= self.delta:
+            raise ValueError(
+                f"latent_clip ({self.latent_clip}) must exceed delta ({self.delta}): no weight could leave 0"
+            )
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("lr_decay", self.lr_decay, LR_DECAYS)
+        _choice("dtype", self.dtype, ("float32", "float64"))
+        EPSchedule(self.T1, self.T2, self.beta, "symmetric")  # validates T1, T2, beta
+        for name in ("batch_size", "epochs", "eval_batch_size"):
+            _positive_int(name, getattr(self, name))
+        for name in ("T_eval", "train_limit", "test_limit", "lr_decay_epochs"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, not {self.seed!r}")
+        self.lrs = _per_layer_floats("lrs", self.lrs, n)
+        for v in self.lrs:
+            if not v > 0:
+                raise ValueError(f"lrs entries must be positive, not {v!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), not {self.momentum!r}")
+        self.train_error_rate = check_rate(self.train_error_rate)
+        check_mode(self.train_error_mode)
+        if self.layers[0] != 784 or self.layers[-1] != 10:
+            raise ValueError(
+                f"layers must start with 784 inputs and end with 10 classes for {self.dataset!r}, "
+                f"not {list(self.layers)}"
+            )
+
+    def per_layer(self, values: tuple[float, ...]) -> tuple[float, ...]:
+        return values * (len(self.layers) - 1) if len(values) == 1 else values
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return torch.float64 if self.dtype == "float64" else torch.float32
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TernaryConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training options {sorted(unknown)}; allowed: {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+def _positive_ints(name: str, value: Any) -> tuple[int, ...]:
+    items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    for v in items:
+        _positive_int(f"{name} entries", v)
+    return items
+
+
+def _per_layer_floats(name: str, value: Any, n: int) -> tuple[float, ...]:
+    items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    if len(items) not in (1, n):
+        raise ValueError(
+            f"{name} must have 1 or {n} entries (one per connection, input side first), not {len(items)}: {list(items)}"
+        )
+    try:
+        return tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} entries must be numbers, not {list(items)}") from None
+
+
+# ----------------------------------------------------------------------------------------------
+def build(cfg: TernaryConfig):
+    net = TernaryEPNet(
+        cfg.layers, cfg.kind, cfg.delta, cfg.alpha_shift, cfg.init_scale, cfg.latent_clip, cfg.seed, cfg.torch_dtype
+    )
+    groups = [
+        {"params": [getattr(net, f"w{l}"), getattr(net, f"b{l}")], "lr": lr}
+        for l, lr in enumerate(cfg.per_layer(cfg.lrs))
+    ]
+    opt = torch.optim.SGD(groups, momentum=cfg.momentum) if cfg.optimizer == "sgd" else torch.optim.Adam(groups)
+    sched = None
+    if cfg.lr_decay == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.lr_decay_epochs or cfg.epochs, eta_min=cfg.lr_min)
+    return net, opt, sched
+
+
+def flat_inputs(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1).to(dtype)
+
+
+@torch.no_grad()
+def evaluate(
+    net: TernaryEPNet,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    T: int,
+    batch_size: int = 500,
+    p: float = 0.0,
+    mode: str = "static",
+    seed: int = 0,
+    progress: bool = False,
+) -> float:
+    """Test accuracy (fraction): program the net once (static errors drawn here), free phase of ``T``."""
+    gen = torch.Generator().manual_seed(int(seed))
+    stored = net.program(p, mode, gen, block=T)
+    pred = predict(stored, net.biases(), flat_inputs(x, net.dtype), T, batch_size, progress)
+    return (pred == y).float().mean().item() if len(y) else 0.0
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a ternary epforge checkpoint (format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[TernaryEPNet, TernaryConfig]:
+    cfg = TernaryConfig.from_dict(ckpt["config"])
+    net, _, _ = build(cfg)
+    net.load_state_dict(ckpt["model"])
+    return net, cfg
+
+
+RESUME_FREE = {"epochs", "data_dir", "eval_batch_size", "lr_decay_epochs"}
+
+
+def train(
+    cfg: TernaryConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    progress: bool | None = None,
+    stop_after: int | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Train, writing ``checkpoint.pt`` (every epoch), ``config.json``, ``metrics.json`` and ``training.png``.
+
+    ``resume`` continues from ``out/checkpoint.pt`` (same configuration except epochs and paths);
+    ``stop_after`` ends this invocation after that many epochs (a planned interruption).
+    """
+    from tqdm import tqdm
+
+    if stop_after is not None:
+        _positive_int("stop_after", stop_after)
+    out = Path(out)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    net, opt, sched = build(cfg)
+    history: list[dict[str, Any]] = []
+    start = 0
+    ckpt_path = out / "checkpoint.pt"
+    if resume:
+        if not ckpt_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        ckpt = load_checkpoint(ckpt_path)
+        old, new = ckpt["config"], cfg.to_dict()
+        diff = sorted(k for k in new if k not in RESUME_FREE and old.get(k) != new[k])
+        if diff:
+            raise ValueError(f"--resume: the configuration differs from the checkpoint's in {diff}")
+        if cfg.lr_decay == "cosine" and cfg.lr_decay_epochs is None and old["epochs"] != cfg.epochs:
+            raise ValueError(
+                f"--resume: the cosine schedule's period is --epochs ({old['epochs']} in the checkpoint, "
+                f"{cfg.epochs} now); pass --lr-decay-epochs {old['epochs']} to extend the run"
+            )
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None and ckpt.get("scheduler") is not None:
+            sched.load_state_dict(ckpt["scheduler"])
+        history, start = ckpt["history"], ckpt["epoch"]
+        log(f"resuming {out} at epoch {start}/{cfg.epochs}")
+    elif ckpt_path.exists():
+        raise FileExistsError(
+            f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
+
+    train_set, test_set = load_split(cfg, "train"), load_split(cfg, "test")
+    x_train, x_test = flat_inputs(train_set.x, net.dtype), flat_inputs(test_set.x, net.dtype)
+    T_eval = cfg.T_eval or cfg.T1
+    p, mode = cfg.train_error_rate, cfg.train_error_mode
+    log(
+        f"training {cfg.kind} {'-'.join(map(str, cfg.layers))} (alpha = 2^-{list(cfg.alpha_shift)}) on "
+        f"{cfg.dataset} ({len(x_train)} train, {len(x_test)} test), read errors p = {p:g} ({mode}), "
+        f"{torch.get_num_threads()} threads"
+    )
+    n = len(x_train)
+    n_batches = math.ceil(n / cfg.batch_size)
+    end = cfg.epochs if stop_after is None else min(cfg.epochs, start + stop_after)
+    epochs = tqdm(range(start, end), desc="epochs", initial=start, total=cfg.epochs, disable=not progress)
+    for epoch in epochs:
+        perm = torch.randperm(n, generator=epoch_generator(cfg.seed, epoch, 0))
+        err_gen = epoch_generator(cfg.seed, epoch, 3)
+        correct = seen = 0
+        t0 = time.perf_counter()
+        batches = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
+        for b in batches:
+            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            xb, yb = x_train[idx], train_set.y[idx]
+            stored = net.program(p, mode, err_gen, block=cfg.T1 + 2 * cfg.T2)
+            update, out_states = ep_step(net, stored, xb, yb, cfg.T1, cfg.T2, cfg.beta)
+            net.apply_update(update, opt)
+            correct += (out_states.argmax(1) == yb).sum().item()
+            seen += len(idx)
+            if progress and (b % 20 == 0 or b == n_batches - 1):
+                batches.set_postfix(train_acc=f"{100 * correct / seen:.2f}%")
+        train_time = time.perf_counter() - t0
+        if sched is not None:
+            sched.step()
+        t1 = time.perf_counter()
+        test_acc = evaluate(net, x_test, test_set.y, T_eval, cfg.eval_batch_size, progress=progress)
+        rec = {
+            "epoch": epoch + 1,
+            "train_acc": correct / seen,
+            "test_acc": test_acc,
+            "train_samples_per_s": seen / train_time,
+            "lrs": [g["lr"] for g in opt.param_groups],
+            "zero_fraction": [float((t == 0).float().mean()) for t in net.stored_values()],
+        }
+        if p > 0:
+            seed = int(epoch_generator(cfg.seed, epoch, 4).initial_seed())
+            rec["test_acc_with_errors"] = evaluate(
+                net, x_test, test_set.y, T_eval, cfg.eval_batch_size, p, mode, seed, progress
+            )
+        rec["eval_s"] = time.perf_counter() - t1
+        history.append(rec)
+        atomic_torch_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "config": cfg.to_dict(),
+                "epoch": epoch + 1,
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "history": history,
+                "torch": torch.__version__,
+            },
+            ckpt_path,
+        )
+        write_metrics(out, cfg, history)
+        extra = f"  with errors {100 * rec['test_acc_with_errors']:.2f}%" if p > 0 else ""
+        log(
+            f"epoch {epoch + 1:3d}/{cfg.epochs}: train {100 * rec['train_acc']:.2f}%  test {100 * test_acc:.2f}%"
+            f"{extra}  ({rec['train_samples_per_s']:.0f} samples/s)"
+        )
+        if progress:
+            epochs.set_postfix(test_acc=f"{100 * test_acc:.2f}%")
+    return {"config": cfg.to_dict(), "history": history}
+
+
+def write_metrics(out: Path, cfg: TernaryConfig, history: list[dict[str, Any]]) -> None:
+    best = max(history, key=lambda r: r["test_acc"])
+    metrics = {
+        "config": cfg.to_dict(),
+        "epochs": history,
+        "final_test_acc": history[-1]["test_acc"],
+        "best_test_acc": best["test_acc"],
+        "best_epoch": best["epoch"],
+    }
+    atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
+    errs = f", train errors p = {cfg.train_error_rate:g} {cfg.train_error_mode}" if cfg.train_error_rate else ""
+    plot_history(
+        history, out / "training.png", title=f"{cfg.kind} {'-'.join(map(str, cfg.layers))} EP on {cfg.dataset}{errs}"
+    )
