@@ -300,9 +300,15 @@ def synthesize(board: str, design: str, spec: EPCoreSpec | GaltonSpec, out: str 
     t0 = time.monotonic()
     # iCE40: let yosys map multipliers to SB_MAC16 (TOOLCHAIN.md gotcha 7: LUTs otherwise)
     synth_opts = "-dsp" if board == "icebreaker" else ""
+    overrides = {}
     if board == "icebreaker" and design == "ep" and getattr(spec, "weight_kind", "fixed") == "ternary":
-        synth_opts += " -spram"  # the ternary weight memory is single-ported: the UP5K's SPRAM holds it
-    plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(nextpnr_opts), synth_opts=synth_opts)
+        # the ternary weight memory is single-ported: the UP5K's SPRAM holds it. SPRAM has no initial
+        # contents, and the board top loads its weights over the link (nothing is baked), so the
+        # memories' all-zero init is dropped; otherwise yosys may not use SPRAM
+        synth_opts += " -spram"
+        overrides["script_after_read"] = "delete t:$meminit_v2"
+    plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(nextpnr_opts), synth_opts=synth_opts,
+                            **overrides)
     t_elab = time.monotonic() - t0
     say(f"running yosys + nextpnr in {build_dir} (minutes for large designs)")
     t1 = time.monotonic()
