@@ -178,7 +178,11 @@ class TernaryWeightMemory(wiring.Component):
         accept = self.cmd.valid & self.cmd.ready
         writing = accept & self.cmd.payload.write
         addr = Mux(self.rd_en, self.rd_addr, self.cmd.payload.addr)
-        m.d.comb += [rp.addr.eq(addr), rp.en.eq(self.rd_en | accept), wp.addr.eq(addr)]
+        # the read port is enabled for PCSA reads and read-backs only, never in a write's cycle: its data
+        # then holds, which is what a single-port RAM with "no change on write" (the UP5K's SPRAM) does
+        port_en, port_we = Signal(), Signal()
+        m.d.comb += [port_en.eq(self.rd_en | accept), port_we.eq(writing),
+                     rp.addr.eq(addr), rp.en.eq(port_en & ~port_we), wp.addr.eq(addr)]
 
         # --- program writes (static injection) -------------------------------------------------------
         wcells = [self.cmd.payload.data[2 * i:2 * i + 2] for i in range(P)]
@@ -189,7 +193,7 @@ class TernaryWeightMemory(wiring.Component):
                          wchanged.eq(Mux(static, Cat(*[wnew[i] != wcells[i] for i in range(P)]), 0))]
         else:
             m.d.comb += wp.data.eq(self.cmd.payload.data)
-        m.d.comb += wp.en.eq(writing)
+        m.d.comb += wp.en.eq(port_en & port_we)
 
         # --- raw read-backs ------------------------------------------------------------------------------
         with m.If(accept & ~self.cmd.payload.write):
