@@ -64,7 +64,7 @@ from typing import Any, ClassVar
 
 from . import ternary as _tm
 from .fixed import ROUNDINGS, bits_for_signed, signed_range
-from .prng import PRNGSpec
+from .prng import PRNGSpec, auto_jump
 from .specfile import SpecFile
 from .ternary import TernaryMemorySpec
 
@@ -374,8 +374,7 @@ class EPCoreSpec(SpecFile):
     @property
     def prng_jump(self) -> int:
         """Steps between successive PRNG lanes: the largest power of two J with P·J ≤ 2^32 − 2."""
-        limit = ((1 << PRNG_WIDTH) - 2) // self.lanes
-        return 1 << (limit.bit_length() - 1)
+        return auto_jump(PRNG_WIDTH, self.lanes)
 
     def prng_spec(self, seed: int | None = None) -> PRNGSpec:
         """The core's PRNG bank (see the module docstring), seeded with ``seed`` (default: the spec's)."""

@@ -90,6 +90,14 @@ def jump_matrix(w: int, distance: int) -> list[int]:
     return mat_pow(matrix(w), distance, w)
 
 
+def auto_jump(width: int, lanes: int) -> int:
+    """The largest power of two J with lanes·J ≤ 2^width − 2: lane spacing that never wraps the period."""
+    limit = ((1 << width) - 2) // lanes
+    if limit < 1:
+        raise ValueError(f"{lanes} lanes do not fit the period 2^{width}-1 of a {width}-bit xorshift")
+    return 1 << (limit.bit_length() - 1)
+
+
 @dataclass(frozen=True)
 class PRNGSpec:
     """A bank of ``lanes`` xorshift generators of ``width`` bits, lane i jumped i·``jump`` steps.

@@ -8,6 +8,7 @@ are the ``spec_id`` a host reads back from the hardware.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -17,12 +18,22 @@ from typing import Any, ClassVar
 class SpecFile:
     FORMAT: ClassVar[str]
 
-    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - provided by the spec classes
-        raise NotImplementedError
+    def to_dict(self) -> dict[str, Any]:
+        """Every dataclass field by name (spec classes with tuples or optional fields override this)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]):  # pragma: no cover - provided by the spec classes
-        raise NotImplementedError
+    def from_dict(cls, d: dict[str, Any]):
+        """The spec of a dict from :meth:`to_dict` (a ``format`` key must name this class's FORMAT)."""
+        d = dict(d)
+        fmt = d.pop("format", cls.FORMAT)
+        if fmt != cls.FORMAT:
+            raise ValueError(f"format must be {cls.FORMAT!r}, not {fmt!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; allowed: {sorted(known)}")
+        return cls(**d)
 
     def to_json(self) -> str:
         return json.dumps({"format": self.FORMAT, **self.to_dict()}, sort_keys=True)

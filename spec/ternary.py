@@ -62,13 +62,12 @@ control register reads 0 and ignores writes (``11`` cells then read as +1, deter
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
 
-from .prng import PRNGSpec
+from .prng import PRNGSpec, auto_jump
 from .specfile import SpecFile
 
 SPEC_FORMAT = "epforge-ternary-memory-spec/1"
@@ -265,8 +264,7 @@ class TernaryMemorySpec(SpecFile):
     @property
     def prng_jump(self) -> int:
         """Steps between successive PRNG lanes: the largest power of two J with P·J ≤ 2^32 − 2."""
-        limit = ((1 << PRNG_WIDTH) - 2) // self.lanes
-        return 1 << (limit.bit_length() - 1)
+        return auto_jump(PRNG_WIDTH, self.lanes)
 
     def prng_spec(self, seed: int | None = None) -> PRNGSpec:
         return PRNGSpec(width=PRNG_WIDTH, lanes=self.lanes, jump=self.prng_jump,
@@ -279,18 +277,3 @@ class TernaryMemorySpec(SpecFile):
 
     def rsp_fields(self) -> list[tuple[str, int]]:
         return [("data", self.word_bits)]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TernaryMemorySpec:
-        d = dict(d)
-        fmt = d.pop("format", SPEC_FORMAT)
-        if fmt != SPEC_FORMAT:
-            raise ValueError(f"format must be {SPEC_FORMAT!r}, not {fmt!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown ternary memory spec fields {sorted(unknown)}; allowed: {sorted(known)}")
-        return cls(**d)

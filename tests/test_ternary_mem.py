@@ -114,7 +114,7 @@ def test_ctrl_roundtrip_and_spec_validation():
         TernaryMemorySpec(fault_injection=False, supply="nominal")
     with pytest.raises(ValueError, match="rate_zero must be an integer in 0..16777216"):
         TernaryMemorySpec(rate_zero=RATE_MAX + 1)
-    with pytest.raises(ValueError, match="unknown ternary memory spec fields"):
+    with pytest.raises(ValueError, match="unknown TernaryMemorySpec fields"):
         TernaryMemorySpec.from_dict({"depth": 4, "colour": 1})
 
 
