@@ -221,10 +221,10 @@ class EPCore(wiring.Component):
         xmem = memory.Memory(shape=unsigned(P * IB), depth=T[0], init=[])
         m.submodules.xmem = xmem
         rd_x, wr_x = xmem.read_port(), xmem.write_port()
-        acc1 = s.acc_bits(1)
-        c1mem = memory.Memory(shape=unsigned(P * acc1), depth=T[1], init=[])
+        c1b = s.c1_bits  # c1 is stored saturated to spec.c1_range(): exact, and narrower than acc1
+        c1mem = memory.Memory(shape=unsigned(P * c1b), depth=T[1], init=[])
         m.submodules.c1mem = c1mem
-        rd_c1, wr_c1 = c1mem.read_port(), c1mem.write_port(granularity=acc1)
+        rd_c1, wr_c1 = c1mem.read_port(), c1mem.write_port(granularity=c1b)
         smem, rd_s, wr_s = [None], [None], [None]
         for k in range(1, L + 1):
             mem = memory.Memory(shape=unsigned(P * SB), depth=4 * T[k], init=[])
@@ -590,7 +590,7 @@ class EPCore(wiring.Component):
                     m.d.sync += [left[i].eq(1), right[i].eq(post_word[i * SB:(i + 1) * SB])]
         # broadcast accumulator init: c1 for layer 1, 0 for middle layers
         for i in range(P):
-            m.d.comb += init1[i].eq(Mux(c1.layer == 1, lane(c1q, i, acc1, True), 0))
+            m.d.comb += init1[i].eq(Mux(c1.layer == 1, lane(c1q, i, c1b, True), 0))
         # reduce extras (row end): bias of the row's neuron, middle-layer partial, top-layer state
         with m.Switch(c1.conn):
             for l in range(L):
@@ -751,7 +751,7 @@ class EPCore(wiring.Component):
         # write: c1 (no activation) or the state lane of layer k
         with m.If(f_valid & (f_op.kind == K_C1)):
             m.d.comb += [wr_c1.addr.eq(f_op.word), wr_c1.en.eq(1 << f_op.lane)]
-            m.d.comb += wr_c1.data.eq(f_val[:acc1].replicate(P))
+            m.d.comb += wr_c1.data.eq(saturate(f_val, *s.c1_range(), c1b).replicate(P))
         for k in range(2, L + 1):
             with m.If(f_valid & (f_op.kind == K_REDUCE) & (f_op.layer == k)):
                 m.d.comb += [wr_s[k].addr.eq(bank_addr(k, f_op.wr_bank, f_op.word)), wr_s[k].en.eq(1 << f_op.lane),

@@ -399,6 +399,26 @@ class EPCoreSpec(SpecFile):
             bound += (1 << self.state_bits) << self.nudge_shift(0)
         return bound
 
+    def c1_range(self) -> tuple[int, int]:
+        """Range c1 (layer 1's bottom-up term W0·x + b0, aligned) is stored in, exactly.
+
+        Layer 1's pre-activation is c1 plus a top-down term t with |t| ≤ TD. Any c1 above
+        ``2^(state_bits + act) + TD`` gives the top state whatever t is, any c1 below ``−TD − 2^act``
+        gives 0 (act = activation_shift(1), with either activation rounding), so saturating c1 to
+        that range changes nothing — and lets its memory be far narrower than the accumulator.
+        """
+        act = self.activation_shift(1)
+        wu = -self.element_range("w1")[0]
+        td = self.layers[2] * wu * ((1 << self.state_bits) - 1) << self.top_down_shift(1)
+        lo, hi = -td - (1 << act), ((1 << self.state_bits) << act) + td
+        b = self.acc_bound(1)
+        return max(lo, -b), min(hi, b)
+
+    @property
+    def c1_bits(self) -> int:
+        """Signed width of a stored c1 lane (:meth:`c1_range`)."""
+        return bits_for_signed(*self.c1_range())
+
     def acc_bits(self, k: int) -> int:
         b = self.acc_bound(k)
         return bits_for_signed(-b, b)
