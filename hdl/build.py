@@ -37,14 +37,16 @@ TERNARY_BOARD_LANES = {"icebreaker": 8, "ulx3s": 32}
 
 
 def ternary_board_spec(board: str):
-    """The ternary 784-500-10 inference core for ``board`` (alpha = 2^-5, 2^-4: golden.ternary's default)."""
+    """The ternary 784-500-10 inference core for ``board`` (alpha = 2^-5, 2^-4: golden.ternary's default;
+    12-bit biases with 11 fractional bits). A weight image fixes its own spec (bias formats chosen from
+    its biases): build that one with ``--spec IMAGE/spec.toml`` to load it."""
     from spec.ep_core import EPCoreSpec
 
     if board not in TERNARY_BOARD_LANES:
         raise ValueError(f"board must be one of {sorted(TERNARY_BOARD_LANES)}, not {board!r}")
     return EPCoreSpec(layers=(784, 500, 10), lanes=TERNARY_BOARD_LANES[board], training=False,
-                      weight_kind="ternary", weight_bits=(2,), weight_frac=(5, 4), bias_bits=16,
-                      fault_injection=True)
+                      weight_kind="ternary", weight_bits=(2,), weight_frac=(5, 4), bias_bits=12,
+                      bias_frac=(11, 11), fault_injection=True)
 BUILD_FORMAT = "epforge-build/1"
 
 
