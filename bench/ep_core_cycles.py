@@ -20,12 +20,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def measure(layers, lanes: int, train: bool, T1: int, T2: int, symmetric: bool) -> dict:
+def measure(layers, lanes: int, train: bool, T1: int, T2: int, symmetric: bool, ternary: bool = False) -> dict:
     from spec.ep_core import EPCoreSpec
 
-    spec = EPCoreSpec(layers=tuple(layers), lanes=lanes, weight_bits=(16,), weight_frac=(12,), bias_bits=20,
-                      training=True, T1=T1, T2=T2, estimator="symmetric" if symmetric else "one-sided")
-    return measure_spec(spec, train)
+    if ternary:  # inference-only ternary core with fault injection (docs/ternary.md)
+        spec = EPCoreSpec(layers=tuple(layers), lanes=lanes, weight_kind="ternary", weight_bits=(2,),
+                          weight_frac=(5, 4), training=False, fault_injection=True, T1=T1, T2=T2)
+    else:
+        spec = EPCoreSpec(layers=tuple(layers), lanes=lanes, weight_bits=(16,), weight_frac=(12,), bias_bits=20,
+                          training=True, T1=T1, T2=T2, estimator="symmetric" if symmetric else "one-sided")
+    return {**measure_spec(spec, train), "weight_kind": spec.weight_kind}
 
 
 def measure_spec(spec, train: bool) -> dict:
@@ -70,13 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--T2", type=int, default=10, help="nudged-phase steps (default 10)")
     p.add_argument("--one-sided", action="store_true", help="one-sided estimator (default symmetric)")
     p.add_argument("--modes", nargs="+", default=["inference", "training"], choices=["inference", "training"])
+    p.add_argument("--ternary", action="store_true",
+                   help="the ternary-weight inference core (weight_kind ternary; inference only)")
     p.add_argument("--json", type=Path, default=REPO / "bench/results/ep_core_cycles.json",
                    help="JSON output (default bench/results/ep_core_cycles.json)")
     args = p.parse_args(argv)
     rows = []
+    if args.ternary:
+        args.modes = ["inference"]
     for lanes in args.lanes:
         for mode in args.modes:
-            r = measure(args.layers, lanes, mode == "training", args.T1, args.T2, not args.one_sided)
+            r = measure(args.layers, lanes, mode == "training", args.T1, args.T2, not args.one_sided, args.ternary)
             rows.append(r)
             print(f"{'-'.join(map(str, r['layers']))} P={lanes:<3d} {mode:9s} {r['cycles']:8d} cycles  "
                   f"roofline {r['roofline_cycles']:9.1f}  ratio {r['ratio']:.3f}  (+{r['input_beats']} input beats; "
