@@ -30,8 +30,9 @@ def cmd_synth(args) -> int:
         except (OSError, ValueError) as e:
             print(f"error: --galton-spec {args.galton_spec}: {e}", file=sys.stderr)
             return 2
-    elif args.galton_spec is not None:
-        print(f"error: --galton-spec is for --design galton, not --design {args.design}", file=sys.stderr)
+    elif args.galton_spec is not None or args.rows_per_stage is not None:
+        opt = "--galton-spec" if args.galton_spec is not None else "--rows-per-stage"
+        print(f"error: {opt} is for --design galton, not --design {args.design}", file=sys.stderr)
         return 2
     elif args.spec is None:
         if args.design != "mock":
@@ -43,7 +44,7 @@ def cmd_synth(args) -> int:
     try:
         r = synthesize(args.board, args.design, spec, args.out, seed=args.seed, baud=args.baud,
                        rx_fifo_depth=args.rx_fifo_depth, mock_delay=args.mock_delay, clock_mhz=args.clock_mhz,
-                       router=args.router,
+                       router=args.router, rows_per_stage=args.rows_per_stage,
                        log=lambda msg: print(f">> {msg}", file=sys.stderr))
     except (RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -92,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--design galton only: the emulator's GaltonSpec (.toml or .json, e.g. from 'python -m "
                    "golden.domainwall spec --set rows=16 --set boards=4 --out galton.toml'); default: "
                    "GaltonSpec() = 16 rows, 1 board, k = 8, w = 32")
+    s.add_argument("--rows-per-stage", type=int, default=None, metavar="R",
+                   help="--design galton only: rows of the emulator between pipeline registers (1..N; default 1, "
+                   "a register after every row); changes latency and resources, not the ball stream")
     s.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
     s.add_argument("--seed", type=int, default=None, metavar="N", help="nextpnr placement seed (default: nextpnr's)")
     s.add_argument("--clock-mhz", type=float, default=None, metavar="MHZ",

@@ -320,6 +320,7 @@ class LinkedGalton(wiring.Component):
     ----------
     spec : GaltonSpec
     rx_fifo_depth, timeout_cycles : passed to :class:`GaltonLink`.
+    rows_per_stage : passed to :class:`hdl.galton.GaltonBoard` (its pipeline; no number changes).
 
     Members
     -------
@@ -327,12 +328,13 @@ class LinkedGalton(wiring.Component):
     busy : Out(1) — the board is running. error : Out(1) — pulse on a protocol error.
     """
 
-    def __init__(self, spec: GaltonSpec, *, rx_fifo_depth: int = 512, timeout_cycles: int | None = None):
+    def __init__(self, spec: GaltonSpec, *, rx_fifo_depth: int = 512, timeout_cycles: int | None = None,
+                 rows_per_stage: int = 1):
         from hdl.galton import GaltonBoard
 
         self.spec = spec
+        self.board = GaltonBoard(spec, rows_per_stage=rows_per_stage)
         self.link = GaltonLink(spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles)
-        self.board = GaltonBoard(spec)
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
                           "busy": Out(1), "error": Out(1)})
 
@@ -358,7 +360,7 @@ class UARTLinkedGalton(wiring.Component):
 
     Parameters
     ----------
-    spec, rx_fifo_depth, timeout_cycles : as :class:`LinkedGalton`.
+    spec, rx_fifo_depth, timeout_cycles, rows_per_stage : as :class:`LinkedGalton`.
     divisor : int — clock cycles per bit.
 
     Members
@@ -369,9 +371,10 @@ class UARTLinkedGalton(wiring.Component):
     """
 
     def __init__(self, spec: GaltonSpec, *, divisor: int, rx_fifo_depth: int = 512,
-                 timeout_cycles: int | None = None):
+                 timeout_cycles: int | None = None, rows_per_stage: int = 1):
         self.divisor = divisor
-        self.linked = LinkedGalton(spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles)
+        self.linked = LinkedGalton(spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles,
+                                   rows_per_stage=rows_per_stage)
         self.uart_rx = UARTRx(divisor=divisor)
         self.uart_tx = UARTTx(divisor=divisor)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "fault": Out(1)})
@@ -404,10 +407,11 @@ class GaltonBoardTop(Elaboratable):
     rx_fifo_depth : int — receive FIFO bytes (512 = one iCE40 EBR).
     timeout_s : float or None — the link's mid-command timeout (default 0.1 s).
     clock_mhz : float or None — core clock from a PLL (ECP5 only); ``None``: the oscillator.
+    rows_per_stage : int — the emulator's pipeline (:class:`hdl.galton.GaltonBoard`; default 1).
     """
 
     def __init__(self, spec: GaltonSpec, *, baud: int = 115200, rx_fifo_depth: int = 512,
-                 timeout_s: float | None = 0.1, clock_mhz: float | None = None):
+                 timeout_s: float | None = 0.1, clock_mhz: float | None = None, rows_per_stage: int = 1):
         if not isinstance(spec, GaltonSpec):
             raise TypeError(f"spec must be a GaltonSpec, not {type(spec).__name__}")
         if clock_mhz is not None and (isinstance(clock_mhz, bool) or not isinstance(clock_mhz, (int, float))
@@ -417,6 +421,10 @@ class GaltonBoardTop(Elaboratable):
                                       or not timeout_s > 0):
             raise ValueError(f"timeout_s must be a positive number of seconds or None, not {timeout_s!r}")
         _check_rx_fifo_depth(GaltonLinkFormat(spec), rx_fifo_depth)
+        from hdl.galton import pipeline_stages
+
+        pipeline_stages(spec, rows_per_stage)  # checked here, before any elaboratable is made
+        self.rows_per_stage = rows_per_stage
         self.spec = spec
         self.baud = baud
         self.rx_fifo_depth = rx_fifo_depth
@@ -439,7 +447,7 @@ class GaltonBoardTop(Elaboratable):
             self.pll_config = pll_sync_domain(m, platform, self.clock_mhz)
         timeout = None if self.timeout_s is None else max(3, int(self.timeout_s * clk_freq))
         m.submodules.top = top = UARTLinkedGalton(self.spec, divisor=divisor, rx_fifo_depth=self.rx_fifo_depth,
-                                                  timeout_cycles=timeout)
+                                                  timeout_cycles=timeout, rows_per_stage=self.rows_per_stage)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)

@@ -71,18 +71,23 @@ def board_platform(board: str):
 DESIGNS = ("mock", "ep", "galton")
 
 
-def galton_throughput(spec: GaltonSpec, fmax: dict[str, dict[str, Any]], clock_mhz: float) -> dict[str, Any]:
+def galton_throughput(spec: GaltonSpec, fmax: dict[str, dict[str, Any]], clock_mhz: float,
+                      rows_per_stage: int = 1) -> dict[str, Any]:
     """Balls/s and the random-bit budget of a Galton build: B balls per cycle (one per board).
 
     ``fmax`` is the report's per-clock Fmax; the slowest clock counts (the design has one domain).
     ``balls_per_s_at_clock`` is B × the clock the build was made for, or ``None`` when nextpnr says
-    that clock is not met.
+    that clock is not met. ``rows_per_stage`` is the emulator's pipeline (latency only).
     """
+    from hdl.galton import pipeline_stages
+
     f = min(fmax.values(), key=lambda v: v["mhz"]) if fmax else None
     B = spec.boards
+    stages = pipeline_stages(spec, rows_per_stage)
     return {
         "rows": spec.rows, "boards": B, "prob_bits": spec.prob_bits, "prng_width": spec.prng_width,
         "prng_lanes": spec.lanes,
+        "rows_per_stage": rows_per_stage, "pipeline_stages": stages, "latency_cycles": stages + 1,
         "balls_per_cycle": B,
         "random_bits_per_ball": spec.random_bits_per_ball,  # N·k, per board
         "generated_bits_per_ball": spec.generated_bits_per_ball,  # Lb·w, per board
@@ -243,7 +248,8 @@ def _tool_path() -> str:
 def synthesize(board: str, design: str, spec: EPCoreSpec | GaltonSpec, out: str | os.PathLike, *,
                seed: int | None = None,
                baud: int = 115200, rx_fifo_depth: int = 512, mock_delay: int = 8, clock_mhz: float | None = None,
-               router: str | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+               router: str | None = None, rows_per_stage: int | None = None,
+               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Build the board top with YoWASP and write ``synth.json``/``synth.md`` into ``out``.
 
     The build products (``top.il``, ``top.rpt`` yosys log, ``top.tim`` nextpnr log, bitstream) go to
@@ -251,14 +257,16 @@ def synthesize(board: str, design: str, spec: EPCoreSpec | GaltonSpec, out: str 
     frequency (ECP5 boards; nextpnr then places and routes for it) instead of the board oscillator.
     ``router`` picks nextpnr's router (``router1`` or ``router2``; default: nextpnr's own choice).
     ``design="galton"`` builds the Galton-board emulator (``spec`` a :class:`GaltonSpec`; ``mock_delay``
-    unused); its report gains ``"galton"``: :func:`galton_throughput`.
+    unused; ``rows_per_stage`` its pipeline, default 1); its report gains ``"galton"``:
+    :func:`galton_throughput`.
 
     Raises
     ------
     RuntimeError
         If the YoWASP tools are missing, or the build fails (with the tail of the failing log).
     ValueError
-        If ``spec`` does not match ``design`` (a GaltonSpec for ``galton``, an EPCoreSpec otherwise).
+        If ``spec`` does not match ``design`` (a GaltonSpec for ``galton``, an EPCoreSpec otherwise), or
+        ``rows_per_stage`` is given for another design or out of range.
     """
     from .top import BoardTop
 
@@ -270,6 +278,8 @@ def synthesize(board: str, design: str, spec: EPCoreSpec | GaltonSpec, out: str 
     else:
         if not isinstance(spec, EPCoreSpec):
             raise ValueError(f"design {design!r} needs an EPCoreSpec, not {type(spec).__name__}")
+        if rows_per_stage is not None:
+            raise ValueError(f"rows_per_stage is for design 'galton', not {design!r}")
         factory = core_factory(design, mock_delay=mock_delay)
     out = Path(out)
     build_dir = out / "build"
@@ -290,9 +300,11 @@ def synthesize(board: str, design: str, spec: EPCoreSpec | GaltonSpec, out: str 
     if design == "galton":
         from .galton_top import GaltonBoardTop
 
-        top = GaltonBoardTop(spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz)
+        rows_per_stage = 1 if rows_per_stage is None else rows_per_stage
+        top = GaltonBoardTop(spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz,
+                             rows_per_stage=rows_per_stage)
         say(f"elaborating galton for {board} (spec {spec.digest()[:12]}, N={spec.rows}, B={spec.boards}, "
-            f"k={spec.prob_bits}, w={spec.prng_width})")
+            f"k={spec.prob_bits}, w={spec.prng_width}, rows per stage {rows_per_stage})")
     else:
         top = BoardTop(factory, spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz)
         say(f"elaborating {design} for {board} (spec {spec.digest()[:12]}, layers {list(spec.layers)}, "
@@ -351,7 +363,7 @@ def synthesize(board: str, design: str, spec: EPCoreSpec | GaltonSpec, out: str 
         "build_dir": str(build_dir),
     }
     if design == "galton":
-        result["galton"] = galton_throughput(spec, result["fmax"], result["clock_mhz"])
+        result["galton"] = galton_throughput(spec, result["fmax"], result["clock_mhz"], rows_per_stage)
     write_reports(result, out)
     return result
 
@@ -406,6 +418,8 @@ def render_markdown(r: dict[str, Any]) -> str:
             return "—" if v is None else f"{v / 1e6:,.1f} M balls/s"
 
         lines += ["", "| throughput (B balls per cycle) | value |", "| --- | ---: |",
+                  f"| pipeline: a register every {g.get('rows_per_stage', 1)} row(s) | "
+                  f"{g.get('pipeline_stages', '?')} stages, latency {g.get('latency_cycles', '?')} cycles |",
                   f"| balls/s at Fmax ({g['boards']} × {g['fmax_mhz']} MHz) | {rate(g['balls_per_s_at_fmax'])} |",
                   f"| balls/s at the {g['clock_mhz']:g} MHz build clock | {rate(g['balls_per_s_at_clock'])} |",
                   f"| random bits per ball (N·k, per board) | {g['random_bits_per_ball']} |",
@@ -435,7 +449,7 @@ def refresh_report(out: str | os.PathLike) -> dict[str, Any]:
                   yosys_stat=parse_yosys_stat(rpt.read_text(errors="replace")) if rpt.exists() else {})
     if result.get("design") == "galton":
         result["galton"] = galton_throughput(GaltonSpec.from_dict(result["spec"]), result["fmax"],
-                                             result["clock_mhz"])
+                                             result["clock_mhz"], result["galton"].get("rows_per_stage", 1))
     write_reports(result, out)
     return result
 

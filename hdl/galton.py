@@ -17,28 +17,37 @@ ball stream, the histograms and every register read are the twin's. Structure:
 
   After reset or a reseed the committed bank is stepped once ("primed") before the first ball,
   so the seeded state itself is never used as random bits.
-* **Boards.** Per board, N rows: row i selects the threshold of the junction at the current
+* **Boards.** Per board, N rows: row i takes the threshold of the junction at the current
   position (and, with chirality memory, of the table named by the previous turn) and turns right
   iff ``r < t``. Between stages a register carries, per ball, a valid bit and per board the
-  position, the previous turn and the random fields of the rows still ahead. The whole pipeline
-  advances together, and only when a ball may be generated: when the ``out`` register is empty
-  or being emptied (``valid & ready``), or always in histogram-only mode (``REG_CTRL`` bit 1).
-  So at full rate one beat per cycle, and under back-pressure nothing moves: no ball is lost or
-  repeated and no random field shifts.
+  position, the threshold of the next row and the random fields of the rows still ahead. The
+  next row's threshold is chosen in the stage before, beside its compare: both candidates (after
+  a left turn junction ``pos`` of table 0, after a right turn junction ``pos + 1`` of the table
+  the chirality memory names) are multiplexed from the registered position, and the turn picks
+  one. So a one-row stage is a compare, an increment and a 2-way select after the register. The
+  whole pipeline advances together, and only when a ball may be generated: when the ``out``
+  register is empty or being emptied (``valid & ready``), or always in histogram-only mode
+  (``REG_CTRL`` bit 1). So at full rate one beat per cycle, and under back-pressure nothing
+  moves: no ball is lost or repeated and no random field shifts.
 * **Runs.** Balls enter while running; they are generated (``REG_DONE`` +1, ``REG_REMAINING`` −1,
   the run ends at 0) only when they leave the last row, still running. Balls in flight when a run
   ends (STOP, or its ball limit reached) were never generated: they are dropped, and the lead
   state falls back to the committed bank, so the next run's first ball takes exactly the words
   the twin gives it. Registers, commands and STATUS therefore behave as with no pipeline; the
   first beat of a run comes ``latency`` cycles after its first ball enters.
-* **Thresholds** are registers (k + 1 bits, reset ``2^(k−1)``), written and read back through
-  the ``cmd``/``rsp`` port, only while idle (so never under a ball in flight that is kept).
+* **Thresholds** are registers (k + 1 bits, reset ``2^(k−1)``), written through the
+  ``cmd``/``rsp`` port only while idle (so never under a ball in flight that is kept). A copy in
+  a memory at the thresholds' own addresses, written with them, serves the read-back (no
+  N(N+1)-way multiplexer); after every reset it is rewritten with the reset values in
+  ``2^(2·row_bits+1)`` cycles, during which ``REG_STATUS`` shows clearing and ``cmd`` waits.
 * **Output.** A registered ``out`` beat carries all B bins of a generated ball; in histogram-only
   mode balls are only counted.
 * **Histograms.** One :class:`amaranth.lib.memory.Memory` per board (N + 1 counters of
-  ``bin_bits``, saturating), updated read-modify-write in two cycles; the update read port is
-  transparent to the write port, so back-to-back balls in one bin count correctly. CLEAR (and
-  every reset) zeroes them in N + 1 cycles. A second read port serves host reads.
+  ``bin_bits``, saturating), updated read-modify-write: the generated ball's bin is registered,
+  its counter read, then written back +1 (the carry out of the increment saturates it); the
+  update read port is transparent to the write port, so back-to-back balls in one bin count
+  correctly. CLEAR (and every reset) zeroes them in N + 1 cycles. A second read port serves host
+  reads.
 
 Ports: ``out`` (bins per beat), ``cmd``/``rsp`` (threshold writes/reads, histogram reads; served
 only while idle), ``reg`` (control/status registers: the same signature as the EP core's).
@@ -74,6 +83,20 @@ from .regport import RegSignature
 
 def _bit(mask: int) -> int:
     return mask.bit_length() - 1
+
+
+def pipeline_stages(spec: GaltonSpec, rows_per_stage: int = 1) -> int:
+    """Pipeline registers between row 0 and the ``out`` register: ``⌈N / rows_per_stage⌉ − 1``.
+
+    Raises
+    ------
+    ValueError
+        If ``rows_per_stage`` is not an integer in 1 … N.
+    """
+    if (isinstance(rows_per_stage, bool) or not isinstance(rows_per_stage, int)
+            or not 1 <= rows_per_stage <= spec.rows):
+        raise ValueError(f"rows_per_stage must be an integer in 1..{spec.rows} (rows), not {rows_per_stage!r}")
+    return -(-spec.rows // rows_per_stage) - 1
 
 
 class GaltonBoard(wiring.Component):
@@ -120,12 +143,9 @@ class GaltonBoard(wiring.Component):
     def __init__(self, spec: GaltonSpec, *, rows_per_stage: int = 1):
         if not isinstance(spec, GaltonSpec):
             raise TypeError(f"spec must be a GaltonSpec, not {type(spec).__name__}")
-        if (isinstance(rows_per_stage, bool) or not isinstance(rows_per_stage, int)
-                or not 1 <= rows_per_stage <= spec.rows):
-            raise ValueError(f"rows_per_stage must be an integer in 1..{spec.rows} (rows), not {rows_per_stage!r}")
+        self.stages = pipeline_stages(spec, rows_per_stage)
         self.spec = spec
         self.rows_per_stage = rows_per_stage
-        self.stages = -(-spec.rows // rows_per_stage) - 1
         self.latency = self.stages + 1
         self.out_layout = data.StructLayout({"bins": data.ArrayLayout(unsigned(spec.bin_index_bits), spec.boards)})
         self.cmd_layout = data.StructLayout({"data": unsigned(spec.data_bits), "addr": unsigned(spec.addr_bits),
@@ -146,7 +166,6 @@ class GaltonBoard(wiring.Component):
         TB, TMAX = s.threshold_bits, s.threshold_max
         HB, HMAX = s.bin_bits, s.counter_max
         IB = s.bin_index_bits
-        CMAX = (1 << s.count_bits) - 1
 
         m.submodules.prng = prng = XorshiftBank(s.prng_spec())
 
@@ -164,6 +183,26 @@ class GaltonBoard(wiring.Component):
         clr_addr = Signal(range(N + 1))
         thr = [[[Signal(TB, init=1 << (k - 1), name=f"thr{c}_{i}_{j}") for j in range(i + 1)] for i in range(N)]
                for c in range(2)]
+        # a copy of the thresholds in a memory at their own addresses serves the host's reads; it has
+        # no reset, so every reset rewrites it with the reset values (2^TA cycles, shown as clearing)
+        RB = s.row_bits
+        TA = 2 * RB + 1
+
+        def t_used(a):  # a threshold address that holds one (j <= i < N)
+            row, j = a[RB:2 * RB], a[:RB]
+            in_map = (a[TA:] == 0) if len(a) > TA else 1
+            return in_map & (row < N) & (j <= row)
+
+        def t_reset(a: int) -> int:
+            row, j = (a >> RB) & ((1 << RB) - 1), a & ((1 << RB) - 1)
+            return 1 << (k - 1) if j <= row < N else 0
+
+        m.submodules.thr_copy = t_mem = memory.Memory(shape=unsigned(TB), depth=1 << TA,
+                                                      init=[t_reset(a) for a in range(1 << TA)])
+        t_wr = t_mem.write_port()
+        t_rd = t_mem.read_port()
+        tinit = Signal(init=1)
+        tinit_addr = Signal(TA)
 
         # ---------------- random bits: committed bank and lead state ----------------
         P, R = self.stages, self.rows_per_stage
@@ -175,7 +214,7 @@ class GaltonBoard(wiring.Component):
         m.d.comb += inject.eq(adv & gen_ok)
         if P:
             empty = Signal(init=1)  # no ball in flight: the lead state is the committed bank's
-            lead = Signal(len(prng.out))
+            lead = Signal(len(prng.out), reset_less=True)  # datapath: meaningful only with a ball in flight
             words = Signal(len(prng.out))
             m.d.comb += words.eq(Mux(empty, prng.out, lead))
             with m.If(inject):
@@ -195,27 +234,38 @@ class GaltonBoard(wiring.Component):
         for b in range(B):
             pos = Signal(1, name=f"b{b}_pos0")  # always 0: the entry
             last = Signal(name=f"b{b}_last0")  # row 0 uses table 0
+            t_ready = None  # the row's threshold, already selected in the stage before
             fields = {i: field(words, b, i) for i in range(N)}
             for i in range(N):
-                t_left = Array(thr[0][i])[pos]
-                t_right = Array(thr[1][i])[pos]
                 t = Signal(TB, name=f"b{b}_t{i}")
-                m.d.comb += t.eq(Mux(r_corr & last, t_right, t_left) if i else t_left)
+                if t_ready is not None:
+                    m.d.comb += t.eq(t_ready)
+                elif i:
+                    m.d.comb += t.eq(Mux(r_corr & last, Array(thr[1][i])[pos], Array(thr[0][i])[pos]))
+                else:
+                    m.d.comb += t.eq(thr[0][0][0])
                 right = Signal(name=f"b{b}_right{i}")
                 m.d.comb += right.eq(fields[i] < t)
                 nxt = Signal(range(i + 2), name=f"b{b}_pos{i + 1}")
                 m.d.comb += nxt.eq(pos + right)
-                pos, last = nxt, right
                 st = i // R
                 if (i + 1) % R == 0 and st < P:  # a stage ends after row i: register what goes on
-                    r_pos = Signal(range(i + 2), name=f"b{b}_s{st}_pos")
-                    r_last = Signal(name=f"b{b}_s{st}_last")
+                    # row i + 1's threshold is selected here, both candidates beside row i's compare:
+                    # after a LEFT turn junction pos of table 0, after a RIGHT turn junction pos + 1
+                    # of the table the chirality memory names
+                    t_left = Array(thr[0][i + 1][:i + 1])[pos]
+                    t_right = Mux(r_corr, Array(thr[1][i + 1][1:])[pos], Array(thr[0][i + 1][1:])[pos])
+                    r_pos = Signal(range(i + 2), name=f"b{b}_s{st}_pos", reset_less=True)
+                    r_t = Signal(TB, name=f"b{b}_s{st}_t", reset_less=True)
                     ahead = list(range(i + 1, N))
-                    r_fields = Signal(k * len(ahead), name=f"b{b}_s{st}_fields")
+                    r_fields = Signal(k * len(ahead), name=f"b{b}_s{st}_fields", reset_less=True)
                     with m.If(adv):
-                        m.d.sync += [r_pos.eq(pos), r_last.eq(last), r_fields.eq(Cat(*(fields[j] for j in ahead)))]
+                        m.d.sync += [r_pos.eq(nxt), r_t.eq(Mux(right, t_right, t_left)),
+                                     r_fields.eq(Cat(*(fields[j] for j in ahead)))]
                     fields = {j: r_fields[n * k:(n + 1) * k] for n, j in enumerate(ahead)}
-                    pos, last = r_pos, r_last
+                    pos, t_ready = r_pos, r_t
+                else:
+                    pos, last, t_ready = nxt, right, None
             bins_now.append(pos)
 
         # ---------------- generation control ----------------
@@ -233,7 +283,7 @@ class GaltonBoard(wiring.Component):
                 m.d.comb += [nv.eq(v) for nv, v in zip(nvalid, valid, strict=True)]
             m.d.sync += [v.eq(nv) for v, nv in zip(valid, nvalid, strict=True)]
             m.d.sync += empty.eq(~Cat(*nvalid).any())
-        out_bins = Signal(self.out_layout)
+        out_bins = Signal(self.out_layout, reset_less=True)  # meaningful only while out.valid
         m.d.comb += [self.out.valid.eq(out_valid), self.out.payload.eq(out_bins)]
         idle = ~running & ~clearing
         prime = prng.ready & ~primed
@@ -244,8 +294,10 @@ class GaltonBoard(wiring.Component):
             m.d.sync += out_valid.eq(0)
         with m.If(commit & ~r_hist_only):
             m.d.sync += [out_valid.eq(1)] + [out_bins.bins[b].eq(bins_now[b]) for b in range(B)]
+        done_inc = Signal(s.count_bits + 1)  # the carry out says DONE is at its maximum
+        m.d.comb += done_inc.eq(done + 1)
         with m.If(commit):
-            m.d.sync += done.eq(Mux(done == CMAX, done, done + 1))
+            m.d.sync += done.eq(Mux(done_inc[-1], done, done_inc[:-1]))
             with m.If(limited):
                 m.d.sync += remaining.eq(remaining - 1)
                 with m.If(remaining == 1):
@@ -283,7 +335,7 @@ class GaltonBoard(wiring.Component):
             with m.Case(REG_BALLS):
                 m.d.comb += self.reg.rdata.eq(r_balls)
             with m.Case(REG_STATUS):
-                m.d.comb += self.reg.rdata.eq(running | (clearing << 1) | (seeding << 2) | (out_valid << 3))
+                m.d.comb += self.reg.rdata.eq(running | ((clearing | tinit) << 1) | (seeding << 2) | (out_valid << 3))
             with m.Case(REG_DONE):
                 m.d.comb += self.reg.rdata.eq(done)
             with m.Case(REG_REMAINING):
@@ -292,11 +344,14 @@ class GaltonBoard(wiring.Component):
                 m.d.comb += self.reg.rdata.eq(s.spec_id)
 
         # ---------------- histograms ----------------
-        h_valid = Signal()
-        h_bin = [Signal(range(N + 1), name=f"h_bin{b}") for b in range(B)]
-        m.d.sync += h_valid.eq(commit)
+        # a generated ball's bin is registered (h_rd: its counter is read), then written back +1 (h_wr)
+        h_rd = Signal()
+        h_wr = Signal()
+        h_bin_rd = [Signal(range(N + 1), name=f"h_bin_rd{b}", reset_less=True) for b in range(B)]
+        h_bin_wr = [Signal(range(N + 1), name=f"h_bin_wr{b}", reset_less=True) for b in range(B)]
+        m.d.sync += [h_rd.eq(commit), h_wr.eq(h_rd)] + [h_bin_wr[b].eq(h_bin_rd[b]) for b in range(B)]
         with m.If(commit):
-            m.d.sync += [h_bin[b].eq(bins_now[b]) for b in range(B)]
+            m.d.sync += [h_bin_rd[b].eq(bins_now[b]) for b in range(B)]
         host_rd = []
         cmd_addr = self.cmd.payload.addr
         for b in range(B):
@@ -305,10 +360,11 @@ class GaltonBoard(wiring.Component):
             wp = mem.write_port()
             rmw = mem.read_port(transparent_for=(wp,))
             host = mem.read_port()
-            m.d.comb += [rmw.addr.eq(bins_now[b]), host.addr.eq(cmd_addr[:IB])]
-            with m.If(h_valid):
-                m.d.comb += [wp.addr.eq(h_bin[b]), wp.data.eq(Mux(rmw.data == HMAX, HMAX, rmw.data + 1)),
-                             wp.en.eq(1)]
+            m.d.comb += [rmw.addr.eq(h_bin_rd[b]), host.addr.eq(cmd_addr[:IB])]
+            inc = Signal(HB + 1, name=f"h_inc{b}")  # the carry out says the counter was at its maximum
+            m.d.comb += inc.eq(rmw.data + 1)
+            with m.If(h_wr):
+                m.d.comb += [wp.addr.eq(h_bin_wr[b]), wp.data.eq(Mux(inc[HB], HMAX, inc[:HB])), wp.en.eq(1)]
             with m.If(clearing):
                 m.d.comb += [wp.addr.eq(clr_addr), wp.data.eq(0), wp.en.eq(1)]
             host_rd.append(host.data)
@@ -324,8 +380,8 @@ class GaltonBoard(wiring.Component):
         rsp_hist = Signal()
         rsp_board = Signal(max(1, s.board_bits))
         rsp_hist_ok = Signal()
-        rsp_thr = Signal(TB)
-        m.d.comb += [self.cmd.ready.eq(idle & ~h_valid & ~rsp_pending & ~rsp_valid),
+        rsp_thr_ok = Signal()
+        m.d.comb += [self.cmd.ready.eq(idle & ~tinit & ~h_rd & ~h_wr & ~rsp_pending & ~rsp_valid),
                      self.rsp.valid.eq(rsp_valid), self.rsp.payload.data.eq(rsp_word)]
         accept = self.cmd.valid & self.cmd.ready
         is_hist = cmd_addr[s.region_bits]
@@ -333,30 +389,32 @@ class GaltonBoard(wiring.Component):
         wdata = self.cmd.payload.data
         thr_wr = Signal(TB)
         m.d.comb += thr_wr.eq(Mux(wdata > TMAX, TMAX, wdata))
-        thr_rd = Signal(TB)
         thr_we = Signal()
         m.d.comb += thr_we.eq(accept & self.cmd.payload.write & ~is_hist)
-        with m.Switch(offset):
-            for c in range(2):
-                for i in range(N):
-                    for j in range(i + 1):
-                        with m.Case(s.threshold_addr(c, i, j)):
-                            m.d.comb += thr_rd.eq(thr[c][i][j])
         # one comparator per register, not one switch per register (keeps the Verilog linear in N²)
         for c in range(2):
             for i in range(N):
                 for j in range(i + 1):
                     with m.If(thr_we & (offset == s.threshold_addr(c, i, j))):
                         m.d.sync += thr[c][i][j].eq(thr_wr)
+        # reads come from the copy (no N(N+1)-way multiplexer): written with the registers
+        m.d.comb += [t_rd.addr.eq(offset[:TA]), t_wr.addr.eq(offset[:TA]), t_wr.data.eq(thr_wr),
+                     t_wr.en.eq(thr_we & t_used(offset))]
+        with m.If(tinit):  # after a reset: the copy back to the registers' reset values
+            m.d.comb += [t_wr.addr.eq(tinit_addr), t_wr.data.eq(Mux(t_used(tinit_addr), 1 << (k - 1), 0)),
+                         t_wr.en.eq(1)]
+            m.d.sync += tinit_addr.eq(tinit_addr + 1)
+            with m.If(tinit_addr == (1 << TA) - 1):
+                m.d.sync += tinit.eq(0)
         hist_board = cmd_addr[IB:s.region_bits]
         hist_bin = cmd_addr[:IB]
         with m.If(accept & ~self.cmd.payload.write):
-            m.d.sync += [rsp_pending.eq(1), rsp_hist.eq(is_hist), rsp_thr.eq(thr_rd),
+            m.d.sync += [rsp_pending.eq(1), rsp_hist.eq(is_hist), rsp_thr_ok.eq(t_used(offset)),
                          rsp_board.eq(hist_board), rsp_hist_ok.eq((hist_board < B) & (hist_bin <= N))]
         with m.If(rsp_pending):
             hist_word = Array(host_rd)[rsp_board] if B > 1 else host_rd[0]
             m.d.sync += [rsp_pending.eq(0), rsp_valid.eq(1),
-                         rsp_word.eq(Mux(rsp_hist, Mux(rsp_hist_ok, hist_word, 0), rsp_thr))]
+                         rsp_word.eq(Mux(rsp_hist, Mux(rsp_hist_ok, hist_word, 0), Mux(rsp_thr_ok, t_rd.data, 0)))]
         with m.If(self.rsp.valid & self.rsp.ready):
             m.d.sync += rsp_valid.eq(0)
         return m

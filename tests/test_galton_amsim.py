@@ -295,6 +295,52 @@ def test_stall_and_stop_at_every_pipeline_fill_level():
     assert stopped[1::3] == [max(0, h - L) + (h >= L - 1) for h in range(L + 3)]
 
 
+def test_a_reset_restores_every_word_read_back():
+    """After threshold writes and a run, a reset of the domain: every threshold reads back 2^(k-1) (or 0
+    where unused), every histogram counter and DONE read 0, and the next run is the twin's from reset."""
+    from amaranth.hdl import ClockDomain, Module
+
+    from sim.galton import all_read_addrs, decode_balls
+
+    spec = GaltonSpec(rows=3, boards=2, bin_bits=8)
+    dut = GaltonBoard(spec)
+    top = Module()
+    top.domains.sync = cd = ClockDomain("sync")
+    top.submodules.dut = dut
+    res: dict = {}
+    addrs = all_read_addrs(spec) + [spec.threshold_addr(0, 1, 0) + 3]  # and an unused address
+
+    async def bench(ctx):
+        host = Host(dut, seed=4, stall_prob=0.3)
+        for a in addrs[:-1]:
+            await host.mem_write(ctx, a, 5)
+        await host.write_reg(ctx, REG_SEED, 77)
+        await host.write_reg(ctx, REG_BALLS, 30)
+        await host.write_reg(ctx, REG_CMD, CMD_START)
+        await host.recv(ctx, dut.out, 30)
+        res["before"] = [await host.mem_read(ctx, a) for a in addrs]
+        ctx.set(cd.rst, 1)
+        await ctx.tick()
+        ctx.set(cd.rst, 0)
+        await host.wait_until_clear(ctx, STATUS_CLEARING | STATUS_SEEDING)
+        res["after"] = [await host.mem_read(ctx, a) for a in addrs]
+        res["done"] = await host.read_reg(ctx, REG_DONE)
+        await host.write_reg(ctx, REG_BALLS, 20)
+        await host.write_reg(ctx, REG_CMD, CMD_START)
+        res["balls"] = await host.recv(ctx, dut.out, 20)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6, domain="sync")
+    sim.add_testbench(bench)
+    sim.run()
+    twin = GaltonTwin(spec)
+    assert res["before"][:spec.rows * (spec.rows + 1)] == [5] * (spec.rows * (spec.rows + 1))
+    assert sum(res["before"]) > 5 * spec.rows * (spec.rows + 1)  # the run was counted
+    assert res["after"] == [twin.read(a) for a in addrs] and res["done"] == 0
+    assert res["after"][0] == 1 << (spec.prob_bits - 1) and res["after"][-1] == 0
+    assert np.array_equal(decode_balls(spec, res["balls"]), twin.balls(20))
+
+
 def test_counters_saturate():
     """3-bit histogram counters and a 4-bit ball counter: both stop at their maximum."""
     spec = GaltonSpec(rows=2, boards=2, bin_bits=3, count_bits=4, seed=8)

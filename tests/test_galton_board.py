@@ -54,8 +54,8 @@ SPEC = GaltonSpec(rows=6, boards=3, prob_bits=5, prng_width=16, bin_bits=16)
 STALLS = {"no-stalls": (0.0, 0.0), "random-stalls": (0.4, 0.4)}
 
 
-def make_host(spec=SPEC, *, depth=64, seed=0, idle=0.0, stall=0.0, timeout=None, watch=None):
-    dut = LinkedGalton(spec, rx_fifo_depth=depth, timeout_cycles=timeout)
+def make_host(spec=SPEC, *, depth=64, seed=0, idle=0.0, stall=0.0, timeout=None, watch=None, rows_per_stage=1):
+    dut = LinkedGalton(spec, rx_fifo_depth=depth, timeout_cycles=timeout, rows_per_stage=rows_per_stage)
     t = StreamSimTransport(dut, seed=seed, idle_prob=idle, stall_prob=stall)
     if watch is not None:
         t.sim.add_testbench(watch(dut), background=True)
@@ -163,6 +163,33 @@ def test_unlimited_run_refuses_waiting_commands_until_stop():
     assert np.array_equal(np.array(host.read_histograms()), twin.hist)
 
 
+@pytest.mark.parametrize("rows_per_stage", [2, 6])
+def test_pipeline_depth_does_not_show_over_the_link(rows_per_stage):
+    """Two pipelines other than the default (2 and 0 stage registers): a limited run, then an unlimited
+    one stopped by the host, then another limited run: histograms and DONE == the twin's."""
+    host, _, dut = make_host(seed=rows_per_stage, rows_per_stage=rows_per_stage)
+    assert dut.board.stages == {2: 2, 6: 0}[rows_per_stage]
+    host.start(700, correlated=True, seed=123)
+    host.start(0, clear=False, hist_only=False)
+    host.stop()
+    done = host.read_reg(REG_DONE)
+    host.start(5, clear=False)
+    twin = GaltonTwin(SPEC, seed=123, correlated=True)
+    twin.balls(700)
+    twin.balls(done - 700, correlated=False)
+    twin.balls(5, correlated=False)
+    assert np.array_equal(np.array(host.read_histograms()), twin.hist)
+    assert host.read_reg(REG_DONE) == twin.done == done + 5 and done > 700
+
+
+def test_synthesize_checks_rows_per_stage(tmp_path):
+    from boards.synth import synthesize
+    from spec.ep_core import EPCoreSpec
+
+    with pytest.raises(ValueError, match="rows_per_stage is for design 'galton', not 'mock'"):
+        synthesize("ulx3s", "mock", EPCoreSpec(layers=(4, 3, 2), lanes=2), tmp_path, rows_per_stage=2)
+
+
 def test_full_rate_with_the_always_ready_sink():
     """Streaming mode, nobody reading `out` over the link: one ball per cycle, 400 beats in 400 cycles."""
     beats = []
@@ -268,6 +295,8 @@ def test_argument_checks():
         GaltonBoardTop(SPEC, rx_fifo_depth=4)
     with pytest.raises(ValueError, match="timeout_s must be a positive number of seconds or None"):
         GaltonBoardTop(SPEC, timeout_s=-1)
+    with pytest.raises(ValueError, match=r"rows_per_stage must be an integer in 1..6 \(rows\), not 7"):
+        GaltonBoardTop(SPEC, rows_per_stage=7)
 
 
 def test_board_tops_elaborate():
@@ -294,6 +323,9 @@ def test_throughput_report_fields():
     fmax = {"$glbnet$cd_sync.clk": {"mhz": 41.5, "constraint_mhz": 25.0, "pass": True}}
     g = galton_throughput(spec, fmax, 25.0)
     assert g["balls_per_s_at_fmax"] == 4 * 41_500_000 and g["balls_per_s_at_clock"] == 100_000_000
+    assert (g["rows_per_stage"], g["pipeline_stages"], g["latency_cycles"]) == (1, 15, 16)
+    g3 = galton_throughput(spec, fmax, 25.0, rows_per_stage=3)
+    assert (g3["pipeline_stages"], g3["latency_cycles"]) == (5, 6) and g3["balls_per_s_at_fmax"] == 4 * 41_500_000
     assert g["random_bits_per_ball"] == 128 == spec.random_bits_per_ball
     assert g["generated_bits_per_ball"] == 128 and g["prng_bits_per_cycle"] == 4 * 4 * 32
     assert g["random_bits_used_per_cycle"] == 512 and g["threshold_register_bits"] == 16 * 17 * 9
@@ -310,6 +342,7 @@ def test_throughput_report_fields():
     assert "N = 16 rows, B = 4 boards, k = 8, w = 32" in md
     assert "| balls/s at Fmax (4 × 41.5 MHz) | 166.0 M balls/s |" in md
     assert "| random bits per ball (N·k, per board) | 128 |" in md
+    assert "| pipeline: a register every 1 row(s) | 15 stages, latency 16 cycles |" in md
 
 
 def test_cli_galton_options(tmp_path, capsys):
@@ -321,6 +354,9 @@ def test_cli_galton_options(tmp_path, capsys):
     assert main(["synth", "--board", "ulx3s", "--design", "mock", "--galton-spec", "x.toml", "--out",
                  str(tmp_path)]) == 2
     assert "--galton-spec is for --design galton, not --design mock" in capsys.readouterr().err
+    assert main(["synth", "--board", "ulx3s", "--design", "mock", "--rows-per-stage", "2", "--out",
+                 str(tmp_path)]) == 2
+    assert "--rows-per-stage is for --design galton, not --design mock" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
     bad.write_text('format = "epforge-galton-spec/1"\nrows = 0\n')
     assert main(["synth", "--board", "ulx3s", "--design", "galton", "--galton-spec", str(bad), "--out",
@@ -331,6 +367,7 @@ def test_cli_galton_options(tmp_path, capsys):
     assert e.value.code == 0
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal width
     assert "--galton-spec GALTON.toml" in out and "galton: the Galton-board emulator" in out
+    assert "--rows-per-stage R" in out
 
 
 @pytest.mark.synth
@@ -341,7 +378,7 @@ def test_synthesize_tiny_galton_on_ulx3s(tmp_path):
     from boards.synth import synthesize
 
     spec = GaltonSpec(rows=4, boards=2, prob_bits=4, prng_width=16, bin_bits=8)
-    r = synthesize("ulx3s", "galton", spec, tmp_path, seed=1, rx_fifo_depth=32)
+    r = synthesize("ulx3s", "galton", spec, tmp_path, seed=1, rx_fifo_depth=32, rows_per_stage=2)
     saved = json.loads((tmp_path / "synth.json").read_text())
     assert saved == json.loads(json.dumps(r))
     assert saved["design"] == "galton" and saved["spec"] == spec.to_dict()
@@ -352,6 +389,7 @@ def test_synthesize_tiny_galton_on_ulx3s(tmp_path):
     assert g["fmax_mhz"] == fmax["mhz"] and g["balls_per_s_at_fmax"] == round(2 * fmax["mhz"] * 1e6)
     assert g["balls_per_s_at_clock"] == 50_000_000
     assert g["random_bits_per_ball"] == 16 and g["prng_bits_per_cycle"] == 2 * 16
+    assert (g["rows_per_stage"], g["pipeline_stages"], g["latency_cycles"]) == (2, 1, 2)
     md = (tmp_path / "synth.md").read_text()
     assert md.startswith("# Synthesis: galton on ulx3s") and "balls/s at Fmax" in md
     assert not list(tmp_path.glob(".synth.*"))
