@@ -463,7 +463,6 @@ class EPCore(wiring.Component):
                             m.d.comb += tbase.eq(wbase[f"w{l}"])
                 m.d.comb += [tmem.rd_addr.eq(tbase + waddr), tmem.rd_en.eq(1)]
             m.d.comb += [rd_x.addr.eq(inner), rd_x.en.eq(1)]
-            m.d.comb += [rd_c1.addr.eq(outer), rd_c1.en.eq(1)]
             for l in range(L):
                 # biases: reduce reads b_conn at word j//P; update reads word t
                 with m.If(kind == K_UPB):
@@ -512,7 +511,14 @@ class EPCore(wiring.Component):
         if ternary:
             tq_nz, tq_neg = Signal(P), Signal(P)
             m.d.sync += [tq_nz.eq(tmem.rd_nz), tq_neg.eq(tmem.rd_neg)]
-        bq = [rq(rd_b[l], f"b{l}") for l in range(L)]
+        if s.training:  # the update reads whole bias words
+            bq = [rq(rd_b[l], f"b{l}") for l in range(L)]
+        else:  # inference needs one bias per row: select the lane before the register (P−1 lanes fewer FFs)
+            bq = []
+            for l in range(L):
+                r = Signal(signed(s.bias_bits), name=f"b{l}_q")
+                m.d.sync += r.eq(lane_sel(rd_b[l].data, op0r.lane, s.bias_bits, True))
+                bq.append(r)
         xq, c1q = rq(rd_x, "x"), rq(rd_c1, "c1")
         sq = [None] + [rq(rd_s[k], f"s{k}") for k in range(1, L + 1)]
         pq = {k: rq(rp, f"p{k}") for k, rp in rd_p.items()}
@@ -529,7 +535,6 @@ class EPCore(wiring.Component):
         left = [Signal(signed(PB), name=f"left{i}") for i in range(P)]
         right = [Signal(signed(RB), name=f"right{i}") for i in range(P)]
         wword1 = Signal(P * WMAX)  # weight word (sign-extended lanes) for the update path
-        init1 = [Signal(signed(ACC), name=f"init{i}") for i in range(P)]
         bias1 = Signal(signed(s.bias_bits))
         part1 = Signal(signed(ACC))
         nstate1 = Signal(SB)
@@ -588,15 +593,18 @@ class EPCore(wiring.Component):
                 with m.Case(K_DPASS, K_UPB):
                     # no product: 1 × state lane (layer conn+1 for biases, layer 1 for dpass)
                     m.d.sync += [left[i].eq(1), right[i].eq(post_word[i * SB:(i + 1) * SB])]
-        # broadcast accumulator init: c1 for layer 1, 0 for middle layers
-        for i in range(P):
-            m.d.comb += init1[i].eq(Mux(c1.layer == 1, lane(c1q, i, c1b, True), 0))
+        # broadcast accumulator init (c1 for layer 1, 0 for middle layers): c1 is read two stages later
+        # than the other memories, from the S1 op's tile, so that its word arrives beside the products (S3)
+        m.d.comb += [rd_c1.addr.eq(op1.word), rd_c1.en.eq(1)]
         # reduce extras (row end): bias of the row's neuron, middle-layer partial, top-layer state
         with m.Switch(c1.conn):
             for l in range(L):
                 with m.Case(l):
-                    m.d.comb += bias1.eq(lane_sel(bq[l], c1.lane, s.bias_bits, True))
-                    m.d.comb += bword1.eq(bq[l])
+                    if s.training:
+                        m.d.comb += bias1.eq(lane_sel(bq[l], c1.lane, s.bias_bits, True))
+                        m.d.comb += bword1.eq(bq[l])
+                    else:
+                        m.d.comb += bias1.eq(bq[l])
         with m.Switch(c1.layer):
             for k, pw in pq.items():
                 with m.Case(k):
@@ -615,22 +623,21 @@ class EPCore(wiring.Component):
             else:
                 m.d.sync += prods[i].eq(left[i] * right[i])
         # values that ride along from S1
-        init2 = [Signal(signed(ACC), name=f"init2_{i}") for i in range(P)]
         bias2, part2, nstate2 = Signal.like(bias1), Signal.like(part1), Signal.like(nstate1)
         wword2, bword2 = Signal.like(wword1), Signal.like(bword1)
-        m.d.sync += [a.eq(b) for a, b in zip(init2, init1, strict=True)]
         m.d.sync += [bias2.eq(bias1), part2.eq(part1), nstate2.eq(nstate1), wword2.eq(wword1), bword2.eq(bword1)]
         # … and one more register so that they sit beside op3 (the products' stage)
-        init3 = [Signal(signed(ACC), name=f"init3_{i}") for i in range(P)]
         bias3, part3, nstate3 = Signal.like(bias1), Signal.like(part1), Signal.like(nstate1)
         wword3, bword3 = Signal.like(wword1), Signal.like(bword1)
-        m.d.sync += [a.eq(b) for a, b in zip(init3, init2, strict=True)]
         m.d.sync += [bias3.eq(bias2), part3.eq(part2), nstate3.eq(nstate2), wword3.eq(wword2), bword3.eq(bword2)]
         valids = [op0r.valid, op1.valid, op2.valid]
 
         # ---------------- S3: consume products ----------------
         op3 = Signal(op_layout)
         m.d.sync += op3.eq(op2)
+        init3 = [Signal(signed(ACC), name=f"init3_{i}") for i in range(P)]
+        for i in range(P):
+            m.d.comb += init3[i].eq(Mux(op3.layer == 1, lane(c1q, i, c1b, True), 0))
         valids.append(op3.valid)
         prod3 = prods  # registered at the end of S2: valid beside op3
         k3 = op3.kind
