@@ -206,7 +206,12 @@ class GaltonBoard(wiring.Component):
 
         # ---------------- random bits: committed bank and lead state ----------------
         P, R = self.stages, self.rows_per_stage
-        gen_ok = running & ~clearing & prng.ready & primed  # a ball may enter row 0
+        w_pending = Signal()  # a threshold write is being applied
+        # the bank's control from flip-flops: a SEED write loads it the next cycle, and its ready is
+        # registered (so priming and generation start a cycle after the fill, off the bank's paths)
+        seed_load = Signal()
+        bank_ready = Signal()
+        gen_ok = running & ~clearing & ~w_pending & bank_ready & primed  # a ball may enter row 0
         out_valid = Signal()
         adv = Signal()  # the pipeline (and the ball leaving it) moves this cycle
         m.d.comb += adv.eq(r_hist_only | ~out_valid | self.out.ready)
@@ -286,8 +291,9 @@ class GaltonBoard(wiring.Component):
         out_bins = Signal(self.out_layout, reset_less=True)  # meaningful only while out.valid
         m.d.comb += [self.out.valid.eq(out_valid), self.out.payload.eq(out_bins)]
         idle = ~running & ~clearing
-        prime = prng.ready & ~primed
-        m.d.comb += [prng.en.eq(commit | prime), prng.seed.eq(self.reg.wdata)]
+        prime = bank_ready & ~primed & ~seed_load
+        m.d.sync += [seed_load.eq(0), bank_ready.eq(prng.ready & ~seed_load)]
+        m.d.comb += [prng.en.eq(commit | prime), prng.seed.eq(r_seed), prng.load.eq(seed_load)]
         with m.If(prime):
             m.d.sync += primed.eq(1)
         with m.If(self.out.valid & self.out.ready):
@@ -312,8 +318,7 @@ class GaltonBoard(wiring.Component):
                                      r_hist_only.eq(self.reg.wdata[_bit(CTRL_HIST_ONLY)])]
                 with m.Case(REG_SEED):
                     with m.If(idle):
-                        m.d.comb += prng.load.eq(1)
-                        m.d.sync += [r_seed.eq(self.reg.wdata), primed.eq(0)]
+                        m.d.sync += [r_seed.eq(self.reg.wdata), primed.eq(0), seed_load.eq(1)]
                 with m.Case(REG_BALLS):
                     with m.If(idle):
                         m.d.sync += r_balls.eq(self.reg.wdata)
@@ -326,7 +331,7 @@ class GaltonBoard(wiring.Component):
                         m.d.sync += [clearing.eq(1), clr_addr.eq(0), done.eq(0)]
 
         # ---------------- registers: reads (combinational) ----------------
-        seeding = ~(prng.ready & primed)
+        seeding = ~(bank_ready & primed)
         with m.Switch(self.reg.addr):
             with m.Case(REG_CTRL):
                 m.d.comb += self.reg.rdata.eq(r_corr * CTRL_CORRELATED | r_hist_only * CTRL_HIST_ONLY)
@@ -381,7 +386,7 @@ class GaltonBoard(wiring.Component):
         rsp_board = Signal(max(1, s.board_bits))
         rsp_hist_ok = Signal()
         rsp_thr_ok = Signal()
-        m.d.comb += [self.cmd.ready.eq(idle & ~tinit & ~h_rd & ~h_wr & ~rsp_pending & ~rsp_valid),
+        m.d.comb += [self.cmd.ready.eq(idle & ~tinit & ~w_pending & ~h_rd & ~h_wr & ~rsp_pending & ~rsp_valid),
                      self.rsp.valid.eq(rsp_valid), self.rsp.payload.data.eq(rsp_word)]
         accept = self.cmd.valid & self.cmd.ready
         is_hist = cmd_addr[s.region_bits]
@@ -391,15 +396,22 @@ class GaltonBoard(wiring.Component):
         m.d.comb += thr_wr.eq(Mux(wdata > TMAX, TMAX, wdata))
         thr_we = Signal()
         m.d.comb += thr_we.eq(accept & self.cmd.payload.write & ~is_hist)
+        # a write is registered, then decoded the next cycle (w_pending holds cmd and generation):
+        # the decode for N(N+1) registers starts at a flip-flop, not behind the command's source
+        w_off = Signal(s.region_bits, reset_less=True)
+        w_data = Signal(TB, reset_less=True)
+        m.d.sync += w_pending.eq(thr_we)
+        with m.If(thr_we):
+            m.d.sync += [w_off.eq(offset), w_data.eq(thr_wr)]
         # one comparator per register, not one switch per register (keeps the Verilog linear in N²)
         for c in range(2):
             for i in range(N):
                 for j in range(i + 1):
-                    with m.If(thr_we & (offset == s.threshold_addr(c, i, j))):
-                        m.d.sync += thr[c][i][j].eq(thr_wr)
+                    with m.If(w_pending & (w_off == s.threshold_addr(c, i, j))):
+                        m.d.sync += thr[c][i][j].eq(w_data)
         # reads come from the copy (no N(N+1)-way multiplexer): written with the registers
-        m.d.comb += [t_rd.addr.eq(offset[:TA]), t_wr.addr.eq(offset[:TA]), t_wr.data.eq(thr_wr),
-                     t_wr.en.eq(thr_we & t_used(offset))]
+        m.d.comb += [t_rd.addr.eq(offset[:TA]), t_wr.addr.eq(w_off[:TA]), t_wr.data.eq(w_data),
+                     t_wr.en.eq(w_pending & t_used(w_off))]
         with m.If(tinit):  # after a reset: the copy back to the registers' reset values
             m.d.comb += [t_wr.addr.eq(tinit_addr), t_wr.data.eq(Mux(t_used(tinit_addr), 1 << (k - 1), 0)),
                          t_wr.en.eq(1)]
