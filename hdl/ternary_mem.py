@@ -259,23 +259,11 @@ class TernaryWeightMemory(wiring.Component):
                     m.d.sync += reads.eq(0)
         if fi:
             m.d.comb += prng.seed.eq(reg.wdata)
+        readable = {REG_CTRL: ctrl, REG_RATE_ZERO: rate_zero, REG_RATE_NONZERO: rate_nonzero, REG_SEED: r_seed,
+                    REG_STATUS: busy, REG_INJECTED: injected, REG_ILLEGAL: illegal, REG_READS: reads,
+                    REG_SPEC_ID: s.spec_id}
         with m.Switch(reg.addr):
-            with m.Case(REG_CTRL):
-                m.d.comb += reg.rdata.eq(ctrl)
-            with m.Case(REG_RATE_ZERO):
-                m.d.comb += reg.rdata.eq(rate_zero)
-            with m.Case(REG_RATE_NONZERO):
-                m.d.comb += reg.rdata.eq(rate_nonzero)
-            with m.Case(REG_SEED):
-                m.d.comb += reg.rdata.eq(r_seed)
-            with m.Case(REG_STATUS):
-                m.d.comb += reg.rdata.eq(busy)
-            with m.Case(REG_INJECTED):
-                m.d.comb += reg.rdata.eq(injected)
-            with m.Case(REG_ILLEGAL):
-                m.d.comb += reg.rdata.eq(illegal)
-            with m.Case(REG_READS):
-                m.d.comb += reg.rdata.eq(reads)
-            with m.Case(REG_SPEC_ID):
-                m.d.comb += reg.rdata.eq(s.spec_id)
+            for addr, value in readable.items():
+                with m.Case(addr):
+                    m.d.comb += reg.rdata.eq(value)
         return m

@@ -64,7 +64,7 @@ from typing import Any, ClassVar
 
 from . import ternary as _tm
 from .fixed import ROUNDINGS, bits_for_signed, signed_range
-from .prng import PRNGSpec, auto_jump
+from .prng import LaneBank
 from .specfile import SpecFile
 from .ternary import TernaryMemorySpec
 
@@ -157,7 +157,7 @@ class MemoryRegion:
 
 
 @dataclass(frozen=True)
-class EPCoreSpec(SpecFile):
+class EPCoreSpec(LaneBank, SpecFile):
     """The EP core's numbers. Validates itself on construction.
 
     Parameters
@@ -370,16 +370,6 @@ class EPCoreSpec(SpecFile):
     def uses_prng(self) -> bool:
         """The core has a PRNG: a training core with stochastic rounding or the random-sign estimator."""
         return self.training and (self.update_rounding == "stochastic" or self.estimator == "random-sign")
-
-    @property
-    def prng_jump(self) -> int:
-        """Steps between successive PRNG lanes: the largest power of two J with P·J ≤ 2^32 − 2."""
-        return auto_jump(PRNG_WIDTH, self.lanes)
-
-    def prng_spec(self, seed: int | None = None) -> PRNGSpec:
-        """The core's PRNG bank (see the module docstring), seeded with ``seed`` (default: the spec's)."""
-        return PRNGSpec(width=PRNG_WIDTH, lanes=self.lanes, jump=self.prng_jump,
-                        seed=self.seed if seed is None else seed)
 
     def update_draws(self) -> list[tuple[str, int]]:
         """PRNG draws of one stochastic update, in order: (array name, draws), one draw per word."""

@@ -137,3 +137,17 @@ class PRNGSpec:
             out.append(x)
             x = apply(jm, x)
         return out
+
+
+class LaneBank:
+    """Mixin for a spec with ``lanes`` and ``seed``: one 32-bit xorshift lane per datapath lane,
+    spaced :func:`auto_jump` steps apart (the EP core's and the ternary memory's PRNG)."""
+
+    @property
+    def prng_jump(self) -> int:
+        """Steps between successive PRNG lanes: the largest power of two J with P·J ≤ 2^32 − 2."""
+        return auto_jump(32, self.lanes)
+
+    def prng_spec(self, seed: int | None = None) -> PRNGSpec:
+        """The bank, seeded with ``seed`` (default: the spec's)."""
+        return PRNGSpec(width=32, lanes=self.lanes, jump=self.prng_jump, seed=self.seed if seed is None else seed)

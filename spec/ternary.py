@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
 
-from .prng import PRNGSpec, auto_jump
+from .prng import LaneBank
 from .specfile import SpecFile
 
 SPEC_FORMAT = "epforge-ternary-memory-spec/1"
@@ -212,7 +212,7 @@ def decode_ctrl(value: int) -> tuple[str, str, str]:
 
 
 @dataclass(frozen=True)
-class TernaryMemorySpec(SpecFile):
+class TernaryMemorySpec(LaneBank, SpecFile):
     """A ternary weight memory: ``depth`` words of ``lanes`` cells, optional fault injection.
 
     Register reset values: ``mode``, ``kind``, ``supply``, ``rate_zero``, ``rate_nonzero``, ``seed``.
@@ -260,15 +260,6 @@ class TernaryMemorySpec(SpecFile):
     @property
     def ctrl_reset(self) -> int:
         return ctrl_value(self.mode, self.kind, self.supply) if self.fault_injection else 0
-
-    @property
-    def prng_jump(self) -> int:
-        """Steps between successive PRNG lanes: the largest power of two J with P·J ≤ 2^32 − 2."""
-        return auto_jump(PRNG_WIDTH, self.lanes)
-
-    def prng_spec(self, seed: int | None = None) -> PRNGSpec:
-        return PRNGSpec(width=PRNG_WIDTH, lanes=self.lanes, jump=self.prng_jump,
-                        seed=self.seed if seed is None else seed)
 
     # --- program port payloads (bit 0 first, spec.ep_core.pack_fields) ----------------------------
     def cmd_fields(self) -> list[tuple[str, int]]:
