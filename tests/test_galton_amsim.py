@@ -116,8 +116,11 @@ class Host:
                 if (await self.read_reg(ctx, REG_STATUS)) & STATUS_PENDING:
                     balls += await self.recv(ctx, self.dut.out, 1)
             await self.wait_until_clear(ctx, STATUS_RUNNING)
-            res = {"balls": balls, "done": await self.read_reg(ctx, REG_DONE),
-                   "remaining": await self.read_reg(ctx, REG_REMAINING)}
+            res = {
+                "balls": balls,
+                "done": await self.read_reg(ctx, REG_DONE),
+                "remaining": await self.read_reg(ctx, REG_REMAINING),
+            }
             res["reads"] = [await self.mem_read(ctx, a) for a in seg["reads"]]
             result["segments"].append(res)
         return result
@@ -151,24 +154,28 @@ def scenario(spec: GaltonSpec, rng: np.random.Generator, balls: int) -> list[Seg
     n = spec.rows
     off = np.tril(rng.normal(0, 1.0, (n, n)))
     sticky = DomainWallBoard(n, offsets=off, stickiness=0.5)
-    odd = [(spec.threshold_addr(1, n - 1, 0), (1 << spec.data_bits) - 1),  # saturates to 2^k
-           (spec.threshold_addr(0, 0, 0) | (1 << spec.row_bits) - 1, 3) if n > 1 else (0, 1)]  # j > i: ignored
+    odd = [
+        (spec.threshold_addr(1, n - 1, 0), (1 << spec.data_bits) - 1),  # saturates to 2^k
+        (spec.threshold_addr(0, 0, 0) | (1 << spec.row_bits) - 1, 3) if n > 1 else (0, 1),
+    ]  # j > i: ignored
     return [
         Segment(balls=balls, thresholds=DomainWallBoard(n).thresholds(0.6, spec.prob_bits)),
-        Segment(balls=balls, thresholds=sticky.thresholds(-0.3, spec.prob_bits), writes=odd, correlated=True,
-                clear=True),
+        Segment(
+            balls=balls, thresholds=sticky.thresholds(-0.3, spec.prob_bits), writes=odd, correlated=True, clear=True
+        ),
         Segment(balls=balls, seed=0xC0FFEE, hist_only=True, correlated=True, clear=True),
-        Segment(stop_after=balls // 3, clear=False, reads=[spec.hist_addr(b, i) for b in range(spec.boards)
-                                                           for i in range(spec.n_bins)]),
+        Segment(
+            stop_after=balls // 3,
+            clear=False,
+            reads=[spec.hist_addr(b, i) for b in range(spec.boards) for i in range(spec.n_bins)],
+        ),
     ]
 
 
 CASES = {
     "8x2-k8-w32": GaltonSpec(rows=8, boards=2),
-    "5x3-k5-w16-correlated-reset": GaltonSpec(rows=5, boards=3, prob_bits=5, prng_width=16, seed=4321,
-                                              correlated=True),
-    "3x1-k16-w64-narrow-counters": GaltonSpec(rows=3, boards=1, prob_bits=16, prng_width=64, bin_bits=7,
-                                              count_bits=11),
+    "5x3-k5-w16-correlated-reset": GaltonSpec(rows=5, boards=3, prob_bits=5, prng_width=16, seed=4321, correlated=True),
+    "3x1-k16-w64-narrow-counters": GaltonSpec(rows=3, boards=1, prob_bits=16, prng_width=64, bin_bits=7, count_bits=11),
     "1x1-k1": GaltonSpec(rows=1, boards=1, prob_bits=1, bin_bits=4),
 }
 
@@ -193,8 +200,7 @@ def test_rtl_matches_twin_at_every_pipeline_depth(rows_per_stage):
     dut = GaltonBoard(spec, rows_per_stage=rows_per_stage)
     assert dut.stages == {1: 4, 2: 2, 3: 1, 5: 0}[rows_per_stage] and dut.latency == dut.stages + 1
     rng = np.random.default_rng(rows_per_stage)
-    rep = check(spec, scenario(spec, rng, 150), seed=rows_per_stage, idle=0.3, stall=0.3,
-                rows_per_stage=rows_per_stage)
+    rep = check(spec, scenario(spec, rng, 150), seed=rows_per_stage, idle=0.3, stall=0.3, rows_per_stage=rows_per_stage)
     assert rep.balls_compared >= (150 + 150 + 50) * spec.boards
 
 
@@ -334,7 +340,7 @@ def test_a_reset_restores_every_word_read_back():
     sim.add_testbench(bench)
     sim.run()
     twin = GaltonTwin(spec)
-    assert res["before"][:spec.rows * (spec.rows + 1)] == [5] * (spec.rows * (spec.rows + 1))
+    assert res["before"][: spec.rows * (spec.rows + 1)] == [5] * (spec.rows * (spec.rows + 1))
     assert sum(res["before"]) > 5 * spec.rows * (spec.rows + 1)  # the run was counted
     assert res["after"] == [twin.read(a) for a in addrs] and res["done"] == 0
     assert res["after"][0] == 1 << (spec.prob_bits - 1) and res["after"][-1] == 0
@@ -344,8 +350,12 @@ def test_a_reset_restores_every_word_read_back():
 def test_counters_saturate():
     """3-bit histogram counters and a 4-bit ball counter: both stop at their maximum."""
     spec = GaltonSpec(rows=2, boards=2, bin_bits=3, count_bits=4, seed=8)
-    segments = [Segment(balls=12, reads=[]), Segment(balls=15, hist_only=True),
-                Segment(balls=9, clear=True), Segment(balls=15, hist_only=True)]
+    segments = [
+        Segment(balls=12, reads=[]),
+        Segment(balls=15, hist_only=True),
+        Segment(balls=9, clear=True),
+        Segment(balls=15, hist_only=True),
+    ]
     rep = check(spec, segments, seed=1, stall=0.3)
     assert rep.histograms[1].max() == 7 and rep.histograms[3].max() == 7
     twin = GaltonTwin(spec)
@@ -398,9 +408,9 @@ def test_full_rate_one_ball_per_cycle_and_backpressure_holds_the_ball():
     # under back-pressure exactly one ball was generated (into the output register) and it stays put;
     # the balls behind it in the pipeline wait uncounted
     assert res["done_while_held"] == 501
-    held = res["held"][1 + dut.latency:]
+    held = res["held"][1 + dut.latency :]
     assert len({w for v, w in held}) == 1 and all(v for v, _ in held)
-    assert not any(v for v, _ in res["held"][:dut.latency])
+    assert not any(v for v, _ in res["held"][: dut.latency])
     assert np.array_equal(decode_balls(spec, res["more"]), twin.balls(50))
     assert res["done"] == 550
 

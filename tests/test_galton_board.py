@@ -88,8 +88,11 @@ def test_protocol_end_to_end_against_twin(stalls):
     host.write_thresholds(thr.tolist())
     twin = GaltonTwin(SPEC, thr, seed=0xC0FFEE, correlated=True)
     # raw memory writes: a saturating value and an unused address are handled as the twin does
-    for addr, data in ((SPEC.threshold_addr(0, 3, 2), 1000), (SPEC.threshold_addr(0, 2, 1) + 3, 7),
-                       (SPEC.hist_addr(1, 2), 99)):
+    for addr, data in (
+        (SPEC.threshold_addr(0, 3, 2), 1000),
+        (SPEC.threshold_addr(0, 2, 1) + 3, 7),
+        (SPEC.hist_addr(1, 2), 99),
+    ):
         host.write_mem(addr, data)
         twin.write(addr, data)
     assert host.read_thresholds() == twin.thresholds.tolist()
@@ -203,6 +206,7 @@ def test_full_rate_with_the_always_ready_sink():
                 if valid:
                     assert ready
                     beats.append(n)
+
         return bench
 
     host, _, _ = make_host(watch=watch)
@@ -329,14 +333,30 @@ def test_throughput_report_fields():
     assert g["random_bits_per_ball"] == 128 == spec.random_bits_per_ball
     assert g["generated_bits_per_ball"] == 128 and g["prng_bits_per_cycle"] == 4 * 4 * 32
     assert g["random_bits_used_per_cycle"] == 512 and g["threshold_register_bits"] == 16 * 17 * 9
-    fail = {"a": {"mhz": 30.0, "constraint_mhz": 50.0, "pass": False}, "b": {"mhz": 80.0, "constraint_mhz": 25.0,
-                                                                          "pass": True}}
+    fail = {
+        "a": {"mhz": 30.0, "constraint_mhz": 50.0, "pass": False},
+        "b": {"mhz": 80.0, "constraint_mhz": 25.0, "pass": True},
+    }
     g2 = galton_throughput(spec, fail, 50.0)
     assert g2["fmax_mhz"] == 30.0 and g2["balls_per_s_at_clock"] is None
-    r = {"board": "ulx3s", "device": "LFE5U-85F-BG381-6", "design": "galton", "spec": spec.to_dict(),
-         "spec_digest": spec.digest(), "spec_id": f"0x{spec.spec_id:08x}", "clock_mhz": 25.0, "baud": 115200,
-         "rx_fifo_depth": 512, "seed": 1, "resources": {}, "fmax": fmax, "yosys_stat": {},
-         "tools": {"amaranth": "0.5.10"}, "wall_time_s": {"elaborate": 1.0, "yosys_nextpnr_pack": 30.0}, "galton": g}
+    r = {
+        "board": "ulx3s",
+        "device": "LFE5U-85F-BG381-6",
+        "design": "galton",
+        "spec": spec.to_dict(),
+        "spec_digest": spec.digest(),
+        "spec_id": f"0x{spec.spec_id:08x}",
+        "clock_mhz": 25.0,
+        "baud": 115200,
+        "rx_fifo_depth": 512,
+        "seed": 1,
+        "resources": {},
+        "fmax": fmax,
+        "yosys_stat": {},
+        "tools": {"amaranth": "0.5.10"},
+        "wall_time_s": {"elaborate": 1.0, "yosys_nextpnr_pack": 30.0},
+        "galton": g,
+    }
     md = render_markdown(r)
     assert md.startswith("# Synthesis: galton on ulx3s")
     assert "N = 16 rows, B = 4 boards, k = 8, w = 32" in md
@@ -348,19 +368,22 @@ def test_throughput_report_fields():
 def test_cli_galton_options(tmp_path, capsys):
     from boards.__main__ import main
 
-    assert main(["synth", "--board", "ulx3s", "--design", "galton", "--spec", "x.toml", "--out",
-                 str(tmp_path)]) == 2
+    assert main(["synth", "--board", "ulx3s", "--design", "galton", "--spec", "x.toml", "--out", str(tmp_path)]) == 2
     assert "--design galton takes --galton-spec" in capsys.readouterr().err
-    assert main(["synth", "--board", "ulx3s", "--design", "mock", "--galton-spec", "x.toml", "--out",
-                 str(tmp_path)]) == 2
+    assert (
+        main(["synth", "--board", "ulx3s", "--design", "mock", "--galton-spec", "x.toml", "--out", str(tmp_path)]) == 2
+    )
     assert "--galton-spec is for --design galton, not --design mock" in capsys.readouterr().err
-    assert main(["synth", "--board", "ulx3s", "--design", "mock", "--rows-per-stage", "2", "--out",
-                 str(tmp_path)]) == 2
+    assert main(["synth", "--board", "ulx3s", "--design", "mock", "--rows-per-stage", "2", "--out", str(tmp_path)]) == 2
     assert "--rows-per-stage is for --design galton, not --design mock" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
     bad.write_text('format = "epforge-galton-spec/1"\nrows = 0\n')
-    assert main(["synth", "--board", "ulx3s", "--design", "galton", "--galton-spec", str(bad), "--out",
-                 str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            ["synth", "--board", "ulx3s", "--design", "galton", "--galton-spec", str(bad), "--out", str(tmp_path / "o")]
+        )
+        == 2
+    )
     assert "rows must be a positive integer" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["synth", "--help"])
