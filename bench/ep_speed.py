@@ -11,7 +11,8 @@ reference code of Laborieux et al. (its own ``train()`` / ``evaluate()`` functio
   * ConvNet 1-32-64 5x5 max-pool fc10, hard_sigmoid, T1 200, T2 10, beta 0.4, batch 100, Adam
     lrs 5e-5 1e-5 8e-6 (the reference's MNIST conv script), one-sided and symmetric; ours twice:
     exact (always T1 free steps) and with --settle-tol (our optional early end of the free phase,
-    not in the reference).
+    not in the reference). Our relaxation loop is the spectral one (golden.ep.spectral) unless
+    --conv-algo direct; the JSON records which ran.
 
 Timing is wall-clock (time.perf_counter) over the stated number of samples after warm-up. The
 reference's train() ends its epoch with an evaluation of one test batch; that evaluation is timed
@@ -124,12 +125,14 @@ def _config(spec, p: dict[str, Any], estimator: str, batch: int, settle_tol: flo
 
 
 def ours_training(spec, p: dict[str, Any], estimator: str, batch: int, settle_tol: float | None,
-                  x: torch.Tensor, y: torch.Tensor, warmup_batches: int, seed: int) -> dict[str, Any]:
+                  x: torch.Tensor, y: torch.Tensor, warmup_batches: int, seed: int,
+                  conv_algo: str = "auto") -> dict[str, Any]:
     """Samples/s of the trainer's per-batch step over ``(x, y)`` in shuffled mini-batches."""
     from golden.train import build, train_batch
 
     cfg = _config(spec, p, estimator, batch, settle_tol)
     net, opt, _ = build(cfg, torch.device("cpu"))
+    net.conv_algo = conv_algo
     free_steps: list[int] = []
     relax = net.relax
 
@@ -156,7 +159,7 @@ def ours_training(spec, p: dict[str, Any], estimator: str, batch: int, settle_to
         correct += (logits.argmax(1) == yb).sum().item()
     sec = time.perf_counter() - t0
     res = {"samples": n, "batches": math.ceil(n / batch), "seconds": sec, "samples_per_s": n / sec,
-           "running_train_acc": correct / n}
+           "running_train_acc": correct / n, "relaxation": "spectral" if net.uses_spectral() else "direct"}
     if settle_tol is not None:
         res["mean_free_steps"] = sum(free_steps) / len(free_steps) if free_steps else None
     return res
@@ -268,8 +271,9 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         n = full_batches(args.conv_samples, batch, min_batches)
         x, y = x_all[:n], y_all[:n]
         for est in ("one-sided", "symmetric"):
-            exact = ours_training(spec, CONV, est, batch, None, x, y, args.warmup_batches, args.seed)
-            settled = ours_training(spec, CONV, est, batch, args.settle_tol, x, y, args.warmup_batches, args.seed)
+            exact = ours_training(spec, CONV, est, batch, None, x, y, args.warmup_batches, args.seed, args.conv_algo)
+            settled = ours_training(spec, CONV, est, batch, args.settle_tol, x, y, args.warmup_batches, args.seed,
+                                    args.conv_algo)
             ref = None if mu is None else _run_ref(ref_helper.time_training, mu, "conv", x, y, batch,
                                                    est == "symmetric", args.seed)
             report(_row(f"conv train b{batch} {est}", "conv 1-32-64 fc10", "training", batch, CONV, est, None,
@@ -321,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settle-tol", type=float, default=1e-5,
                    help="ours only, ConvNet: the extra run with early end of the free phase once a step moves no "
                         "neuron by more than this (default 1e-5)")
+    p.add_argument("--conv-algo", choices=("auto", "direct", "spectral"), default="auto",
+                   help="ours, ConvNet: relaxation loop (EPNet.conv_algo; auto = the spectral loop on CPU, "
+                        "direct = conv2d/conv_transpose2d every step; default auto)")
     p.add_argument("--warmup-batches", type=int, default=2,
                    help="untimed training batches before ours is timed (default 2; the reference is warmed up with "
                         "one untimed free phase at the same batch size)")

@@ -21,6 +21,16 @@ SPECS = {
                                strides=(1, 2, 1), paddings=(1, 1, 0), pools="mim", fc=(3,), loss="ce",
                                activation="hard_sigmoid"),
 }
+# ConvNets whose relaxation runs the spectral loop (stride-1 convs above the input, max or no pooling)
+SPECTRAL_SPECS = {
+    "conv-max-id": NetSpec(kind="conv", in_shape=(2, 13, 13), channels=(4, 5, 3), kernels=(3, 3, 2),
+                           paddings=(1, 1, 0), pools="mmi", fc=(6, 3), activation="my_hard_sig"),
+    # odd conv output (9×9 → 4×4 pooled), padding 2, CE read-out on a conv layer
+    "conv-odd-ce": NetSpec(kind="conv", in_shape=(2, 15, 14), channels=(4, 5), kernels=(3, 3), paddings=(1, 2),
+                           pools="mm", fc=(3,), loss="ce", activation="tanh"),
+    "mnist-conv-like": NetSpec(kind="conv", in_shape=(1, 16, 16), channels=(3, 4), kernels=(5, 3), pools="mm",
+                               fc=(5,), activation="hard_sigmoid"),
+}
 
 
 def _batch(spec: NetSpec, n: int = 4, seed: int = 0):
@@ -266,3 +276,152 @@ def test_readout_ce_prediction_uses_logits():
     s = net.relax(net.clamp(x), net.init_state(4), 10)
     assert net.state_shapes == [(7,)]
     torch.testing.assert_close(net.logits(s), s[0] @ net.wo.T + net.bo, rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# The spectral relaxation loop of ConvNets (golden.ep.spectral)
+# ----------------------------------------------------------------------------------------------
+def _rand_states(net: EPNet, n: int, seed: int, dtype=F64):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand((n,) + s, generator=g, dtype=dtype) for s in net.state_shapes]
+
+
+@pytest.mark.parametrize("name", sorted(SPECTRAL_SPECS))
+@pytest.mark.parametrize("beta", [0.0, 0.3])
+def test_spectral_relaxation_matches_autograd_of_phi(name, beta):
+    """T steps of the spectral loop == T steps of s ← ρ(∂Φ_β/∂s) by autograd of the explicit Φ (float64)."""
+    spec = SPECTRAL_SPECS[name]
+    net = EPNet(spec, dtype=F64, seed=1)
+    assert net.uses_spectral()
+    x, y = _batch(spec, 3)
+    target = net.one_hot(y)
+    s0 = _rand_states(net, 3, 7)
+    got = net.relax(net.clamp(x), s0, 12, beta, target)
+    s = [t.clone() for t in s0]
+    for _ in range(12):
+        leaves = [t.clone().requires_grad_() for t in s]
+        dphi = torch.autograd.grad(net.phi(x, leaves, beta, target).sum(), leaves)
+        s = [net.act(d).detach() for d in dphi]
+    for e, o in zip(s, got, strict=True):
+        assert o.shape == e.shape and o.dtype == e.dtype
+        torch.testing.assert_close(o, e, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(SPECTRAL_SPECS))
+def test_spectral_and_direct_loops_agree(name):
+    """Free phase, both nudged phases, the early-settling free phase and the EP update (float64)."""
+    spec = SPECTRAL_SPECS[name]
+    x, y = _batch(spec, 4)
+    out = {}
+    for algo in ("direct", "spectral"):
+        net = EPNet(spec, dtype=F64, seed=2)
+        net.conv_algo = algo
+        assert net.uses_spectral() == (algo == "spectral")
+        cl, target = net.clamp(x), net.one_hot(y)
+        free = net.relax(cl, net.init_state(4), 40)
+        settled = net.relax(cl, net.init_state(4), 200, settle_tol=1e-6)
+        out[algo] = (free, net.relax(cl, free, 6, 0.4, target), net.relax(cl, free, 6, -0.4, target), settled,
+                     [net.last_steps], ep_step(net, x, y, EPSchedule(30, 6, 0.2, "symmetric")).update)
+    for a, b in zip(out["direct"][:4], out["spectral"][:4], strict=True):
+        for u, v in zip(a, b, strict=True):
+            assert v.shape == u.shape and v.is_contiguous(memory_format=torch.channels_last) == \
+                u.is_contiguous(memory_format=torch.channels_last)
+            torch.testing.assert_close(v, u, rtol=0, atol=1e-12)
+    assert out["direct"][4] == out["spectral"][4]
+    for k, v in out["direct"][5].items():
+        torch.testing.assert_close(out["spectral"][5][k], v, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("pad, size, k", [(0, 12, 5), (1, 7, 3), (2, 6, 3), (0, 5, 2)])
+def test_spectral_conv_equals_conv2d_and_its_transpose(pad, size, k):
+    from golden.ep.network import Conv
+    from golden.ep.spectral import SpectralConv
+
+    conn = Conv(3, 4, k, 1, pad, "i", (size, size + 1))
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(conn.weight_shape, generator=g, dtype=F64)
+    x = torch.rand((5, 3, size, size + 1), generator=g, dtype=F64)
+    y = torch.rand((5, 4) + conn.conv_hw, generator=g, dtype=F64)
+    sc = SpectralConv(conn, F64, torch.device("cpu"))
+    spectra = sc.weight_spectra(w)
+    fwd = sc.forward(x.permute(2, 3, 0, 1).contiguous(), spectra).permute(2, 3, 0, 1)
+    torch.testing.assert_close(fwd, torch.nn.functional.conv2d(x, w, padding=pad), rtol=0, atol=1e-12)
+    tr = sc.transpose(y.permute(2, 3, 0, 1).contiguous(), spectra).permute(2, 3, 0, 1)
+    torch.testing.assert_close(tr, conn.transpose(y, w, None), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_spectral_max_pool_ties_resolve_like_the_direct_conv(dtype):
+    """Identical input patches give exactly tied candidates in a direct conv, and max pooling routes to
+    the first; the spectral loop must do the same (its own rounding would pick one at random)."""
+    spec = SPECTRAL_SPECS["mnist-conv-like"]
+    net = EPNet(spec, dtype=dtype, seed=3)
+    x, y = _batch(spec, 6)
+    cl = net.clamp(x.to(dtype))
+    s = _rand_states(net, 6, 4, dtype)
+    g = torch.Generator().manual_seed(5)
+    # layer-1 states constant per sample and channel except a few random positions: many windows whose
+    # four 3×3 patches are identical, some that differ by one element
+    s1 = torch.rand((6, 3, 1, 1), generator=g, dtype=dtype).expand(6, 3, 6, 6).clone()
+    s1[:, :, 1, 4] = torch.rand((6, 3), generator=g, dtype=dtype)
+    s1[:3, :, 5, 0] = 0.0
+    s[0] = s1
+    c = torch.nn.functional.conv2d(s1, net.w1.detach(), net.b1.detach())
+    win = c[:, :, :4, :4].unfold(2, 2, 2).unfold(3, 2, 2).reshape(6, 4, 2, 2, 4)
+    assert (win == win.amax(-1, keepdim=True)).sum(-1).gt(1).float().mean() > 0.5  # mostly exact ties
+    out = {}
+    for algo in ("direct", "spectral"):
+        net.conv_algo = algo
+        out[algo] = net.relax(cl, s, 1)
+    tol = 1e-5 if dtype == torch.float32 else 1e-13
+    for u, v in zip(out["direct"], out["spectral"], strict=True):
+        torch.testing.assert_close(v, u, rtol=0, atol=tol)
+
+
+def test_spectral_float32_is_as_accurate_as_the_direct_loop():
+    """float32 against a float64 run of the same network: the spectral loop's error is no larger."""
+    from golden.ep import mnist_conv
+
+    spec = mnist_conv()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand((4, 1, 28, 28), generator=g, dtype=F64)
+    ref64 = EPNet(spec, dtype=F64, seed=1)
+    ref = ref64.relax(ref64.clamp(x), ref64.init_state(4), 60)
+    err = {}
+    for algo in ("direct", "spectral"):
+        net = EPNet(spec, dtype=torch.float32, seed=1)
+        net.conv_algo = algo
+        got = net.relax(net.clamp(x.float()), net.init_state(4), 60)
+        err[algo] = max((u.double() - v).abs().max().item() for u, v in zip(got, ref, strict=True))
+    assert err["direct"] < 1e-5 and err["spectral"] < 1e-5
+    assert err["spectral"] <= 2 * err["direct"], err
+
+
+def test_conv_algo_choice_is_validated():
+    net = EPNet(SPECS["conv-strided-ce"], dtype=F64)
+    assert not net.uses_spectral()  # stride 2 above the input: the direct loop
+    net.conv_algo = "spectral"
+    with pytest.raises(ValueError, match="conv_algo='spectral' needs"):
+        net.uses_spectral()
+    net.conv_algo = "fft"
+    with pytest.raises(ValueError, match="conv_algo must be one of"):
+        net.uses_spectral()
+    assert not EPNet(SPECS["mlp-mse"]).uses_spectral()
+    assert not EPNet(SPECS["conv-max-avg"]).uses_spectral()
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (9, 7)])
+def test_spectral_max_pool_selection_is_max_pool2d(hw):
+    """Pooled values and the routing of the transpose equal F.max_pool2d / max_unpool2d, including equal
+    values (first index wins) and odd sizes."""
+    from golden.ep.spectral import max_pool_select, unpool
+
+    g = torch.Generator().manual_seed(0)
+    for f in (torch.rand((3, 4) + hw, generator=g, dtype=F64), torch.randint(0, 3, (3, 4) + hw, generator=g).double()):
+        val, sel = max_pool_select(f.permute(2, 3, 0, 1).contiguous())
+        ref, idx = torch.nn.functional.max_pool2d(f, 2, 2, return_indices=True)
+        torch.testing.assert_close(val.permute(2, 3, 0, 1), ref, rtol=0, atol=0)
+        post = torch.rand(ref.shape, generator=g, dtype=F64)
+        got = unpool(post.permute(2, 3, 0, 1).contiguous(), sel, hw).permute(2, 3, 0, 1)
+        expected = torch.nn.functional.max_unpool2d(post, idx, 2, 2, output_size=hw)
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)

@@ -1,0 +1,401 @@
+"""Spectral relaxation loop for ConvNets: stride-1 convolutions as DFTs done with matrix products.
+
+Inside the relaxation the weights are fixed, so a stride-1 convolution ``conv(s, W)`` and its
+transpose can be evaluated exactly through the convolution theorem on a grid as large as the
+padded input (``P = H + 2·pad``): the valid cross-correlation of an input of size P never wraps
+around that grid, nor does the full convolution of a ``(P − k + 1)``-sized map with the kernel.
+The per-phase spectrum of ``W`` is computed once; each step then costs, per connection, two
+real 2-D DFTs, one complex product per frequency and two inverse DFTs instead of two direct
+convolutions. On the MNIST ConvNet (32→64 channels, 5×5 on 12×12) that is ~230 M instead of
+656 M multiply-accumulates per step at batch 100.
+
+The DFTs are small dense matrices applied with GEMMs (no FFT library), so everything stays in one
+layout: conv states are kept as ``(H, W, N, C)`` (spatial dimensions outermost), which makes
+
+* the row pass (real DFT along H) one GEMM ``(2K_h × H) @ (H × W·N·C)``,
+* the column pass (complex DFT along W) one batched GEMM per row frequency,
+* the frequency product a batched GEMM over the ``K_h·P_w`` frequencies with the ``N × C`` slice
+  of each frequency as a plain matrix,
+
+and the inverse passes the same in reverse, without any permutation of the data. The result is
+exact up to rounding; in float32 its error against a float64 convolution is no larger than that of
+the direct (oneDNN) convolution (``tests/test_ep_float.py`` checks both directions).
+
+Max pooling follows ``F.max_pool2d``: the first maximal element of each 2×2 window, in row-major
+order, is selected. A direct convolution gives bitwise equal outputs for identical input patches
+(e.g. where states saturate), and max pooling then picks the first; a spectral convolution
+rounds each position differently. So identical patches are detected exactly (through random
+projections of the input's channel vectors, :func:`patch_ties`) and their candidates compared as
+equal: ties resolve as in the direct path, every other window by its computed values.
+
+:class:`SpectralRelax` runs :meth:`golden.ep.network.EPNet.relax` this way for symmetric ConvNets
+whose conv connections above the input have stride 1 and max or no pooling (the input
+connection, computed once per sample, may be anything); other networks use the direct loop.
+The MSE nudge needs a dense top layer; a CE read-out may sit on a conv layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+
+# ----------------------------------------------------------------------------------------------
+# DFT matrices (built in float64, cast once)
+# ----------------------------------------------------------------------------------------------
+def _row_dft(p: int, rows: Sequence[int]) -> torch.Tensor:
+    """Real DFT along H: ``(2·K_h, len(rows))``, output rows ``(k_h, re/im)``, K_h = p//2 + 1."""
+    kh = torch.arange(p // 2 + 1, dtype=torch.float64)[:, None]
+    h = torch.tensor(list(rows), dtype=torch.float64)[None]
+    th = 2 * math.pi * kh * h / p
+    return torch.stack([torch.cos(th), -torch.sin(th)], 1).reshape(-1, len(rows))
+
+
+def _col_dft(p: int, cols: Sequence[int]) -> torch.Tensor:
+    """Complex DFT along W: ``(2·p, 2·len(cols))``, output rows ``(k_w, re/im)``, input ``(re/im, w)``."""
+    kw = torch.arange(p, dtype=torch.float64)[:, None]
+    w = torch.tensor(list(cols), dtype=torch.float64)[None]
+    ph = 2 * math.pi * kw * w / p
+    c, s = torch.cos(ph), torch.sin(ph)
+    m = torch.stack([torch.stack([c, s], 1), torch.stack([-s, c], 1)], 1)  # (k_w, out re/im, in re/im, w)
+    return m.reshape(2 * p, 2 * len(cols))
+
+
+def _row_idft(ph: int, pw: int, rows: Sequence[int]) -> torch.Tensor:
+    """Inverse along H from the half spectrum, scaled by 1/(ph·pw): ``(2·len(rows), 2·K_h)``.
+
+    Output rows ``(h, re/im)``, input ``(re/im, k_h)``; the weights ``c_k`` (1 for k_h = 0 and the
+    Nyquist row, else 2) account for the conjugate half that is not stored.
+    """
+    nk = ph // 2 + 1
+    kh = torch.arange(nk, dtype=torch.float64)[None]
+    h = torch.tensor(list(rows), dtype=torch.float64)[:, None]
+    ck = torch.full((nk,), 2.0, dtype=torch.float64)
+    ck[0] = 1.0
+    if ph % 2 == 0:
+        ck[-1] = 1.0
+    th = 2 * math.pi * kh * h / ph
+    c, s = ck * torch.cos(th), ck * torch.sin(th)
+    m = torch.stack([torch.stack([c, -s], 1), torch.stack([s, c], 1)], 1)  # (h, out re/im, in re/im, k_h)
+    return m.reshape(2 * len(rows), 2 * nk) / (ph * pw)
+
+
+def _col_idft(p: int, cols: Sequence[int]) -> torch.Tensor:
+    """Real part of the inverse DFT along W: ``(len(cols), 2·p)``, input ``(re/im, k_w)``."""
+    kw = torch.arange(p, dtype=torch.float64)[None]
+    w = torch.tensor(list(cols), dtype=torch.float64)[:, None]
+    ph = 2 * math.pi * kw * w / p
+    return torch.cat([torch.cos(ph), -torch.sin(ph)], 1)
+
+
+class SpectralConv:
+    """A stride-1 :class:`~golden.ep.network.Conv` evaluated through DFTs, on ``(H, W, N, C)`` tensors."""
+
+    def __init__(self, conn, dtype: torch.dtype, device: torch.device):
+        if conn.stride != 1:
+            raise ValueError("SpectralConv needs stride 1")
+        h, w = conn.in_hw
+        pad = conn.pad
+        self.conn = conn
+        self.ph, self.pw = h + 2 * pad, w + 2 * pad
+        self.nk = self.ph // 2 + 1
+        self.bins = self.nk * self.pw
+        ho, wo = conn.conv_hw
+
+        def cast(t):
+            return t.to(dtype=dtype, device=device).contiguous()
+
+        # forward: the input occupies rows/columns pad … pad+h−1 of the grid, the valid output 0 … ho−1
+        self.f_rows, self.f_cols = (
+            cast(_row_dft(self.ph, range(pad, pad + h))),
+            cast(_col_dft(self.pw, range(pad, pad + w))),
+        )
+        self.f_irows, self.f_icols = cast(_row_idft(self.ph, self.pw, range(ho))), cast(_col_idft(self.pw, range(wo)))
+        # transpose: the map occupies 0 … ho−1, the full convolution is cropped back to pad … pad+h−1
+        self.t_rows, self.t_cols = cast(_row_dft(self.ph, range(ho))), cast(_col_dft(self.pw, range(wo)))
+        self.t_irows = cast(_row_idft(self.ph, self.pw, range(pad, pad + h)))
+        self.t_icols = cast(_col_idft(self.pw, range(pad, pad + w)))
+
+    def weight_spectra(self, w: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-frequency matrices of ``w``: (re, im) of conj(Ŵ) as ``(bins, C_in, C_out)`` for the
+        cross-correlation and of Ŵ as ``(bins, C_out, C_in)`` for the transpose (Ŵ in float64)."""
+        co, ci, kh, kw = w.shape
+        grid = w.new_zeros((co, ci, self.ph, self.pw), dtype=torch.float64)
+        grid[:, :, :kh, :kw] = w.detach()
+        spec = torch.view_as_real(torch.fft.fft(torch.fft.rfft(grid, dim=2), dim=3))  # (co, ci, nk, pw, 2)
+        fwd = spec.permute(4, 2, 3, 1, 0).to(w.dtype).contiguous().view(2, self.bins, ci, co)
+        bwd = spec.permute(4, 2, 3, 0, 1).to(w.dtype).contiguous().view(2, self.bins, co, ci)
+        return fwd[0], fwd[1].neg(), bwd[0], bwd[1]
+
+    def _dft(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """(h, w, N, C) → (bins, 2, N·C): row pass, then the column pass per row frequency."""
+        h, w = x.shape[:2]
+        m = x[0, 0].numel()
+        a = (rows @ x.reshape(h, w * m)).view(self.nk, 2 * w, m)
+        return torch.matmul(cols, a).view(self.bins, 2, m)
+
+    def _product(self, spec: torch.Tensor, mr: torch.Tensor, mi: torch.Tensor, n: int) -> torch.Tensor:
+        """Y = X·M per frequency for complex X (re, im planes of ``spec``) and M = mr + i·mi: (2, bins, N, C')."""
+        xr = spec[:, 0].view(self.bins, n, -1)
+        xi = spec[:, 1].view(self.bins, n, -1)
+        out = spec.new_empty((2, self.bins, n, mr.shape[2]))
+        torch.bmm(xr, mr, out=out[0])
+        out[0].baddbmm_(xi, mi, alpha=-1.0)
+        torch.bmm(xr, mi, out=out[1])
+        out[1].baddbmm_(xi, mr)
+        return out
+
+    def _idft(self, y: torch.Tensor, irows: torch.Tensor, icols: torch.Tensor) -> torch.Tensor:
+        """(2, bins, N, C') → (h_out, w_out, N·C'): inverse row pass, then the real part of the column pass."""
+        m = y.shape[2] * y.shape[3]
+        z = (irows @ y.view(2 * self.nk, self.pw * m)).view(-1, 2 * self.pw, m)
+        return torch.matmul(icols, z)
+
+    def forward(self, x: torch.Tensor, spectra) -> torch.Tensor:
+        """``conv2d(x, W)`` without bias: (H, W, N, C_in) → (H_o, W_o, N, C_out)."""
+        n = x.shape[2]
+        y = self._product(self._dft(x, self.f_rows, self.f_cols), spectra[0], spectra[1], n)
+        out = self._idft(y, self.f_irows, self.f_icols)
+        return out.view(out.shape[0], out.shape[1], n, -1)
+
+    def transpose(self, g: torch.Tensor, spectra) -> torch.Tensor:
+        """``conv_transpose2d(g, W)`` cropped to the input: (H_o, W_o, N, C_out) → (H, W, N, C_in)."""
+        n = g.shape[2]
+        y = self._product(self._dft(g, self.t_rows, self.t_cols), spectra[2], spectra[3], n)
+        out = self._idft(y, self.t_irows, self.t_icols)
+        return out.view(out.shape[0], out.shape[1], n, -1)
+
+
+def _window_all(eq: torch.Tensor, k: int, rows: int, cols: int) -> torch.Tensor:
+    """``out[..., y, x, :] = all(eq[..., y:y+k, x:x+k, :])`` for y < rows, x < cols (eq: (..., R, C, N))."""
+    r = eq[..., 0:rows, :, :].clone()
+    for i in range(1, k):
+        r &= eq[..., i : i + rows, :, :]
+    out = r[..., :, 0:cols, :].clone()
+    for j in range(1, k):
+        out &= r[..., :, j : j + cols, :]
+    return out
+
+
+def patch_ties(x: torch.Tensor, conn, proj: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+    """Which pooling candidates of ``conv(x)`` see identical input patches (exact ties of a direct conv).
+
+    ``x`` is the conv input (H, W, N, C). Positions are compared through two random projections of
+    their channel vectors (``proj``, (2, C)), packed bitwise into one 64-bit word: identical vectors
+    give identical words. Returns None when no window has a tie, else (E_ab, E_ac, E_ad, E_bc, E_bd,
+    E_cd), each (H_q, W_q, N), for the candidates a = (2i, 2j), b = (2i, 2j+1), c = (2i+1, 2j),
+    d = (2i+1, 2j+1) of a window.
+    """
+    k, pad = conn.k, conn.pad
+    ho, wo = conn.conv_hw
+    hq, wq = ho // 2, wo // 2
+    h, w, n, ch = x.shape
+    fp = (proj @ x.view(-1, ch).t()).t().contiguous()  # (H·W·N, 2)
+    if fp.dtype == torch.float32:
+        fp = fp.view(torch.int64)
+    fp = fp.view(h, w, n, -1)
+    # the padded grid plus one zero row and column, so every shift below is defined
+    fp = torch.nn.functional.pad(fp, (0, 0, 0, 0, pad, pad + 1, pad, pad + 1))
+    ph, pw = fp.shape[:2]
+    eq = torch.empty((4, ph - 1, pw - 1, n, fp.shape[3]), dtype=torch.bool, device=x.device)
+    # position (r, c) against (r, c+1), (r+1, c), (r+1, c+1), and (r, c+1) against (r+1, c)
+    torch.eq(fp[:-1, :-1], fp[:-1, 1:], out=eq[0])
+    torch.eq(fp[:-1, :-1], fp[1:, :-1], out=eq[1])
+    torch.eq(fp[:-1, :-1], fp[1:, 1:], out=eq[2])
+    torch.eq(fp[:-1, 1:], fp[1:, :-1], out=eq[3])
+    eq = eq.all(-1) if eq.shape[-1] > 1 else eq.squeeze(-1)
+    if not bool(eq.any()):  # no two neighbouring positions agree: no window can tie
+        return None
+    same = _window_all(eq, k, 2 * hq, 2 * wq)  # (4, 2hq, 2wq, N): the patch at (y, x) vs the shifted one
+    if not bool(same.any()):
+        return None
+    ev = same[:, 0::2, 0::2]  # windows' top-left corners
+    return ev[0], ev[1], ev[2], ev[3], same[1, 0::2, 1::2], same[0, 1::2, 0::2]
+
+
+def _windows(t: torch.Tensor) -> torch.Tensor:
+    """(H, W, …) → (H//2, 2, W//2, 2, …): the 2×2 pool windows as a view (odd trailing rows/columns dropped)."""
+    hq, wq = t.shape[0] // 2, t.shape[1] // 2
+    return t[: 2 * hq, : 2 * wq].unflatten(0, (hq, 2)).unflatten(2, (wq, 2))
+
+
+def max_pool_select(f: torch.Tensor, ties: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """2×2/stride-2 max pooling of ``f`` (H, W, N, C), selecting the first maximal element of each
+    window in row-major order like ``F.max_pool2d``; candidates that :func:`patch_ties` reports as
+    identical count as equal (the later one takes the earlier one's value).
+
+    Returns the pooled values (H//2, W//2, N, C) and the selection: a 0/1 tensor in ``f``'s dtype of
+    the windows' shape (H//2, 2, W//2, 2, N, C) with exactly one 1 per window.
+    """
+    win = _windows(f)
+    a, b, c, d = win[:, 0, :, 0], win[:, 0, :, 1], win[:, 1, :, 0], win[:, 1, :, 1]
+    if ties is None:
+        val = torch.maximum(torch.maximum(a, b), torch.maximum(c, d))
+        sel = torch.empty(win.shape, dtype=f.dtype, device=f.device)
+        torch.eq(win, val[:, None, :, None], out=sel)  # 0/1 in f's dtype: much faster than booleans
+        # two candidates can only be bitwise equal by coincidence here; then fall back to the ordered rule
+        count = sel[:, 0, :, 0] + sel[:, 0, :, 1] + sel[:, 1, :, 0] + sel[:, 1, :, 1]
+        if count.numel() == 0 or count.max().item() < 1.5:
+            return val, sel
+    else:  # exact selection by 0/1 weights: lerp(x, y, 1) = y, lerp(x, y, 0) = x
+        e_ab, e_ac, e_ad, e_bc, e_bd, e_cd = (e.unsqueeze(-1).to(f.dtype) for e in ties)
+        b = torch.lerp(b, a, e_ab)
+        c = torch.lerp(torch.lerp(c, b, e_bc), a, e_ac)
+        d = torch.lerp(torch.lerp(torch.lerp(d, c, e_cd), b, e_bd), a, e_ad)
+    # the ordered rule: a later candidate is selected only if strictly greater than all earlier ones
+    sel = torch.zeros(win.shape, dtype=f.dtype, device=f.device)
+    gb, gc, gd = sel[:, 0, :, 1], sel[:, 1, :, 0], sel[:, 1, :, 1]
+    torch.gt(b, a, out=gb)
+    val = torch.maximum(a, b)
+    torch.gt(c, val, out=gc)
+    val = torch.maximum(val, c, out=val)
+    torch.gt(d, val, out=gd)
+    val = torch.maximum(val, d, out=val)
+    rest = torch.rsub(gd, 1.0)  # neither d …
+    gc.mul_(rest)  # c: gc and not gd
+    rest.sub_(gc)  # neither d nor c
+    gb.mul_(rest)
+    sel[:, 0, :, 0] = rest.sub_(gb)
+    return val, sel
+
+
+def unpool(post: torch.Tensor, sel: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """Route each pooled value to its selected element: the transpose of :func:`max_pool_select`."""
+    h, w = hw
+    hq, wq = post.shape[:2]
+    routed = post.unsqueeze(1).unsqueeze(3)  # (hq, 1, wq, 1, N, C)
+    if h == 2 * hq and w == 2 * wq:
+        return (sel * routed).view((h, w) + post.shape[2:])
+    out = post.new_zeros((h, w) + post.shape[2:])  # odd conv output: the last row/column feeds no window
+    torch.mul(sel, routed, out=_windows(out))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The relaxation loop
+# ----------------------------------------------------------------------------------------------
+def to_hwnc(t: torch.Tensor) -> torch.Tensor:
+    return t.permute(2, 3, 0, 1).contiguous() if t.dim() == 4 else t
+
+
+class SpectralRelax:
+    """One phase of :meth:`EPNet.relax` with conv states in ``(H, W, N, C)`` layout.
+
+    Built per phase (weights are fixed within it); :meth:`supports` says whether a network fits.
+    """
+
+    @staticmethod
+    def supports(net) -> bool:
+        from .network import Conv
+
+        if net.vf or net.n_layers < 2:
+            return False
+        convs = [c for c in net.conns[1:] if isinstance(c, Conv)]
+        if not convs:
+            return False
+        return all(c.stride == 1 and c.pool in ("m", "i") for c in convs)
+
+    def __init__(self, net, p, consts):
+        from .network import Conv
+
+        self.net = net
+        self.a, self.c = net.affine.scale, net.affine.offset
+        self.identity = self.a == 1.0 and self.c == 0.0
+        cache = net.__dict__.setdefault("_spectral_cache", {})
+        key = (p["w0"].dtype, p["w0"].device)
+        if key not in cache:
+            cache[key] = {l: SpectralConv(c, *key) for l, c in enumerate(net.conns) if l >= 1 and isinstance(c, Conv)}
+        self.sconv = cache[key]
+        self.layers = []  # per connection l ≥ 1: what the step needs
+        for l in range(1, net.n_layers):
+            conn, w, b = net.conns[l], p[f"w{l}"], p[f"b{l}"]
+            if isinstance(conn, Conv):
+                sc = self.sconv[l]
+                self.layers.append(("conv", sc, sc.weight_spectra(w), b, conn, conn.pool == "m"))
+            elif len(conn.pre_shape) == 3:  # dense on a flattened conv state: weight columns in (h, w, c) order
+                c_, h_, w_ = conn.pre_shape
+                wp = w.view(w.shape[0], c_, h_, w_).permute(0, 2, 3, 1).reshape(w.shape[0], -1)
+                self.layers.append(("flat", wp.t().contiguous(), wp.contiguous(), (h_, w_, c_)))
+            else:
+                self.layers.append(("dense", w.t(), w))
+        self.consts = [to_hwnc(k) if k is not None else None for k in consts]
+        self.p = p
+        self._projs: dict[int, torch.Tensor] = {}
+
+    def _proj(self, channels: int) -> torch.Tensor:
+        """Two fixed random projections of a C-channel vector, (2, C) in [1, 2) (for :func:`patch_ties`)."""
+        if channels not in self._projs:
+            g = torch.Generator().manual_seed(channels)
+            r = 1.0 + torch.rand((2, channels), generator=g, dtype=torch.float64)
+            self._projs[channels] = r.to(dtype=self.p["w0"].dtype, device=self.p["w0"].device)
+        return self._projs[channels]
+
+    def step(self, s: list[torch.Tensor], beta: float, target) -> list[torch.Tensor]:
+        net, a, c = self.net, self.a, self.c
+        L = len(s)
+        n = s[0].shape[2] if s[0].dim() == 4 else s[0].shape[0]
+        pre: list[torch.Tensor | None] = [None] * L
+        masks: list[torch.Tensor | None] = [None] * L
+        for k in range(1, L):  # bottom-up terms a·F_k(s_{k-1}) + c (+ pooling masks)
+            lay, x = self.layers[k - 1], s[k - 1]
+            if lay[0] == "conv":
+                _, sc, spectra, b, conn, pooled = lay
+                f = sc.forward(x, spectra)
+                if pooled:
+                    f, masks[k] = max_pool_select(f, patch_ties(x, conn, self._proj(x.shape[3])))
+                f = f.add_(b) if self.identity else f.add_(b).mul_(a).add_(c)
+                pre[k] = f
+            elif lay[0] == "flat":
+                xf = x.permute(2, 0, 1, 3).reshape(n, -1)
+                pre[k] = torch.addmm(self.consts[k], xf, lay[1], alpha=a)
+            else:
+                pre[k] = torch.addmm(self.consts[k], x, lay[1], alpha=a)
+        out = []
+        for k in range(L):
+            if k + 1 < L:  # top-down term a·J_{k+1}ᵀ s_{k+1}
+                lay, post = self.layers[k], s[k + 1]
+                if lay[0] == "conv":
+                    g = unpool(post, masks[k + 1], lay[4].conv_hw) if lay[5] else post
+                    td = lay[1].transpose(g, lay[2])
+                    pre[k] = torch.add(self.consts[0], td, alpha=a) if k == 0 else pre[k].add_(td, alpha=a)
+                elif lay[0] == "flat":
+                    h_, w_, c_ = lay[3]
+                    td = (post @ lay[2]).view(n, h_, w_, c_).permute(1, 2, 0, 3)
+                    pre[k] = torch.add(self.consts[0], td, alpha=a) if k == 0 else pre[k].add_(td, alpha=a)
+                else:
+                    base = self.consts[0] if k == 0 else pre[k]
+                    pre[k] = torch.addmm(base, post, lay[2], alpha=a)
+            if beta != 0.0 and k == L - 1:  # the state-dependent half of the nudge
+                if net.readout is None:
+                    pre[k].add_(s[k], alpha=-a * beta)
+                elif s[k].dim() == 4:  # CE read-out on a conv layer: it works on (N, C, H, W)
+                    fb = net._ce_feedback(s[k].permute(2, 3, 0, 1), target, self.p)
+                    pre[k].add_(fb.permute(2, 3, 0, 1), alpha=-a * beta)
+                else:
+                    pre[k].add_(net._ce_feedback(s[k], target, self.p), alpha=-a * beta)
+            out.append(net.affine.apply(pre[k], True))
+        return out
+
+    def run(
+        self,
+        states: Sequence[torch.Tensor],
+        steps: int,
+        beta: float,
+        target,
+        settle_tol: float | None,
+        check_every: int,
+    ) -> tuple[list[torch.Tensor], int]:
+        s = [to_hwnc(t) for t in states]
+        done = steps
+        for t in range(steps):
+            new = self.step(s, beta, target)
+            if settle_tol is not None and (t + 1) % check_every == 0:
+                change = max((u - v).abs().max().item() for u, v in zip(new, s, strict=True))
+                if change <= settle_tol:
+                    s, done = new, t + 1
+                    break
+            s = new
+        back = [u.permute(2, 3, 0, 1).contiguous(memory_format=torch.channels_last) if u.dim() == 4 else u for u in s]
+        return back, done
