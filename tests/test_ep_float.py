@@ -425,3 +425,29 @@ def test_spectral_max_pool_selection_is_max_pool2d(hw):
         got = unpool(post.permute(2, 3, 0, 1).contiguous(), sel, hw).permute(2, 3, 0, 1)
         expected = torch.nn.functional.max_unpool2d(post, idx, 2, 2, output_size=hw)
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_spectral_loop_split_over_threads_is_the_same_relaxation(monkeypatch):
+    """With T threads the batch relaxes in T chunks side by side; the states, the early stop of
+    ``settle_tol`` (batch-wide) and the caller's thread setting are as without the split."""
+    import golden.ep.spectral as spectral
+
+    spec = SPECTRAL_SPECS["conv-max-id"]
+    net = EPNet(spec, dtype=F64, seed=2)
+    x, y = _batch(spec, 7)
+    cl, target = net.clamp(x), net.one_hot(y)
+    prev = torch.get_num_threads()
+    out = {}
+    try:
+        for chunk in (100, 2):  # no split (7 < 2·100), then 3 chunks of 2–3 samples
+            monkeypatch.setattr(spectral, "MIN_CHUNK", chunk)
+            torch.set_num_threads(3)
+            free = net.relax(cl, net.init_state(7), 30)
+            settled = net.relax(cl, net.init_state(7), 300, settle_tol=1e-9)
+            out[chunk] = (free, net.relax(cl, free, 5, 0.3, target), settled, net.last_steps, torch.get_num_threads())
+    finally:
+        torch.set_num_threads(prev)
+    assert out[2][4] == 3 and out[2][3] == out[100][3] < 300
+    for a, b in zip(out[100][:3], out[2][:3], strict=True):
+        for u, v in zip(a, b, strict=True):
+            torch.testing.assert_close(v, u, rtol=0, atol=1e-12)

@@ -37,9 +37,13 @@ The MSE nudge needs a dense top layer; a CE read-out may sit on a conv layer.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
+
+MIN_CHUNK = 16  # samples per thread below which the batch is not split (see SpectralRelax)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -284,6 +288,12 @@ class SpectralRelax:
     """One phase of :meth:`EPNet.relax` with conv states in ``(H, W, N, C)`` layout.
 
     Built per phase (weights are fixed within it); :meth:`supports` says whether a network fits.
+    With ``torch.get_num_threads()`` = T > 1 the batch is split into T chunks of at least
+    :data:`MIN_CHUNK` samples that relax side by side in T Python threads, each running its ops
+    with one intra-op thread (samples are independent; ``settle_tol`` still stops every chunk at
+    the same step, from the largest change over the whole batch). The ops of one step are small
+    (~60 of 0.1–1 ms), so this keeps each core on its own chunk instead of synchronising both cores
+    in every op; the caller's thread setting is restored afterwards.
     """
 
     @staticmethod
@@ -313,45 +323,38 @@ class SpectralRelax:
             conn, w, b = net.conns[l], p[f"w{l}"], p[f"b{l}"]
             if isinstance(conn, Conv):
                 sc = self.sconv[l]
-                self.layers.append(("conv", sc, sc.weight_spectra(w), b, conn, conn.pool == "m"))
+                proj = _projections(conn.c_in, p["w0"].dtype, p["w0"].device)
+                self.layers.append(("conv", sc, sc.weight_spectra(w), b, conn, conn.pool == "m", proj))
             elif len(conn.pre_shape) == 3:  # dense on a flattened conv state: weight columns in (h, w, c) order
                 c_, h_, w_ = conn.pre_shape
                 wp = w.view(w.shape[0], c_, h_, w_).permute(0, 2, 3, 1).reshape(w.shape[0], -1)
                 self.layers.append(("flat", wp.t().contiguous(), wp.contiguous(), (h_, w_, c_)))
             else:
                 self.layers.append(("dense", w.t(), w))
-        self.consts = [to_hwnc(k) if k is not None else None for k in consts]
+        self.consts = consts
         self.p = p
-        self._projs: dict[int, torch.Tensor] = {}
 
-    def _proj(self, channels: int) -> torch.Tensor:
-        """Two fixed random projections of a C-channel vector, (2, C) in [1, 2) (for :func:`patch_ties`)."""
-        if channels not in self._projs:
-            g = torch.Generator().manual_seed(channels)
-            r = 1.0 + torch.rand((2, channels), generator=g, dtype=torch.float64)
-            self._projs[channels] = r.to(dtype=self.p["w0"].dtype, device=self.p["w0"].device)
-        return self._projs[channels]
-
-    def step(self, s: list[torch.Tensor], beta: float, target) -> list[torch.Tensor]:
+    def step(self, s: list[torch.Tensor], beta: float, target, consts) -> list[torch.Tensor]:
+        """One synchronous step on engine-layout states with this chunk's constants (engine layout)."""
         net, a, c = self.net, self.a, self.c
         L = len(s)
         n = s[0].shape[2] if s[0].dim() == 4 else s[0].shape[0]
         pre: list[torch.Tensor | None] = [None] * L
         masks: list[torch.Tensor | None] = [None] * L
-        for k in range(1, L):  # bottom-up terms a·F_k(s_{k-1}) + c (+ pooling masks)
+        for k in range(1, L):  # bottom-up terms a·F_k(s_{k-1}) + c (+ pooling selections)
             lay, x = self.layers[k - 1], s[k - 1]
             if lay[0] == "conv":
-                _, sc, spectra, b, conn, pooled = lay
+                _, sc, spectra, b, conn, pooled, proj = lay
                 f = sc.forward(x, spectra)
                 if pooled:
-                    f, masks[k] = max_pool_select(f, patch_ties(x, conn, self._proj(x.shape[3])))
+                    f, masks[k] = max_pool_select(f, patch_ties(x, conn, proj))
                 f = f.add_(b) if self.identity else f.add_(b).mul_(a).add_(c)
                 pre[k] = f
             elif lay[0] == "flat":
                 xf = x.permute(2, 0, 1, 3).reshape(n, -1)
-                pre[k] = torch.addmm(self.consts[k], xf, lay[1], alpha=a)
+                pre[k] = torch.addmm(consts[k], xf, lay[1], alpha=a)
             else:
-                pre[k] = torch.addmm(self.consts[k], x, lay[1], alpha=a)
+                pre[k] = torch.addmm(consts[k], x, lay[1], alpha=a)
         out = []
         for k in range(L):
             if k + 1 < L:  # top-down term a·J_{k+1}ᵀ s_{k+1}
@@ -359,13 +362,13 @@ class SpectralRelax:
                 if lay[0] == "conv":
                     g = unpool(post, masks[k + 1], lay[4].conv_hw) if lay[5] else post
                     td = lay[1].transpose(g, lay[2])
-                    pre[k] = torch.add(self.consts[0], td, alpha=a) if k == 0 else pre[k].add_(td, alpha=a)
+                    pre[k] = torch.add(consts[0], td, alpha=a) if k == 0 else pre[k].add_(td, alpha=a)
                 elif lay[0] == "flat":
                     h_, w_, c_ = lay[3]
                     td = (post @ lay[2]).view(n, h_, w_, c_).permute(1, 2, 0, 3)
-                    pre[k] = torch.add(self.consts[0], td, alpha=a) if k == 0 else pre[k].add_(td, alpha=a)
+                    pre[k] = torch.add(consts[0], td, alpha=a) if k == 0 else pre[k].add_(td, alpha=a)
                 else:
-                    base = self.consts[0] if k == 0 else pre[k]
+                    base = consts[0] if k == 0 else pre[k]
                     pre[k] = torch.addmm(base, post, lay[2], alpha=a)
             if beta != 0.0 and k == L - 1:  # the state-dependent half of the nudge
                 if net.readout is None:
@@ -387,15 +390,83 @@ class SpectralRelax:
         settle_tol: float | None,
         check_every: int,
     ) -> tuple[list[torch.Tensor], int]:
-        s = [to_hwnc(t) for t in states]
+        """Relax ``states`` (the network's layout) for ``steps`` steps; returns (states, steps run)."""
+        n = states[0].shape[0]
+        threads = torch.get_num_threads()
+        parts = max(1, min(threads, n // MIN_CHUNK))
+        if parts == 1:
+            return self._run_chunk(0, n, states, steps, beta, target, settle_tol, check_every, None)
+        bounds = [(i * n // parts, (i + 1) * n // parts) for i in range(parts)]
+        sync = _SettleSync(parts) if settle_tol is not None else None
+
+        def work(lo, hi):
+            torch.set_num_threads(1)  # this thread's intra-op pool (OpenMP, MKL)
+            with torch.no_grad():
+                return self._run_chunk(lo, hi, states, steps, beta, target, settle_tol, check_every, sync)
+
+        torch.set_num_threads(1)  # also the default of the new threads
+        try:
+            with ThreadPoolExecutor(parts) as pool:
+                futures = [pool.submit(work, lo, hi) for lo, hi in bounds]
+                try:
+                    outs = [f.result() for f in futures]
+                except BaseException:
+                    if sync is not None:
+                        sync.barrier.abort()  # release chunks waiting for a failed one
+                    raise
+        finally:
+            torch.set_num_threads(threads)
+        return [torch.cat([o[0][k] for o in outs]) for k in range(len(states))], outs[0][1]
+
+    def _run_chunk(self, lo, hi, states, steps, beta, target, settle_tol, check_every, sync):
+        def rows(t):
+            return t if t is None or t.dim() < 2 else t[lo:hi]  # per-sample tensors; (n,) vectors broadcast
+
+        consts = [to_hwnc(rows(k)) if k is not None else None for k in self.consts]
+        target = rows(target)
+        s = [to_hwnc(rows(t)) for t in states]
         done = steps
-        for t in range(steps):
-            new = self.step(s, beta, target)
-            if settle_tol is not None and (t + 1) % check_every == 0:
-                change = max((u - v).abs().max().item() for u, v in zip(new, s, strict=True))
-                if change <= settle_tol:
-                    s, done = new, t + 1
-                    break
-            s = new
+        try:
+            for t in range(steps):
+                new = self.step(s, beta, target, consts)
+                if settle_tol is not None and (t + 1) % check_every == 0:
+                    change = max((u - v).abs().max().item() for u, v in zip(new, s, strict=True))
+                    if sync is not None:
+                        change = sync.largest(change)
+                    if change <= settle_tol:
+                        s, done = new, t + 1
+                        break
+                s = new
+        except BaseException:
+            if sync is not None:
+                sync.barrier.abort()
+            raise
         back = [u.permute(2, 3, 0, 1).contiguous(memory_format=torch.channels_last) if u.dim() == 4 else u for u in s]
         return back, done
+
+
+class _SettleSync:
+    """The batch-wide largest change of a settle check, shared by the chunks' threads."""
+
+    def __init__(self, parts: int):
+        self.barrier = threading.Barrier(parts)
+        self.changes: list[float] = []
+        self.lock = threading.Lock()
+        self.result = 0.0
+
+    def largest(self, change: float) -> float:
+        with self.lock:
+            self.changes.append(change)
+        if self.barrier.wait() == 0:  # one thread publishes the maximum …
+            self.result = max(self.changes)
+            self.changes.clear()
+        self.barrier.wait()  # … before anyone reads it
+        result = self.result
+        self.barrier.wait()  # and everyone has read it before the next check can overwrite it
+        return result
+
+
+def _projections(channels: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """Two fixed random projections of a C-channel vector, (2, C) in [1, 2) (for :func:`patch_ties`)."""
+    g = torch.Generator().manual_seed(channels)
+    return (1.0 + torch.rand((2, channels), generator=g, dtype=torch.float64)).to(dtype=dtype, device=device)
