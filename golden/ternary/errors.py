@@ -34,7 +34,6 @@ from spec import ternary as spec_ternary
 from .ternarize import alpha, check_kind
 
 MODES = ("static", "dynamic")
-_DENSE_Q = 0.25  # above this rate one uniform per weight is cheaper than geometric gaps
 
 
 def check_rate(p: float) -> float:
@@ -68,13 +67,13 @@ def zero_fraction(t: torch.Tensor) -> float:
 def bernoulli_positions(n: int, q: float, generator: torch.Generator | None) -> torch.Tensor:
     """Sorted int64 positions in ``[0, n)``, each present independently with probability ``q``.
 
-    Below :data:`_DENSE_Q` by geometric skipping (gaps ``G ~ Geometric(q)``, positions = cumsum − 1),
-    which draws O(n·q) numbers; above it one uniform per position.
+    Geometric skipping: gaps ``G ~ Geometric(q)`` (support 1, 2, …), positions = cumsum(G) − 1.
+    Exact at any rate, and it draws O(n·q) numbers, so the memory follows the number of errors.
     """
     if q <= 0.0 or n == 0:
         return torch.empty(0, dtype=torch.int64)
-    if q >= _DENSE_Q:
-        return (torch.rand(n, generator=generator, dtype=torch.float64) < q).nonzero().flatten()
+    if q >= 1.0:
+        return torch.arange(n, dtype=torch.int64)
     mean = n * q
     chunks, end = [], -1
     while end < n:
