@@ -335,7 +335,7 @@ def test_spectral_and_direct_loops_agree(name):
 @pytest.mark.parametrize("pad, size, k", [(0, 12, 5), (1, 7, 3), (2, 6, 3), (0, 5, 2)])
 def test_spectral_conv_equals_conv2d_and_its_transpose(pad, size, k):
     from golden.ep.network import Conv
-    from golden.ep.spectral import SpectralConv
+    from golden.ep.spectral import SpectralConv, to_engine
 
     conn = Conv(3, 4, k, 1, pad, "i", (size, size + 1))
     g = torch.Generator().manual_seed(0)
@@ -344,9 +344,9 @@ def test_spectral_conv_equals_conv2d_and_its_transpose(pad, size, k):
     y = torch.rand((5, 4) + conn.conv_hw, generator=g, dtype=F64)
     sc = SpectralConv(conn, F64, torch.device("cpu"))
     spectra = sc.weight_spectra(w)
-    fwd = sc.forward(x.permute(2, 3, 0, 1).contiguous(), spectra).permute(2, 3, 0, 1)
+    fwd = sc.forward(to_engine(x), spectra).permute(3, 2, 0, 1)
     torch.testing.assert_close(fwd, torch.nn.functional.conv2d(x, w, padding=pad), rtol=0, atol=1e-12)
-    tr = sc.transpose(y.permute(2, 3, 0, 1).contiguous(), spectra).permute(2, 3, 0, 1)
+    tr = sc.transpose(to_engine(y), spectra).permute(3, 2, 0, 1)
     torch.testing.assert_close(tr, conn.transpose(y, w, None), rtol=0, atol=1e-12)
 
 
@@ -414,15 +414,15 @@ def test_conv_algo_choice_is_validated():
 def test_spectral_max_pool_selection_is_max_pool2d(hw):
     """Pooled values and the routing of the transpose equal F.max_pool2d / max_unpool2d, including equal
     values (first index wins) and odd sizes."""
-    from golden.ep.spectral import max_pool_select, unpool
+    from golden.ep.spectral import max_pool_select, to_engine, unpool
 
     g = torch.Generator().manual_seed(0)
     for f in (torch.rand((3, 4) + hw, generator=g, dtype=F64), torch.randint(0, 3, (3, 4) + hw, generator=g).double()):
-        val, sel = max_pool_select(f.permute(2, 3, 0, 1).contiguous())
+        val, sel = max_pool_select(to_engine(f))
         ref, idx = torch.nn.functional.max_pool2d(f, 2, 2, return_indices=True)
-        torch.testing.assert_close(val.permute(2, 3, 0, 1), ref, rtol=0, atol=0)
+        torch.testing.assert_close(val.permute(3, 2, 0, 1), ref, rtol=0, atol=0)
         post = torch.rand(ref.shape, generator=g, dtype=F64)
-        got = unpool(post.permute(2, 3, 0, 1).contiguous(), sel, hw).permute(2, 3, 0, 1)
+        got = unpool(to_engine(post), sel, hw).permute(3, 2, 0, 1)
         expected = torch.nn.functional.max_unpool2d(post, idx, 2, 2, output_size=hw)
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
@@ -451,3 +451,21 @@ def test_spectral_loop_split_over_threads_is_the_same_relaxation(monkeypatch):
     for a, b in zip(out[100][:3], out[2][:3], strict=True):
         for u, v in zip(a, b, strict=True):
             torch.testing.assert_close(v, u, rtol=0, atol=1e-12)
+
+
+def test_spectral_weight_spectra_follow_in_place_updates():
+    """The per-phase weight spectra are reused only while the weight tensor is unchanged."""
+    spec = SPECTRAL_SPECS["mnist-conv-like"]
+    net = EPNet(spec, dtype=F64, seed=1)
+    x, _ = _batch(spec, 3)
+    cl = net.clamp(x)
+    s0 = _rand_states(net, 3, 2)
+    before = net.relax(cl, s0, 3)
+    with torch.no_grad():
+        net.w1.mul_(1.5)
+    after = net.relax(cl, s0, 3)
+    net.conv_algo = "direct"
+    expected = net.relax(cl, s0, 3)
+    assert not torch.allclose(before[0], after[0])
+    for u, v in zip(expected, after, strict=True):
+        torch.testing.assert_close(v, u, rtol=0, atol=1e-12)
