@@ -15,6 +15,10 @@ another engine (the integer twin) registers itself in :data:`ENGINES`.
 
     python bench/ternary_sweep.py --nets RUN_T RUN_B RUN_T_AWARE RUN_B_AWARE --data-dir /work/shared/data \\
         --out /work/runs/ternary/sweep
+    python bench/ternary_sweep.py --nets RUN_MORE --include /work/runs/ternary/sweep/ternary_sweep.json --out …
+
+``--include`` adds the nets of earlier reports (same engine, p values and test set) to the new
+JSON and figure without measuring them again.
 """
 
 from __future__ import annotations
@@ -194,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--nets",
         nargs="+",
-        required=True,
+        default=[],
         metavar="PATH",
         help="run directories (checkpoint.pt) or export directories of python -m golden.ternary",
     )
@@ -221,6 +225,15 @@ def main(argv: list[str] | None = None) -> int:
         "--allow-subset", action="store_true", help="use the shipped 500-image test subset when full MNIST is missing"
     )
     ap.add_argument("--limit", type=int, help="only the first N test images")
+    ap.add_argument(
+        "--include",
+        nargs="+",
+        default=[],
+        type=Path,
+        metavar="JSON",
+        help="add the nets of earlier ternary_sweep.json files (same engine, p values and data) to this "
+        "report instead of measuring them again",
+    )
     ap.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
     ap.add_argument(
         "--out",
@@ -229,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         help="directory for ternary_sweep.json and ternary_sweep.png (default bench/results/ternary_sweep)",
     )
     args = ap.parse_args(argv)
+    if not args.nets and not args.include:
+        ap.error("give --nets and/or --include")
     for p in args.ps:
         if not 0 < p <= 0.5:
             ap.error(f"--ps entries must be in (0, 0.5], not {p}")
@@ -251,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     engine = ENGINES[args.engine]
     ps = sorted(args.ps)
     results = []
+    for inc in args.include:
+        prev = json.loads(inc.read_text())
+        same = (prev.get("engine"), prev.get("ps"), prev.get("data", {}).get("n"))
+        if same != (args.engine, ps, len(labels)):
+            ap.error(f"--include {inc}: engine, p values or test-set size differ from this run ({same})")
+        results.extend(prev["nets"])
     t0 = time.perf_counter()
     for path in args.nets:
         exp = load_net(path)
