@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def measure(layers, lanes: int, train: bool, T1: int, T2: int, symmetric: bool, ternary: bool = False) -> dict:
+def measure(layers, lanes: int, train: bool, T1: int, T2: int, symmetric: bool, ternary: bool = False,
+            register_reads: bool = True) -> dict:
     from spec.ep_core import EPCoreSpec
 
     if ternary:  # inference-only ternary core with fault injection (docs/ternary.md)
@@ -29,10 +30,10 @@ def measure(layers, lanes: int, train: bool, T1: int, T2: int, symmetric: bool, 
     else:
         spec = EPCoreSpec(layers=tuple(layers), lanes=lanes, weight_bits=(16,), weight_frac=(12,), bias_bits=20,
                           training=True, T1=T1, T2=T2, estimator="symmetric" if symmetric else "one-sided")
-    return {**measure_spec(spec, train), "weight_kind": spec.weight_kind}
+    return {**measure_spec(spec, train, register_reads), "weight_kind": spec.weight_kind}
 
 
-def measure_spec(spec, train: bool) -> dict:
+def measure_spec(spec, train: bool, register_reads: bool = True) -> dict:
     """Cycles of one sample of ``spec``'s core (its T1, T2 and estimator) in inference or training."""
     from amaranth.sim import Simulator
 
@@ -44,7 +45,7 @@ def measure_spec(spec, train: bool) -> dict:
     if train and not spec.training:
         raise ValueError("train: this spec's core has no training mode (training = false)")
     layers, lanes, T1, T2 = list(spec.layers), spec.lanes, spec.T1, spec.T2
-    dut = EPCore(spec)
+    dut = EPCore(spec, register_reads=register_reads)
     res = {}
 
     async def bench(ctx):
@@ -61,7 +62,8 @@ def measure_spec(spec, train: bool) -> dict:
     sim.run()
     roof = spec.roofline(train)
     return {"layers": list(layers), "lanes": lanes, "mode": "training" if train else "inference", "T1": T1,
-            "T2": T2, "estimator": spec.estimator, "cycles": res["cycles"], "input_beats": spec.tiles(0),
+            "T2": T2, "estimator": spec.estimator, "register_reads": register_reads, "cycles": res["cycles"],
+            "input_beats": spec.tiles(0),
             "roofline_cycles": roof["cycles"], "roofline_ops": roof["ops"],
             "ratio": res["cycles"] / roof["cycles"], "sim_seconds": time.time() - t0}
 
@@ -76,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", nargs="+", default=["inference", "training"], choices=["inference", "training"])
     p.add_argument("--ternary", action="store_true",
                    help="the ternary-weight inference core (weight_kind ternary; inference only)")
+    p.add_argument("--no-read-stage", action="store_true",
+                   help="the core without its memory read stage (EPCore register_reads=False: the iCE40 build)")
     p.add_argument("--json", type=Path, default=REPO / "bench/results/ep_core_cycles.json",
                    help="JSON output (default bench/results/ep_core_cycles.json)")
     args = p.parse_args(argv)
@@ -84,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         args.modes = ["inference"]
     for lanes in args.lanes:
         for mode in args.modes:
-            r = measure(args.layers, lanes, mode == "training", args.T1, args.T2, not args.one_sided, args.ternary)
+            r = measure(args.layers, lanes, mode == "training", args.T1, args.T2, not args.one_sided, args.ternary,
+                        not args.no_read_stage)
             rows.append(r)
             print(f"{'-'.join(map(str, r['layers']))} P={lanes:<3d} {mode:9s} {r['cycles']:8d} cycles  "
                   f"roofline {r['roofline_cycles']:9.1f}  ratio {r['ratio']:.3f}  (+{r['input_beats']} input beats; "

@@ -281,6 +281,7 @@ def synthesize(
     clock_mhz: float | None = None,
     router: str | None = None,
     rows_per_stage: int | None = None,
+    register_reads: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Build the board top with YoWASP and write ``synth.json``/``synth.md`` into ``out``.
@@ -291,7 +292,8 @@ def synthesize(
     ``router`` picks nextpnr's router (``router1`` or ``router2``; default: nextpnr's own choice).
     ``design="galton"`` builds the Galton-board emulator (``spec`` a :class:`GaltonSpec`; ``mock_delay``
     unused; ``rows_per_stage`` its pipeline, default 1); its report gains ``"galton"``:
-    :func:`galton_throughput`.
+    :func:`galton_throughput`. ``register_reads=False`` builds the EP core without its memory read
+    stage (:class:`hdl.ep_core.EPCore`; design ``ep`` only).
 
     Raises
     ------
@@ -314,6 +316,11 @@ def synthesize(
         if rows_per_stage is not None:
             raise ValueError(f"rows_per_stage is for design 'galton', not {design!r}")
         factory = core_factory(design, mock_delay=mock_delay)
+        if not register_reads:
+            if design != "ep":
+                raise ValueError(f"register_reads=False is for design 'ep', not {design!r}")
+            ep_factory = factory
+            factory = lambda s: ep_factory(s, register_reads=False)  # noqa: E731
     out = Path(out)
     build_dir = out / "build"
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -391,6 +398,7 @@ def synthesize(
         "pll": None if top.pll_config is None else dataclasses.asdict(top.pll_config),
         "baud": baud,
         "rx_fifo_depth": rx_fifo_depth,
+        "register_reads": register_reads if design == "ep" else None,
         "seed": seed,
         "synth_opts": synth_opts,
         "nextpnr_opts": " ".join(nextpnr_opts),
@@ -442,6 +450,10 @@ def render_markdown(r: dict[str, Any]) -> str:
         )
     else:
         what = f"layers {spec['layers']}, P = {spec['lanes']}, training = {spec['training']}"
+        if spec.get("weight_kind", "fixed") != "fixed":
+            what += f", {spec['weight_kind']} weights, fault injection {'on' if spec.get('fault_injection') else 'off'}"
+        if r.get("register_reads") is False:
+            what += ", no memory read stage"
     lines = [
         f"# Synthesis: {r['design']} on {r['board']} ({r['device']})",
         "",

@@ -29,11 +29,16 @@ from pathlib import Path
 DESIGNS = {
     "ep": "fixed-point EP core with on-chip learning (spec: spec.ep_core.EPCoreSpec)",
     "galton": "domain-wall Galton-board emulator, B boards x N rows (spec: spec.galton.GaltonSpec)",
-    "ternary": "ternary-weight 784-500-10 EP inference core for a board (2T2R/PCSA memory, fault injection)",
+    "ternary": "ternary-weight 784-500-10 EP inference core for a board (2T2R/PCSA memory; faults on the ULX3S)",
 }
 # lanes of the board-sized ternary cores: the iCE40UP5K's four 16k x 16 SPRAMs hold 784-500-10 as
 # 2-bit cells at P = 8 (49,630 words of 16 bits); the ECP5-85F's block RAM takes P = 32 (12,660 x 64)
 TERNARY_BOARD_LANES = {"icebreaker": 8, "ulx3s": 32}
+# fault injection on the board: the ECP5 has room for the injector (P xorshift lanes and comparators); on
+# the UP5K it would add ~2,100 logic cells to a design that fills 94 % of the 5,280 without it (docs/ternary.md)
+TERNARY_BOARD_FAULTS = {"icebreaker": False, "ulx3s": True}
+# the memory read stage (EPCore register_reads): dropped on the UP5K, whose memories are one block deep
+TERNARY_BOARD_READ_STAGE = {"icebreaker": False, "ulx3s": True}
 
 
 def ternary_board_spec(board: str):
@@ -46,7 +51,7 @@ def ternary_board_spec(board: str):
         raise ValueError(f"board must be one of {sorted(TERNARY_BOARD_LANES)}, not {board!r}")
     return EPCoreSpec(layers=(784, 500, 10), lanes=TERNARY_BOARD_LANES[board], training=False,
                       weight_kind="ternary", weight_bits=(2,), weight_frac=(5, 4), bias_bits=12,
-                      bias_frac=(11, 11), fault_injection=True)
+                      bias_frac=(11, 11), fault_injection=TERNARY_BOARD_FAULTS[board])
 BUILD_FORMAT = "epforge-build/1"
 
 
@@ -76,7 +81,8 @@ def port_list(component) -> list[dict]:
     return ports
 
 
-def build_ep(spec_path: Path, out: Path, weights: Path | None = None, name: str = "ep_core") -> dict:
+def build_ep(spec_path: Path, out: Path, weights: Path | None = None, name: str = "ep_core", *,
+             register_reads: bool = True) -> dict:
     from amaranth.back import verilog
 
     from golden.train import atomic_write_bytes
@@ -97,7 +103,7 @@ def build_ep(spec_path: Path, out: Path, weights: Path | None = None, name: str 
         init_words = pack_memory(spec, w)
         inputs["weights"] = {"path": str(weights), "spec_digest": manifest["spec_digest"],
                              "memory_sha256": _sha256(memory_hex(spec, init_words))}
-    core = EPCore(spec, init_words=init_words)
+    core = EPCore(spec, init_words=init_words, register_reads=register_reads)
     text = verilog.convert(core, name=name, emit_src=False)
     out.mkdir(parents=True, exist_ok=True)
     files = {f"{name}.v": text.encode(), "spec.toml": spec.to_toml().encode()}
@@ -109,7 +115,7 @@ def build_ep(spec_path: Path, out: Path, weights: Path | None = None, name: str 
         atomic_write_bytes(out / fname, data)
     manifest = {
         "format": BUILD_FORMAT, "design": "ep", "top": name, "spec": spec.to_dict(), "spec_digest": spec.digest(),
-        "spec_id": spec.spec_id, "inputs": inputs,
+        "spec_id": spec.spec_id, "generator": {"register_reads": register_reads}, "inputs": inputs,
         "outputs": {f: {"sha256": _sha256(d), "bytes": len(d)} for f, d in files.items()},
         "ports": port_list(core), "memory_map": [vars(r) for r in spec.memory_map()],
         "roofline": {"inference": spec.roofline(False), "training": spec.roofline(True) if spec.training else None},
@@ -224,7 +230,8 @@ def _ternary(args) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         spec_path = args.out / "spec.toml"
         atomic_write_bytes(spec_path, spec.to_toml().encode())
-        m = build_ep(spec_path, args.out, args.weights, "ternary_core")
+        m = build_ep(spec_path, args.out, args.weights, "ternary_core",
+                     register_reads=TERNARY_BOARD_READ_STAGE[args.board])
     except (ExportError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -235,7 +242,7 @@ def _ternary(args) -> int:
         from boards.synth import synthesize
 
         rep = synthesize(args.board, "ep", spec, args.out / "synth", seed=args.seed, router=args.router,
-                         log=lambda msg: print(msg, flush=True))
+                         register_reads=TERNARY_BOARD_READ_STAGE[args.board], log=lambda msg: print(msg, flush=True))
         print(f"synthesis report: {args.out / 'synth' / 'synth.md'}; Fmax {rep.get('fmax')}")
     return 0
 

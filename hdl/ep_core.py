@@ -110,6 +110,11 @@ class EPCore(wiring.Component):
     spec : EPCoreSpec
     init_words : optional load-port word image (``golden.ep_core.pack_memory``) used as the
         memories' initial contents (a bitstream with weights built in).
+    register_reads : bool
+        Register every memory's read data before the operand multiplexers (default). ``False`` drops
+        that pipeline stage (one flip-flop per read bit less, one cycle less latency per drain): for
+        devices whose memories are one block deep and slow clocks (the iCE40UP5K). Numerics and the
+        sample's results are the same either way.
 
     Members
     -------
@@ -117,9 +122,12 @@ class EPCore(wiring.Component):
     dump. wcmd : In(stream) / wrsp : Out(stream) — weight port. reg : In(RegSignature) — registers.
     """
 
-    def __init__(self, spec: EPCoreSpec, init_words: list[int] | None = None):
+    def __init__(self, spec: EPCoreSpec, init_words: list[int] | None = None, *, register_reads: bool = True):
         if not isinstance(spec, EPCoreSpec):
             raise TypeError(f"spec must be an EPCoreSpec, not {type(spec).__name__}")
+        if not isinstance(register_reads, bool):
+            raise TypeError(f"register_reads must be a bool, not {register_reads!r}")
+        self.register_reads = register_reads
         if init_words is not None and len(init_words) != spec.memory_words:
             raise ValueError(f"init_words must have {spec.memory_words} words (the spec's memory), "
                              f"not {len(init_words)}")
@@ -210,14 +218,22 @@ class EPCore(wiring.Component):
             wmem.append(mem)
             wr_w.append(mem.read_port())
             ww_w.append(mem.write_port())
-        bmem, rd_b, wr_b = [], [], []
-        for l in range(L):
-            mem = memory.Memory(shape=unsigned(P * s.bias_bits), depth=T[l + 1],
-                                init=region_init(f"b{l}", s.bias_bits))
-            m.submodules[f"bmem{l}"] = mem
-            bmem.append(mem)
-            rd_b.append(mem.read_port())
-            wr_b.append(mem.write_port())
+        # every layer's biases in one memory (b{l} from word bbase[l]): one bias word is read per cycle, and a
+        # small layer's biases do not become flip-flops of their own
+        bbase = [sum(T[1:l + 1]) for l in range(L + 1)]
+        bmem = memory.Memory(shape=unsigned(P * s.bias_bits), depth=bbase[L],
+                             init=[w for l in range(L) for w in region_init(f"b{l}", s.bias_bits)])
+        m.submodules.bmem = bmem
+        rd_b, wr_b = bmem.read_port(), bmem.write_port()
+
+        def bias_base(lval):
+            """bbase[l] for a Value layer index."""
+            v = Signal(range(bbase[L] + 1), name="bbase")
+            with m.Switch(lval):
+                for l in range(L):
+                    with m.Case(l):
+                        m.d.comb += v.eq(bbase[l])
+            return v
         xmem = memory.Memory(shape=unsigned(P * IB), depth=T[0], init=[])
         m.submodules.xmem = xmem
         rd_x, wr_x = xmem.read_port(), xmem.write_port()
@@ -316,7 +332,7 @@ class EPCore(wiring.Component):
         with m.Switch(self.reg.addr):
             if ternary:
                 for core_a in TERNARY_REGS:
-                    if core_a != REG_SEED:
+                    if core_a != REG_SEED or not rng:  # without a core PRNG the memory holds the one seed
                         with m.Case(core_a):
                             m.d.comb += self.reg.rdata.eq(tmem.reg.rdata)
             with m.Case(REG_CTRL):
@@ -332,8 +348,9 @@ class EPCore(wiring.Component):
                 m.d.comb += self.reg.rdata.eq(r_beta)
             with m.Case(REG_LR_SHIFT):
                 m.d.comb += self.reg.rdata.eq(r_lr)
-            with m.Case(REG_SEED):
-                m.d.comb += self.reg.rdata.eq(r_seed)
+            if rng or not ternary:
+                with m.Case(REG_SEED):
+                    m.d.comb += self.reg.rdata.eq(r_seed)
             with m.Case(REG_STATUS):
                 m.d.comb += self.reg.rdata.eq(busy)
             with m.Case(REG_CYCLES):
@@ -451,7 +468,10 @@ class EPCore(wiring.Component):
         def bank_addr(k, bank, word):
             return bank * T[k] + word
 
-        # read-port addresses (the engine owns them while running; dump/weight port otherwise)
+        # read-port addresses (the engine owns them while running; dump/weight port otherwise). A read port's
+        # enable is 1 unless driven: the ports that answer weight-port read-backs are held (enable 0) by
+        # default, so that their data stays until the response is taken
+        m.d.comb += [rd_b.en.eq(0)] + [p.en.eq(0) for p in wr_w]
         with m.If(run):
             for l in range(L if not ternary else 0):
                 m.d.comb += [wr_w[l].addr.eq(waddr), wr_w[l].en.eq(1)]
@@ -463,13 +483,8 @@ class EPCore(wiring.Component):
                             m.d.comb += tbase.eq(wbase[f"w{l}"])
                 m.d.comb += [tmem.rd_addr.eq(tbase + waddr), tmem.rd_en.eq(1)]
             m.d.comb += [rd_x.addr.eq(inner), rd_x.en.eq(1)]
-            for l in range(L):
-                # biases: reduce reads b_conn at word j//P; update reads word t
-                with m.If(kind == K_UPB):
-                    m.d.comb += rd_b[l].addr.eq(outer)
-                with m.Else():
-                    m.d.comb += rd_b[l].addr.eq(o_w)
-                m.d.comb += rd_b[l].en.eq(1)
+            # biases: reduce reads b_conn at word j//P; update reads word t
+            m.d.comb += [rd_b.addr.eq(bias_base(conn) + Mux(kind == K_UPB, outer, o_w)), rd_b.en.eq(1)]
             for rp in rd_p.values():
                 m.d.comb += [rp.addr.eq(o_w), rp.en.eq(1)]
             if s.training:
@@ -499,10 +514,17 @@ class EPCore(wiring.Component):
         # The block RAMs' read data (after the depth-cascade multiplexer that synthesis builds for a
         # deep memory) goes straight into a register: the operand multiplexers of S1 then start
         # from flip-flops, which keeps the cascade off the critical path.
+        # Without the read stage (register_reads=False: small devices whose memories are one block deep) the
+        # S1 multiplexers take the read data straight from the block RAMs: one register less per memory bit
+        # and one cycle less latency; c1 is then read one op later so that it still arrives beside S3.
         op0r = Signal(op_layout)
         m.d.sync += op0r.eq(op0)
+        rr = self.register_reads
+        rdom = "sync" if rr else "comb"
 
         def rq(port, name):
+            if not rr:
+                return port.data
             r = Signal.like(port.data, name=f"{name}_q")
             m.d.sync += r.eq(port.data)
             return r
@@ -510,16 +532,13 @@ class EPCore(wiring.Component):
         wq_w = [rq(wr_w[l], f"w{l}") for l in range(L if not ternary else 0)]
         if ternary:
             tq_nz, tq_neg = Signal(P), Signal(P)
-            m.d.sync += [tq_nz.eq(tmem.rd_nz), tq_neg.eq(tmem.rd_neg)]
+            m.d[rdom] += [tq_nz.eq(tmem.rd_nz), tq_neg.eq(tmem.rd_neg)]
         if s.training:  # the update reads whole bias words
-            bq = [rq(rd_b[l], f"b{l}") for l in range(L)]
+            bq = rq(rd_b, "b")
         else:  # inference needs one bias per row: select the lane before the register (P−1 lanes fewer FFs)
-            bq = []
-            for l in range(L):
-                r = Signal(signed(s.bias_bits), name=f"b{l}_q")
-                m.d.sync += r.eq(lane_sel(rd_b[l].data, op0r.lane, s.bias_bits, True))
-                bq.append(r)
-        xq, c1q = rq(rd_x, "x"), rq(rd_c1, "c1")
+            bq = Signal(signed(s.bias_bits), name="b_q")
+            m.d[rdom] += bq.eq(lane_sel(rd_b.data, op0r.lane, s.bias_bits, True))
+        xq = rq(rd_x, "x")
         sq = [None] + [rq(rd_s[k], f"s{k}") for k in range(1, L + 1)]
         pq = {k: rq(rp, f"p{k}") for k, rp in rd_p.items()}
         if s.training:
@@ -527,7 +546,7 @@ class EPCore(wiring.Component):
 
         # ---------------- S1: memory data → operands ----------------
         op1 = Signal(op_layout)
-        m.d.sync += op1.eq(op0r)
+        m.d[rdom] += op1.eq(op0r)
         c1 = op1
         k1 = c1.kind
         PB = max(WMAX, SB + 2)  # left operand width (weights, or a post state / difference)
@@ -593,18 +612,11 @@ class EPCore(wiring.Component):
                 with m.Case(K_DPASS, K_UPB):
                     # no product: 1 × state lane (layer conn+1 for biases, layer 1 for dpass)
                     m.d.sync += [left[i].eq(1), right[i].eq(post_word[i * SB:(i + 1) * SB])]
-        # broadcast accumulator init (c1 for layer 1, 0 for middle layers): c1 is read two stages later
-        # than the other memories, from the S1 op's tile, so that its word arrives beside the products (S3)
-        m.d.comb += [rd_c1.addr.eq(op1.word), rd_c1.en.eq(1)]
         # reduce extras (row end): bias of the row's neuron, middle-layer partial, top-layer state
-        with m.Switch(c1.conn):
-            for l in range(L):
-                with m.Case(l):
-                    if s.training:
-                        m.d.comb += bias1.eq(lane_sel(bq[l], c1.lane, s.bias_bits, True))
-                        m.d.comb += bword1.eq(bq[l])
-                    else:
-                        m.d.comb += bias1.eq(bq[l])
+        if s.training:
+            m.d.comb += [bias1.eq(lane_sel(bq, c1.lane, s.bias_bits, True)), bword1.eq(bq)]
+        else:
+            m.d.comb += bias1.eq(bq)
         with m.Switch(c1.layer):
             for k, pw in pq.items():
                 with m.Case(k):
@@ -616,6 +628,11 @@ class EPCore(wiring.Component):
         # ---------------- S2: products ----------------
         op2 = Signal(op_layout)
         m.d.sync += op2.eq(op1)
+        # broadcast accumulator init (c1 for layer 1, 0 for middle layers): c1 is read two stages later
+        # than the other memories, so that its word arrives beside the products (S3): from the S1 op's tile
+        # into a register, or (without the read stage) from the S2 op's tile straight to S3
+        m.d.comb += [rd_c1.addr.eq(op1.word if rr else op2.word), rd_c1.en.eq(1)]
+        c1q = rq(rd_c1, "c1")
         prods = [Signal(signed(PB + RB), name=f"prod{i}") for i in range(P)]
         for i in range(P):
             if ternary:  # add / subtract / skip lanes: no multipliers
@@ -658,11 +675,12 @@ class EPCore(wiring.Component):
         bc_layer = Signal.like(op3.layer)
         bc_word = Signal.like(op3.word)
         bc_bank = Signal(2)
-        bc_val = [Signal(signed(ACC), name=f"bcv{i}") for i in range(P)]
         m.d.sync += bc_valid.eq(op3.valid & (k3 == K_BCAST) & op3.last)
         valids.append(bc_valid)
         m.d.sync += [bc_layer.eq(op3.layer), bc_word.eq(op3.word), bc_bank.eq(op3.wr_bank)]
-        m.d.sync += [bc_val[i].eq(lsum[i]) for i in range(P)]
+        # S4 reads the finished sums from the lane accumulators themselves: in bc_valid's cycle they hold the
+        # tile's last sum (a following tile's first op overwrites them only at the end of that cycle)
+        bc_val = lacc
 
         def activation(pre, k_sel):
             """ρ: rounding shift by layer k's activation shift, clipped to [0, 2^SB − 1]."""
@@ -710,7 +728,8 @@ class EPCore(wiring.Component):
             nudge = Signal(signed(ACC), name="nudge")
             nsh = Signal(range(s.nudge_shift(0) + 1), name="nsh")
             m.d.comb += nsh.eq(s.nudge_shift(0) - x_beta)
-            m.d.comb += nudge.eq(Mux(op.bsign == 0, 0, Mux(op.bsign == 1, diff << nsh, -(diff << nsh))))
+            if s.training:  # nudged phases run only on training cores
+                m.d.comb += nudge.eq(Mux(op.bsign == 0, 0, Mux(op.bsign == 1, diff << nsh, -(diff << nsh))))
             addend = Signal(signed(ACC), name="addend")
             m.d.comb += addend.eq((bias << b_shift) + Mux(op.layer == L, nudge, part))
             return addend
@@ -826,10 +845,10 @@ class EPCore(wiring.Component):
                 bb = s.bias_bits
                 lo, hi = -(1 << (bb - 1)), (1 << (bb - 1)) - 1
                 with m.If(v_valid & (v_op.kind == K_UPB) & (v_op.conn == l)):
-                    m.d.comb += [wr_b[l].addr.eq(v_op.word), wr_b[l].en.eq(1)]
+                    m.d.comb += [wr_b.addr.eq(bbase[l] + v_op.word), wr_b.en.eq(1)]
                     for i in range(P):
                         new = saturate(lane(vb, i, bb, True) + delta[i], lo, hi, bb)
-                        m.d.comb += wr_b[l].data[i * bb:(i + 1) * bb].eq(new)
+                        m.d.comb += wr_b.data[i * bb:(i + 1) * bb].eq(new)
             valids += [u_valid, v_valid]
 
         # pipeline occupancy: a drain waits until no stage holds a valid op
@@ -876,38 +895,44 @@ class EPCore(wiring.Component):
             local = Signal(range(max(2, r.words)), name=f"{r.name}_local")
             m.d.comb += local.eq(wc.addr - r.base)
             l = int(r.name[1:])
-            port_w = ww_w[l] if r.name.startswith("w") else wr_b[l]
-            port_r = wr_w[l] if r.name.startswith("w") else rd_b[l]
+            port_w = ww_w[l] if r.name.startswith("w") else wr_b
+            port_r = wr_w[l] if r.name.startswith("w") else rd_b
+            local_base = 0 if r.name.startswith("w") else bbase[l]
             eb_r = r.elem_bits
             with m.If(wq_valid & hit):
                 with m.If(wc.write):
-                    m.d.comb += [port_w.addr.eq(local), port_w.en.eq(1)]
+                    m.d.comb += [port_w.addr.eq(local + local_base), port_w.en.eq(1)]
                     for i in range(P):
                         m.d.comb += port_w.data[i * eb_r:(i + 1) * eb_r].eq(wdata_lanes[i][:eb_r])
                 with m.Else():
-                    m.d.comb += [port_r.addr.eq(local), port_r.en.eq(1)]
+                    m.d.comb += [port_r.addr.eq(local + local_base), port_r.en.eq(1)]
                     m.d.sync += [rsp_pending.eq(1), rsp_region.eq(idx)]
         rsp_word = Signal(P * EB)
-        if ternary:  # a w read-back: the stored cells, zero-extended, when the memory answers
-            m.d.comb += tmem.rsp.ready.eq(1)
-            with m.If(tmem.rsp.valid):
-                m.d.sync += [rsp_word.eq(Cat(*[Cat(tmem.rsp.payload.data[2 * i:2 * i + 2], Const(0, EB - 2))
-                                               for i in range(P)])),
-                             rsp_pending.eq(0), rsp_t.eq(0), rsp_valid.eq(1)]
+        if ternary:  # a w read-back: the memory's (registered) response stream, its cells zero-extended
+            with m.If(rsp_t):
+                m.d.comb += [self.wrsp.valid.eq(tmem.rsp.valid), tmem.rsp.ready.eq(self.wrsp.ready),
+                             rsp_word.eq(Cat(*[Cat(tmem.rsp.payload.data[2 * i:2 * i + 2], Const(0, EB - 2))
+                                               for i in range(P)]))]
+                with m.If(tmem.rsp.valid & self.wrsp.ready):
+                    m.d.sync += [rsp_pending.eq(0), rsp_t.eq(0)]
+        # a block-RAM read-back answers from the read port itself: its data holds (the port stays disabled:
+        # no sweep starts and no command is taken) until the response is taken
         with m.If(rsp_pending & ~rsp_t):
+            m.d.sync += [rsp_pending.eq(0), rsp_valid.eq(1)]
+        with m.If(rsp_valid):
+            m.d.comb += self.wrsp.valid.eq(1)
             with m.Switch(rsp_region):
                 for idx, r in enumerate(s.memory_map()):
                     if ternary and r.name.startswith("w"):
                         continue
                     with m.Case(idx):
                         l = int(r.name[1:])
-                        port_r = wr_w[l] if r.name.startswith("w") else rd_b[l]
+                        port_r = wr_w[l] if r.name.startswith("w") else rd_b
                         for i in range(P):
-                            m.d.sync += rsp_word[i * EB:(i + 1) * EB].eq(lane(port_r.data, i, r.elem_bits, True))
-            m.d.sync += [rsp_pending.eq(0), rsp_valid.eq(1)]
-        m.d.comb += [self.wrsp.valid.eq(rsp_valid), self.wrsp.payload.data.eq(rsp_word)]
-        with m.If(self.wrsp.valid & self.wrsp.ready):
-            m.d.sync += rsp_valid.eq(0)
+                            m.d.comb += rsp_word[i * EB:(i + 1) * EB].eq(lane(port_r.data, i, r.elem_bits, True))
+            with m.If(self.wrsp.ready):
+                m.d.sync += rsp_valid.eq(0)
+        m.d.comb += self.wrsp.payload.data.eq(rsp_word)
 
         # ---------------- program FSM ----------------
         beat = Signal(range(T[0] + 1))

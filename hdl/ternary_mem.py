@@ -229,7 +229,8 @@ class TernaryWeightMemory(wiring.Component):
             total = Signal(REG_BITS + 1)
             m.d.comb += total.eq(counter + inc)
             with m.If(when):
-                m.d.sync += counter.eq(Mux(total > COUNTER_MAX, COUNTER_MAX, total))
+                # COUNTER_MAX = 2^REG_BITS - 1 and inc <= P: the carry out says "saturate"
+                m.d.sync += counter.eq(Mux(total[REG_BITS], COUNTER_MAX, total[:REG_BITS]))
 
         sat_add(injected, popcount(Mux(sensing, rchanged, wchanged)), sensing | writing)
         sat_add(illegal, popcount(ill), sensing)

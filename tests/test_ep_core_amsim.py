@@ -17,8 +17,9 @@ from hdl.ep_core_host import AmaranthHost, dump_to_states
 from spec.ep_core import REG_CTRL, REG_CYCLES, REG_SAMPLES, REG_SEED, REG_SPEC_ID, REG_STATUS, EPCoreSpec
 
 
-def run_rtl(spec, weights, xs, ys, regs_inf, regs_tr, n_inf, n_train, *, seed=0, idle=0.0, stall=0.0):
-    dut = EPCore(spec)
+def run_rtl(spec, weights, xs, ys, regs_inf, regs_tr, n_inf, n_train, *, seed=0, idle=0.0, stall=0.0,
+            register_reads=True):
+    dut = EPCore(spec, register_reads=register_reads)
     twin = EPCoreTwin(spec, weights)
     res: dict = {}
 
@@ -52,7 +53,7 @@ def run_rtl(spec, weights, xs, ys, regs_inf, regs_tr, n_inf, n_train, *, seed=0,
 
 
 def check_against_twin(spec, weights, n_inf=2, n_train=3, *, symmetric=True, seed=0, idle=0.0, stall=0.0,
-                       T1=7, T2=3, beta_shift=0, lr_shift=0):
+                       T1=7, T2=3, beta_shift=0, lr_shift=0, register_reads=True):
     """Run the RTL and the twin side by side; return counts that show the check was not vacuous."""
     rng = np.random.default_rng(seed)
     xs = rng.integers(0, 1 << spec.input_bits, size=(max(n_inf, n_train), spec.layers[0]))
@@ -60,7 +61,8 @@ def check_against_twin(spec, weights, n_inf=2, n_train=3, *, symmetric=True, see
     regs_inf = Registers.from_spec(spec, T1=T1, dump=True, beta_shift=beta_shift, lr_shift=lr_shift)
     regs_tr = Registers.from_spec(spec, T1=T1, T2=T2, train=True, dump=True, symmetric=symmetric,
                                   beta_shift=beta_shift, lr_shift=lr_shift)
-    res = run_rtl(spec, weights, xs, ys, regs_inf, regs_tr, n_inf, n_train, seed=seed, idle=idle, stall=stall)
+    res = run_rtl(spec, weights, xs, ys, regs_inf, regs_tr, n_inf, n_train, seed=seed, idle=idle, stall=stall,
+                  register_reads=register_reads)
     twin = EPCoreTwin(spec, weights)
     start = {k: v.copy() for k, v in twin.weights.items()}
     assert res["spec_id"] == spec.spec_id
@@ -129,14 +131,27 @@ def test_rtl_matches_twin(name, symmetric, stalls):
         assert stats["weight_changes"] > 5, stats  # the weight comparison is not vacuous
 
 
-def test_inference_only_core_matches_twin():
+@pytest.mark.parametrize("name", ["2layer-P4", "3layer-P3-odd", "saturating"])
+def test_core_without_the_read_stage_matches_twin(name):
+    """register_reads=False (memories read straight into the operand multiplexers): same results, with stalls."""
+    kwargs, gain = CASES[name]
+    spec = EPCoreSpec(**kwargs)
+    seed = zlib.crc32(f"{name}/no-read-stage".encode()) % 1000
+    weights = scaled_weights(spec, np.random.default_rng(seed), gain)
+    stats = check_against_twin(spec, weights, symmetric=True, seed=seed, idle=0.3, stall=0.3,
+                               beta_shift=0 if name != "saturating" else 2, register_reads=False)
+    assert stats["nonzero_states"] > 0 and stats["weight_changes"] > 5, stats
+
+
+@pytest.mark.parametrize("register_reads", [True, False], ids=["read-stage", "no-read-stage"])
+def test_inference_only_core_matches_twin(register_reads):
     spec = EPCoreSpec(layers=(20, 7, 3), lanes=4, training=False)
     rng = np.random.default_rng(3)
     weights = scaled_weights(spec, rng, 1.0)
     xs = rng.integers(0, 256, size=(4, 20))
     ys = rng.integers(0, 3, size=4)
     regs = Registers.from_spec(spec, T1=9, dump=True)
-    res = run_rtl(spec, weights, xs, ys, regs, Registers.from_spec(spec), 4, 0)
+    res = run_rtl(spec, weights, xs, ys, regs, Registers.from_spec(spec), 4, 0, register_reads=register_reads)
     twin = EPCoreTwin(spec, weights)
     preds, free = twin.infer(xs, regs)
     assert [p for p, _ in res["inf"]] == preds.tolist()

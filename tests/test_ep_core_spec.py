@@ -161,10 +161,12 @@ def test_amaranth_shift_round_and_saturate_equal_spec_exhaustively(mode):
     const = [Signal(signed(10), name=f"c{s}") for s in (-1, 0, 2, 4)]
     sat = Signal(signed(6))
     usat = Signal(unsigned(4))
+    ssat = Signal(signed(5))
     m.d.comb += var.eq(hfixed.shift_round(x, k, mode, 10))
     for sh, c in zip((-1, 0, 2, 4), const, strict=True):
         m.d.comb += c.eq(hfixed.shift_round(x, sh, mode, 10))
-    m.d.comb += [sat.eq(hfixed.saturate(x, -20, 17, 6)), usat.eq(hfixed.saturate(x, 0, 15, 4))]
+    m.d.comb += [sat.eq(hfixed.saturate(x, -20, 17, 6)), usat.eq(hfixed.saturate(x, 0, 15, 4)),
+                 ssat.eq(hfixed.saturate(x, -16, 15, 5))]
     bad = []
 
     async def bench(ctx):
@@ -178,7 +180,8 @@ def test_amaranth_shift_round_and_saturate_equal_spec_exhaustively(mode):
             for sh, c in zip((-1, 0, 2, 4), const, strict=True):
                 if ctx.get(c) != sfixed.shift_round(xv, sh, mode):
                     bad.append(("const", xv, sh))
-            if ctx.get(sat) != sfixed.saturate(xv, -20, 17) or ctx.get(usat) != sfixed.saturate(xv, 0, 15):
+            if (ctx.get(sat) != sfixed.saturate(xv, -20, 17) or ctx.get(usat) != sfixed.saturate(xv, 0, 15)
+                    or ctx.get(ssat) != sfixed.saturate(xv, -16, 15)):
                 bad.append(("sat", xv))
 
     sim = Simulator(m)

@@ -122,8 +122,8 @@ def session(spec, rng):
 COUNTERS = (REG_TCTRL, REG_TRATE_ZERO, REG_TRATE_NONZERO, REG_TINJECTED, REG_TILLEGAL, REG_TREADS)
 
 
-def run_rtl(spec, words, segments, xs, ys, *, seed=0, idle=0.0, stall=0.0):
-    dut = EPCore(spec)
+def run_rtl(spec, words, segments, xs, ys, *, seed=0, idle=0.0, stall=0.0, register_reads=True):
+    dut = EPCore(spec, register_reads=register_reads)
     res: dict = {"segments": []}
 
     async def bench(ctx):
@@ -174,8 +174,9 @@ def run_twin(spec, words, segments, xs):
     return res
 
 
-@pytest.mark.parametrize("stalls", [False, True])
-def test_rtl_matches_twin_with_fault_injection(stalls):
+@pytest.mark.parametrize("stalls,register_reads", [(False, True), (True, True), (True, False)],
+                         ids=["no-stalls", "stalls", "stalls-no-read-stage"])
+def test_rtl_matches_twin_with_fault_injection(stalls, register_reads):
     spec = tspec(layers=(30, 12, 5), lanes=4, seed=5)
     rng = np.random.default_rng(11)
     w = ternary_weights(spec, rng)
@@ -186,6 +187,7 @@ def test_rtl_matches_twin_with_fault_injection(stalls):
     xs = rng.integers(0, 256, (n, spec.layers[0]))
     ys = rng.integers(0, spec.n_classes, n)
     kw = {"seed": 3, "idle": 0.3, "stall": 0.4} if stalls else {}
+    kw["register_reads"] = register_reads
     rtl, twin = run_rtl(spec, words, segments, xs, ys, **kw), run_twin(spec, words, segments, xs)
     assert rtl["spec_id"] == twin["spec_id"]
     for i, (a, b) in enumerate(zip(rtl["segments"], twin["segments"], strict=True)):
