@@ -11,7 +11,9 @@ loss reaches 1 point (interpolated linearly in log p), per mode. Writes JSON and
 Engines are functions ``(export, p, mode, kind, seed, images) → predictions``: ``export`` a
 :class:`golden.ternary.export.TernaryExport`, ``images`` the uint8 test images (N, 1, 28, 28),
 predictions an int array (N,). ``float`` is the float model (:func:`golden.ternary.export.float_predict`);
-another engine (the integer twin) registers itself in :data:`ENGINES`.
+``twin`` is the integer twin of the ternary core (the ULX3S core's formats, P = 32): what the RTL
+computes, with the faults drawn by the memory's own PRNG (``bench/ternary_rtl_check.py`` replays a
+twin point on the RTL with the same seed).
 
     python bench/ternary_sweep.py --nets RUN_T RUN_B RUN_T_AWARE RUN_B_AWARE --data-dir /work/shared/data \\
         --out /work/runs/ternary/sweep
@@ -59,7 +61,44 @@ def float_engine(export, p: float, mode: str, kind: str, seed: int, images: np.n
     return float_predict(export, p, mode, kind, seed, images)
 
 
-ENGINES: dict[str, Engine] = {"float": float_engine}
+_TWIN_CACHE: dict[int, Any] = {}
+
+
+def twin_image(export):
+    """The hardware image of ``export`` (the ULX3S ternary core's spec, P = 32, with fault injection,
+    its layer sizes), cached per export."""
+    key = id(export)
+    if key not in _TWIN_CACHE:
+        import dataclasses
+
+        from golden.ep_core.image import ternary_image
+        from hdl.build import ternary_board_spec
+
+        base = dataclasses.replace(ternary_board_spec("ulx3s"), layers=tuple(export.layers),
+                                   weight_bits=(2,), weight_frac=(5,), bias_frac=(11,))
+        _TWIN_CACHE.clear()
+        _TWIN_CACHE[key] = (export, ternary_image(export, base))
+    return _TWIN_CACHE[key][1]
+
+
+def twin_engine(export, p: float, mode: str, kind: str, seed: int, images: np.ndarray) -> np.ndarray:
+    """The integer twin of the ternary core (what the RTL computes, read by read): faults drawn by the
+    memory's own PRNG, seeded with ``seed + 1``, adjacent-level errors for ternary nets and sign flips for
+    binary ones, PCSA at near-threshold supply. Dynamic faults take the twin's per-read path (slow)."""
+    from golden.ep_core.faults import configure
+    from golden.ep_core.twin import EPCoreTwin, Registers
+
+    spec, weights, _ = twin_image(export)
+    twin = EPCoreTwin(spec, weights)
+    if p > 0:
+        configure(twin, weights, p, mode, "flip" if kind == "binary" else "adjacent", "near-threshold", seed + 1)
+    regs = Registers.from_spec(spec, T1=export.T1)
+    chunk = 1000 if twin.memory is None or twin.memory.deterministic else 50
+    x = images.reshape(len(images), -1).astype(np.int64) >> (8 - spec.input_bits)
+    return np.concatenate([twin.infer(x[i:i + chunk], regs)[0] for i in range(0, len(x), chunk)])
+
+
+ENGINES: dict[str, Engine] = {"float": float_engine, "twin": twin_engine}
 
 
 def default_data_dir(arg: str | None) -> str | None:
@@ -116,6 +155,7 @@ def sweep_net(
     static_seeds: list[int],
     dynamic_seeds: list[int],
     log=print,
+    modes: tuple[str, ...] = MODES,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     clean = float(np.mean(engine(exp, 0.0, "static", exp.kind, 0, images) == labels))
@@ -130,7 +170,7 @@ def sweep_net(
         "clean_acc": clean,
         "modes": {},
     }
-    for mode in MODES:
+    for mode in modes:
         seeds = static_seeds if mode == "static" else dynamic_seeds
         rows = []
         for p in ps:
@@ -164,9 +204,13 @@ def plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for ax, mode in zip(axes, MODES, strict=True):
+    modes = [m for m in MODES if any(m in r["modes"] for r in results)]
+    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4.5), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, mode in zip(axes, modes, strict=True):
         for i, r in enumerate(results):
+            if mode not in r["modes"]:
+                continue
             rows = r["modes"][mode]["rows"]
             color = f"C{i}"
             ax.errorbar(
@@ -184,7 +228,7 @@ def plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
         ax.set_title(f"{mode} errors")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("MNIST test accuracy (%)")
-    axes[1].legend(fontsize=7, loc="lower left")
+    axes[-1].legend(fontsize=7, loc="lower left")
     fig.suptitle(title)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -203,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         help="run directories (checkpoint.pt) or export directories of python -m golden.ternary",
     )
     ap.add_argument("--engine", choices=sorted(ENGINES), default="float", help="inference engine (default float)")
+    ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
+                    help="error modes to sweep (default: static dynamic)")
     ap.add_argument(
         "--ps",
         type=float,
@@ -276,12 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.nets:
         exp = load_net(path)
         print(f"{net_label(exp)} ({path}), engine {args.engine}, {len(labels)} test images")
-        r = sweep_net(exp, engine, images, labels, ps, args.static_seeds, args.dynamic_seeds)
+        r = sweep_net(exp, engine, images, labels, ps, args.static_seeds, args.dynamic_seeds, modes=tuple(args.modes))
         r["path"] = str(path)
         results.append(r)
     print("\nsummary (loss in points against the same net without errors):")
     for r in results:
-        for mode in MODES:
+        for mode in r["modes"]:
             s = r["modes"][mode]["summary"]
             if r["kind"] == "binary":
                 txt = ", ".join(f"loss at p={k.split('_')[-1]}: {v:+.2f}" for k, v in s.items() if v is not None)

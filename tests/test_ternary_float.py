@@ -447,3 +447,31 @@ def test_sweep_bench_smoke(tmp_path, monkeypatch):
     assert hit["p"] == pytest.approx(10**-1.5)
     assert mod.p_at_loss([1e-3, 1e-2], [2.0, 3.0], 1.0)["bound"] == "below"
     assert mod.p_at_loss([1e-3, 1e-2], [0.0, 0.1], 1.0)["bound"] == "above"
+
+
+def test_sweep_bench_twin_engine(tmp_path, monkeypatch):
+    """The twin engine: the ternary core's integer twin with the memory's own fault PRNG (static mode only
+    here), deterministic per seed; --modes limits the sweep and the figure to the modes asked for."""
+    monkeypatch.setenv("EPFORGE_OFFLINE", "1")
+    spec = importlib.util.spec_from_file_location("epforge_bench_ternary_sweep2", REPO / "bench" / "ternary_sweep.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    train(small_cfg(kind="binary", epochs=1, train_limit=100, test_limit=20, T1=6, T2=2), tmp_path / "b", log=quiet)
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    args = ["--nets", str(tmp_path / "b"), "--engine", "twin", "--modes", "static", "--ps", "0.3",
+            "--static-seeds", "0", "--limit", "30", "--data-dir", str(empty), "--allow-subset", "--out"]
+    assert mod.main([*args, str(tmp_path / "s")]) == 0
+    res = json.loads((tmp_path / "s" / "ternary_sweep.json").read_text())
+    assert res["engine"] == "twin" and list(res["nets"][0]["modes"]) == ["static"]
+    assert (tmp_path / "s" / "ternary_sweep.png").stat().st_size > 0
+    exp = mod.load_net(str(tmp_path / "b"))
+    from golden.data import load_dataset
+
+    images = load_dataset("mnist-subset", "test").images[:30]
+    a = mod.twin_engine(exp, 0.3, "static", "binary", 0, images)
+    assert np.array_equal(a, mod.twin_engine(exp, 0.3, "static", "binary", 0, images))  # same seed, same faults
+    clean = mod.twin_engine(exp, 0.0, "static", "binary", 0, images)
+    flips = [mod.twin_engine(exp, 0.3, "static", "binary", s, images) for s in (1, 2, 3)]
+    assert any(not np.array_equal(f, clean) for f in flips)  # 30 % sign flips change some predictions

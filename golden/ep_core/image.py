@@ -153,7 +153,13 @@ def quantize_ternary_export(export_dir: str | os.PathLike, base: EPCoreSpec
     """
     from golden.ternary.export import load_ternary_export
 
-    exp = load_ternary_export(export_dir)
+    return ternary_image(load_ternary_export(export_dir), base, where=str(export_dir))
+
+
+def ternary_image(exp, base: EPCoreSpec, where: str = "export"
+                  ) -> tuple[EPCoreSpec, dict[str, np.ndarray], dict[str, Any]]:
+    """:func:`quantize_ternary_export` of an already loaded :class:`golden.ternary.export.TernaryExport`."""
+    export_dir = where
     if tuple(exp.layers) != tuple(base.layers):
         raise ExportError(f"{export_dir}: layers={tuple(exp.layers)} but the spec has {tuple(base.layers)}")
     if exp.manifest.get("preprocessing", {}).get("input") != "pixel/255":
