@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--simulators", nargs="+", default=["verilator", "icarus"], choices=["icarus", "verilator"])
     p.add_argument("--stall", type=float, default=0.2, help="idle/stall probability on every stream (default 0.2)")
     p.add_argument("--seed", type=int, default=1, help="stall seed and fault PRNG seed (default 1)")
+    p.add_argument("--verilog-style", choices=["amaranth", "netlist"], default="amaranth",
+                   help="amaranth: amaranth.back.verilog (what hdl.build writes); netlist: the same RTLIL through "
+                        "yosys proc with multiplexers (much faster on Icarus; sim.runner.verilog_of)")
     p.add_argument("--json", type=Path, default=REPO / "bench/results/ternary_rtl_check.json",
                    help="JSON output (default bench/results/ternary_rtl_check.json)")
     args = p.parse_args(argv)
@@ -87,14 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     segments = [Segment(regs, x[:n], y[:n], mem_regs=w_static, program=True),
                 Segment(regs, x[n:2 * n], y[n:2 * n], mem_regs=w_dyn)]
     report = {"bench": "ternary_rtl_check", "image": str(image), "spec": spec.to_dict(), "T1": regs.T1,
+              "verilog_style": args.verilog_style,
               "stall_prob": args.stall, "faults": {"static": f_static, "dynamic": f_dyn}, "results": {}}
     for sim in args.simulators:
         t0 = time.time()
-        build(verilog_of(EPCore(spec), "ep_core"), "ep_core", sim)
+        build(verilog_of(EPCore(spec), "ep_core", args.verilog_style), "ep_core", sim)
         build_s = time.time() - t0
         t0 = time.time()
         res = run_ep_core(spec, weights, segments, sim, seed=args.seed, idle_prob=args.stall, stall_prob=args.stall,
-                          readback_initial=False)
+                          readback_initial=False, verilog_style=args.verilog_style)
         sim_s = time.time() - t0
         t0 = time.time()
         rep = compare_with_twin(spec, weights, segments, res, sim)

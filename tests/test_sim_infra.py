@@ -329,3 +329,17 @@ if __name__ == "__main__":
     for r in measure_speed(args.cycles):
         print(f"| {r['simulator']} | {r['mode']} | {r['clock']} | {r['cycles']} | {r['build_s']:.2f} | "
               f"{r['run_s']:.2f} | {r['total_s']:.2f} | {r['cycles_per_s']:,.0f} |")
+
+
+def test_netlist_verilog_style_has_no_processes_and_refuses_unknown_styles():
+    """verilog_of(style="netlist"): continuous assignments and clocked registers only (no always @*)."""
+    from hdl.ternary_mem import TernaryWeightMemory
+    from sim.runner import verilog_of
+    from spec.ternary import TernaryMemorySpec
+
+    mem = TernaryWeightMemory(TernaryMemorySpec(lanes=2, depth=8, fault_injection=True))
+    assert "always @*" in verilog_of(mem, "tm")
+    text = verilog_of(mem, "tm", "netlist")
+    assert "module tm(" in text and "always @*" not in text
+    with pytest.raises(ValueError, match="style must be one of"):
+        verilog_of(mem, "tm", "fast")
