@@ -39,7 +39,7 @@ def run(spec, regs_kw, x, y, xt, yt, epochs, seed, log):
         correct = 0
         for i in rng.permutation(len(x)):
             correct += twin.train_sample(x[i], int(y[i]), regs).pred == y[i]
-        preds = np.concatenate([twin.infer(xt[i:i + 1000], eval_regs)[0] for i in range(0, len(xt), 1000)])
+        preds = twin.predict(xt, eval_regs)
         rec = {"epoch": epoch + 1, "train_acc": correct / len(x), "test_acc": float((preds == yt).mean()),
                "seconds": time.time() - t0}
         hist.append(rec)

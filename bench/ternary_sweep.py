@@ -86,16 +86,14 @@ def twin_engine(export, p: float, mode: str, kind: str, seed: int, images: np.nd
     memory's own PRNG, seeded with ``seed + 1``, adjacent-level errors for ternary nets and sign flips for
     binary ones, PCSA at near-threshold supply. Dynamic faults take the twin's per-read path (slow)."""
     from golden.ep_core.faults import configure
-    from golden.ep_core.twin import EPCoreTwin, Registers
+    from golden.ep_core.twin import EPCoreTwin, Registers, pixels_to_input
 
     spec, weights, _ = twin_image(export)
     twin = EPCoreTwin(spec, weights)
     if p > 0:
         configure(twin, weights, p, mode, "flip" if kind == "binary" else "adjacent", "near-threshold", seed + 1)
     regs = Registers.from_spec(spec, T1=export.T1)
-    chunk = 1000 if twin.memory is None or twin.memory.deterministic else 50
-    x = images.reshape(len(images), -1).astype(np.int64) >> (8 - spec.input_bits)
-    return np.concatenate([twin.infer(x[i:i + chunk], regs)[0] for i in range(0, len(x), chunk)])
+    return twin.predict(pixels_to_input(spec, images.reshape(len(images), -1).astype(np.int64)), regs)
 
 
 ENGINES: dict[str, Engine] = {"float": float_engine, "twin": twin_engine}

@@ -50,9 +50,9 @@ def _twin_regs(spec, args, train: bool):
 
 
 def _input_scale(spec, x):
-    """Pixels (8-bit) to the core's input_bits (exact when input_bits == 8)."""
-    shift = 8 - spec.input_bits
-    return x >> shift if shift >= 0 else x << -shift
+    from .twin import pixels_to_input
+
+    return pixels_to_input(spec, x)
 
 
 def cmd_spec(args) -> int:
@@ -83,8 +83,6 @@ def cmd_quantize(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import numpy as np
-
     from .image import load_image
     from .twin import EPCoreTwin
 
@@ -99,12 +97,10 @@ def cmd_evaluate(args) -> int:
         faults = configure(twin, weights, args.error_rate, args.fault_mode, args.fault_kind, args.supply,
                            args.fault_seed)
     t0 = time.time()
-    chunk = 1000 if twin.memory is None or twin.memory.deterministic else 50
     from tqdm import tqdm
 
-    preds = np.concatenate([twin.infer(_input_scale(spec, x[i:i + chunk]), regs)[0]
-                            for i in tqdm(range(0, len(x), chunk), desc="twin", unit="chunk",
-                                          disable=not sys.stderr.isatty())])
+    preds = twin.predict(_input_scale(spec, x), regs,
+                         progress=lambda it: tqdm(it, desc="twin", unit="chunk", disable=not sys.stderr.isatty()))
     acc = float((preds == y).mean())
     res = {"image": str(args.image), "dataset": args.dataset, "n": len(x), "T1": regs.T1, "accuracy": acc,
            "seconds": time.time() - t0, "faults": faults}
@@ -162,7 +158,7 @@ def cmd_train(args) -> int:
             if n % 500 == 0:
                 bar.set_postfix(train_acc=f"{100 * correct / (n + 1):.2f}%")
         secs = time.time() - t0
-        preds = np.concatenate([twin.infer(xt[i:i + 1000], eval_regs)[0] for i in range(0, len(xt), 1000)])
+        preds = twin.predict(xt, eval_regs)
         rec = {"epoch": epoch + 1, "train_acc": correct / len(x), "test_acc": float((preds == yt).mean()),
                "samples_per_s": len(x) / secs}
         history.append(rec)

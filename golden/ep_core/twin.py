@@ -84,6 +84,12 @@ class SampleRecord:
     phases: dict[int, list[np.ndarray]] = field(default_factory=dict)  # phase number → states, in run order
 
 
+def pixels_to_input(spec: EPCoreSpec, x: np.ndarray) -> np.ndarray:
+    """8-bit pixels to the core's ``input_bits`` (exact when input_bits == 8)."""
+    shift = 8 - spec.input_bits
+    return x >> shift if shift >= 0 else x << -shift
+
+
 def init_weights(spec: EPCoreSpec, seed: int = 0) -> dict[str, np.ndarray]:
     """Random initial weights for on-chip learning: PyTorch's default U(±1/√fan_in), quantised."""
     rng = np.random.default_rng(seed)
@@ -286,6 +292,17 @@ class EPCoreTwin:
             return self._infer_per_read(x, regs)
         free = self.relax(self.clamp(x), self.zero_states(len(x)), regs.T1, 0, None, regs)
         return self.argmax(free[-1]), free
+
+    def predict(self, x: np.ndarray, regs: Registers | None = None, progress=None) -> np.ndarray:
+        """Predictions for many samples: :meth:`infer` over chunks (1,000 samples; 50 where every read
+        is sensed on its own, which holds per-read matrices in memory). ``progress`` optionally wraps
+        the iterable of chunk starts (a progress bar)."""
+        x = np.asarray(x)
+        chunk = 1000 if self.memory is None or self.memory.deterministic else 50
+        starts = range(0, len(x), chunk)
+        if progress is not None:
+            starts = progress(starts)
+        return np.concatenate([self.infer(x[i:i + chunk], regs)[0] for i in starts])
 
     def _ternary_fast(self, batch: int, regs: Registers) -> bool:
         """When every read returns the stored values, account for the reads and use the fast path."""
