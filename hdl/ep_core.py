@@ -842,13 +842,14 @@ class EPCore(wiring.Component):
                     for i in range(P):
                         new = saturate(lane(vw, i, WMAX, True) + delta[i], lo, hi, wb)
                         m.d.comb += ww_w[l].data[i * wb:(i + 1) * wb].eq(new)
-                bb = s.bias_bits
-                lo, hi = -(1 << (bb - 1)), (1 << (bb - 1)) - 1
-                with m.If(v_valid & (v_op.kind == K_UPB) & (v_op.conn == l)):
-                    m.d.comb += [wr_b.addr.eq(bbase[l] + v_op.word), wr_b.en.eq(1)]
-                    for i in range(P):
-                        new = saturate(lane(vb, i, bb, True) + delta[i], lo, hi, bb)
-                        m.d.comb += wr_b.data[i * bb:(i + 1) * bb].eq(new)
+            # biases: one memory and one format for every layer, so one write path at the layer's base
+            bb = s.bias_bits
+            lo, hi = -(1 << (bb - 1)), (1 << (bb - 1)) - 1
+            with m.If(v_valid & (v_op.kind == K_UPB)):
+                m.d.comb += [wr_b.addr.eq(bias_base(v_op.conn) + v_op.word), wr_b.en.eq(1)]
+                for i in range(P):
+                    new = saturate(lane(vb, i, bb, True) + delta[i], lo, hi, bb)
+                    m.d.comb += wr_b.data[i * bb:(i + 1) * bb].eq(new)
             valids += [u_valid, v_valid]
 
         # pipeline occupancy: a drain waits until no stage holds a valid op
