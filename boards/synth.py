@@ -10,6 +10,7 @@ the "Max frequency for clock" lines) and yosys' log (``top.rpt``: the final cell
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.metadata
 import json
 import os
@@ -319,8 +320,7 @@ def synthesize(
         if not register_reads:
             if design != "ep":
                 raise ValueError(f"register_reads=False is for design 'ep', not {design!r}")
-            ep_factory = factory
-            factory = lambda s: ep_factory(s, register_reads=False)  # noqa: E731
+            factory = functools.partial(factory, register_reads=False)
     out = Path(out)
     build_dir = out / "build"
     build_dir.mkdir(parents=True, exist_ok=True)
