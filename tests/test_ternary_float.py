@@ -405,44 +405,13 @@ def test_sweep_bench_smoke(tmp_path, monkeypatch):
     assert set(b["summary"]) == {"loss_at_0.0001", "loss_at_0.04"} and len(b["rows"][0]["acc"]) == 2
     assert "p_at_1_point_loss" in res["nets"][0]["modes"]["dynamic"]["summary"]
     assert (tmp_path / "s" / "ternary_sweep.png").stat().st_size > 0
-    assert (
-        mod.main(
-            [
-                "--include",
-                str(tmp_path / "s" / "ternary_sweep.json"),
-                "--ps",
-                "1e-4",
-                "4e-2",
-                "1e-1",
-                "--limit",
-                "40",
-                "--data-dir",
-                str(empty),
-                "--allow-subset",
-                "--out",
-                str(tmp_path / "s2"),
-            ]
-        )
-        == 0
-    )
+    data = ["--limit", "40", "--data-dir", str(empty), "--allow-subset"]
+    include = ["--include", str(tmp_path / "s" / "ternary_sweep.json"), *data]
+    assert mod.main([*include, "--ps", "1e-4", "4e-2", "1e-1", "--out", str(tmp_path / "s2")]) == 0
     res2 = json.loads((tmp_path / "s2" / "ternary_sweep.json").read_text())
     assert res2["nets"] == res["nets"]
-    with pytest.raises(SystemExit):
-        mod.main(
-            [
-                "--include",
-                str(tmp_path / "s" / "ternary_sweep.json"),
-                "--ps",
-                "1e-4",
-                "--limit",
-                "40",
-                "--data-dir",
-                str(empty),
-                "--allow-subset",
-                "--out",
-                str(tmp_path / "s3"),
-            ]
-        )
+    with pytest.raises(SystemExit):  # other p values than the included report's
+        mod.main([*include, "--ps", "1e-4", "--out", str(tmp_path / "s3")])
     hit = mod.p_at_loss([1e-3, 1e-2, 1e-1], [0.0, 0.5, 1.5], 1.0)
     assert hit["p"] == pytest.approx(10**-1.5)
     assert mod.p_at_loss([1e-3, 1e-2], [2.0, 3.0], 1.0)["bound"] == "below"
