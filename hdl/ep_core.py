@@ -206,14 +206,17 @@ class EPCore(wiring.Component):
         # ---------------- memories ----------------
         wmem, wr_w, ww_w = [], [], []
         ternary = s.weight_kind == "ternary"
+        tt = s.ternary_training  # latent weights v{l} in block RAM beside the cells (laid out like w{l})
         if ternary:
             # one ternary memory holds every w{l} at its load-port address (the regions start at 0)
             tinit = [w for l in range(L) for w in region_init(f"w{l}", 2)]
             m.submodules.tmem = tmem = TernaryWeightMemory(s.ternary_memory_spec(), tinit or None)
             wbase = {r.name: r.base for r in s.memory_map()}
-        for l in range(L if not ternary else 0):
-            mem = memory.Memory(shape=unsigned(P * s.weight_bits[l]), depth=N[l + 1] * T[l],
-                                init=region_init(f"w{l}", s.weight_bits[l]))
+        # weight memories: fixed-point weights, or a ternary training core's latent weights
+        wbits = list(s.latent_bits) if tt else list(s.weight_bits)
+        for l in range(L if not ternary or tt else 0):
+            mem = memory.Memory(shape=unsigned(P * wbits[l]), depth=N[l + 1] * T[l],
+                                init=region_init(f"v{l}" if tt else f"w{l}", wbits[l]))
             m.submodules[f"wmem{l}"] = mem
             wmem.append(mem)
             wr_w.append(mem.read_port())
@@ -473,15 +476,19 @@ class EPCore(wiring.Component):
         # default, so that their data stays until the response is taken
         m.d.comb += [rd_b.en.eq(0)] + [p.en.eq(0) for p in wr_w]
         with m.If(run):
-            for l in range(L if not ternary else 0):
+            for l in range(len(wr_w)):
                 m.d.comb += [wr_w[l].addr.eq(waddr), wr_w[l].en.eq(1)]
-            if ternary:  # inference sweeps only: every micro-op reads one weight word (one draw)
+            if ternary:  # every relaxation micro-op reads one weight word (one draw)
                 tbase = Signal(len(tmem.rd_addr))
                 with m.Switch(conn):
                     for l in range(L):
                         with m.Case(l):
                             m.d.comb += tbase.eq(wbase[f"w{l}"])
-                m.d.comb += [tmem.rd_addr.eq(tbase + waddr), tmem.rd_en.eq(1)]
+                m.d.comb += tmem.rd_addr.eq(tbase + waddr)
+                if tt:  # … and a weight update reads the stored cells raw (no PCSA, no draw)
+                    m.d.comb += [tmem.rd_en.eq((kind != K_DPASS) & (kind != K_UPB)), tmem.rd_raw.eq(kind == K_UPW)]
+                else:
+                    m.d.comb += tmem.rd_en.eq(1)
             m.d.comb += [rd_x.addr.eq(inner), rd_x.en.eq(1)]
             # biases: reduce reads b_conn at word j//P; update reads word t
             m.d.comb += [rd_b.addr.eq(bias_base(conn) + Mux(kind == K_UPB, outer, o_w)), rd_b.en.eq(1)]
@@ -529,10 +536,13 @@ class EPCore(wiring.Component):
             m.d.sync += r.eq(port.data)
             return r
 
-        wq_w = [rq(wr_w[l], f"w{l}") for l in range(L if not ternary else 0)]
+        wq_w = [rq(wr_w[l], f"w{l}") for l in range(len(wr_w))]
         if ternary:
             tq_nz, tq_neg = Signal(P), Signal(P)
             m.d[rdom] += [tq_nz.eq(tmem.rd_nz), tq_neg.eq(tmem.rd_neg)]
+        if tt:
+            tq_cells = Signal(2 * P)
+            m.d[rdom] += tq_cells.eq(tmem.rd_cells)
         if s.training:  # the update reads whole bias words
             bq = rq(rd_b, "b")
         else:  # inference needs one bias per row: select the lane before the register (P−1 lanes fewer FFs)
@@ -553,7 +563,8 @@ class EPCore(wiring.Component):
         RB = max(IB, SB) + 1  # right operand width (pre lanes or a broadcast state), signed
         left = [Signal(signed(PB), name=f"left{i}") for i in range(P)]
         right = [Signal(signed(RB), name=f"right{i}") for i in range(P)]
-        wword1 = Signal(P * WMAX)  # weight word (sign-extended lanes) for the update path
+        UB = max(wbits)  # update path element width (the weights, or a ternary core's latent weights)
+        wword1 = Signal(P * UB)  # weight word (sign-extended lanes) for the update path
         bias1 = Signal(signed(s.bias_bits))
         part1 = Signal(signed(ACC))
         nstate1 = Signal(SB)
@@ -573,8 +584,19 @@ class EPCore(wiring.Component):
             return v
 
         wl = [wlane(i) for i in range(P)]
-        for i in range(P):
-            m.d.comb += wword1[i * WMAX:(i + 1) * WMAX].eq(wl[i])
+        if tt:  # the update path carries the latent word and the stored cells
+            cword1 = Signal(2 * P)
+            m.d.comb += cword1.eq(tq_cells)
+            for i in range(P):
+                vl = Signal(signed(UB), name=f"vl{i}")
+                with m.Switch(c1.conn):
+                    for l in range(L):
+                        with m.Case(l):
+                            m.d.comb += vl.eq(lane(wq_w[l], i, wbits[l], True))
+                m.d.comb += wword1[i * UB:(i + 1) * UB].eq(vl)
+        else:
+            for i in range(P):
+                m.d.comb += wword1[i * WMAX:(i + 1) * WMAX].eq(wl[i])
 
         # state words at S1 (zeroed for the first step of the free phase)
         sdata = [None] + [Mux(c1.zero, 0, sq[k]) for k in range(1, L + 1)]
@@ -635,8 +657,12 @@ class EPCore(wiring.Component):
         c1q = rq(rd_c1, "c1")
         prods = [Signal(signed(PB + RB), name=f"prod{i}") for i in range(P)]
         for i in range(P):
-            if ternary:  # add / subtract / skip lanes: no multipliers
-                m.d.sync += prods[i].eq(Mux(left[i][0], Mux(left[i][-1], -right[i], right[i]), 0))
+            if ternary:  # add / subtract / skip lanes: no multipliers for the relaxation
+                addsub = Mux(left[i][0], Mux(left[i][-1], -right[i], right[i]), 0)
+                if tt:  # a training core's weight update multiplies states (state × state products)
+                    m.d.sync += prods[i].eq(Mux(op2.kind == K_UPW, left[i] * right[i], addsub))
+                else:
+                    m.d.sync += prods[i].eq(addsub)
             else:
                 m.d.sync += prods[i].eq(left[i] * right[i])
         # values that ride along from S1
@@ -647,6 +673,9 @@ class EPCore(wiring.Component):
         bias3, part3, nstate3 = Signal.like(bias1), Signal.like(part1), Signal.like(nstate1)
         wword3, bword3 = Signal.like(wword1), Signal.like(bword1)
         m.d.sync += [bias3.eq(bias2), part3.eq(part2), nstate3.eq(nstate2), wword3.eq(wword2), bword3.eq(bword2)]
+        if tt:
+            cword2, cword3 = Signal.like(cword1), Signal.like(cword1)
+            m.d.sync += [cword2.eq(cword1), cword3.eq(cword2)]
         valids = [op0r.valid, op1.valid, op2.valid]
 
         # ---------------- S3: consume products ----------------
@@ -804,6 +833,9 @@ class EPCore(wiring.Component):
             # second cycle (or the single cycle of W0): difference b − a
             m.d.sync += u_valid.eq(op3.valid & upd_kind & (op3.sub | single))
             m.d.sync += [u_op.eq(op3), uw3.eq(wword3), ub3.eq(bword3)]
+            if tt:
+                uc3 = Signal.like(cword3)
+                m.d.sync += uc3.eq(cword3)
             for i in range(P):
                 m.d.sync += udiff[i].eq(Mux(single, prod3[i], hold[i] - prod3[i]))
             # S4: rounding shift (weights: k_w; biases: k_b applied to diff << SB) / dmem write (dpass)
@@ -833,15 +865,32 @@ class EPCore(wiring.Component):
                 else:
                     m.d.sync += delta[i].eq(shift_round(val, kshift, s.update_rounding, len(delta[i])))
             m.d.sync += [v_valid.eq(u_valid & (u_op.kind != K_DPASS)), v_op.eq(u_op), vw.eq(uw3), vb.eq(ub3)]
+            if tt:
+                vc = Signal.like(uc3)
+                m.d.sync += vc.eq(uc3)
             # S5: saturating add and write-back
             for l in range(L):
-                wb = s.weight_bits[l]
+                wb = wbits[l]
                 lo, hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
                 with m.If(v_valid & (v_op.kind == K_UPW) & (v_op.conn == l)):
                     m.d.comb += [ww_w[l].addr.eq(v_op.waddr), ww_w[l].en.eq(1)]
+                    cells, mask = [], []
                     for i in range(P):
-                        new = saturate(lane(vw, i, WMAX, True) + delta[i], lo, hi, wb)
+                        old = lane(vw, i, UB, True)
+                        new = saturate(old + delta[i], lo, hi, wb)
                         m.d.comb += ww_w[l].data[i * wb:(i + 1) * wb].eq(new)
+                        if tt:
+                            # reprogram the cell where the ternary value of the latent weight changed
+                            # (spec.ternarize_latent: +1 above Δ, −1 below −Δ); others are written back as stored
+                            d = s.latent_threshold[l]
+                            up_new, dn_new = Signal(name=f"tp{i}"), Signal(name=f"tn{i}")
+                            m.d.comb += [up_new.eq(new > d), dn_new.eq(new < -d)]
+                            changed = (up_new != (old > d)) | (dn_new != (old < -d))
+                            mask.append(changed)
+                            cells.append(Mux(changed, Cat(up_new, dn_new), vc[2 * i:2 * i + 2]))
+                    if tt:
+                        m.d.comb += [tmem.up_en.eq(1), tmem.up_addr.eq(wbase[f"w{l}"] + v_op.waddr),
+                                     tmem.up_data.eq(Cat(*cells)), tmem.up_mask.eq(Cat(*mask))]
             # biases: one memory and one format for every layer, so one write path at the layer's base
             bb = s.bias_bits
             lo, hi = -(1 << (bb - 1)), (1 << (bb - 1)) - 1
@@ -866,7 +915,7 @@ class EPCore(wiring.Component):
         wc = Signal.like(self.wcmd.payload)
         wq_valid = Signal()
         rsp_pending = Signal()
-        rsp_region = Signal(range(2 * L))
+        rsp_region = Signal(range(len(s.memory_map())))
         rsp_valid = Signal()
         wport_ok = ~busy & ~rsp_pending & ~rsp_valid
         wq_done = Signal(init=1)  # the registered command completes this cycle
@@ -896,9 +945,9 @@ class EPCore(wiring.Component):
             local = Signal(range(max(2, r.words)), name=f"{r.name}_local")
             m.d.comb += local.eq(wc.addr - r.base)
             l = int(r.name[1:])
-            port_w = ww_w[l] if r.name.startswith("w") else wr_b
-            port_r = wr_w[l] if r.name.startswith("w") else rd_b
-            local_base = 0 if r.name.startswith("w") else bbase[l]
+            port_w = wr_b if r.name.startswith("b") else ww_w[l]  # b, or w / v (latent) of connection l
+            port_r = rd_b if r.name.startswith("b") else wr_w[l]
+            local_base = bbase[l] if r.name.startswith("b") else 0
             eb_r = r.elem_bits
             with m.If(wq_valid & hit):
                 with m.If(wc.write):
@@ -928,7 +977,7 @@ class EPCore(wiring.Component):
                         continue
                     with m.Case(idx):
                         l = int(r.name[1:])
-                        port_r = wr_w[l] if r.name.startswith("w") else rd_b
+                        port_r = rd_b if r.name.startswith("b") else wr_w[l]
                         for i in range(P):
                             m.d.comb += rsp_word[i * EB:(i + 1) * EB].eq(lane(port_r.data, i, r.elem_bits, True))
             with m.If(self.wrsp.ready):
@@ -975,8 +1024,7 @@ class EPCore(wiring.Component):
                         if rng:
                             m.d.sync += x_rsign.eq(r_rsign & ~r_sym)  # symmetric wins over random-sign
                         for l in range(L):
-                            m.d.sync += k_w[l].eq(s.state_bits + s.pre_frac(l) + r_lr - r_beta + r_sym
-                                                  - s.weight_frac[l])
+                            m.d.sync += k_w[l].eq(s.update_shift(l, 0, 0, False) + r_lr - r_beta + r_sym)
                             m.d.sync += k_b[l].eq(2 * s.state_bits + r_lr - r_beta + r_sym - s.bias_frac[l])
                         start_sweep(named["c1"])
                         m.next = "C1"

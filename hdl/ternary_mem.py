@@ -22,6 +22,11 @@ Structure:
   seeding, whatever the gaps between accesses. After reset and after every write of ``REG_SEED``
   it refills the lanes and takes one priming step; ``busy`` is high meanwhile.
 * **Counters** (saturating): injected cells, illegal cells sensed, PCSA reads.
+* **Update port** (``spec.update_port``: a training core's weight memory): raw reads
+  (``rd_en`` with ``rd_raw``: the stored cells on ``rd_cells`` one cycle later, no PCSA, no draw,
+  not counted) and update writes (``up_en``/``up_addr``/``up_data``/``up_mask``: one draw each,
+  static injection on the masked cells) that may share a cycle with a read: the storage then has
+  separate read and write addresses (simple dual-port block RAM).
 """
 
 from __future__ import annotations
@@ -126,13 +131,17 @@ class TernaryWeightMemory(wiring.Component):
         self.spec = spec
         self.init = [int(w) for w in init] if init is not None else []
         P = spec.lanes
-        super().__init__({
+        members = {
             "rd_addr": In(spec.addr_bits), "rd_en": In(1), "rd_nz": Out(P), "rd_neg": Out(P),
             "busy": Out(1),
             "cmd": In(stream.Signature(_layout(spec.cmd_fields()))),
             "rsp": Out(stream.Signature(_layout(spec.rsp_fields()))),
             "reg": In(RegSignature()),
-        })
+        }
+        if spec.update_port:
+            members.update({"rd_raw": In(1), "rd_cells": Out(spec.word_bits), "up_en": In(1),
+                            "up_addr": In(spec.addr_bits), "up_data": In(spec.word_bits), "up_mask": In(P)})
+        super().__init__(members)
 
     def elaborate(self, platform):  # noqa: C901 - one small datapath
         s = self.spec
@@ -169,12 +178,14 @@ class TernaryWeightMemory(wiring.Component):
         m.d.comb += self.busy.eq(busy)
 
         # --- access arbitration --------------------------------------------------------------------
+        up = s.update_port
         sensing = Signal()  # a PCSA read's data is on the read port this cycle
         rsp_valid = Signal()
         rsp_data = Signal(s.word_bits)
         raw_pending = Signal()  # a raw read-back's data is on the read port this cycle
-        m.d.sync += [sensing.eq(self.rd_en), raw_pending.eq(0)]
-        m.d.comb += self.cmd.ready.eq(~busy & ~self.rd_en & ~sensing & ~raw_pending & ~rsp_valid)
+        m.d.sync += [sensing.eq(self.rd_en & ~self.rd_raw if up else self.rd_en), raw_pending.eq(0)]
+        m.d.comb += self.cmd.ready.eq(~busy & ~self.rd_en & ~sensing & ~raw_pending & ~rsp_valid
+                                      & (~self.up_en if up else 1))
         accept = self.cmd.valid & self.cmd.ready
         writing = accept & self.cmd.payload.write
         addr = Mux(self.rd_en, self.rd_addr, self.cmd.payload.addr)
@@ -182,18 +193,30 @@ class TernaryWeightMemory(wiring.Component):
         # then holds, which is what a single-port RAM with "no change on write" (the UP5K's SPRAM) does
         port_en, port_we = Signal(), Signal()
         m.d.comb += [port_en.eq(self.rd_en | accept), port_we.eq(writing),
-                     rp.addr.eq(addr), rp.en.eq(port_en & ~port_we), wp.addr.eq(addr)]
+                     rp.addr.eq(addr), rp.en.eq(port_en & ~port_we)]
+        if up:
+            m.d.comb += [wp.addr.eq(Mux(self.up_en, self.up_addr, addr)), self.rd_cells.eq(rp.data)]
+        else:
+            m.d.comb += wp.addr.eq(addr)
 
         # --- program writes (static injection) -------------------------------------------------------
-        wcells = [self.cmd.payload.data[2 * i:2 * i + 2] for i in range(P)]
+        # (an update write, when the block has the port, takes the same path: its mask picks the cells
+        # the injector may change; a program write's mask is every cell)
+        wdata = Mux(self.up_en, self.up_data, self.cmd.payload.data) if up else self.cmd.payload.data
+        wcells = [wdata[2 * i:2 * i + 2] for i in range(P)]
         wchanged = Signal(P)
         if fi:
             wnew = [inject_cell(m, wcells[i], words[i], flip, rate_zero, rate_nonzero) for i in range(P)]
-            m.d.comb += [wp.data.eq(Mux(static, Cat(*wnew), self.cmd.payload.data)),
+            if up:
+                wmask = Mux(self.up_en, self.up_mask, (1 << P) - 1)
+                wnew = [Mux(wmask[i], wnew[i], wcells[i]) for i in range(P)]
+            m.d.comb += [wp.data.eq(Mux(static, Cat(*wnew), wdata)),
                          wchanged.eq(Mux(static, Cat(*[wnew[i] != wcells[i] for i in range(P)]), 0))]
         else:
-            m.d.comb += wp.data.eq(self.cmd.payload.data)
-        m.d.comb += wp.en.eq(port_en & port_we)
+            m.d.comb += wp.data.eq(wdata)
+        m.d.comb += wp.en.eq((port_en & port_we) | (self.up_en if up else 0))
+        if up:  # an update write counts and draws like a program write
+            writing = writing | self.up_en
 
         # --- raw read-backs ------------------------------------------------------------------------------
         with m.If(accept & ~self.cmd.payload.write):

@@ -106,7 +106,9 @@ TERNARY_REGS = {REG_TCTRL: _tm.REG_CTRL, REG_TRATE_ZERO: _tm.REG_RATE_ZERO, REG_
                 REG_SEED: _tm.REG_SEED, REG_TINJECTED: _tm.REG_INJECTED, REG_TILLEGAL: _tm.REG_ILLEGAL,
                 REG_TREADS: _tm.REG_READS}
 
-_OMIT_DEFAULTS = {"weight_kind": "fixed", "fault_injection": False}
+_OMIT_DEFAULTS = {"weight_kind": "fixed", "fault_injection": False, "latent_bits": None, "latent_frac": None,
+                  "latent_threshold": None}
+LATENT_DELTA = 0.05  # default ternarisation threshold of the latent weights (golden.ternary's δ)
 
 
 def pack_fields(fields: list[tuple[str, int]], values: dict[str, int]) -> int:
@@ -182,6 +184,10 @@ class EPCoreSpec(LaneBank, SpecFile):
         {−1, 0, +1}·2^-weight_frac held as 2T2R cells in a :class:`spec.ternary.TernaryMemorySpec`
         memory, add/subtract/skip lanes; inference only, ``weight_bits`` 2). See "Ternary weights".
     fault_injection : (ternary only) the weight memory's PCSA/fault-injection emulation and PRNG.
+    latent_bits, latent_frac, latent_threshold : (ternary training cores only) per connection: the
+        signed width and fractional bits of the latent weights ``v{l}`` (default 8 and
+        ``latent_bits − 1``: latent values in [−1, 1)) and the ternarisation threshold Δ_l in latent
+        LSBs (default ⌊0.05·2^latent_frac + ½⌋); see "On-chip training of ternary cores".
     """
 
     FORMAT: ClassVar[str] = SPEC_FORMAT
@@ -208,6 +214,9 @@ class EPCoreSpec(LaneBank, SpecFile):
     seed: int = 1
     weight_kind: str = "fixed"
     fault_injection: bool = False
+    latent_bits: tuple[int, ...] | None = None
+    latent_frac: tuple[int, ...] | None = None
+    latent_threshold: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -265,6 +274,9 @@ class EPCoreSpec(LaneBank, SpecFile):
             raise ValueError(f"beta_shift={self.beta_shift} exceeds beta_shift_max={self.beta_shift_max}")
         if self.lr_shift > self.lr_shift_max:
             raise ValueError(f"lr_shift={self.lr_shift} exceeds lr_shift_max={self.lr_shift_max}")
+        if self.weight_kind not in WEIGHT_KINDS:
+            raise ValueError(f"weight_kind must be one of {WEIGHT_KINDS}, not {self.weight_kind!r}")
+        self._check_latent(n)
         # exactness conditions of the nudge and update shifts
         nudge_room = self.acc_frac(self.n_layers) - self.state_bits
         if self.beta_shift_max > nudge_room:
@@ -275,17 +287,17 @@ class EPCoreSpec(LaneBank, SpecFile):
                 k = self.update_shift(l, lr_shift=0, beta_shift=self.beta_shift_max, symmetric=False)
                 kb = self.bias_update_shift(l, lr_shift=0, beta_shift=self.beta_shift_max, symmetric=False)
                 if min(k, kb) < 0:
-                    raise ValueError(f"connection {l}: weight_frac={self.weight_frac[l]} / bias_frac="
+                    lat = f" / latent_frac={self.latent_frac[l]}" if self.ternary_training else ""
+                    raise ValueError(f"connection {l}: weight_frac={self.weight_frac[l]}{lat} / bias_frac="
                                      f"{self.bias_frac[l]} are too fine for an exact update shift at lr_shift=0, "
                                      f"beta_shift={self.beta_shift_max} (shift {min(k, kb)} < 0)")
-        if self.weight_kind not in WEIGHT_KINDS:
-            raise ValueError(f"weight_kind must be one of {WEIGHT_KINDS}, not {self.weight_kind!r}")
         if not isinstance(self.fault_injection, bool):
             raise ValueError(f"fault_injection must be a bool (true/false), not {self.fault_injection!r}")
         if self.weight_kind == "ternary":
-            if self.training:
-                raise ValueError("weight_kind='ternary' cores are inference-only: training must be false "
-                                 "(train the latent weights with golden.ternary)")
+            if self.training and (self.update_rounding == "stochastic" or self.estimator == "random-sign"):
+                raise ValueError(f"ternary training cores have no PRNG of their own: update_rounding must be 'floor' "
+                                 f"or 'half_up' (not {self.update_rounding!r}) and estimator 'one-sided' or "
+                                 f"'symmetric' (not {self.estimator!r})")
             if any(b != 2 for b in self.weight_bits):
                 raise ValueError(f"weight_kind='ternary' needs weight_bits 2 (cells of -1, 0, +1), "
                                  f"not {self.weight_bits!r}")
@@ -300,7 +312,44 @@ class EPCoreSpec(LaneBank, SpecFile):
                              f"lr_shift_max, give weight_frac/bias_frac more bits, or use update_rounding 'floor' or "
                              f"'half_up'")
 
+    def _check_latent(self, n: int) -> None:
+        """Normalise the latent-weight fields: tuples of n entries in ternary training cores, else None."""
+        set_ = object.__setattr__
+        names = ("latent_bits", "latent_frac", "latent_threshold")
+        if not self.ternary_training:
+            for name in names:
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to ternary training cores only (weight_kind='ternary', "
+                                     f"training=true), not to {self.weight_kind!r} "
+                                     f"{'training' if self.training else 'inference'} cores")
+            return
+
+        def per_conn(name, v, default, lo, hi):
+            if v is None:
+                v = default
+            v = tuple(v) if isinstance(v, (list, tuple)) else (v,)
+            if len(v) == 1:
+                v = v * n
+            if len(v) != n:
+                raise ValueError(f"{name} must have 1 or {n} entries (one per connection), not {len(v)}: {v!r}")
+            for l, x in enumerate(v):
+                top = hi(l) if callable(hi) else hi
+                if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= top:
+                    raise ValueError(f"{name} entries must be integers in {lo}..{top}, not {x!r}")
+            set_(self, name, v)
+
+        per_conn("latent_bits", self.latent_bits, (8,), 2, 24)
+        per_conn("latent_frac", self.latent_frac, tuple(b - 1 for b in self.latent_bits), 0, 32)
+        dflt = tuple(math.floor(LATENT_DELTA * (1 << f) + 0.5) for f in self.latent_frac)
+        per_conn("latent_threshold", self.latent_threshold, dflt, 0,
+                 lambda l: (1 << (self.latent_bits[l] - 1)) - 2)
+
     # --- derived numbers -------------------------------------------------------------------------
+    @property
+    def ternary_training(self) -> bool:
+        """A ternary core that trains on chip: latent weights ``v{l}`` beside the cells."""
+        return self.weight_kind == "ternary" and self.training
+
     @property
     def n_layers(self) -> int:
         """L: neuron layers above the input."""
@@ -347,8 +396,13 @@ class EPCoreSpec(LaneBank, SpecFile):
         return self.acc_frac(k) - self.state_bits
 
     def update_shift(self, l: int, lr_shift: int, beta_shift: int, symmetric: bool) -> int:
-        """Right shift (with rounding) of connection l's state-product difference into weight LSBs."""
-        return self.state_bits + self.pre_frac(l) + lr_shift - beta_shift + int(symmetric) - self.weight_frac[l]
+        """Right shift (with rounding) of connection l's state-product difference into weight LSBs.
+
+        In a ternary training core the update lands on the latent weight, in units of the scale
+        α_l = 2^-weight_frac[l] (straight-through, as :mod:`golden.ternary` trains): its LSB stands for
+        2^-latent_frac[l]·α_l, so the shift is ``latent_frac[l]`` smaller."""
+        k = self.state_bits + self.pre_frac(l) + lr_shift - beta_shift + int(symmetric) - self.weight_frac[l]
+        return k - self.latent_frac[l] if self.ternary_training else k
 
     def bias_update_shift(self, l: int, lr_shift: int, beta_shift: int, symmetric: bool) -> int:
         """As :meth:`update_shift` for the bias, whose presynaptic 'state' is exactly 1.0 = 2^state_bits."""
@@ -428,10 +482,11 @@ class EPCoreSpec(LaneBank, SpecFile):
     @property
     def word_elem_bits(self) -> int:
         """Element width of the load/read-back port's words (the widest element)."""
-        return max(max(self.weight_bits), self.bias_bits)
+        return max(max(self.weight_bits), self.bias_bits, *(self.latent_bits or ()))
 
     def memory_map(self) -> list[MemoryRegion]:
-        """Weight and bias regions on the load/read-back port, in address order."""
+        """Weight and bias regions on the load/read-back port, in address order (a ternary training
+        core's latent weights ``v{l}`` last, laid out like ``w{l}``)."""
         regions, base = [], 0
         for l in range(self.n_layers):
             r = MemoryRegion(f"w{l}", base, self.layers[l + 1], self.tiles(l), self.weight_bits[l])
@@ -439,6 +494,10 @@ class EPCoreSpec(LaneBank, SpecFile):
             base += r.words
         for l in range(self.n_layers):
             r = MemoryRegion(f"b{l}", base, 1, self.tiles(l + 1), self.bias_bits)
+            regions.append(r)
+            base += r.words
+        for l in range(self.n_layers if self.ternary_training else 0):
+            r = MemoryRegion(f"v{l}", base, self.layers[l + 1], self.tiles(l), self.latent_bits[l])
             regions.append(r)
             base += r.words
         return regions
@@ -449,13 +508,19 @@ class EPCoreSpec(LaneBank, SpecFile):
         return m[-1].base + m[-1].words
 
     # --- ternary weights --------------------------------------------------------------------------
+    def ternarize_latent(self, l: int, v):
+        """The ternary value of latent weight(s) ``v`` of connection l: +1 above Δ_l, −1 below −Δ_l, else 0
+        (works on ints and on numpy arrays)."""
+        d = self.latent_threshold[l]
+        return (v > d) * 1 - (v < -d) * 1
+
     def ternary_memory_spec(self) -> TernaryMemorySpec:
         """The weight memory of a ternary core: the ``w{l}`` regions of :meth:`memory_map`, same addresses."""
         if self.weight_kind != "ternary":
             raise ValueError(f"ternary_memory_spec needs weight_kind='ternary', not {self.weight_kind!r}")
         depth = sum(r.words for r in self.memory_map() if r.name.startswith("w"))
         return TernaryMemorySpec(depth=depth, lanes=self.lanes, fault_injection=self.fault_injection,
-                                 seed=self.seed)
+                                 seed=self.seed, update_port=self.training)
 
     def weight_read_schedule(self) -> tuple[list[int], list[tuple[str, int, int, list[int]]]]:
         """Weight-memory word addresses a sample reads, in issue order.
@@ -491,9 +556,13 @@ class EPCoreSpec(LaneBank, SpecFile):
         for l in range(self.n_layers):
             shapes[f"w{l}"] = (self.layers[l + 1], self.layers[l])
             shapes[f"b{l}"] = (self.layers[l + 1],)
+        for l in range(self.n_layers if self.ternary_training else 0):
+            shapes[f"v{l}"] = (self.layers[l + 1], self.layers[l])
         return shapes
 
     def element_range(self, name: str) -> tuple[int, int]:
+        if name.startswith("v"):
+            return signed_range(self.latent_bits[int(name[1:])])
         if name.startswith("w"):
             if self.weight_kind == "ternary":
                 return (-1, 1)

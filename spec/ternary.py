@@ -56,6 +56,19 @@ the program port do not draw. Bits of lane i's word used for cell i: ``r`` = bit
 with the thresholds), bit 30 = the PCSA's random resolution (0 → +1, 1 → −1), bit 31 = the sign
 of a 0 → ±1 error (0 → +1, 1 → −1).
 
+Update port (training cores)
+----------------------------
+A memory with ``update_port`` (the weight memory of a ternary core that trains on chip) has a
+second way in for the core's weight update, beside the program port:
+
+* **raw reads** (``rd_en`` with ``rd_raw``): the stored cells of a word, no PCSA, no draw, not
+  counted as a PCSA read;
+* **update writes** (``up_en``, ``up_addr``, ``up_data``, ``up_mask``): program the word's cells.
+  Every update write draws once (like a programming write); in static mode the injector acts on
+  the cells whose ``up_mask`` bit is set (the cells the update reprograms), the others are stored
+  as given (the core passes their stored cells back unchanged). A raw read and an update write may
+  share a cycle (different words): the storage is then a simple dual-port RAM.
+
 Memories without ``fault_injection`` have no PRNG: only near-threshold sensing, no injector; the
 control register reads 0 and ignores writes (``11`` cells then read as +1, deterministically).
 """
@@ -233,9 +246,12 @@ class TernaryMemorySpec(LaneBank, SpecFile):
     rate_zero: int = 0
     rate_nonzero: int = 0
     seed: int = 1
+    update_port: bool = False
 
     def __post_init__(self) -> None:
         _int("depth", self.depth, 1, 1 << 20)
+        if not isinstance(self.update_port, bool):
+            raise ValueError(f"update_port must be a bool (true/false), not {self.update_port!r}")
         _int("lanes", self.lanes, 1, 256)
         if not isinstance(self.fault_injection, bool):
             raise ValueError(f"fault_injection must be a bool (true/false), not {self.fault_injection!r}")
@@ -248,6 +264,12 @@ class TernaryMemorySpec(LaneBank, SpecFile):
         _int("rate_zero", self.rate_zero, 0, RATE_MAX)
         _int("rate_nonzero", self.rate_nonzero, 0, RATE_MAX)
         _int("seed", self.seed, 0, (1 << REG_BITS) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if not self.update_port:  # added later: memories without it keep their digests
+            del d["update_port"]
+        return d
 
     @property
     def word_bits(self) -> int:

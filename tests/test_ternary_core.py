@@ -27,15 +27,24 @@ from spec.ep_core import (
 from spec.ternary import RATE_MAX, ctrl_value
 
 
-def tspec(layers=(30, 12, 5), lanes=4, **kw) -> EPCoreSpec:
+def tspec(layers=(30, 12, 5), lanes=4, training=False, **kw) -> EPCoreSpec:
     return EPCoreSpec(layers=layers, lanes=lanes, weight_kind="ternary", weight_bits=(2,), weight_frac=(3,),
-                      training=False, fault_injection=True, beta_shift_max=2, **kw)
+                      training=training, fault_injection=True, beta_shift_max=2, **kw)
 
 
 def ternary_weights(spec: EPCoreSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random ternary weights and biases; a training core's latent weights spread around ±Δ (many
+    updates change a ternary value), with its cells the latent weights' ternary values."""
     w = {}
     for name, shape in spec.weight_shapes().items():
-        if name.startswith("w"):
+        if name.startswith("v"):
+            l = int(name[1:])
+            d = spec.latent_threshold[l]
+            w[name] = rng.integers(-3 * d, 3 * d + 1, shape)
+            w[f"w{l}"] = spec.ternarize_latent(l, w[name])
+        elif name.startswith("w"):
+            if spec.ternary_training:
+                continue
             w[name] = rng.choice([-1, 0, 1], size=shape, p=[0.3, 0.4, 0.3])
         else:
             half = 1 << (spec.bias_frac[int(name[1:])] - 1)
@@ -49,8 +58,20 @@ def test_ternary_spec_rules():
     assert s.element_range("w0") == (-1, 1)
     assert s.ternary_memory_spec().depth == 12 * 8 + 5 * 3
     assert EPCoreSpec.from_toml(s.to_toml()) == s
-    with pytest.raises(ValueError, match="inference-only: training must be false"):
-        EPCoreSpec(weight_kind="ternary", weight_bits=(2,))
+    with pytest.raises(ValueError, match="no PRNG of their own: update_rounding must be"):
+        EPCoreSpec(weight_kind="ternary", weight_bits=(2,), weight_frac=(4,), update_rounding="stochastic")
+    with pytest.raises(ValueError, match="latent_bits applies to ternary training cores only"):
+        EPCoreSpec(latent_bits=(8,))
+    with pytest.raises(ValueError, match=r"latent_threshold entries must be integers in 0\.\.126, not 127"):
+        EPCoreSpec(weight_kind="ternary", weight_bits=(2,), weight_frac=(4,), latent_threshold=(127,))
+    with pytest.raises(ValueError, match="latent_frac=12 / bias_frac=4 are too fine"):
+        EPCoreSpec(weight_kind="ternary", weight_bits=(2,), weight_frac=(4,), latent_frac=(12,), latent_threshold=(6,))
+    t = EPCoreSpec(weight_kind="ternary", weight_bits=(2,), weight_frac=(5, 4), beta_shift_max=4)
+    assert (t.latent_bits, t.latent_frac, t.latent_threshold) == ((8, 8), (7, 7), (6, 6))
+    assert [r.name for r in t.memory_map()] == ["w0", "w1", "b0", "b1", "v0", "v1"]
+    assert t.update_shift(0, 6, 1, True) == 8 + 8 + 6 - 1 + 1 - 5 - 7
+    assert t.ternarize_latent(0, np.array([-7, -6, 0, 6, 7])).tolist() == [-1, 0, 0, 0, 1]
+    assert EPCoreSpec.from_toml(t.to_toml()) == t and t.ternary_memory_spec().update_port
     with pytest.raises(ValueError, match="needs weight_bits 2"):
         EPCoreSpec(weight_kind="ternary", weight_bits=(3,), training=False)
     with pytest.raises(ValueError, match="fault_injection needs weight_kind='ternary'"):
@@ -130,18 +151,20 @@ def run_rtl(spec, words, segments, xs, ys, *, seed=0, idle=0.0, stall=0.0, regis
         host = AmaranthHost(dut, spec, seed=seed, idle_prob=idle, stall_prob=stall)
         res["spec_id"] = await host.read_reg(ctx, REG_SPEC_ID)
         n = 0
-        for regs, program, T1, count in segments:
+        for regs, program, T1, count, *extra in segments:
             for a, v in regs.items():
                 await host.write_reg(ctx, a, v)
             if program:
                 await host.load_words(ctx, words)
-            await host.set_regs(ctx, Registers.from_spec(spec, T1=T1, dump=True))
+            r = Registers.from_spec(spec, T1=T1, dump=True, **(extra[0] if extra else {}))
+            await host.set_regs(ctx, r)
             out = []
             for _ in range(count):
                 await host.send_sample(ctx, xs[n].tolist(), int(ys[n]))
                 n += 1
-                d = await host.recv_dump(ctx)
-                out.append((await host.recv_pred(ctx), dump_to_states(spec, d)))
+                phases = 1 + (2 if r.symmetric else 1) * int(r.train)
+                dumps = [await host.recv_dump(ctx) for _ in range(phases)]
+                out.append((await host.recv_pred(ctx), [(d["phase"], dump_to_states(spec, d)) for d in dumps]))
             res["segments"].append({"samples": out, "regs": [await host.read_reg(ctx, r) for r in COUNTERS],
                                     "readback": await host.read_words(ctx)})
 
@@ -152,11 +175,12 @@ def run_rtl(spec, words, segments, xs, ys, *, seed=0, idle=0.0, stall=0.0, regis
     return res
 
 
-def run_twin(spec, words, segments, xs):
+def run_twin(spec, words, segments, xs, ys):
     twin = EPCoreTwin(spec)  # the RTL starts with an empty memory too
     res = {"spec_id": spec.spec_id, "segments": []}
     n = 0
-    for regs, program, T1, count in segments:
+    for regs, program, T1, count, *extra in segments:
+        r = Registers.from_spec(spec, T1=T1, dump=True, **(extra[0] if extra else {}))
         for a, v in regs.items():
             if a == REG_SEED:
                 twin.reseed(v)
@@ -166,9 +190,13 @@ def run_twin(spec, words, segments, xs):
             twin.program(0, words)
         out = []
         for _ in range(count):
-            pred, free = twin.infer(xs[n:n + 1], Registers.from_spec(spec, T1=T1, dump=True))
+            if r.train:
+                rec = twin.train_sample(xs[n], int(ys[n]), r)
+                out.append((rec.pred, [(ph, [f[0].tolist() for f in st]) for ph, st in rec.phases.items()]))
+            else:
+                pred, free = twin.infer(xs[n:n + 1], r)
+                out.append((int(pred[0]), [(0, [f[0].tolist() for f in free])]))
             n += 1
-            out.append((int(pred[0]), [f[0].tolist() for f in free]))
         res["segments"].append({"samples": out, "regs": [twin.read_memory_reg(r) for r in COUNTERS],
                                 "readback": twin.memory_words()})
     return res
@@ -188,15 +216,82 @@ def test_rtl_matches_twin_with_fault_injection(stalls, register_reads):
     ys = rng.integers(0, spec.n_classes, n)
     kw = {"seed": 3, "idle": 0.3, "stall": 0.4} if stalls else {}
     kw["register_reads"] = register_reads
-    rtl, twin = run_rtl(spec, words, segments, xs, ys, **kw), run_twin(spec, words, segments, xs)
-    assert rtl["spec_id"] == twin["spec_id"]
-    for i, (a, b) in enumerate(zip(rtl["segments"], twin["segments"], strict=True)):
-        assert a["readback"] == b["readback"], f"segment {i}: stored cells"
-        assert a["regs"] == b["regs"], f"segment {i}: memory registers"
-        for j, (sa, sb) in enumerate(zip(a["samples"], b["samples"], strict=True)):
-            assert sa == sb, f"segment {i} sample {j}"
+    rtl, twin = run_rtl(spec, words, segments, xs, ys, **kw), run_twin(spec, words, segments, xs, ys)
+    assert_same_session(rtl, twin)
     injected = [seg["regs"][3] for seg in twin["segments"]]
     assert max(injected) > 0 and twin["segments"][-1]["regs"][4] > 0  # faults and illegal reads happened
+
+
+def assert_same_session(rtl, twin):
+    assert rtl["spec_id"] == twin["spec_id"]
+    for i, (a, b) in enumerate(zip(rtl["segments"], twin["segments"], strict=True)):
+        for j, (sa, sb) in enumerate(zip(a["samples"], b["samples"], strict=True)):
+            assert sa == sb, f"segment {i} sample {j}: prediction and states of every phase"
+        assert a["readback"] == b["readback"], f"segment {i}: stored cells, biases, latent weights"
+        assert a["regs"] == b["regs"], f"segment {i}: memory registers"
+
+
+# --- on-chip training (latent weights) ------------------------------------------------------------------------
+def training_session():
+    """Training under every fault setting, then inference with what was learnt."""
+    tr = {"train": True, "T2": 2, "lr_shift": 3}
+    return [
+        ({REG_TCTRL: ctrl_value("static"), REG_TRATE_ZERO: RATE_MAX // 5, REG_TRATE_NONZERO: RATE_MAX // 6,
+          REG_SEED: 77}, True, 3, 2, tr),
+        ({REG_TCTRL: ctrl_value("dynamic", "adjacent", "nominal"), REG_TRATE_ZERO: RATE_MAX // 3,
+          REG_TINJECTED: 0}, False, 3, 2, {**tr, "symmetric": False, "T2": 3, "lr_shift": 4}),
+        ({REG_TCTRL: ctrl_value("off")}, False, 2, 1, {**tr, "lr_shift": 0, "beta_shift": 2}),  # saturates
+        ({REG_TCTRL: ctrl_value("static", "flip"), REG_TRATE_NONZERO: RATE_MAX // 2, REG_TINJECTED: 0}, False, 3, 2,
+         {**tr, "lr_shift": 1}),
+        ({REG_TCTRL: ctrl_value("off")}, False, 3, 2),
+    ]
+
+
+@pytest.mark.parametrize("stalls,register_reads", [(False, True), (True, True), (True, False)],
+                         ids=["no-stalls", "stalls", "stalls-no-read-stage"])
+def test_rtl_matches_twin_training_latent_weights(stalls, register_reads):
+    spec = tspec(layers=(30, 12, 5), lanes=4, seed=9, training=True, update_rounding="half_up")
+    rng = np.random.default_rng(12)
+    w = ternary_weights(spec, rng)
+    lo, hi = spec.element_range("v0")
+    w["v0"][:, :8] = rng.choice([lo + 2, hi - 2], (spec.layers[1], 8))  # near the range: the update saturates
+    w["w0"] = spec.ternarize_latent(0, w["v0"])
+    words = pack_memory(spec, w)
+    segments = training_session()
+    n = sum(seg[3] for seg in segments)
+    xs = rng.integers(0, 256, (n, spec.layers[0]))
+    ys = rng.integers(0, spec.n_classes, n)
+    kw = {"seed": 4, "idle": 0.3, "stall": 0.4} if stalls else {}
+    rtl = run_rtl(spec, words, segments, xs, ys, register_reads=register_reads, **kw)
+    twin = run_twin(spec, words, segments, xs, ys)
+    assert_same_session(rtl, twin)
+    # the session exercised what it claims: cells reprogrammed by the updates, static faults injected into
+    # reprogrammed cells (segments without a load), latent weights saturated
+    seg = twin["segments"]
+    assert seg[3]["regs"][3] > 0  # static flips during training alone (REG_TINJECTED cleared before)
+    after = unpack_memory(spec, seg[-1]["readback"])
+    assert (after["w0"] != w["w0"]).sum() > 10 and (after["v1"] != w["v1"]).any()
+    assert ((after["v0"] == lo) | (after["v0"] == hi)).any()
+
+
+def test_twin_training_reprograms_only_changed_cells():
+    """The update rewrites a word's unchanged cells as stored: a static fault stays until its weight's
+    ternary value changes (write-verify-free programming of the changed cells only)."""
+    spec = tspec(layers=(30, 12, 5), lanes=4, training=True)
+    rng = np.random.default_rng(3)
+    w = ternary_weights(spec, rng)
+    twin = EPCoreTwin(spec, w)
+    twin.memory.cells[0, 0] ^= 0b11  # a stored fault: lane 0 of word 0 swapped (w0[0, 0])
+    faulty = twin.memory.cells[0, 0]
+    # a sample whose update cannot move w0[0, 0]: pixel 0 is 0 (its presynaptic state)
+    x = rng.integers(0, 256, spec.layers[0])
+    x[0] = 0
+    before_v = twin.weights["v0"].copy()
+    twin.train_sample(x, 1, Registers.from_spec(spec, train=True, T1=3, T2=2, lr_shift=3))
+    assert twin.weights["v0"][0, 0] == before_v[0, 0] and twin.memory.cells[0, 0] == faulty
+    changed = spec.ternarize_latent(0, twin.weights["v0"]) != spec.ternarize_latent(0, before_v)
+    assert changed.any()
+    assert (twin.weights["w0"][changed] == spec.ternarize_latent(0, twin.weights["v0"])[changed]).all()
 
 
 # --- the hardware flow: ternary export → image → twin evaluation with faults ------------------------------

@@ -156,9 +156,20 @@ def quantize_ternary_export(export_dir: str | os.PathLike, base: EPCoreSpec
     return ternary_image(load_ternary_export(export_dir), base, where=str(export_dir))
 
 
-def ternary_image(exp, base: EPCoreSpec, where: str = "export"
+def ternary_image(exp, base: EPCoreSpec, where: str = "export", latent: list[np.ndarray] | None = None
                   ) -> tuple[EPCoreSpec, dict[str, np.ndarray], dict[str, Any]]:
-    """:func:`quantize_ternary_export` of an already loaded :class:`golden.ternary.export.TernaryExport`."""
+    """:func:`quantize_ternary_export` of an already loaded :class:`golden.ternary.export.TernaryExport`.
+
+    With ``base.training`` the image is for a ternary core that trains on chip (latent weights
+    ``v{l}`` beside the cells, ``base``'s latent formats and β range): ``latent`` gives the float
+    latent weights (a :class:`golden.ternary.network.TernaryEPNet`'s ``w{l}``, in units of α_l),
+    rounded to ``latent_frac`` and saturated; without them each latent weight starts at
+    ``t·2Δ_l`` (twice the threshold, on the side of its ternary value). The cells are then the
+    latent weights' ternary values (:meth:`EPCoreSpec.ternarize_latent`), which may differ from the
+    export's ``t`` where rounding moved a latent weight across ±Δ (counted in ``info``).
+    """
+    if base.training:
+        return _ternary_training_image(exp, base, where, latent)
     export_dir = where
     if tuple(exp.layers) != tuple(base.layers):
         raise ExportError(f"{export_dir}: layers={tuple(exp.layers)} but the spec has {tuple(base.layers)}")
@@ -185,6 +196,43 @@ def ternary_image(exp, base: EPCoreSpec, where: str = "export"
     info = {"export": str(export_dir), "kind": exp.kind, "delta": exp.delta, "alpha_shift": list(exp.alpha_shift),
             "export_source": exp.manifest.get("source", {}), "saturated": clipped,
             "schedule": exp.manifest.get("schedule", {})}
+    return spec, ints, info
+
+
+def _ternary_training_image(exp, base: EPCoreSpec, where: str, latent: list[np.ndarray] | None
+                            ) -> tuple[EPCoreSpec, dict[str, np.ndarray], dict[str, Any]]:
+    if exp.kind != "ternary":
+        raise ExportError(f"{where}: on-chip training needs a ternary export (binary latent weights are not "
+                          f"supported by the core), not kind={exp.kind!r}")
+    if tuple(exp.layers) != tuple(base.layers):
+        raise ExportError(f"{where}: layers={tuple(exp.layers)} but the spec has {tuple(base.layers)}")
+    n = base.n_layers
+    d = {**base.to_dict(), "weight_kind": "ternary", "weight_bits": [2] * n, "weight_frac": list(exp.alpha_shift),
+         "bias_frac": None}
+    spec = EPCoreSpec.from_dict(d)
+    # biases: the finest format that holds them whose update shift stays exact
+    bf = [min(spec.acc_frac(l + 1), 2 * spec.state_bits - spec.beta_shift_max,
+              choose_weight_frac(exp.b[l].astype(np.float64), spec.bias_bits)) for l in range(n)]
+    spec = EPCoreSpec.from_dict({**spec.to_dict(), "bias_frac": bf})
+    ints, clipped, moved = {}, {}, {}
+    for l in range(n):
+        lo, hi = spec.element_range(f"v{l}")
+        if latent is not None:
+            q = np.rint(np.asarray(latent[l], np.float64) * 2.0 ** spec.latent_frac[l])
+        else:
+            q = exp.t[l].astype(np.float64) * 2 * spec.latent_threshold[l]
+        clipped[f"v{l}"] = int(((q < lo) | (q > hi)).sum())
+        ints[f"v{l}"] = np.clip(q, lo, hi).astype(np.int64)
+        ints[f"w{l}"] = spec.ternarize_latent(l, ints[f"v{l}"]).astype(np.int64)
+        moved[f"w{l}"] = int((ints[f"w{l}"] != exp.t[l]).sum())
+        blo, bhi = spec.element_range(f"b{l}")
+        q = np.rint(exp.b[l].astype(np.float64) * 2.0 ** spec.bias_frac[l])
+        clipped[f"b{l}"] = int(((q < blo) | (q > bhi)).sum())
+        ints[f"b{l}"] = np.clip(q, blo, bhi).astype(np.int64)
+    info = {"export": str(where), "kind": exp.kind, "delta": exp.delta, "alpha_shift": list(exp.alpha_shift),
+            "latent": "trained latent weights" if latent is not None else "t * 2 * latent_threshold",
+            "ternary_values_moved_by_rounding": moved, "export_source": exp.manifest.get("source", {}),
+            "saturated": clipped, "schedule": exp.manifest.get("schedule", {})}
     return spec, ints, info
 
 

@@ -90,16 +90,24 @@ def pixels_to_input(spec: EPCoreSpec, x: np.ndarray) -> np.ndarray:
     return x >> shift if shift >= 0 else x << -shift
 
 
-def init_weights(spec: EPCoreSpec, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random initial weights for on-chip learning: PyTorch's default U(±1/√fan_in), quantised."""
+def init_weights(spec: EPCoreSpec, seed: int = 0, latent_scale: float = 0.1) -> dict[str, np.ndarray]:
+    """Random initial weights for on-chip learning: PyTorch's default U(±1/√fan_in), quantised. A
+    ternary training core's latent weights start U(±latent_scale) (golden.ternary's default
+    init_scale) and its cells hold their ternary values."""
     rng = np.random.default_rng(seed)
     w: dict[str, np.ndarray] = {}
     for l in range(spec.n_layers):
         fan_in = spec.layers[l]
         bound = 1.0 / np.sqrt(fan_in)
-        lo, hi = spec.element_range(f"w{l}")
-        wf = rng.uniform(-bound, bound, (spec.layers[l + 1], fan_in))
-        w[f"w{l}"] = np.clip(np.rint(wf * 2.0 ** spec.weight_frac[l]), lo, hi).astype(np.int64)
+        if spec.ternary_training:
+            lo, hi = spec.element_range(f"v{l}")
+            vf = rng.uniform(-latent_scale, latent_scale, (spec.layers[l + 1], fan_in))
+            w[f"v{l}"] = np.clip(np.rint(vf * 2.0 ** spec.latent_frac[l]), lo, hi).astype(np.int64)
+            w[f"w{l}"] = spec.ternarize_latent(l, w[f"v{l}"]).astype(np.int64)
+        else:
+            lo, hi = spec.element_range(f"w{l}")
+            wf = rng.uniform(-bound, bound, (spec.layers[l + 1], fan_in))
+            w[f"w{l}"] = np.clip(np.rint(wf * 2.0 ** spec.weight_frac[l]), lo, hi).astype(np.int64)
         lo, hi = spec.element_range(f"b{l}")
         bf = rng.uniform(-bound, bound, spec.layers[l + 1])
         w[f"b{l}"] = np.clip(np.rint(bf * 2.0 ** spec.bias_frac[l]), lo, hi).astype(np.int64)
@@ -203,9 +211,8 @@ class EPCoreTwin:
                 self.memory.program(a, cells)
             else:
                 image[a] = int(w)
-        biases = unpack_memory(s, image)
-        for name, v in biases.items():
-            if name.startswith("b"):
+        for name, v in unpack_memory(s, image).items():
+            if not name.startswith("w"):  # biases (and a training core's latent weights) as written
                 self.weights[name] = v
         self._refresh()
 
@@ -263,10 +270,33 @@ class EPCoreTwin:
         return new
 
     def relax(self, c1: np.ndarray, states: list[np.ndarray], steps: int, beta_sign: int,
-              target: np.ndarray | None, regs: Registers) -> list[np.ndarray]:
+              target: np.ndarray | None, regs: Registers, sensed: bool = False) -> list[np.ndarray]:
+        """``steps`` synchronous steps. ``sensed`` (a ternary core, one sample): every step reads its
+        weights from the memory as the core does (:meth:`_step_mats`)."""
         for _ in range(steps):
-            states = self.step(c1, states, beta_sign, target, regs)
+            states = self.step(c1, states, beta_sign, target, regs, self._step_mats() if sensed else None)
         return states
+
+    def _sensed_c1(self, x: np.ndarray) -> np.ndarray:
+        """A ternary core's c1 of one sample: the W0 sweep's reads (deterministic reads only counted)."""
+        addrs = self.spec.weight_read_schedule()[0]
+        if self.memory.deterministic:
+            self.memory.skip_reads(len(addrs))
+            return self.clamp(x)
+        w0 = self._sensed_matrix(0, self.memory.read(addrs), False)
+        return (_imm(x, w0.T) << self._bu[1]) + self._bias_aligned[1]
+
+    def _step_mats(self) -> dict | None:
+        """The weights one relaxation step of one sample reads from a ternary core's memory, sweep by
+        sweep in the core's order (None: the reads return the stored values, only counted)."""
+        step = self.spec.weight_read_schedule()[1]
+        if self.memory.deterministic:
+            self.memory.skip_reads(sum(len(a) for *_, a in step))
+            return None
+        mats = {}
+        for direction, k, l, a in step:
+            mats[(direction, k)] = self._sensed_matrix(l, self.memory.read(a), direction == "td")
+        return mats
 
     def zero_states(self, batch: int) -> list[np.ndarray]:
         return [np.zeros((batch, n), np.int64) for n in self.spec.layers[1:]]
@@ -324,21 +354,9 @@ class EPCoreTwin:
     def _infer_per_read(self, x: np.ndarray, regs: Registers) -> tuple[np.ndarray, list[np.ndarray]]:
         """Ternary inference where reads differ (dynamic faults, nominal PCSA, illegal cells): every
         sweep of every step uses the weights its own reads sensed, in the core's read order."""
-        s = self.spec
-        c1_addrs, step = s.weight_read_schedule()
-        addrs = np.concatenate([np.asarray(c1_addrs)] + [np.asarray(a) for *_, a in step] * regs.T1)
-        preds, free_all = [], [[] for _ in range(s.n_layers)]
+        preds, free_all = [], [[] for _ in range(self.spec.n_layers)]
         for b in range(len(x)):
-            vals = self.memory.read(addrs)
-            w0 = self._sensed_matrix(0, vals[:len(c1_addrs)], False)
-            c1 = (_imm(x[b:b + 1], w0.T) << self._bu[1]) + self._bias_aligned[1]
-            pos, states = len(c1_addrs), self.zero_states(1)
-            for _ in range(regs.T1):
-                mats = {}
-                for direction, k, l, a in step:
-                    mats[(direction, k)] = self._sensed_matrix(l, vals[pos:pos + len(a)], direction == "td")
-                    pos += len(a)
-                states = self.step(c1, states, 0, None, regs, mats)
+            states = self.relax(self._sensed_c1(x[b:b + 1]), self.zero_states(1), regs.T1, 0, None, regs, sensed=True)
             preds.append(int(self.argmax(states[-1])[0]))
             for k, st in enumerate(states):
                 free_all[k].append(st[0])
@@ -353,19 +371,20 @@ class EPCoreTwin:
         x = self.check_input(np.asarray(x).reshape(1, -1))
         if not 0 <= int(label) < s.n_classes:
             raise ValueError(f"label must be in 0..{s.n_classes - 1}, not {label}")
-        c1 = self.clamp(x)
+        sensed = self.memory is not None  # a ternary core: every step reads its memory (draws, faults)
+        c1 = self._sensed_c1(x) if sensed else self.clamp(x)
         target = self.target(np.array([int(label)]))
-        free = self.relax(c1, self.zero_states(1), regs.T1, 0, None, regs)
+        free = self.relax(c1, self.zero_states(1), regs.T1, 0, None, regs, sensed)
         rec = SampleRecord(int(self.argmax(free[-1])[0]), free)
         rec.phases = {0: free}
         # random-sign: one draw when the free phase ends; bit 31 of lane P − 1 set → −β (spec.ep_core)
         negative = (regs.estimator == "random-sign"
                     and bool(int(self.prng.take(1)[0, s.sign_lane]) >> (PRNG_WIDTH - 1)))
         if not negative:
-            rec.plus = plus = self.relax(c1, free, regs.T2, +1, target, regs)
+            rec.plus = plus = self.relax(c1, free, regs.T2, +1, target, regs, sensed)
             rec.phases[1] = plus
         if regs.symmetric or negative:
-            rec.minus = minus = self.relax(c1, free, regs.T2, -1, target, regs)
+            rec.minus = minus = self.relax(c1, free, regs.T2, -1, target, regs, sensed)
             rec.phases[2] = minus
         if regs.symmetric:
             a, b = minus, plus
@@ -387,15 +406,38 @@ class EPCoreTwin:
                 prod = np.outer(lb[1][0] - la[1][0], x[0])
             else:
                 prod = np.outer(lb[l + 1][0], lb[l][0]) - np.outer(la[l + 1][0], la[l][0])
-            lo, hi = s.element_range(f"w{l}")
-            self.weights[f"w{l}"] = saturate(self.weights[f"w{l}"] + shift_round(prod, k, s.update_rounding,
-                                                                                 rnd.get(f"w{l}")), lo, hi)
+            if s.ternary_training:
+                self._update_latent(l, shift_round(prod, k, s.update_rounding))
+            else:
+                lo, hi = s.element_range(f"w{l}")
+                self.weights[f"w{l}"] = saturate(self.weights[f"w{l}"] + shift_round(prod, k, s.update_rounding,
+                                                                                     rnd.get(f"w{l}")), lo, hi)
             kb = s.bias_update_shift(l, regs.lr_shift, regs.beta_shift, regs.symmetric)
             dprod = (lb[l + 1][0] - la[l + 1][0]) << s.state_bits
             lo, hi = s.element_range(f"b{l}")
             self.weights[f"b{l}"] = saturate(self.weights[f"b{l}"] + shift_round(dprod, kb, s.update_rounding,
                                                                                  rnd.get(f"b{l}")), lo, hi)
         self._refresh()
+
+    def _update_latent(self, l: int, delta: np.ndarray) -> None:
+        """A ternary training core's update of connection l: the latent weights move by ``delta``
+        (saturated); every word of w{l} is then written through the memory's update port, in the
+        core's order (row j, tile t), with the cells whose ternary value changed reprogrammed (the
+        injector's targets in static mode) and the others written back as stored."""
+        s, P = self.spec, self.spec.lanes
+        v = self.weights[f"v{l}"]
+        lo, hi = s.element_range(f"v{l}")
+        vn = saturate(v + delta, lo, hi)
+        t_new = s.ternarize_latent(l, vn)
+        changed = s.ternarize_latent(l, v) != t_new
+        self.weights[f"v{l}"] = vn
+        r = next(r for r in s.memory_map() if r.name == f"w{l}")
+        n_in = s.layers[l]
+        cells = self.memory.cells[r.base:r.base + r.words].reshape(r.rows, r.tiles * P).copy()
+        mask = np.zeros(cells.shape, bool)
+        mask[:, :n_in] = changed
+        cells[:, :n_in][changed] = encode_array(t_new)[changed]
+        self.memory.update(np.arange(r.base, r.base + r.words), cells.reshape(-1, P), mask.reshape(-1, P))
 
     def _update_random_bits(self) -> dict[str, np.ndarray]:
         """The random words of one stochastic update, per array, in the core's draw order

@@ -199,6 +199,21 @@ class TernaryMemoryTwin:
             cells = new
         self.cells[addr:addr + n] = cells
 
+    def update(self, addrs, cells: np.ndarray, mask: np.ndarray) -> None:
+        """Update-port writes (a training core's weight update), one per word of ``addrs`` in order:
+        one draw each; in static mode the injector acts on the cells whose ``mask`` is set."""
+        if not self.spec.update_port:
+            raise ValueError("this memory has no update port (TernaryMemorySpec.update_port is false)")
+        addrs = np.asarray(addrs, np.int64).reshape(-1)
+        cells = np.asarray(cells, np.uint8).reshape(len(addrs), self.spec.lanes)
+        mask = np.asarray(mask, bool).reshape(cells.shape)
+        words = self._draw(len(addrs))
+        if self.mode == "static":
+            new = np.where(mask, inject_array(cells, words, self.kind, self.rate_zero, self.rate_nonzero), cells)
+            self.injected = _sat_add(self.injected, np.count_nonzero(new != cells))
+            cells = new
+        self.cells[addrs] = cells
+
     def raw(self, addr: int) -> np.ndarray:
         """A program-port read-back: the stored cells of word ``addr`` (no PCSA, no draw)."""
         return self.cells[addr].copy()
