@@ -134,10 +134,7 @@ def compare_with_twin(spec: EPCoreSpec, weights: dict[str, np.ndarray], segments
                     if _dump_states(spec, res["dumps"][i], 0) != [f[i].tolist() for f in free]:
                         bad(f"segment {si} sample {i}: free-phase states differ")
             rep.samples += len(res["preds"])
-            if ternary:
-                want = [twin.read_memory_reg(a) for a in TERNARY_COUNTERS]
-                if res.get("mem_counters") != want:
-                    bad(f"segment {si}: ternary memory counters {res.get('mem_counters')} != twin {want}")
+            _check_counters(twin, res, si, bad)
             continue
         for i, p in enumerate(res["preds"]):
             rec = twin.train_sample(x[i], int(seg.y[i]), seg.regs)
@@ -158,4 +155,13 @@ def compare_with_twin(spec: EPCoreSpec, weights: dict[str, np.ndarray], segments
                     if not np.array_equal(got[k], twin.weights[k]):
                         n = int((got[k] != twin.weights[k]).sum())
                         bad(f"segment {si} training sample {i}: {k} differs in {n} elements after the update")
+        _check_counters(twin, res, si, bad)
     return rep
+
+
+def _check_counters(twin: EPCoreTwin, res: dict, si: int, bad) -> None:
+    """A ternary core's memory counters after a segment (injected faults, illegal cells, PCSA reads)."""
+    if twin.memory is not None:
+        want = [twin.read_memory_reg(a) for a in TERNARY_COUNTERS]
+        if res.get("mem_counters") != want:
+            bad(f"segment {si}: ternary memory counters {res.get('mem_counters')} != twin {want}")

@@ -507,6 +507,28 @@ class EPCoreSpec(LaneBank, SpecFile):
         m = self.memory_map()
         return m[-1].base + m[-1].words
 
+    # --- storage ------------------------------------------------------------------------------------
+    def storage_bits(self) -> dict[str, int]:
+        """Bits of every memory of the core (words × width, as :mod:`hdl.ep_core` declares them):
+        what a device's block RAM must hold at the least (packing into RAM blocks adds to it)."""
+        L, P, T, SB = self.n_layers, self.lanes, [self.tiles(k) for k in range(len(self.layers))], self.state_bits
+        rows = [self.layers[l + 1] * T[l] for l in range(L)]
+        out = {}
+        if self.weight_kind == "ternary":
+            out["cells"] = sum(rows) * 2 * P
+        else:
+            out["weights"] = sum(r * P * b for r, b in zip(rows, self.weight_bits, strict=True))
+        if self.ternary_training:
+            out["latent"] = sum(r * P * b for r, b in zip(rows, self.latent_bits, strict=True))
+        out["biases"] = sum(T[1:]) * P * self.bias_bits
+        out["states"] = sum(4 * T[k] * P * SB for k in range(1, L + 1))
+        out["input"] = T[0] * P * self.input_bits
+        out["c1"] = T[1] * P * self.c1_bits
+        out["partials"] = sum(T[k] * P * self.acc_bits(k) for k in range(2, L))
+        if self.training:
+            out["d"] = T[1] * P * (SB + 1)
+        return out
+
     # --- ternary weights --------------------------------------------------------------------------
     def ternarize_latent(self, l: int, v):
         """The ternary value of latent weight(s) ``v`` of connection l: +1 above Δ_l, −1 below −Δ_l, else 0

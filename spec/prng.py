@@ -18,6 +18,8 @@ them, and the tests compare the three.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 # Full-period triples (a, b, c) for x ^= x<<a; x ^= x>>b; x ^= x<<c.
@@ -87,7 +89,13 @@ def jump_matrix(w: int, distance: int) -> list[int]:
     """Columns of M^distance: x ↦ the state ``distance`` steps later."""
     if distance < 0:
         raise ValueError(f"distance must be non-negative, not {distance!r}")
-    return mat_pow(matrix(w), distance, w)
+    return list(_jump_columns(w, distance))
+
+
+@functools.lru_cache(maxsize=64)
+def _jump_columns(w: int, distance: int) -> tuple[int, ...]:
+    """Cached: a twin skips the same number of reads sample after sample."""
+    return tuple(mat_pow(matrix(w), distance, w))
 
 
 def auto_jump(width: int, lanes: int) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden.ep_core import Registers
+from golden.ep_core import Registers, unpack_memory
 from golden.ep_core import random_weights as scaled_weights
 from sim.ep_core import Segment, compare_with_twin, run_ep_core
 from sim.runner import sim_available
@@ -111,3 +111,43 @@ def test_ternary_core_with_fault_injection(simulator, baked, style):
     assert rep.mismatches == []
     assert rep.compared["preds"] == 12
     assert all(seg["mem_counters"][0] > 0 for seg in result["segments"])  # faults were injected each time
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("simulator", SIMS)
+def test_ternary_core_on_chip_training(simulator):
+    """Ternary core with latent weights (issue 4): training under static faults (reprogrammed cells drawn
+    anew) and dynamic faults, then inference — predictions, states of every phase, cells, latent weights
+    and biases after every update, and the memory's counters == twin, with random stalls."""
+    from spec.ep_core import REG_SEED, REG_TCTRL, REG_TRATE_NONZERO, REG_TRATE_ZERO
+    from spec.ternary import RATE_MAX, ctrl_value
+
+    spec = EPCoreSpec(layers=(24, 9, 4), lanes=4, weight_kind="ternary", weight_bits=(2,), weight_frac=(3,),
+                      training=True, fault_injection=True, beta_shift_max=2, update_rounding="half_up", seed=21)
+    rng = np.random.default_rng(45)
+    weights = {}
+    for n, sh in spec.weight_shapes().items():
+        if n.startswith("v"):
+            weights[n] = rng.integers(-18, 19, sh)
+            weights["w" + n[1:]] = spec.ternarize_latent(int(n[1:]), weights[n])
+        elif n.startswith("b"):
+            weights[n] = rng.integers(-40, 40, sh)
+    x = rng.integers(0, 256, size=(9, 24))
+    y = rng.integers(0, 4, size=9)
+    tr = {"train": True, "T1": 5, "T2": 3, "lr_shift": 3, "dump": True}
+    segments = [
+        Segment(Registers.from_spec(spec, **tr), x[:3], y[:3], readback_each=True,
+                mem_regs=[(REG_TCTRL, ctrl_value("static")), (REG_TRATE_ZERO, RATE_MAX // 5),
+                          (REG_TRATE_NONZERO, RATE_MAX // 6)], program=True),
+        Segment(Registers.from_spec(spec, **{**tr, "symmetric": False}), x[3:6], y[3:6], readback_each=True,
+                mem_regs=[(REG_TCTRL, ctrl_value("dynamic", "adjacent", "nominal")), (REG_SEED, 0xBEEF)]),
+        Segment(Registers.from_spec(spec, T1=5, dump=True), x[6:], y[6:], mem_regs=[(REG_TCTRL, ctrl_value("off"))]),
+    ]
+    result = run_ep_core(spec, weights, segments, simulator, seed=8, idle_prob=0.3, stall_prob=0.3,
+                         timeout_ns=50_000_000)
+    rep = compare_with_twin(spec, weights, segments, result, simulator)
+    assert rep.mismatches == []
+    assert rep.training_steps == 6 and rep.compared["weight_arrays"] == 6 * 6
+    first, last = unpack_memory(spec, result["segments"][0]["readbacks"][0]), unpack_memory(
+        spec, result["segments"][1]["readbacks"][-1])
+    assert (first["v0"] != last["v0"]).any() and (first["w0"] != last["w0"]).any()  # the cells were reprogrammed

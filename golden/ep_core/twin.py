@@ -21,6 +21,7 @@ from golden.fixed import saturate, shift_round
 from golden.prng import LaneStream
 from golden.ternary.memory import TernaryMemoryTwin, encode_array
 from spec.ep_core import PRNG_WIDTH, REG_SEED, TERNARY_REGS, EPCoreSpec
+from spec.ternary import CELL_MINUS, CELL_PLUS, CELL_ZERO
 
 
 @dataclass
@@ -277,9 +278,16 @@ class EPCoreTwin:
             states = self.step(c1, states, beta_sign, target, regs, self._step_mats() if sensed else None)
         return states
 
+    def _schedule(self):
+        """:meth:`EPCoreSpec.weight_read_schedule` as arrays (computed once)."""
+        if getattr(self, "_sched", None) is None:
+            c1, step = self.spec.weight_read_schedule()
+            self._sched = (np.asarray(c1, np.int64), [(d, k, l, np.asarray(a, np.int64)) for d, k, l, a in step])
+        return self._sched
+
     def _sensed_c1(self, x: np.ndarray) -> np.ndarray:
         """A ternary core's c1 of one sample: the W0 sweep's reads (deterministic reads only counted)."""
-        addrs = self.spec.weight_read_schedule()[0]
+        addrs = self._schedule()[0]
         if self.memory.deterministic:
             self.memory.skip_reads(len(addrs))
             return self.clamp(x)
@@ -289,7 +297,7 @@ class EPCoreTwin:
     def _step_mats(self) -> dict | None:
         """The weights one relaxation step of one sample reads from a ternary core's memory, sweep by
         sweep in the core's order (None: the reads return the stored values, only counted)."""
-        step = self.spec.weight_read_schedule()[1]
+        step = self._schedule()[1]
         if self.memory.deterministic:
             self.memory.skip_reads(sum(len(a) for *_, a in step))
             return None
@@ -339,7 +347,7 @@ class EPCoreTwin:
         mem = self.memory
         if not mem.deterministic:
             return False
-        c1, step = self.spec.weight_read_schedule()
+        c1, step = self._schedule()
         mem.skip_reads(batch * (len(c1) + regs.T1 * sum(len(a) for *_, a in step)))
         return True
 
@@ -436,7 +444,8 @@ class EPCoreTwin:
         cells = self.memory.cells[r.base:r.base + r.words].reshape(r.rows, r.tiles * P).copy()
         mask = np.zeros(cells.shape, bool)
         mask[:, :n_in] = changed
-        cells[:, :n_in][changed] = encode_array(t_new)[changed]
+        tc = t_new[changed]  # their new cells: +1 → 01, −1 → 10, 0 → 00 (spec.ternary)
+        cells[:, :n_in][changed] = np.select([tc > 0, tc < 0], [CELL_PLUS, CELL_MINUS], CELL_ZERO).astype(np.uint8)
         self.memory.update(np.arange(r.base, r.base + r.words), cells.reshape(-1, P), mask.reshape(-1, P))
 
     def _update_random_bits(self) -> dict[str, np.ndarray]:

@@ -131,6 +131,7 @@ class TernaryMemoryTwin:
         self.seed = spec.seed
         self.injected = self.illegal = self.reads = 0
         self.prng = LaneStream(spec.prng_spec()) if spec.fault_injection else None
+        self._skipped = 0  # draws of skipped reads not yet applied to the stream
 
     # --- registers ----------------------------------------------------------------------------------
     @property
@@ -157,6 +158,7 @@ class TernaryMemoryTwin:
         elif addr == REG_SEED:
             self.seed = value
             if self.prng is not None:
+                self._skipped = 0
                 self.prng.reseed(value)
         elif addr == REG_INJECTED:
             self.injected = 0
@@ -184,7 +186,15 @@ class TernaryMemoryTwin:
 
     # --- ports --------------------------------------------------------------------------------------
     def _draw(self, n: int) -> np.ndarray | None:
-        return None if self.prng is None else self.prng.take(n)
+        if self.prng is None:
+            return None
+        self._flush_skips()
+        return self.prng.take(n)
+
+    def _flush_skips(self) -> None:
+        if self._skipped:  # reads skipped since the last draw: one jump of the stream
+            self.prng.skip(self._skipped)
+            self._skipped = 0
 
     def program(self, addr: int, cells: np.ndarray) -> None:
         """Program-port writes of consecutive words from ``addr`` (cells: (n, lanes) or (lanes,))."""
@@ -228,8 +238,8 @@ class TernaryMemoryTwin:
         """What ``n`` reads do to the state when :attr:`deterministic`: count them, advance the PRNG."""
         if not self.deterministic:
             raise ValueError("skip_reads needs a deterministic memory (reads would differ from the stored cells)")
-        if self.prng is not None:
-            self.prng.skip(n)
+        if self.prng is not None:  # jumped lazily, in one step, before the next draw
+            self._skipped += int(n)
         self.reads = _sat_add(self.reads, n)
 
     def values(self) -> np.ndarray:
