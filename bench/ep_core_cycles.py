@@ -24,9 +24,10 @@ def measure(layers, lanes: int, train: bool, T1: int, T2: int, symmetric: bool, 
             register_reads: bool = True) -> dict:
     from spec.ep_core import EPCoreSpec
 
-    if ternary:  # inference-only ternary core with fault injection (docs/ternary.md)
+    if ternary:  # ternary core with fault injection (docs/ternary.md): inference-only, or training (latent weights)
         spec = EPCoreSpec(layers=tuple(layers), lanes=lanes, weight_kind="ternary", weight_bits=(2,),
-                          weight_frac=(5, 4), training=False, fault_injection=True, T1=T1, T2=T2)
+                          weight_frac=(5, 4), training=train, fault_injection=True, T1=T1, T2=T2,
+                          update_rounding="half_up", estimator="symmetric" if symmetric else "one-sided")
     else:
         spec = EPCoreSpec(layers=tuple(layers), lanes=lanes, weight_bits=(16,), weight_frac=(12,), bias_bits=20,
                           training=True, T1=T1, T2=T2, estimator="symmetric" if symmetric else "one-sided")
@@ -77,15 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--one-sided", action="store_true", help="one-sided estimator (default symmetric)")
     p.add_argument("--modes", nargs="+", default=["inference", "training"], choices=["inference", "training"])
     p.add_argument("--ternary", action="store_true",
-                   help="the ternary-weight inference core (weight_kind ternary; inference only)")
+                   help="the ternary-weight core (weight_kind ternary): inference-only for --modes inference, "
+                   "the core with latent weights (on-chip training) for --modes training")
     p.add_argument("--no-read-stage", action="store_true",
                    help="the core without its memory read stage (EPCore register_reads=False: the iCE40 build)")
     p.add_argument("--json", type=Path, default=REPO / "bench/results/ep_core_cycles.json",
                    help="JSON output (default bench/results/ep_core_cycles.json)")
     args = p.parse_args(argv)
     rows = []
-    if args.ternary:
-        args.modes = ["inference"]
     for lanes in args.lanes:
         for mode in args.modes:
             r = measure(args.layers, lanes, mode == "training", args.T1, args.T2, not args.one_sided, args.ternary,

@@ -13,7 +13,8 @@ hashes, ports, memory map, roofline and tool versions.
 ``python -m hdl.build ternary --board {icebreaker,ulx3s} --out DIR [--synth]`` writes the ternary-weight
 784-500-10 inference core sized for that board (:data:`TERNARY_BOARD_LANES`; or ``--spec``), and with
 ``--synth`` builds it on the board with YoWASP (:func:`boards.synth.synthesize`: utilisation, Fmax,
-inference samples/s at Fmax in ``DIR/synth``).
+inference samples/s at Fmax in ``DIR/synth``). With ``--spec`` it builds any ternary core instead, e.g.
+one that trains on chip (``training = true``: latent weights beside the cells, docs/ternary.md).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from pathlib import Path
 DESIGNS = {
     "ep": "fixed-point EP core with on-chip learning (spec: spec.ep_core.EPCoreSpec)",
     "galton": "domain-wall Galton-board emulator, B boards x N rows (spec: spec.galton.GaltonSpec)",
-    "ternary": "ternary-weight 784-500-10 EP inference core for a board (2T2R/PCSA memory; faults on the ULX3S)",
+    "ternary": "ternary-weight 784-500-10 EP inference core for a board (2T2R/PCSA memory; faults on the ULX3S), "
+               "or with --spec any ternary core (e.g. one that trains on chip with latent weights)",
 }
 # lanes of the board-sized ternary cores: the iCE40UP5K's four 16k x 16 SPRAMs hold 784-500-10 as
 # 2-bit cells at P = 8 (49,630 words of 16 bits); the ECP5-85F's block RAM takes P = 32 (12,660 x 64)
@@ -173,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate (and with --synth build with YoWASP) the ternary 784-500-10 core.")
     t.add_argument("--board", required=True, choices=sorted(TERNARY_BOARD_LANES),
                    help="icebreaker: iCE40UP5K (P = 8, SPRAM); ulx3s: ECP5-85F (P = 32, block RAM)")
-    t.add_argument("--spec", type=Path, help="a ternary EP core spec instead of the board's default")
+    t.add_argument("--spec", type=Path, help="a ternary EP core spec instead of the board's default (e.g. training = "
+                   "true: on-chip training with latent weights; docs/ternary.md says which sizes fit which board)")
     t.add_argument("--weights", type=Path, help="ternary weight image (python -m golden.ep_core quantize) to "
                    "initialise the memories with (Verilog only; the board build loads weights over UART)")
     t.add_argument("--out", type=Path, required=True, help="output directory")
@@ -236,7 +239,8 @@ def _ternary(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}/ternary_core.v ({m['outputs']['ternary_core.v']['bytes']} bytes), spec.toml, "
-          f"manifest.json: 784-500-10 ternary, P = {spec.lanes}, weight memory "
+          f"manifest.json: {'-'.join(map(str, spec.layers))} ternary "
+          f"{'training (latent weights)' if spec.training else 'inference'} core, P = {spec.lanes}, weight memory "
           f"{spec.ternary_memory_spec().depth} x {2 * spec.lanes} bits")
     if args.synth:
         from boards.synth import synthesize

@@ -53,6 +53,30 @@ PRNG and the same hardware, numbers and digest as before.
 * Random-sign (one-sided estimator with a random sign of β): +β as one-sided (a = s^0, b = s^{+β});
   −β runs the −β phase instead (dumped as phase 2) and updates with a = s^{−β}, b = s^0, so the
   update is always (1/β′)[∂Φ(s^{β′}) − ∂Φ(s^0)] for β′ = ±β, with the one-sided shift (Δβ = β).
+
+Ternary weights (``weight_kind="ternary"``)
+-------------------------------------------
+Weights ``w{l}`` ∈ {−1, 0, +1}·2^-weight_frac[l] are 2T2R cells in a :mod:`spec.ternary` memory
+(read through the PCSA model, optional fault injection); the lanes add, subtract or skip. The load
+port's ``w`` words carry the cells (2 bits per element: +1 → 01, −1 → 10, 0 → 00).
+
+**On-chip training of ternary cores** (``training=True``): latent weights ``v{l}`` — signed
+``latent_bits[l]``, ``latent_frac[l]`` fractional bits, in units of α_l = 2^-weight_frac[l]
+(straight-through, as :mod:`golden.ternary` trains) — sit in block RAM beside the cells, laid out
+like ``w{l}`` and reached on the load port after the biases (regions ``v{l}``). The relaxation reads
+only the cells; the update (P multipliers, used by the update alone) does, per word of P weights:
+
+1. ``v ← sat(v + shift_round(Δ, k_v))`` with ``k_v = update_shift(l)`` (which subtracts
+   ``latent_frac``), saturated to the latent range;
+2. ``t = ternarize_latent(v)``: +1 where v > Δ_l (``latent_threshold``), −1 where v < −Δ_l, else 0;
+3. the word's cells are written through the memory's update port (one PRNG draw per word): a cell
+   whose t changed is reprogrammed (the static injector's target), every other cell is written
+   back as stored — a fault stays until its weight's ternary value changes.
+
+Weights are updated only through the latent weights: the host keeps the cells equal to
+``ternarize_latent(v)`` when it loads an image (:func:`golden.ep_core.image.ternary_image`).
+Ternary training cores use deterministic update rounding and the one-sided or symmetric estimator
+(their only PRNG is the memory's).
 """
 
 from __future__ import annotations

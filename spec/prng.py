@@ -19,7 +19,6 @@ them, and the tests compare the three.
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 
 # Full-period triples (a, b, c) for x ^= x<<a; x ^= x>>b; x ^= x<<c.

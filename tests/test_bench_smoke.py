@@ -127,3 +127,23 @@ def test_mnist_accuracy_one_epoch_on_subset(tmp_path, no_mnist):
     # a second start into the same run directory is refused (the trainer's rule), --resume is not
     assert acc.main(args) == 2
     assert acc.main(args + ["--resume"]) == 0
+
+
+def test_ternary_onchip_training_tiny(tmp_path, no_mnist):
+    """On-chip training of a tiny ternary core in the twin: both conditions, faults injected, --include."""
+    import json
+
+    ob = _load("ternary_onchip")
+    common = ["--from-scratch", "--layers", "784", "12", "10", "--data-dir", str(no_mnist), "--lanes", "4",
+              "--train-samples", "24", "--eval-every", "12", "--test-limit", "40", "--T1", "4", "--T2", "2",
+              "--lr-shift", "4"]
+    assert ob.main(common + ["--conditions", "clean", "--out", str(tmp_path / "a")]) == 0
+    assert ob.main(common + ["--conditions", "faults", "--p", "0.2", "--include", str(tmp_path / "a" /
+                             "ternary_onchip.json"), "--out", str(tmp_path / "b")]) == 0
+    res = json.loads((tmp_path / "b" / "ternary_onchip.json").read_text())
+    assert res["data"]["train"] == "mnist-subset" and (tmp_path / "b" / "ternary_onchip.png").is_file()
+    faults, clean = res["conditions"]
+    assert [r["samples"] for r in faults["history"]] == [0, 12, 24] and faults["faults"]["p"] == 0.2
+    assert faults["history"][-1]["injected"] > faults["history"][0]["injected"] > 0  # the update drew faults too
+    assert clean["faults"] is None and clean["history"][-1]["injected"] == 0
+    assert all(0.0 <= r["test_acc"] <= 1.0 for c in (faults, clean) for r in c["history"])
