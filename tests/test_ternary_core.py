@@ -337,6 +337,33 @@ def test_ternary_export_to_image_and_fault_evaluation(tmp_path):
         [arrays["t0"].ravel(), arrays["t1"].ravel()]) == 0)))
 
 
+def test_ternary_training_image_and_on_chip_training_cli(tmp_path):
+    """quantize with a training spec gives a training core's image (latent weights t·2Δ when the export
+    holds none, cells = their ternary values = t); ``train`` trains it on chip in the twin."""
+    import json
+
+    from golden.ep_core.__main__ import main
+    from golden.ep_core.image import load_image
+
+    exp, arrays = _fake_ternary_export(tmp_path / "export")
+    base = tmp_path / "base.toml"
+    assert main(["spec", "--set", "layers=[784, 24, 10]", "--set", "lanes=8", "--set", "training=true",
+                 "--set", "weight_kind=ternary", "--set", "weight_bits=[2]", "--set", "weight_frac=[4]",
+                 "--set", "fault_injection=true", "--set", "update_rounding=half_up", "--out", str(base)]) == 0
+    assert main(["quantize", "--spec", str(base), "--export", str(exp), "--out", str(tmp_path / "image")]) == 0
+    spec, w, manifest = load_image(tmp_path / "image")
+    assert spec.ternary_training and spec.weight_frac == (5, 5) and spec.beta_shift_max == 4
+    assert (w["v0"] == arrays["t0"] * 2 * spec.latent_threshold[0]).all() and (w["w0"] == arrays["t0"]).all()
+    assert manifest["source"]["ternary_values_moved_by_rounding"] == {"w0": 0, "w1": 0}
+    assert main(["train", "--image", str(tmp_path / "image"), "--dataset", "mnist-subset", "--train-limit", "6",
+                 "--test-limit", "10", "--epochs", "1", "--T1", "6", "--T2", "3", "--lr-shift", "2",
+                 "--out", str(tmp_path / "trained")]) == 0
+    _, w2, _ = load_image(tmp_path / "trained" / "image")
+    assert (w2["v0"] != w["v0"]).any()
+    assert (w2["w0"] == spec.ternarize_latent(0, w2["v0"])).all()  # no faults: the cells follow the latent weights
+    assert json.loads((tmp_path / "trained" / "metrics.json").read_text())["epochs"][0]["epoch"] == 1
+
+
 def signal_products(verilog_text: str) -> list[str]:
     """Lines of generated Verilog that multiply two non-constant operands."""
     const = re.compile(r"^\d+'[hdb][0-9a-fA-F]+$")
@@ -356,6 +383,9 @@ def test_signal_products_finds_the_fixed_point_cores_multipliers():
     assert len(signal_products(verilog.convert(EPCore(fixed), name="x", emit_src=False))) == 4  # P multipliers
     tern = tspec(layers=(20, 7, 3))
     assert signal_products(verilog.convert(EPCore(tern), name="x", emit_src=False)) == []
+    # a ternary core that trains on chip multiplies states in its update path only: P multipliers
+    train = tspec(layers=(20, 7, 3), training=True)
+    assert len(signal_products(verilog.convert(EPCore(train), name="x", emit_src=False))) == 4
 
 
 @pytest.mark.parametrize("board,lanes", [("icebreaker", 8), ("ulx3s", 32)])

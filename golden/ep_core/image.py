@@ -208,8 +208,11 @@ def _ternary_training_image(exp, base: EPCoreSpec, where: str, latent: list[np.n
         raise ExportError(f"{where}: layers={tuple(exp.layers)} but the spec has {tuple(base.layers)}")
     n = base.n_layers
     d = {**base.to_dict(), "weight_kind": "ternary", "weight_bits": [2] * n, "weight_frac": list(exp.alpha_shift),
-         "bias_frac": None}
-    spec = EPCoreSpec.from_dict(d)
+         "bias_frac": None, "beta_shift_max": 0, "beta_shift": 0}
+    # β range: what the output layer's accumulator keeps exact with these weight formats
+    room = EPCoreSpec.from_dict(d).acc_frac(n) - base.state_bits
+    bmax = min(base.beta_shift_max, room)
+    spec = EPCoreSpec.from_dict({**d, "beta_shift_max": bmax, "beta_shift": min(base.beta_shift, bmax)})
     # biases: the finest format that holds them whose update shift stays exact
     bf = [min(spec.acc_frac(l + 1), 2 * spec.state_bits - spec.beta_shift_max,
               choose_weight_frac(exp.b[l].astype(np.float64), spec.bias_bits)) for l in range(n)]
