@@ -206,7 +206,8 @@ class EPCoreSpec(LaneBank, SpecFile):
     seed : reset value of the PRNG seed register (the ternary memory's PRNG in a ternary core).
     weight_kind : ``fixed`` (signed fixed-point weights, P multipliers) or ``ternary`` (weights in
         {−1, 0, +1}·2^-weight_frac held as 2T2R cells in a :class:`spec.ternary.TernaryMemorySpec`
-        memory, add/subtract/skip lanes; inference only, ``weight_bits`` 2). See "Ternary weights".
+        memory, add/subtract/skip lanes, ``weight_bits`` 2; with ``training`` latent weights train on chip). See
+        "Ternary weights".
     fault_injection : (ternary only) the weight memory's PCSA/fault-injection emulation and PRNG.
     latent_bits, latent_frac, latent_threshold : (ternary training cores only) per connection: the
         signed width and fractional bits of the latent weights ``v{l}`` (default 8 and

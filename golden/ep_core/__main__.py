@@ -194,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_spec)
 
     q = sub.add_parser("quantize", help="quantise a float export (python -m golden export) or a ternary "
-                       "export (python -m golden.ternary export: gives a weight_kind='ternary' core) into a core "
-                       "weight image")
+                       "export (python -m golden.ternary export: gives a weight_kind='ternary' core; with a "
+                       "training=true spec one that trains on chip, latent weights t*2*latent_threshold) into a "
+                       "core weight image")
     spec_args(q, required=True)
     q.add_argument("--export", required=True, help="float export directory (python -m golden export)")
     q.add_argument("--out", required=True, help="image directory to write")
