@@ -18,7 +18,8 @@ these are the chip's numbers. Writes JSON and a PNG (accuracy vs training sample
         --train-samples 60000 --out /work/runs/ternary/onchip
     python bench/ternary_onchip.py --run /work/runs/ternary/t500_a54_e30 --lr-shift 11 --conditions faults clean …
 
-``--include JSON`` adds the conditions of an earlier report (same spec) to the JSON and figure.
+``--include JSON …`` adds the conditions of earlier reports (same spec) to the JSON and figure;
+with ``--conditions`` empty it only merges them (e.g. two conditions run in parallel processes).
 """
 
 from __future__ import annotations
@@ -142,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layers", type=int, nargs="+", default=[784, 500, 10],
                    help="layer sizes with --from-scratch (default 784 500 10; α from golden.ternary's default)")
     p.add_argument("--init-seed", type=int, default=0, help="initial weights' seed with --from-scratch (default 0)")
-    p.add_argument("--conditions", nargs="+", choices=["faults", "clean"], default=["faults", "clean"],
-                   help="faults: train with the faults on; clean: without (default both)")
+    p.add_argument("--conditions", nargs="*", choices=["faults", "clean"], default=["faults", "clean"],
+                   help="faults: train with the faults on; clean: without (default both; none: only --include)")
     p.add_argument("--include", type=Path, nargs="*", default=[],
                    help="earlier reports (same spec) whose conditions join this report and figure")
     p.add_argument("--data-dir", help="dataset root (default: EPFORGE_DATA or the package default)")
@@ -172,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("train_samples", "eval_every", "test_limit", "lanes"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be a positive integer, not {getattr(args, name)}")
+    if not args.conditions and not args.include:
+        p.error("--conditions is empty and nothing is --include'd: nothing to report")
     if not 0.0 <= args.p <= 0.5:
         p.error(f"--p must be a probability in [0, 0.5], not {args.p}")
 
@@ -225,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {"format": "epforge-ternary-onchip/1", "created": dt.datetime.now(dt.UTC).isoformat(),
            "command": " ".join(sys.argv), "run": None if args.from_scratch else str(args.run), "spec": spec.to_dict(),
            "start": info, "accuracy_of_image": clean, "data": datasets, "test_images": len(xt),
-           "train_samples": args.train_samples,
+           "train_samples": max(c["history"][-1]["samples"] for c in conds),
            "registers": {"lr_shift": spec.lr_shift, "beta_shift": spec.beta_shift, "T1": spec.T1, "T2": spec.T2,
                          "estimator": spec.estimator, "update_rounding": spec.update_rounding},
            "conditions": conds, "host": platform.node()}
