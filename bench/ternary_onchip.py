@@ -25,6 +25,7 @@ with ``--conditions`` empty it only merges them (e.g. two conditions run in para
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import platform
@@ -52,12 +53,13 @@ def training_spec(layers, alpha_shift, args):
     lat = {} if args.latent_bits is None else {"latent_bits": [args.latent_bits] * n}
     if args.latent_threshold is not None:
         lat["latent_threshold"] = [args.latent_threshold] * n
-    return EPCoreSpec(layers=tuple(layers), lanes=args.lanes, weight_kind="ternary", weight_bits=(2,),
+    spec = EPCoreSpec(layers=tuple(layers), lanes=args.lanes, weight_kind="ternary", weight_bits=(2,),
                       weight_frac=tuple(alpha_shift), training=True, fault_injection=True,
-                      update_rounding=args.rounding, estimator=args.estimator,
-                      # β range: what the output layer's format keeps exact (acc_frac − state_bits)
-                      beta_shift_max=max(args.beta_shift, min(4, alpha_shift[-1])),
-                      beta_shift=args.beta_shift, lr_shift=args.lr_shift, T1=args.T1, T2=args.T2, **lat)
+                      update_rounding=args.rounding, estimator=args.estimator, beta_shift_max=0, beta_shift=0,
+                      lr_shift=args.lr_shift, T1=args.T1, T2=args.T2, **lat)
+    # β range: what the output layer's format keeps exact, at most 4 (a larger --beta-shift is refused)
+    bmax = max(args.beta_shift, min(4, spec.beta_shift_room))
+    return dataclasses.replace(spec, beta_shift_max=bmax, beta_shift=args.beta_shift)
 
 
 def load_net(run: Path, base):

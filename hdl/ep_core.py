@@ -1025,7 +1025,7 @@ class EPCore(wiring.Component):
                             m.d.sync += x_rsign.eq(r_rsign & ~r_sym)  # symmetric wins over random-sign
                         for l in range(L):
                             m.d.sync += k_w[l].eq(s.update_shift(l, 0, 0, False) + r_lr - r_beta + r_sym)
-                            m.d.sync += k_b[l].eq(2 * s.state_bits + r_lr - r_beta + r_sym - s.bias_frac[l])
+                            m.d.sync += k_b[l].eq(s.bias_update_shift(l, 0, 0, False) + r_lr - r_beta + r_sym)
                         start_sweep(named["c1"])
                         m.next = "C1"
                     with m.Else():

@@ -303,7 +303,7 @@ class EPCoreSpec(LaneBank, SpecFile):
             raise ValueError(f"weight_kind must be one of {WEIGHT_KINDS}, not {self.weight_kind!r}")
         self._check_latent(n)
         # exactness conditions of the nudge and update shifts
-        nudge_room = self.acc_frac(self.n_layers) - self.state_bits
+        nudge_room = self.beta_shift_room
         if self.beta_shift_max > nudge_room:
             raise ValueError(f"beta_shift_max={self.beta_shift_max} exceeds what the output layer's accumulator "
                              f"format keeps exact (acc_frac - state_bits = {nudge_room}); raise weight_frac[-1]")
@@ -403,6 +403,11 @@ class EPCoreSpec(LaneBank, SpecFile):
         else:
             fr.append(self.state_bits)  # nudge term (y − s) at the state's precision, before its shift
         return max(fr)
+
+    @property
+    def beta_shift_room(self) -> int:
+        """Largest β shift the output layer's accumulator format keeps exact (acc_frac(L) − state_bits)."""
+        return self.acc_frac(self.n_layers) - self.state_bits
 
     def bottom_up_shift(self, k: int) -> int:
         return self.acc_frac(k) - (self.weight_frac[k - 1] + self.pre_frac(k - 1))

@@ -168,74 +168,49 @@ def ternary_image(exp, base: EPCoreSpec, where: str = "export", latent: list[np.
     latent weights' ternary values (:meth:`EPCoreSpec.ternarize_latent`), which may differ from the
     export's ``t`` where rounding moved a latent weight across ±Δ (counted in ``info``).
     """
-    if base.training:
-        return _ternary_training_image(exp, base, where, latent)
-    export_dir = where
-    if tuple(exp.layers) != tuple(base.layers):
-        raise ExportError(f"{export_dir}: layers={tuple(exp.layers)} but the spec has {tuple(base.layers)}")
-    if exp.manifest.get("preprocessing", {}).get("input") != "pixel/255":
-        raise ExportError(f"{export_dir}: input preprocessing must be 'pixel/255'")
-    n = base.n_layers
-    d = {**base.to_dict(), "weight_kind": "ternary", "weight_bits": [2] * n, "weight_frac": list(exp.alpha_shift),
-         "bias_frac": None, "training": False, "beta_shift": 0, "beta_shift_max": 0}
-    spec = EPCoreSpec.from_dict(d)
-    # an inference core never nudges: keep the β registers within what the output format holds exactly
-    room = spec.acc_frac(n) - spec.state_bits
-    bmax = min(base.beta_shift_max, room)
-    spec = EPCoreSpec.from_dict({**d, "beta_shift_max": bmax, "beta_shift": min(base.beta_shift, bmax)})
-    bf = [min(spec.acc_frac(l + 1), choose_weight_frac(exp.b[l].astype(np.float64), spec.bias_bits))
-          for l in range(n)]
-    spec = EPCoreSpec.from_dict({**spec.to_dict(), "bias_frac": bf})
-    ints, clipped = {}, {}
-    for l in range(n):
-        ints[f"w{l}"] = exp.t[l].astype(np.int64)
-        lo, hi = spec.element_range(f"b{l}")
-        q = np.rint(exp.b[l].astype(np.float64) * 2.0 ** spec.bias_frac[l])
-        clipped[f"b{l}"] = int(((q < lo) | (q > hi)).sum())
-        ints[f"b{l}"] = np.clip(q, lo, hi).astype(np.int64)
-    info = {"export": str(export_dir), "kind": exp.kind, "delta": exp.delta, "alpha_shift": list(exp.alpha_shift),
-            "export_source": exp.manifest.get("source", {}), "saturated": clipped,
-            "schedule": exp.manifest.get("schedule", {})}
-    return spec, ints, info
-
-
-def _ternary_training_image(exp, base: EPCoreSpec, where: str, latent: list[np.ndarray] | None
-                            ) -> tuple[EPCoreSpec, dict[str, np.ndarray], dict[str, Any]]:
-    if exp.kind != "ternary":
+    train = base.training
+    if train and exp.kind != "ternary":
         raise ExportError(f"{where}: on-chip training needs a ternary export (binary latent weights are not "
                           f"supported by the core), not kind={exp.kind!r}")
     if tuple(exp.layers) != tuple(base.layers):
         raise ExportError(f"{where}: layers={tuple(exp.layers)} but the spec has {tuple(base.layers)}")
+    if exp.manifest.get("preprocessing", {}).get("input") != "pixel/255":
+        raise ExportError(f"{where}: input preprocessing must be 'pixel/255'")
     n = base.n_layers
     d = {**base.to_dict(), "weight_kind": "ternary", "weight_bits": [2] * n, "weight_frac": list(exp.alpha_shift),
-         "bias_frac": None, "beta_shift_max": 0, "beta_shift": 0}
-    # β range: what the output layer's accumulator keeps exact with these weight formats
-    room = EPCoreSpec.from_dict(d).acc_frac(n) - base.state_bits
-    bmax = min(base.beta_shift_max, room)
+         "bias_frac": None, "beta_shift": 0, "beta_shift_max": 0}
+    # keep the β registers within what the output format holds exactly (an inference core never nudges)
+    bmax = min(base.beta_shift_max, EPCoreSpec.from_dict(d).beta_shift_room)
     spec = EPCoreSpec.from_dict({**d, "beta_shift_max": bmax, "beta_shift": min(base.beta_shift, bmax)})
-    # biases: the finest format that holds them whose update shift stays exact
-    bf = [min(spec.acc_frac(l + 1), 2 * spec.state_bits - spec.beta_shift_max,
-              choose_weight_frac(exp.b[l].astype(np.float64), spec.bias_bits)) for l in range(n)]
+    # biases: the finest format that holds them, at most the layer's accumulator precision (and, in a
+    # training core, fine enough for an exact bias update shift)
+    bf = [min(spec.acc_frac(l + 1), choose_weight_frac(exp.b[l].astype(np.float64), spec.bias_bits),
+              *([2 * spec.state_bits - bmax] if train else [])) for l in range(n)]
     spec = EPCoreSpec.from_dict({**spec.to_dict(), "bias_frac": bf})
     ints, clipped, moved = {}, {}, {}
     for l in range(n):
-        lo, hi = spec.element_range(f"v{l}")
-        if latent is not None:
-            q = np.rint(np.asarray(latent[l], np.float64) * 2.0 ** spec.latent_frac[l])
+        if train:
+            lo, hi = spec.element_range(f"v{l}")
+            if latent is not None:
+                q = np.rint(np.asarray(latent[l], np.float64) * 2.0 ** spec.latent_frac[l])
+            else:
+                q = exp.t[l].astype(np.float64) * 2 * spec.latent_threshold[l]
+            clipped[f"v{l}"] = int(((q < lo) | (q > hi)).sum())
+            ints[f"v{l}"] = np.clip(q, lo, hi).astype(np.int64)
+            ints[f"w{l}"] = spec.ternarize_latent(l, ints[f"v{l}"]).astype(np.int64)
+            moved[f"w{l}"] = int((ints[f"w{l}"] != exp.t[l]).sum())
         else:
-            q = exp.t[l].astype(np.float64) * 2 * spec.latent_threshold[l]
-        clipped[f"v{l}"] = int(((q < lo) | (q > hi)).sum())
-        ints[f"v{l}"] = np.clip(q, lo, hi).astype(np.int64)
-        ints[f"w{l}"] = spec.ternarize_latent(l, ints[f"v{l}"]).astype(np.int64)
-        moved[f"w{l}"] = int((ints[f"w{l}"] != exp.t[l]).sum())
-        blo, bhi = spec.element_range(f"b{l}")
+            ints[f"w{l}"] = exp.t[l].astype(np.int64)
+        lo, hi = spec.element_range(f"b{l}")
         q = np.rint(exp.b[l].astype(np.float64) * 2.0 ** spec.bias_frac[l])
-        clipped[f"b{l}"] = int(((q < blo) | (q > bhi)).sum())
-        ints[f"b{l}"] = np.clip(q, blo, bhi).astype(np.int64)
+        clipped[f"b{l}"] = int(((q < lo) | (q > hi)).sum())
+        ints[f"b{l}"] = np.clip(q, lo, hi).astype(np.int64)
     info = {"export": str(where), "kind": exp.kind, "delta": exp.delta, "alpha_shift": list(exp.alpha_shift),
-            "latent": "trained latent weights" if latent is not None else "t * 2 * latent_threshold",
-            "ternary_values_moved_by_rounding": moved, "export_source": exp.manifest.get("source", {}),
-            "saturated": clipped, "schedule": exp.manifest.get("schedule", {})}
+            "export_source": exp.manifest.get("source", {}), "saturated": clipped,
+            "schedule": exp.manifest.get("schedule", {})}
+    if train:
+        info.update({"latent": "trained latent weights" if latent is not None else "t * 2 * latent_threshold",
+                     "ternary_values_moved_by_rounding": moved})
     return spec, ints, info
 
 

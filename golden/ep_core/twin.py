@@ -13,6 +13,7 @@ samples like the hardware's; only training samples draw from it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -278,16 +279,15 @@ class EPCoreTwin:
             states = self.step(c1, states, beta_sign, target, regs, self._step_mats() if sensed else None)
         return states
 
-    def _schedule(self):
-        """:meth:`EPCoreSpec.weight_read_schedule` as arrays (computed once)."""
-        if getattr(self, "_sched", None) is None:
-            c1, step = self.spec.weight_read_schedule()
-            self._sched = (np.asarray(c1, np.int64), [(d, k, l, np.asarray(a, np.int64)) for d, k, l, a in step])
-        return self._sched
+    @functools.cached_property
+    def _schedule(self) -> tuple[np.ndarray, list[tuple[str, int, int, np.ndarray]]]:
+        """:meth:`EPCoreSpec.weight_read_schedule` as arrays (computed once, on first use)."""
+        c1, step = self.spec.weight_read_schedule()
+        return np.asarray(c1, np.int64), [(d, k, l, np.asarray(a, np.int64)) for d, k, l, a in step]
 
     def _sensed_c1(self, x: np.ndarray) -> np.ndarray:
         """A ternary core's c1 of one sample: the W0 sweep's reads (deterministic reads only counted)."""
-        addrs = self._schedule()[0]
+        addrs = self._schedule[0]
         if self.memory.deterministic:
             self.memory.skip_reads(len(addrs))
             return self.clamp(x)
@@ -297,7 +297,7 @@ class EPCoreTwin:
     def _step_mats(self) -> dict | None:
         """The weights one relaxation step of one sample reads from a ternary core's memory, sweep by
         sweep in the core's order (None: the reads return the stored values, only counted)."""
-        step = self._schedule()[1]
+        step = self._schedule[1]
         if self.memory.deterministic:
             self.memory.skip_reads(sum(len(a) for *_, a in step))
             return None
@@ -347,7 +347,7 @@ class EPCoreTwin:
         mem = self.memory
         if not mem.deterministic:
             return False
-        c1, step = self._schedule()
+        c1, step = self._schedule
         mem.skip_reads(batch * (len(c1) + regs.T1 * sum(len(a) for *_, a in step)))
         return True
 

@@ -202,12 +202,7 @@ class TernaryMemoryTwin:
         n = len(cells)
         if addr < 0 or addr + n > self.spec.depth:
             raise ValueError(f"words {addr}..{addr + n - 1} are outside the memory's 0..{self.spec.depth - 1}")
-        words = self._draw(n)
-        if self.mode == "static":
-            new = inject_array(cells, words, self.kind, self.rate_zero, self.rate_nonzero)
-            self.injected = _sat_add(self.injected, np.count_nonzero(new != cells))
-            cells = new
-        self.cells[addr:addr + n] = cells
+        self._write(slice(addr, addr + n), cells, None)
 
     def update(self, addrs, cells: np.ndarray, mask: np.ndarray) -> None:
         """Update-port writes (a training core's weight update), one per word of ``addrs`` in order:
@@ -216,13 +211,19 @@ class TernaryMemoryTwin:
             raise ValueError("this memory has no update port (TernaryMemorySpec.update_port is false)")
         addrs = np.asarray(addrs, np.int64).reshape(-1)
         cells = np.asarray(cells, np.uint8).reshape(len(addrs), self.spec.lanes)
-        mask = np.asarray(mask, bool).reshape(cells.shape)
-        words = self._draw(len(addrs))
+        self._write(addrs, cells, np.asarray(mask, bool).reshape(cells.shape))
+
+    def _write(self, where, cells: np.ndarray, mask: np.ndarray | None) -> None:
+        """Store ``cells`` (one word per row) at ``where``: one draw per word; in static mode through the
+        injector (only on the cells ``mask`` selects, every cell without a mask)."""
+        words = self._draw(len(cells))
         if self.mode == "static":
-            new = np.where(mask, inject_array(cells, words, self.kind, self.rate_zero, self.rate_nonzero), cells)
+            new = inject_array(cells, words, self.kind, self.rate_zero, self.rate_nonzero)
+            if mask is not None:
+                new = np.where(mask, new, cells)
             self.injected = _sat_add(self.injected, np.count_nonzero(new != cells))
             cells = new
-        self.cells[addrs] = cells
+        self.cells[where] = cells
 
     def raw(self, addr: int) -> np.ndarray:
         """A program-port read-back: the stored cells of word ``addr`` (no PCSA, no draw)."""
