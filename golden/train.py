@@ -256,10 +256,10 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: Path, map_location="cpu") -> dict[str, Any]:
+def load_checkpoint(path: Path, map_location="cpu", fmt: str = CHECKPOINT_FORMAT) -> dict[str, Any]:
     ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an epforge checkpoint (format {CHECKPOINT_FORMAT})")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise ValueError(f"{path} is not an epforge checkpoint (format {fmt})")
     return ckpt
 
 
@@ -284,26 +284,67 @@ def train(cfg: TrainConfig, out: Path, *, resume: bool = False, device: str = "a
     (the configuration must match, except for the number of epochs and paths). ``stop_after``
     ends this invocation after that many epochs (a planned interruption; resume later).
     """
+    dev = resolve_device(device)
+    net, opt, sched = build(cfg, dev)
+    T_eval = cfg.T_eval or cfg.T1
+
+    def train_step(xb, yb, gen):
+        if cfg.data_aug:
+            xb = augment(xb, gen(2))
+        return train_batch(net, cfg, opt, xb.to(dev), yb.to(dev), gen(1)).argmax(1)
+
+    def test(test_set, progress):
+        return {"test_acc": evaluate(net, test_set.x, test_set.y, T_eval, cfg.eval_batch_size, progress,
+                                     cfg.settle_tol)}
+
+    return run_epochs(cfg, out, fmt=CHECKPOINT_FORMAT, net=net, opt=opt, sched=sched, train_step=train_step,
+                      test=test, resume=resume, progress=progress, stop_after=stop_after, log=log,
+                      describe=lambda n_train, n_test: (
+                          f"training {cfg.net.kind} {cfg.alg}/{cfg.estimator} on {cfg.dataset} ({n_train} train, "
+                          f"{n_test} test) on {dev}, {torch.get_num_threads()} threads"),
+                      title=f"{cfg.net.kind} {cfg.alg}/{cfg.estimator} on {cfg.dataset}")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; anything else as torch spells it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}") from None
+
+
+def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, resume: bool = False,
+               progress: bool | None = None, stop_after: int | None = None, log=print, describe=None,
+               title: str = "", resume_free=None, epoch_extra=None, load_checkpoint_fn=None) -> dict[str, Any]:
+    """The epoch loop shared by every float trainer (EP, EqSpike): resume, shuffling, checkpoints, metrics.
+
+    ``cfg`` has ``to_dict``, ``seed``, ``epochs``, ``batch_size``, ``lr_decay``, ``lr_decay_epochs`` and
+    the data fields :func:`load_split` reads. ``train_step(xb, yb, gen)`` trains on one mini-batch
+    (CPU tensors) and returns its predicted labels (any device); ``gen(stream)`` is the epoch's
+    generator for that stream (:func:`epoch_generator`; 0 is the shuffle). ``test(test_set, progress)``
+    returns the epoch's evaluation record, with ``test_acc``. ``epoch_extra()`` may add entries to
+    the record. A checkpoint (format ``fmt``) holds ``net``, ``opt`` and ``sched`` after each epoch.
+    """
     if stop_after is not None:
         _positive_int("stop_after", stop_after)
     from tqdm import tqdm
 
     out = Path(out)
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
     if progress is None:
         progress = sys.stderr.isatty()
-    net, opt, sched = build(cfg, dev)
+    resume_free = RESUME_FREE if resume_free is None else resume_free
     history: list[dict[str, Any]] = []
     start = 0
     ckpt_path = out / "checkpoint.pt"
     if resume:
         if not ckpt_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        ckpt = load_checkpoint(ckpt_path, map_location=dev)
+        ckpt = (load_checkpoint_fn or load_checkpoint)(ckpt_path, map_location=next(net.parameters()).device)
         old = ckpt["config"]
         new = cfg.to_dict()
-        diff = sorted(k for k in new if k not in RESUME_FREE and old.get(k) != new[k])
+        diff = sorted(k for k in new if k not in resume_free and old.get(k) != new[k])
         if diff:
             raise ValueError(f"--resume: the configuration differs from the checkpoint's in {diff}")
         if cfg.lr_decay == "cosine" and cfg.lr_decay_epochs is None and old["epochs"] != cfg.epochs:
@@ -324,57 +365,66 @@ def train(cfg: TrainConfig, out: Path, *, resume: bool = False, device: str = "a
 
     train_set = load_split(cfg, "train")
     test_set = load_split(cfg, "test")
-    T_eval = cfg.T_eval or cfg.T1
-    log(f"training {cfg.net.kind} {cfg.alg}/{cfg.estimator} on {cfg.dataset} ({len(train_set.x)} train, "
-        f"{len(test_set.x)} test) on {dev}, {torch.get_num_threads()} threads")
+    if describe is not None:
+        log(describe(len(train_set.x), len(test_set.x)))
     n = len(train_set.x)
     n_batches = math.ceil(n / cfg.batch_size)
     end = cfg.epochs if stop_after is None else min(cfg.epochs, start + stop_after)
     epochs = tqdm(range(start, end), desc="epochs", initial=start, total=cfg.epochs, disable=not progress)
     for epoch in epochs:
         perm = torch.randperm(n, generator=epoch_generator(cfg.seed, epoch, 0))
-        sign_gen = epoch_generator(cfg.seed, epoch, 1)
-        aug_gen = epoch_generator(cfg.seed, epoch, 2)
-        correct = seen = 0
+        gens: dict[int, torch.Generator] = {}
+
+        def gen(stream: int, _epoch=epoch, _gens=gens) -> torch.Generator:
+            if stream not in _gens:
+                _gens[stream] = epoch_generator(cfg.seed, _epoch, stream)
+            return _gens[stream]
+
+        correct = None
+        seen = 0
         t0 = time.perf_counter()
         batches = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
         for b in batches:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             xb, yb = train_set.x[idx], train_set.y[idx]
-            if cfg.data_aug:
-                xb = augment(xb, aug_gen)
-            logits = train_batch(net, cfg, opt, xb.to(dev), yb.to(dev), sign_gen)
-            correct += (logits.argmax(1).cpu() == yb).sum().item()
+            pred = train_step(xb, yb, gen)
+            hits = (pred == yb.to(pred.device)).sum()  # stays on the device: no sync per batch
+            correct = hits if correct is None else correct + hits
             seen += len(idx)
             if progress and (b % 20 == 0 or b == n_batches - 1):
-                batches.set_postfix(train_acc=f"{100 * correct / seen:.2f}%")
+                batches.set_postfix(train_acc=f"{100 * correct.item() / seen:.2f}%")
+        correct = correct.item()
         train_time = time.perf_counter() - t0
         if sched is not None:
             sched.step()
         t1 = time.perf_counter()
-        test_acc = evaluate(net, test_set.x, test_set.y, T_eval, cfg.eval_batch_size, progress, cfg.settle_tol)
-        rec = {"epoch": epoch + 1, "train_acc": correct / seen, "test_acc": test_acc,
-               "train_samples_per_s": seen / train_time, "eval_s": time.perf_counter() - t1,
-               "lrs": [g["lr"] for g in opt.param_groups]}
+        rec = {"epoch": epoch + 1, "train_acc": correct / seen}
+        rec.update(test(test_set, progress))
+        rec.update({"train_samples_per_s": seen / train_time, "eval_s": time.perf_counter() - t1,
+                    "lrs": [g["lr"] for g in opt.param_groups]})
+        if epoch_extra is not None:
+            rec.update(epoch_extra())
         history.append(rec)
-        atomic_torch_save({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "epoch": epoch + 1,
+        atomic_torch_save({"format": fmt, "config": cfg.to_dict(), "epoch": epoch + 1,
                            "model": net.state_dict(), "optimizer": opt.state_dict(),
                            "scheduler": sched.state_dict() if sched is not None else None,
                            "history": history, "torch": torch.__version__}, ckpt_path)
-        write_metrics(out, cfg, history)
-        log(f"epoch {epoch + 1:3d}/{cfg.epochs}: train {100 * rec['train_acc']:.2f}%  test {100 * test_acc:.2f}%  "
-            f"({rec['train_samples_per_s']:.0f} samples/s)")
+        write_metrics(out, cfg, history, title=title)
+        log(f"epoch {epoch + 1:3d}/{cfg.epochs}: train {100 * rec['train_acc']:.2f}%  "
+            f"test {100 * rec['test_acc']:.2f}%  ({rec['train_samples_per_s']:.0f} samples/s)")
         if progress:
-            epochs.set_postfix(test_acc=f"{100 * test_acc:.2f}%")
+            epochs.set_postfix(test_acc=f"{100 * rec['test_acc']:.2f}%")
     return {"config": cfg.to_dict(), "history": history}
 
 
-def write_metrics(out: Path, cfg: TrainConfig, history: list[dict[str, Any]]) -> None:
+def write_metrics(out: Path, cfg, history: list[dict[str, Any]], title: str | None = None) -> None:
     best = max(history, key=lambda r: r["test_acc"])
     metrics = {"config": cfg.to_dict(), "epochs": history, "final_test_acc": history[-1]["test_acc"],
                "best_test_acc": best["test_acc"], "best_epoch": best["epoch"]}
     atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
-    plot_history(history, out / "training.png", title=f"{cfg.net.kind} {cfg.alg}/{cfg.estimator} on {cfg.dataset}")
+    if title is None:
+        title = f"{cfg.net.kind} {cfg.alg}/{cfg.estimator} on {cfg.dataset}"
+    plot_history(history, out / "training.png", title=title)
 
 
 def plot_history(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
