@@ -14,9 +14,9 @@ is measured before training and every ``--eval-every`` samples, per condition (`
 The twin is bit-exact to the RTL (tests/test_ternary_core.py, tests/test_ep_core_cocotb.py), so
 these are the chip's numbers. Writes JSON and a PNG (accuracy vs training samples).
 
-    python bench/ternary_onchip.py --from-scratch --data-dir ../shared/data --p 0.1 --mode static \\
-        --train-samples 60000 --out /work/runs/ternary/onchip
-    python bench/ternary_onchip.py --run /work/runs/ternary/t500_a54_e30 --lr-shift 11 --conditions faults clean …
+    python bench/ternary_onchip.py --from-scratch --data-dir DATA --p 0.1 --mode static \\
+        --train-samples 60000 --out runs/ternary/onchip
+    python bench/ternary_onchip.py --run runs/ternary/t500_a54_e30 --lr-shift 11 --conditions faults clean …
 
 ``--include JSON …`` adds the conditions of earlier reports (same spec) to the JSON and figure;
 with ``--conditions`` empty it only merges them (e.g. two conditions run in parallel processes).

@@ -15,9 +15,9 @@ predictions an int array (N,). ``float`` is the float model (:func:`golden.terna
 computes, with the faults drawn by the memory's own PRNG (``bench/ternary_rtl_check.py`` replays a
 twin point on the RTL with the same seed).
 
-    python bench/ternary_sweep.py --nets RUN_T RUN_B RUN_T_AWARE RUN_B_AWARE --data-dir /work/shared/data \\
-        --out /work/runs/ternary/sweep
-    python bench/ternary_sweep.py --nets RUN_MORE --include /work/runs/ternary/sweep/ternary_sweep.json --out …
+    python bench/ternary_sweep.py --nets RUN_T RUN_B RUN_T_AWARE RUN_B_AWARE --data-dir DATA \\
+        --out runs/ternary/sweep
+    python bench/ternary_sweep.py --nets RUN_MORE --include runs/ternary/sweep/ternary_sweep.json --out …
 
 ``--include`` adds the nets of earlier reports (same engine, p values and test set) to the new
 JSON and figure without measuring them again.
