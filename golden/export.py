@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +67,54 @@ def expected_shapes(spec) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def write_array_dir(out: str | os.PathLike, arrays: dict[str, np.ndarray], manifest: dict[str, Any],
-                    extra_files: dict[str, bytes] | None = None) -> Path:
-    """Write ``manifest.json`` (+ an ``arrays`` table with sha256s) and one .npy per array, atomically.
+MANIFEST_DIGEST_KEY = "manifest_sha256"
 
-    The directory is built under a temporary name and renamed into place, so readers never see
-    a half-written export; an existing directory is replaced.
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest's canonical JSON (sorted keys, no spaces), without its own digest field.
+
+    It covers every field — network, preprocessing, schedule, formats, alpha_shift, the per-array
+    sha256 table and the extra files' sha256s — so an edited field is refused like an edited array."""
+    body = {k: v for k, v in manifest.items() if k != MANIFEST_DIGEST_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def output_kind_of(fmt: str) -> str:
+    """The output-directory kind of a manifest format (``epforge-export/1`` → ``epforge-export``)."""
+    return fmt.split("/")[0]
+
+
+def _legacy_manifest(fmt: str):
+    def is_ours(path: Path) -> bool:
+        try:
+            return json.loads((path / "manifest.json").read_text()).get("format") == fmt
+        except (OSError, ValueError, AttributeError):
+            return False
+    return is_ours
+
+
+def write_array_dir(out: str | os.PathLike, arrays: dict[str, np.ndarray], manifest: dict[str, Any],
+                    extra_files: dict[str, bytes] | None = None, *, force: bool = True,
+                    option: str = "--out") -> Path:
+    """Write ``manifest.json`` (+ an ``arrays`` table with sha256s, the extra files' sha256s and the
+    manifest's own digest) and one .npy per array, atomically.
+
+    The directory is built under a temporary name and put in place by
+    :class:`golden.fileio.OutputDir`: ``out`` must be missing, empty or a previous output of the same
+    format (replaced only with ``force``; the CLIs pass their ``--force``), never a foreign directory.
+    Non-finite values are refused (they would make the hardware flow meaningless).
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    from .fileio import OutputDir
+
+    fmt = manifest.get("format", "epforge-arrays/1")
+    for name, a in arrays.items():
+        a = np.asarray(a)
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            bad = int((~np.isfinite(a)).sum())
+            raise ExportError(f"array {name}: {bad} of {a.size} values are not finite (NaN or inf); "
+                              "nothing was written")
+    with OutputDir(out, output_kind_of(fmt), force=force, option=option, legacy=_legacy_manifest(fmt)) as tmp:
         entries = {}
         for name in sorted(arrays):
             a = np.ascontiguousarray(arrays[name])
@@ -87,20 +122,15 @@ def write_array_dir(out: str | os.PathLike, arrays: dict[str, np.ndarray], manif
             np.save(tmp / f"{name}.npy", a, allow_pickle=False)
             entries[name] = {"file": f"{name}.npy", "shape": list(a.shape), "dtype": a.dtype.name,
                              "sha256": array_sha256(a)}
+        files = {}
         for fname, data in (extra_files or {}).items():
             (tmp / fname).write_bytes(data)
-        (tmp / "manifest.json").write_text(json.dumps({**manifest, "arrays": entries}, indent=2, sort_keys=True))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+            files[fname] = hashlib.sha256(data).hexdigest()
+        body = {k: v for k, v in manifest.items() if k not in (MANIFEST_DIGEST_KEY, "arrays", "files")}
+        body = {**body, "arrays": entries, **({"files": files} if files else {})}
+        body[MANIFEST_DIGEST_KEY] = manifest_digest(body)
+        (tmp / "manifest.json").write_text(json.dumps(body, indent=2, sort_keys=True))
+    return Path(out)
 
 
 def read_array_dir(path: str | os.PathLike, fmt: str,
@@ -116,11 +146,24 @@ def read_array_dir(path: str | os.PathLike, fmt: str,
         raise ExportError(f"{mpath}: arrays {sorted(entries)} do not match the declared network's parameters "
                           f"{sorted(expected)}")
     arrays = {}
+    for fname, digest in (manifest.get("files") or {}).items():
+        f = path / fname
+        if not f.is_file() or f.parent != path:
+            raise ExportError(f"{mpath}: file {fname!r} is missing")
+        if hashlib.sha256(f.read_bytes()).hexdigest() != digest:
+            raise ExportError(f"{path / fname}: {fname} does not match the manifest's sha256 (the file was changed "
+                              "after export)")
     for name, e in entries.items():
-        f = path / e["file"]
+        missing = [k for k in ("file", "shape", "dtype", "sha256") if not isinstance(e, dict) or k not in e]
+        if missing:
+            raise ExportError(f"{mpath}: array {name}: the manifest entry lacks {missing}")
+        f = path / str(e["file"])
         if not f.is_file() or f.parent != path:
             raise ExportError(f"{mpath}: array {name}: file {e['file']!r} is missing")
-        a = np.load(f, allow_pickle=False)
+        try:
+            a = np.load(f, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise ExportError(f"array {name}: {f} is not a readable .npy file ({err})") from None
         if list(a.shape) != list(e["shape"]) or (expected is not None and tuple(a.shape) != tuple(expected[name])):
             need = f", the network needs {tuple(expected[name])}" if expected is not None else ""
             raise ExportError(f"array {name}: shape {tuple(a.shape)} in {f.name}, manifest says "
@@ -131,12 +174,15 @@ def read_array_dir(path: str | os.PathLike, fmt: str,
         if digest != e["sha256"]:
             raise ExportError(f"array {name}: sha256 of {f.name} is {digest}, manifest says {e['sha256']} "
                               "(the file was changed after export)")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ExportError(f"array {name}: {int((~np.isfinite(a)).sum())} of {a.size} values in {f.name} are not "
+                              "finite (NaN or inf)")
         arrays[name] = a
     return arrays, manifest
 
 
 def write_export(out: str | os.PathLike, spec, arrays: dict[str, np.ndarray], *, preprocessing: dict[str, Any],
-                 extra: dict[str, Any] | None = None) -> Path:
+                 extra: dict[str, Any] | None = None, force: bool = True) -> Path:
     """Write a float export directory atomically."""
     shapes = expected_shapes(spec)
     if set(arrays) != set(shapes):
@@ -145,7 +191,7 @@ def write_export(out: str | os.PathLike, spec, arrays: dict[str, np.ndarray], *,
         if tuple(a.shape) != shapes[name]:
             raise ExportError(f"array {name} has shape {a.shape}, the network needs {shapes[name]}")
     manifest = {"format": EXPORT_FORMAT, "net": spec.to_dict(), "preprocessing": preprocessing, **(extra or {})}
-    return write_array_dir(out, arrays, manifest)
+    return write_array_dir(out, arrays, manifest, force=force)
 
 
 def load_export(path: str | os.PathLike) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
@@ -170,13 +216,32 @@ def load_export(path: str | os.PathLike) -> tuple[Any, dict[str, np.ndarray], di
 
 
 def _peek_manifest(path: Path, fmt: str) -> tuple[Path, dict[str, Any]]:
+    """Read ``path/manifest.json``, check its format and its digest over every field."""
     mpath = path / "manifest.json"
+    if not path.is_dir():
+        raise ExportError(f"{path} is not an export directory" + (" (it is a file)" if path.exists() else
+                                                                  " (it does not exist)"))
     if not mpath.is_file():
         raise ExportError(f"{path} is not an export: {mpath} is missing")
     try:
         manifest = json.loads(mpath.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ExportError(f"{mpath} is not valid JSON: {e}") from None
+    if not isinstance(manifest, dict):
+        raise ExportError(f"{mpath}: must hold a JSON object, not a {type(manifest).__name__}")
     if manifest.get("format") != fmt:
         raise ExportError(f"{mpath}: format is {manifest.get('format')!r}, expected {fmt!r}")
+    recorded = manifest.get(MANIFEST_DIGEST_KEY)
+    if recorded is None:
+        raise ExportError(f"{mpath}: no {MANIFEST_DIGEST_KEY}: written before epforge hashed whole manifests, so "
+                          "its fields cannot be verified; re-export it with the current version")
+    try:
+        digest = manifest_digest(manifest)
+    except ValueError as e:  # NaN/inf in a field
+        raise ExportError(f"{mpath}: {e}") from None
+    if digest != recorded:
+        raise ExportError(f"{mpath}: {MANIFEST_DIGEST_KEY} {recorded} does not match its fields ({digest}): the "
+                          "manifest was edited after export; re-export instead of editing it")
+    if not isinstance(manifest.get("arrays", {}), dict):
+        raise ExportError(f"{mpath}: 'arrays' must be a table")
     return mpath, manifest

@@ -21,7 +21,7 @@ import torch
 from .ep.config import NetSpec
 from .ep.estimators import ESTIMATORS, EPSchedule, apply_update, cep_step, ep_step
 from .ep.network import EPNet
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, claim_output_dir
 
 ALGS = ("ep", "cep", "bptt")
 OPTIMIZERS = ("sgd", "adam")
@@ -64,10 +64,19 @@ class TrainConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        if isinstance(self.net, dict):
+        if not isinstance(self.net, NetSpec):
             self.net = NetSpec.from_dict(self.net)
-        self.lrs = tuple(float(v) for v in _as_seq(self.lrs))
-        self.weight_decay = tuple(float(v) for v in _as_seq(self.weight_decay))
+        self.lrs = tuple(_real(f"lrs[{i}]", v) for i, v in enumerate(_as_seq(self.lrs)))
+        self.weight_decay = tuple(_real(f"weight_decay[{i}]", v) for i, v in enumerate(_as_seq(self.weight_decay)))
+        self.beta = _real("beta", self.beta)
+        self.momentum = _real("momentum", self.momentum)
+        self.lr_min = _real("lr_min", self.lr_min)
+        if self.settle_tol is not None:
+            self.settle_tol = _real("settle_tol", self.settle_tol)
+        if not isinstance(self.data_aug, bool):
+            raise ValueError(f"data_aug must be true or false, not {self.data_aug!r}")
+        if self.data_dir is not None and not isinstance(self.data_dir, (str, Path)):
+            raise ValueError(f"data_dir must be a path (a string), not {self.data_dir!r}")
         _choice("dataset", self.dataset, DATASETS)
         _choice("alg", self.alg, ALGS)
         _choice("estimator", self.estimator, ESTIMATORS)
@@ -129,6 +138,15 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training options {sorted(unknown)}; allowed: {sorted(known)}")
         return cls(**d)
+
+
+def _real(name: str, value: Any) -> float:
+    """A finite real number (int or float, not a bool or a string): refused where it enters."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+    return float(value)
 
 
 def _as_seq(v):
@@ -257,19 +275,51 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def load_checkpoint(path: Path, map_location="cpu", fmt: str = CHECKPOINT_FORMAT) -> dict[str, Any]:
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    """Read a checkpoint (a file, or a run directory holding checkpoint.pt); an empty, truncated or
+    foreign file is a ValueError naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such checkpoint file", str(path))
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the checkpoint file is empty")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except (OSError, MemoryError):
+        raise
+    except Exception as e:  # truncated zip, pickle garbage, ...: a bad file, not a bug
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {first})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
         raise ValueError(f"{path} is not an epforge checkpoint (format {fmt})")
+    for key in ("config", "model", "epoch"):
+        if key not in ckpt:
+            raise ValueError(f"{path}: the checkpoint has no {key!r} entry")
     return ckpt
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], device="cpu") -> tuple[EPNet, TrainConfig]:
     cfg = TrainConfig.from_dict(ckpt["config"])
     net, _, _ = build(cfg, torch.device(device))
-    net.load_state_dict(ckpt["model"])
+    try:
+        net.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise ValueError(f"the checkpoint's weights do not fit its configuration: {str(e).splitlines()[0]}") from None
+    check_finite_params(net, "the checkpoint")
     return net, cfg
 
 
+def check_finite_params(net: EPNet, where: str) -> None:
+    """Refuse NaN/inf weights (a diverged run): nothing meaningful can be evaluated or exported from them."""
+    for name, p in net.named_parameters():
+        bad = int((~torch.isfinite(p)).sum())
+        if bad:
+            raise ValueError(f"{where}: parameter {name} has {bad} of {p.numel()} values that are not finite "
+                             "(NaN or inf: the training diverged; lower the learning rates or beta)")
+
+
+TRAIN_WRITES = ("checkpoint.pt", "config.json", "metrics.json", "training.png")
 RESUME_FREE = {"epochs", "data_dir", "eval_batch_size", "lr_decay_epochs"}
 
 
@@ -310,9 +360,14 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}") from None
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, not {device!r}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, not {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    return dev
 
 
 def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, resume: bool = False,
@@ -360,7 +415,9 @@ def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, r
     elif ckpt_path.exists():
         raise FileExistsError(f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, "
                               "or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    # a directory of someone else's files is refused before any work; ours is continued file by file
+    claim_output_dir(out, fmt.split("/")[0] + "-run", writes=TRAIN_WRITES, force=True,
+                     legacy=lambda p: (p / "checkpoint.pt").is_file())
     atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
 
     train_set = load_split(cfg, "train")

@@ -343,11 +343,17 @@ def test_image_write_load_and_refusals(tmp_path):
     lines = hexfile.read_text().splitlines()
     lines[0] = "f" * len(lines[0])
     hexfile.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ExportError, match="memory.hex does not match the arrays"):
+    with pytest.raises(ExportError, match="memory.hex does not match"):
         load_image(tmp_path / "img")
     write_image(tmp_path / "img", s, w)
     m = json.loads((tmp_path / "img" / "manifest.json").read_text())
     m["spec"]["lanes"] = 8
+    (tmp_path / "img" / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ExportError, match="manifest_sha256 .* does not match its fields"):  # an edited field
+        load_image(tmp_path / "img")
+    from golden.export import manifest_digest
+
+    m["manifest_sha256"] = manifest_digest(m)  # a consistent manifest is still checked against its spec
     (tmp_path / "img" / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ExportError, match="spec_digest .* does not match its spec"):
         load_image(tmp_path / "img")

@@ -16,7 +16,7 @@ from datafiles import cifar_files, write_cifar_dir
 import golden.data
 from golden.cli import main as cli_main
 from golden.ep import NetSpec
-from golden.export import ExportError, load_export, write_export
+from golden.export import ExportError, load_export, manifest_digest, write_export
 from golden.train import TrainConfig, augment, epoch_generator, load_checkpoint, model_from_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_training_writes_atomic_outputs_and_learns(tmp_path):
     cfg = small_cfg(train_limit=2000, test_limit=500, epochs=2)
     res = train(cfg, tmp_path / "run", log=quiet)
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert files == ["checkpoint.pt", "config.json", "metrics.json", "training.png"]
+    assert files == [".epforge-output.json", "checkpoint.pt", "config.json", "metrics.json", "training.png"]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert [r["epoch"] for r in metrics["epochs"]] == [1, 2]
     assert metrics["final_test_acc"] == res["history"][-1]["test_acc"]
@@ -194,10 +194,17 @@ def test_export_round_trip_and_refusals(tmp_path):
     m = json.loads((tmp_path / "exp2" / "manifest.json").read_text())
     m["net"]["layers"] = [784, 33, 10]
     (tmp_path / "exp2" / "manifest.json").write_text(json.dumps(m))
+    # an edited field is refused by the manifest's digest, like an edited array
+    with pytest.raises(ExportError, match="manifest_sha256 .* does not match its fields"):
+        load_export(tmp_path / "exp2")
+    # a consistent manifest (digest recomputed) is still checked against the arrays
+    m["manifest_sha256"] = manifest_digest(m)
+    (tmp_path / "exp2" / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ExportError, match=r"array b0: shape \(32,\) .* the network needs \(33,\)"):
         load_export(tmp_path / "exp2")
     m["net"]["layers"] = [784, 32, 10]
     m["arrays"].pop("w1")
+    m["manifest_sha256"] = manifest_digest(m)
     (tmp_path / "exp2" / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ExportError, match="do not match the declared network's parameters"):
         load_export(tmp_path / "exp2")

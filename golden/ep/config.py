@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,8 +146,8 @@ class NetSpec:
                 raise ValueError(f"init_scale must have 1 or {self.n_connections} entries "
                                  f"(one per connection), not {len(scales)}")
             for s in scales:
-                if not s > 0:
-                    raise ValueError(f"init_scale entries must be positive, not {s!r}")
+                if not (s > 0 and math.isfinite(s)):
+                    raise ValueError(f"init_scale entries must be positive finite numbers, not {s!r}")
             set_(self, "init_scale", scales)
 
     # --- derived quantities ----------------------------------------------------------------
@@ -199,8 +200,32 @@ class NetSpec:
                 d[k] = list(v)
         return d
 
+    def n_parameters(self) -> int:
+        """Number of trainable numbers (weights and biases), computed without allocating them."""
+        from ..export import expected_shapes
+
+        return sum(math.prod(shape) for shape in expected_shapes(self).values())
+
+    def check_size(self, bytes_per_value: int = 4, copies: int = 4) -> None:
+        """Refuse (ValueError with the numbers) a network whose parameters, with ``copies`` per value
+        (weights, gradients, optimiser state), exceed this machine's physical memory."""
+        import os
+
+        n = self.n_parameters()
+        need = n * bytes_per_value * copies
+        try:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            have = 1 << 40
+        if need > have:
+            raise ValueError(f"the network has {n:,} parameters ({need / 2**30:,.1f} GiB with {copies} copies of "
+                             f"{bytes_per_value} bytes), more than this machine's {have / 2**30:,.1f} GiB of "
+                             f"memory: layers {list(self.layers) or list(self.channels)}")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetSpec:
+        if not isinstance(d, dict):
+            raise ValueError(f"net must be a table of NetSpec fields, not {d!r}")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         unknown = set(d) - known
         if unknown:

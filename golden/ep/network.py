@@ -166,6 +166,7 @@ class EPNet(torch.nn.Module):
         super().__init__()
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, not {dtype!r}")
+        spec.check_size(bytes_per_value=torch.finfo(dtype).bits // 8)  # refuse before allocating
         self.spec = spec
         self.act = get_activation(spec.activation)
         self.affine = get_affine(spec.activation)

@@ -28,7 +28,9 @@ def memory_hex(spec: EPCoreSpec, words: list[int]) -> bytes:
 
 
 def write_image(out: str | os.PathLike, spec: EPCoreSpec, weights: dict[str, np.ndarray],
-                source: dict[str, Any] | None = None) -> Path:
+                source: dict[str, Any] | None = None, *, force: bool = True, option: str = "--out") -> Path:
+    """Write a verified image directory atomically (:func:`golden.export.write_array_dir`; ``force``
+    replaces a previous image, never a foreign directory)."""
     from .twin import EPCoreTwin
 
     twin = EPCoreTwin(spec, weights)  # validates shapes and ranges
@@ -38,7 +40,8 @@ def write_image(out: str | os.PathLike, spec: EPCoreSpec, weights: dict[str, np.
                            "word_bits": spec.lanes * spec.word_elem_bits},
                 "source": source or {}}
     return write_array_dir(out, arrays, manifest, extra_files={"memory.hex": memory_hex(spec, twin.memory_words()),
-                                                               "spec.toml": spec.to_toml().encode()})
+                                                               "spec.toml": spec.to_toml().encode()},
+                           force=force, option=option)
 
 
 def load_image(path: str | os.PathLike) -> tuple[EPCoreSpec, dict[str, np.ndarray], dict[str, Any]]:
@@ -60,7 +63,10 @@ def load_image(path: str | os.PathLike) -> tuple[EPCoreSpec, dict[str, np.ndarra
         twin = EPCoreTwin(spec, {k: v.astype(np.int64) for k, v in arrays.items()})
     except ValueError as e:
         raise ExportError(f"{path}: {e}") from None
-    mem = path / manifest["memory"]["file"]
+    try:
+        mem = path / str(manifest["memory"]["file"])
+    except (KeyError, TypeError):
+        raise ExportError(f"{path}/manifest.json: no memory file entry") from None
     if not mem.is_file() or mem.read_bytes() != memory_hex(spec, twin.memory_words()):
         raise ExportError(f"{path}: memory.hex does not match the arrays")
     return spec, twin.weights, manifest

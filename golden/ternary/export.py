@@ -49,7 +49,8 @@ def expected_shapes(layers: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def write_ternary_export(out: str | os.PathLike, net, cfg, *, source: dict[str, Any] | None = None) -> Path:
+def write_ternary_export(out: str | os.PathLike, net, cfg, *, source: dict[str, Any] | None = None,
+                         force: bool = True) -> Path:
     """Write the effective net of a :class:`TernaryEPNet` trained with :class:`TernaryConfig` ``cfg``."""
     ts = [t.detach().cpu().numpy().astype(np.int8) for t in net.stored_values()]
     arrays: dict[str, np.ndarray] = {}
@@ -73,7 +74,7 @@ def write_ternary_export(out: str | os.PathLike, net, cfg, *, source: dict[str, 
         "training_errors": {"p": cfg.train_error_rate, "mode": cfg.train_error_mode},
         "source": source or {},
     }
-    return write_array_dir(out, arrays, manifest)
+    return write_array_dir(out, arrays, manifest, force=force)
 
 
 def load_ternary_export(path: str | os.PathLike) -> TernaryExport:
