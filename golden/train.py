@@ -47,7 +47,7 @@ class TrainConfig:
     estimator: str = "symmetric"
     settle_tol: float | None = None
     optimizer: str = "sgd"
-    lrs: tuple[float, ...] = (0.05, 0.025)
+    lrs: tuple[float, ...] | None = None  # None: default_lrs(net's weight layers)
     momentum: float = 0.0
     weight_decay: tuple[float, ...] = (0.0,)
     lr_decay: str = "none"
@@ -66,6 +66,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.net, NetSpec):
             self.net = NetSpec.from_dict(self.net)
+        if self.lrs is None:
+            self.lrs = default_lrs(self.net.n_connections)
         self.lrs = tuple(_real(f"lrs[{i}]", v) for i, v in enumerate(_as_seq(self.lrs)))
         self.weight_decay = tuple(_real(f"weight_decay[{i}]", v) for i, v in enumerate(_as_seq(self.weight_decay)))
         self.beta = _real("beta", self.beta)
@@ -138,6 +140,14 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training options {sorted(unknown)}; allowed: {sorted(known)}")
         return cls(**d)
+
+
+def default_lrs(n_connections: int) -> tuple[float, ...]:
+    """The default learning rates of a net with ``n_connections`` weight layers, input side first:
+    0.05 for the input connection, halved at each layer above (0.05, 0.025 for one hidden layer;
+    0.05, 0.025, 0.0125 for two). Lower layers get the larger rates because EP's (like BPTT's)
+    updates shrink towards the input."""
+    return tuple(0.05 * 0.5**i for i in range(n_connections))
 
 
 def _real(name: str, value: Any) -> float:

@@ -274,6 +274,25 @@ def test_gdu_cli_writes_json_and_plot(tmp_path):
     assert (tmp_path / "gdu.png").stat().st_size > 1000
 
 
+
+def test_default_learning_rates_extend_to_any_depth(tmp_path):
+    """Without lrs, a net of any depth gets 0.05 at the input connection, halved at each layer above
+    (powers of two: exact), so gdu and train run on a 3-weight-layer net without a config file."""
+    from golden.train import default_lrs
+
+    assert TrainConfig(net=NetSpec(kind="mlp", layers=(784, 10)), dataset="mnist-subset").lrs == (0.05,)
+    assert TrainConfig(net=NetSpec(kind="mlp", layers=(784, 24, 10)), dataset="mnist-subset").lrs == (0.05, 0.025)
+    assert default_lrs(4) == (0.05, 0.025, 0.0125, 0.00625)
+    assert cli_main(["gdu", "--dataset", "mnist-subset", "--layers", "784", "16", "12", "10", "--batch", "4",
+                     "--T1", "8", "--T2", "3", "--betas", "0.1", "--estimators", "symmetric",
+                     "--out", str(tmp_path / "gdu")]) == 0
+    rep = json.loads((tmp_path / "gdu" / "gdu.json").read_text())
+    assert set(rep["results"]["symmetric"]["0.1"]["params"]) >= {"w0", "w1", "w2"}
+    assert cli_main(["train", "--dataset", "mnist-subset", "--layers", "784", "16", "12", "10", "--T1", "5",
+                     "--T2", "2", "--epochs", "1", "--train-limit", "50", "--test-limit", "20",
+                     "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lrs"] == [0.05, 0.025, 0.0125]
+
 # ---------------------------------------------------------------------------------------------- CIFAR-10
 def test_cifar10_configuration_end_to_end(tmp_path, monkeypatch):
     """Laborieux et al.'s CIFAR-10 net (3-128-256-512-512, CE read-out, augmentation) trains and exports
