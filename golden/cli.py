@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .clierr import ArgumentParser, CLIError, cli_main
+from .clierr import finite_float_type as real
+from .clierr import nonneg_int_type as natural
+from .clierr import positive_int_type as count
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Laborieux et al.'s MNIST MLP check, symmetric estimator (ALGORITHMS.md §1)
     "mnist-mlp": {"net": {"kind": "mlp", "layers": [784, 512, 10], "activation": "my_sigmoid"},
@@ -48,14 +53,14 @@ def add_net_args(p: argparse.ArgumentParser) -> None:
                    help="start from a published configuration: " + "; ".join(
                        f"{k}: {v['net']['kind']} on {v['dataset']}" for k, v in PRESETS.items()))
     g.add_argument("--model", choices=["mlp", "conv"], help="network kind")
-    g.add_argument("--layers", type=int, nargs="+", metavar="N", help="MLP layer sizes incl. input, e.g. 784 512 10")
-    g.add_argument("--in-shape", type=int, nargs=3, metavar=("C", "H", "W"), help="ConvNet input shape")
-    g.add_argument("--channels", type=int, nargs="+", metavar="C", help="conv output channels per layer")
-    g.add_argument("--kernels", type=int, nargs="+", metavar="K", help="conv kernel size per layer")
-    g.add_argument("--strides", type=int, nargs="+", metavar="S", help="conv stride per layer (default 1)")
-    g.add_argument("--paddings", type=int, nargs="+", metavar="P", help="conv zero padding per layer (default 0)")
+    g.add_argument("--layers", type=count, nargs="+", metavar="N", help="MLP layer sizes incl. input, e.g. 784 512 10")
+    g.add_argument("--in-shape", type=count, nargs=3, metavar=("C", "H", "W"), help="ConvNet input shape")
+    g.add_argument("--channels", type=count, nargs="+", metavar="C", help="conv output channels per layer")
+    g.add_argument("--kernels", type=count, nargs="+", metavar="K", help="conv kernel size per layer")
+    g.add_argument("--strides", type=count, nargs="+", metavar="S", help="conv stride per layer (default 1)")
+    g.add_argument("--paddings", type=natural, nargs="+", metavar="P", help="conv zero padding per layer (default 0)")
     g.add_argument("--pools", help="one letter per conv layer: m = 2×2 max-pool, a = average, i = none")
-    g.add_argument("--fc", type=int, nargs="+", metavar="N",
+    g.add_argument("--fc", type=count, nargs="+", metavar="N",
                    help="fully connected sizes after the convs (last = classes)")
     g.add_argument("--activation", choices=sorted(ACTIVATIONS), help="neuron activation ρ")
     g.add_argument("--loss", choices=["mse", "ce"], help="mse: nudge the output layer; ce: softmax read-out")
@@ -63,7 +68,7 @@ def add_net_args(p: argparse.ArgumentParser) -> None:
                    help="symmetric weights (an energy) or separate feedback weights (vector field)")
     g.add_argument("--same-update", action="store_true", default=None,
                    help="vf only: feedback weights receive the forward weights' update")
-    g.add_argument("--init-scale", type=float, nargs="+", metavar="G",
+    g.add_argument("--init-scale", type=real, nargs="+", metavar="G",
                    help="scale of the default initialisation, one value or one per weight layer")
     g.add_argument("--config", type=Path, help="TOML or JSON file with the same keys as these flags "
                    "(underscores, e.g. batch_size) and the network in a [net] table; flags override it")
@@ -75,44 +80,47 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10", "mnist-subset"],
                    help="data set (default mnist); mnist-subset is the 2,000/500-image subset shipped with epforge")
     g.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
-    g.add_argument("--train-limit", type=int, metavar="N", help="use only the first N training images")
-    g.add_argument("--test-limit", type=int, metavar="N", help="use only the first N test images")
+    g.add_argument("--train-limit", type=count, metavar="N", help="use only the first N training images")
+    g.add_argument("--test-limit", type=count, metavar="N", help="use only the first N test images")
     g.add_argument("--data-aug", action="store_true", default=None, help="CIFAR-10: random flips and 4-px crops")
     g = p.add_argument_group("algorithm")
     g.add_argument("--alg", choices=["ep", "cep", "bptt"],
                    help="ep (default), continual EP (weights move at every nudged step) or BPTT")
     g.add_argument("--estimator", choices=["one-sided", "random-sign", "symmetric"],
                    help="EP gradient estimator (default symmetric)")
-    g.add_argument("--beta", type=float, help="nudging strength β (default 0.1)")
-    g.add_argument("--T1", type=int, help="free-phase steps (default 30)")
-    g.add_argument("--T2", type=int, help="nudged-phase steps (default 10)")
-    g.add_argument("--T-eval", type=int, help="free-phase steps at evaluation (default T1)")
-    g.add_argument("--settle-tol", type=float, metavar="TOL",
+    g.add_argument("--beta", type=real, help="nudging strength β (default 0.1)")
+    g.add_argument("--T1", type=count, help="free-phase steps (default 30)")
+    g.add_argument("--T2", type=count, help="nudged-phase steps (default 10)")
+    g.add_argument("--T-eval", type=count, help="free-phase steps at evaluation (default T1)")
+    g.add_argument("--settle-tol", type=real, metavar="TOL",
                    help="end the free phase early once one step moves no neuron of the batch by more than TOL "
                         "(default: off, always T1 steps as published)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--optimizer", choices=["sgd", "adam"], help="default sgd")
-    g.add_argument("--lrs", type=float, nargs="+", metavar="LR",
+    g.add_argument("--lrs", type=real, nargs="+", metavar="LR",
                    help="learning rate per weight layer, input side first (one value = all layers)")
-    g.add_argument("--momentum", type=float, help="SGD momentum (default 0)")
-    g.add_argument("--weight-decay", type=float, nargs="+", metavar="WD", help="per layer or one value (default 0)")
+    g.add_argument("--momentum", type=real, help="SGD momentum (default 0)")
+    g.add_argument("--weight-decay", type=real, nargs="+", metavar="WD", help="per layer or one value (default 0)")
     g.add_argument("--lr-decay", choices=["none", "cosine"], help="learning-rate schedule (default none)")
-    g.add_argument("--lr-decay-epochs", type=int, help="cosine period in epochs (default: --epochs)")
-    g.add_argument("--lr-min", type=float, help="cosine floor (default 1e-5)")
-    g.add_argument("--batch-size", type=int, help="mini-batch size (default 50)")
-    g.add_argument("--epochs", type=int, help="number of epochs (default 1)")
-    g.add_argument("--seed", type=int, help="seed of initialisation, shuffling and random signs (default 0)")
-    g.add_argument("--eval-batch-size", type=int, help="batch size at evaluation (default 500)")
+    g.add_argument("--lr-decay-epochs", type=count, help="cosine period in epochs (default: --epochs)")
+    g.add_argument("--lr-min", type=real, help="cosine floor (default 1e-5)")
+    g.add_argument("--batch-size", type=count, help="mini-batch size (default 50)")
+    g.add_argument("--epochs", type=count, help="number of epochs (default 1)")
+    g.add_argument("--seed", type=natural, help="seed of initialisation, shuffling and random signs (default 0)")
+    g.add_argument("--eval-batch-size", type=count, help="batch size at evaluation (default 500)")
     g.add_argument("--dtype", choices=["float32", "float64"], help="default float32")
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    text = path.read_text()
-    if path.suffix == ".json":
-        return json.loads(text)
-    import tomllib
+    from .clierr import load_config_file as load
 
-    return tomllib.loads(text)
+    return load(path, "--config")
+
+
+def _preset(name: Any, where: str) -> dict[str, Any]:
+    if not isinstance(name, str) or name not in PRESETS:
+        raise CLIError(f"{where}: unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
+    return json.loads(json.dumps(PRESETS[name]))
 
 
 def config_from_args(args: argparse.Namespace):
@@ -123,16 +131,19 @@ def config_from_args(args: argparse.Namespace):
     d: dict[str, Any] = {}
     net: dict[str, Any] = {}
     if args.preset:
-        preset = json.loads(json.dumps(PRESETS[args.preset]))
+        preset = _preset(args.preset, "--preset")
         net.update(preset.pop("net"))
         d.update(preset)
     if getattr(args, "config", None):
         filed = load_config_file(args.config)
         if "preset" in filed:
-            preset = json.loads(json.dumps(PRESETS[filed.pop("preset")]))
+            preset = _preset(filed.pop("preset"), f"--config {args.config}")
             net.update(preset.pop("net"))
             d.update(preset)
-        net.update(filed.pop("net", {}))
+        filed_net = filed.pop("net", {})
+        if not isinstance(filed_net, dict):
+            raise CLIError(f"--config {args.config}: 'net' must be a table of network fields, not {filed_net!r}")
+        net.update(filed_net)
         d.update(filed)
     for flag, field in NET_FLAGS.items():
         v = getattr(args, flag, None)
@@ -144,8 +155,13 @@ def config_from_args(args: argparse.Namespace):
             d[flag] = v
     if net.get("kind") == "conv" and "layers" in net:
         net.pop("layers")
-    d["net"] = NetSpec.from_dict(net) if net else NetSpec()
-    return TrainConfig.from_dict(d)
+    try:
+        d["net"] = NetSpec.from_dict(net) if net else NetSpec()
+        return TrainConfig.from_dict(d)
+    except (TypeError, ValueError) as e:
+        if not getattr(args, "config", None):
+            raise
+        raise CLIError(f"--config {args.config}: {e}") from None
 
 
 def set_threads(n: int | None) -> None:
@@ -153,7 +169,7 @@ def set_threads(n: int | None) -> None:
 
     if n is not None:
         if n <= 0:
-            raise SystemExit(f"error: --threads must be a positive integer, not {n}")
+            raise CLIError(f"--threads must be a positive integer, not {n}")
         torch.set_num_threads(n)
 
 
@@ -177,23 +193,32 @@ def _load_model(args):
     from .train import load_checkpoint, model_from_checkpoint
 
     if bool(args.checkpoint) == bool(args.export):
-        raise SystemExit("error: give exactly one of --checkpoint and --export")
+        raise CLIError("give exactly one of --checkpoint and --export")
     if args.checkpoint:
         path = Path(args.checkpoint)
         if path.is_dir():
             path = path / "checkpoint.pt"
-        net, cfg = model_from_checkpoint(load_checkpoint(path))
+        try:
+            net, cfg = model_from_checkpoint(load_checkpoint(path))
+        except ValueError as e:
+            raise CLIError(f"--checkpoint {path}: {e}") from None
         return net, {"dataset": cfg.dataset, "T1": cfg.T1, "data_dir": cfg.data_dir}
     from .export import load_export
 
-    spec, arrays, manifest = load_export(args.export)
+    try:
+        spec, arrays, manifest = load_export(args.export)
+    except ValueError as e:
+        raise CLIError(f"--export {args.export}: {e}") from None
     dtype = torch.float64 if all(a.dtype.name == "float64" for a in arrays.values()) else torch.float32
     net = EPNet(spec, dtype=dtype)
     with torch.no_grad():
         for name, p in net.named_parameters():
             p.copy_(torch.from_numpy(arrays[name]))
-    info = {"dataset": manifest["preprocessing"]["dataset"], "T1": manifest.get("schedule", {}).get("T1"),
-            "data_dir": None}
+    try:
+        info = {"dataset": manifest["preprocessing"]["dataset"], "T1": manifest.get("schedule", {}).get("T1"),
+                "data_dir": None}
+    except (KeyError, TypeError, AttributeError):
+        raise CLIError(f"--export {args.export}: the manifest has no preprocessing.dataset") from None
     return net, info
 
 
@@ -203,9 +228,9 @@ def cmd_evaluate(args) -> int:
     set_threads(args.threads)
     net, info = _load_model(args)
     dataset = args.dataset or info["dataset"]
-    T = args.T or info["T1"]
+    T = args.T if args.T is not None else info["T1"]
     if T is None:
-        raise SystemExit("error: the export records no T1; pass --T")
+        raise CLIError("the export records no T1; pass --T")
     from .train import TrainConfig
 
     cfg = TrainConfig(net=net.spec, dataset=dataset, data_dir=args.data_dir or info["data_dir"],
@@ -228,8 +253,14 @@ def cmd_export(args) -> int:
     path = Path(args.checkpoint)
     if path.is_dir():
         path = path / "checkpoint.pt"
-    ckpt = load_checkpoint(path)
-    net, cfg = model_from_checkpoint(ckpt)
+    from .export import EXPORT_FORMAT, check_array_out
+
+    check_array_out(args.out, EXPORT_FORMAT, force=args.force)  # before any work: a foreign --out is refused
+    try:
+        ckpt = load_checkpoint(path)
+        net, cfg = model_from_checkpoint(ckpt)
+    except ValueError as e:
+        raise CLIError(f"--checkpoint {path}: {e}") from None
     arrays = {k: v.detach().cpu().numpy() for k, v in net.named_parameters()}
     if cfg.dataset == "cifar10":
         pre = {"dataset": cfg.dataset, "input": "(pixel/255 - mean) / std", "mean": CIFAR_MEAN, "std": CIFAR_STD3}
@@ -238,7 +269,7 @@ def cmd_export(args) -> int:
     hist = ckpt.get("history") or [{}]
     extra = {"schedule": {"T1": cfg.T1, "T2": cfg.T2, "beta": cfg.beta, "estimator": cfg.estimator},
              "source": {"checkpoint": str(path), "epoch": ckpt["epoch"], "test_acc": hist[-1].get("test_acc")}}
-    write_export(args.out, net.spec, arrays, preprocessing=pre, extra=extra)
+    write_export(args.out, net.spec, arrays, preprocessing=pre, extra=extra, force=args.force)
     print(f"exported {len(arrays)} arrays to {args.out}")
     return 0
 
@@ -253,7 +284,7 @@ def cmd_gdu(args) -> int:
 
 # ----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m golden", description=__doc__)
+    p = ArgumentParser(prog="python -m golden", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a float EP network",
@@ -263,10 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_argument_group("run")
     g.add_argument("--out", type=Path, required=True, help="run directory")
     g.add_argument("--resume", action="store_true", help="continue the run in --out bit-identically")
-    g.add_argument("--stop-after", type=int, metavar="N",
+    g.add_argument("--stop-after", type=count, metavar="N",
                    help="stop after N epochs of this invocation (resume later with --resume)")
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    g.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    g.add_argument("--threads", type=count, help="CPU threads (torch.set_num_threads)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: when stderr is a terminal)")
     t.set_defaults(fn=cmd_train)
@@ -279,10 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: the one the model was trained on")
     e.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
     e.add_argument("--split", choices=["test", "train"], default="test", help="default test")
-    e.add_argument("--limit", type=int, help="only the first N images")
-    e.add_argument("--T", type=int, help="free-phase steps (default: the model's T1)")
-    e.add_argument("--batch-size", type=int, default=500, help="default 500")
-    e.add_argument("--threads", type=int, help="CPU threads")
+    e.add_argument("--limit", type=count, help="only the first N images")
+    e.add_argument("--T", type=count, help="free-phase steps (default: the model's T1)")
+    e.add_argument("--batch-size", type=count, default=500, help="default 500")
+    e.add_argument("--threads", type=count, help="CPU threads")
     e.add_argument("--json", help="also write the result as JSON to this file")
     e.set_defaults(fn=cmd_evaluate)
 
@@ -290,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write manifest.json (network, preprocessing, schedule, sha256 per array) "
                                    "and one .npy per parameter, atomically.")
     x.add_argument("--checkpoint", required=True, help="checkpoint.pt or a run directory")
-    x.add_argument("--out", type=Path, required=True, help="export directory")
+    x.add_argument("--out", type=Path, required=True, help="export directory (new, empty, or with --force a "
+                   "previous export, replaced atomically; any other directory is refused)")
+    x.add_argument("--force", action="store_true", help="replace a previous export at --out (never other files)")
     x.set_defaults(fn=cmd_export)
 
     d = sub.add_parser("gdu", help="compare EP updates with BPTT gradients (GDU check)",
@@ -302,24 +335,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "cifar10", "mnist-subset"],
                    help="where the batch comes from (default mnist)")
     d.add_argument("--data-dir", help="data root")
-    d.add_argument("--betas", type=float, nargs="+", default=[0.01, 0.1], help="β values (default 0.01 0.1)")
+    d.add_argument("--betas", type=real, nargs="+", default=[0.01, 0.1], help="β values (default 0.01 0.1)")
     d.add_argument("--estimators", nargs="+", default=["one-sided", "random-sign", "symmetric"],
                    choices=["one-sided", "random-sign", "symmetric"], help="default: all three")
-    d.add_argument("--T1", type=int, default=30, help="free-phase steps (default 30)")
-    d.add_argument("--T2", type=int, default=10, help="nudged steps = BPTT window (default 10)")
-    d.add_argument("--batch", type=int, default=20, help="number of training images (default 20)")
-    d.add_argument("--seed", type=int, default=0, help="initialisation and random-sign seed (default 0)")
+    d.add_argument("--T1", type=count, default=30, help="free-phase steps (default 30)")
+    d.add_argument("--T2", type=count, default=10, help="nudged steps = BPTT window (default 10)")
+    d.add_argument("--batch", type=count, default=20, help="number of training images (default 20)")
+    d.add_argument("--seed", type=natural, default=0, help="initialisation and random-sign seed (default 0)")
     d.add_argument("--dtype", choices=["float32", "float64"], default="float64", help="default float64")
-    d.add_argument("--threads", type=int, help="CPU threads")
+    d.add_argument("--threads", type=count, help="CPU threads")
     d.add_argument("--out", type=Path, required=True, help="directory for gdu.json and gdu.png")
     d.set_defaults(fn=cmd_gdu)
     return p
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return args.fn(args)

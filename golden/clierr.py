@@ -191,3 +191,11 @@ def load_config_file(path: Any, what: str = "--config") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CLIError(f"{what} {path}: must hold a table of options, not a JSON {type(data).__name__}")
     return data
+
+
+class ArgumentParser(__import__("argparse").ArgumentParser):
+    """argparse with the one-line error contract: a usage error prints ``error: …`` (naming the
+    option, and where to read the usage) and exits 2, like every other expected error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_EXPECTED, f"error: {message} (see {self.prog} --help)\n")

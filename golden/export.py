@@ -94,6 +94,13 @@ def _legacy_manifest(fmt: str):
     return is_ours
 
 
+def check_array_out(out: str | os.PathLike, fmt: str, *, force: bool = False, option: str = "--out") -> None:
+    """Refuse an ``out`` that :func:`write_array_dir` would refuse, before any work is done."""
+    from .fileio import check_output_dir
+
+    check_output_dir(out, output_kind_of(fmt), force=force, option=option, legacy=_legacy_manifest(fmt))
+
+
 def write_array_dir(out: str | os.PathLike, arrays: dict[str, np.ndarray], manifest: dict[str, Any],
                     extra_files: dict[str, bytes] | None = None, *, force: bool = True,
                     option: str = "--out") -> Path:

@@ -88,7 +88,8 @@ def check_output_dir(out: str | os.PathLike, kind: str, *, force: bool = False, 
     theirs = output_kind(out)
     ours = theirs == kind or (theirs is None and legacy is not None and legacy(out))
     if not ours:
-        what = f"a {theirs} output" if theirs else f"{len(entries)} entries that are not a {kind} output"
+        what = (f"the output of another command (kind {theirs})" if theirs else
+                f"{len(entries)} entries that are not a {kind} output")
         shown = ", ".join(entries[:4]) + (", …" if len(entries) > 4 else "")
         raise OutputDirError(f"{option} {out}: the directory holds {what} ({shown}); epforge never replaces "
                              "files it did not write, even with --force: choose another " + option +
@@ -214,8 +215,8 @@ def claim_output_dir(out: str | os.PathLike, kind: str, *, writes: tuple[str, ..
     if out.is_dir():
         theirs = output_kind(out)
         if theirs is not None and theirs != kind:
-            raise OutputDirError(f"{option} {out}: the directory holds a {theirs} output, not a {kind} one; "
-                                 f"choose another {option} (nothing was changed)")
+            raise OutputDirError(f"{option} {out}: the directory holds the output of another command (kind "
+                                 f"{theirs}), not a {kind}; choose another {option} (nothing was changed)")
         if theirs == kind or (theirs is None and legacy is not None and legacy(out)):
             if not force:
                 raise OutputDirError(f"{option} {out}: holds a previous {kind} output; pass --force to "

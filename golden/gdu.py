@@ -21,8 +21,11 @@ from .ep.network import EPNet
 
 def run_gdu(args) -> dict[str, Any]:
     from .cli import config_from_args
+    from .fileio import claim_output_dir
     from .train import TrainConfig, atomic_write_bytes, load_checkpoint, load_split, model_from_checkpoint
 
+    # refuse a directory of someone else's files before any work
+    claim_output_dir(args.out, "golden-gdu", writes=("gdu.json", "gdu.png"), force=True)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     if args.checkpoint:
         path = Path(args.checkpoint)
@@ -75,7 +78,6 @@ def run_gdu(args) -> dict[str, Any]:
         "bptt_norms": {k: v.norm().item() for k, v in ref.total.items()},
     }
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "gdu.json", json.dumps(report, indent=2).encode())
     plot_gdu(report, curves, ref, out / "gdu.png")
     print(format_table(report))

@@ -25,6 +25,7 @@ class SpecFile:
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
         """The spec of a dict from :meth:`to_dict` (a ``format`` key must name this class's FORMAT)."""
+        cls.check_dict(d)
         d = dict(d)
         fmt = d.pop("format", cls.FORMAT)
         if fmt != cls.FORMAT:
@@ -33,7 +34,19 @@ class SpecFile:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; allowed: {sorted(known)}")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except TypeError as e:  # a value of the wrong type met by arithmetic in the checks
+            raise ValueError(f"invalid {cls.__name__}: {e}") from None
+
+    @classmethod
+    def check_dict(cls, d: Any) -> None:
+        """Refuse what no spec can be made of: a non-table, or a flag that is not true/false (e.g. "no")."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a {cls.__name__} must be a table of fields, not a {type(d).__name__}")
+        for f in dataclasses.fields(cls):
+            if isinstance(f.default, bool) and f.name in d and not isinstance(d[f.name], bool):
+                raise ValueError(f"{f.name} must be true or false, not {d[f.name]!r}")
 
     def to_json(self) -> str:
         return json.dumps({"format": self.FORMAT, **self.to_dict()}, sort_keys=True)
@@ -57,8 +70,22 @@ class SpecFile:
     def load(cls, path):
         """Read a spec from a ``.toml`` or ``.json`` file."""
         p = Path(path)
-        text = p.read_text()
-        return cls.from_json(text) if p.suffix == ".json" else cls.from_toml(text)
+        if p.is_dir():
+            raise ValueError(f"{p}: is a directory, not a spec file")
+        try:
+            text = p.read_text()
+        except UnicodeDecodeError:
+            raise ValueError(f"{p}: not a text file (a spec is .toml or .json)") from None
+        kind = "JSON" if p.suffix == ".json" else "TOML"
+        try:
+            data = json.loads(text) if p.suffix == ".json" else __import__("tomllib").loads(text)
+        except ValueError as e:
+            raise ValueError(f"{p}: not valid {kind}: {e}") from None
+        try:
+            cls.check_dict(data)
+            return cls.from_dict(data)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{p}: {e}") from None
 
     def digest(self) -> str:
         """sha256 of the canonical JSON: identifies these numbers in every manifest."""

@@ -14,14 +14,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from ..clierr import CLIError
+
 if TYPE_CHECKING:
     import numpy as np
 
 SPLITS: tuple[str, ...] = ("train", "test")
 
 
-class DataError(Exception):
-    """Data set files are missing, corrupt or malformed.
+class DataError(CLIError):
+    """Data set files are missing, corrupt or malformed (an expected error of every CLI: golden.clierr).
 
     The message says exactly which files to put where (full paths), where to download them
     and which checksum they must have.

@@ -8,24 +8,31 @@ import sys
 import time
 from pathlib import Path
 
+from golden.clierr import ArgumentParser, CLIError, cli_main, parse_set_value
+from golden.clierr import finite_float_type as real
+from golden.clierr import nonneg_int_type as natural
+from golden.clierr import positive_int_type as count
 from spec.ep_core import EPCoreSpec
 
 
 def _spec_from_args(args) -> EPCoreSpec:
     base = EPCoreSpec.load(args.spec).to_dict() if getattr(args, "spec", None) else {}
-    for key, val in (getattr(args, "set", None) or []):
+    sets = getattr(args, "set", None) or []
+    for key, val in sets:
         base[key] = val
-    return EPCoreSpec.from_dict(base)
+    where = "--set " + " ".join(k for k, _ in sets) if sets else f"--spec {args.spec}"
+    try:
+        EPCoreSpec.check_dict(base)
+        return EPCoreSpec.from_dict(base)
+    except (TypeError, ValueError) as e:
+        raise CLIError(f"{where}: {e}") from None
 
 
 def _parse_set(text: str):
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--set expects FIELD=VALUE (JSON value), not {text!r}")
     k, v = text.split("=", 1)
-    try:
-        return k, json.loads(v)
-    except json.JSONDecodeError:
-        return k, v
+    return k.strip(), parse_set_value(v)
 
 
 def _mnist_like(dataset: str, split: str, data_dir, limit):
@@ -69,14 +76,17 @@ def cmd_spec(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from .image import is_ternary_export, quantize_export, quantize_ternary_export, write_image
+    from golden.export import check_array_out
 
+    from .image import IMAGE_FORMAT, is_ternary_export, quantize_export, quantize_ternary_export, write_image
+
+    check_array_out(args.out, IMAGE_FORMAT, force=args.force)  # before any work: a foreign --out is refused
     base = _spec_from_args(args)
     if is_ternary_export(args.export):  # golden.ternary export → a weight_kind="ternary" core
         spec, weights, info = quantize_ternary_export(args.export, base)
     else:
         spec, weights, info = quantize_export(args.export, base, auto_frac=not args.keep_formats)
-    write_image(args.out, spec, weights, source=info)
+    write_image(args.out, spec, weights, source=info, force=args.force)
     print(f"quantised {args.export} → {args.out}: weight_frac {list(spec.weight_frac)}, bias_frac "
           f"{list(spec.bias_frac)}, saturated {info['saturated']}")
     return 0
@@ -136,15 +146,16 @@ def cmd_train(args) -> int:
         spec = _spec_from_args(args)
         weights = init_weights(spec, args.seed)
     if not spec.training:
-        raise SystemExit("error: the spec has training=false (an inference-only core)")
+        raise CLIError("the spec has training=false (an inference-only core)")
     x, y = _mnist_like(args.dataset, "train", args.data_dir, args.train_limit)
     xt, yt = _mnist_like(args.dataset, "test", args.data_dir, args.test_limit)
     x, xt = _input_scale(spec, x), _input_scale(spec, xt)
     twin = EPCoreTwin(spec, weights)
     regs = _twin_regs(spec, args, train=True)
     eval_regs = _twin_regs(spec, args, train=False)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from golden.fileio import claim_output_dir
+
+    out = claim_output_dir(Path(args.out), "ep-core-train-run", writes=("image", "metrics.json"), force=args.force)
     history = []
     rng = np.random.default_rng(args.seed)
     for epoch in range(args.epochs):
@@ -164,7 +175,7 @@ def cmd_train(args) -> int:
         history.append(rec)
         print(f"epoch {epoch + 1}: on-chip train {100 * rec['train_acc']:.2f}%  test {100 * rec['test_acc']:.2f}%  "
               f"({rec['samples_per_s']:.0f} samples/s in the twin)")
-        write_image(out / "image", spec, twin.weights, source={"on_chip_training": history})
+        write_image(out / "image", spec, twin.weights, source={"on_chip_training": history}, force=True)
         atomic_write_bytes(out / "metrics.json", json.dumps({"spec": spec.to_dict(), "registers": vars(regs),
                                                              "dataset": args.dataset, "epochs": history},
                                                             indent=2).encode())
@@ -172,7 +183,7 @@ def cmd_train(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m golden.ep_core", description=__doc__)
+    p = ArgumentParser(prog="python -m golden.ep_core", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     def spec_args(q, required=False):
@@ -181,10 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a spec field, VALUE as JSON (e.g. --set lanes=64 --set 'layers=[784,128,10]')")
 
     def reg_args(q):
-        q.add_argument("--T1", type=int, help="free-phase steps (default: the spec's)")
-        q.add_argument("--T2", type=int, help="nudged-phase steps (default: the spec's)")
-        q.add_argument("--beta-shift", type=int, help="β = 2^-SHIFT (default: the spec's)")
-        q.add_argument("--lr-shift", type=int, help="η = 2^-SHIFT (default: the spec's)")
+        q.add_argument("--T1", type=count, help="free-phase steps (default: the spec's)")
+        q.add_argument("--T2", type=count, help="nudged-phase steps (default: the spec's)")
+        q.add_argument("--beta-shift", type=natural, help="β = 2^-SHIFT (default: the spec's)")
+        q.add_argument("--lr-shift", type=natural, help="η = 2^-SHIFT (default: the spec's)")
         q.add_argument("--estimator", choices=["one-sided", "symmetric", "random-sign"],
                        help="default: the spec's (random-sign needs a core with a PRNG: spec.ep_core)")
 
@@ -199,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "core weight image")
     spec_args(q, required=True)
     q.add_argument("--export", required=True, help="float export directory (python -m golden export)")
-    q.add_argument("--out", required=True, help="image directory to write")
+    q.add_argument("--out", required=True, help="image directory to write (new or empty; a previous image only "
+                   "with --force, replaced atomically; any other directory is refused)")
+    q.add_argument("--force", action="store_true", help="replace a previous image at --out (never other files)")
     q.add_argument("--keep-formats", action="store_true",
                    help="keep the spec's weight/bias fractional bits (default: choose per connection from the weights)")
     q.set_defaults(fn=cmd_quantize)
@@ -208,17 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--image", required=True, help="image directory")
     e.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "mnist-subset"])
     e.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
-    e.add_argument("--limit", type=int, help="first N test images only")
+    e.add_argument("--limit", type=count, help="first N test images only")
     reg_args(e)
     e.add_argument("--fault-mode", default="off", choices=["off", "static", "dynamic"],
                    help="ternary images: faults drawn once while programming (static) or at every read "
                         "(dynamic) (default off)")
     e.add_argument("--fault-kind", default="adjacent", choices=["adjacent", "flip"],
                    help="adjacent: 0 <-> +-1 errors (ternary); flip: sign flips (binary) (default adjacent)")
-    e.add_argument("--error-rate", type=float, default=0.0, help="mean weight error rate p (default 0)")
+    e.add_argument("--error-rate", type=real, default=0.0, help="mean weight error rate p (default 0)")
     e.add_argument("--supply", default="near-threshold", choices=["near-threshold", "nominal"],
                    help="PCSA supply: at nominal supply a 0 cell reads as a random +-1 (default near-threshold)")
-    e.add_argument("--fault-seed", type=int, default=1, help="seed of the memory's PRNG (default 1)")
+    e.add_argument("--fault-seed", type=natural, default=1, help="seed of the memory's PRNG (default 1)")
     e.add_argument("--json", help="also write the result as JSON")
     e.set_defaults(fn=cmd_evaluate)
 
@@ -227,23 +240,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--image", help="start from this image (default: random init from --seed)")
     t.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "mnist-subset"])
     t.add_argument("--data-dir", help="data root")
-    t.add_argument("--epochs", type=int, default=1, help="default 1")
-    t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
-    t.add_argument("--train-limit", type=int, help="first N training images only")
-    t.add_argument("--test-limit", type=int, help="first N test images only")
+    t.add_argument("--epochs", type=count, default=1, help="default 1")
+    t.add_argument("--seed", type=natural, default=0, help="initialisation and shuffling seed (default 0)")
+    t.add_argument("--train-limit", type=count, help="first N training images only")
+    t.add_argument("--test-limit", type=count, help="first N test images only")
     reg_args(t)
     t.add_argument("--out", required=True, help="directory for metrics.json and the trained image")
+    t.add_argument("--force", action="store_true", help="overwrite a previous run of this command at --out")
     t.set_defaults(fn=cmd_train)
     return p
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return args.fn(args)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..clierr import ArgumentParser, CLIError, cli_main
+from ..clierr import finite_float_type as real
+from ..clierr import nonneg_int_type as natural
+from ..clierr import positive_int_type as count
+
 TRAIN_FLAGS = (
     "layers",
     "kind",
@@ -53,7 +58,7 @@ def _set_threads(n: int | None) -> None:
 
     if n is not None:
         if n <= 0:
-            raise ValueError(f"--threads must be a positive integer, not {n}")
+            raise CLIError(f"--threads must be a positive integer, not {n}")
         torch.set_num_threads(n)
 
 
@@ -64,12 +69,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="JSON or TOML file with the options below (underscores, e.g. alpha_shift); flags override it",
     )
-    g.add_argument("--layers", type=int, nargs="+", metavar="N", help="layer sizes incl. input (default 784 500 10)")
+    g.add_argument("--layers", type=count, nargs="+", metavar="N", help="layer sizes incl. input (default 784 500 10)")
     g.add_argument("--kind", choices=["ternary", "binary"], help="weight values {-1,0,+1} or {-1,+1} (default ternary)")
-    g.add_argument("--delta", type=float, help="ternarisation threshold on the latent weights (default 0.05)")
+    g.add_argument("--delta", type=real, help="ternarisation threshold on the latent weights (default 0.05)")
     g.add_argument(
         "--alpha-shift",
-        type=int,
+        type=natural,
         nargs="+",
         metavar="A",
         help="per connection, alpha_l = 2^-A_l: W_eff = alpha_l * T_l (default 5 4 for 784-500-10, "
@@ -77,44 +82,44 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--init-scale",
-        type=float,
+        type=real,
         nargs="+",
         metavar="S",
         help="latent weights start uniform in +-S (one value or one per connection; default 0.1)",
     )
-    g.add_argument("--latent-clip", type=float, help="latent weights are clipped to +-C (default 1)")
+    g.add_argument("--latent-clip", type=real, help="latent weights are clipped to +-C (default 1)")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=DATASETS, help="default mnist; mnist-subset is the shipped 2,000/500 subset")
     g.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
-    g.add_argument("--train-limit", type=int, metavar="N", help="use only the first N training images")
-    g.add_argument("--test-limit", type=int, metavar="N", help="use only the first N test images")
+    g.add_argument("--train-limit", type=count, metavar="N", help="use only the first N training images")
+    g.add_argument("--test-limit", type=count, metavar="N", help="use only the first N test images")
     g = p.add_argument_group("EP (symmetric +-beta estimator, MSE, hard sigmoid)")
-    g.add_argument("--beta", type=float, help="nudging strength (default 0.5)")
-    g.add_argument("--T1", type=int, help="free-phase steps (default 30)")
-    g.add_argument("--T2", type=int, help="steps of each nudged phase (default 10)")
-    g.add_argument("--T-eval", type=int, help="free-phase steps at evaluation (default T1)")
+    g.add_argument("--beta", type=real, help="nudging strength (default 0.5)")
+    g.add_argument("--T1", type=count, help="free-phase steps (default 30)")
+    g.add_argument("--T2", type=count, help="steps of each nudged phase (default 10)")
+    g.add_argument("--T-eval", type=count, help="free-phase steps at evaluation (default T1)")
     g = p.add_argument_group("optimisation (latent weights move by the EP update / alpha, see docs/ternary.md)")
     g.add_argument("--optimizer", choices=["sgd", "adam"], help="default adam")
     g.add_argument(
         "--lrs",
-        type=float,
+        type=real,
         nargs="+",
         metavar="LR",
         help="learning rate per connection, input side first (one value = all; default 1e-3)",
     )
-    g.add_argument("--momentum", type=float, help="SGD momentum (default 0)")
+    g.add_argument("--momentum", type=real, help="SGD momentum (default 0)")
     g.add_argument("--lr-decay", choices=["none", "cosine"], help="learning-rate schedule (default cosine)")
-    g.add_argument("--lr-decay-epochs", type=int, help="cosine period in epochs (default: --epochs)")
-    g.add_argument("--lr-min", type=float, help="cosine floor (default 1e-6)")
-    g.add_argument("--batch-size", type=int, help="mini-batch size (default 50)")
-    g.add_argument("--epochs", type=int, help="number of epochs (default 1)")
-    g.add_argument("--seed", type=int, help="seed of initialisation, shuffling and training errors (default 0)")
-    g.add_argument("--eval-batch-size", type=int, help="batch size at evaluation (default 500)")
+    g.add_argument("--lr-decay-epochs", type=count, help="cosine period in epochs (default: --epochs)")
+    g.add_argument("--lr-min", type=real, help="cosine floor (default 1e-6)")
+    g.add_argument("--batch-size", type=count, help="mini-batch size (default 50)")
+    g.add_argument("--epochs", type=count, help="number of epochs (default 1)")
+    g.add_argument("--seed", type=natural, help="seed of initialisation, shuffling and training errors (default 0)")
+    g.add_argument("--eval-batch-size", type=count, help="batch size at evaluation (default 500)")
     g.add_argument("--dtype", choices=["float32", "float64"], help="default float32")
     g = p.add_argument_group("error-aware training")
     g.add_argument(
         "--train-error-rate",
-        type=float,
+        type=real,
         metavar="P",
         help="read error rate p injected during training (default 0: off)",
     )
@@ -126,22 +131,22 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
+    from ..clierr import load_config_file
     from .train import TernaryConfig
 
     d: dict[str, Any] = {}
     if args.config:
-        text = args.config.read_text()
-        if args.config.suffix == ".json":
-            d.update(json.loads(text))
-        else:
-            import tomllib
-
-            d.update(tomllib.loads(text))
+        d.update(load_config_file(args.config, "--config"))
     for flag in TRAIN_FLAGS:
         v = getattr(args, flag, None)
         if v is not None:
             d[flag] = v
-    return TernaryConfig.from_dict(d)
+    try:
+        return TernaryConfig.from_dict(d)
+    except (TypeError, ValueError) as e:
+        if not args.config:
+            raise
+        raise CLIError(f"--config {args.config}: {e}") from None
 
 
 def cmd_train(args) -> int:
@@ -161,7 +166,7 @@ def cmd_evaluate(args) -> int:
 
     _set_threads(args.threads)
     if bool(args.checkpoint) == bool(args.export):
-        raise ValueError("give exactly one of --checkpoint and --export")
+        raise CLIError("give exactly one of --checkpoint and --export")
     from ..data import load_dataset
     from .export import float_predict, load_ternary_export, write_ternary_export
     from .train import load_checkpoint, model_from_checkpoint
@@ -209,20 +214,22 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import write_ternary_export
+    from ..export import check_array_out
+    from .export import EXPORT_FORMAT, write_ternary_export
     from .train import load_checkpoint, model_from_checkpoint
 
+    check_array_out(args.out, EXPORT_FORMAT, force=args.force)  # before any work: a foreign --out is refused
     ckpt = load_checkpoint(args.checkpoint)
     net, cfg = model_from_checkpoint(ckpt)
     hist = ckpt.get("history") or [{}]
     source = {"checkpoint": str(args.checkpoint), "epoch": ckpt["epoch"], "test_acc": hist[-1].get("test_acc")}
-    write_ternary_export(args.out, net, cfg, source=source)
+    write_ternary_export(args.out, net, cfg, source=source, force=args.force)
     print(f"exported {cfg.kind} {'-'.join(map(str, cfg.layers))} (alpha_shift {list(cfg.alpha_shift)}) to {args.out}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m golden.ternary", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
@@ -239,11 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_true", help="continue the run in --out bit-identically")
     g.add_argument(
         "--stop-after",
-        type=int,
+        type=count,
         metavar="N",
         help="stop after N epochs of this invocation (resume later with --resume)",
     )
-    g.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    g.add_argument("--threads", type=count, help="CPU threads (torch.set_num_threads)")
     g.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -264,15 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", choices=DATASETS, help="default: the one the net was trained on")
     e.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
     e.add_argument("--split", choices=["test", "train"], default="test", help="default test")
-    e.add_argument("--limit", type=int, help="only the first N images")
-    e.add_argument("--T", type=int, help="free-phase steps (default: the net's T1)")
-    e.add_argument("--error-rate", type=float, default=0.0, metavar="P", help="mean read error rate (default 0)")
+    e.add_argument("--limit", type=count, help="only the first N images")
+    e.add_argument("--T", type=count, help="free-phase steps (default: the net's T1)")
+    e.add_argument("--error-rate", type=real, default=0.0, metavar="P", help="mean read error rate (default 0)")
     e.add_argument("--error-mode", choices=["static", "dynamic"], default="static", help="default static")
     e.add_argument(
-        "--error-seeds", type=int, nargs="+", default=[0], metavar="SEED", help="one evaluation per seed (default 0)"
+        "--error-seeds", type=natural, nargs="+", default=[0], metavar="SEED",
+        help="one evaluation per seed (default 0)",
     )
-    e.add_argument("--batch-size", type=int, default=500, help="default 500")
-    e.add_argument("--threads", type=int, help="CPU threads")
+    e.add_argument("--batch-size", type=count, default=500, help="default 500")
+    e.add_argument("--threads", type=count, help="CPU threads")
     e.add_argument("--json", help="also write the result as JSON to this file")
     e.set_defaults(fn=cmd_evaluate)
 
@@ -283,18 +291,17 @@ def build_parser() -> argparse.ArgumentParser:
         "array) and t{l}.npy (int8) / b{l}.npy (float32), atomically.",
     )
     x.add_argument("--checkpoint", required=True, help="checkpoint.pt or a run directory")
-    x.add_argument("--out", type=Path, required=True, help="export directory")
+    x.add_argument("--out", type=Path, required=True, help="export directory (new or empty; a previous export "
+                   "only with --force, replaced atomically; any other directory is refused)")
+    x.add_argument("--force", action="store_true", help="replace a previous export at --out (never other files)")
     x.set_defaults(fn=cmd_export)
     return p
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return args.fn(args)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,10 @@ class TernaryConfig:
     train_error_mode: str = "dynamic"
 
     def __post_init__(self) -> None:
+        for name in ("delta", "latent_clip", "beta", "momentum", "lr_min", "train_error_rate"):
+            v = getattr(self, name)
+            if isinstance(v, (bool, str)) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, not {v!r}")
         self.layers = _positive_ints("layers", self.layers)
         if len(self.layers) < 2:
             raise ValueError(f"layers must list the input and at least one more layer, not {list(self.layers)}")
@@ -166,10 +170,15 @@ def _per_layer_floats(name: str, value: Any, n: int) -> tuple[float, ...]:
         raise ValueError(
             f"{name} must have 1 or {n} entries (one per connection, input side first), not {len(items)}: {list(items)}"
         )
+    if any(isinstance(v, (bool, str)) for v in items):
+        raise ValueError(f"{name} entries must be numbers, not {list(items)}")
     try:
-        return tuple(float(v) for v in items)
+        out = tuple(float(v) for v in items)
     except (TypeError, ValueError):
         raise ValueError(f"{name} entries must be numbers, not {list(items)}") from None
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(f"{name} entries must be finite numbers, not {list(items)}")
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -212,19 +221,22 @@ def evaluate(
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a ternary epforge checkpoint (format {CHECKPOINT_FORMAT})")
-    return ckpt
+    """A ternary checkpoint (a file or a run directory); empty, truncated or foreign files are refused."""
+    from ..train import load_checkpoint as load
+
+    return load(path, map_location="cpu", fmt=CHECKPOINT_FORMAT)
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[TernaryEPNet, TernaryConfig]:
     cfg = TernaryConfig.from_dict(ckpt["config"])
     net, _, _ = build(cfg)
-    net.load_state_dict(ckpt["model"])
+    try:
+        net.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise ValueError(f"the checkpoint's weights do not fit its configuration: {str(e).splitlines()[0]}") from None
+    for name, p in net.named_parameters():
+        if not torch.isfinite(p).all():
+            raise ValueError(f"the checkpoint's parameter {name} holds NaN or inf values (the training diverged)")
     return net, cfg
 
 
@@ -279,7 +291,12 @@ def train(
         raise FileExistsError(
             f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, or choose another --out"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    from ..fileio import claim_output_dir
+
+    # a directory of someone else's files is refused before any work; ours is continued file by file
+    claim_output_dir(out, CHECKPOINT_FORMAT.split("/")[0] + "-run", force=True,
+                     writes=("checkpoint.pt", "config.json", "metrics.json", "training.png"),
+                     legacy=lambda p: (p / "checkpoint.pt").is_file())
     atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
 
     train_set, test_set = load_split(cfg, "train"), load_split(cfg, "test")
