@@ -289,7 +289,8 @@ def test_subset_regenerates_bit_identically(tmp_path, capsys):
     for name in ["SHA256SUMS"] + [s.name for s in DATASETS["mnist-subset"].all_files()]:
         assert (tmp_path / name).read_bytes() == (SUBSET_DIR / name).read_bytes(), name
     assert "(uncompressed)" in capsys.readouterr().out
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+    hidden = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert hidden == [".epforge-output.json"]  # the output marker, no temp files left
 
 
 # --------------------------------------------------------------------------------------------
@@ -631,7 +632,7 @@ def test_cli_info_and_verify(tmp_path, capsys):
 
 def test_cli_fetch_offline_fails_cleanly(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EPFORGE_OFFLINE", "1")
-    assert cli_main(["fetch", "mnist", "--data-dir", str(tmp_path)]) == 1
+    assert cli_main(["fetch", "mnist", "--data-dir", str(tmp_path)]) == 2  # expected error: exit 2
     assert "Put these files in" in capsys.readouterr().err
 
 

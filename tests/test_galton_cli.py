@@ -71,10 +71,12 @@ def test_histogram_command_writes_png_and_json(tmp_path):
         assert sum(rec["counts"]) == 6000 == rec["balls"]
         assert np.array_equal(np.sum(rec["counts_per_board"], axis=0), rec["counts"])
         assert 0 <= rec["chi_square"]["p_value"] <= 1 and len(rec["exact_quantised"]) == 7
-    # the same run again gives the same numbers (deterministic)
-    assert main(argv) == 0
+    # the same run again gives the same numbers (deterministic); a previous histogram is replaced only with --force
+    assert main(argv) == 2
+    assert main(argv + ["--force"]) == 0
     assert json.loads((out / "histogram.json").read_text())["fields"][1]["counts"] == d["fields"][1]["counts"]
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert sorted(p.name for p in out.iterdir()) == [".epforge-output.json", "histogram.json", "histogram.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary directories left
 
 
 @pytest.mark.parametrize("argv,message", [

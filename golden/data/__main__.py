@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..clierr import ArgumentParser, cli_main
+
 
 def _root(args: argparse.Namespace) -> Path:
     from . import default_data_dir
@@ -134,28 +136,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Download (if missing) and verify both splits of a data set."""
-    from . import DataError, load_dataset
+    from . import load_dataset
 
     for split in ("train", "test"):
-        try:
-            ds = load_dataset(args.name, split, args.data_dir, download=True)
-        except DataError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+        ds = load_dataset(args.name, split, args.data_dir, download=True)  # DataError: exit 2 (golden.clierr)
         print(f"OK {args.name} {split}: {len(ds)} samples in {ds.source}")
     return 0
 
 
 def cmd_make_subset(args: argparse.Namespace) -> int:
     """Regenerate the embedded MNIST subset from the real MNIST."""
-    from . import DataError
-    from ._idxsets import make_subset
+    from ..fileio import claim_output_dir
+    from ._core import DATASETS
+    from ._idxsets import SUMS_FILE, make_subset
 
-    try:
-        hashes = make_subset(Path(args.source), Path(args.out) if args.out else None)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    if args.out:  # never overwrite files of someone else's (the package's own directory is the default)
+        writes = tuple(f.name for f in DATASETS["mnist-subset"].all_files()) + (SUMS_FILE,)
+        claim_output_dir(Path(args.out), "mnist-subset", writes=writes, force=args.force,
+                         legacy=lambda p: (p / SUMS_FILE).is_file())
+    hashes = make_subset(Path(args.source), Path(args.out) if args.out else None)  # DataError: exit 2
     for name, digest in sorted(hashes.items()):
         print(f"{digest}  {name} (uncompressed)")
     return 0
@@ -166,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ._core import DATASETS
 
     names = list(DATASETS)
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m golden.data",
         description="Find, verify, download and subset the data sets used by epforge.",
         epilog="Environment: EPFORGE_DATA (data root), EPFORGE_OFFLINE=1 (never download).",
@@ -234,10 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--out", metavar="DIR", default=None, help="output directory (default: the package's golden/data/mnist_subset)"
     )
+    sp.add_argument("--force", action="store_true", help="overwrite a previous subset at --out")
     sp.set_defaults(func=cmd_make_subset)
     return p
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)

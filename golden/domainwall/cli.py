@@ -17,25 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
+from golden.clierr import ArgumentParser, CLIError, cli_main, parse_set_value
+from golden.clierr import finite_float_type as real
 from spec.galton import GaltonSpec
-
-
-class CLIError(ValueError):
-    """A bad command-line value (reported as ``error: …`` with exit status 2)."""
 
 
 def _parse_set(text: str):
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--set expects FIELD=VALUE (JSON value), not {text!r}")
     k, v = text.split("=", 1)
-    try:
-        return k, json.loads(v)
-    except json.JSONDecodeError:
-        return k, v
+    return k.strip(), parse_set_value(v)
 
 
 def _parse_edit(text: str) -> tuple[int, int, float]:
@@ -43,7 +39,10 @@ def _parse_edit(text: str) -> tuple[int, int, float]:
     try:
         if len(parts) != 3:
             raise ValueError
-        return int(parts[0]), int(parts[1]), float(parts[2])
+        dh = float(parts[2])
+        if not math.isfinite(dh):
+            raise ValueError
+        return int(parts[0]), int(parts[1]), dh
     except ValueError:
         raise argparse.ArgumentTypeError(f"--edit expects ROW,JUNCTION,DH (e.g. 3,1,0.5), not {text!r}") from None
 
@@ -54,6 +53,7 @@ def _spec_from_args(args) -> GaltonSpec:
         base["rows"] = args.rows
     for key, val in getattr(args, "set", None) or []:
         base[key] = val
+    GaltonSpec.check_dict(base)
     return GaltonSpec.from_dict(base)
 
 
@@ -170,7 +170,7 @@ def _plot(records: list[dict], rows: int, path: Path, title: str) -> None:
 
 
 def cmd_histogram(args) -> int:
-    from golden.fileio import atomic_write_bytes
+    from golden.fileio import OutputDir, atomic_write_bytes
 
     from .model import threshold_distribution
     from .stats import chi_square_test
@@ -180,6 +180,8 @@ def cmd_histogram(args) -> int:
     if args.balls < 1:
         raise CLIError(f"--balls must be a positive integer, not {args.balls}")
     board = _board(args, spec.rows)
+    # a foreign --out is refused before the balls are drawn; the result replaces a previous one atomically
+    outdir = OutputDir(args.out, "galton-histogram", force=args.force)
     seed = spec.seed if args.seed is None else args.seed
     twin = GaltonTwin(spec, seed=seed, correlated=board.correlated)
     records = []
@@ -220,14 +222,15 @@ def cmd_histogram(args) -> int:
              f"{args.balls} balls/board per field, H0 = {args.H0:g}, w = {args.width:g}"
              + (f", stickiness {args.stickiness:g}" if board.correlated else "")
              + (f", {len(args.edit)} edited junctions" if args.edit else ""))
-    _plot(records, spec.rows, out / "histogram.png", title)
-    atomic_write_bytes(out / "histogram.json", json.dumps(report, indent=2).encode())
+    with outdir as tmp:
+        _plot(records, spec.rows, tmp / "histogram.png", title)
+        atomic_write_bytes(tmp / "histogram.json", json.dumps(report, indent=2).encode())
     print(f"wrote {out / 'histogram.png'} and {out / 'histogram.json'}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m golden.domainwall", description=__doc__,
+    p = ArgumentParser(prog="python -m golden.domainwall", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
@@ -237,12 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a spec field, VALUE as JSON (e.g. --set rows=12 --set boards=4)")
 
     def board_args(q):
-        q.add_argument("--H0", type=float, default=0.0, help="switching field: p(H0) = 1/2 (default 0)")
-        q.add_argument("--width", type=float, default=1.0, help="width w of the logistic p(H) (default 1)")
+        q.add_argument("--H0", type=real, default=0.0, help="switching field: p(H0) = 1/2 (default 0)")
+        q.add_argument("--width", type=real, default=1.0, help="width w of the logistic p(H) (default 1)")
         q.add_argument("--edit", type=_parse_edit, action="append", metavar="ROW,JUNCTION,DH",
                        help="local lattice edit: shift junction (ROW, JUNCTION)'s switching field by DH "
                             "(repeatable)")
-        q.add_argument("--stickiness", type=float, default=0.0,
+        q.add_argument("--stickiness", type=real, default=0.0,
                        help="chirality memory s in (-1, 1): P(R|R) = p + s(1-p), P(R|L) = p(1-s); "
                             "0 = independent junctions (default)")
 
@@ -257,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--spec), of the hardware's k-bit thresholds.")
     e.add_argument("--rows", type=int, help="rows N (or take them from --spec)")
     e.add_argument("--spec", help="Galton spec giving rows and prob_bits")
-    e.add_argument("--field", type=float, nargs="+", default=[0.0], metavar="H",
+    e.add_argument("--field", type=real, nargs="+", default=[0.0], metavar="H",
                    help="external field value(s) (default 0)")
     e.add_argument("--prob-bits", type=int, help="also the distribution of k-bit quantised thresholds")
     board_args(e)
@@ -269,20 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
                                    "bit-exact twin, compare the histogram with the exact distribution (chi-square) "
                                    "and plot it; writes histogram.png and histogram.json to --out.")
     spec_args(h)
-    h.add_argument("--fields", type=float, nargs="+", default=[-2.0, -1.0, 0.0, 1.0, 2.0], metavar="H",
+    h.add_argument("--fields", type=real, nargs="+", default=[-2.0, -1.0, 0.0, 1.0, 2.0], metavar="H",
                    help="field values (default -2 -1 0 1 2)")
     h.add_argument("--balls", type=int, default=100_000, help="balls per board and field (default 100000)")
     h.add_argument("--seed", type=int, help="PRNG seed (default: the spec's)")
     board_args(h)
-    h.add_argument("--out", required=True, help="output directory for histogram.png and histogram.json")
+    h.add_argument("--out", required=True, help="output directory for histogram.png and histogram.json (new or "
+                   "empty; a previous histogram only with --force, replaced atomically; other directories are refused)")
+    h.add_argument("--force", action="store_true", help="replace a previous histogram at --out (never other files)")
     h.set_defaults(fn=cmd_histogram, rows=None)
     return p
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return args.fn(args)
