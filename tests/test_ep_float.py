@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -370,32 +372,166 @@ def test_spectral_conv_equals_conv2d_and_its_transpose(pad, size, k):
     torch.testing.assert_close(tr, conn.transpose(y, w, None), rtol=0, atol=1e-12)
 
 
+def _gamma(n: int, dtype: torch.dtype) -> float:
+    """γ_n = n·u/(1 − n·u) (u the unit roundoff): a sum of n products computed in any order, or a chain
+    of matrix products whose inner dimensions add up to n, is off by at most γ_n times the same
+    computation on absolute values (Higham, Accuracy and Stability of Numerical Algorithms, §3.1, §3.5)."""
+    u = torch.finfo(dtype).eps / 2
+    return n * u / (1 - n * u)
+
+
+def _direct_conv_bound(x, w, b, pad: int, dtype) -> torch.Tensor:
+    """Per output of ``conv2d(x, w, b)`` (N, C, H, W) in ``dtype``: γ_{K+1}·(Σ|w||x| + |b|), K = C_in·k²."""
+    mag = torch.nn.functional.conv2d(x.double().abs(), w.double().abs(), None if b is None else b.double().abs(),
+                                     padding=pad)
+    return _gamma(w[0].numel() + 1, dtype) * mag
+
+
+def _direct_transpose_bound(g, w, pad: int, dtype) -> torch.Tensor:
+    """Per output of ``conv_transpose2d(g, w)``: γ_{C_out·k²}·(Σ|w||g|)."""
+    mag = torch.nn.functional.conv_transpose2d(g.double().abs(), w.double().abs(), padding=pad)
+    return _gamma(w.shape[0] * w[0, 0].numel(), dtype) * mag
+
+
+def _spectral_bound(conn, x, w, dtype, transpose: bool = False) -> torch.Tensor:
+    """Per output of :class:`SpectralConv` (``transpose``: of its transpose) on ``x`` (N, C, H, W) in ``dtype``.
+
+    The loop is five matrix products (row DFT over H rows, column DFT over 2·W re/im inputs, the
+    frequency product over 2·C, inverse columns over 2·P_w, inverse rows over 2·K_h): γ_n times the
+    same five products on absolute values (computed here), n their inner dimensions plus one rounding
+    each for casting the five matrices to dtype, plus the bias. The float64 inputs of those matrices
+    are absolutely off by ≤ 3·θ_max·u₆₄ + 2·u₆₄ per DFT entry (θ_max the largest angle) and the
+    weight spectra by ≤ 4·log2(P_h·P_w)·u₆₄ relative to ‖w‖₁ (float64 FFT); on entries bounded by 1 and
+    ‖w_{o,i}‖₁ those add (5·ε_DFT + ε_FFT)·32·K_h/P_h·Σ_i ‖w_{o,i}‖₁·‖x_i‖₁.
+    """
+    from golden.ep.spectral import SpectralConv, to_engine
+
+    sc = SpectralConv(conn, F64, torch.device("cpu"))
+    for name in ("f_rows", "f_cols", "f_irows", "f_icols", "t_rows", "t_cols", "t_irows", "t_icols"):
+        getattr(sc, name).abs_()
+    spectra = tuple(t.abs() for t in sc.weight_spectra(w.detach().double()))
+    run = sc.transpose if transpose else sc.forward
+    mag = run(to_engine(x.double().abs()), spectra).permute(3, 2, 0, 1)
+    h, w_ = x.shape[-2:]
+    n = h + 2 * w_ + 2 * x.shape[1] + 2 * sc.pw + 2 * sc.nk + 5 + 1
+    u64 = torch.finfo(F64).eps / 2
+    theta = 2 * math.pi * sc.nk * max(sc.ph, sc.pw)
+    eps = 5 * (3 * theta + 2) * u64 + 4 * math.ceil(math.log2(sc.ph * sc.pw)) * u64
+    wn = w.detach().double().abs().sum((2, 3))  # (C_out, C_in): ‖w_{o,i}‖₁
+    closed = 32 * sc.nk / sc.ph * (x.double().abs().sum((2, 3)) @ (wn if transpose else wn.t()))
+    return _gamma(n, dtype) * mag + eps * closed[:, :, None, None]
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
-def test_spectral_max_pool_ties_resolve_like_the_direct_conv(dtype):
-    """Identical input patches give exactly tied candidates in a direct conv, and max pooling routes to
-    the first; the spectral loop must do the same (its own rounding would pick one at random)."""
+def test_spectral_max_pool_ties_resolve_to_the_first_identical_patch(dtype, monkeypatch):
+    """Candidates of a pooling window whose input patches are identical are tied in exact arithmetic;
+    a computed convolution may or may not keep them bitwise equal (for a direct conv that depends on the
+    CPU's kernel), so the rounding cannot be what decides. The spectral loop decides them from the
+    patches (exact comparisons): the first of the identical maximal candidates, on every machine, and
+    every other window by its values. Checked against rules computed here independently:
+
+    * the spectral selection equals that rule exactly (integer indices) in every window;
+    * the direct conv's own ``max_pool2d`` choice equals it wherever the winner is unique, and in a tied
+      window is one of the tied candidates (any of them is a valid routing: a subgradient of the max);
+    * one relaxation step of the spectral loop equals the direct step routed by the rule, within the
+      rounding bounds of both algorithms (derived below, not fitted).
+    The construction has many exact ties, and every non-identical candidate is separated from the
+    winner by more than both algorithms' rounding bounds (asserted), so the expected choice is unambiguous.
+    """
+    from golden.ep.spectral import SpectralConv, max_pool_select, patch_ties, to_engine
+
+    F = torch.nn.functional
     spec = SPECTRAL_SPECS["mnist-conv-like"]
     net = EPNet(spec, dtype=dtype, seed=3)
-    x, y = _batch(spec, 6)
+    n = 6
+    x, y = _batch(spec, n)
     cl = net.clamp(x.to(dtype))
-    s = _rand_states(net, 6, 4, dtype)
+    s = _rand_states(net, n, 4, dtype)
     g = torch.Generator().manual_seed(5)
     # layer-1 states constant per sample and channel except a few random positions: many windows whose
     # four 3×3 patches are identical, some that differ by one element
-    s1 = torch.rand((6, 3, 1, 1), generator=g, dtype=dtype).expand(6, 3, 6, 6).clone()
-    s1[:, :, 1, 4] = torch.rand((6, 3), generator=g, dtype=dtype)
+    s1 = torch.rand((n, 3, 1, 1), generator=g, dtype=dtype).expand(n, 3, 6, 6).clone()
+    s1[:, :, 1, 4] = torch.rand((n, 3), generator=g, dtype=dtype)
     s1[:3, :, 5, 0] = 0.0
     s[0] = s1
-    c = torch.nn.functional.conv2d(s1, net.w1.detach(), net.b1.detach())
-    win = c[:, :, :4, :4].unfold(2, 2, 2).unfold(3, 2, 2).reshape(6, 4, 2, 2, 4)
-    assert (win == win.amax(-1, keepdim=True)).sum(-1).gt(1).float().mean() > 0.5  # mostly exact ties
-    out = {}
-    for algo in ("direct", "spectral"):
-        net.conv_algo = algo
-        out[algo] = net.relax(cl, s, 1)
-    tol = 1e-5 if dtype == torch.float32 else 1e-13
-    for u, v in zip(out["direct"], out["spectral"], strict=True):
-        torch.testing.assert_close(v, u, rtol=0, atol=tol)
+    conn, w1, b1 = net.conns[1], net.w1.detach(), net.b1.detach()
+    k, pad = conn.k, conn.pad
+    ho, wo = conn.conv_hw
+    hq, wq = ho // 2, wo // 2
+
+    # which candidates see identical patches: pure data movement and ==, no arithmetic
+    patches = F.unfold(s1, k, padding=pad).view(n, -1, ho, wo)[:, :, :2 * hq, :2 * wq]
+    cand = patches.reshape(n, -1, hq, 2, wq, 2).permute(0, 2, 4, 3, 5, 1).reshape(n, hq, wq, 4, -1)
+    ident = (cand[..., :, None, :] == cand[..., None, :, :]).all(-1)  # (N, hq, wq, 4, 4)
+    first = ident.int().argmax(-2)  # per candidate, the first candidate with the same patch (itself if none)
+    # the rule on near-exact values (float64 conv of the same numbers): identical candidates take the
+    # first one's value, then the first maximal candidate in row-major order
+    exact = F.conv2d(s1.double(), w1.double(), b1.double(), padding=pad)[:, :, :2 * hq, :2 * wq]
+    vals = exact.reshape(n, -1, hq, 2, wq, 2).permute(0, 1, 2, 4, 3, 5).reshape(n, -1, hq, wq, 4)
+    vals = vals.gather(-1, first[:, None].expand(vals.shape))
+    expected = vals.argmax(-1)  # (N, C_out, hq, wq): torch.argmax returns the first maximal index
+    co = expected.shape[1]
+    win_ident = ident[:, None].expand(n, co, hq, wq, 4, 4).gather(
+        -2, expected[..., None, None].expand(n, co, hq, wq, 1, 4)).squeeze(-2)  # candidates tied to the winner
+    tied = win_ident.sum(-1) > 1  # the winner shares its patch with another candidate
+    assert tied.float().mean() > 0.5 and (~tied).any()  # mostly exact ties, some windows without
+
+    # rounding bounds of both algorithms' bottom-up conv (and of the float64 reference)
+    fwd_direct = _direct_conv_bound(s1, w1, b1, pad, dtype)
+    fwd_spec = _spectral_bound(conn, s1, w1, dtype)
+    fwd_ref = _direct_conv_bound(s1, w1, b1, pad, F64)
+    tol_fwd = (fwd_direct + fwd_spec + fwd_ref).amax().item()
+    # the construction: every candidate whose patch differs from the winner's is lower by more than
+    # all three computations' rounding together, so no rounding can reorder them
+    best = vals.gather(-1, expected[..., None])
+    gap = torch.where(win_ident, torch.inf, best - vals).amin(-1)
+    assert gap.min().item() > 2 * tol_fwd, (gap.min().item(), tol_fwd)
+
+    # 1. the spectral selection is the rule, exactly
+    xe = to_engine(s1)
+    sc = SpectralConv(conn, dtype, torch.device("cpu"))
+    _, sel = max_pool_select(sc.forward(xe, sc.weight_spectra(w1)), patch_ties(xe, conn))
+    got = sel.permute(5, 4, 0, 2, 1, 3).reshape(n, -1, hq, wq, 4).argmax(-1)
+    assert torch.equal(got, expected)
+
+    # 2. the direct conv's own choice: the rule's where the winner is unique, a tied candidate elsewhere
+    _, idx = conn.forward(s1, w1, b1)
+    direct = (idx // wo % 2) * 2 + idx % wo % 2
+    assert torch.equal(direct[~tied], expected[~tied])
+    assert win_ident.gather(-1, direct[..., None]).all()
+
+    # 3. one step: the spectral loop == the direct step routed by the rule, within both rounding bounds
+    net.conv_algo = "spectral"
+    spectral = net.relax(cl, s, 1)
+    rule_idx = (2 * torch.arange(hq)[:, None] + expected // 2) * wo + 2 * torch.arange(wq) + expected % 2
+    plain_forward = conn.forward
+
+    def forward_by_rule(state, w, b):
+        c = F.conv2d(state, w, b, padding=pad)
+        return c.flatten(2).gather(2, rule_idx.flatten(2)).view(rule_idx.shape), rule_idx
+
+    monkeypatch.setattr(conn, "forward", forward_by_rule)
+    net.conv_algo = "direct"
+    routed = net.relax(cl, s, 1)
+    monkeypatch.setattr(conn, "forward", plain_forward)
+    # per layer, the pre-activations of the two algorithms differ by at most the sum of both bounds of
+    # every term (the input term F_0(x) is shared; the activation clips, which is 1-Lipschitz):
+    # layer 1 (conv): the top-down transposed conv of the routed s_2
+    post = s[1]
+    up = torch.zeros((n, 4, ho, wo), dtype=F64).view(n, 4, -1).scatter_(2, rule_idx.flatten(2),
+                                                                        post.double().flatten(2)).view(n, 4, ho, wo)
+    tol = [(_direct_transpose_bound(up, w1, pad, dtype) + _spectral_bound(conn, up, w1, dtype, True)).amax().item()]
+    # layer 2 (conv, pooled): its bottom-up conv (above) and the top-down dense product from s_3, computed by
+    # the two loops in different orders (16 terms each)
+    td = post.new_tensor(0).double() + (s[2].double().abs() @ net.w2.detach().double().abs()).amax()
+    tol.append(tol_fwd + 2 * _gamma(s[2].shape[1], dtype) * td.item())
+    # layer 3 (dense): the bottom-up product of the flattened s_2 (16 terms and the bias), in different orders
+    bu = (post.double().flatten(1).abs() @ net.w2.detach().double().abs().t() + net.b2.detach().double().abs())
+    tol.append(2 * _gamma(post[0].numel() + 1, dtype) * bu.amax().item())
+    for layer, (u, v, t) in enumerate(zip(routed, spectral, tol, strict=True)):
+        # plus one rounding of each pre-activation's final additions in each loop (3 terms)
+        t += 2 * _gamma(3, dtype) * 4 * (u.abs().amax().item() + 1)
+        assert (u - v).abs().max().item() <= t, (layer, (u - v).abs().max().item(), t)
 
 
 def test_spectral_float32_is_as_accurate_as_the_direct_loop():

@@ -24,11 +24,14 @@ The result is exact up to rounding; in float32 its error against a float64 convo
 larger than that of the direct (oneDNN) convolution (``tests/test_ep_float.py``).
 
 Max pooling follows ``F.max_pool2d``: the first maximal element of each 2×2 window, in row-major
-order, is selected. A direct convolution gives bitwise equal outputs for identical input patches
-(e.g. where states saturate), and max pooling then picks the first; a spectral convolution
-rounds each position differently. So identical patches are detected exactly (through random
-projections of the input's channel vectors, :func:`patch_ties`) and their candidates compared as
-equal: ties resolve as in the direct path, every other window by its computed values.
+order, is selected. Candidates whose input patches are identical (e.g. where states saturate) are
+equal in exact arithmetic, but a spectral convolution rounds each position differently, and so
+may a direct one (whether its kernel gives identical patches bitwise equal outputs depends on the
+CPU and the library). So identical patches are detected exactly, by comparing the input values
+themselves (:func:`patch_ties`, no arithmetic), and their candidates count as equal: such a tie
+routes to the first of the tied candidates on every machine; every other window is decided by
+its computed values. Both routings are valid (at a tie every candidate is a subgradient of the
+max); the direct path's choice there is its kernel's rounding.
 
 :class:`SpectralRelax` runs :meth:`golden.ep.network.EPNet.relax` this way for symmetric ConvNets
 whose conv connections above the input have stride 1 and max or no pooling (the input
@@ -196,33 +199,33 @@ def _window_all(eq: torch.Tensor, k: int, rows: int, cols: int) -> torch.Tensor:
     return out
 
 
-def patch_ties(x: torch.Tensor, conn, proj: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
-    """Which pooling candidates of ``conv(x)`` see identical input patches (exact ties of a direct conv).
+def patch_ties(x: torch.Tensor, conn) -> tuple[torch.Tensor, ...] | None:
+    """Which pooling candidates of ``conv(x)`` see identical input patches (equal in exact arithmetic).
 
-    ``x`` is the conv input (H, W, C, N). Positions are compared through two random projections of
-    their channel vectors (``proj``, (2, C)), packed bitwise into one 64-bit word: identical vectors
-    give identical words. Returns None when no window has a tie, else (E_ab, E_ac, E_ad, E_bc, E_bd,
-    E_cd), each (H_q, W_q, N), for the candidates a = (2i, 2j), b = (2i, 2j+1), c = (2i+1, 2j),
-    d = (2i+1, 2j+1) of a window.
+    ``x`` is the conv input (H, W, C, N). Neighbouring positions are compared by the bit patterns of
+    their channel vectors (after ``+ 0.0``, which turns −0 into +0: the two give the same products),
+    so the answer involves no rounding and is the same on every machine. Returns None when no window
+    has a tie, else (E_ab, E_ac, E_ad, E_bc, E_bd, E_cd), each (H_q, W_q, N), for the candidates
+    a = (2i, 2j), b = (2i, 2j+1), c = (2i+1, 2j), d = (2i+1, 2j+1) of a window.
     """
     k, pad = conn.k, conn.pad
     ho, wo = conn.conv_hw
     hq, wq = ho // 2, wo // 2
-    h, w, ch, n = x.shape
-    fp = torch.matmul(proj, x.view(h * w, ch, n)).transpose(1, 2).contiguous()  # (H·W, N, 2)
-    if fp.dtype == torch.float32:
-        fp = fp.view(torch.int64)
-    fp = fp.view(h, w, n, -1)
-    # the padded grid plus one zero row and column, so every shift below is defined
-    fp = torch.nn.functional.pad(fp, (0, 0, 0, 0, pad, pad + 1, pad, pad + 1))
-    ph, pw = fp.shape[:2]
-    eq = torch.empty((4, ph - 1, pw - 1, n, fp.shape[3]), dtype=torch.bool, device=x.device)
-    # position (r, c) against (r, c+1), (r+1, c), (r+1, c+1), and (r, c+1) against (r+1, c)
-    torch.eq(fp[:-1, :-1], fp[:-1, 1:], out=eq[0])
-    torch.eq(fp[:-1, :-1], fp[1:, :-1], out=eq[1])
-    torch.eq(fp[:-1, :-1], fp[1:, 1:], out=eq[2])
-    torch.eq(fp[:-1, 1:], fp[1:, :-1], out=eq[3])
-    eq = eq.all(-1) if eq.shape[-1] > 1 else eq.squeeze(-1)
+    n = x.shape[3]
+    # (H, W, N, C), channels innermost, on the padded grid plus one zero row and column (so every
+    # shift below is defined), as integer words: 8 bytes at a time where the channel vector allows
+    xp = torch.nn.functional.pad(x.permute(0, 1, 3, 2), (0, 0, 0, 0, pad, pad + 1, pad, pad + 1)).contiguous().add_(0.0)
+    if xp.shape[3] * xp.element_size() % 8 == 0:
+        xp = xp.view(torch.int64)
+    else:
+        xp = xp.view({8: torch.int64, 4: torch.int32, 2: torch.int16}[xp.element_size()])
+    ph, pw = xp.shape[:2]
+    eq = torch.empty((4, ph - 1, pw - 1, n), dtype=torch.bool, device=x.device)
+    # position (r, c) against (r, c+1), (r+1, c), (r+1, c+1), and (r, c+1) against (r+1, c): all channels
+    for i, (u, v) in enumerate(((xp[:-1, :-1], xp[:-1, 1:]), (xp[:-1, :-1], xp[1:, :-1]),
+                                (xp[:-1, :-1], xp[1:, 1:]), (xp[:-1, 1:], xp[1:, :-1]))):
+        torch.any(torch.ne(u, v), dim=3, out=eq[i])
+    eq.logical_not_()
     if not bool(eq.any()):  # no two neighbouring positions agree: no window can tie
         return None
     same = _window_all(eq, k, 2 * hq, 2 * wq)  # (4, 2hq, 2wq, N): the patch at (y, x) vs the shifted one
@@ -337,8 +340,7 @@ class SpectralRelax:
             conn, w, b = net.conns[l], p[f"w{l}"], p[f"b{l}"]
             if isinstance(conn, Conv):
                 sc = self.sconv[l]
-                proj = _projections(conn.c_in, p["w0"].dtype, p["w0"].device)
-                self.layers.append(("conv", sc, sc.weight_spectra(w), b, conn, conn.pool == "m", proj))
+                self.layers.append(("conv", sc, sc.weight_spectra(w), b, conn, conn.pool == "m"))
             elif len(conn.pre_shape) == 3:  # dense on a flattened conv state: weight columns in (h, w, c) order
                 c_, h_, w_ = conn.pre_shape
                 wp = w.view(w.shape[0], c_, h_, w_).permute(0, 2, 3, 1).reshape(w.shape[0], -1)
@@ -358,10 +360,10 @@ class SpectralRelax:
         for k in range(1, L):  # bottom-up terms a·F_k(s_{k-1}) + c (+ pooling selections)
             lay, x = self.layers[k - 1], s[k - 1]
             if lay[0] == "conv":
-                _, sc, spectra, b, conn, pooled, proj = lay
+                _, sc, spectra, b, conn, pooled = lay
                 f = sc.forward(x, spectra)
                 if pooled:
-                    f, masks[k] = max_pool_select(f, patch_ties(x, conn, proj))
+                    f, masks[k] = max_pool_select(f, patch_ties(x, conn))
                 b = b.view(-1, 1)
                 f = f.add_(b) if self.identity else f.add_(b).mul_(a).add_(c)
                 pre[k] = f
@@ -477,9 +479,3 @@ class _SettleSync:
         result = self.result
         self.barrier.wait()  # and everyone has read it before the next check can overwrite it
         return result
-
-
-def _projections(channels: int, dtype: torch.dtype, device) -> torch.Tensor:
-    """Two fixed random projections of a C-channel vector, (2, C) in [1, 2) (for :func:`patch_ties`)."""
-    g = torch.Generator().manual_seed(channels)
-    return (1.0 + torch.rand((2, channels), generator=g, dtype=torch.float64)).to(dtype=dtype, device=device)
