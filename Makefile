@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(RUN) -m sim.demo
+	$(RUN) -m sim.demo --force  # replaces a previous build/demo atomically (never other files)
 
 test: $(STAMP)
 	$(RUN) -m pytest -n $(PYTEST_WORKERS) --durations=15

@@ -69,8 +69,12 @@ def measure_spec(spec, train: bool, register_reads: bool = True) -> dict:
             "ratio": res["cycles"] / roof["cycles"], "sim_seconds": time.time() - t0}
 
 
+from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layers", type=int, nargs="+", default=[784, 500, 10], help="layer sizes (default 784 500 10)")
     p.add_argument("--lanes", type=int, nargs="+", default=[16, 64], help="P values (default 16 64)")
     p.add_argument("--T1", type=int, default=30, help="free-phase steps (default 30)")

@@ -143,7 +143,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--synth", nargs="+", required=True, metavar="DIR",
                    help="synthesis output directories (or their synth.json) of 'python -m boards synth --design ep'")
     p.add_argument("--golden-batches", type=int, nargs="+", default=[1, 50], metavar="B",
@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name in ("golden_samples", "threads"):

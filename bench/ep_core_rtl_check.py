@@ -46,8 +46,12 @@ def make_image(data_dir: str | None, work: Path, hidden: int, lanes: int) -> Pat
     return img
 
 
+from golden.clierr import ArgumentParser, CLIError, cli_main  # noqa: E402
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image", type=Path, help="weight image for the inference check (default: train one)")
     p.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
     p.add_argument("--images", type=int, default=1000, help="test images for the inference check (default 1000)")
@@ -58,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=REPO / "bench/results/ep_core_rtl_check.json",
                    help="JSON output (default bench/results/ep_core_rtl_check.json)")
     args = p.parse_args(argv)
+    for name in ("images", "train_steps"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be a positive integer, not {getattr(args, name)}")
+    if not 0 <= args.stall < 1:
+        p.error(f"--stall must be a probability in [0, 1), not {args.stall}")
     import numpy as np
 
     from golden.data import load_dataset
@@ -70,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="ep_core_rtl_check_"))
     image = args.image or make_image(args.data_dir, work, 64, 16)
     spec, weights, _ = load_image(image)
+    if spec.layers[0] != 784:  # checked before the (slow) RTL build: the check feeds 28x28 MNIST images
+        shape = "-".join(map(str, spec.layers))
+        raise CLIError(f"--image {image}: the image's core has {spec.layers[0]} inputs ({shape}); this check feeds "
+                       "MNIST images of 784 pixels")
     test = load_dataset("mnist", "test", data_dir=args.data_dir)
     train = load_dataset("mnist", "train", data_dir=args.data_dir)
     xi = test.images.reshape(len(test), -1)[:args.images].astype(np.int64)

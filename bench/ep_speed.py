@@ -308,7 +308,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reference", default=None,
                    help="directory of a clone of Laborieux-Axel/Equilibrium-Propagation (holding model_utils.py); "
                         "default $EPFORGE_REFERENCE; without it the reference columns are skipped")
@@ -339,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name in ("threads", "mlp_samples", "conv_samples"):

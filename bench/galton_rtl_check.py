@@ -52,8 +52,12 @@ def scenario(spec, balls: int):
     return segments, used
 
 
+from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--balls", type=int, default=100_000, help="balls per board of run 1 (default 100000)")
     p.add_argument("--rows", type=int, default=8, help="rows N (default 8)")
     p.add_argument("--boards", type=int, default=2, help="boards B (default 2)")

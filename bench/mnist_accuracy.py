@@ -81,7 +81,7 @@ def build_config(args: argparse.Namespace, dataset: str, data_dir: str | None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=MNIST_PRESETS, default="mnist-mlp",
                    help="published configuration to train (golden.cli.PRESETS; default mnist-mlp)")
     p.add_argument("--epochs", type=int, help="number of epochs (default: the preset's)")
@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads is not None and args.threads <= 0:

@@ -48,8 +48,12 @@ def run(spec, regs_kw, x, y, xt, yt, epochs, seed, log):
     return hist
 
 
+from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hidden", type=int, default=128, help="hidden layer size (default 128)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per rounding mode (default 3)")
     p.add_argument("--roundings", nargs="+", default=["floor", "half_up"], choices=["floor", "half_up", "stochastic"],
@@ -71,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "bench/results/onchip_learning",
                    help="output directory for onchip_learning.json and .png")
     args = p.parse_args(argv)
+    from golden.fileio import claim_output_dir
+
+    # refused before any work: a directory marked by another command, or one holding these files not written by
+    # this bench (its own earlier results are refreshed)
+    claim_output_dir(args.out, "onchip-learning-bench", writes=("onchip_learning.json", "onchip_learning.png"),
+                     force=True)
     import numpy as np
 
     from golden.data import load_dataset

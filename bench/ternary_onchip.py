@@ -136,8 +136,12 @@ def plot(res: dict, path: Path) -> None:
     tmp.replace(path)
 
 
+from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path,
                      help="a python -m golden.ternary run directory (export/ and checkpoint.pt; kind ternary)")
@@ -172,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="sample order seed (default 0)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
     args = p.parse_args(argv)
+    from golden.fileio import claim_output_dir
+
+    # refused before any work: a directory marked by another command, or one holding these files not written by
+    # this bench (its own earlier results are refreshed)
+    claim_output_dir(args.out, "ternary-onchip-bench", writes=('ternary_onchip.json', 'ternary_onchip.png'), force=True)
     for name in ("train_samples", "eval_every", "test_limit", "lanes"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be a positive integer, not {getattr(args, name)}")

@@ -54,8 +54,12 @@ def make_image(data_dir: str | None, work: Path, hidden: int, lanes: int, traini
     return img
 
 
+from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image", type=Path, help="ternary core image with fault_injection (default: train one)")
     p.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
     p.add_argument("--images", type=int, default=1000, help="test images per fault mode (default 1000)")

@@ -235,8 +235,12 @@ def plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "--nets",
         nargs="+",
@@ -286,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         help="directory for ternary_sweep.json and ternary_sweep.png (default bench/results/ternary_sweep)",
     )
     args = ap.parse_args(argv)
+    from golden.fileio import claim_output_dir
+
+    # refused before any work: a directory marked by another command, or one holding these files not written by
+    # this bench (its own earlier results are refreshed)
+    claim_output_dir(args.out, "ternary-sweep-bench", writes=('ternary_sweep.json', 'ternary_sweep.png'), force=True)
     if not args.nets and not args.include:
         ap.error("give --nets and/or --include")
     for p in args.ps:

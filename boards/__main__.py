@@ -13,12 +13,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from golden.clierr import ArgumentParser, CLIError, cli_main, describe
+from golden.clierr import finite_float_type as real
+from golden.clierr import nonneg_int_type as natural
+from golden.clierr import positive_int_type as count
+
 
 def cmd_synth(args) -> int:
+    from golden.fileio import claim_output_dir
     from spec.ep_core import EPCoreSpec
     from spec.galton import GaltonSpec
 
-    from .synth import default_mock_spec, synthesize
+    from .synth import check_fits, default_mock_spec, synthesize
 
     if args.design == "galton":
         if args.spec is not None:
@@ -29,8 +35,7 @@ def cmd_synth(args) -> int:
         try:
             spec = GaltonSpec() if args.galton_spec is None else GaltonSpec.load(args.galton_spec)
         except (OSError, ValueError) as e:
-            print(f"error: --galton-spec {args.galton_spec}: {e}", file=sys.stderr)
-            return 2
+            raise CLIError(f"--galton-spec {args.galton_spec}: {describe(e)}") from None
     elif args.galton_spec is not None or args.rows_per_stage is not None:
         opt = "--galton-spec" if args.galton_spec is not None else "--rows-per-stage"
         print(f"error: {opt} is for --design galton, not --design {args.design}", file=sys.stderr)
@@ -41,7 +46,18 @@ def cmd_synth(args) -> int:
             return 2
         spec = default_mock_spec()
     else:
-        spec = EPCoreSpec.load(args.spec)
+        try:
+            spec = EPCoreSpec.load(args.spec)
+        except (OSError, ValueError) as e:
+            raise CLIError(f"--spec {args.spec}: {describe(e)}") from None
+    if args.design != "galton":
+        try:
+            check_fits(args.board, args.design, spec)  # before any tool runs, with the numbers
+        except ValueError as e:
+            raise CLIError(f"--spec {args.spec}: {e}") from None
+    # never write into someone else's directory; a previous synthesis there is overwritten only with --force
+    claim_output_dir(args.out, "boards-synth", writes=("build", "synth.json", "synth.md"), force=args.force,
+                     legacy=lambda p: (p / "synth.json").is_file())
     try:
         r = synthesize(
             args.board,
@@ -73,14 +89,13 @@ def cmd_report(args) -> int:
     try:
         r = refresh_report(args.dir)
     except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        raise CLIError(f"{args.dir}: {describe(e)}") from None
     print(render_markdown(r))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m boards",
         description="Board wrappers of the EP core: synthesis "
         "with the open toolchain (YoWASP yosys + nextpnr) and resource/Fmax reports.",
@@ -126,17 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--rows-per-stage",
-        type=int,
+        type=count,
         default=None,
         metavar="R",
         help="--design galton only: rows of the emulator between pipeline registers (1..N; default 1, "
         "a register after every row); changes latency and resources, not the ball stream",
     )
-    s.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
-    s.add_argument("--seed", type=int, default=None, metavar="N", help="nextpnr placement seed (default: nextpnr's)")
+    s.add_argument("--out", required=True, metavar="DIR", help="output directory (created; a directory holding "
+                   "files this command would overwrite is refused unless it is a previous synthesis and --force)")
+    s.add_argument("--force", action="store_true", help="overwrite a previous synthesis at --out (never other files)")
+    s.add_argument("--seed", type=natural, default=None, metavar="N",
+                   help="nextpnr placement seed (default: nextpnr's)")
     s.add_argument(
         "--clock-mhz",
-        type=float,
+        type=real,
         default=None,
         metavar="MHZ",
         help="clock the top from a PLL at MHZ (ulx3s only; nextpnr then places and routes for that "
@@ -149,17 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="nextpnr router (default: nextpnr's; router2 routes large, congested designs such as "
         "the 784-500-10 core much faster)",
     )
-    s.add_argument("--baud", type=int, default=115200, help="UART baud rate (default: 115200)")
+    s.add_argument("--baud", type=count, default=115200, help="UART baud rate (default: 115200)")
     s.add_argument(
         "--rx-fifo-depth",
-        type=int,
+        type=count,
         default=512,
         metavar="BYTES",
         help="host link receive FIFO in bytes (default: 512, one iCE40 EBR)",
     )
     s.add_argument(
         "--mock-delay",
-        type=int,
+        type=count,
         default=8,
         metavar="CYCLES",
         help="busy cycles per sample of the mock core (default: 8; --design mock only)",
@@ -176,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return args.func(args)

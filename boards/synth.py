@@ -53,6 +53,36 @@ KEY_RESOURCES = {
 }
 
 
+# Block RAM of each board's FPGA in bits (data + parity as the primitives hold them): the ECP5-85F's
+# 208 DP16KD of 18 kbit; the iCE40UP5K's 30 EBR of 4 kbit and 4 SPRAM of 256 kbit (docs/boards.md)
+BOARD_RAM_BITS = {
+    "ulx3s": {"DP16KD": 208 * 18 * 1024},
+    "icebreaker": {"EBR": 30 * 4 * 1024, "SPRAM": 4 * 256 * 1024},
+}
+
+
+def check_fits(board: str, design: str, spec) -> None:
+    """Refuse, before any tool runs, an EP core whose memories need more bits than the board's block RAM
+    (a lower bound: packing words into RAM blocks only adds to it), with the numbers.
+
+    ``mock`` holds only the weight memory of the spec's size; ``galton`` has no large memories."""
+    if board not in BOARD_RAM_BITS:
+        raise ValueError(f"board must be one of {sorted(BOARD_RAM_BITS)}, not {board!r}")
+    if design == "galton" or not isinstance(spec, EPCoreSpec):
+        return
+    need = spec.storage_bits()
+    if design == "mock":
+        need = {k: v for k, v in need.items() if k in ("weights", "cells")}
+    total = sum(need.values())
+    have = sum(BOARD_RAM_BITS[board].values())
+    if total > have:
+        parts = ", ".join(f"{k} {v:,}" for k, v in need.items() if v)
+        ram = " + ".join(f"{k} {v:,}" for k, v in BOARD_RAM_BITS[board].items())
+        raise ValueError(f"the {'-'.join(map(str, spec.layers))} core (P = {spec.lanes}) does not fit the {board}: "
+                         f"its memories need {total:,} bits ({parts}), the FPGA has {have:,} bits of block RAM "
+                         f"({ram}); use ternary weights, fewer or narrower weights, or the other board")
+
+
 def default_mock_spec() -> EPCoreSpec:
     """A small spec for mock builds when none is given: every port present, a 302-word memory."""
     return EPCoreSpec(layers=(64, 32, 10), lanes=8)
@@ -306,6 +336,7 @@ def synthesize(
     """
     from .top import BoardTop
 
+    check_fits(board, design, spec)  # before any tool runs
     platform = board_platform(board)
     if design == "galton":
         if not isinstance(spec, GaltonSpec):

@@ -27,6 +27,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from golden.clierr import ArgumentParser, CLIError, cli_main
+
 DESIGNS = {
     "ep": "fixed-point EP core with on-chip learning (spec: spec.ep_core.EPCoreSpec)",
     "galton": "domain-wall Galton-board emulator, B boards x N rows (spec: spec.galton.GaltonSpec)",
@@ -55,6 +57,9 @@ def ternary_board_spec(board: str):
                       weight_kind="ternary", weight_bits=(2,), weight_frac=(5, 4), bias_bits=12,
                       bias_frac=(11, 11), fault_injection=TERNARY_BOARD_FAULTS[board])
 BUILD_FORMAT = "epforge-build/1"
+OUT_HELP = ("output directory: new or empty; a previous build only with --force (replaced atomically); any other "
+            "directory is refused")
+FORCE_HELP = "replace a previous build at --out (never other files)"
 
 
 def tool_versions() -> dict[str, str]:
@@ -83,18 +88,80 @@ def port_list(component) -> list[dict]:
     return ports
 
 
-def build_ep(spec_path: Path, out: Path, weights: Path | None = None, name: str = "ep_core", *,
-             register_reads: bool = True) -> dict:
+def _legacy_build(path: Path) -> bool:
+    """A build directory written before output markers existed (its manifest names this tool's format)."""
+    try:
+        return json.loads((path / "manifest.json").read_text()).get("format") == BUILD_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _write_build(out: Path, files: dict[str, bytes], manifest: dict, *, force: bool, option: str = "--out") -> dict:
+    """Write a build directory atomically (golden.fileio.OutputDir): the files, then manifest.json with
+    the sha256 of every other field (``manifest_sha256``: an edited field is refused like an edited file)."""
+    from golden.export import MANIFEST_DIGEST_KEY, manifest_digest
+    from golden.fileio import OutputDir
+
+    manifest = json.loads(json.dumps(manifest))  # as it will be read back (lists, string keys)
+    manifest[MANIFEST_DIGEST_KEY] = manifest_digest(manifest)
+    with OutputDir(out, "hdl-build", force=force, option=option, legacy=_legacy_build) as tmp:
+        for fname, data in files.items():
+            (tmp / fname).write_bytes(data)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def check_build_out(out: Path, force: bool, option: str = "--out") -> None:
+    """Refuse an --out that :func:`_write_build` would refuse, before the (slow) generation."""
+    from golden.fileio import check_output_dir
+
+    check_output_dir(out, "hdl-build", force=force, option=option, legacy=_legacy_build)
+
+
+def load_build_manifest(out: str | Path) -> dict:
+    """Read a build's manifest.json, verifying its digest and the sha256 of every output file."""
+    from golden.export import MANIFEST_DIGEST_KEY, ExportError, manifest_digest
+
+    out = Path(out)
+    mpath = out / "manifest.json"
+    try:
+        m = json.loads(mpath.read_text())
+    except FileNotFoundError:
+        raise ExportError(f"{out} is not a build directory: {mpath} is missing") from None
+    except ValueError as e:
+        raise ExportError(f"{mpath} is not valid JSON: {e}") from None
+    if not isinstance(m, dict) or m.get("format") != BUILD_FORMAT:
+        raise ExportError(f"{mpath}: format is not {BUILD_FORMAT!r}")
+    if m.get(MANIFEST_DIGEST_KEY) is None:
+        raise ExportError(f"{mpath}: no {MANIFEST_DIGEST_KEY} (built before manifests were hashed): rebuild it")
+    if manifest_digest(m) != m[MANIFEST_DIGEST_KEY]:
+        raise ExportError(f"{mpath}: {MANIFEST_DIGEST_KEY} does not match its fields (the manifest was edited "
+                          "after the build): rebuild instead of editing it")
+    for fname, rec in (m.get("outputs") or {}).items():
+        f = out / fname
+        if not f.is_file() or _sha256(f.read_bytes()) != rec.get("sha256"):
+            raise ExportError(f"{f}: missing or changed after the build (sha256 differs from the manifest)")
+    return m
+
+
+def build_ep(spec_path: Path | None, out: Path, weights: Path | None = None, name: str = "ep_core", *,
+             register_reads: bool = True, force: bool = True, spec=None) -> dict:
+    """Verilog of the EP core for a spec file (or ``spec``), written atomically to ``out`` with its
+    manifest; ``out`` must be new, empty or a previous build (replaced only with ``force``)."""
     from amaranth.back import verilog
 
-    from golden.train import atomic_write_bytes
     from spec.ep_core import EPCoreSpec
 
     from .ep_core import EPCore
 
-    spec = EPCoreSpec.load(spec_path)
+    out = Path(out)
+    if spec is None:
+        spec = EPCoreSpec.load(spec_path)
+        inputs = {"spec": {"path": str(spec_path), "sha256": _sha256(Path(spec_path).read_bytes())}}
+    else:
+        inputs = {"spec": {"path": None, "sha256": _sha256(spec.to_toml().encode())}}
+    check_build_out(out, force)  # before the generation: a foreign --out is refused
     init_words = None
-    inputs = {"spec": {"path": str(spec_path), "sha256": _sha256(Path(spec_path).read_bytes())}}
     if weights is not None:
         from golden.ep_core import check_spec, load_image
         from golden.ep_core.image import memory_hex
@@ -107,14 +174,11 @@ def build_ep(spec_path: Path, out: Path, weights: Path | None = None, name: str 
                              "memory_sha256": _sha256(memory_hex(spec, init_words))}
     core = EPCore(spec, init_words=init_words, register_reads=register_reads)
     text = verilog.convert(core, name=name, emit_src=False)
-    out.mkdir(parents=True, exist_ok=True)
     files = {f"{name}.v": text.encode(), "spec.toml": spec.to_toml().encode()}
     if init_words is not None:
         from golden.ep_core.image import memory_hex
 
         files["memory.hex"] = memory_hex(spec, init_words)
-    for fname, data in files.items():
-        atomic_write_bytes(out / fname, data)
     manifest = {
         "format": BUILD_FORMAT, "design": "ep", "top": name, "spec": spec.to_dict(), "spec_digest": spec.digest(),
         "spec_id": spec.spec_id, "generator": {"register_reads": register_reads}, "inputs": inputs,
@@ -123,25 +187,23 @@ def build_ep(spec_path: Path, out: Path, weights: Path | None = None, name: str 
         "roofline": {"inference": spec.roofline(False), "training": spec.roofline(True) if spec.training else None},
         "tools": tool_versions(),
     }
-    atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=2).encode())
-    return manifest
+    return _write_build(out, files, manifest, force=force)
 
 
-def build_galton(spec_path: Path, out: Path, name: str = "galton") -> dict:
+def build_galton(spec_path: Path, out: Path, name: str = "galton", *, force: bool = True) -> dict:
     """Verilog of :class:`hdl.galton.GaltonBoard` for a Galton spec, its spec.toml and manifest.json."""
     from amaranth.back import verilog
 
-    from golden.fileio import atomic_write_bytes
     from spec import galton as g
 
     from .galton import GaltonBoard
 
+    out = Path(out)
     spec = g.GaltonSpec.load(spec_path)
+    check_build_out(out, force)
     board = GaltonBoard(spec)
     text = verilog.convert(board, name=name, emit_src=False)
     files = {f"{name}.v": text.encode(), "spec.toml": spec.to_toml().encode()}
-    for fname, data in files.items():
-        atomic_write_bytes(out / fname, data)
     registers = {k: getattr(g, k) for k in dir(g) if k.startswith("REG_") and k != "REG_BITS"}
     manifest = {
         "format": BUILD_FORMAT, "design": "galton", "top": name, "spec": spec.to_dict(), "spec_digest": spec.digest(),
@@ -155,12 +217,11 @@ def build_galton(spec_path: Path, out: Path, name: str = "galton") -> dict:
                         "prng_jump": spec.prng_jump},
         "tools": tool_versions(),
     }
-    atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=2).encode())
-    return manifest
+    return _write_build(out, files, manifest, force=force)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hdl.build", description=__doc__,
+    p = ArgumentParser(prog="python -m hdl.build", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="DESIGN")
     sub.add_parser("list", help="list the designs this tool can generate")
@@ -169,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="EP core spec (.toml/.json; write one with python -m golden.ep_core spec)")
     e.add_argument("--weights", type=Path,
                    help="weight image to initialise the memories with (refused if built for another spec)")
-    e.add_argument("--out", type=Path, required=True, help="output directory")
+    e.add_argument("--out", type=Path, required=True, help=OUT_HELP)
+    e.add_argument("--force", action="store_true", help=FORCE_HELP)
     e.add_argument("--name", default="ep_core", help="Verilog module name (default ep_core)")
     t = sub.add_parser("ternary", help=DESIGNS["ternary"],
                        description="Generate (and with --synth build with YoWASP) the ternary 784-500-10 core.")
@@ -179,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "true: on-chip training with latent weights; docs/ternary.md says which sizes fit which board)")
     t.add_argument("--weights", type=Path, help="ternary weight image (python -m golden.ep_core quantize) to "
                    "initialise the memories with (Verilog only; the board build loads weights over UART)")
-    t.add_argument("--out", type=Path, required=True, help="output directory")
+    t.add_argument("--out", type=Path, required=True, help=OUT_HELP)
+    t.add_argument("--force", action="store_true", help=FORCE_HELP)
     t.add_argument("--synth", action="store_true", help="also synthesise, place and route the board top "
                    "(UART + host link + core) with YoWASP into OUT/synth (tens of minutes)")
     t.add_argument("--seed", type=int, help="nextpnr placement seed (default nextpnr's)")
@@ -187,11 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("galton", help=DESIGNS["galton"], description="Generate the Galton-board emulator's Verilog.")
     g.add_argument("--spec", type=Path, required=True,
                    help="Galton spec (.toml/.json; write one with python -m golden.domainwall spec)")
-    g.add_argument("--out", type=Path, required=True, help="output directory")
+    g.add_argument("--out", type=Path, required=True, help=OUT_HELP)
+    g.add_argument("--force", action="store_true", help=FORCE_HELP)
     g.add_argument("--name", default="galton", help="Verilog module name (default galton)")
     return p
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.cmd == "list":
@@ -199,45 +264,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{k:6s} {v}")
         return 0
     if args.cmd == "galton":
-        try:
-            m = build_galton(args.spec, args.out, args.name)
-        except (ValueError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        m = build_galton(args.spec, args.out, args.name, force=args.force)
         print(f"wrote {args.out}/{m['top']}.v ({m['outputs'][m['top'] + '.v']['bytes']} bytes), spec.toml, "
               "manifest.json")
         return 0
-    from golden.export import ExportError
-
     if args.cmd == "ternary":
         return _ternary(args)
-    try:
-        m = build_ep(args.spec, args.out, args.weights, args.name)
-    except (ExportError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    m = build_ep(args.spec, args.out, args.weights, args.name, force=args.force)
     print(f"wrote {args.out}/{m['top']}.v ({m['outputs'][m['top'] + '.v']['bytes']} bytes), manifest.json"
           + (", memory.hex" if "memory.hex" in m["outputs"] else ""))
     return 0
 
 
 def _ternary(args) -> int:
-    from golden.export import ExportError
-    from golden.fileio import atomic_write_bytes
     from spec.ep_core import EPCoreSpec
 
-    try:
-        spec = EPCoreSpec.load(args.spec) if args.spec else ternary_board_spec(args.board)
-        if spec.weight_kind != "ternary":
-            raise ValueError(f"--spec {args.spec}: weight_kind must be 'ternary', not {spec.weight_kind!r}")
-        args.out.mkdir(parents=True, exist_ok=True)
-        spec_path = args.out / "spec.toml"
-        atomic_write_bytes(spec_path, spec.to_toml().encode())
-        m = build_ep(spec_path, args.out, args.weights, "ternary_core",
-                     register_reads=TERNARY_BOARD_READ_STAGE[args.board])
-    except (ExportError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    spec = EPCoreSpec.load(args.spec) if args.spec else ternary_board_spec(args.board)
+    if spec.weight_kind != "ternary":
+        raise CLIError(f"--spec {args.spec}: weight_kind must be 'ternary', not {spec.weight_kind!r}")
+    if args.synth:  # a design that cannot fit the board is refused before anything is built
+        from boards.synth import check_fits
+
+        check_fits(args.board, "ep", spec)
+    m = build_ep(None, args.out, args.weights, "ternary_core", spec=spec, force=args.force,
+                 register_reads=TERNARY_BOARD_READ_STAGE[args.board])
     print(f"wrote {args.out}/ternary_core.v ({m['outputs']['ternary_core.v']['bytes']} bytes), spec.toml, "
           f"manifest.json: {'-'.join(map(str, spec.layers))} ternary "
           f"{'training (latent weights)' if spec.training else 'inference'} core, P = {spec.lanes}, weight memory "

@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
+from golden.clierr import ArgumentParser, cli_main
 
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sim.demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("build/demo"), help="output directory (default build/demo)")
+    p = ArgumentParser(prog="python -m sim.demo", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("build/demo"),
+                   help="output directory (default build/demo): new or empty, or with --force a previous demo "
+                        "output, replaced atomically when the new one is complete; any other directory is refused")
+    p.add_argument("--force", action="store_true", help="replace a previous demo output at --out (never other files)")
     p.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data; "
                                       "the shipped MNIST subset when no full MNIST is found)")
     p.add_argument("--hidden", type=int, default=64, help="hidden layer size of the 784-H-10 net (default 64)")
@@ -37,6 +42,27 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("hidden", "epochs", "train_limit", "lanes", "rtl_images"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be a positive integer, not {getattr(args, name)}")
+    from golden.fileio import OutputDir
+
+    # checked before any work: a foreign --out is refused; the new tree is built beside it and put in place
+    # atomically at the end (the previous demo output stays until then)
+    outdir = OutputDir(args.out, "sim-demo", force=args.force, legacy=_legacy_demo)
+    with outdir as work:
+        rc = _run(args, work)
+    print(f"  outputs in {args.out} (Verilog, manifest, weight image, demo.json)")
+    return rc
+
+
+DEMO_ENTRIES = {"float", "export", "image", "verilog", "base_spec.toml", "float_eval.json", "demo.json"}
+
+
+def _legacy_demo(path: Path) -> bool:
+    """A demo output written before output markers existed: demo.json and nothing but the demo's entries."""
+    names = {p.name for p in path.iterdir()}
+    return "demo.json" in names and names <= DEMO_ENTRIES
+
+
+def _run(args, work: Path) -> int:
 
     import numpy as np
     import torch
@@ -45,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from golden.data import DataError, load_dataset
     from golden.ep_core import EPCoreTwin, Registers, load_image
     from golden.ep_core.__main__ import main as core_main
+    from hdl.build import load_build_manifest
     from hdl.build import main as build_main
     from sim.ep_core import Segment, compare_with_twin, run_ep_core
     from spec.ep_core import EPCoreSpec
@@ -57,13 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         dataset = "mnist-subset"
         print("full MNIST not found: using the 2,000/500-image subset shipped with epforge "
               "(set EPFORGE_DATA or --data-dir to use the full set)")
-    if args.out.exists():
-        shutil.rmtree(args.out)
     t0 = time.time()
     data_args = ["--data-dir", args.data_dir] if args.data_dir else []
 
     print(f"\n== 1. train a float EP net 784-{args.hidden}-10 (hard sigmoid, symmetric β) on {dataset}")
-    run = args.out / "float"
+    run = work / "float"
     cmd = ["train", "--dataset", dataset, "--layers", "784", str(args.hidden), "10", "--activation", "hard_sigmoid",
            "--T1", "30", "--T2", "10", "--beta", "0.5", "--estimator", "symmetric", "--optimizer", "adam",
            "--lrs", "2e-3", "--batch-size", "50", "--epochs", str(args.epochs), "--out", str(run)] + data_args
@@ -73,12 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     print("\n== 2. export and quantise for the EP core (8-bit weights and states)")
-    export, image = args.out / "export", args.out / "image"
+    export, image = work / "export", work / "image"
     if golden_main(["export", "--checkpoint", str(run), "--out", str(export)]) != 0:
         return 1
     base = EPCoreSpec(layers=(784, args.hidden, 10), lanes=args.lanes, training=False)
-    (args.out / "base_spec.toml").write_text(base.to_toml())
-    if core_main(["quantize", "--spec", str(args.out / "base_spec.toml"), "--export", str(export),
+    (work / "base_spec.toml").write_text(base.to_toml())
+    if core_main(["quantize", "--spec", str(work / "base_spec.toml"), "--export", str(export),
                   "--out", str(image)]) != 0:
         return 1
     spec, weights, _ = load_image(image)
@@ -87,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     test = load_dataset(dataset, "test", data_dir=args.data_dir)
     x = test.images.reshape(len(test), -1).astype(np.int64)
     y = test.labels
-    float_json = args.out / "float_eval.json"
+    float_json = work / "float_eval.json"
     if golden_main(["evaluate", "--export", str(export), "--dataset", dataset, "--json", str(float_json)]
                    + data_args) != 0:
         return 1
@@ -100,9 +125,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n== 4. generate the EP core's Verilog (weights baked into the memories)")
     if build_main(["ep", "--spec", str(image / "spec.toml"), "--weights", str(image), "--out",
-                   str(args.out / "verilog")]) != 0:
+                   str(work / "verilog")]) != 0:
         return 1
-    manifest = json.loads((args.out / "verilog" / "manifest.json").read_text())
+    manifest = load_build_manifest(work / "verilog")
 
     n = min(args.rtl_images, len(x))
     print(f"\n== 5. simulate the Verilog on {n} test images ({args.simulator}, cocotb)")
@@ -125,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "verilog_sha256": manifest["outputs"]["ep_core.v"]["sha256"],
         "total_s": time.time() - t0,
     }
-    (args.out / "demo.json").write_text(json.dumps(summary, indent=2))
+    (work / "demo.json").write_text(json.dumps(summary, indent=2))
     print("\n== 6. hardware vs golden")
     print(f"  float model          {100 * float_acc:6.2f} %  ({len(x)} test images)")
     print(f"  bit-exact twin       {100 * twin_acc:6.2f} %  ({len(x)} test images)")
@@ -133,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{100 * summary['twin_accuracy_on_rtl_images']:.2f} %)")
     print(f"  RTL/twin mismatches  {len(rep.mismatches)} of {n} predictions")
     print(f"  cycles per image     {cycles} (roofline {roof:.0f}, P = {spec.lanes})")
-    print(f"  outputs in {args.out} (Verilog, manifest, weight image, demo.json); {summary['total_s']:.0f} s")
+    print(f"  total {summary['total_s']:.0f} s")
     for msg in rep.mismatches[:5]:
         print("  MISMATCH:", msg)
     return 0 if not rep.mismatches else 1

@@ -43,7 +43,7 @@ class SpecFile:
     def check_dict(cls, d: Any) -> None:
         """Refuse what no spec can be made of: a non-table, or a flag that is not true/false (e.g. "no")."""
         if not isinstance(d, dict):
-            raise ValueError(f"a {cls.__name__} must be a table of fields, not a {type(d).__name__}")
+            raise ValueError(f"{cls.__name__}: must be a table of fields, not a {type(d).__name__}")
         for f in dataclasses.fields(cls):
             if isinstance(f.default, bool) and f.name in d and not isinstance(d[f.name], bool):
                 raise ValueError(f"{f.name} must be true or false, not {d[f.name]!r}")
