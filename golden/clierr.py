@@ -199,3 +199,21 @@ class ArgumentParser(__import__("argparse").ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(EXIT_EXPECTED, f"error: {message} (see {self.prog} --help)\n")
+
+
+def physical_memory_bytes() -> int:
+    """This machine's physical memory (1 TiB when it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def check_memory(what: str, n_values: int, bytes_per_value: int, copies: int = 1) -> None:
+    """Refuse (SizeError, with the numbers) before allocating ``copies`` arrays of ``n_values`` values
+    of ``bytes_per_value`` bytes when they exceed the machine's physical memory."""
+    need = n_values * bytes_per_value * copies
+    have = physical_memory_bytes()
+    if need > have:
+        raise SizeError(f"{what}: {n_values:,} values need {need / 2**30:,.1f} GiB ({copies} x {bytes_per_value} "
+                        f"bytes each), more than this machine's {have / 2**30:,.1f} GiB of memory")

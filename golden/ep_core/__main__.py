@@ -23,9 +23,21 @@ def _spec_from_args(args) -> EPCoreSpec:
     where = "--set " + " ".join(k for k, _ in sets) if sets else f"--spec {args.spec}"
     try:
         EPCoreSpec.check_dict(base)
-        return EPCoreSpec.from_dict(base)
+        spec = EPCoreSpec.from_dict(base)
     except (TypeError, ValueError) as e:
         raise CLIError(f"{where}: {e}") from None
+    _check_size(spec, where)
+    return spec
+
+
+def _check_size(spec: EPCoreSpec, where: str) -> None:
+    """The twin holds every weight as int64 (several copies while training): refuse before allocating."""
+    import math
+
+    from golden.clierr import check_memory
+
+    n = sum(math.prod(s) for s in spec.weight_shapes().values())
+    check_memory(f"{where}: the {'-'.join(map(str, spec.layers))} core's weights", n, 8, copies=4)
 
 
 def _parse_set(text: str):

@@ -85,6 +85,11 @@ class TernaryConfig:
         self.layers = _positive_ints("layers", self.layers)
         if len(self.layers) < 2:
             raise ValueError(f"layers must list the input and at least one more layer, not {list(self.layers)}")
+        from ..clierr import check_memory
+
+        # latent weights, their gradients, the optimiser's state: refused before allocating
+        n_weights = sum(a * b for a, b in zip(self.layers[:-1], self.layers[1:], strict=True))
+        check_memory(f"layers {list(self.layers)}", n_weights, 4, copies=4)
         n = len(self.layers) - 1
         _choice("kind", self.kind, KINDS)
         self.delta = check_delta(self.delta)
