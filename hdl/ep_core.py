@@ -51,6 +51,7 @@ from spec.ep_core import (
     REG_STATUS,
     REG_T1,
     REG_T2,
+    STATUS_REG_ERROR,
     TERNARY_REGS,
     EPCoreSpec,
 )
@@ -281,6 +282,8 @@ class EPCore(wiring.Component):
         r_beta = Signal(range(s.beta_shift_max + 1), init=s.beta_shift)
         r_lr = Signal(range(s.lr_shift_max + 1), init=s.lr_shift)
         r_seed = Signal(REG_BITS, init=s.seed)
+        # REG_STATUS bit 1: a refused register write (spec.register_write_error), sticky until STATUS is written
+        self.reg_error = reg_error = Signal()
         busy = Signal()
         cycles = Signal(REG_BITS)
         cycles_last = Signal(REG_BITS)
@@ -304,26 +307,37 @@ class EPCore(wiring.Component):
                          rng_ok.eq(prng.ready & primed & ~(self.reg.we & (self.reg.addr == REG_SEED)))]
         with m.If(self.reg.we & ~busy):
             with m.Switch(self.reg.addr):
+                # a value out of range is refused: the register keeps its value and reg_error is set
+                wd = self.reg.wdata
                 with m.Case(REG_CTRL):
-                    m.d.sync += [r_train.eq(self.reg.wdata[0] & int(s.training)), r_sym.eq(self.reg.wdata[1]),
-                                 r_dump.eq(self.reg.wdata[2])]
-                    if rng:
-                        m.d.sync += r_rsign.eq(self.reg.wdata[3])
-                with m.Case(REG_T1):
-                    with m.If((self.reg.wdata != 0) & (self.reg.wdata < (1 << s.step_bits))):
-                        m.d.sync += r_T1.eq(self.reg.wdata)
-                with m.Case(REG_T2):
-                    with m.If((self.reg.wdata != 0) & (self.reg.wdata < (1 << s.step_bits))):
-                        m.d.sync += r_T2.eq(self.reg.wdata)
-                with m.Case(REG_BETA_SHIFT):
-                    m.d.sync += r_beta.eq(Mux(self.reg.wdata > s.beta_shift_max, s.beta_shift_max, self.reg.wdata))
-                with m.Case(REG_LR_SHIFT):
-                    m.d.sync += r_lr.eq(Mux(self.reg.wdata > s.lr_shift_max, s.lr_shift_max, self.reg.wdata))
+                    ctrl_bad = (wd[4:] != 0) | (wd[0] & int(not s.training)) | (wd[3] & int(not rng))
+                    with m.If(ctrl_bad):
+                        m.d.sync += reg_error.eq(1)
+                    with m.Else():
+                        m.d.sync += [r_train.eq(wd[0]), r_sym.eq(wd[1]), r_dump.eq(wd[2])]
+                        if rng:
+                            m.d.sync += r_rsign.eq(wd[3])
+                for addr_, reg_, ok in ((REG_T1, r_T1, (wd != 0) & (wd < (1 << s.step_bits))),
+                                        (REG_T2, r_T2, (wd != 0) & (wd < (1 << s.step_bits))),
+                                        (REG_BETA_SHIFT, r_beta, wd <= s.beta_shift_max),
+                                        (REG_LR_SHIFT, r_lr, wd <= s.lr_shift_max)):
+                    with m.Case(addr_):
+                        with m.If(ok):
+                            m.d.sync += reg_.eq(wd)
+                        with m.Else():
+                            m.d.sync += reg_error.eq(1)
+                with m.Case(REG_STATUS):
+                    m.d.sync += reg_error.eq(0)
+                if ternary:  # the memory's registers (below)
+                    with m.Case(*[a for a in TERNARY_REGS if a != REG_SEED]):
+                        pass
                 with m.Case(REG_SEED):
                     m.d.sync += r_seed.eq(self.reg.wdata)
                     if rng:  # reseed the bank (its lanes fill in P cycles), then prime it again
                         m.d.comb += prng.load.eq(1)
                         m.d.sync += primed.eq(0)
+                with m.Default():  # read-only or unmapped
+                    m.d.sync += reg_error.eq(1)
         if ternary:  # the memory's registers (spec.ep_core.TERNARY_REGS), written between samples only
             t_addr, t_sel = Signal(4), Signal()
             with m.Switch(self.reg.addr):
@@ -355,7 +369,7 @@ class EPCore(wiring.Component):
                 with m.Case(REG_SEED):
                     m.d.comb += self.reg.rdata.eq(r_seed)
             with m.Case(REG_STATUS):
-                m.d.comb += self.reg.rdata.eq(busy)
+                m.d.comb += self.reg.rdata.eq(busy | (reg_error * STATUS_REG_ERROR))
             with m.Case(REG_CYCLES):
                 m.d.comb += self.reg.rdata.eq(cycles_last)
             with m.Case(REG_SAMPLES):

@@ -107,7 +107,8 @@ REG_T2 = 2
 REG_BETA_SHIFT = 3
 REG_LR_SHIFT = 4
 REG_SEED = 5
-REG_STATUS = 8  # bit 0: busy
+REG_STATUS = 8  # bit 0: busy; bit 1: a register write was refused (sticky; any write of REG_STATUS clears it)
+STATUS_BUSY, STATUS_REG_ERROR = 1, 2
 REG_CYCLES = 9  # clock cycles of the last sample (input accepted → output sent)
 REG_SAMPLES = 10  # samples completed since reset
 REG_SPEC_ID = 11  # low 32 bits of the spec digest: the host refuses images built for other numbers
@@ -450,6 +451,41 @@ class EPCoreSpec(LaneBank, SpecFile):
                    + [self.bias_update_shift(l, self.lr_shift_max, 0, True) for l in range(self.n_layers)])
 
     # --- randomness (issue 5) ------------------------------------------------------------------
+    def register_write_error(self, addr: int, value: int) -> str | None:
+        """Why the core refuses a register write of ``value`` to ``addr``; ``None`` if it takes it.
+
+        A refused write leaves every register as it was and sets ``STATUS_REG_ERROR`` (sticky) in
+        ``REG_STATUS``; a write of ``REG_STATUS`` clears that bit. Refused: T1/T2 outside
+        1..2^step_bits − 1, BETA_SHIFT above ``beta_shift_max``, LR_SHIFT above ``lr_shift_max``, CTRL
+        with a bit the core does not have (bits 4 and up; the training bit without ``training``; the
+        random-sign bit without a PRNG), and writes of a read-only (CYCLES, SAMPLES, SPEC_ID) or
+        unmapped address. Any 32-bit SEED is taken (0 is folded to 1 by :func:`spec.prng.seed_state`).
+        Writes while the core is busy are ignored without a flag (the host waits for STATUS bit 0).
+        """
+        if isinstance(addr, bool) or not isinstance(addr, int) or not 0 <= addr < 16:
+            raise ValueError(f"addr must be a register address in 0..15, not {addr!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << REG_BITS:
+            raise ValueError(f"value must be an integer in 0..2^{REG_BITS}-1, not {value!r}")
+        if addr in (REG_T1, REG_T2) and not 0 < value < 1 << self.step_bits:
+            return f"{'T1' if addr == REG_T1 else 'T2'}={value} outside 1..{(1 << self.step_bits) - 1}"
+        if addr == REG_BETA_SHIFT and value > self.beta_shift_max:
+            return f"BETA_SHIFT={value} above beta_shift_max={self.beta_shift_max}"
+        if addr == REG_LR_SHIFT and value > self.lr_shift_max:
+            return f"LR_SHIFT={value} above lr_shift_max={self.lr_shift_max}"
+        if addr == REG_CTRL:
+            if value >> 4:
+                return f"CTRL={value:#x} sets bits above 3"
+            if value & CTRL_TRAIN and not self.training:
+                return "CTRL sets the training bit on a core without training"
+            if value & CTRL_RANDOM_SIGN and not self.uses_prng:
+                return "CTRL sets the random-sign bit on a core without a PRNG"
+        mapped = {REG_CTRL, REG_T1, REG_T2, REG_BETA_SHIFT, REG_LR_SHIFT, REG_SEED, REG_STATUS}
+        if self.weight_kind == "ternary":
+            mapped |= set(TERNARY_REGS)
+        if addr not in mapped:
+            return f"address {addr} is read-only or unmapped"
+        return None
+
     @property
     def uses_prng(self) -> bool:
         """The core has a PRNG: a training core with stochastic rounding or the random-sign estimator."""

@@ -363,7 +363,8 @@ def test_prng_scenarios_rtl_matches_twin(name, stalls):
 
 
 def test_prng_ctrl_and_seed_registers():
-    """CTRL bit 3 exists only in cores with a PRNG; REG_SEED reads back what was written."""
+    """CTRL bit 3 exists only in cores with a PRNG (a plain core refuses the write: CTRL keeps its value and
+    STATUS bit 1 is set); REG_SEED reads back what was written."""
     res = {}
     for name, spec in (("prng", EPCoreSpec(layers=(5, 3, 2), lanes=2, **TRAIN_FMT, update_rounding="stochastic")),
                        ("plain", EPCoreSpec(layers=(5, 3, 2), lanes=2, **TRAIN_FMT))):
@@ -373,14 +374,15 @@ def test_prng_ctrl_and_seed_registers():
             host = AmaranthHost(dut, spec)
             await host.write_reg(ctx, REG_CTRL, 0b1001)
             ctrl = await host.read_reg(ctx, REG_CTRL)
+            status = await host.read_reg(ctx, REG_STATUS)
             await host.reseed(ctx, 0xFEDCBA98)
-            res[name] = (ctrl, await host.read_reg(ctx, REG_SEED))
+            res[name] = (ctrl, status, await host.read_reg(ctx, REG_SEED))
 
         sim = Simulator(dut)
         sim.add_clock(1e-6)
         sim.add_testbench(bench)
         sim.run()
-    assert res == {"prng": (0b1001, 0xFEDCBA98), "plain": (0b0001, 0xFEDCBA98)}
+    assert res == {"prng": (0b1001, 0, 0xFEDCBA98), "plain": (0b0010, 0b10, 0xFEDCBA98)}
 
 
 def test_reseed_right_before_a_short_sample():

@@ -21,7 +21,24 @@ import numpy as np
 from golden.fixed import saturate, shift_round
 from golden.prng import LaneStream
 from golden.ternary.memory import TernaryMemoryTwin, encode_array
-from spec.ep_core import PRNG_WIDTH, REG_SEED, TERNARY_REGS, EPCoreSpec
+from spec.ep_core import (
+    CTRL_DUMP,
+    CTRL_RANDOM_SIGN,
+    CTRL_SYMMETRIC,
+    CTRL_TRAIN,
+    PRNG_WIDTH,
+    REG_BETA_SHIFT,
+    REG_CTRL,
+    REG_LR_SHIFT,
+    REG_SEED,
+    REG_STATUS,
+    REG_T1,
+    REG_T2,
+    STATUS_BUSY,
+    STATUS_REG_ERROR,
+    TERNARY_REGS,
+    EPCoreSpec,
+)
 from spec.ternary import CELL_MINUS, CELL_PLUS, CELL_ZERO
 
 
@@ -38,6 +55,7 @@ class Registers:
     beta_shift: int = 1
     lr_shift: int = 8
     seed: int = 1
+    reg_error: bool = False  # REG_STATUS bit 1: a register write was refused (sticky)
 
     @classmethod
     def from_spec(cls, spec: EPCoreSpec, **overrides) -> Registers:
@@ -64,6 +82,34 @@ class Registers:
         if self.random_sign and not spec.uses_prng:
             raise ValueError("random_sign=True needs a core with a PRNG (a training spec with estimator='random-sign' "
                              "or update_rounding='stochastic')")
+
+    def write(self, spec: EPCoreSpec, addr: int, value: int) -> str | None:
+        """What the core does with a register write of ``value`` to ``addr`` (while not busy).
+
+        Takes it (and returns ``None``) or refuses it: then every register keeps its value, the sticky
+        ``reg_error`` (``REG_STATUS`` bit 1) is set and the reason is returned
+        (:meth:`spec.ep_core.EPCoreSpec.register_write_error`). A write of ``REG_STATUS`` clears
+        ``reg_error``. SEED only records the value here (the stream restarts by ``EPCoreTwin.reseed``);
+        a ternary core's memory registers are the memory twin's (``EPCoreTwin.write_memory_reg``).
+        """
+        err = spec.register_write_error(addr, value)
+        if err is not None:
+            self.reg_error = True
+            return err
+        if addr == REG_CTRL:
+            self.train, self.symmetric = bool(value & CTRL_TRAIN), bool(value & CTRL_SYMMETRIC)
+            self.dump, self.random_sign = bool(value & CTRL_DUMP), bool(value & CTRL_RANDOM_SIGN)
+        elif addr in (REG_T1, REG_T2, REG_BETA_SHIFT, REG_LR_SHIFT, REG_SEED):
+            name = {REG_T1: "T1", REG_T2: "T2", REG_BETA_SHIFT: "beta_shift", REG_LR_SHIFT: "lr_shift",
+                    REG_SEED: "seed"}[addr]
+            setattr(self, name, value)
+        elif addr == REG_STATUS:
+            self.reg_error = False
+        return None
+
+    def status_word(self, busy: bool = False) -> int:
+        """The value of ``REG_STATUS``."""
+        return (STATUS_BUSY if busy else 0) | (STATUS_REG_ERROR if self.reg_error else 0)
 
     @property
     def estimator(self) -> str:
