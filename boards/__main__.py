@@ -20,7 +20,7 @@ from golden.clierr import positive_int_type as count
 
 
 def cmd_synth(args) -> int:
-    from golden.fileio import claim_output_dir
+    from golden.fileio import claim_output_dir, only
     from spec.ep_core import EPCoreSpec
     from spec.galton import GaltonSpec
 
@@ -57,7 +57,7 @@ def cmd_synth(args) -> int:
             raise CLIError(f"--spec {args.spec}: {e}") from None
     # never write into someone else's directory; a previous synthesis there is overwritten only with --force
     claim_output_dir(args.out, "boards-synth", writes=("build", "synth.json", "synth.md"), force=args.force,
-                     legacy=lambda p: (p / "synth.json").is_file())
+                     legacy=only("synth.json", "synth.md", "build"))
     try:
         r = synthesize(
             args.board,
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="GALTON.toml",
         help="--design galton only: the emulator's GaltonSpec (.toml or .json, e.g. from 'python -m "
         "golden.domainwall spec --set rows=16 --set boards=4 --out galton.toml'); default: "
-        "GaltonSpec() = 16 rows, 1 board, k = 8, w = 32",
+        "GaltonSpec() = 16 rows, 1 board, k = 8, w = 64",
     )
     s.add_argument(
         "--rows-per-stage",

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .clierr import ArgumentParser, CLIError, cli_main
+from .clierr import ArgumentParser, CLIError, cli_main, describe
 from .clierr import finite_float_type as real
 from .clierr import nonneg_int_type as natural
 from .clierr import positive_int_type as count
@@ -200,8 +200,8 @@ def _load_model(args):
             path = path / "checkpoint.pt"
         try:
             net, cfg = model_from_checkpoint(load_checkpoint(path))
-        except ValueError as e:
-            raise CLIError(f"--checkpoint {path}: {e}") from None
+        except (OSError, ValueError) as e:
+            raise CLIError(f"--checkpoint {args.checkpoint}: {describe(e)}") from None
         return net, {"dataset": cfg.dataset, "T1": cfg.T1, "data_dir": cfg.data_dir}
     from .export import load_export
 
@@ -259,8 +259,8 @@ def cmd_export(args) -> int:
     try:
         ckpt = load_checkpoint(path)
         net, cfg = model_from_checkpoint(ckpt)
-    except ValueError as e:
-        raise CLIError(f"--checkpoint {path}: {e}") from None
+    except (OSError, ValueError) as e:
+        raise CLIError(f"--checkpoint {args.checkpoint}: {describe(e)}") from None
     arrays = {k: v.detach().cpu().numpy() for k, v in net.named_parameters()}
     if cfg.dataset == "cifar10":
         pre = {"dataset": cfg.dataset, "input": "(pixel/255 - mean) / std", "mean": CIFAR_MEAN, "std": CIFAR_STD3}

@@ -11,6 +11,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and ``os.replace``:
     readers see the old file or the new one, never a partial one."""
     path = Path(path)
+    for p in (path.parent, *path.parent.parents):  # a file where a directory should be: say which
+        if p.exists():
+            if not p.is_dir():
+                import errno
+
+                raise NotADirectoryError(errno.ENOTDIR, f"{p} is a file, not a directory", str(path))
+            break
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a directory, not a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -52,6 +61,15 @@ def _marker_bytes(kind: str) -> bytes:
     return json.dumps({"format": MARKER_FORMAT, "kind": kind,
                        "note": "written by epforge: this directory may be replaced by the same command "
                                "(with --force); see docs/cli.md"}, indent=2).encode()
+
+
+def only(*names: str):
+    """A ``legacy`` predicate: the directory holds ``names[0]`` and nothing but ``names`` (an output of a
+    command written before markers existed; any other file makes it foreign)."""
+    def is_ours(path: Path) -> bool:
+        entries = {e.name for e in os.scandir(path)}
+        return names[0] in entries and entries <= set(names)
+    return is_ours
 
 
 def check_output_dir(out: str | os.PathLike, kind: str, *, force: bool = False, option: str = "--out",

@@ -21,7 +21,7 @@ import torch
 from .ep.config import NetSpec
 from .ep.estimators import ESTIMATORS, EPSchedule, apply_update, cep_step, ep_step
 from .ep.network import EPNet
-from .fileio import atomic_write_bytes, claim_output_dir
+from .fileio import atomic_write_bytes, claim_output_dir, only
 
 ALGS = ("ep", "cep", "bptt")
 OPTIMIZERS = ("sgd", "adam")
@@ -296,9 +296,9 @@ def load_checkpoint(path: Path, map_location="cpu", fmt: str = CHECKPOINT_FORMAT
         raise ValueError(f"{path}: the checkpoint file is empty")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except (OSError, MemoryError):
+    except (PermissionError, MemoryError):
         raise
-    except Exception as e:  # truncated zip, pickle garbage, ...: a bad file, not a bug
+    except Exception as e:  # truncated zip (torch reports EINVAL), pickle garbage, ...: a bad file, not a bug
         first = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {first})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
@@ -427,7 +427,7 @@ def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, r
                               "or choose another --out")
     # a directory of someone else's files is refused before any work; ours is continued file by file
     claim_output_dir(out, fmt.split("/")[0] + "-run", writes=TRAIN_WRITES, force=True,
-                     legacy=lambda p: (p / "checkpoint.pt").is_file())
+                     legacy=only(*TRAIN_WRITES))
     atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
 
     train_set = load_split(cfg, "train")

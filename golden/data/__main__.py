@@ -146,14 +146,14 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_make_subset(args: argparse.Namespace) -> int:
     """Regenerate the embedded MNIST subset from the real MNIST."""
-    from ..fileio import claim_output_dir
+    from ..fileio import claim_output_dir, only
     from ._core import DATASETS
     from ._idxsets import SUMS_FILE, make_subset
 
     if args.out:  # never overwrite files of someone else's (the package's own directory is the default)
         writes = tuple(f.name for f in DATASETS["mnist-subset"].all_files()) + (SUMS_FILE,)
         claim_output_dir(Path(args.out), "mnist-subset", writes=writes, force=args.force,
-                         legacy=lambda p: (p / SUMS_FILE).is_file())
+                         legacy=only(SUMS_FILE, *writes))
     hashes = make_subset(Path(args.source), Path(args.out) if args.out else None)  # DataError: exit 2
     for name, digest in sorted(hashes.items()):
         print(f"{digest}  {name} (uncompressed)")

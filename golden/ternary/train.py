@@ -296,12 +296,12 @@ def train(
         raise FileExistsError(
             f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, or choose another --out"
         )
-    from ..fileio import claim_output_dir
+    from ..fileio import claim_output_dir, only
 
     # a directory of someone else's files is refused before any work; ours is continued file by file
     claim_output_dir(out, CHECKPOINT_FORMAT.split("/")[0] + "-run", force=True,
                      writes=("checkpoint.pt", "config.json", "metrics.json", "training.png"),
-                     legacy=lambda p: (p / "checkpoint.pt").is_file())
+                     legacy=only("checkpoint.pt", "config.json", "metrics.json", "training.png"))
     atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
 
     train_set, test_set = load_split(cfg, "train"), load_split(cfg, "test")
