@@ -46,6 +46,7 @@ class EventCounts:
     """Per-phase event totals over a batch (device tensors until :meth:`as_dict`)."""
 
     steps: int = 0
+    neuron_updates: int = 0  # neuron state updates (every neuron of layers 1..L, every step, every sample)
     spikes: list[torch.Tensor] = field(default_factory=list)  # per layer 0..L
     synaptic: torch.Tensor | None = None  # weight reads caused by spikes (one per spike and target)
     updates: torch.Tensor | None = None  # weight writes (nonzero ΔW contributions) in nudged phases
@@ -55,7 +56,8 @@ class EventCounts:
         setattr(self, key, value if cur is None else cur + value)
 
     def as_dict(self) -> dict:
-        return {"steps": self.steps, "spikes": [int(t.item()) for t in self.spikes],
+        return {"steps": self.steps, "neuron_updates": self.neuron_updates,
+                "spikes": [int(t.item()) for t in self.spikes],
                 "synaptic_events": int(self.synaptic.item()) if self.synaptic is not None else 0,
                 "update_events": int(self.updates.item()) if self.updates is not None else 0}
 
@@ -163,10 +165,12 @@ class EqSpikeNet(EPNet):
         sizes = list(self.spec.layers)
         L = self.n_layers
         counts.steps += 1
+        counts.neuron_updates += e[0].shape[0] * sum(sizes[1:])
         per = [t.sum() for t in e]
         counts.spikes = per if not counts.spikes else [a + c for a, c in zip(counts.spikes, per, strict=True)]
-        # a spike of layer l reads one weight per target: the layer above (and below, for l ≥ 1)
-        fan = [(sizes[l + 1] if l < L else 0) + (sizes[l - 1] if l >= 1 else 0) for l in range(L + 1)]
+        # a spike of layer l reads one weight per target: the layer above, and the layer below when
+        # that is not the (clamped) input
+        fan = [(sizes[l + 1] if l < L else 0) + (sizes[l - 1] if l >= 2 else 0) for l in range(L + 1)]
         counts.add("synaptic", sum(p * f for p, f in zip(per, fan, strict=True)))
         if dtr is not None:
             # weight W_l[i, j] is written when (e_j and Δŝ_i ≠ 0) or (e_i and Δŝ_j ≠ 0): counted per event
