@@ -50,8 +50,17 @@ So a ball consumes N·k random bits per board (:attr:`GaltonSpec.random_bits_per
 ``Lb · w`` generated (the rest, ``w mod k`` bits and the unused fields of a board's last lane, are
 discarded), and the hardware needs no more than one PRNG step per ball: one ball per cycle per
 board. Lanes are disjoint for ``prng_jump`` steps: beyond that many balls, lane ``l + 1``'s
-words repeat lane ``l``'s. With w = 16 that is at most 65535 / lanes balls — use w ≥ 32 for long
-runs (the default ``prng_jump`` is the largest power of two the period allows, at most 2^62).
+words repeat lane ``l``'s (the default ``prng_jump`` is the largest power of two the period
+allows, at most 2^62).
+
+Limits (:attr:`GaltonSpec.independent_balls`, :meth:`GaltonSpec.check_balls`): every lane is a
+fixed jump of lane 0, so a ball is a function of one w-bit state and the ball stream repeats after
+2^w − 1 balls; n balls are n distinct states of that period, drawn *without replacement*, so a
+histogram's chi-square statistic shrinks by 1 − n/2^w (w = 16: a 60,000-ball histogram fits the
+exact distribution far too well). Balls are independent draws up to ``min(prng_jump, 2^w/2^10)``
+per board since a seeding. w = 16 allows 64 balls at most (it is for small RTL tests); w = 32
+allows 2^22 (and its output fails dieharder's 32×32 binary-rank test: 32 consecutive 32-bit
+words are always linearly dependent in the same way); the default w = 64 allows 2^54.
 
 Hardware interface constants (registers and the memory map) live here too, shared by the RTL,
 its host-side drivers and the twin.
@@ -71,6 +80,7 @@ from .specfile import SpecFile
 SPEC_FORMAT = "epforge-galton-spec/1"
 
 MAX_ROWS = 64
+RANDOMNESS_MARGIN_BITS = 10  # independent balls: at most 2^w / 2^10 (GaltonSpec.independent_balls)
 MAX_BOARDS = 64
 REG_BITS = 32
 
@@ -179,7 +189,7 @@ class GaltonSpec(SpecFile):
     boards : B, boards running in parallel (1..64), one ball each per cycle.
     prob_bits : k (1..16): thresholds are k + 1 bits, ``0 … 2^k``; each junction visit draws k
         random bits.
-    prng_width : xorshift width (16, 32 or 64; :mod:`spec.prng`).
+    prng_width : xorshift width (16, 32 or 64; :mod:`spec.prng`; default 64: see "Limits" above).
     prng_jump : steps between successive PRNG lanes (default: the largest power of two, at most
         2^62, that keeps every lane disjoint; resolved on construction).
     seed : reset value of the seed register (0 .. 2^32 − 1; :func:`spec.prng.seed_state`).
@@ -198,7 +208,7 @@ class GaltonSpec(SpecFile):
     rows: int = 16
     boards: int = 1
     prob_bits: int = 8
-    prng_width: int = 32
+    prng_width: int = 64
     prng_jump: int | None = None
     seed: int = 1
     correlated: bool = False
@@ -261,6 +271,54 @@ class GaltonSpec(SpecFile):
     def prng_spec(self, seed: int | None = None) -> PRNGSpec:
         return PRNGSpec(width=self.prng_width, lanes=self.lanes, jump=self.prng_jump,
                         seed=self.seed if seed is None else seed)
+
+    # --- limits of the random bits ----------------------------------------------------------------
+    @property
+    def ball_period(self) -> int:
+        """Balls after which the ball stream repeats exactly: the period 2^w − 1 (every lane is a
+        fixed GF(2) jump of lane 0, so a ball is a function of lane 0's w-bit state)."""
+        return (1 << self.prng_width) - 1
+
+    @property
+    def independent_balls(self) -> int:
+        """Balls per board (since a seeding) that are independent draws: ``min(prng_jump, ⌊2^w / 2^10⌋)``.
+
+        Beyond ``prng_jump`` balls lane l + 1 repeats lane l (ball n + jump reuses ball n's fields in
+        other rows); and n balls are n distinct states of one period of 2^w − 1, i.e. drawn without
+        replacement: a histogram's chi-square statistic shrinks by the factor 1 − n/2^w (at w = 16
+        and 60,000 balls to 8 %: histograms fit "too well"). ``n ≤ 2^w / 1024`` keeps that below 0.1 %.
+        """
+        return min(self.prng_jump, (1 << self.prng_width) >> RANDOMNESS_MARGIN_BITS)
+
+    def randomness_limit_message(self, balls: int) -> str | None:
+        """Why ``balls`` balls per board are not independent draws under this spec; ``None`` if they are."""
+        _int("balls", balls, 0)
+        if balls <= self.independent_balls:
+            return None
+        w, P = self.prng_width, self.ball_period
+        boards = f"{self.boards} board{'s' * (self.boards != 1)}"
+        return (f"prng_width={w}: the xorshift has period 2^{w}-1 = {P} balls and {self.lanes} lanes "
+                f"({boards} × {self.lanes_per_board}) spaced prng_jump={self.prng_jump} steps; every ball "
+                f"uses {self.random_bits_per_ball * self.boards} bits ({boards} × {self.rows} rows × "
+                f"{self.prob_bits} bits) of one step: {balls} balls per board "
+                + (f"repeat the stream (beyond {P} balls) " if balls > P else
+                   f"reuse lanes (beyond prng_jump={self.prng_jump} balls) " if balls > self.prng_jump else
+                   f"cover {100 * balls / P:.2g} % of the period ")
+                + f"and are not independent draws (histograms fit too well); at most {self.independent_balls} "
+                f"balls per board are (min(prng_jump, 2^{w}/2^{RANDOMNESS_MARGIN_BITS}))"
+                + (" — use prng_width=64" if w < 64 else ""))
+
+    def check_balls(self, balls: int) -> None:
+        """Refuse a run of ``balls`` balls per board whose balls are not independent draws.
+
+        Raises
+        ------
+        ValueError
+            With :meth:`randomness_limit_message`: the width, period, lanes, bits per ball and the limit.
+        """
+        msg = self.randomness_limit_message(balls)
+        if msg is not None:
+            raise ValueError(msg)
 
     # --- numbers --------------------------------------------------------------------------------
     @property

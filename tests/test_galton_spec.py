@@ -14,8 +14,8 @@ from spec.galton import GaltonSpec, probability, quantize_probability, threshold
 
 def test_defaults_and_derived_numbers():
     s = GaltonSpec()
-    assert (s.rows, s.boards, s.prob_bits, s.prng_width) == (16, 1, 8, 32)
-    assert s.fields_per_word == 4 and s.lanes_per_board == 4 and s.lanes == 4
+    assert (s.rows, s.boards, s.prob_bits, s.prng_width) == (16, 1, 8, 64)
+    assert s.fields_per_word == 8 and s.lanes_per_board == 2 and s.lanes == 2
     assert s.random_bits_per_ball == 16 * 8 and s.generated_bits_per_ball == 128
     assert s.threshold_max == 256 and s.threshold_bits == 9 and s.n_bins == 17 and s.bin_index_bits == 5
     # k does not divide w: 5-bit fields, 3 per 16-bit word, 1 bit per word discarded

@@ -179,6 +179,11 @@ def cmd_histogram(args) -> int:
     spec = _spec_from_args(args)
     if args.balls < 1:
         raise CLIError(f"--balls must be a positive integer, not {args.balls}")
+    # the fields' runs continue one PRNG stream: refuse more balls than the spec's independent draws
+    try:
+        spec.check_balls(args.balls * len(args.fields))
+    except ValueError as e:
+        raise CLIError(f"--balls {args.balls} × {len(args.fields)} fields: {e}") from None
     board = _board(args, spec.rows)
     # a foreign --out is refused before the balls are drawn; the result replaces a previous one atomically
     outdir = OutputDir(args.out, "galton-histogram", force=args.force)
