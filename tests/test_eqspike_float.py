@@ -210,3 +210,65 @@ def test_cli_train_export_evaluate(tmp_path, capsys):
     assert a == b and "% of 50" in a
     metrics = json.loads((run / "metrics.json").read_text())
     assert f"{100 * metrics['final_test_acc']:.2f}%" in a
+
+
+# --- STDP, events ------------------------------------------------------------------------------
+def test_stdp_pair_protocol_sign_structure():
+    """A presynaptic spike on a rising postsynaptic trace potentiates, on a falling one depresses (Σ e_pre·Δŝ_post);
+    a presynaptic spike *before* the change reads nothing (causality) and the symmetric term Σ e_post·Δŝ_pre
+    gives the opposite sign (the postsynaptic neuron fires more while the presynaptic trace decays)."""
+    from golden.eqspike.stdp import pair_protocol
+
+    dts = list(range(-20, 21))
+    r = pair_protocol(dts, repeats=32)
+    i = {dt: k for k, dt in enumerate(dts)}
+    for dt in range(1, 21):
+        assert r["rise_pre_term"][i[dt]] == 0 and r["fall_pre_term"][i[dt]] == 0  # exact: no future slope
+    for dt in range(-12, 0):
+        assert r["rise"][i[dt]] > 0.005 and r["fall"][i[dt]] < -0.005, dt
+    for dt in range(1, 21):
+        assert r["rise"][i[dt]] < -0.005 and r["fall"][i[dt]] > 0.005, dt
+    peak = max(abs(v) for v in r["rise"].tolist())
+    assert 0.02 < peak < 2 ** -3  # a two-stage trace moves by at most λ per step
+
+
+def test_event_counts_are_consistent():
+    from golden.eqspike.events import count_events, energy_report
+
+    cfg = tiny_cfg(layers=(784, 20, 12, 10), lrs=(0.1,), T1=16, T2=8)
+    net = EqSpikeNet(cfg)
+    x, y = subset_batch(10, torch.float32)
+    ev = count_events(net, x, y)
+    assert set(ev) == {"free", "nudged+", "nudged-"}
+    fan = [20, 12, 20 + 10, 12]  # targets per spike: input → h1; h1 → h2 only (the input is clamped); h2 → h1, out; …
+    for ph, d in ev.items():
+        assert d["synaptic_events"] == pytest.approx(sum(s * f for s, f in zip(d["spikes_per_layer"], fan,
+                                                                                strict=True)))
+        assert d["neuron_updates"] == d["steps"] * (20 + 12 + 10)
+        assert (d["update_events"] == 0) == (ph == "free")
+    # the input spikes follow the sigma-delta bound: Σ_t e = Σ_t x ± 1 per pixel
+    assert abs(ev["free"]["spikes_per_layer"][0] - 16 * float(x.sum()) / 10) <= 784
+    tern = EqSpikeNet(dataclasses_replace(cfg, update="ternary", theta=1.0))
+    assert count_events(tern, x, y)["nudged+"]["update_events"] == 0  # |Δŝ| ≤ λ < θ: no comparator fires
+    e = energy_report(ev, cfg.layers, cfg.T1, cfg.T2, cfg.estimator)
+    assert e["truenorth"]["energy_j"]["training"] is None  # no on-chip learning there
+    assert e["loihi"]["gpu_over_chip_rate_ep_w0x_every_step"]["inference"] > \
+        e["loihi"]["gpu_over_chip_rate_ep_w0x_once"]["inference"]
+
+
+def dataclasses_replace(cfg, **kw):
+    import dataclasses
+
+    return dataclasses.replace(cfg, **kw)
+
+
+def test_cli_stdp_and_events(tmp_path, capsys):
+    assert cli_main(["stdp", "--dt-max", "10", "--repeats", "4", "--out", str(tmp_path / "s")]) == 0
+    rep = json.loads((tmp_path / "s" / "stdp.json").read_text())
+    assert rep["dt"] == list(range(-10, 11)) and (tmp_path / "s" / "stdp.png").is_file()
+    assert cli_main(["events", "--layers", "784", "16", "10", "--T1", "8", "--T2", "4", "--dataset", "mnist-subset",
+                     "--samples", "5", "--out", str(tmp_path / "e")]) == 0
+    rep = json.loads((tmp_path / "e" / "events.json").read_text())
+    assert rep["samples"] == 5 and rep["per_sample"]["free"]["steps"] == 8
+    assert cli_main(["stdp", "--trace-shift", "11", "--out", str(tmp_path / "s2")]) == 2
+    assert "trace_shift must be an integer in [0, 10]" in capsys.readouterr().err

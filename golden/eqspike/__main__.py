@@ -219,6 +219,78 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_stdp(args) -> int:
+    from .config import EqSpikeConfig
+    from .stdp import pair_protocol, plot_stdp, stdp_report
+
+    if args.dt_max <= 0 or args.dt_step <= 0:
+        raise ValueError(f"--dt-max and --dt-step must be positive integers, not {args.dt_max}, {args.dt_step}")
+    params = {"trace_shift": args.trace_shift, "stages": args.trace_stages, "r_lo": args.r_lo, "r_hi": args.r_hi,
+              "update": args.update, "theta": args.theta, "repeats": args.repeats, "seed": args.seed}
+    EqSpikeConfig(trace_shift=args.trace_shift, trace_stages=args.trace_stages, theta=args.theta)  # validates
+    if args.repeats <= 0:
+        raise ValueError(f"--repeats must be a positive integer, not {args.repeats}")
+    dts = list(range(-args.dt_max, args.dt_max + 1, args.dt_step))
+    res = pair_protocol(dts, trace_shift=args.trace_shift, stages=args.trace_stages, r_lo=args.r_lo, r_hi=args.r_hi,
+                        update=args.update, theta=args.theta, repeats=args.repeats, seed=args.seed,
+                        pre_at=args.dt_max + 10, tail=max(200, 20 * 2 ** args.trace_shift))
+    report = stdp_report(res, params)
+    args.out.mkdir(parents=True, exist_ok=True)
+    _write_json(args.out / "stdp.json", report)
+    plot_stdp(report, args.out / "stdp.png")
+    i0 = dts.index(0) if 0 in dts else None
+    peak = max(range(len(dts)), key=lambda i: report["rise"][i])
+    low = min(range(len(dts)), key=lambda i: report["rise"][i])
+    print(f"rise: max ΔW {report['rise'][peak]:+.4f} at Δt = {dts[peak]}, min {report['rise'][low]:+.4f} at "
+          f"Δt = {dts[low]}" + (f", ΔW(0) = {report['rise'][i0]:+.4f}" if i0 is not None else "") + " (units η/β)")
+    print(f"wrote {args.out}/stdp.json, stdp.png")
+    return 0
+
+
+def cmd_events(args) -> int:
+    import torch
+
+    from ..train import load_split
+    from .events import count_events, energy_report
+    from .train import build
+
+    _threads(args.threads)
+    if args.checkpoint or args.export:
+        net, cfg = load_model(args)
+    else:
+        cfg = config_from_args(args)
+        net, _, _ = build(cfg)
+    if args.samples <= 0:
+        raise ValueError(f"--samples must be a positive integer, not {args.samples}")
+    import dataclasses
+
+    cfg = dataclasses.replace(cfg, dataset=args.dataset or cfg.dataset, data_dir=args.data_dir or cfg.data_dir,
+                              test_limit=args.samples)
+    split = load_split(cfg, "test")
+    gen = torch.Generator().manual_seed(args.seed or 0)
+    ev = count_events(net, split.x, split.y, gen)
+    energy = energy_report(ev, tuple(cfg.layers), cfg.T1, cfg.T2, cfg.estimator)
+    report = {"layers": list(cfg.layers), "T1": cfg.T1, "T2": cfg.T2, "estimator": cfg.estimator,
+              "encoder": cfg.encoder, "samples": len(split.x), "dataset": cfg.dataset,
+              "per_sample": ev, "energy": energy}
+    args.out.mkdir(parents=True, exist_ok=True)
+    _write_json(args.out / "events.json", report)
+    for ph, d in ev.items():
+        per_layer = ", ".join(f"{v:.0f}" for v in d["spikes_per_layer"])
+        print(f"{ph:8s} {d['steps']:4d} steps: {d['spikes']:10.0f} spikes ({per_layer} per layer), "
+              f"{d['synaptic_events']:12.0f} synaptic events, {d['update_events']:12.0f} update events per sample")
+    for chip in ("loihi", "truenorth"):
+        r = energy[chip]
+        tr = r["energy_j"]["training"]
+        g1, g2 = r["gpu_over_chip_rate_ep_w0x_once"], r["gpu_over_chip_rate_ep_w0x_every_step"]
+        print(f"{chip}: inference {r['energy_j']['inference'] * 1e6:.1f} µJ, training "
+              f"{'n/a' if tr is None else f'{tr * 1e6:.1f} µJ'} per sample; GPU rate-EP / chip: inference "
+              f"{g1['inference']:.2f}× (W0·x once) – {g2['inference']:.2f}× (W0·x every step)"
+              + ("" if g1["training"] is None else f", training {g1['training']:.2f}× – {g2['training']:.2f}×"))
+    print(f"wrote {args.out}/events.json")
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m golden.eqspike", description=__doc__,
@@ -263,6 +335,45 @@ def build_parser() -> argparse.ArgumentParser:
                    "--force; any other directory is refused)")
     x.add_argument("--force", action="store_true", help="replace a previous export at --out (never other files)")
     x.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("stdp", help="the STDP window of the spike-driven rule (pair protocol)",
+                       description="A presynaptic spike, then a rise/fall of the postsynaptic rate (and so of its "
+                                   "trace) Δt steps later, for Δt in [−dt-max, dt-max]: the rule's ΔW (units η/β) "
+                                   "against Δt, as stdp.json and stdp.png.")
+    s.add_argument("--dt-max", type=int, default=50, help="largest |Δt| in steps (default 50)")
+    s.add_argument("--dt-step", type=int, default=1, help="Δt spacing in steps (default 1)")
+    s.add_argument("--trace-shift", type=int, default=3, help="trace constant λ = 2^-K (default 3)")
+    s.add_argument("--trace-stages", type=int, choices=[1, 2], default=2, help="low-pass stages (default 2)")
+    s.add_argument("--r-lo", type=float, default=0.2, help="low postsynaptic rate (default 0.2)")
+    s.add_argument("--r-hi", type=float, default=0.8, help="high postsynaptic rate (default 0.8)")
+    s.add_argument("--update", choices=["spike", "ternary"], default="spike", help="update kind (default spike)")
+    s.add_argument("--theta", type=float, default=0.01, help="threshold of the ternary update (default 0.01)")
+    s.add_argument("--repeats", type=int, default=64,
+                   help="random initial encoder residues averaged per Δt (default 64)")
+    s.add_argument("--seed", type=int, default=0, help="seed of those residues (default 0)")
+    s.add_argument("--out", type=Path, required=True, help="directory for stdp.json and stdp.png")
+    s.set_defaults(fn=cmd_stdp)
+
+    v = sub.add_parser("events", help="spikes, synaptic and update events per sample and phase; energy estimate",
+                       description="Run one training step's phases (no weight change) on test images and count, per "
+                                   "sample and phase, spikes, synaptic events (one weight read per spike and target) "
+                                   "and weight-update events; estimate the energy on Loihi/TrueNorth-class chips "
+                                   "against the rate-based EP net on a GPU (constants and sources: docs/eqspike.md). "
+                                   "Writes events.json.")
+    add_model_args(v)
+    v.add_argument("--checkpoint", help="a trained net (checkpoint.pt or run directory); default: a fresh one")
+    v.add_argument("--export", help="an EqSpike export directory")
+    v.add_argument("--T1", type=int, help="free-phase steps (default 64)")
+    v.add_argument("--T2", type=int, help="nudged-phase steps (default 32)")
+    v.add_argument("--beta", type=float, help="nudging strength (default 0.5)")
+    v.add_argument("--estimator", choices=["one-sided", "random-sign", "symmetric"], help="default symmetric")
+    v.add_argument("--seed", type=int, help="initialisation seed of a fresh net (default 0)")
+    v.add_argument("--dataset", choices=DATASETS, help="default: the model's (mnist)")
+    v.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
+    v.add_argument("--samples", type=int, default=100, help="test images counted (default 100)")
+    v.add_argument("--threads", type=int, help="CPU threads")
+    v.add_argument("--out", type=Path, required=True, help="directory for events.json")
+    v.set_defaults(fn=cmd_events)
     return p
 
 
