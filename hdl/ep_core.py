@@ -288,6 +288,10 @@ class EPCore(wiring.Component):
         cycles = Signal(REG_BITS)
         cycles_last = Signal(REG_BITS)
         samples = Signal(REG_BITS)
+        # read by the formal harness (hdl/formal/ep_core.py): registers, and every sized sum as
+        # (name, full-width expression, register width, when it is written, layer or None)
+        taps = self.formal_taps = {"busy": busy, "reg_error": reg_error, "T1": r_T1, "T2": r_T2,
+                                   "beta_shift": r_beta, "lr_shift": r_lr, "sums": []}
         # PRNG (spec.ep_core, "Randomness"): only in cores whose spec needs random bits. Draw n since
         # the last seeding sees the lanes' state after n + 1 steps: one priming step after every
         # (re)seeding, then one step per draw (random sign: PHASE_DONE; stochastic rounding: S4).
@@ -711,7 +715,9 @@ class EPCore(wiring.Component):
                 with m.Case(k):
                     m.d.comb += td_shift.eq(s.top_down_shift(k))
         for i in range(P):
-            m.d.comb += lsum[i].eq(Mux(op3.first, init3[i], lacc[i]) + (prod3[i] << td_shift))
+            lsum_full = Mux(op3.first, init3[i], lacc[i]) + (prod3[i] << td_shift)
+            taps["sums"].append((f"lsum{i}", lsum_full, ACC, op3.valid & (k3 == K_BCAST), op3.layer))
+            m.d.comb += lsum[i].eq(lsum_full)
         with m.If(op3.valid & (k3 == K_BCAST)):
             m.d.sync += [lacc[i].eq(lsum[i]) for i in range(P)]
         bc_valid = Signal()
@@ -774,7 +780,12 @@ class EPCore(wiring.Component):
             if s.training:  # nudged phases run only on training cores
                 m.d.comb += nudge.eq(Mux(op.bsign == 0, 0, Mux(op.bsign == 1, diff << nsh, -(diff << nsh))))
             addend = Signal(signed(ACC), name="addend")
-            m.d.comb += addend.eq((bias << b_shift) + Mux(op.layer == L, nudge, part))
+            addend_full = (bias << b_shift) + Mux(op.layer == L, nudge, part)
+            taps["sums"].append(("addend", addend_full, ACC, op.valid & (op.kind == K_REDUCE), op.layer))
+            if s.training:
+                taps["sums"].append(("nudge", diff << nsh, ACC, op.valid & (op.kind == K_REDUCE) & (op.bsign != 0),
+                                     op.layer))
+            m.d.comb += addend.eq(addend_full)
             return addend
 
         width_p = 1 << _clog2(P) if P > 1 else 1
@@ -804,8 +815,11 @@ class EPCore(wiring.Component):
                     m.d.comb += bu_shift.eq(s.bottom_up_shift(k))
         racc = Signal(signed(ACC))
         rsum = Signal(signed(ACC))
-        m.d.comb += rsum.eq(Mux(op_t.first, 0, racc) + (tree << bu_shift))
+        rsum_full = Mux(op_t.first, 0, racc) + (tree << bu_shift)
+        m.d.comb += rsum.eq(rsum_full)
         t_red = op_t.valid & ((op_t.kind == K_REDUCE) | (op_t.kind == K_C1))
+        taps["sums"] += [("rsum", rsum_full, ACC, t_red, op_t.layer),
+                         ("final", rsum + addend_t, ACC, t_red, op_t.layer)]
         with m.If(t_red):
             m.d.sync += racc.eq(rsum)
         final = Signal(signed(ACC))
@@ -851,7 +865,10 @@ class EPCore(wiring.Component):
                 uc3 = Signal.like(cword3)
                 m.d.sync += uc3.eq(cword3)
             for i in range(P):
-                m.d.sync += udiff[i].eq(Mux(single, prod3[i], hold[i] - prod3[i]))
+                udiff_full = Mux(single, prod3[i], hold[i] - prod3[i])
+                taps["sums"].append((f"udiff{i}", udiff_full, len(udiff[i]), op3.valid & upd_kind & (op3.sub | single),
+                                     None))
+                m.d.sync += udiff[i].eq(udiff_full)
             # S4: rounding shift (weights: k_w; biases: k_b applied to diff << SB) / dmem write (dpass)
             with m.If(u_valid & (u_op.kind == K_DPASS)):
                 m.d.comb += [wr_d.addr.eq(u_op.word), wr_d.en.eq(1)]
@@ -875,9 +892,12 @@ class EPCore(wiring.Component):
                 val = Mux(u_op.kind == K_UPB, udiff[i] << SB, udiff[i])
                 if s.update_rounding == "stochastic":
                     rnd = prng.out[i * PRNG_WIDTH:(i + 1) * PRNG_WIDTH] & rmask
-                    m.d.sync += delta[i].eq(shift_round(val + rnd, kshift, "floor", len(delta[i])))
+                    d_args = (val + rnd, kshift, "floor")
                 else:
-                    m.d.sync += delta[i].eq(shift_round(val, kshift, s.update_rounding, len(delta[i])))
+                    d_args = (val, kshift, s.update_rounding)
+                m.d.sync += delta[i].eq(shift_round(*d_args, len(delta[i])))
+                taps["sums"].append((f"delta{i}", shift_round(*d_args, len(delta[i]) + PRNG_WIDTH + 2), len(delta[i]),
+                                     u_valid & (u_op.kind != K_DPASS), None))
             m.d.sync += [v_valid.eq(u_valid & (u_op.kind != K_DPASS)), v_op.eq(u_op), vw.eq(uw3), vb.eq(ub3)]
             if tt:
                 vc = Signal.like(uc3)
@@ -929,7 +949,7 @@ class EPCore(wiring.Component):
         wc = Signal.like(self.wcmd.payload)
         wq_valid = Signal()
         rsp_pending = Signal()
-        rsp_region = Signal(range(len(s.memory_map())))
+        rsp_region = Signal(range(len(s.memory_map()) + 1))  # the last value: an address outside the map
         rsp_valid = Signal()
         wport_ok = ~busy & ~rsp_pending & ~rsp_valid
         wq_done = Signal(init=1)  # the registered command completes this cycle
@@ -952,10 +972,12 @@ class EPCore(wiring.Component):
                 m.d.comb += wq_done.eq(tmem.cmd.ready & ~rsp_pending & ~rsp_valid)
             with m.If(tmem.cmd.valid & tmem.cmd.ready & ~wc.write):
                 m.d.sync += [rsp_pending.eq(1), rsp_t.eq(1)]
+        hits = [t_hit] if ternary else []
         for idx, r in enumerate(s.memory_map()):
             if ternary and r.name.startswith("w"):
                 continue
             hit = (wc.addr >= r.base) & (wc.addr < r.base + r.words)
+            hits.append(hit)
             local = Signal(range(max(2, r.words)), name=f"{r.name}_local")
             m.d.comb += local.eq(wc.addr - r.base)
             l = int(r.name[1:])
@@ -971,6 +993,10 @@ class EPCore(wiring.Component):
                 with m.Else():
                     m.d.comb += [port_r.addr.eq(local + local_base), port_r.en.eq(1)]
                     m.d.sync += [rsp_pending.eq(1), rsp_region.eq(idx)]
+        # a read outside the memory map is answered with a zero word (one response per read); a write there is
+        # ignored
+        with m.If(wq_valid & ~wc.write & ~Cat(*hits).any()):
+            m.d.sync += [rsp_pending.eq(1), rsp_region.eq(len(s.memory_map()))]
         rsp_word = Signal(P * EB)
         if ternary:  # a w read-back: the memory's (registered) response stream, its cells zero-extended
             with m.If(rsp_t):

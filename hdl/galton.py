@@ -369,6 +369,8 @@ class GaltonBoard(wiring.Component):
             m.d.sync += [h_bin_rd[b].eq(bins_now[b]) for b in range(B)]
         host_rd = []
         cmd_addr = self.cmd.payload.addr
+        self.formal_taps = {"commit": commit, "hist_only": r_hist_only, "done": done, "running": running,
+                            "clearing": clearing, "h_wr": h_wr, "hist": []}  # read by hdl/formal
         for b in range(B):
             mem = memory.Memory(shape=unsigned(HB), depth=N + 1, init=[])
             m.submodules[f"hist{b}"] = mem
@@ -378,6 +380,7 @@ class GaltonBoard(wiring.Component):
             m.d.comb += [rmw.addr.eq(h_bin_rd[b]), host.addr.eq(cmd_addr[:IB])]
             inc = Signal(HB + 1, name=f"h_inc{b}")  # the carry out says the counter was at its maximum
             m.d.comb += inc.eq(rmw.data + 1)
+            self.formal_taps["hist"].append((rmw.data, wp.data))
             with m.If(h_wr):
                 m.d.comb += [wp.addr.eq(h_bin_wr[b]), wp.data.eq(Mux(inc[HB], HMAX, inc[:HB])), wp.en.eq(1)]
             with m.If(clearing):

@@ -1,0 +1,72 @@
+"""Galton board: 2 rows (one pipeline register), 1 board, 4-bit probabilities, 16-bit xorshift,
+2-bit histogram counters and a 3-bit ball counter (so both saturate within the depth).
+
+Properties: ``out`` and ``rsp`` keep valid and payload until ready (4 assertions; ``cmd`` assumed
+alike); no ball beat lost or duplicated: the beats delivered on ``out`` (taken, or waiting) equal the
+balls generated outside histogram-only mode, in every cycle; one response per read command
+(``got ≤ reads ≤ got + 1``); the ball counter ``REG_DONE`` never decreases except by CLEAR (it starts
+from any value: its saturation is in reach); every histogram increment writes back ``old + 1`` or,
+at 2^bin_bits − 1, the same value (no wrap). The host drives the register port freely (START, STOP,
+CLEAR, SEED, BALLS at any time). Covers: a beat taken, two beats, a histogram-only ball, a read
+response, DONE reaching its maximum, a saturated histogram counter incremented.
+One ball: 8 cycles of threshold-copy initialisation after reset, seeding and priming, START, then
+the 2-cycle pipeline ≈ 14 cycles; four balls in one bin (saturation) ≈ 20.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Assert, Cover, Module, Signal
+
+from hdl.galton import GaltonBoard
+from spec.galton import CMD_CLEAR, REG_CMD, GaltonSpec
+
+from .props import History, assume_stream_in, check_stream_out, inline
+from .run import Harness
+
+
+def harness() -> Harness:
+    spec = GaltonSpec(rows=2, boards=1, prob_bits=4, prng_width=16, bin_bits=2, count_bits=3)
+    dut = GaltonBoard(spec)
+    m = Module()
+    m.submodules.galton = inline(dut)
+    t = dut.formal_taps
+    ports = [dut.out.ready, dut.cmd.valid, dut.cmd.payload, dut.rsp.ready, dut.reg.addr, dut.reg.wdata, dut.reg.we]
+    hist = History(m)
+    check_stream_out(m, hist, dut.out, "out")
+    check_stream_out(m, hist, dut.rsp, "rsp")
+    assume_stream_in(m, hist, dut.cmd, "cmd")
+
+    balls, beats = Signal(8, name="balls_sent"), Signal(8, name="beats_taken")
+    with m.If(t["commit"] & ~t["hist_only"]):
+        m.d.sync += balls.eq(balls + 1)
+    with m.If(dut.out.valid & dut.out.ready):
+        m.d.sync += beats.eq(beats + 1)
+    m.d.comb += Assert(beats + dut.out.valid == balls, "galton: out beats != balls generated")
+    reads, taken = Signal(8, name="reads"), Signal(8, name="rsp_taken")
+    with m.If(dut.cmd.valid & dut.cmd.ready & ~dut.cmd.payload.write):
+        m.d.sync += reads.eq(reads + 1)
+    with m.If(dut.rsp.valid & dut.rsp.ready):
+        m.d.sync += taken.eq(taken + 1)
+    got = taken + dut.rsp.valid
+    m.d.comb += [Assert(got <= reads, "galton: a response without a read"),
+                 Assert(reads <= got + 1, "galton: a read without its response")]
+
+    prev_done = hist.past(t["done"], "done")
+    cleared = hist.past(dut.reg.we & (dut.reg.addr == REG_CMD) & (dut.reg.wdata & CMD_CLEAR).any(), "clear")
+    with m.If(hist.started & ~cleared):
+        m.d.comb += Assert(t["done"] >= prev_done, "galton: DONE decreased (wrapped)")
+    hmax, dmax = spec.counter_max, (1 << spec.count_bits) - 1
+    for b, (old, new) in enumerate(t["hist"]):
+        with m.If(t["h_wr"] & ~t["clearing"]):
+            m.d.comb += Assert((new == old + 1) | ((old == hmax) & (new == hmax)),
+                               f"galton: histogram {b} increment wrapped")
+        m.d.comb += Cover(t["h_wr"] & ~t["clearing"] & (old == hmax), f"galton: saturated bin {b} incremented")
+    m.d.comb += [Cover(dut.out.valid & dut.out.ready, "galton: a beat taken"),
+                 Cover(dut.out.valid & dut.out.ready & (beats == 1), "galton: two beats taken"),
+                 Cover(t["commit"] & t["hist_only"], "galton: a histogram-only ball"),
+                 Cover(dut.rsp.valid & dut.rsp.ready, "galton: a read response taken"),
+                 Cover(hist.started & (prev_done == dmax - 1) & (t["done"] == dmax), "galton: DONE at its maximum")]
+    return Harness("Galton board (2 rows, 1 board, k 4, w 16)", m, ports,
+                   bmc_depth=20, cover_depth=24, deep_bmc_depth=40, deep_cover_depth=30,
+                   what="one ball ≈ 14 cycles after reset; a saturated bin ≈ 20",
+                   free_init=["w:galton.done"])
