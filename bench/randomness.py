@@ -16,6 +16,7 @@ Commands:
 * ``dieharder`` — stream a source into ``dieharder -g 200`` (stdin_input_raw: never rewinds) with
   the given dieharder arguments (default ``-a``, the full battery at default settings, 10–60 min
   and ~10^11 bytes); reports PASSED/WEAK/FAILED counts, bytes fed and the table (JSON to ``--json``);
+* ``summary``   — PASSED/WEAK/FAILED counts of dieharder output files (a stopped run's ``--log``);
 * ``dispersion`` — Galton board: ``--histograms`` disjoint windows of ``--balls`` balls (each window
   a histogram of the symmetric board), the chi-square statistic of each against the exact
   distribution, and a KS test of the statistics against chi2(dof) (``--json``).
@@ -136,25 +137,37 @@ def run_dieharder(gen, args: list[str], log=None) -> dict:
     t = threading.Thread(target=feed, daemon=True)
     t0 = time.time()
     t.start()
-    rows, lines = [], []
+    rows: list[dict] = []
+    lines = []
     for raw in proc.stdout:
         line = raw.decode(errors="replace").rstrip("\n")
         lines.append(line)
         if log is not None:
             print(line, file=log, flush=True)
-        m = _LINE.match(line)
-        if m:
-            rows.append({"test": m[1], "ntup": int(m[2]), "tsamples": int(m[3]), "psamples": int(m[4]),
-                         "p_value": float(m[5]), "assessment": m[6]})
+        rows += parse_table([line])
     rc = proc.wait()
     try:
         proc.stdin.close()
     except OSError:
         pass
-    counts = {a: sum(r["assessment"] == a for r in rows) for a in ("PASSED", "WEAK", "FAILED")}
     return {"command": " ".join(cmd), "returncode": rc, "wall_s": round(time.time() - t0, 1),
-            "bytes_fed": fed[0], "rewinds": 0, "counts": counts, "tests": rows,
+            "bytes_fed": fed[0], "rewinds": 0, "counts": counts(rows), "tests": rows,
             "note": "stdin_input_raw (-g 200) streams fresh bytes: no rewinds"}
+
+
+def parse_table(lines) -> list[dict]:
+    """The result rows of dieharder's output (test, ntup, tsamples, psamples, p-value, assessment)."""
+    rows = []
+    for line in lines:
+        m = _LINE.match(line.rstrip("\n"))
+        if m:
+            rows.append({"test": m[1], "ntup": int(m[2]), "tsamples": int(m[3]), "psamples": int(m[4]),
+                         "p_value": float(m[5]), "assessment": m[6]})
+    return rows
+
+
+def counts(rows: list[dict]) -> dict:
+    return {a: sum(r["assessment"] == a for r in rows) for a in ("PASSED", "WEAK", "FAILED")}
 
 
 def dispersion(spec, balls: int, histograms: int, seed: int | None) -> dict:
@@ -223,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--log", help="also write dieharder's output to this file as it comes")
     q.add_argument("dieharder_args", nargs="*", help="dieharder arguments after -- (default: -a)")
 
+    q = sub.add_parser("summary", help="PASSED/WEAK/FAILED counts of dieharder logs (--log files, even unfinished)",
+                       description="Count PASSED/WEAK/FAILED in dieharder output files (e.g. the --log of a run that "
+                                   "was stopped: the tests it finished).")
+    q.add_argument("logs", nargs="+", help="dieharder output files")
+    q.add_argument("--json", help="also write the counts and rows as JSON")
+
     q = sub.add_parser("dispersion", help="KS test of many Galton histograms' chi-square statistics",
                        description="Disjoint windows of --balls balls of the symmetric Galton board (board 0); the "
                                    "chi-square statistic of each window's histogram against the binomial; a KS test "
@@ -243,6 +262,21 @@ def _positive(name: str, v: int) -> None:
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.cmd == "summary":
+        out = {}
+        for path in args.logs:
+            try:
+                rows = parse_table(Path(path).read_text(errors="replace").splitlines())
+            except OSError as e:
+                raise CLIError(f"{path}: {e.strerror or e}") from None
+            c = counts(rows)
+            out[path] = {"counts": c, "tests": rows}
+            print(f"{path}: PASSED {c['PASSED']}, WEAK {c['WEAK']}, FAILED {c['FAILED']} ({len(rows)} p-values)")
+            for r in rows:
+                if r["assessment"] != "PASSED":
+                    print(f"  {r['assessment']:6s} {r['test']} ntup={r['ntup']} p={r['p_value']:.8f}")
+        _write_json(args.json, out)
+        return 0
     if args.seed is not None and not 0 <= args.seed < (1 << 32):
         raise CLIError(f"--seed must be in 0..2^32-1, not {args.seed}")
     if args.cmd == "limits":

@@ -264,3 +264,46 @@ def test_pack_bits():
     assert data == b"" and carry.tolist() == [1, 0, 1]
     data, carry = R.pack_bits(np.array([0b11111], np.uint64), 5, carry)
     assert data == bytes([0b11111101]) and carry.size == 0
+
+
+# --- bench/randomness.py (dieharder itself is not run here) ----------------------------------------------
+def _bench(*args, cwd=REPO):
+    return subprocess.run([sys.executable, str(REPO / "bench" / "randomness.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_bench_commands(tmp_path):
+    for cmd in ([], ["limits"], ["stream"], ["dieharder"], ["summary"], ["dispersion"]):
+        r = _bench(*cmd, "--help")
+        assert r.returncode == 0 and "usage:" in r.stdout, (cmd, r.stderr)
+    r = _bench("limits", "--all")
+    assert r.returncode == 0 and "galton: prng_width 64" in r.stdout and "ternary:" in r.stdout, r.stderr
+    out = tmp_path / "g.bin"
+    r = _bench("stream", "--source", "galton", "--set", "rows=5", "--bytes", "1000", "--out", str(out))
+    assert r.returncode == 0 and out.stat().st_size == 1000, r.stderr
+    spec = GaltonSpec(rows=5)
+    want = _prefix(R.galton_stream(spec, what="fields"), 1000)
+    assert out.read_bytes() == want
+    r = _bench("stream", "--source", "galton", "--bytes", "10", "--out", str(out))  # never overwrites
+    assert r.returncode == 2 and "File exists" in r.stderr and "Traceback" not in r.stderr
+    r = _bench("dispersion", "--set", "rows=4", "--balls", "500", "--histograms", "30", "--json", str(tmp_path / "d.json"))
+    assert r.returncode == 0 and "KS D =" in r.stdout, r.stderr
+    log = tmp_path / "dh.log"
+    log.write_text("   diehard_birthdays|   0|       100|     100|0.99538195|   WEAK   \n"
+                   "      diehard_operm5|   0|   1000000|     100|0.96909663|  PASSED  \n"
+                   "  diehard_rank_32x32|   0|     40000|     100|0.00000000|  FAILED  \n")
+    r = _bench("summary", str(log))
+    assert r.returncode == 0 and "PASSED 1, WEAK 1, FAILED 1 (3 p-values)" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["stream", "--bytes", "0", "--out", "x"], "--bytes must be a positive integer, not 0"),
+    (["stream", "--set", "prng_width=24", "--bytes", "8", "--out", "x"], "prng_width must be one of [16, 32, 64]"),
+    (["limits", "--seed", "-1"], "--seed must be in 0..2^32-1, not -1"),
+    (["dispersion", "--balls", "0"], "--balls must be a positive integer, not 0"),
+    (["limits", "--source", "ep-rounding", "--set", "update_rounding=\"floor\""], "has no PRNG"),
+    (["summary", "no/such.log"], "no/such.log"),
+])
+def test_bench_bad_inputs(args, message, tmp_path):
+    r = _bench(*args, cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
