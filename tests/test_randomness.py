@@ -286,7 +286,8 @@ def test_bench_commands(tmp_path):
     assert out.read_bytes() == want
     r = _bench("stream", "--source", "galton", "--bytes", "10", "--out", str(out))  # never overwrites
     assert r.returncode == 2 and "File exists" in r.stderr and "Traceback" not in r.stderr
-    r = _bench("dispersion", "--set", "rows=4", "--balls", "500", "--histograms", "30", "--json", str(tmp_path / "d.json"))
+    r = _bench("dispersion", "--set", "rows=4", "--balls", "500", "--histograms", "30",
+               "--json", str(tmp_path / "d.json"))
     assert r.returncode == 0 and "KS D =" in r.stdout, r.stderr
     log = tmp_path / "dh.log"
     log.write_text("   diehard_birthdays|   0|       100|     100|0.99538195|   WEAK   \n"
