@@ -272,3 +272,20 @@ def test_cli_stdp_and_events(tmp_path, capsys):
     assert rep["samples"] == 5 and rep["per_sample"]["free"]["steps"] == 8
     assert cli_main(["stdp", "--trace-shift", "11", "--out", str(tmp_path / "s2")]) == 2
     assert "trace_shift must be an integer in [0, 10]" in capsys.readouterr().err
+
+
+def test_bench_eqspike_vs_ep_smoke(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "eqspike_vs_ep.py"
+    spec = importlib.util.spec_from_file_location("epforge_bench_eqspike_vs_ep", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "b.json"
+    assert mod.main(["--hidden", "8", "--batch", "10", "--T1", "16", "--T2s", "8", "16", "--trace-shifts", "3",
+                     "--stages", "2", "--seeds", "0", "--T1-ref", "60", "--T2-ref", "30", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [r["T2"] for r in res["rows"]] == [8, 16]
+    assert all(-1 <= c <= 1 for r in res["rows"] for c in r["cosine"].values())
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
