@@ -154,6 +154,8 @@ def config_from_args(args: argparse.Namespace):
         if v is not None:
             d[flag] = v
     if net.get("kind") == "conv" and "layers" in net:
+        if getattr(args, "layers", None) is not None:
+            raise CLIError("--layers is for --model mlp; a ConvNet takes --in-shape, --channels, --kernels and --fc")
         net.pop("layers")
     try:
         d["net"] = NetSpec.from_dict(net) if net else NetSpec()

@@ -99,8 +99,9 @@ class TrainConfig:
             raise ValueError(f"alg='bptt' back-propagates through the last T2 of T1 steps: T2={self.T2} > T1={self.T1}")
         n = self.net.n_connections
         if len(self.lrs) not in (1, n):
-            raise ValueError(f"lrs must have 1 or {n} entries (one per weight layer, input side first), "
-                             f"not {len(self.lrs)}: {list(self.lrs)}")
+            allowed = ("1 entry (one weight layer)" if n == 1 else
+                       f"1 or {n} entries (one per weight layer, input side first)")
+            raise ValueError(f"lrs must have {allowed}, not {len(self.lrs)}: {list(self.lrs)}")
         if len(self.weight_decay) not in (1, n):
             raise ValueError(f"weight_decay must have 1 or {n} entries, not {len(self.weight_decay)}")
         for v in self.lrs:

@@ -297,8 +297,8 @@ CASES: list[Case] = [
       "run")),
     C("golden", f"train {TINY} --resume --out nothing", r"--resume: no checkpoint at nothing/checkpoint\.pt"),
     C("golden", "train --layers 784 8 10 --dataset mnist --train-limit 5 --out r", r"MNIST train data not found"),
-    C("golden", "train --layers 784 8 10 --dataset mnist --data-dir data --out r", r"not found|truncated|corrupt",
-      truncated_mnist),
+    C("golden", "evaluate --export {export} --dataset mnist --data-dir data --limit 3",
+      r"t10k-images-idx3-ubyte\.gz is not a valid gzip file", truncated_mnist),
     # ---- evaluate ------------------------------------------------------------------------------------------
     C("golden", "evaluate", r"give exactly one of --checkpoint and --export"),
     C("golden", "evaluate --checkpoint {ckpt} --export {export}", r"give exactly one of --checkpoint and --export"),
@@ -381,6 +381,17 @@ CASES: list[Case] = [
     C("golden", "gdu --layers 784 8 10 --dataset mnist-subset --out mine",
       r"--out mine: the directory already holds gdu\.json", chain(FOREIGN, write("mine/gdu.json", "{}"))),
     C("golden", "frobnicate", r"argument COMMAND: invalid choice: 'frobnicate'"),
+    # files of the wrong kind and conflicting options
+    C("golden", "evaluate --export {image}", r"format is 'epforge-ep-core-image/1', expected 'epforge-export/1'"),
+    C("golden", "evaluate --checkpoint {export}", r"--checkpoint .*export/checkpoint\.pt: no such checkpoint file"),
+    C("golden", "gdu --checkpoint f.txt --out g", r"f\.txt: not a readable checkpoint", write("f.txt", "x")),
+    C("golden", "train --config {spec} --out r", r"--config .*spec\.toml: unknown training options"),
+    C("golden", "train --preset mnist-mlp --layers 784 10 --dataset mnist-subset --out r",
+      r"lrs must have 1 entry \(one weight layer\), not 2"),
+    C("golden", "train --model conv --layers 784 10 --out r", r"--layers is for --model mlp"),
+    C("golden", "train --model conv --channels 4 --kernels 5 5 --pools m --fc 10 --out r",
+      r"kernels must have one entry per conv layer \(1\), not 2"),
+    C("golden", "train --model conv --channels 4 --kernels 29 --pools m --fc 10 --out r", r"leaves an empty"),
     # ---- python -m golden.ep_core ---------------------------------------------------------------------------
     C("ep_core", "spec --set lanes", r"--set expects FIELD=VALUE"),
     C("ep_core", "spec --set lanes=0", r"--set lanes: .*lanes"),
@@ -436,6 +447,22 @@ CASES: list[Case] = [
     C("ep_core", "evaluate --image {image} --estimator bogus", r"argument --estimator: invalid choice"),
     C("ep_core", "evaluate --image {image} --dataset cifar10", r"argument --dataset: invalid choice"),
     C("ep_core", "evaluate --image {image} --dataset mnist --limit 3", r"MNIST test data not found"),
+    C("ep_core", "evaluate --image {export}", r"format is 'epforge-export/1', expected 'epforge-ep-core-image/1'"),
+    C("ep_core", "evaluate --image {image} --error-rate 0.1", r"--error-rate 0\.1 has no effect with --fault-mode off"),
+    C("ep_core", "evaluate --image {image} --error-rate 2 --fault-mode static", r"--error-rate must be a probability"),
+    C("ep_core", "evaluate --image {image} --dataset mnist-subset --error-rate 0.1 --fault-mode static",
+      r"fault experiments need a spec with weight_kind='ternary'"),
+    C("ep_core", "evaluate --image {image} --dataset mnist-subset --T1 100000000",
+      r"T1 must be in 1\.\.\d+, not 100000000"),
+    C("ep_core", "evaluate --image {image} --dataset mnist-subset --beta-shift 99", r"beta_shift must be in 0\.\.\d+, "
+      r"not 99"),
+    C("ep_core", "evaluate --image {image} --dataset mnist-subset --estimator random-sign",
+      r"random_sign=True needs a core with a PRNG"),
+    C("ep_core", "train --image {export} --out t", r"format is 'epforge-export/1'"),
+    C("ep_core", "evaluate --image {image} --dataset mnist --data-dir data --limit 3",
+      r"t10k-images-idx3-ubyte\.gz is not a valid gzip file", truncated_mnist),
+    C("ep_core", "evaluate --image {image} --dataset mnist --data-dir empty --limit 3", r"MNIST test data not found",
+      mkdir("empty")),
     # train
     C("ep_core", "train --epochs 0 --out t", r"argument --epochs: must be a positive integer"),
     C("ep_core", "train --image {image} --dataset mnist-subset --out t", r"the spec has training=false"),
@@ -467,6 +494,8 @@ CASES: list[Case] = [
       chain(FOREIGN, write("mine/config.json", "{}"))),
     C("ternary", "evaluate", r"give exactly one of --checkpoint and --export"),
     C("ternary", "evaluate --export nothere", r"nothere is not an export directory"),
+    C("ternary", "evaluate --export {export}", r"format is 'epforge-export/1', expected 'epforge-ternary-export/1'"),
+    C("ternary", f"train {TTINY} --resume --out nothing", r"--resume: no checkpoint at nothing/checkpoint\.pt"),
     C("ternary", "evaluate --export e", r"manifest_sha256 .* does not match its fields",
       edit_manifest("texp", "e", lambda m: m.update(alpha_shift=[3, 3]))),
     C("ternary", "evaluate --export e", r"manifest_sha256 .* does not match its fields",
@@ -495,6 +524,7 @@ CASES: list[Case] = [
     C("domainwall", "exact --rows 4 --stickiness 1.5", r"stickiness must be in \(-1, 1\), not 1\.5"),
     C("domainwall", "exact --rows 4 --edit 1,0,inf", r"--edit expects ROW,JUNCTION,DH"),
     C("domainwall", "exact --field 0", r"give --rows N or --spec FILE"),
+    C("domainwall", "exact --spec {spec}", r"format must be 'epforge-galton-spec/1', not 'epforge-ep-core-spec/1'"),
     C("domainwall", "histogram --balls 0 --out h", r"--balls must be a positive integer, not 0"),
     C("domainwall", "histogram --spec {galton} --balls 10 --fields 0 --out f.txt", r"--out f\.txt: is a file",
       write("f.txt", "x")),
@@ -515,6 +545,9 @@ CASES: list[Case] = [
     C("data", "make-subset --from empty --out f.txt", r"--out f\.txt: is a file", chain(write("f.txt", "x"),
                                                                                       mkdir("empty"))),
     C("data", "make-subset --out s", r"the following arguments are required: --from"),
+    C("data", "info --data-dir f.txt", r"--data-dir f\.txt: is a file, not a directory", write("f.txt", "x")),
+    C("data", "verify mnist --data-dir f.txt", r"--data-dir f\.txt: is a file", write("f.txt", "x")),
+    C("data", "fetch mnist --data-dir f.txt", r"--data-dir f\.txt: is a file", write("f.txt", "x")),
     # ---- python -m hdl.build --------------------------------------------------------------------------------
     C("hdl", "ep --spec nothere.toml --out b", r"nothere\.toml: No such file"),
     C("hdl", "ep --spec s.toml --out b", r"s\.toml: not valid TOML", write("s.toml", "lanes = ")),
@@ -528,6 +561,8 @@ CASES: list[Case] = [
     C("hdl", "ep --spec {small} --out e --force", r"kind epforge-export", copy("export", "e")),
     C("hdl", "ep --spec {small} --weights nothere --out b", r"nothere is not an export directory"),
     C("hdl", "ep --spec {small} --weights {image} --out b", r"built for a different EP core spec"),
+    C("hdl", "ep --spec {spec} --weights {export} --out b", r"format is 'epforge-export/1', expected "
+      r"'epforge-ep-core-image/1'"),
     C("hdl", "ep --spec {spec} --weights i --out b", r"manifest_sha256 .* does not match",
       edit_manifest("image", "i", lambda m: m["source"].update(note="edited"))),
     C("hdl", "galton --spec nothere.toml --out b", r"nothere\.toml: No such file"),
@@ -560,6 +595,7 @@ CASES: list[Case] = [
     C("boards", "synth --board ulx3s --design mock --clock-mhz inf --out s", r"argument --clock-mhz: must be a finite"),
     C("boards", "synth --board de10 --out s", r"argument --board: invalid choice: 'de10'"),
     C("boards", "report nothere", r"nothere: .*No such file"),
+    C("boards", "report {export}", r"export: .*synth\.json: No such file"),
     # ---- python -m sim.demo ---------------------------------------------------------------------------------
     C("demo", "--out f.txt", r"--out f\.txt: is a file", write("f.txt", "x")),
     C("demo", "--out mine", r"--out mine: the directory holds 2 entries that are not a sim-demo output", FOREIGN),
@@ -569,6 +605,9 @@ CASES: list[Case] = [
     C("demo", "--rtl-images 0", r"--rtl-images must be a positive integer, not 0"),
     C("demo", "--hidden -3", r"--hidden must be a positive integer, not -3"),
     C("demo", "--simulator modelsim", r"argument --simulator: invalid choice"),
+    C("demo", "--epochs 0", r"--epochs must be a positive integer, not 0"),
+    C("demo", "--lanes 0", r"--lanes must be a positive integer, not 0"),
+    C("demo", "--out f.txt/demo", r"--out f\.txt/demo: f\.txt is a file", write("f.txt", "x")),
     # ---- bench scripts --------------------------------------------------------------------------------------
     C("bench:ep_core_rtl_check", "--image {img16} --simulators icarus", r"--image .*img16: the image's core has 16 "
       r"inputs \(16-8-10\); this check feeds MNIST images of 784 pixels"),
@@ -582,6 +621,7 @@ CASES: list[Case] = [
     C("bench:ternary_sweep", "--out f.txt", r"--out f\.txt: is a file", write("f.txt", "x")),
     C("bench:ternary_onchip", "--from-scratch --out e", r"kind epforge-export", copy("export", "e")),
     C("bench:ep_speed", "--bogus", r"unrecognized arguments: --bogus"),
+    C("bench:ternary_rtl_check", "--image {image}", r"--image .*image: needs a ternary core spec"),
     C("bench:ep_core_report", "", r"the following arguments are required: --synth"),
 ]
 

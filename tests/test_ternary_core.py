@@ -328,8 +328,9 @@ def test_ternary_export_to_image_and_fault_evaluation(tmp_path):
     out = {}
     for mode in ("off", "static", "dynamic"):
         js = tmp_path / f"{mode}.json"
+        rate = ["--error-rate", "0.05"] if mode != "off" else []  # a rate without faults is refused
         assert main(["evaluate", "--image", str(tmp_path / "image"), "--dataset", "mnist-subset", "--limit", "20",
-                     "--T1", "6", "--fault-mode", mode, "--error-rate", "0.05", "--json", str(js)]) == 0
+                     "--T1", "6", "--fault-mode", mode, *rate, "--json", str(js)]) == 0
         out[mode] = json.loads(js.read_text())
     assert out["off"]["memory_counters"]["injected"] == 0
     assert out["static"]["memory_counters"]["injected"] > 0 and out["dynamic"]["memory_counters"]["injected"] > 0

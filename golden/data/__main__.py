@@ -17,7 +17,12 @@ from ..clierr import ArgumentParser, cli_main
 def _root(args: argparse.Namespace) -> Path:
     from . import default_data_dir
 
-    return Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+    root = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+    if root.exists() and not root.is_dir():
+        from ..clierr import CLIError
+
+        raise CLIError(f"--data-dir {root}: is a file, not a directory")
+    return root
 
 
 def _size(n: int) -> str:
@@ -116,6 +121,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    _root(args)  # a file given as --data-dir is an error, not "missing"
     names = args.names or list(DATASETS)
     status = 0
     for name in names:
@@ -138,6 +144,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     """Download (if missing) and verify both splits of a data set."""
     from . import load_dataset
 
+    _root(args)
     for split in ("train", "test"):
         ds = load_dataset(args.name, split, args.data_dir, download=True)  # DataError: exit 2 (golden.clierr)
         print(f"OK {args.name} {split}: {len(ds)} samples in {ds.source}")

@@ -108,6 +108,11 @@ def cmd_evaluate(args) -> int:
     from .image import load_image
     from .twin import EPCoreTwin
 
+    if not 0 <= args.error_rate <= 1:
+        raise CLIError(f"--error-rate must be a probability in [0, 1], not {args.error_rate}")
+    if args.error_rate > 0 and args.fault_mode == "off":
+        raise CLIError(f"--error-rate {args.error_rate} has no effect with --fault-mode off: pass --fault-mode "
+                       "static or dynamic")
     spec, weights, manifest = load_image(args.image)
     x, y = _mnist_like(args.dataset, "test", args.data_dir, args.limit)
     twin = EPCoreTwin(spec, weights)
