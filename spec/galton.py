@@ -59,8 +59,8 @@ fixed jump of lane 0, so a ball is a function of one w-bit state and the ball st
 histogram's chi-square statistic shrinks by 1 − n/2^w (w = 16: a 60,000-ball histogram fits the
 exact distribution far too well). Balls are independent draws up to ``min(prng_jump, 2^w/2^10)``
 per board since a seeding. w = 16 allows 64 balls at most (it is for small RTL tests); w = 32
-allows 2^22 (and its output fails dieharder's 32×32 binary-rank test: 32 consecutive 32-bit
-words are always linearly dependent in the same way); the default w = 64 allows 2^54.
+allows 2^22 (and its fields fail dieharder's 32×32 binary-rank test: 32 words ``M^e·x`` have
+the same rank for every state x, as ``Σ c_e M^e`` is 0 or invertible); the default w = 64 allows 2^54.
 
 Hardware interface constants (registers and the memory map) live here too, shared by the RTL,
 its host-side drivers and the twin.
