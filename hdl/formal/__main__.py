@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .run import run, tools_missing
 
-BLOCKS = ("uart", "ternary_mem", "galton", "ep_core")
+BLOCKS = ("uart", "hostlink", "ternary_mem", "galton", "ep_core")
 
 
 def main(argv: list[str] | None = None) -> int:
