@@ -129,7 +129,10 @@ def pack_bits(values: np.ndarray, bits, carry: np.ndarray | None = None) -> tupl
         by = v.view(np.uint8).reshape(-1, 8)
         if bmax % 8 == 0 and carry.size == 0:  # byte-aligned fields: their little-endian bytes
             return by[:, :bmax // 8].tobytes(), carry
-        flat = np.unpackbits(by, axis=1, bitorder="little")[:, :bmax].reshape(-1)
+        if bmax == 1:
+            flat = by[:, 0] & np.uint8(1)
+        else:
+            flat = np.unpackbits(by[:, :-(-bmax // 8)], axis=1, bitorder="little")[:, :bmax].reshape(-1)
     else:
         bitmat = np.unpackbits(v.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
         flat = bitmat[np.arange(64)[None, :] < b[:, None]]
