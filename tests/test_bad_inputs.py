@@ -762,6 +762,34 @@ def test_fallback_swap_without_renameat2(fx, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]
 
 
+def test_exchange_swaps_two_trees_or_reports_unsupported(tmp_path):
+    """renameat2(RENAME_EXCHANGE) swaps two directories in one step (or is reported unsupported and
+    changes nothing, so that OutputDir falls back)."""
+    from golden.fileio import _exchange
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x").write_text("old")
+    (b / "y").write_text("new")
+    if _exchange(a, b):
+        assert (a / "y").read_text() == "new" and (b / "x").read_text() == "old"
+    else:
+        assert (a / "x").read_text() == "old" and (b / "y").read_text() == "new"
+
+
+def test_output_dir_refuses_a_symlink_and_never_follows_it(tmp_path):
+    from golden.clierr import OutputDirError
+    from golden.fileio import OutputDir
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "keep.txt").write_text("mine")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(OutputDirError, match="is a symbolic link"):
+        OutputDir(tmp_path / "link", "epforge-export", force=True)
+    assert (tmp_path / "real" / "keep.txt").read_text() == "mine"
+
+
 # ------------------------------------------------------------------------------------------------
 # A representative subset as real processes: the exit status, one error line, no traceback
 # ------------------------------------------------------------------------------------------------
