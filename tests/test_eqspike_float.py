@@ -124,6 +124,17 @@ def test_spike_driven_phase_sum_approaches_the_ep_update():
         assert long[k] >= 0.95, (k, long)
 
 
+def test_multilayer_spike_update_follows_ep():
+    """Two hidden layers: every connection's spike-driven update (bottom-up and top-down terms) points along EP's."""
+    cfg = tiny_cfg(layers=(784, 32, 24, 10), lrs=(0.1,), trace_shift=4)
+    net = EqSpikeNet(cfg, dtype=torch.float64)
+    x, y = subset_batch(60)
+    ref, _ = net.spike_update(x, y, 400, 200, 0.5, "symmetric", spiking=False)
+    up, _ = net.spike_update(x, y, 96, 64, 0.5, "symmetric", gen=torch.Generator().manual_seed(0))
+    for k in ref:
+        assert _cos(up[k], ref[k]) >= 0.9, (k, _cos(up[k], ref[k]))
+
+
 def test_ternary_update_keeps_the_direction():
     tern = _spike_vs_rate(3, 64, update="ternary", theta=0.002)
     for k in ("w0", "w1", "b0", "b1"):
