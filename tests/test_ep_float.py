@@ -411,10 +411,11 @@ def _spectral_bound(conn, x, w, dtype, transpose: bool = False) -> torch.Tensor:
     The loop is five matrix products (row DFT over H rows, column DFT over 2·W re/im inputs, the
     frequency product over 2·C, inverse columns over 2·P_w, inverse rows over 2·K_h): γ_n times the
     same five products on absolute values (computed here), n their inner dimensions plus one rounding
-    each for casting the five matrices to dtype, plus the bias. The float64 inputs of those matrices
-    are absolutely off by ≤ 3·θ_max·u₆₄ + 2·u₆₄ per DFT entry (θ_max the largest angle) and the
-    weight spectra by ≤ 4·log2(P_h·P_w)·u₆₄ relative to ‖w‖₁ (float64 FFT); on entries bounded by 1 and
-    ‖w_{o,i}‖₁ those add (5·ε_DFT + ε_FFT)·32·K_h/P_h·Σ_i ‖w_{o,i}‖₁·‖x_i‖₁.
+    each for casting the five matrices to dtype, plus the bias. The float64 entries cos/sin(2π·k·j/P)
+    of those matrices are absolutely off by ≤ (4·θ + 2)·u₆₄, θ < 2π·P the angle (four roundings in
+    computing it, one ulp of cos/sin), and the weight spectra by ≤ 4·log2(P_h·P_w)·u₆₄ relative to
+    ‖w‖₁ (float64 FFT); on entries bounded by 1 and ‖w_{o,i}‖₁ those add
+    (5·ε_DFT + ε_FFT)·32·K_h/P_h·Σ_i ‖w_{o,i}‖₁·‖x_i‖₁.
     """
     from golden.ep.spectral import SpectralConv, to_engine
 
@@ -427,8 +428,8 @@ def _spectral_bound(conn, x, w, dtype, transpose: bool = False) -> torch.Tensor:
     h, w_ = x.shape[-2:]
     n = h + 2 * w_ + 2 * x.shape[1] + 2 * sc.pw + 2 * sc.nk + 5 + 1
     u64 = torch.finfo(F64).eps / 2
-    theta = 2 * math.pi * sc.nk * max(sc.ph, sc.pw)
-    eps = 5 * (3 * theta + 2) * u64 + 4 * math.ceil(math.log2(sc.ph * sc.pw)) * u64
+    theta = 2 * math.pi * max(sc.ph, sc.pw)  # every DFT angle 2π·k·j/P has k, j < P
+    eps = 5 * (4 * theta + 2) * u64 + 4 * math.ceil(math.log2(sc.ph * sc.pw)) * u64
     wn = w.detach().double().abs().sum((2, 3))  # (C_out, C_in): ‖w_{o,i}‖₁
     closed = 32 * sc.nk / sc.ph * (x.double().abs().sum((2, 3)) @ (wn if transpose else wn.t()))
     return _gamma(n, dtype) * mag + eps * closed[:, :, None, None]
