@@ -26,6 +26,7 @@ the bytes as little-endian 32-bit words.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -129,6 +130,9 @@ def pack_bits(values: np.ndarray, bits, carry: np.ndarray | None = None) -> tupl
         by = v.view(np.uint8).reshape(-1, 8)
         if bmax % 8 == 0 and carry.size == 0:  # byte-aligned fields: their little-endian bytes
             return by[:, :bmax // 8].tobytes(), carry
+        g = 8 // math.gcd(bmax, 8)  # values per whole-byte group
+        if carry.size == 0 and bmax <= 32 and len(v) % g == 0:
+            return _pack_groups(v, bmax, g), carry
         if bmax == 1:
             flat = by[:, 0] & np.uint8(1)
         else:
@@ -140,6 +144,22 @@ def pack_bits(values: np.ndarray, bits, carry: np.ndarray | None = None) -> tupl
         flat = np.concatenate([carry, flat])
     whole = len(flat) // 8 * 8
     return np.packbits(flat[:whole], bitorder="little").tobytes(), flat[whole:].copy()
+
+
+def _pack_groups(v: np.ndarray, width: int, g: int) -> bytes:
+    """Pack ``v`` (uint64, length a multiple of g) of ``width`` ≤ 32 bits each, LSB-first, g values (a
+    whole number of bytes) at a time into 64-bit limbs: a few numpy operations per value of a group."""
+    m = len(v) // g
+    vv = v.reshape(m, g) & np.uint64((1 << width) - 1)
+    nbits = g * width
+    limbs = np.zeros((m, -(-nbits // 64)), np.uint64)
+    for j in range(g):
+        o = j * width
+        li, sh = divmod(o, 64)
+        limbs[:, li] |= vv[:, j] << np.uint64(sh)
+        if sh + width > 64:
+            limbs[:, li + 1] |= vv[:, j] >> np.uint64(64 - sh)
+    return limbs.astype("<u8").view(np.uint8).reshape(m, -1)[:, : nbits // 8].tobytes()
 
 
 # --- the Galton board -------------------------------------------------------------------------------

@@ -308,3 +308,12 @@ def test_bench_commands(tmp_path):
 def test_bench_bad_inputs(args, message, tmp_path):
     r = _bench(*args, cwd=tmp_path)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("width", [1, 3, 5, 12, 26, 31])
+def test_pack_bits_groups_equal_the_bit_path(width):
+    v = np.random.default_rng(width).integers(0, 1 << 40, 64, dtype=np.uint64)  # high bits are ignored
+    data, carry = R.pack_bits(v, width)
+    want = np.concatenate([(int(x) >> np.arange(width)) & 1 for x in v]).astype(np.uint8)
+    assert carry.size == 0 and np.array_equal(_bits(data), want)
+
