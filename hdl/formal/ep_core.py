@@ -16,14 +16,15 @@ Properties
   by a write of ``REG_STATUS``; a refused T1/T2/BETA_SHIFT/LR_SHIFT write leaves the register as it
   was; T1, T2 ≠ 0 and the shifts ≤ their maxima at all times.
 Covers: each kind of sum written (so each no-wrap assertion is exercised: lsum, addend, nudge, rsum,
-udiff, delta), a prediction taken, a dump beat, a weight read response, ``reg_error`` set and cleared.
+udiff, delta), a prediction taken, a training sample's prediction taken (after its updates), a dump
+beat, a weight read response, ``reg_error`` set and cleared.
 One sample (measured in the Amaranth simulator, REG_CYCLES): inference 25 cycles, training 84
 cycles from its input beat to its prediction; + 2 cycles for the beat.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Cover, Module, Signal
+from amaranth.hdl import Assert, Cat, Cover, Module, Signal
 
 from hdl.ep_core import EPCore
 from spec.ep_core import (
@@ -115,6 +116,12 @@ def harness() -> Harness:
                 with m.Case(k):
                     no_wrap(m, expr, spec.acc_bits(k), True, f"ep_core: {name} (layer {k})", when)
 
+    # a whole training sample: a prediction taken after an update write (the last step of a training sample)
+    updated = Signal(name="update_seen")
+    with m.If(Cat(*[when for name, _, _, when, _ in t["sums"] if name.startswith("delta")]).any()):
+        m.d.sync += updated.eq(1)
+    m.d.comb += Cover(dut.out.valid & dut.out.ready & updated, "ep_core: a training sample's prediction taken")
+
     reg = dut.reg
     taken = reg.we & ~t["busy"]
     bad = refused(m, spec, reg.addr, reg.wdata)
@@ -135,6 +142,6 @@ def harness() -> Harness:
                  Cover(hist.started & ~p_err & t["reg_error"], "ep_core: reg_error set"),
                  Cover(hist.started & p_err & ~t["reg_error"], "ep_core: reg_error cleared")]
     return Harness("EP core (2-2-2, P 2, training, T1 = T2 = 1)", m, ports,
-                   bmc_depth=28, cover_depth=90, deep_bmc_depth=90, deep_cover_depth=90,
-                   what="inference sample 25 + 2 cycles (quick BMC 28); training sample 84 + 2 (deep BMC 90)",
+                   bmc_depth=28, cover_depth=90, deep_bmc_depth=56, deep_cover_depth=90,
+                   what="inference sample 25 + 2 cycles (quick BMC 28); first update writes at 55 (deep BMC 56)",
                    free_memories=["*wmem*", "*bmem"], map_memories=True)
