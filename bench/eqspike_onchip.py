@@ -1,0 +1,117 @@
+"""On-chip learning of the EqSpike core in its bit-exact twin: MNIST from scratch, batch 1, one epoch.
+
+Trains a 784-H-10 EqSpike core (spec/eqspike.py defaults: 16-bit weights, spike-driven update,
+symmetric ±β, sigma-delta encoders with PRNG-drawn residues) with the chip's own event-driven rule
+(golden/eqspike/twin.py, ``train_sample``), one sample at a time, and measures the test accuracy
+(batched twin path) every ``--eval-every`` samples. Writes the JSON after every evaluation (so an
+interrupted run keeps its curve) and a PNG at the end.
+
+    python bench/eqspike_onchip.py --data-dir ../shared/data                     # 784-500-10, 60,000 samples
+    python bench/eqspike_onchip.py --dataset mnist-subset --train-limit 500 --test-limit 500 --eval-every 250
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from golden.clierr import ArgumentParser, cli_main, parse_set_value  # noqa: E402
+
+
+def _load(dataset, split, data_dir, limit):
+    from golden.data import load_dataset
+
+    ds = load_dataset(dataset, split, data_dir=data_dir)
+    x, y = ds.images.reshape(len(ds), -1), ds.labels
+    return (x[:limit], y[:limit]) if limit else (x, y)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    import numpy as np
+
+    from golden.eqspike.twin import EqSpikeTwin, init_weights
+    from golden.fileio import atomic_write_bytes
+    from spec.eqspike import EqSpikeSpec
+
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hidden", type=int, default=500, help="hidden layer size (default 500)")
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "mnist-subset"])
+    p.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
+    p.add_argument("--train-limit", type=int, help="first N training images (default all: one epoch)")
+    p.add_argument("--test-limit", type=int, default=2000, help="test images per evaluation (default 2000)")
+    p.add_argument("--eval-every", type=int, default=5000, help="samples between evaluations (default 5000)")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a spec field")
+    p.add_argument("--out", default=str(REPO / "bench/results/eqspike_onchip.json"), help="JSON path (PNG beside)")
+    args = p.parse_args(argv)
+    if args.hidden <= 0 or args.eval_every <= 0 or args.test_limit <= 0:
+        raise ValueError("--hidden, --eval-every and --test-limit must be positive integers")
+    d = {"layers": [784, args.hidden, 10]}
+    for item in args.set:
+        if "=" not in item:
+            raise ValueError(f"--set expects FIELD=VALUE, not {item!r}")
+        k, v = item.split("=", 1)
+        d[k.strip()] = parse_set_value(v)
+    spec = EqSpikeSpec.from_dict(d)
+    x, y = _load(args.dataset, "train", args.data_dir, args.train_limit)
+    xt, yt = _load(args.dataset, "test", args.data_dir, args.test_limit)
+    twin = EqSpikeTwin(spec, init_weights(spec, args.seed))
+    evaluator = EqSpikeTwin(spec, twin.weights)
+    order = np.random.default_rng(args.seed).permutation(len(x))
+    out = Path(args.out)
+    res = {"spec": spec.to_dict(), "spec_digest": spec.digest(), "dataset": args.dataset, "train_samples": len(x),
+           "test_images": len(xt), "seed": args.seed, "command": "python bench/eqspike_onchip.py " + " ".join(
+               argv if argv is not None else sys.argv[1:]), "curve": [], "done": False}
+
+    def evaluate(n, secs, correct_window):
+        ev = EqSpikeTwin(spec, twin.weights)  # a fresh PRNG stream per evaluation: comparable points
+        acc = float((ev.predict(xt) == yt).mean())
+        rec = {"samples": n, "test_acc": acc, "train_acc_window": correct_window, "train_seconds": secs,
+               "samples_per_s": n / secs if secs else None}
+        res["curve"].append(rec)
+        atomic_write_bytes(out, json.dumps(res, indent=2).encode())
+        print(f"{n:6d} samples: test {100 * acc:.2f}% ({len(xt)} images), train window {100 * correct_window:.1f}%, "
+              f"{rec['samples_per_s'] or 0:.1f} samples/s", flush=True)
+
+    del evaluator
+    out.parent.mkdir(parents=True, exist_ok=True)
+    evaluate(0, 0.0, 0.0)
+    secs, correct, seen = 0.0, 0, 0
+    for n, i in enumerate(order, 1):
+        t0 = time.time()
+        correct += twin.train_sample(x[i], int(y[i])).pred == y[i]
+        seen += 1
+        secs += time.time() - t0
+        if n % args.eval_every == 0 or n == len(x):
+            evaluate(n, secs, correct / seen)
+            correct = seen = 0
+    res["done"] = True
+    res["final_test_acc"] = res["curve"][-1]["test_acc"]
+    atomic_write_bytes(out, json.dumps(res, indent=2).encode())
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    c = res["curve"]
+    ax.plot([r["samples"] for r in c], [100 * r["test_acc"] for r in c], "o-")
+    ax.set_xlabel("training samples (batch 1, on-chip rule, bit-exact twin)")
+    ax.set_ylabel(f"test accuracy (%), {len(xt)} images")
+    ax.set_title(f"EqSpike on-chip learning, {'-'.join(map(str, spec.layers))}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=120)
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,380 @@
+"""Bit-exact integer twin of the EqSpike core (:mod:`spec.eqspike` defines every operation; numpy, no torch).
+
+This is the ``==`` contract with the RTL: states, residues, traces, spikes, weights and event counts
+are integers computed exactly as the spec's module docstring says.
+
+Two paths share the encoders, neuron narrowing, traces and the PRNG stream layout:
+
+* the **event path** (:meth:`EqSpikeTwin.infer`, :meth:`EqSpikeTwin.train_sample`): one sample,
+  each layer's accumulator is the sum of the weight rows of the neurons that spiked (what the
+  event-driven RTL does: one row per spike event), with per-phase dumps, counters and the AER
+  event list; on-chip learning runs here (batch 1);
+* the **batched path** (:meth:`EqSpikeTwin.predict`): inference over many samples at once, the
+  accumulators as exact integer matrix products (:func:`golden.fixed.exact_matmul`); it is ``==``
+  to the event path (``tests/test_eqspike_twin.py``), sample for sample, PRNG draws included
+  (sample b of a batch takes the b-th block of :meth:`spec.eqspike.EqSpikeSpec.draws_per_sample`
+  draws, exactly as successive samples of the event path do).
+
+Weights are held transposed (``wt[l]`` = w{l}ᵀ, one row per presynaptic neuron: the row a spike
+event reads); :attr:`EqSpikeTwin.weights` returns them in the image's (post, pre) layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from golden.fixed import exact_matmul, shift_round
+from spec.eqspike import EqSpikeSpec
+
+PHASE_NAMES = ("free", "nudged+", "nudged-")
+
+
+@dataclass
+class PhaseRecord:
+    """One phase of one sample: end-of-phase dumps, event counters and (optionally) the AER event list."""
+
+    name: str
+    steps: int
+    s: list[np.ndarray]  # states of layers 1..L at the phase's end
+    phi: list[np.ndarray]  # residues of layers 0..L
+    traces: list[list[np.ndarray]] | None  # layers 1..L, one array per stage (training samples only)
+    spikes: list[int]  # per layer 0..L
+    synaptic_events: int  # Σ_layers spikes × fan-out: weight rows read (one word per target)
+    neuron_updates: int
+    update_events: int = 0  # Σ spikes × targets whose Δŝ ≠ 0 (nudged phases of a training sample)
+    weight_writes: int = 0  # weights and biases whose value changed
+    events: np.ndarray | None = None  # AER: (n, 3) int32 rows (step within the phase, layer, neuron)
+
+    def counts(self) -> dict:
+        return {"steps": self.steps, "spikes": list(self.spikes), "synaptic_events": self.synaptic_events,
+                "neuron_updates": self.neuron_updates, "update_events": self.update_events,
+                "weight_writes": self.weight_writes}
+
+
+@dataclass
+class SampleRecord:
+    pred: int
+    phases: list[PhaseRecord] = field(default_factory=list)
+
+    def counts(self) -> dict[str, dict]:
+        return {p.name: p.counts() for p in self.phases}
+
+
+@dataclass
+class _State:
+    s: list[np.ndarray]  # (B, n_k), k = 1..L
+    phi: list[np.ndarray]  # (B, n_l), l = 0..L
+    tr: list[list[np.ndarray]] | None  # per layer 1..L, per stage
+
+    def copy(self) -> _State:
+        return _State([a.copy() for a in self.s], [a.copy() for a in self.phi],
+                      None if self.tr is None else [[a.copy() for a in st] for st in self.tr])
+
+
+class _Draws:
+    """A sample block's PRNG words, (B, draws, P), consumed one layer (tiles(k) draws) at a time."""
+
+    def __init__(self, spec: EqSpikeSpec, words: np.ndarray):
+        self.spec, self.words, self.pos = spec, words, 0
+
+    def layer(self, k: int) -> np.ndarray:
+        """(B, n_k) words: neuron t·P + i of layer k takes lane i of the layer's draw t."""
+        t = self.spec.tiles(k)
+        w = self.words[:, self.pos:self.pos + t, :]
+        self.pos += t
+        return w.reshape(w.shape[0], -1)[:, :self.spec.layers[k]].astype(np.int64)
+
+
+class EqSpikeTwin:
+    """The EqSpike core in integers. ``weights``: ``w{l}`` (n_{l+1}, n_l) and ``b{l}`` integer arrays."""
+
+    def __init__(self, spec: EqSpikeSpec, weights: dict[str, np.ndarray]):
+        self.spec = spec
+        shapes = spec.weight_shapes()
+        if set(weights) != set(shapes):
+            raise ValueError(f"weights must be exactly {sorted(shapes)}, not {sorted(weights)}")
+        for name, shape in shapes.items():
+            a = np.asarray(weights[name])
+            if a.shape != shape:
+                raise ValueError(f"{name} has shape {a.shape}, the spec needs {shape}")
+            if not np.issubdtype(a.dtype, np.integer):
+                raise ValueError(f"{name} must hold integers, not {a.dtype}")
+            lo, hi = spec.element_range(name)
+            if a.size and (a.min() < lo or a.max() > hi):
+                raise ValueError(f"{name} has values in [{a.min()}, {a.max()}], outside its range [{lo}, {hi}]")
+        L = spec.n_layers
+        self.wt = [np.ascontiguousarray(np.asarray(weights[f"w{l}"], np.int64).T) for l in range(L)]
+        self.b = [np.asarray(weights[f"b{l}"], np.int64).copy() for l in range(L)]
+        self.prng = None
+        if spec.uses_prng:
+            from golden.prng import LaneStream
+
+            self.prng = LaneStream(spec.prng_spec())
+        self.samples = 0
+
+    # --- weights ------------------------------------------------------------------------------------
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        out = {f"w{l}": np.ascontiguousarray(w.T).copy() for l, w in enumerate(self.wt)}
+        out.update({f"b{l}": b.copy() for l, b in enumerate(self.b)})
+        return out
+
+    def reseed(self, seed: int) -> None:
+        if self.prng is not None:
+            self.prng.reseed(seed)
+
+    # --- inputs -------------------------------------------------------------------------------------------
+    def check_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.shape[-1] != self.spec.layers[0]:
+            raise ValueError(f"input has {x.shape[-1]} values per sample, the spec's input layer has "
+                             f"{self.spec.layers[0]}")
+        if not np.issubdtype(x.dtype, np.integer):
+            raise ValueError(f"input must be integer pixel codes, not {x.dtype}")
+        if x.size and (x.min() < 0 or x.max() > self.spec.input_scale):
+            raise ValueError(f"input codes must lie in [0, {self.spec.input_scale}], not [{x.min()}, {x.max()}]")
+        return x.astype(np.int64)
+
+    def _draws(self, B: int, train: bool) -> _Draws | None:
+        if self.prng is None:
+            return None
+        n = self.spec.draws_per_sample(train)
+        return _Draws(self.spec, self.prng.take(B * n).reshape(B, n, self.spec.lanes))
+
+    # --- one sample / batch -------------------------------------------------------------------------------
+    def _init_state(self, B: int, draws: _Draws | None, train: bool) -> _State:
+        sp = self.spec
+        s = [np.zeros((B, n), np.int64) for n in sp.layers[1:]]
+        if sp.encoder_phase == "random":
+            phi = []
+            for l in range(sp.n_layers + 1):
+                b, m = sp.encoder_bits(l), sp.full_scale(l)
+                r = draws.layer(l) & ((1 << b) - 1)
+                phi.append(((r * m) >> b) - (m // 2))
+        else:
+            phi = [np.zeros((B, n), np.int64) for n in sp.layers]
+        tr = [[np.zeros((B, n), np.int64) for _ in range(sp.trace_stages)] for n in sp.layers[1:]] if train else None
+        return _State(s, phi, tr)
+
+    def _step(self, x: np.ndarray, st: _State, draws: _Draws | None, nudge: int, onehot: np.ndarray | None,
+              dense: bool, update: bool):
+        """One synchronous step in place. Returns (spikes per layer (B, n) bool, Δŝ per layer 1..L or None)."""
+        sp = self.spec
+        L = sp.n_layers
+        # 1. encoders
+        e = []
+        for l in range(L + 1):
+            v = x if l == 0 else st.s[l - 1]
+            m = sp.full_scale(l)
+            if sp.encoder == "sigma-delta":
+                spk, st.phi[l] = sigma_delta(st.phi[l], v, m)
+            else:
+                spk = stochastic_spikes(v, draws.layer(l), m, sp.encoder_bits(l))
+            e.append(spk)
+        rnd = [draws.layer(k) for k in range(1, L + 1)] if sp.state_rounding == "stochastic" else None
+        # 2. neurons: accumulate the spike events' weight rows, narrow and saturate once
+        idx = None if dense else [np.flatnonzero(a[0]) for a in e]
+        new_s = []
+        for k in range(1, L + 1):
+            if dense:
+                bu = exact_matmul(e[k - 1].astype(np.int64), self.wt[k - 1])
+            else:
+                bu = self.wt[k - 1][idx[k - 1]].sum(0, dtype=np.int64)[None, :]
+            acc = bu << sp.bottom_up_shift(k)
+            if k < L:
+                if dense:
+                    td = exact_matmul(e[k + 1].astype(np.int64), self.wt[k].T)
+                else:
+                    td = self.wt[k][:, idx[k + 1]].sum(1, dtype=np.int64)[None, :]
+                acc = acc + (td << sp.top_down_shift(k))
+            s = st.s[k - 1]
+            acc = acc + (self.b[k - 1] << sp.bias_shift(k)) - (s << sp.leak_shift(k))
+            if nudge and k == L:
+                acc = acc + nudge * ((onehot * sp.state_one - s) << sp.nudge_shift)
+            bound = sp.acc_bound(k)
+            if acc.size and np.abs(acc).max() > bound:  # cannot happen: the spec's width derivation
+                raise AssertionError(f"layer {k}: accumulator beyond its derived bound {bound}")
+            inc = shift_round(acc, sp.state_shift(k), sp.state_rounding, None if rnd is None else rnd[k - 1])
+            new_s.append(np.clip(s + inc, 0, sp.state_one))
+        st.s = new_s
+        # 3. traces (training samples only)
+        dtr = None
+        if st.tr is not None:
+            dtr = []
+            for k in range(L):
+                stages = st.tr[k]
+                src = e[k + 1].astype(np.int64) << sp.trace_frac
+                old = stages[-1]
+                for i in range(len(stages)):
+                    t = stages[i]
+                    stages[i] = np.clip(t + shift_round(src - t, sp.trace_shift, sp.trace_rounding), 0, sp.trace_one)
+                    src = stages[i]
+                dtr.append(stages[-1] - old)
+        return e, dtr
+
+    def _apply_update(self, e, dtr, sigma: int) -> tuple[int, int]:
+        """Step 4 of the spec for one sample (B = 1). Returns (update events, weights/biases changed)."""
+        sp = self.spec
+        L = sp.n_layers
+        events = writes = 0
+        tern = sp.update == "ternary"
+
+        def q(d):
+            return (d > sp.update_theta).astype(np.int64) - (d < -sp.update_theta).astype(np.int64)
+
+        for l in range(L):
+            pre, post = e[l][0], e[l + 1][0]
+            dpost = dtr[l][0]
+            dpre = dtr[l - 1][0] if l >= 1 else None
+            events += int(pre.sum()) * int(np.count_nonzero(dpost))
+            if dpre is not None:
+                events += int(post.sum()) * int(np.count_nonzero(dpre))
+            lo, hi = sp.element_range(f"w{l}")
+            wt = self.wt[l]  # (n_pre, n_post)
+            gpost = q(dpost) if tern else dpost
+            if dpre is None:  # only presynaptic events: each spiking row gets the same change
+                rows = np.flatnonzero(pre)
+                if len(rows):
+                    delta = (sigma * gpost) << sp.ternary_shift if tern else \
+                        shift_round(sigma * gpost, sp.update_shift(l), sp.update_rounding)
+                    old = wt[rows]
+                    new = np.clip(old + delta[None, :], lo, hi)
+                    writes += int(np.count_nonzero(new != old))
+                    wt[rows] = new
+            else:
+                gpre = q(dpre) if tern else dpre
+                D = pre[:, None] * gpost[None, :] + gpre[:, None] * post[None, :]
+                delta = (sigma * D) << sp.ternary_shift if tern else \
+                    shift_round(sigma * D, sp.update_shift(l), sp.update_rounding)
+                new = np.clip(wt + delta, lo, hi)
+                writes += int(np.count_nonzero(new != wt))
+                self.wt[l] = new
+            blo, bhi = sp.element_range(f"b{l}")
+            db = (sigma * gpost) << sp.ternary_shift if tern else \
+                shift_round(sigma * gpost, sp.bias_update_shift(l), sp.update_rounding)
+            nb = np.clip(self.b[l] + db, blo, bhi)
+            writes += int(np.count_nonzero(nb != self.b[l]))
+            self.b[l] = nb
+        return events, writes
+
+    def _phase(self, name, x, st, draws, steps, nudge, onehot, dense, update_sigma, record_events) -> PhaseRecord:
+        sp = self.spec
+        L = sp.n_layers
+        B = x.shape[0]
+        spikes = np.zeros(L + 1, np.int64)
+        upd = wr = 0
+        ev = [] if record_events else None
+        for t in range(steps):
+            e, dtr = self._step(x, st, draws, nudge, onehot, dense, update_sigma != 0)
+            for l in range(L + 1):
+                spikes[l] += int(np.count_nonzero(e[l]))
+                if ev is not None:
+                    n = np.flatnonzero(e[l][0])
+                    ev.append(np.stack([np.full(len(n), t), np.full(len(n), l), n], 1))
+            if update_sigma:
+                a, b = self._apply_update(e, dtr, update_sigma)
+                upd += a
+                wr += b
+        syn = int(sum(int(spikes[l]) * sp.fan_out(l) for l in range(L + 1)))
+        events = None
+        if ev is not None:
+            events = np.concatenate(ev).astype(np.int32) if ev else np.zeros((0, 3), np.int32)
+        return PhaseRecord(name, steps, [a.copy() for a in st.s], [a.copy() for a in st.phi],
+                           None if st.tr is None else [[a.copy() for a in s_] for s_ in st.tr],
+                           [int(v) for v in spikes], syn, B * steps * sum(sp.layers[1:]), upd, wr, events)
+
+    # --- public API ------------------------------------------------------------------------------------------
+    def infer(self, x: np.ndarray, T: int | None = None, record_events: bool = False) -> SampleRecord:
+        """One sample's free phase on the event path; the class is the argmax of the output states."""
+        if T is not None:
+            self._check_T(T)
+        x = self.check_input(x).reshape(1, -1)
+        draws = self._draws(1, train=False) if T is None else self._draws_T(1, T)
+        st = self._init_state(1, draws, train=False)
+        ph = self._phase("free", x, st, draws, T or self.spec.T1, 0, None, False, 0, record_events)
+        self.samples += 1
+        return SampleRecord(int(np.argmax(st.s[-1][0])), [ph])
+
+    def train_sample(self, x: np.ndarray, label: int, record_events: bool = False) -> SampleRecord:
+        """One on-chip training sample (batch 1): free phase, nudged phase(s) with the spike-driven update.
+
+        ``pred`` is the free phase's class (before this sample's update)."""
+        sp = self.spec
+        if not sp.training:
+            raise ValueError("the spec has training=false (an inference-only core)")
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < sp.layers[-1]:
+            raise ValueError(f"label must be an integer in 0..{sp.layers[-1] - 1}, not {label!r}")
+        x = self.check_input(x).reshape(1, -1)
+        draws = self._draws(1, train=True)
+        st = self._init_state(1, draws, train=True)
+        onehot = np.zeros((1, sp.layers[-1]), np.int64)
+        onehot[0, int(label)] = 1
+        free = self._phase("free", x, st, draws, sp.T1, 0, None, False, 0, record_events)
+        rec = SampleRecord(int(np.argmax(st.s[-1][0])), [free])
+        phases = [("nudged+", 1)] + ([("nudged-", -1)] if sp.symmetric else [])
+        for name, sign in phases:
+            ph_st = st.copy()
+            rec.phases.append(self._phase(name, x, ph_st, draws, sp.T2, sign, onehot, False, sign, record_events))
+        self.samples += 1
+        return rec
+
+    def predict(self, x: np.ndarray, batch: int = 256, T: int | None = None, progress=None) -> np.ndarray:
+        """Classes of many samples on the batched path (``==`` :meth:`infer` sample by sample)."""
+        if T is not None:
+            self._check_T(T)
+        x = self.check_input(x).reshape(-1, self.spec.layers[0])
+        out = np.empty(len(x), np.int64)
+        starts = range(0, len(x), batch)
+        for i in (progress(starts) if progress else starts):
+            xb = x[i:i + batch]
+            B = len(xb)
+            draws = self._draws(B, train=False) if T is None else self._draws_T(B, T)
+            st = self._init_state(B, draws, train=False)
+            for _ in range(T or self.spec.T1):
+                self._step(xb, st, draws, 0, None, True, False)
+            out[i:i + B] = np.argmax(st.s[-1], 1)
+            self.samples += B
+        return out
+
+    def _check_T(self, T) -> None:
+        if isinstance(T, bool) or not isinstance(T, int) or not 0 < T < 1 << self.spec.step_bits:
+            raise ValueError(f"T must be an integer in 1..{(1 << self.spec.step_bits) - 1}, not {T!r}")
+
+    def _draws_T(self, B: int, T: int) -> _Draws | None:
+        if self.prng is None:
+            return None
+        sp = self.spec
+        start = sum(sp.tiles(k) for k in range(sp.n_layers + 1)) if sp.encoder_phase == "random" else 0
+        n = start + T * sp.draws_per_step()
+        return _Draws(sp, self.prng.take(B * n).reshape(B, n, sp.lanes))
+
+
+def sigma_delta(phi: np.ndarray, v: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sigma-delta encoder of full scale ``m``: ``φ ← φ + v; e = [2φ > m]; φ ← φ − e·m``.
+
+    Returns (spikes, new residues). φ ∈ [−m/2, m/2] and v ∈ [0, m] keep φ in [−m/2, m/2], so over any
+    window |Σe − Σv/m| ≤ 1 (``tests/test_eqspike_twin.py`` checks it exhaustively for small m)."""
+    phi = phi + v
+    spk = 2 * phi > m
+    return spk, phi - spk * m
+
+
+def stochastic_spikes(v: np.ndarray, words: np.ndarray, m: int, b: int) -> np.ndarray:
+    """The stochastic encoder: ``e = [u·m < v·2^b]``, u = the top ``b`` bits of the 32-bit PRNG word."""
+    return (words >> (32 - b)) * m < (v << b)
+
+
+def init_weights(spec: EqSpikeSpec, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
+    """Random integer weights: PyTorch's default Linear init U(±scale/√fan_in) (as the float model), rounded
+    to nearest in each array's format and saturated."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for l in range(spec.n_layers):
+        a = scale / np.sqrt(spec.layers[l])
+        for name, shape, frac in ((f"w{l}", (spec.layers[l + 1], spec.layers[l]), spec.weight_frac[l]),
+                                  (f"b{l}", (spec.layers[l + 1],), spec.bias_frac[l])):
+            lo, hi = spec.element_range(name)
+            out[name] = np.clip(np.rint(rng.uniform(-a, a, shape) * 2.0 ** frac), lo, hi).astype(np.int64)
+    return out
