@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -297,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
                 chunk = next(gen)[:left]
                 out.write(chunk)
                 left -= len(chunk)
+        except BrokenPipeError:  # the reader (e.g. dieharder) has had enough: not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush there
+            return 0
         finally:
             if out is not sys.stdout.buffer:
                 out.close()
