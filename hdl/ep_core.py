@@ -40,23 +40,13 @@ from spec.ep_core import (
     PHASE_MINUS,
     PHASE_PLUS,
     PRNG_WIDTH,
-    REG_BETA_SHIFT,
     REG_BITS,
-    REG_CTRL,
-    REG_CYCLES,
-    REG_LR_SHIFT,
-    REG_SAMPLES,
     REG_SEED,
-    REG_SPEC_ID,
-    REG_STATUS,
-    REG_T1,
-    REG_T2,
-    STATUS_REG_ERROR,
-    TERNARY_REGS,
     EPCoreSpec,
 )
 
 from .fixed import saturate, shift_round
+from .kit.regfile import EPRegisterFile
 from .prng import XorshiftBank
 from .regport import RegSignature
 from .ternary_mem import TernaryWeightMemory
@@ -274,20 +264,19 @@ class EPCore(wiring.Component):
             return v.as_signed() if sign else v
 
         # ---------------- registers ----------------
-        r_train = Signal(init=0)
-        r_sym = Signal(init=int(s.estimator == "symmetric"))
-        r_dump = Signal(init=0)
-        r_T1 = Signal(s.step_bits, init=s.T1)
-        r_T2 = Signal(s.step_bits, init=s.T2)
-        r_beta = Signal(range(s.beta_shift_max + 1), init=s.beta_shift)
-        r_lr = Signal(range(s.lr_shift_max + 1), init=s.lr_shift)
-        r_seed = Signal(REG_BITS, init=s.seed)
+        m.submodules.regs = regs = EPRegisterFile(s)
+        wiring.connect(m, wiring.flipped(self.reg), regs.bus)
+        if ternary:
+            wiring.connect(m, regs.mem, tmem.reg)
+        r_train, r_sym, r_dump = regs.train, regs.symmetric, regs.dump
+        r_T1, r_T2, r_beta, r_lr = regs.T1, regs.T2, regs.beta_shift, regs.lr_shift
         # REG_STATUS bit 1: a refused register write (spec.register_write_error), sticky until STATUS is written
-        self.reg_error = reg_error = Signal()
+        self.reg_error = reg_error = regs.reg_error
         busy = Signal()
         cycles = Signal(REG_BITS)
         cycles_last = Signal(REG_BITS)
         samples = Signal(REG_BITS)
+        m.d.comb += [regs.busy.eq(busy), regs.cycles.eq(cycles_last), regs.samples.eq(samples)]
         # read by the formal harness (hdl/formal/ep_core.py): registers, and every sized sum as
         # (name, full-width expression, register width, when it is written, layer or None)
         taps = self.formal_taps = {"busy": busy, "reg_error": reg_error, "T1": r_T1, "T2": r_T2,
@@ -298,88 +287,20 @@ class EPCore(wiring.Component):
         rng = s.uses_prng
         if rng:
             m.submodules.prng = prng = XorshiftBank(s.prng_spec())
-            r_rsign = Signal(init=int(s.estimator == "random-sign"))
+            r_rsign = regs.random_sign
             x_rsign = Signal()  # this sample uses the random-sign estimator
             x_neg = Signal()  # … and drew −β
             primed = Signal()
             draw_sign, draw_upd = Signal(), Signal()
             rng_ok = Signal()  # seeded and primed, and not being reseeded: a sample may start
             prime = prng.ready & ~primed
-            with m.If(prime):
+            with m.If(regs.seed_load):  # reseed the bank (its lanes fill in P cycles), then prime it again
+                m.d.comb += prng.load.eq(1)
+                m.d.sync += primed.eq(0)
+            with m.Elif(prime):
                 m.d.sync += primed.eq(1)
             m.d.comb += [prng.seed.eq(self.reg.wdata), prng.en.eq(prime | draw_sign | draw_upd),
                          rng_ok.eq(prng.ready & primed & ~(self.reg.we & (self.reg.addr == REG_SEED)))]
-        with m.If(self.reg.we & ~busy):
-            with m.Switch(self.reg.addr):
-                # a value out of range is refused: the register keeps its value and reg_error is set
-                wd = self.reg.wdata
-                with m.Case(REG_CTRL):
-                    ctrl_bad = (wd[4:] != 0) | (wd[0] & int(not s.training)) | (wd[3] & int(not rng))
-                    with m.If(ctrl_bad):
-                        m.d.sync += reg_error.eq(1)
-                    with m.Else():
-                        m.d.sync += [r_train.eq(wd[0]), r_sym.eq(wd[1]), r_dump.eq(wd[2])]
-                        if rng:
-                            m.d.sync += r_rsign.eq(wd[3])
-                for addr_, reg_, ok in ((REG_T1, r_T1, (wd != 0) & (wd < (1 << s.step_bits))),
-                                        (REG_T2, r_T2, (wd != 0) & (wd < (1 << s.step_bits))),
-                                        (REG_BETA_SHIFT, r_beta, wd <= s.beta_shift_max),
-                                        (REG_LR_SHIFT, r_lr, wd <= s.lr_shift_max)):
-                    with m.Case(addr_):
-                        with m.If(ok):
-                            m.d.sync += reg_.eq(wd)
-                        with m.Else():
-                            m.d.sync += reg_error.eq(1)
-                with m.Case(REG_STATUS):
-                    m.d.sync += reg_error.eq(0)
-                if ternary:  # the memory's registers (below)
-                    with m.Case(*[a for a in TERNARY_REGS if a != REG_SEED]):
-                        pass
-                with m.Case(REG_SEED):
-                    m.d.sync += r_seed.eq(self.reg.wdata)
-                    if rng:  # reseed the bank (its lanes fill in P cycles), then prime it again
-                        m.d.comb += prng.load.eq(1)
-                        m.d.sync += primed.eq(0)
-                with m.Default():  # read-only or unmapped
-                    m.d.sync += reg_error.eq(1)
-        if ternary:  # the memory's registers (spec.ep_core.TERNARY_REGS), written between samples only
-            t_addr, t_sel = Signal(4), Signal()
-            with m.Switch(self.reg.addr):
-                for core_a, mem_a in TERNARY_REGS.items():
-                    with m.Case(core_a):
-                        m.d.comb += [t_addr.eq(mem_a), t_sel.eq(1)]
-            m.d.comb += [tmem.reg.addr.eq(t_addr), tmem.reg.wdata.eq(self.reg.wdata),
-                         tmem.reg.we.eq(self.reg.we & ~busy & t_sel)]
-        with m.Switch(self.reg.addr):
-            if ternary:
-                for core_a in TERNARY_REGS:
-                    if core_a != REG_SEED or not rng:  # without a core PRNG the memory holds the one seed
-                        with m.Case(core_a):
-                            m.d.comb += self.reg.rdata.eq(tmem.reg.rdata)
-            with m.Case(REG_CTRL):
-                if rng:
-                    m.d.comb += self.reg.rdata.eq(r_train | (r_sym << 1) | (r_dump << 2) | (r_rsign << 3))
-                else:
-                    m.d.comb += self.reg.rdata.eq(r_train | (r_sym << 1) | (r_dump << 2))
-            with m.Case(REG_T1):
-                m.d.comb += self.reg.rdata.eq(r_T1)
-            with m.Case(REG_T2):
-                m.d.comb += self.reg.rdata.eq(r_T2)
-            with m.Case(REG_BETA_SHIFT):
-                m.d.comb += self.reg.rdata.eq(r_beta)
-            with m.Case(REG_LR_SHIFT):
-                m.d.comb += self.reg.rdata.eq(r_lr)
-            if rng or not ternary:
-                with m.Case(REG_SEED):
-                    m.d.comb += self.reg.rdata.eq(r_seed)
-            with m.Case(REG_STATUS):
-                m.d.comb += self.reg.rdata.eq(busy | (reg_error * STATUS_REG_ERROR))
-            with m.Case(REG_CYCLES):
-                m.d.comb += self.reg.rdata.eq(cycles_last)
-            with m.Case(REG_SAMPLES):
-                m.d.comb += self.reg.rdata.eq(samples)
-            with m.Case(REG_SPEC_ID):
-                m.d.comb += self.reg.rdata.eq(s.spec_id)
 
         # per-sample snapshot of the registers
         x_train, x_sym, x_dump = Signal(), Signal(), Signal()

@@ -29,8 +29,11 @@ from spec.ep_core import (
     PRNG_WIDTH,
     REG_BETA_SHIFT,
     REG_CTRL,
+    REG_CYCLES,
     REG_LR_SHIFT,
+    REG_SAMPLES,
     REG_SEED,
+    REG_SPEC_ID,
     REG_STATUS,
     REG_T1,
     REG_T2,
@@ -106,6 +109,25 @@ class Registers:
         elif addr == REG_STATUS:
             self.reg_error = False
         return None
+
+    def read(self, spec: EPCoreSpec, addr: int, *, busy: bool = False, cycles: int = 0, samples: int = 0,
+             memory_reg=None) -> int:
+        """The value the core's register port shows at ``addr`` (the read side of :meth:`write`).
+
+        ``cycles``/``samples`` are ``REG_CYCLES``/``REG_SAMPLES``; ``memory_reg(mem_addr)`` answers a
+        ternary core's memory registers (``EPCoreTwin.read_memory_reg`` reads the memory twin's);
+        ``REG_SEED`` is the memory's on a ternary core without a PRNG of its own. Unmapped addresses read 0.
+        """
+        if isinstance(addr, bool) or not isinstance(addr, int) or not 0 <= addr < 16:
+            raise ValueError(f"addr must be a register address in 0..15, not {addr!r}")
+        if spec.weight_kind == "ternary" and addr in TERNARY_REGS and (addr != REG_SEED or not spec.uses_prng):
+            if memory_reg is None:
+                raise ValueError(f"register {addr} is the ternary memory's: memory_reg is needed")
+            return memory_reg(TERNARY_REGS[addr])
+        ctrl = self.ctrl_word() if spec.uses_prng else self.ctrl_word() & ~CTRL_RANDOM_SIGN
+        return {REG_CTRL: ctrl, REG_T1: self.T1, REG_T2: self.T2, REG_BETA_SHIFT: self.beta_shift,
+                REG_LR_SHIFT: self.lr_shift, REG_SEED: self.seed, REG_STATUS: self.status_word(busy),
+                REG_CYCLES: cycles, REG_SAMPLES: samples, REG_SPEC_ID: spec.spec_id}.get(addr, 0)
 
     def status_word(self, busy: bool = False) -> int:
         """The value of ``REG_STATUS``."""
