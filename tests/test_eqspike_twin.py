@@ -203,27 +203,33 @@ def test_stochastic_encoder_replays_from_the_seed(subset):
 
 
 def test_twin_agrees_with_the_float_model(subset):
-    """Same weights (float model's random init, quantised), deterministic encoders with zero residues:
-    the twin and the float EqSpikeNet predict the same class on most samples. Not == (float vs fixed
-    point: states are rounded to 2^-12 every step, and a rounding can move a sigma-delta spike by one
-    step); measured 59/60, 98 %; threshold 90 %."""
+    """Same weights, deterministic encoders with zero residues: the twin and the float EqSpikeNet predict
+    the same class on most samples. The net: a random W0 (init scale 3) and a least-squares read-out
+    (W1, b1) fitted to 500 subset images, so its predictions are spread over the classes (~69 % right).
+    Not == (float vs fixed point: states are rounded to 2^-12 every step, weights to 2^-14, and a
+    rounding can move a sigma-delta spike by one step, which can flip a close call); measured 94 of
+    100 (float 69 %, twin 68 % right); threshold 85 %."""
     import torch
 
     from golden.eqspike.config import EqSpikeConfig
     from golden.eqspike.network import EqSpikeNet
 
+    xtr, ytr = subset[0][:500] / 255.0, subset[1][:500]
     cfg = EqSpikeConfig(layers=(784, 64, 10), init_scale=(3.0,), encoder_phase="zero", dtype="float64", T1=48)
     net = EqSpikeNet(cfg)
-    x = subset[2][:60]
     with torch.no_grad():
+        h = np.clip(xtr @ net.w0.numpy().T + net.b0.numpy(), 0, 1)
+        sol = np.linalg.lstsq(np.c_[h, np.ones(len(h))], 0.2 + 0.6 * np.eye(10)[ytr], rcond=None)[0]
+        net.w1.copy_(torch.from_numpy(sol[:-1].T.copy()))
+        net.b1.copy_(torch.from_numpy(sol[-1].copy()))
+        x = subset[2][:100]
         fp = net.predict_spiking(torch.from_numpy(x / 255.0), cfg.T1).numpy()
-    s = EqSpikeSpec(layers=(784, 64, 10), training=False, encoder_phase="zero", T1=48, weight_frac=(16,),
-                    bias_frac=(16,))
-    w = {k: np.rint(v.detach().numpy() * 2.0 ** 16).astype(np.int64) for k, v in net.named_parameters()}
+    s = EqSpikeSpec(layers=(784, 64, 10), training=False, encoder_phase="zero", T1=48)
+    w = {k: np.rint(v.detach().numpy() * 2.0 ** 14).astype(np.int64) for k, v in net.named_parameters()}
     tp = EqSpikeTwin(s, w).predict(x)
-    assert len(set(fp.tolist())) >= 3
+    assert np.bincount(fp, minlength=10).max() <= 30  # spread over the classes: agreement is not trivial
     agree = float((fp == tp).mean())
-    assert agree >= 0.9, agree
+    assert agree >= 0.85, agree
 
 
 def test_on_chip_learning_raises_accuracy(subset):
