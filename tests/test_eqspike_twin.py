@@ -271,3 +271,46 @@ def test_image_round_trip_and_tamper(tmp_path):
     np.save(tmp_path / "img" / "w0.npy", (w["w0"] + 1).astype(np.int32))
     with pytest.raises(ExportError):
         load_image(tmp_path / "img")
+
+
+def test_event_order_does_not_matter_first_step(subset):
+    """Layer 1 after one step, rebuilt from the AER list with the events taken in a random order, one
+    row at a time in Python integers, equals the twin's state."""
+    from spec.fixed import shift_round as sr
+
+    s = EqSpikeSpec(layers=(784, 20, 10), encoder_phase="zero", training=False, T1=1)
+    w = init_weights(s, 4, scale=3.0)
+    rec = EqSpikeTwin(s, w).infer(subset[2][3], record_events=True)
+    ev = rec.phases[0].events
+    assert (ev[:, 1] == 0).all() and len(ev) > 0  # step 0: only inputs can spike (states start at 0)
+    order = np.random.default_rng(0).permutation(len(ev))
+    acc = [0] * 20
+    for r in order:
+        j = int(ev[r, 2])
+        for i in range(20):
+            acc[i] += int(w["w0"][i, j]) << s.bottom_up_shift(1)
+    top = s.top_down_shift(1)
+    assert top >= 0
+    s1 = [min(max(sr(a + (int(w["b0"][i]) << s.bias_shift(1)), s.state_shift(1), s.state_rounding), 0),
+              s.state_one) for i, a in enumerate(acc)]
+    assert s1 == rec.phases[0].s[0][0].tolist()
+
+
+def test_cli_spec_quantize_errors_and_train(tmp_path, capsys):
+    from golden.eqspike.image import load_image
+    from golden.eqspike.twin_cli import main
+
+    assert main(["spec", "--set", "lanes=8", "--set", "layers=[784,16,10]", "--out", str(tmp_path / "s.toml")]) == 0
+    assert EqSpikeSpec.load(tmp_path / "s.toml").lanes == 8
+    assert main(["spec", "--set", "lanes=0"]) == 2
+    assert "--set lanes: lanes must be an integer in 1..4096, not 0" in capsys.readouterr().err
+    assert main(["quantize", "--export", str(tmp_path / "missing"), "--out", str(tmp_path / "img")]) == 2
+    capsys.readouterr()
+    rc = main(["train", "--spec", str(tmp_path / "s.toml"), "--set", "T1=16", "--set", "T2=8", "--dataset",
+               "mnist-subset", "--train-limit", "20", "--test-limit", "20", "--out", str(tmp_path / "run")])
+    assert rc == 0
+    spec, weights, man = load_image(tmp_path / "run" / "image")
+    assert spec.T1 == 16 and man["source"]["on_chip_training"][0]["epoch"] == 1
+    assert main(["train", "--set", "T1=16", "--dataset", "mnist-subset", "--train-limit", "5",
+                 "--out", str(tmp_path / "run")]) == 2  # a previous run without --force
+    assert "--force" in capsys.readouterr().err
