@@ -107,6 +107,13 @@ class EqSpikeTwin:
         L = spec.n_layers
         self.wt = [np.ascontiguousarray(np.asarray(weights[f"w{l}"], np.int64).T) for l in range(L)]
         self.b = [np.asarray(weights[f"b{l}"], np.int64).copy() for l in range(L)]
+        # per-layer constants of the spec (computed once: the step loop is hot)
+        self._c = {k: dict(bu=spec.bottom_up_shift(k), td=spec.top_down_shift(k) if k < L else 0,
+                           bs=spec.bias_shift(k), ls=spec.leak_shift(k), ss=spec.state_shift(k),
+                           bound=spec.acc_bound(k)) for k in range(1, L + 1)}
+        self._nudge_shift = spec.nudge_shift
+        self._m = [spec.full_scale(l) for l in range(L + 1)]
+        self._eb = [spec.encoder_bits(l) for l in range(L + 1)]
         self.prng = None
         if spec.uses_prng:
             from golden.prng import LaneStream
@@ -167,37 +174,37 @@ class EqSpikeTwin:
         e = []
         for l in range(L + 1):
             v = x if l == 0 else st.s[l - 1]
-            m = sp.full_scale(l)
             if sp.encoder == "sigma-delta":
-                spk, st.phi[l] = sigma_delta(st.phi[l], v, m)
+                spk, st.phi[l] = sigma_delta(st.phi[l], v, self._m[l])
             else:
-                spk = stochastic_spikes(v, draws.layer(l), m, sp.encoder_bits(l))
+                spk = stochastic_spikes(v, draws.layer(l), self._m[l], self._eb[l])
             e.append(spk)
         rnd = [draws.layer(k) for k in range(1, L + 1)] if sp.state_rounding == "stochastic" else None
         # 2. neurons: accumulate the spike events' weight rows, narrow and saturate once
         idx = None if dense else [np.flatnonzero(a[0]) for a in e]
         new_s = []
+        one = sp.state_one
         for k in range(1, L + 1):
+            c = self._c[k]
             if dense:
                 bu = exact_matmul(e[k - 1].astype(np.int64), self.wt[k - 1])
             else:
                 bu = self.wt[k - 1][idx[k - 1]].sum(0, dtype=np.int64)[None, :]
-            acc = bu << sp.bottom_up_shift(k)
+            acc = bu << c["bu"]
             if k < L:
                 if dense:
                     td = exact_matmul(e[k + 1].astype(np.int64), self.wt[k].T)
                 else:
                     td = self.wt[k][:, idx[k + 1]].sum(1, dtype=np.int64)[None, :]
-                acc = acc + (td << sp.top_down_shift(k))
+                acc = acc + (td << c["td"])
             s = st.s[k - 1]
-            acc = acc + (self.b[k - 1] << sp.bias_shift(k)) - (s << sp.leak_shift(k))
+            acc = acc + (self.b[k - 1] << c["bs"]) - (s << c["ls"])
             if nudge and k == L:
-                acc = acc + nudge * ((onehot * sp.state_one - s) << sp.nudge_shift)
-            bound = sp.acc_bound(k)
-            if acc.size and np.abs(acc).max() > bound:  # cannot happen: the spec's width derivation
-                raise AssertionError(f"layer {k}: accumulator beyond its derived bound {bound}")
-            inc = shift_round(acc, sp.state_shift(k), sp.state_rounding, None if rnd is None else rnd[k - 1])
-            new_s.append(np.clip(s + inc, 0, sp.state_one))
+                acc = acc + nudge * ((onehot * one - s) << self._nudge_shift)
+            if acc.size and max(acc.max(), -acc.min()) > c["bound"]:  # cannot happen: the spec's width derivation
+                raise AssertionError(f"layer {k}: accumulator beyond its derived bound {c['bound']}")
+            inc = shift_round(acc, c["ss"], sp.state_rounding, None if rnd is None else rnd[k - 1])
+            new_s.append(np.minimum(np.maximum(s + inc, 0), one))
         st.s = new_s
         # 3. traces (training samples only)
         dtr = None
@@ -209,7 +216,8 @@ class EqSpikeTwin:
                 old = stages[-1]
                 for i in range(len(stages)):
                     t = stages[i]
-                    stages[i] = np.clip(t + shift_round(src - t, sp.trace_shift, sp.trace_rounding), 0, sp.trace_one)
+                    stages[i] = np.minimum(np.maximum(t + shift_round(src - t, sp.trace_shift, sp.trace_rounding), 0),
+                                           sp.trace_one)
                     src = stages[i]
                 dtr.append(stages[-1] - old)
         return e, dtr
