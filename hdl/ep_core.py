@@ -46,6 +46,7 @@ from spec.ep_core import (
 )
 
 from .fixed import saturate, shift_round
+from .kit.lanes import AdderTree, LaneProducts
 from .kit.regfile import EPRegisterFile
 from .prng import XorshiftBank
 from .regport import RegSignature
@@ -595,15 +596,14 @@ class EPCore(wiring.Component):
         m.d.comb += [rd_c1.addr.eq(op1.word if rr else op2.word), rd_c1.en.eq(1)]
         c1q = rq(rd_c1, "c1")
         prods = [Signal(signed(PB + RB), name=f"prod{i}") for i in range(P)]
+        # P lanes: multipliers, or add / subtract / skip for ternary weights (a training core's weight update
+        # multiplies states: state × state products)
+        m.submodules.lanes = lanes = LaneProducts(P, PB, RB, mode="addsub+multiply" if tt else
+                                                  "addsub" if ternary else "multiply")
+        if tt:
+            m.d.comb += lanes.mul.eq(op2.kind == K_UPW)
         for i in range(P):
-            if ternary:  # add / subtract / skip lanes: no multipliers for the relaxation
-                addsub = Mux(left[i][0], Mux(left[i][-1], -right[i], right[i]), 0)
-                if tt:  # a training core's weight update multiplies states (state × state products)
-                    m.d.sync += prods[i].eq(Mux(op2.kind == K_UPW, left[i] * right[i], addsub))
-                else:
-                    m.d.sync += prods[i].eq(addsub)
-            else:
-                m.d.sync += prods[i].eq(left[i] * right[i])
+            m.d.comb += [lanes.left[i].eq(left[i]), lanes.right[i].eq(right[i]), prods[i].eq(lanes.prod[i])]
         # values that ride along from S1
         bias2, part2, nstate2 = Signal.like(bias1), Signal.like(part1), Signal.like(nstate1)
         wword2, bword2 = Signal.like(wword1), Signal.like(bword1)
@@ -709,26 +709,15 @@ class EPCore(wiring.Component):
             m.d.comb += addend.eq(addend_full)
             return addend
 
-        width_p = 1 << _clog2(P) if P > 1 else 1
-        level = [prod3[i] for i in range(P)] + [Const(0, signed(2))] * (width_p - P)
-        op_t = op3
-        addend_t = row_addend(op3, bias3, part3, nstate3)
-        depth = 0
-        while len(level) > 1:
-            nxt = []
-            for a in range(0, len(level), 2):
-                r = Signal(signed(max(len(level[a]), len(level[a + 1])) + 1), name=f"tree{depth}_{a // 2}")
-                m.d.sync += r.eq(level[a] + level[a + 1])
-                nxt.append(r)
-            level = nxt
-            op_n = Signal(op_layout, name=f"op_tree{depth}")
-            m.d.sync += op_n.eq(op_t)
-            valids.append(op_n.valid)
-            add_n = Signal.like(addend_t, name=f"addend{depth}")
-            m.d.sync += add_n.eq(addend_t)
-            op_t, addend_t = op_n, add_n
-            depth += 1
-        tree = level[0]
+        # adder tree (one register per level); the micro-op and the row addend ride along
+        addend3 = row_addend(op3, bias3, part3, nstate3)
+        m.submodules.tree = atree = AdderTree(P, PB + RB, len(op3.as_value()) + len(addend3))
+        op_t, addend_t = Signal(op_layout, name="op_t"), Signal.like(addend3, name="addend_t")
+        m.d.comb += [atree.valid_in.eq(op3.valid), atree.side_in.eq(Cat(op3, addend3)),
+                     Cat(op_t, addend_t).eq(atree.side_out)]
+        m.d.comb += [atree.inp[i].eq(prod3[i]) for i in range(P)]
+        valids.append(atree.occupied)
+        tree = atree.sum
         bu_shift = Signal(range(max(s.bottom_up_shift(k) for k in range(1, L + 1)) + 1))
         with m.Switch(op_t.layer):
             for k in range(1, L + 1):

@@ -44,6 +44,8 @@ from spec.ep_core import (
 )
 from spec.ternary import CELL_MINUS, CELL_PLUS, CELL_ZERO
 
+from .lanes import dot
+
 
 @dataclass
 class Registers:
@@ -305,7 +307,7 @@ class EPCoreTwin:
 
     def clamp(self, x: np.ndarray) -> np.ndarray:
         """Layer 1's constant bottom-up term, aligned: (W0 x) << shift + b0 << shift (per sample)."""
-        return (_imm(x, self._wf["w0"].T) << self._bu[1]) + self._bias_aligned[1]
+        return (dot(x, self._wf["w0"].T) << self._bu[1]) + self._bias_aligned[1]
 
     def step(self, c1: np.ndarray, states: list[np.ndarray], beta_sign: int, target: np.ndarray | None,
              regs: Registers, mats: dict | None = None) -> list[np.ndarray]:
@@ -324,9 +326,9 @@ class EPCoreTwin:
                 pre = c1.copy()
             else:
                 w = mats.get(("bu", k), self._wf[f"w{k - 1}"])
-                pre = (_imm(states[k - 2], w.T) << self._bu[k]) + self._bias_aligned[k]
+                pre = (dot(states[k - 2], w.T) << self._bu[k]) + self._bias_aligned[k]
             if k < L:
-                pre += _imm(states[k], mats.get(("td", k), self._wf[f"w{k}"])) << self._td[k]
+                pre += dot(states[k], mats.get(("td", k), self._wf[f"w{k}"])) << self._td[k]
             if k == L and beta_sign != 0:
                 nudge = (target - states[L - 1]) << s.nudge_shift(regs.beta_shift)
                 if beta_sign > 0:
@@ -360,7 +362,7 @@ class EPCoreTwin:
             self.memory.skip_reads(len(addrs))
             return self.clamp(x)
         w0 = self._sensed_matrix(0, self.memory.read(addrs), False)
-        return (_imm(x, w0.T) << self._bu[1]) + self._bias_aligned[1]
+        return (dot(x, w0.T) << self._bu[1]) + self._bias_aligned[1]
 
     def _step_mats(self) -> dict | None:
         """The weights one relaxation step of one sample reads from a ternary core's memory, sweep by
@@ -548,11 +550,6 @@ class EPCoreTwin:
         if self.memory is not None:
             self.memory.cells[:] = image_cells(self.spec, words)
         self._refresh()
-
-
-def _imm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Integer product through float64 BLAS (exact: the spec bounds every sum below 2^48)."""
-    return (a.astype(np.float64) @ b).astype(np.int64)
 
 
 def ternary_cells(spec: EPCoreSpec, weights: dict[str, np.ndarray]) -> np.ndarray:

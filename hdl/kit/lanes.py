@@ -1,0 +1,127 @@
+"""The lane datapath: P lane products (multiply, or add/subtract/skip for ternary weights) and the
+adder tree that reduces them (twin piece: :mod:`golden.ep_core.lanes`)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+LANE_MODES = ("multiply", "addsub", "addsub+multiply")
+
+
+def _check_int(name: str, value, lo: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, not {value!r}")
+
+
+class LaneProducts(wiring.Component):
+    """P products ``left[i] · right[i]``, registered: latency 1 cycle, one result per cycle.
+
+    Contract (twin piece: :func:`golden.ep_core.lanes.lane_products`): ``prod[i]`` in cycle n + 1 is
+    the product of lane i's operands in cycle n, exact in ``left_bits + right_bits`` signed bits.
+    ``mode``:
+
+    * ``"multiply"`` — P multipliers (the fixed-point core: weight × state, or state × state for
+      an update).
+    * ``"addsub"`` — no multipliers: ``left[i]`` is a ternary weight, read from its bits as the
+      ternary memory's PCSA gives them (bit 0: non-zero, sign bit: negative), so the lane adds,
+      subtracts or skips ``right[i]`` (the ternary core's relaxation; the EqSpike core's add lanes).
+    * ``"addsub+multiply"`` — both: ``mul`` (same cycle as the operands) selects the multiplier
+      (a ternary training core's weight update multiplies states).
+
+    No back-pressure: the lanes take operands every cycle (a pipeline stage of the core).
+
+    Parameters
+    ----------
+    lanes : int — P (≥ 1). left_bits, right_bits : int — signed operand widths (≥ 2).
+    mode : str — one of ``LANE_MODES``.
+
+    Members
+    -------
+    left : In(ArrayLayout(signed(left_bits), P)); right : In(ArrayLayout(signed(right_bits), P)).
+    mul : In(1) — only in ``"addsub+multiply"`` mode.
+    prod : Out(ArrayLayout(signed(left_bits + right_bits), P)).
+    """
+
+    def __init__(self, lanes: int, left_bits: int, right_bits: int, *, mode: str = "multiply"):
+        _check_int("lanes", lanes, 1)
+        _check_int("left_bits", left_bits, 2)
+        _check_int("right_bits", right_bits, 2)
+        if mode not in LANE_MODES:
+            raise ValueError(f"mode must be one of {LANE_MODES}, not {mode!r}")
+        self.lanes, self.left_bits, self.right_bits, self.mode = lanes, left_bits, right_bits, mode
+        members = {"left": In(data.ArrayLayout(signed(left_bits), lanes)),
+                   "right": In(data.ArrayLayout(signed(right_bits), lanes)),
+                   "prod": Out(data.ArrayLayout(signed(left_bits + right_bits), lanes))}
+        if mode == "addsub+multiply":
+            members["mul"] = In(1)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        for i in range(self.lanes):
+            left, right = self.left[i], self.right[i]
+            addsub = Mux(left[0], Mux(left[-1], -right, right), 0)
+            if self.mode == "multiply":
+                m.d.sync += self.prod[i].eq(left * right)
+            elif self.mode == "addsub":
+                m.d.sync += self.prod[i].eq(addsub)
+            else:
+                m.d.sync += self.prod[i].eq(Mux(self.mul, left * right, addsub))
+        return m
+
+
+class AdderTree(wiring.Component):
+    """The sum of P signed inputs through a balanced binary tree with one register per level.
+
+    Contract (twin piece: :func:`golden.ep_core.lanes.reduce_lanes`): ``sum`` = Σ ``inp[i]`` of the
+    cycle ``latency`` cycles earlier, exact in ``width + latency`` signed bits, where
+    ``latency = ceil(log2 P)`` (0 for P = 1: a wire). One sum per cycle, no back-pressure.
+    ``side_in`` (any payload, e.g. the core's micro-op) comes out on ``side_out`` with the same
+    latency, ``valid_in`` on ``valid_out``; ``occupied`` is high while a level holds a valid input
+    (the core waits for it to clear before it drains).
+
+    Parameters
+    ----------
+    lanes : int — P (≥ 1). width : int — signed input width (≥ 1). side_bits : int — payload width (≥ 1).
+
+    Members
+    -------
+    inp : In(ArrayLayout(signed(width), P)). valid_in : In(1). side_in : In(side_bits).
+    sum : Out(signed(width + latency)). valid_out : Out(1). side_out : Out(side_bits). occupied : Out(1).
+    """
+
+    def __init__(self, lanes: int, width: int, side_bits: int = 1):
+        _check_int("lanes", lanes, 1)
+        _check_int("width", width, 1)
+        _check_int("side_bits", side_bits, 1)
+        self.lanes, self.width, self.side_bits = lanes, width, side_bits
+        self.latency = (lanes - 1).bit_length()
+        super().__init__({"inp": In(data.ArrayLayout(signed(width), lanes)), "valid_in": In(1),
+                          "side_in": In(side_bits), "sum": Out(signed(width + self.latency)),
+                          "valid_out": Out(1), "side_out": Out(side_bits), "occupied": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        P = self.lanes
+        width_p = 1 << self.latency
+        level = [self.inp[i] for i in range(P)] + [Const(0, signed(2))] * (width_p - P)
+        valid, side = self.valid_in, self.side_in
+        occupied = Const(0)
+        depth = 0
+        while len(level) > 1:
+            nxt = []
+            for a in range(0, len(level), 2):
+                r = Signal(signed(max(len(level[a]), len(level[a + 1])) + 1), name=f"tree{depth}_{a // 2}")
+                m.d.sync += r.eq(level[a] + level[a + 1])
+                nxt.append(r)
+            level = nxt
+            valid_n, side_n = Signal(name=f"valid{depth}"), Signal(self.side_bits, name=f"side{depth}")
+            m.d.sync += [valid_n.eq(valid), side_n.eq(side)]
+            valid, side = valid_n, side_n
+            occupied = occupied | valid_n
+            depth += 1
+        m.d.comb += [self.sum.eq(level[0]), self.valid_out.eq(valid), self.side_out.eq(side),
+                     self.occupied.eq(occupied)]
+        return m
