@@ -314,3 +314,20 @@ def test_cli_spec_quantize_errors_and_train(tmp_path, capsys):
     assert main(["train", "--set", "T1=16", "--dataset", "mnist-subset", "--train-limit", "5",
                  "--out", str(tmp_path / "run")]) == 2  # a previous run without --force
     assert "--force" in capsys.readouterr().err
+
+
+def test_onchip_bench_smoke(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "eqspike_onchip.py"
+    spec = importlib.util.spec_from_file_location("eqspike_onchip_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "r.json"
+    assert mod.main(["--dataset", "mnist-subset", "--hidden", "8", "--train-limit", "10", "--test-limit", "10",
+                     "--eval-every", "5", "--set", "T1=8", "--set", "T2=4", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["done"] and [c["samples"] for c in res["curve"]] == [0, 5, 10]
+    assert out.with_suffix(".png").stat().st_size > 0
