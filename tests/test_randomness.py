@@ -285,7 +285,8 @@ def test_bench_commands(tmp_path):
     want = _prefix(R.galton_stream(spec, what="fields"), 1000)
     assert out.read_bytes() == want
     r = _bench("stream", "--source", "galton", "--bytes", "10", "--out", str(out))  # never overwrites
-    assert r.returncode == 2 and "File exists" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and str(out) in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert out.read_bytes() == want
     r = _bench("dispersion", "--set", "rows=4", "--balls", "500", "--histograms", "30",
                "--json", str(tmp_path / "d.json"))
     assert r.returncode == 0 and "KS D =" in r.stdout, r.stderr
