@@ -21,7 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from golden.clierr import ArgumentParser, cli_main, parse_set_value  # noqa: E402
+from golden.clierr import ArgumentParser, CLIError, cli_main, parse_set_value  # noqa: E402
+from golden.clierr import nonneg_int_type as natural  # noqa: E402
+from golden.clierr import positive_int_type as count  # noqa: E402
 
 
 def _load(dataset, split, data_dir, limit):
@@ -41,13 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     from spec.eqspike import EqSpikeSpec
 
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--hidden", type=int, default=500, help="hidden layer size (default 500)")
+    p.add_argument("--hidden", type=count, default=500, help="hidden layer size (default 500)")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "mnist-subset"])
     p.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
-    p.add_argument("--train-limit", type=int, help="first N training images (default all: one epoch)")
-    p.add_argument("--test-limit", type=int, default=2000, help="test images per evaluation (default 2000)")
-    p.add_argument("--eval-every", type=int, default=5000, help="samples between evaluations (default 5000)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
+    p.add_argument("--train-limit", type=count, help="first N training images (default all: one epoch)")
+    p.add_argument("--test-limit", type=count, default=2000, help="test images per evaluation (default 2000)")
+    p.add_argument("--eval-every", type=count, default=5000, help="samples between evaluations (default 5000)")
+    p.add_argument("--seed", type=natural, default=0, help="initialisation and shuffling seed (default 0)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a spec field")
     p.add_argument("--out", default=str(REPO / "bench/results/eqspike_onchip.json"), help="JSON path (PNG beside)")
     args = p.parse_args(argv)
@@ -59,13 +61,23 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--set expects FIELD=VALUE, not {item!r}")
         k, v = item.split("=", 1)
         d[k.strip()] = parse_set_value(v)
-    spec = EqSpikeSpec.from_dict(d)
+    try:
+        spec = EqSpikeSpec.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise CLIError(f"--hidden/--set: {e}") from None
+    out = Path(args.out)
+    if out.is_dir():
+        raise CLIError(f"--out {out}: is a directory, not a file")
+    for q in out.parents:
+        if q.exists():
+            if not q.is_dir():
+                raise CLIError(f"--out {out}: {q} is a file, not a directory")
+            break
     x, y = _load(args.dataset, "train", args.data_dir, args.train_limit)
     xt, yt = _load(args.dataset, "test", args.data_dir, args.test_limit)
     twin = EqSpikeTwin(spec, init_weights(spec, args.seed))
     evaluator = EqSpikeTwin(spec, twin.weights)
     order = np.random.default_rng(args.seed).permutation(len(x))
-    out = Path(args.out)
     res = {"spec": spec.to_dict(), "spec_digest": spec.digest(), "dataset": args.dataset, "train_samples": len(x),
            "test_images": len(xt), "seed": args.seed, "command": "python bench/eqspike_onchip.py " + " ".join(
                argv if argv is not None else sys.argv[1:]), "curve": [], "done": False}

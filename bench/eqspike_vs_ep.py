@@ -23,7 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+from golden.clierr import ArgumentParser, CLIError, cli_main  # noqa: E402
+from golden.clierr import positive_int_type as count  # noqa: E402
 
 
 def cosine(a, b) -> float:
@@ -44,9 +45,10 @@ def measure(args, log=print) -> dict:
     y = torch.from_numpy(ds.labels[:n]).long()
     base = None
     if args.checkpoint:
-        from golden.eqspike.train import load_eqspike_checkpoint
+        from golden.eqspike.train import load_eqspike_checkpoint, model_from_checkpoint
 
         ckpt = load_eqspike_checkpoint(args.checkpoint)
+        model_from_checkpoint(ckpt)  # shapes fit the configuration, finite weights
         base = ckpt["model"]
         cfg0 = EqSpikeConfig.from_dict({**ckpt["config"], "dtype": "float64"})
     else:
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="initialisation/encoder seeds")
     p.add_argument("--T1-ref", type=int, default=300, help="free steps of the rate reference (default 300)")
     p.add_argument("--T2-ref", type=int, default=150, help="nudged steps of the rate reference (default 150)")
-    p.add_argument("--threads", type=int, help="CPU threads")
+    p.add_argument("--threads", type=count, help="CPU threads")
     p.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "eqspike_vs_ep.json",
                    help="output JSON (default bench/results/eqspike_vs_ep.json); the PNG goes beside it")
     args = p.parse_args(argv)
@@ -148,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, not {getattr(args, name)}")
     if any(t <= 0 for t in args.T2s):
         raise ValueError(f"--T2s must be positive integers, not {args.T2s}")
+    if args.json.is_dir():
+        raise CLIError(f"--json {args.json}: is a directory, not a file")
+    for q in args.json.parents:
+        if q.exists():
+            if not q.is_dir():
+                raise CLIError(f"--json {args.json}: {q} is a file, not a directory")
+            break
     if args.threads:
         import torch
 

@@ -198,9 +198,7 @@ def _write_json(path: str | None, obj: dict) -> None:
     if path:
         from golden.fileio import atomic_write_bytes
 
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(p, json.dumps(obj, indent=2).encode())
+        atomic_write_bytes(Path(path), json.dumps(obj, indent=2).encode())
         print(f"wrote {path}")
 
 
@@ -260,9 +258,29 @@ def _positive(name: str, v: int) -> None:
         raise CLIError(f"{name} must be a positive integer, not {v}")
 
 
+def _check_out_file(option: str, path: str | None, new: bool = False) -> None:
+    """Refuse an output path that cannot be written, before any work (a directory, a path under a file;
+    ``new``: an existing file, which is never overwritten)."""
+    if not path or path == "-":
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise CLIError(f"{option} {p}: is a directory, not a file")
+    if new and p.exists():
+        raise CLIError(f"{option} {p}: already exists; it is never overwritten: choose another {option}")
+    for q in p.parents:
+        if q.exists():
+            if not q.is_dir():
+                raise CLIError(f"{option} {p}: {q} is a file, not a directory")
+            break
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _check_out_file("--json", getattr(args, "json", None))
+    _check_out_file("--log", getattr(args, "log", None))
+    _check_out_file("--out", getattr(args, "out", None), new=True)
     if args.cmd == "summary":
         out = {}
         for path in args.logs:

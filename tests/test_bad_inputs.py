@@ -81,10 +81,28 @@ def fx(tmp_path_factory) -> dict[str, Path]:
     torch.save(ckpt, root / "nan.pt")
     data = (root / "run" / "checkpoint.pt").read_bytes()
     (root / "truncated.pt").write_bytes(data[: len(data) // 2])
+    # EqSpike: a 784-8-10 run on 20 images, its export and its fixed-point image; a NaN and a misshapen checkpoint
+    from golden.eqspike.__main__ import main as eq_main
+    from golden.eqspike.twin_cli import main as eqt_main
+
+    assert eq_main(["train", *EQTINY.split(), "--eval-batch-size", "10", "--out", str(root / "eqrun")]) == 0
+    assert eq_main(["export", "--checkpoint", str(root / "eqrun"), "--out", str(root / "eqexp")]) == 0
+    assert eqt_main(["quantize", "--set", "layers=[784,8,10]", "--export", str(root / "eqexp"),
+                     "--out", str(root / "eqimg")]) == 0
+    eq = torch.load(root / "eqrun" / "checkpoint.pt", weights_only=False)
+    eq["model"]["w0"][0, 0] = float("nan")
+    torch.save(eq, root / "eqnan.pt")
+    eq = torch.load(root / "eqrun" / "checkpoint.pt", weights_only=False)
+    eq["model"]["w0"] = eq["model"]["w0"][:3]
+    torch.save(eq, root / "eqshape.pt")
+    data = (root / "eqrun" / "checkpoint.pt").read_bytes()
+    (root / "eqtrunc.pt").write_bytes(data[: len(data) // 2])
     return {"root": root, "run": root / "run", "ckpt": root / "run" / "checkpoint.pt", "export": root / "export",
             "image": root / "image", "spec": root / "spec.toml", "small": root / "small.toml",
             "img16": root / "img16", "trun": root / "trun", "texp": root / "texp", "galton": root / "galton.toml",
-            "nan_ckpt": root / "nan.pt", "trunc_ckpt": root / "truncated.pt"}
+            "nan_ckpt": root / "nan.pt", "trunc_ckpt": root / "truncated.pt", "eqrun": root / "eqrun",
+            "eqexp": root / "eqexp", "eqimg": root / "eqimg", "eqnan": root / "eqnan.pt",
+            "eqshape": root / "eqshape.pt", "eqtrunc": root / "eqtrunc.pt"}
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -223,6 +241,7 @@ def C(cli: str, argv: str | list[str], match: str, setup: Setup | None = None, *
 
 
 TINY = "--dataset mnist-subset --layers 784 8 10 --train-limit 20 --test-limit 10 --T1 3 --T2 2 --batch-size 10"
+EQTINY = "--dataset mnist-subset --layers 784 8 10 --train-limit 20 --test-limit 10 --T1 3 --T2 2 --batch-size 10"
 TTINY = "--dataset mnist-subset --layers 784 8 10 --train-limit 20 --test-limit 10 --T1 3 --T2 2 --batch-size 10"
 
 CASES: list[Case] = [
@@ -625,6 +644,186 @@ CASES: list[Case] = [
     C("bench:ep_core_report", "", r"the following arguments are required: --synth"),
 ]
 
+EQ_NOPRE = edit_manifest("eqexp", "e", lambda m: m.pop("preprocessing"), redigest=True)
+EQ_MINE_STDP = chain(FOREIGN, write("mine/stdp.json", "{}"))
+CASES += [
+    # ---- python -m golden.eqspike train ------------------------------------------------------------------
+    C("eqspike", "train --beta inf --out r", r"beta must be a finite positive number, not inf"),
+    C("eqspike", "train --lrs nan --out r", r"lrs entries must be finite positive numbers, not nan"),
+    C("eqspike", "train --T1 0 --out r", r"T1 must be a positive integer, not 0"),
+    C("eqspike", "train --eps-shift 9 --out r", r"eps_shift must be an integer in \[0, 8\]"),
+    C("eqspike", "train --trace-shift -1 --out r", r"trace_shift must be an integer in \[0, 10\]"),
+    C("eqspike", "train --trace-stages 3 --out r", r"argument --trace-stages: invalid choice: 3"),
+    C("eqspike", "train --encoder bogus --out r", r"argument --encoder: invalid choice: 'bogus'"),
+    C("eqspike", "train --preset bogus --out r", r"argument --preset: invalid choice: 'bogus'"),
+    C("eqspike", "train --momentum 1 --out r", r"momentum must be in \[0, 1\), not 1\.0"),
+    C("eqspike", "train --theta nan --out r", r"theta must be a finite positive number, not nan"),
+    C("eqspike", "train --layers 100 10 --out r", r"layers must start with 784 inputs and end with 10 classes"),
+    C("eqspike", "train --layers 784 100000000 10 --dataset mnist-subset --out r", r"79,500,000,010 parameters"),
+    C("eqspike", "train --config c.json --out r", r"--config c\.json: must hold a table", write("c.json", "[1]")),
+    C("eqspike", "train --config c.json --out r", r"preset in c\.json must be one of",
+      write("c.json", '{"preset": "nope"}')),
+    C("eqspike", "train --config c.json --out r", r"unknown EqSpike options \['bogus'\]",
+      write("c.json", '{"bogus": 1}')),
+    C("eqspike", "train --threads 0 --out r", r"argument --threads: must be a positive integer, not 0"),
+    C("eqspike", "train --stop-after 0 --out r", r"argument --stop-after: must be a positive integer, not 0"),
+    C("eqspike", f"train {EQTINY} --device banana --out r", r"--device must be auto, cpu, cuda or cuda:N"),
+    C("eqspike", "train --dataset mnist --out r", r"MNIST train data not found"),
+    C("eqspike", f"train {EQTINY} --out f.txt", r"--out f\.txt: is a file", write("f.txt", "x")),
+    C("eqspike", f"train {EQTINY} --out img", r"--out img: the directory holds the output of another command",
+      copy("eqimg", "img")),
+    C("eqspike", f"train {EQTINY} --out run", r"already holds a run \(checkpoint\.pt\): pass --resume",
+      copy("eqrun", "run")),
+    C("eqspike", "train --resume --out nothere", r"--resume: no checkpoint at nothere/checkpoint\.pt"),
+    # ---- evaluate / export ---------------------------------------------------------------------------------
+    C("eqspike", "evaluate", r"give exactly one of --checkpoint and --export"),
+    C("eqspike", "evaluate --checkpoint {eqrun} --batch-size 0", r"argument --batch-size: must be a positive integer"),
+    C("eqspike", "evaluate --checkpoint {eqrun} --seed -1", r"argument --seed: must be a non-negative integer"),
+    C("eqspike", "evaluate --checkpoint {eqrun} --limit -5", r"argument --limit: must be a positive integer, not -5"),
+    C("eqspike", "evaluate --checkpoint {eqrun} --T 0", r"argument --T: must be a positive integer, not 0"),
+    C("eqspike", "evaluate --checkpoint {eqrun} --split bogus", r"argument --split: invalid choice: 'bogus'"),
+    C("eqspike", "evaluate --checkpoint e.pt", r"e\.pt: the checkpoint file is empty", write("e.pt", b"")),
+    C("eqspike", "evaluate --checkpoint {eqtrunc}", r"eqtrunc\.pt: not a readable checkpoint"),
+    C("eqspike", "evaluate --checkpoint {eqnan}", r"parameter w0 has 1 of 6272 values that are not finite"),
+    C("eqspike", "evaluate --checkpoint {eqshape}", r"the checkpoint's weights do not fit its configuration"),
+    C("eqspike", "evaluate --checkpoint {ckpt}", r"is not an epforge checkpoint \(format epforge-eqspike"),
+    C("eqspike", "evaluate --export {export}", r"is not an EqSpike export"),
+    C("eqspike", "evaluate --export {eqimg}", r"format is 'epforge-eqspike-image/1', expected 'epforge-export/1'"),
+    C("eqspike", "evaluate --export e", r"manifest_sha256 .* does not match its fields",
+      edit_manifest("eqexp", "e", lambda m: m["eqspike"].update(eps_shift=3))),
+    C("eqspike", "evaluate --export e", r"eps_shift must be an integer in \[0, 8\]",
+      edit_manifest("eqexp", "e", lambda m: m["eqspike"].update(eps_shift=99), redigest=True)),
+    C("eqspike", "evaluate --export e", r"e/manifest\.json: needs an 'eqspike' table and preprocessing\.dataset",
+      EQ_NOPRE),
+    C("eqspike", "evaluate --export e", r"file 'w0\.npy' is missing",
+      chain(copy("eqexp", "e"), lambda tmp, fx: (tmp / "e" / "w0.npy").unlink())),
+    C("eqspike", "evaluate --export e", r"array w0: .* not finite", nan_array("eqexp", "e", "w0")),
+    C("eqspike", "evaluate --checkpoint {eqrun} --dataset mnist-subset --limit 5 --json f.txt/x.json",
+      r"f\.txt is a file", write("f.txt", "x")),
+    C("eqspike", "export --checkpoint {eqrun} --out run", r"--out run: the directory holds the output of another",
+      copy("eqrun", "run")),
+    C("eqspike", "export --checkpoint {eqrun} --out e", r"--out e: holds a previous epforge-export output; pass "
+      r"--force", copy("eqexp", "e")),
+    C("eqspike", "export --checkpoint {eqrun} --out mine", r"never replaces files it did not write", FOREIGN),
+    C("eqspike", "export --checkpoint {eqnan} --out e", r"parameter w0 has 1 of 6272 values that are not finite"),
+    C("eqspike", "export --checkpoint {eqtrunc} --out e", r"not a readable checkpoint"),
+    C("eqspike", "export --checkpoint {eqshape} --out e", r"weights do not fit its configuration"),
+    # ---- stdp / events -------------------------------------------------------------------------------------
+    C("eqspike", "stdp --dt-max 0 --out s", r"argument --dt-max: must be a positive integer, not 0"),
+    C("eqspike", "stdp --repeats 0 --out s", r"argument --repeats: must be a positive integer, not 0"),
+    C("eqspike", "stdp --seed -1 --out s", r"argument --seed: must be a non-negative integer, not -1"),
+    C("eqspike", "stdp --theta nan --out s", r"argument --theta: must be a finite number, not 'nan'"),
+    C("eqspike", "stdp --r-hi 2 --out s", r"r_lo and r_hi must be distinct rates in \[0, 1\]"),
+    C("eqspike", "stdp --trace-shift 11 --out s", r"trace_shift must be an integer in \[0, 10\]"),
+    C("eqspike", "stdp --dt-max 100000000 --out s", r"--dt-max 100000000 .* GiB"),
+    C("eqspike", "stdp --dt-max 3 --repeats 2 --out f.txt", r"--out f\.txt: is a file", write("f.txt", "x")),
+    C("eqspike", "stdp --dt-max 3 --repeats 2 --out mine", r"--out mine: the directory already holds stdp\.json",
+      EQ_MINE_STDP),
+    C("eqspike", "events --samples 0 --out v", r"argument --samples: must be a positive integer, not 0"),
+    C("eqspike", "events --beta inf --out v", r"beta must be a finite positive number, not inf"),
+    C("eqspike", "events --checkpoint nothere --out v", r"nothere: no such checkpoint file"),
+    C("eqspike", "events --checkpoint {eqnan} --out v", r"parameter w0 has 1 of 6272 values that are not finite"),
+    C("eqspike", "events --export e --out v", r"needs an 'eqspike' table and preprocessing\.dataset", EQ_NOPRE),
+    C("eqspike", "events --layers 784 8 10 --dataset mnist-subset --samples 2 --out f.txt", r"--out f\.txt: is a file",
+      write("f.txt", "x")),
+    C("eqspike", "bogus", r"argument COMMAND: invalid choice: 'bogus'"),
+    # ---- python -m golden.eqspike.twin_cli -----------------------------------------------------------------
+    C("eqspike_twin", "quantize --export nothere --out i", r"nothere is not an export directory"),
+    C("eqspike_twin", "quantize --export {eqrun} --out i", r"eqrun is not an export: .*manifest\.json is missing"),
+    C("eqspike_twin", "quantize --export {eqexp} --out i", r"layers=\[784, 8, 10\] but the spec has \[784, 500, 10\]"),
+    C("eqspike_twin", "quantize --export {eqexp} --set lanes=0 --out i", r"--set lanes: lanes must be an integer in "
+      r"1\.\.4096, not 0"),
+    C("eqspike_twin", "quantize --export {eqexp} --set bogus=1 --out i", r"unknown EqSpike spec fields \['bogus'\]"),
+    C("eqspike_twin", "quantize --export {eqexp} --set nokey --out i", r"argument --set: --set expects FIELD=VALUE"),
+    C("eqspike_twin", "quantize --export {eqexp} --set training=maybe --out i", r"training must be true or false"),
+    C("eqspike_twin", "quantize --export {eqexp} --spec nothere.toml --out i", r"nothere\.toml: No such file"),
+    C("eqspike_twin", "quantize --export {eqexp} --spec c.json --out i", r"c\.json: EqSpikeSpec: must be a table",
+      write("c.json", "[1]")),
+    C("eqspike_twin", "quantize --export {eqexp} --set layers=[784,8,10] --out run", r"--out run: the directory "
+      r"holds the output of another command", copy("eqrun", "run")),
+    C("eqspike_twin", "quantize --export {eqexp} --set layers=[784,8,10] --out img", r"--out img: holds a previous "
+      r"epforge-eqspike-image output; pass --force", copy("eqimg", "img")),
+    C("eqspike_twin", "quantize --export {eqexp} --set layers=[784,8,10] --out mine", r"never replaces", FOREIGN),
+    C("eqspike_twin", "quantize --export {eqexp} --set layers=[784,8,10] --out f.txt", r"--out f\.txt: is a file",
+      write("f.txt", "x")),
+    C("eqspike_twin", "quantize --export e --set layers=[784,8,10] --out i", r"manifest_sha256 .* does not match",
+      edit_manifest("eqexp", "e", lambda m: m["eqspike"].update(trace_shift=4))),
+    C("eqspike_twin", "evaluate --image nothere", r"nothere is not an export directory"),
+    C("eqspike_twin", "evaluate --image {eqexp}", r"format is 'epforge-export/1', expected 'epforge-eqspike-image/1'"),
+    C("eqspike_twin", "evaluate --image {eqimg} --T 0", r"argument --T: must be a positive integer, not 0"),
+    C("eqspike_twin", "evaluate --image {eqimg} --batch-size 0", r"argument --batch-size: must be a positive"),
+    C("eqspike_twin", "evaluate --image {eqimg} --prng-seed -1", r"argument --prng-seed: must be a non-negative"),
+    C("eqspike_twin", "evaluate --image {eqimg} --prng-seed 4294967296", r"--prng-seed must be in 0\.\.2\^32-1"),
+    C("eqspike_twin", "evaluate --image {eqimg} --dataset bogus", r"argument --dataset: invalid choice: 'bogus'"),
+    C("eqspike_twin", "evaluate --image {eqimg} --dataset mnist", r"MNIST test data not found"),
+    C("eqspike_twin", "evaluate --image i", r"manifest_sha256 .* does not match",
+      edit_manifest("eqimg", "i", lambda m: m.update(format_note="edited"))),
+    C("eqspike_twin", "evaluate --image i", r"w0\.npy", edit_file("eqimg", "i", "w0.npy", lambda b: b[: len(b) // 2])),
+    C("eqspike_twin", "evaluate --image {eqimg} --dataset mnist-subset --limit 3 --count-samples 1 --json f.txt/x.json",
+      r"f\.txt is a file", write("f.txt", "x")),
+    C("eqspike_twin", "train --image {eqimg} --set lanes=4 --out t", r"--image carries its own spec"),
+    C("eqspike_twin", "train --set training=false --out t", r"the spec has training=false"),
+    C("eqspike_twin", "train --epochs 0 --out t", r"argument --epochs: must be a positive integer, not 0"),
+    C("eqspike_twin", "train --seed -1 --out t", r"argument --seed: must be a non-negative integer, not -1"),
+    C("eqspike_twin", "train --dataset mnist-subset --set layers=[784,8,10] --train-limit 2 --test-limit 2 --out f.txt",
+      r"--out f\.txt: is a file", write("f.txt", "x")),
+    C("eqspike_twin", "train --dataset mnist-subset --set layers=[784,8,10] --train-limit 2 --test-limit 2 --out e",
+      r"--out e: the directory holds the output of another command", copy("eqexp", "e")),
+    # ---- bench/eqspike_vs_ep.py ----------------------------------------------------------------------------
+    C("bench:eqspike_vs_ep", "--hidden 0", r"--hidden must be a positive integer, not 0"),
+    C("bench:eqspike_vs_ep", "--beta inf", r"beta must be a finite positive number, not inf"),
+    C("bench:eqspike_vs_ep", "--T2s 8 0", r"--T2s must be positive integers"),
+    C("bench:eqspike_vs_ep", "--trace-shifts 11", r"trace_shift must be an integer in \[0, 10\]"),
+    C("bench:eqspike_vs_ep", "--stages 3", r"argument --stages: invalid choice: 3"),
+    C("bench:eqspike_vs_ep", "--theta nan", r"theta must be a finite positive number, not nan"),
+    C("bench:eqspike_vs_ep", "--seeds -1", r"seed must be a non-negative integer, not -1"),
+    C("bench:eqspike_vs_ep", "--threads 0", r"argument --threads: must be a positive integer, not 0"),
+    C("bench:eqspike_vs_ep", "--checkpoint nothere", r"nothere: no such checkpoint file"),
+    C("bench:eqspike_vs_ep", "--checkpoint {eqnan}", r"parameter w0 has 1 of 6272 values that are not finite"),
+    C("bench:eqspike_vs_ep", "--checkpoint {eqshape}", r"weights do not fit its configuration"),
+    C("bench:eqspike_vs_ep", "--json d", r"--json d: is a directory", mkdir("d")),
+    C("bench:eqspike_vs_ep", "--json f.txt/x.json", r"--json f\.txt/x\.json: f\.txt is a file", write("f.txt", "x")),
+    C("bench:eqspike_vs_ep", "--dataset mnist", r"MNIST train data not found"),
+    C("bench:eqspike_vs_ep", "--hidden 100000000", r"79,500,000,010 parameters"),
+    # ---- bench/eqspike_onchip.py ---------------------------------------------------------------------------
+    C("bench:eqspike_onchip", "--hidden 0", r"argument --hidden: must be a positive integer, not 0"),
+    C("bench:eqspike_onchip", "--train-limit -5", r"argument --train-limit: must be a positive integer, not -5"),
+    C("bench:eqspike_onchip", "--eval-every 0", r"argument --eval-every: must be a positive integer, not 0"),
+    C("bench:eqspike_onchip", "--seed -1", r"argument --seed: must be a non-negative integer, not -1"),
+    C("bench:eqspike_onchip", "--set lanes=0", r"--set: lanes must be an integer in 1\.\.4096, not 0"),
+    C("bench:eqspike_onchip", "--set nokv", r"--set expects FIELD=VALUE, not 'nokv'"),
+    C("bench:eqspike_onchip", "--hidden 100000000", r"layers entries must be an integer in 1\.\.1048576"),
+    C("bench:eqspike_onchip", "--dataset bogus", r"argument --dataset: invalid choice: 'bogus'"),
+    C("bench:eqspike_onchip", "--dataset mnist --out o.json", r"MNIST train data not found"),
+    C("bench:eqspike_onchip", "--out d", r"--out d: is a directory", mkdir("d")),
+    C("bench:eqspike_onchip", "--out f.txt/o.json", r"--out f\.txt/o\.json: f\.txt is a file", write("f.txt", "x")),
+    # ---- bench/randomness.py -------------------------------------------------------------------------------
+    C("bench:randomness", "limits --source bogus", r"argument --source: invalid choice: 'bogus'"),
+    C("bench:randomness", "limits --set prng_width=0", r"galton spec: prng_width must be one of"),
+    C("bench:randomness", "limits --set nokv", r"argument --set: --set expects FIELD=VALUE"),
+    C("bench:randomness", "limits --seed -1", r"--seed must be in 0\.\.2\^32-1, not -1"),
+    C("bench:randomness", "limits --seed 4294967296", r"--seed must be in 0\.\.2\^32-1, not 4294967296"),
+    C("bench:randomness", "limits --spec nothere.toml", r"nothere\.toml: No such file"),
+    C("bench:randomness", "limits --spec c.json", r"c\.json: GaltonSpec: must be a table", write("c.json", "[1]")),
+    C("bench:randomness", "limits --json f.txt/x.json", r"--json f\.txt/x\.json: f\.txt is a file",
+      write("f.txt", "x")),
+    C("bench:randomness", "stream --bytes 0 --out s.bin", r"--bytes must be a positive integer, not 0"),
+    C("bench:randomness", "stream --bytes 10 --out f.txt", r"--out f\.txt: already exists; it is never overwritten",
+      write("f.txt", "x")),
+    C("bench:randomness", "stream --bytes 10 --out d", r"--out d: is a directory", mkdir("d")),
+    C("bench:randomness", "stream --bytes 10 --source ep-rounding --set lanes=0 --out s.bin",
+      r"ep-rounding spec: lanes must be a positive integer, not 0"),
+    C("bench:randomness", "stream --bytes 10 --source ternary --set bogus=1 --out s.bin",
+      r"ternary spec: unknown TernaryMemorySpec fields \['bogus'\]"),
+    C("bench:randomness", "summary nothere.log", r"nothere\.log: No such file"),
+    C("bench:randomness", "dispersion --balls 0", r"--balls must be a positive integer, not 0"),
+    C("bench:randomness", "dispersion --source ep-sign", r"argument --source: invalid choice: 'ep-sign'"),
+    C("bench:randomness", "dispersion --set rows=0", r"galton spec: rows must be a positive integer"),
+    C("bench:randomness", "dieharder --log f.txt/x.log -- -d 0", r"--log f\.txt/x\.log: f\.txt is a file",
+      write("f.txt", "x")),
+    C("bench:randomness", "bogus", r"argument COMMAND: invalid choice: 'bogus'"),
+]
+
 
 def _cli(name: str):
     if name == "golden":
@@ -643,6 +842,10 @@ def _cli(name: str):
         from boards.__main__ import main
     elif name == "demo":
         from sim.demo import main
+    elif name == "eqspike":
+        from golden.eqspike.__main__ import main
+    elif name == "eqspike_twin":
+        from golden.eqspike.twin_cli import main
     else:
         bench = name.split(":", 1)[1]
         mod_name = f"epforge_bench_{bench}"
@@ -929,5 +1132,6 @@ def test_case_counts():
     counts = case_counts()
     print("bad-input cases:", counts, "total", sum(counts.values()))
     assert sum(counts.values()) >= 150
-    for cli in ("golden", "ep_core", "ternary", "domainwall", "data", "hdl", "boards", "demo", "bench"):
+    for cli in ("golden", "ep_core", "ternary", "domainwall", "data", "hdl", "boards", "demo", "bench", "eqspike",
+                "eqspike_twin"):
         assert counts[cli] >= 5, cli

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..clierr import cli_main
+from ..clierr import ArgumentParser, cli_main, finite_float_type, nonneg_int_type, positive_int_type
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the full-MNIST accuracy run (docs/eqspike.md §5, measured on a GPU: 98.32 % test): 784-500-10,
@@ -165,8 +165,10 @@ def load_model(args, device="cpu"):
     spec, arrays, manifest = load_export(args.export)
     if "eqspike" not in manifest:
         raise ValueError(f"{args.export} is not an EqSpike export (its manifest has no 'eqspike' section)")
-    cfg = EqSpikeConfig.from_dict({**manifest["eqspike"], "layers": list(spec.layers),
-                                   "dataset": manifest["preprocessing"]["dataset"]})
+    pre = manifest.get("preprocessing")
+    if not isinstance(manifest["eqspike"], dict) or not isinstance(pre, dict) or "dataset" not in pre:
+        raise ValueError(f"{args.export}/manifest.json: needs an 'eqspike' table and preprocessing.dataset")
+    cfg = EqSpikeConfig.from_dict({**manifest["eqspike"], "layers": list(spec.layers), "dataset": pre["dataset"]})
     net, _, _ = build(cfg, torch.device(device))
     with torch.no_grad():
         for name, p in net.named_parameters():
@@ -231,12 +233,19 @@ def cmd_stdp(args) -> int:
     EqSpikeConfig(trace_shift=args.trace_shift, trace_stages=args.trace_stages, theta=args.theta)  # validates
     if args.repeats <= 0:
         raise ValueError(f"--repeats must be a positive integer, not {args.repeats}")
+    from ..clierr import check_memory
+    from ..fileio import claim_output_dir
+
+    steps = 2 * args.dt_max + 10 + max(200, 20 * 2 ** args.trace_shift)
+    n_dts = len(range(-args.dt_max, args.dt_max + 1, args.dt_step))
+    check_memory(f"--dt-max {args.dt_max} --dt-step {args.dt_step} --repeats {args.repeats}",
+                 2 * n_dts * args.repeats * steps, 8, copies=3)
     dts = list(range(-args.dt_max, args.dt_max + 1, args.dt_step))
+    claim_output_dir(args.out, "eqspike-stdp", writes=("stdp.json", "stdp.png"), force=True)
     res = pair_protocol(dts, trace_shift=args.trace_shift, stages=args.trace_stages, r_lo=args.r_lo, r_hi=args.r_hi,
                         update=args.update, theta=args.theta, repeats=args.repeats, seed=args.seed,
                         pre_at=args.dt_max + 10, tail=max(200, 20 * 2 ** args.trace_shift))
     report = stdp_report(res, params)
-    args.out.mkdir(parents=True, exist_ok=True)
     _write_json(args.out / "stdp.json", report)
     plot_stdp(report, args.out / "stdp.png")
     i0 = dts.index(0) if 0 in dts else None
@@ -251,6 +260,7 @@ def cmd_stdp(args) -> int:
 def cmd_events(args) -> int:
     import torch
 
+    from ..fileio import claim_output_dir
     from ..train import load_split
     from .events import count_events, energy_report
     from .train import build
@@ -268,13 +278,13 @@ def cmd_events(args) -> int:
     cfg = dataclasses.replace(cfg, dataset=args.dataset or cfg.dataset, data_dir=args.data_dir or cfg.data_dir,
                               test_limit=args.samples)
     split = load_split(cfg, "test")
+    claim_output_dir(args.out, "eqspike-events", writes=("events.json",), force=True)
     gen = torch.Generator().manual_seed(args.seed or 0)
     ev = count_events(net, split.x, split.y, gen)
     energy = energy_report(ev, tuple(cfg.layers), cfg.T1, cfg.T2, cfg.estimator)
     report = {"layers": list(cfg.layers), "T1": cfg.T1, "T2": cfg.T2, "estimator": cfg.estimator,
               "encoder": cfg.encoder, "samples": len(split.x), "dataset": cfg.dataset,
               "per_sample": ev, "energy": energy}
-    args.out.mkdir(parents=True, exist_ok=True)
     _write_json(args.out / "events.json", report)
     for ph, d in ev.items():
         per_layer = ", ".join(f"{v:.0f}" for v in d["spikes_per_layer"])
@@ -294,7 +304,7 @@ def cmd_events(args) -> int:
 
 # ----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m golden.eqspike", description=__doc__,
+    p = ArgumentParser(prog="python -m golden.eqspike", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
@@ -305,9 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_argument_group("run")
     g.add_argument("--out", type=Path, required=True, help="run directory")
     g.add_argument("--resume", action="store_true", help="continue the run in --out bit-identically")
-    g.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs of this invocation")
+    g.add_argument("--stop-after", type=positive_int_type, metavar="N", help="stop after N epochs of this invocation")
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    g.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    g.add_argument("--threads", type=positive_int_type, help="CPU threads (torch.set_num_threads)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: when stderr is a terminal)")
     t.set_defaults(fn=cmd_train)
@@ -319,12 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", choices=DATASETS, help="default: the one the model was trained on")
     e.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
     e.add_argument("--split", choices=["test", "train"], default="test", help="default test")
-    e.add_argument("--limit", type=int, help="only the first N images")
-    e.add_argument("--T", type=int, help="free-phase steps (default: the model's T_eval or T1)")
-    e.add_argument("--batch-size", type=int, default=500, help="default 500")
-    e.add_argument("--seed", type=int, default=0, help="seed of the spikes' randomness (default 0)")
+    e.add_argument("--limit", type=positive_int_type, help="only the first N images")
+    e.add_argument("--T", type=positive_int_type, help="free-phase steps (default: the model's T_eval or T1)")
+    e.add_argument("--batch-size", type=positive_int_type, default=500, help="default 500")
+    e.add_argument("--seed", type=nonneg_int_type, default=0, help="seed of the spikes' randomness (default 0)")
     e.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
-    e.add_argument("--threads", type=int, help="CPU threads")
+    e.add_argument("--threads", type=positive_int_type, help="CPU threads")
     e.add_argument("--json", type=Path, help="also write the result as JSON to this file")
     e.set_defaults(fn=cmd_evaluate)
 
@@ -341,17 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
                        description="A presynaptic spike, then a rise/fall of the postsynaptic rate (and so of its "
                                    "trace) Δt steps later, for Δt in [−dt-max, dt-max]: the rule's ΔW (units η/β) "
                                    "against Δt, as stdp.json and stdp.png.")
-    s.add_argument("--dt-max", type=int, default=50, help="largest |Δt| in steps (default 50)")
-    s.add_argument("--dt-step", type=int, default=1, help="Δt spacing in steps (default 1)")
-    s.add_argument("--trace-shift", type=int, default=3, help="trace constant λ = 2^-K (default 3)")
+    s.add_argument("--dt-max", type=positive_int_type, default=50, help="largest |Δt| in steps (default 50)")
+    s.add_argument("--dt-step", type=positive_int_type, default=1, help="Δt spacing in steps (default 1)")
+    s.add_argument("--trace-shift", type=nonneg_int_type, default=3, help="trace constant λ = 2^-K (default 3)")
     s.add_argument("--trace-stages", type=int, choices=[1, 2], default=2, help="low-pass stages (default 2)")
-    s.add_argument("--r-lo", type=float, default=0.2, help="low postsynaptic rate (default 0.2)")
-    s.add_argument("--r-hi", type=float, default=0.8, help="high postsynaptic rate (default 0.8)")
+    s.add_argument("--r-lo", type=finite_float_type, default=0.2, help="low postsynaptic rate (default 0.2)")
+    s.add_argument("--r-hi", type=finite_float_type, default=0.8, help="high postsynaptic rate (default 0.8)")
     s.add_argument("--update", choices=["spike", "ternary"], default="spike", help="update kind (default spike)")
-    s.add_argument("--theta", type=float, default=0.01, help="threshold of the ternary update (default 0.01)")
-    s.add_argument("--repeats", type=int, default=64,
+    s.add_argument("--theta", type=finite_float_type, default=0.01,
+                   help="threshold of the ternary update (default 0.01)")
+    s.add_argument("--repeats", type=positive_int_type, default=64,
                    help="random initial encoder residues averaged per Δt (default 64)")
-    s.add_argument("--seed", type=int, default=0, help="seed of those residues (default 0)")
+    s.add_argument("--seed", type=nonneg_int_type, default=0, help="seed of those residues (default 0)")
     s.add_argument("--out", type=Path, required=True, help="directory for stdp.json and stdp.png")
     s.set_defaults(fn=cmd_stdp)
 
@@ -368,11 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--T2", type=int, help="nudged-phase steps (default 32)")
     v.add_argument("--beta", type=float, help="nudging strength (default 0.5)")
     v.add_argument("--estimator", choices=["one-sided", "random-sign", "symmetric"], help="default symmetric")
-    v.add_argument("--seed", type=int, help="initialisation seed of a fresh net (default 0)")
+    v.add_argument("--seed", type=nonneg_int_type, help="initialisation seed of a fresh net (default 0)")
     v.add_argument("--dataset", choices=DATASETS, help="default: the model's (mnist)")
     v.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
-    v.add_argument("--samples", type=int, default=100, help="test images counted (default 100)")
-    v.add_argument("--threads", type=int, help="CPU threads")
+    v.add_argument("--samples", type=positive_int_type, default=100, help="test images counted (default 100)")
+    v.add_argument("--threads", type=positive_int_type, help="CPU threads")
     v.add_argument("--out", type=Path, required=True, help="directory for events.json")
     v.set_defaults(fn=cmd_events)
     return p

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..ep.estimators import apply_update
-from ..train import load_checkpoint, resolve_device, run_epochs
+from ..train import check_finite_params, load_checkpoint, resolve_device, run_epochs
 from .config import EqSpikeConfig
 from .network import EqSpikeNet
 
@@ -80,7 +80,11 @@ def load_eqspike_checkpoint(path: str | Path, map_location="cpu") -> dict[str, A
 def model_from_checkpoint(ckpt: dict[str, Any], device="cpu") -> tuple[EqSpikeNet, EqSpikeConfig]:
     cfg = EqSpikeConfig.from_dict(ckpt["config"])
     net, _, _ = build(cfg, torch.device(device))
-    net.load_state_dict(ckpt["model"])
+    try:
+        net.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise ValueError(f"the checkpoint's weights do not fit its configuration: {str(e).splitlines()[0]}") from None
+    check_finite_params(net, "the checkpoint")
     return net, cfg
 
 

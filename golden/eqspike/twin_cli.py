@@ -91,6 +91,8 @@ def cmd_evaluate(args) -> int:
     from .image import load_image
     from .twin import EqSpikeTwin
 
+    if args.prng_seed is not None and args.prng_seed >= 1 << 32:
+        raise CLIError(f"--prng-seed must be in 0..2^32-1 (the spec's seed field), not {args.prng_seed}")
     spec, weights, _ = load_image(args.image)
     x, y = _data(args.dataset, "test", args.data_dir, args.limit)
     twin = EqSpikeTwin(spec, weights)
