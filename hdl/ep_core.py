@@ -46,7 +46,7 @@ from spec.ep_core import (
 )
 
 from .fixed import saturate, shift_round
-from .kit.lanes import AdderTree, LaneProducts
+from .kit.lanes import AdderTree, LaneAccumulators, LaneProducts
 from .kit.regfile import EPRegisterFile
 from .prng import XorshiftBank
 from .regport import RegSignature
@@ -628,19 +628,17 @@ class EPCore(wiring.Component):
         k3 = op3.kind
 
         # --- broadcast: lane accumulators at S3, activation/write at S4
-        lacc = [Signal(signed(ACC), name=f"lacc{i}") for i in range(P)]
-        lsum = [Signal(signed(ACC), name=f"lsum{i}") for i in range(P)]
-        td_shift = Signal(range(max([s.top_down_shift(k) for k in range(1, L)] + [0]) + 1))
+        td_max = max([s.top_down_shift(k) for k in range(1, L)] + [0])
+        m.submodules.laccs = laccs = LaneAccumulators(P, ACC, PB + RB, td_max)
         with m.Switch(op3.conn):
             for k in range(1, L):
                 with m.Case(k):
-                    m.d.comb += td_shift.eq(s.top_down_shift(k))
+                    m.d.comb += laccs.shift.eq(s.top_down_shift(k))
+        m.d.comb += [laccs.first.eq(op3.first), laccs.en.eq(op3.valid & (k3 == K_BCAST))]
         for i in range(P):
-            lsum_full = Mux(op3.first, init3[i], lacc[i]) + (prod3[i] << td_shift)
-            taps["sums"].append((f"lsum{i}", lsum_full, ACC, op3.valid & (k3 == K_BCAST), op3.layer))
-            m.d.comb += lsum[i].eq(lsum_full)
-        with m.If(op3.valid & (k3 == K_BCAST)):
-            m.d.sync += [lacc[i].eq(lsum[i]) for i in range(P)]
+            m.d.comb += [laccs.prod[i].eq(prod3[i]), laccs.init[i].eq(init3[i])]
+            taps["sums"].append((f"lsum{i}", laccs.sum_full[i], ACC, op3.valid & (k3 == K_BCAST), op3.layer))
+        lacc = [laccs.acc[i] for i in range(P)]
         bc_valid = Signal()
         bc_layer = Signal.like(op3.layer)
         bc_word = Signal.like(op3.word)

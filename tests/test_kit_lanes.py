@@ -17,8 +17,8 @@ import pytest
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
-from golden.ep_core.lanes import dot, lane_products, reduce_lanes, ternary_lane
-from hdl.kit.lanes import LANE_MODES, AdderTree, LaneProducts
+from golden.ep_core.lanes import accumulate_lanes, dot, lane_products, reduce_lanes, ternary_lane
+from hdl.kit.lanes import LANE_MODES, AdderTree, LaneAccumulators, LaneProducts
 
 
 def operand(rnd: random.Random, bits: int) -> int:
@@ -131,6 +131,47 @@ def test_products_through_the_tree_are_the_twins_dot_product(mode):
                 w0, x0 = tiles[n - lat]
                 assert ctx.get(tree.sum) == int(dot(w0[None, :], x0[:, None])[0, 0])
             await ctx.tick()
+
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("lanes,max_shift", [(1, 0), (4, 3)])
+def test_lane_accumulators_sum_columns_like_the_twin_piece(lanes, max_shift):
+    """Columns of random length (``first`` starts each, ``en`` low in gaps), each checked one cycle after
+    its last ``en`` against ``accumulate_lanes``; ``acc`` holds while ``en`` is low; ``sum`` is combinational."""
+    width, pb = 24, 10
+    dut = LaneAccumulators(lanes, width, pb, max_shift)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    rnd = random.Random(lanes + 7)
+
+    async def bench(ctx):
+        for _ in range(60):
+            shift = rnd.randint(0, max_shift)
+            init = [operand(rnd, 12) for _ in range(lanes)]
+            rows = []
+            ctx.set(dut.shift, shift)
+            for i in range(lanes):
+                ctx.set(dut.init[i], init[i])
+            for r in range(rnd.randint(1, 6)):
+                while rnd.random() < 0.3:  # a gap: en low, the accumulators hold
+                    ctx.set(dut.en, 0)
+                    before = [ctx.get(dut.acc[i]) for i in range(lanes)]
+                    await ctx.tick()
+                    assert [ctx.get(dut.acc[i]) for i in range(lanes)] == before
+                prod = [operand(rnd, pb) for _ in range(lanes)]
+                rows.append(prod)
+                for i in range(lanes):
+                    ctx.set(dut.prod[i], prod[i])
+                ctx.set(dut.first, r == 0)
+                ctx.set(dut.en, 1)
+                want = list(accumulate_lanes(init, rows, shift))
+                assert [ctx.get(dut.sum[i]) for i in range(lanes)] == want  # combinational
+                assert [ctx.get(dut.sum_full[i]) for i in range(lanes)] == want
+                await ctx.tick()
+                assert [ctx.get(dut.acc[i]) for i in range(lanes)] == want  # one cycle after en
+            ctx.set(dut.en, 0)
 
     sim.add_testbench(bench)
     sim.run()

@@ -43,3 +43,10 @@ def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """A sweep of lane products and sums over whole matrices: the integer product ``a @ b``, through
     float64 BLAS (exact: the spec bounds every sum below 2^48)."""
     return (a.astype(np.float64) @ b).astype(np.int64)
+
+
+def accumulate_lanes(init: np.ndarray, products: np.ndarray, shift: int) -> np.ndarray:
+    """Broadcast (column) sums of the lane accumulators: ``init + Σ_rows (products << shift)``
+    (``products``: rows × lanes) — one column tile of the twin's ``dot(s, W) << shift``."""
+    products = np.asarray(products, np.int64)
+    return np.asarray(init, np.int64) + (products << shift).sum(axis=0)

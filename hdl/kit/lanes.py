@@ -125,3 +125,54 @@ class AdderTree(wiring.Component):
         m.d.comb += [self.sum.eq(level[0]), self.valid_out.eq(valid), self.side_out.eq(side),
                      self.occupied.eq(occupied)]
         return m
+
+
+class LaneAccumulators(wiring.Component):
+    """P lane accumulators for a broadcast (column) sweep: ``acc[i] ← (first ? init[i] : acc[i]) + (prod[i] << shift)``.
+
+    Contract (twin piece: :func:`golden.ep_core.lanes.accumulate_lanes`): in a cycle with ``en`` high
+    ``acc`` takes ``sum`` (wrapped to ``width`` bits: the spec sizes ``width`` so that no sum overflows,
+    which the formal harness proves on ``sum_full``); ``acc`` holds otherwise. ``first`` starts a new
+    column from ``init`` (the EP core's c1 word for layer 1, zero for a middle layer).
+
+    Latency: ``acc`` 1 cycle after its last ``en`` (the core's S4 reads it in that cycle); ``sum``
+    and ``sum_full`` combinational. No back-pressure.
+
+    Parameters
+    ----------
+    lanes : int — P (≥ 1). width : int — accumulator width, signed (≥ 2).
+    prod_bits : int — signed product width (≥ 2). max_shift : int — the largest ``shift`` (≥ 0).
+
+    Members
+    -------
+    prod : In(ArrayLayout(signed(prod_bits), P)). init : In(ArrayLayout(signed(width), P)).
+    first, en : In(1). shift : In(range(max_shift + 1)).
+    acc : Out(ArrayLayout(signed(width), P)). sum : Out(ArrayLayout(signed(width), P)).
+    sum_full : Out(ArrayLayout(signed(full_bits), P)) — the sums before wrapping.
+    """
+
+    def __init__(self, lanes: int, width: int, prod_bits: int, max_shift: int):
+        _check_int("lanes", lanes, 1)
+        _check_int("width", width, 2)
+        _check_int("prod_bits", prod_bits, 2)
+        _check_int("max_shift", max_shift, 0)
+        self.lanes, self.width, self.prod_bits, self.max_shift = lanes, width, prod_bits, max_shift
+        shift = Signal(range(max_shift + 1))
+        self.full_bits = len(Mux(Signal(), Signal(signed(width)), Signal(signed(width)))
+                             + (Signal(signed(prod_bits)) << shift))
+        super().__init__({"prod": In(data.ArrayLayout(signed(prod_bits), lanes)),
+                          "init": In(data.ArrayLayout(signed(width), lanes)),
+                          "first": In(1), "en": In(1), "shift": In(range(max_shift + 1)),
+                          "acc": Out(data.ArrayLayout(signed(width), lanes)),
+                          "sum": Out(data.ArrayLayout(signed(width), lanes)),
+                          "sum_full": Out(data.ArrayLayout(signed(self.full_bits), lanes))})
+
+    def elaborate(self, platform):
+        m = Module()
+        for i in range(self.lanes):
+            full = Mux(self.first, self.init[i], self.acc[i]) + (self.prod[i] << self.shift)
+            assert len(full) == self.full_bits
+            m.d.comb += [self.sum_full[i].eq(full), self.sum[i].eq(full)]
+        with m.If(self.en):
+            m.d.sync += [self.acc[i].eq(self.sum[i]) for i in range(self.lanes)]
+        return m
