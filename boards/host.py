@@ -30,6 +30,8 @@ from spec.ep_core import (
     REG_STATUS,
     REG_T1,
     REG_T2,
+    STATUS_BUSY,
+    STATUS_REG_ERROR,
     EPCoreSpec,
     unpack_fields,
 )
@@ -310,11 +312,20 @@ class EPCoreHost(LinkHost):
             self.write_reg(REGISTER_NAMES[name], int(value))
 
     def status(self) -> dict[str, int]:
+        """``busy`` (REG_STATUS bit 0), ``write_refused`` (bit 1: a register write since the last
+        :meth:`clear_write_refused` was out of range and did not take, spec.ep_core
+        ``register_write_error``), ``cycles`` of the last sample and ``samples`` completed."""
+        st = self.read_reg(REG_STATUS)
         return {
-            "busy": self.read_reg(REG_STATUS) & 1,
+            "busy": st & STATUS_BUSY,
+            "write_refused": int(bool(st & STATUS_REG_ERROR)),
             "cycles": self.read_reg(REG_CYCLES),
             "samples": self.read_reg(REG_SAMPLES),
         }
+
+    def clear_write_refused(self) -> None:
+        """Clear the sticky refused-write flag (REG_STATUS bit 1): any write of REG_STATUS clears it."""
+        self.write_reg(REG_STATUS, 0)
 
     def _check_addr(self, addr: int) -> None:
         if not 0 <= addr < self.spec.memory_words:

@@ -14,22 +14,13 @@ from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.kit.regfile import EPRegisterFile
 from hdl.regport import RegSignature
 from spec.ep_core import (
     PHASE_FREE,
     PHASE_MINUS,
     PHASE_PLUS,
-    REG_BETA_SHIFT,
     REG_BITS,
-    REG_CTRL,
-    REG_CYCLES,
-    REG_LR_SHIFT,
-    REG_SAMPLES,
-    REG_SEED,
-    REG_SPEC_ID,
-    REG_STATUS,
-    REG_T1,
-    REG_T2,
     EPCoreSpec,
 )
 
@@ -112,7 +103,9 @@ class MockEPCore(wiring.Component):
     dump : Out(stream) — :func:`mock_dump_beats` when ``REG_CTRL`` bit 2 is set.
     wcmd : In(stream) / wrsp : Out(stream) — weight memory of ``spec.memory_words`` words, accepted
         only while idle; one response per read, in order.
-    reg : In(RegSignature) — ``REG_*`` registers; writes are ignored while busy.
+    reg : In(RegSignature) — ``REG_*`` registers (:class:`hdl.kit.regfile.EPRegisterFile`, as in the
+        core): writes are ignored while busy; an out-of-range write is refused and flagged in
+        ``REG_STATUS`` bit 1 (:meth:`spec.ep_core.EPCoreSpec.register_write_error`).
     """
 
     def __init__(self, spec: EPCoreSpec, *, delay: int = 8):
@@ -132,37 +125,13 @@ class MockEPCore(wiring.Component):
         T = [s.tiles(k) for k in range(s.n_layers + 1)]
 
         busy = Signal()
-        r_train, r_sym, r_dump = Signal(), Signal(init=int(s.estimator == "symmetric")), Signal()
-        r_T1 = Signal(s.step_bits, init=s.T1)
-        r_T2 = Signal(s.step_bits, init=s.T2)
-        r_beta = Signal(range(s.beta_shift_max + 1), init=s.beta_shift)
-        r_lr = Signal(range(s.lr_shift_max + 1), init=s.lr_shift)
-        r_seed = Signal(REG_BITS, init=s.seed)
         cycles, cycles_last, samples = Signal(REG_BITS), Signal(REG_BITS), Signal(REG_BITS)
-
-        reg = self.reg
-        with m.If(reg.we & ~busy):
-            with m.Switch(reg.addr):
-                with m.Case(REG_CTRL):
-                    m.d.sync += [r_train.eq(reg.wdata[0] & int(s.training)), r_sym.eq(reg.wdata[1]),
-                                 r_dump.eq(reg.wdata[2])]
-                with m.Case(REG_T1):
-                    m.d.sync += r_T1.eq(reg.wdata)
-                with m.Case(REG_T2):
-                    m.d.sync += r_T2.eq(reg.wdata)
-                with m.Case(REG_BETA_SHIFT):
-                    m.d.sync += r_beta.eq(Mux(reg.wdata > s.beta_shift_max, s.beta_shift_max, reg.wdata))
-                with m.Case(REG_LR_SHIFT):
-                    m.d.sync += r_lr.eq(Mux(reg.wdata > s.lr_shift_max, s.lr_shift_max, reg.wdata))
-                with m.Case(REG_SEED):
-                    m.d.sync += r_seed.eq(reg.wdata)
-        reads = {REG_CTRL: Cat(r_train, r_sym, r_dump), REG_T1: r_T1, REG_T2: r_T2, REG_BETA_SHIFT: r_beta,
-                 REG_LR_SHIFT: r_lr, REG_SEED: r_seed, REG_STATUS: busy, REG_CYCLES: cycles_last,
-                 REG_SAMPLES: samples, REG_SPEC_ID: s.spec_id}
-        with m.Switch(reg.addr):
-            for addr, value in reads.items():
-                with m.Case(addr):
-                    m.d.comb += reg.rdata.eq(value)
+        # the real core's register file: a write out of range (spec.register_write_error) is refused,
+        # keeps the old value and sets the sticky REG_STATUS bit 1; a write of REG_STATUS clears it
+        m.submodules.regs = regs = EPRegisterFile(s)
+        wiring.connect(m, wiring.flipped(self.reg), regs.bus)
+        m.d.comb += [regs.busy.eq(busy), regs.cycles.eq(cycles_last), regs.samples.eq(samples)]
+        r_train, r_sym, r_dump = regs.train, regs.symmetric, regs.dump
 
         # ---- weight memory: idle only, one response per read ----
         m.submodules.mem = mem = memory.Memory(shape=WB, depth=s.memory_words, init=[])

@@ -26,8 +26,10 @@ from boards.synth import parse_nextpnr_log, parse_yosys_stat, render_markdown, y
 from boards.top import LinkedCore, UARTLinkedCore
 from boards.uart import UARTRx, UARTTx, uart_divisor
 from spec.ep_core import (
+    REG_BETA_SHIFT,
     REG_CTRL,
     REG_CYCLES,
+    REG_LR_SHIFT,
     REG_SEED,
     REG_SPEC_ID,
     REG_STATUS,
@@ -247,6 +249,40 @@ def test_host_driver_against_mock(stalls, depth):
     assert st["samples"] == 12 * 2 + 4 + 4 + 3 and st["busy"] == 0 and st["cycles"] > 0
     assert host.read_reg(REG_CTRL) == 0b110  # last run: inference, symmetric, dump
     assert not t.to_device and not t.from_device  # nothing left over on either side
+
+
+def test_refused_register_writes_are_flagged_like_the_core():
+    """The mock core refuses an out-of-range register write as the real core does (one rule:
+    EPCoreSpec.register_write_error; the twin's Registers.write): the register keeps its value and
+    status()["write_refused"] is set, sticky, until a write of REG_STATUS clears it."""
+    from golden.ep_core.twin import Registers
+
+    host, _ = make_host()
+    twin = Registers.from_spec(SPEC)
+    writes = [(REG_BETA_SHIFT, SPEC.beta_shift_max), (REG_BETA_SHIFT, SPEC.beta_shift_max + 1),
+              (REG_LR_SHIFT, 3), (REG_LR_SHIFT, SPEC.lr_shift_max + 9), (REG_T1, 0), (REG_T1, 12),
+              (REG_T2, 1 << SPEC.step_bits), (REG_CTRL, 0x10), (REG_CTRL, 0b011), (REG_CYCLES, 5)]
+    refused = 0
+    assert host.status()["write_refused"] == 0
+    for addr, value in writes:
+        before = host.read_reg(addr)
+        err = twin.write(SPEC, addr, value)
+        assert (err is None) == (SPEC.register_write_error(addr, value) is None)
+        host.write_reg(addr, value)
+        st = host.status()
+        if err is None:
+            assert host.read_reg(addr) == value, (addr, value)
+            assert st["write_refused"] == int(twin.reg_error)
+        else:
+            refused += 1
+            assert host.read_reg(addr) == before, (addr, value, err)
+            assert st["write_refused"] == 1 and twin.reg_error, (addr, value, err)
+            host.clear_write_refused()
+            twin.write(SPEC, REG_STATUS, 0)
+            assert host.status()["write_refused"] == 0
+    assert refused == 6
+    assert [host.read_reg(a) for a in (REG_BETA_SHIFT, REG_LR_SHIFT, REG_T1, REG_T2)] == [
+        twin.beta_shift, twin.lr_shift, twin.T1, twin.T2]
 
 
 def test_register_write_waits_for_the_sample_in_flight():
