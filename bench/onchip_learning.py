@@ -49,6 +49,7 @@ def run(spec, regs_kw, x, y, xt, yt, epochs, seed, log):
 
 
 from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+from spec.prng import ALLOW_REUSE_FLAG, check_prng_limit  # noqa: E402
 
 
 @cli_main
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="initialisation/shuffling seed (default 0)")
     p.add_argument("--out", type=Path, default=REPO / "bench/results/onchip_learning",
                    help="output directory for onchip_learning.json and .png")
+    p.add_argument(ALLOW_REUSE_FLAG, action="store_true",
+                   help="train even if epochs × images exceed the PRNG's independent samples (prints a note)")
     args = p.parse_args(argv)
     from golden.fileio import claim_output_dir
 
@@ -93,12 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_limit:
         x, y = x[:args.train_limit], y[:args.train_limit]
     xt, yt = te.images.reshape(len(te), -1).astype(np.int64), te.labels
+    specs = {rounding: EPCoreSpec(layers=(784, args.hidden, 10), weight_bits=(args.weight_bits,),
+                                  weight_frac=(args.weight_frac,), bias_bits=20, update_rounding=rounding,
+                                  T1=args.T1, T2=args.T2, lr_shift=args.lr_shift, beta_shift=args.beta_shift,
+                                  estimator=args.estimator, seed=args.prng_seed)
+             for rounding in args.roundings}
+    for spec in specs.values():  # refused before any training: one seeding serves every epoch
+        check_prng_limit(spec.training_limit_message(args.epochs * len(x)), args.allow_prng_reuse)
     results = {}
-    for rounding in args.roundings:
-        spec = EPCoreSpec(layers=(784, args.hidden, 10), weight_bits=(args.weight_bits,),
-                          weight_frac=(args.weight_frac,), bias_bits=20, update_rounding=rounding,
-                          T1=args.T1, T2=args.T2, lr_shift=args.lr_shift, beta_shift=args.beta_shift,
-                          estimator=args.estimator, seed=args.prng_seed)
+    for rounding, spec in specs.items():
         print(f"{rounding}: 784-{args.hidden}-10, {args.estimator}, η = 2^-{args.lr_shift}, β = 2^-{args.beta_shift}, "
               f"{args.weight_bits}-bit weights (frac {args.weight_frac})", flush=True)
         results[rounding] = {"spec": spec.to_dict(),

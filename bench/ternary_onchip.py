@@ -137,6 +137,7 @@ def plot(res: dict, path: Path) -> None:
 
 
 from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+from spec.prng import ALLOW_REUSE_FLAG, check_prng_limit  # noqa: E402
 
 
 @cli_main
@@ -175,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="update rounding (default half_up; ternary cores have no PRNG for stochastic rounding)")
     p.add_argument("--seed", type=int, default=0, help="sample order seed (default 0)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
+    p.add_argument(ALLOW_REUSE_FLAG, action="store_true", help="run the faults condition even if its memory "
+                   "accesses exceed the fault injector's independent draws (prints a note)")
     args = p.parse_args(argv)
     from golden.fileio import claim_output_dir
 
@@ -225,6 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     xt, yt = data("test", args.test_limit)
     if datasets["train"] != "mnist":
         print(f"note: full MNIST not found under {args.data_dir or 'the default data dir'}: using {datasets['train']}")
+    if "faults" in args.conditions:  # refused before any work: one seeding serves the whole condition
+        n = min(args.train_samples, len(x))
+        evals = 1 + len({*range(args.eval_every, n + 1, args.eval_every), n})
+        per = spec.memory_reads_per_inference()
+        # a lower bound: every training sample reads at least one free phase (its nudged phases and update
+        # writes draw more), every evaluation reads one free phase per test image
+        check_prng_limit(spec.ternary_memory_spec().access_limit_message(
+            (n + evals * len(xt)) * per, "weight-memory accesses",
+            f"layers={'-'.join(map(str, spec.layers))}, lanes={spec.lanes}, T1={spec.T1} ({per} reads per "
+            f"free phase), --mode {args.mode}, {n} training samples + {evals} evaluations of {len(xt)} images, "
+            "at least"), args.allow_prng_reuse)
     clean = float((EPCoreTwin(spec, weights).predict(xt, Registers.from_spec(spec)) == yt).mean())
     print(f"core: {'-'.join(map(str, spec.layers))} ternary, latent {spec.latent_bits} bits (frac {spec.latent_frac}, "
           f"Δ {spec.latent_threshold}), η = 2^-{spec.lr_shift}; accuracy before training, no faults: "

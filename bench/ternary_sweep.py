@@ -96,6 +96,17 @@ def twin_engine(export, p: float, mode: str, kind: str, seed: int, images: np.nd
     return twin.predict(pixels_to_input(spec, images.reshape(len(images), -1).astype(np.int64)), regs)
 
 
+def twin_limit_message(export, n_images: int) -> str | None:
+    """Why ``n_images`` twin inferences with dynamic faults reuse the memory PRNG's lanes (every
+    ``twin_engine`` call seeds afresh, and every weight read draws once); ``None`` if they do not."""
+    spec = twin_image(export)[0]
+    per = spec.memory_reads_per_inference(export.T1)
+    return spec.ternary_memory_spec().access_limit_message(
+        n_images * per, "weight-memory reads",
+        f"twin engine, dynamic faults, layers={'-'.join(map(str, spec.layers))}, lanes={spec.lanes}, "
+        f"T1={export.T1} ({per} reads per image), {n_images} images", "weight-memory read")
+
+
 ENGINES: dict[str, Engine] = {"float": float_engine, "twin": twin_engine}
 
 
@@ -236,6 +247,7 @@ def plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 from golden.clierr import ArgumentParser, cli_main  # noqa: E402
+from spec.prng import ALLOW_REUSE_FLAG, check_prng_limit  # noqa: E402
 
 
 @cli_main
@@ -283,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         "report instead of measuring them again",
     )
     ap.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    ap.add_argument(ALLOW_REUSE_FLAG, action="store_true", help="twin engine, dynamic faults: run even if the "
+                    "reads exceed the memory PRNG's independent draws (prints a note)")
     ap.add_argument(
         "--out",
         type=Path,
@@ -325,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         if same != (args.engine, ps, len(labels)):
             ap.error(f"--include {inc}: engine, p values or test-set size differ from this run ({same})")
         results.extend(prev["nets"])
+    if args.engine == "twin" and "dynamic" in args.modes:  # refused before any work
+        for path in args.nets:
+            check_prng_limit(twin_limit_message(load_net(path), len(labels)), args.allow_prng_reuse)
     t0 = time.perf_counter()
     for path in args.nets:
         exp = load_net(path)

@@ -88,7 +88,7 @@ from typing import Any, ClassVar
 
 from . import ternary as _tm
 from .fixed import ROUNDINGS, bits_for_signed, signed_range
-from .prng import LaneBank
+from .prng import LaneBank, lane_limit_message
 from .specfile import SpecFile
 from .ternary import TernaryMemorySpec
 
@@ -490,6 +490,40 @@ class EPCoreSpec(LaneBank, SpecFile):
     def uses_prng(self) -> bool:
         """The core has a PRNG: a training core with stochastic rounding or the random-sign estimator."""
         return self.training and (self.update_rounding == "stochastic" or self.estimator == "random-sign")
+
+    def prng_draws_per_sample(self, random_sign: bool | None = None, symmetric: bool | None = None) -> int:
+        """Draws of the core's PRNG bank per training sample: 1 for the random-sign β (``random_sign``
+        and not ``symmetric``; default: the spec's estimator) plus one per word of a stochastic update
+        (:meth:`update_draws`); 0 for a core without a PRNG."""
+        if not self.uses_prng:
+            return 0
+        rs = self.estimator == "random-sign" if random_sign is None else random_sign
+        sym = self.estimator == "symmetric" if symmetric is None else symmetric
+        upd = sum(n for _, n in self.update_draws()) if self.update_rounding == "stochastic" else 0
+        return int(rs and not sym) + upd
+
+    def independent_training_samples(self, random_sign: bool | None = None,
+                                     symmetric: bool | None = None) -> int | None:
+        """Training samples (since a seeding) before PRNG lane i + 1 repeats lane i:
+        ``prng_jump // prng_draws_per_sample``; ``None`` without draws (no limit)."""
+        d = self.prng_draws_per_sample(random_sign, symmetric)
+        return self.prng_jump // d if d else None
+
+    def training_limit_message(self, samples: int, random_sign: bool | None = None,
+                               symmetric: bool | None = None) -> str | None:
+        """Why ``samples`` training samples reuse the core's PRNG lanes; ``None`` if they do not."""
+        return lane_limit_message(
+            "training samples", f"layers={'-'.join(map(str, self.layers))}, lanes={self.lanes}, "
+            f"update_rounding={self.update_rounding!r}, estimator={self.estimator!r}",
+            self.prng_draws_per_sample(random_sign, symmetric), self.prng_jump, (1 << 32) - 1, samples,
+            "train on fewer samples per seeding (reseed between runs) or draw less per sample "
+            "(a smaller core, update_rounding='half_up'/'floor', estimator not 'random-sign')", "training sample")
+
+    def memory_reads_per_inference(self, T1: int | None = None) -> int:
+        """Weight-memory reads (PRNG draws with faults) of one free phase of ``T1`` steps (default the
+        spec's): the ``c1`` sweep plus ``T1`` times a step's sweeps (:meth:`weight_read_schedule`)."""
+        c1, step = self.weight_read_schedule()
+        return len(c1) + (self.T1 if T1 is None else T1) * sum(len(a) for *_, a in step)
 
     def update_draws(self) -> list[tuple[str, int]]:
         """PRNG draws of one stochastic update, in order: (array name, draws), one draw per word."""

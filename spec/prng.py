@@ -19,7 +19,9 @@ them, and the tests compare the three.
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
+from typing import Any
 
 # Full-period triples (a, b, c) for x ^= x<<a; x ^= x>>b; x ^= x<<c.
 TRIPLES = {16: (7, 9, 8), 32: (13, 17, 5), 64: (13, 7, 17)}
@@ -158,3 +160,49 @@ class LaneBank:
     def prng_spec(self, seed: int | None = None) -> PRNGSpec:
         """The bank, seeded with ``seed`` (default: the spec's)."""
         return PRNGSpec(width=32, lanes=self.lanes, jump=self.prng_jump, seed=self.seed if seed is None else seed)
+
+
+# --- limits of a lane bank ------------------------------------------------------------------------------
+ALLOW_REUSE_FLAG = "--allow-prng-reuse"
+
+
+def check_prng_limit(message: str | None, allow: bool = False, flag: str = ALLOW_REUSE_FLAG,
+                     stream: Any = "stderr") -> str | None:
+    """Refuse a run whose random draws are not independent, or (``allow``) return a note to print instead.
+
+    ``message`` (from a spec's ``…limit_message``) says why the run's draws repeat or overlap; ``None``
+    means the run is within its limit and nothing happens. Without ``allow`` a ``ValueError`` carries
+    ``message`` plus how to proceed anyway; with ``allow`` the one-line note is printed to ``stream``
+    (default ``sys.stderr``; ``None``: not printed) and returned, and the run proceeds.
+    """
+    if message is None:
+        return None
+    if allow:
+        note = f"note: {flag} given, proceeding although {message}"
+        if stream is not None:
+            print(note, file=sys.stderr if stream == "stderr" else stream)
+        return note
+    raise ValueError(f"{message} (or pass {flag} to run anyway)")
+
+
+def lane_limit_message(what: str, fields: str, draws_per_unit: int, jump: int, period: int, requested: int,
+                       advice: str, unit: str | None = None) -> str | None:
+    """Why ``requested`` units (samples, reads; ``what``, plural; ``unit``:
+    the singular, default ``what`` less its final s) of ``draws_per_unit`` lane draws each are not independent.
+
+    Lane i + 1 of a bank repeats lane i after ``jump`` draws and the whole stream after ``period``
+    draws: at most ``jump // draws_per_unit`` units are independent. ``fields`` names the spec fields
+    that set the draws; ``advice`` says what to change. ``None`` when ``requested`` is within the limit.
+    """
+    if not isinstance(requested, int) or isinstance(requested, bool) or requested < 0:
+        raise ValueError(f"the number of {what} must be an integer ≥ 0, not {requested!r}")
+    if draws_per_unit <= 0:
+        return None
+    limit = jump // draws_per_unit
+    if requested <= limit:
+        return None
+    repeat = period // draws_per_unit
+    how = (f"repeat the whole stream (beyond {repeat})" if requested > repeat
+           else f"make lane i + 1 repeat lane i (beyond {limit})")
+    return (f"{fields}: {draws_per_unit} PRNG draws per {unit or what.removesuffix('s')}, "
+            f"prng_jump={jump}: {requested} {what} {how}; at most {limit} {what} are independent — {advice}")

@@ -80,7 +80,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
 
-from .prng import LaneBank
+from .prng import LaneBank, lane_limit_message
 from .specfile import SpecFile
 
 SPEC_FORMAT = "epforge-ternary-memory-spec/1"
@@ -270,6 +270,22 @@ class TernaryMemorySpec(LaneBank, SpecFile):
         if not self.update_port:  # added later: memories without it keep their digests
             del d["update_port"]
         return d
+
+    @property
+    def independent_accesses(self) -> int | None:
+        """Accesses (PCSA reads and programming/update writes, one draw each) since a seeding before
+        PRNG lane i + 1 repeats lane i: ``prng_jump``; ``None`` without ``fault_injection`` (no PRNG)."""
+        return self.prng_jump if self.fault_injection else None
+
+    def access_limit_message(self, accesses: int, what: str = "accesses", fields: str = "",
+                             unit: str = "access") -> str | None:
+        """Why ``accesses`` draws of the fault injector reuse its lanes; ``None`` if they do not.
+        ``what``/``unit`` name the unit counted (plural/singular), ``fields`` the caller's spec fields
+        (default: this spec's)."""
+        return lane_limit_message(
+            what, fields or f"ternary memory lanes={self.lanes}, fault_injection={self.fault_injection}",
+            1 if self.fault_injection else 0, self.prng_jump, (1 << 32) - 1, accesses,
+            "run fewer reads/images per seeding (reseed between runs) or fewer lanes (a larger prng_jump)", unit)
 
     @property
     def word_bits(self) -> int:

@@ -13,6 +13,7 @@ from golden.clierr import finite_float_type as real
 from golden.clierr import nonneg_int_type as natural
 from golden.clierr import positive_int_type as count
 from spec.ep_core import EPCoreSpec
+from spec.prng import ALLOW_REUSE_FLAG, check_prng_limit
 
 
 def _spec_from_args(args) -> EPCoreSpec:
@@ -115,8 +116,15 @@ def cmd_evaluate(args) -> int:
                        "static or dynamic")
     spec, weights, manifest = load_image(args.image)
     x, y = _mnist_like(args.dataset, "test", args.data_dir, args.limit)
-    twin = EPCoreTwin(spec, weights)
     regs = _twin_regs(spec, args, train=False)
+    if spec.weight_kind == "ternary" and (args.fault_mode == "dynamic" or args.supply == "nominal"):
+        # every read draws once from the weight memory's PRNG (and the stream runs on across images)
+        check_prng_limit(spec.ternary_memory_spec().access_limit_message(
+            len(x) * spec.memory_reads_per_inference(regs.T1), "weight-memory reads",
+            f"layers={'-'.join(map(str, spec.layers))}, lanes={spec.lanes}, T1={regs.T1} "
+            f"({spec.memory_reads_per_inference(regs.T1)} reads per image), --fault-mode {args.fault_mode}, "
+            f"--supply {args.supply}, {len(x)} images", "weight-memory read"), args.allow_prng_reuse)
+    twin = EPCoreTwin(spec, weights)
     faults = None
     if args.fault_mode != "off" or args.supply != "near-threshold":
         from .faults import configure
@@ -167,8 +175,11 @@ def cmd_train(args) -> int:
     x, y = _mnist_like(args.dataset, "train", args.data_dir, args.train_limit)
     xt, yt = _mnist_like(args.dataset, "test", args.data_dir, args.test_limit)
     x, xt = _input_scale(spec, x), _input_scale(spec, xt)
-    twin = EPCoreTwin(spec, weights)
     regs = _twin_regs(spec, args, train=True)
+    # the core's PRNG bank runs on across epochs (one seeding): every sample draws from the same stream
+    check_prng_limit(spec.training_limit_message(args.epochs * len(x), regs.random_sign, regs.symmetric),
+                     args.allow_prng_reuse)
+    twin = EPCoreTwin(spec, weights)
     eval_regs = _twin_regs(spec, args, train=False)
     from golden.fileio import claim_output_dir
 
@@ -250,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PCSA supply: at nominal supply a 0 cell reads as a random +-1 (default near-threshold)")
     e.add_argument("--fault-seed", type=natural, default=1, help="seed of the memory's PRNG (default 1)")
     e.add_argument("--json", help="also write the result as JSON")
+    e.add_argument(ALLOW_REUSE_FLAG, action="store_true",
+                   help="run even if the reads exceed the memory PRNG's independent draws (prints a note)")
     e.set_defaults(fn=cmd_evaluate)
 
     t = sub.add_parser("train", help="on-chip learning in the twin (batch 1, bit-exact to the RTL)")
@@ -264,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     reg_args(t)
     t.add_argument("--out", required=True, help="directory for metrics.json and the trained image")
     t.add_argument("--force", action="store_true", help="overwrite a previous run of this command at --out")
+    t.add_argument(ALLOW_REUSE_FLAG, action="store_true",
+                   help="train even if epochs × samples exceed the PRNG's independent samples (prints a note)")
     t.set_defaults(fn=cmd_train)
     return p
 
