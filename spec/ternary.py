@@ -285,7 +285,7 @@ class TernaryMemorySpec(LaneBank, SpecFile):
         return lane_limit_message(
             what, fields or f"ternary memory lanes={self.lanes}, fault_injection={self.fault_injection}",
             1 if self.fault_injection else 0, self.prng_jump, (1 << 32) - 1, accesses,
-            "run fewer reads/images per seeding (reseed between runs) or fewer lanes (a larger prng_jump)", unit)
+            "run fewer images/samples or relaxation steps per seeding (reseed between runs)", unit)
 
     @property
     def word_bits(self) -> int:

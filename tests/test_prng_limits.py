@@ -106,3 +106,21 @@ def test_onchip_learning_bench_refuses(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "update_rounding='stochastic'" in err[0] and "(beyond 332222)" in err[0]
     assert not (tmp_path / "o" / "onchip_learning.json").exists()
+
+
+def test_ternary_onchip_bench_refuses(tmp_path, capsys, monkeypatch):
+    """784-12-10, P = 4, T1 = 1000: 62,352 reads per free phase; 2^29 accesses last ~8,610 images."""
+    import ternary_onchip
+
+    monkeypatch.setenv("EPFORGE_OFFLINE", "1")
+    monkeypatch.delenv("EPFORGE_DATA", raising=False)
+    (tmp_path / "data").mkdir()
+    args = ["--from-scratch", "--layers", "784", "12", "10", "--data-dir", str(tmp_path / "data"), "--lanes", "4",
+            "--train-samples", "1000000", "--eval-every", "1", "--test-limit", "40", "--T1", "1000", "--T2", "2",
+            "--conditions", "faults", "--out", str(tmp_path / "o")]
+    assert ternary_onchip.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "62352 reads per free phase" in err[0] and "at least" in err[0]
+    jump = TernaryMemorySpec(lanes=4).prng_jump
+    assert jump == 1 << 29 and f"at most {jump} weight-memory accesses are independent" in err[0]
+    assert not (tmp_path / "o" / "ternary_onchip.json").exists()
