@@ -79,6 +79,7 @@ from spec.galton import (
     REG_STATUS,
     STATUS_CLEARING,
     STATUS_RUNNING,
+    STATUS_WRITE_REFUSED,
     GaltonSpec,
 )
 
@@ -666,8 +667,17 @@ class GaltonHost(LinkHost):
         self.write_reg(REG_CMD, CMD_STOP)
 
     def status(self) -> dict[str, int]:
+        """``REG_STATUS`` (raw), ``write_refused`` (its bit 4: an out-of-range register or threshold write
+        was refused, spec.galton ``register_write_error``/``memory_write_error``; sticky until
+        :meth:`clear_write_refused`), ``REG_DONE`` and ``REG_REMAINING``."""
+        st = self.read_reg(REG_STATUS)
         return {
-            "status": self.read_reg(REG_STATUS),
+            "status": st,
+            "write_refused": int(bool(st & STATUS_WRITE_REFUSED)),
             "done": self.read_reg(REG_DONE),
             "remaining": self.read_reg(REG_REMAINING),
         }
+
+    def clear_write_refused(self) -> None:
+        """Clear ``REG_STATUS`` bit 4 (any write of ``REG_STATUS`` clears it)."""
+        self.write_reg(REG_STATUS, 0)

@@ -176,6 +176,7 @@ class GaltonBoard(wiring.Component):
         r_hist_only = Signal()
         r_seed = Signal(REG_BITS, init=s.seed)
         r_balls = Signal(s.count_bits)
+        write_refused = Signal()  # REG_STATUS bit 4 (sticky): a write was refused (spec.register_write_error)
         running = Signal()
         limited = Signal()
         remaining = Signal(s.count_bits)
@@ -318,27 +319,44 @@ class GaltonBoard(wiring.Component):
                     m.d.sync += running.eq(0)
 
         # ---------------- registers: writes ----------------
+        # an out-of-range write (spec.register_write_error) changes nothing and sets the sticky
+        # write_refused (REG_STATUS bit 4); a write of REG_STATUS clears it
+        wd = self.reg.wdata
         with m.If(self.reg.we):
             with m.Switch(self.reg.addr):
                 with m.Case(REG_CTRL):
-                    with m.If(idle):
+                    with m.If(wd[2:] != 0):
+                        m.d.sync += write_refused.eq(1)
+                    with m.Elif(idle):
                         m.d.sync += [
-                            r_corr.eq(self.reg.wdata[_bit(CTRL_CORRELATED)]),
-                            r_hist_only.eq(self.reg.wdata[_bit(CTRL_HIST_ONLY)]),
+                            r_corr.eq(wd[_bit(CTRL_CORRELATED)]),
+                            r_hist_only.eq(wd[_bit(CTRL_HIST_ONLY)]),
                         ]
                 with m.Case(REG_SEED):
                     with m.If(idle):
-                        m.d.sync += [r_seed.eq(self.reg.wdata), primed.eq(0), seed_load.eq(1)]
+                        m.d.sync += [r_seed.eq(wd), primed.eq(0), seed_load.eq(1)]
                 with m.Case(REG_BALLS):
-                    with m.If(idle):
-                        m.d.sync += r_balls.eq(self.reg.wdata)
+                    if s.count_bits < REG_BITS:
+                        with m.If(wd[s.count_bits:] != 0):
+                            m.d.sync += write_refused.eq(1)
+                        with m.Elif(idle):
+                            m.d.sync += r_balls.eq(wd)
+                    else:
+                        with m.If(idle):
+                            m.d.sync += r_balls.eq(wd)
+                with m.Case(REG_STATUS):
+                    m.d.sync += write_refused.eq(0)
                 with m.Case(REG_CMD):
-                    with m.If(self.reg.wdata[_bit(CMD_START)] & ~running):
+                    with m.If(wd[3:] != 0):
+                        m.d.sync += write_refused.eq(1)
+                    with m.Elif(self.reg.wdata[_bit(CMD_START)] & ~running):
                         m.d.sync += [running.eq(1), limited.eq(r_balls != 0), remaining.eq(r_balls)]
-                    with m.If(self.reg.wdata[_bit(CMD_STOP)]):
+                    with m.If((wd[3:] == 0) & self.reg.wdata[_bit(CMD_STOP)]):
                         m.d.sync += [running.eq(0), remaining.eq(0)]
-                    with m.If(self.reg.wdata[_bit(CMD_CLEAR)] & ~running):
+                    with m.If((wd[3:] == 0) & self.reg.wdata[_bit(CMD_CLEAR)] & ~running):
                         m.d.sync += [clearing.eq(1), clr_addr.eq(0), done.eq(0)]
+                with m.Default():  # read-only or unmapped
+                    m.d.sync += write_refused.eq(1)
 
         # ---------------- registers: reads (combinational) ----------------
         seeding = ~(bank_ready & primed)
@@ -350,7 +368,8 @@ class GaltonBoard(wiring.Component):
             with m.Case(REG_BALLS):
                 m.d.comb += self.reg.rdata.eq(r_balls)
             with m.Case(REG_STATUS):
-                m.d.comb += self.reg.rdata.eq(running | ((clearing | tinit) << 1) | (seeding << 2) | (out_valid << 3))
+                m.d.comb += self.reg.rdata.eq(running | ((clearing | tinit) << 1) | (seeding << 2) | (out_valid << 3)
+                                              | (write_refused << 4))
             with m.Case(REG_DONE):
                 m.d.comb += self.reg.rdata.eq(done)
             with m.Case(REG_REMAINING):
@@ -370,7 +389,8 @@ class GaltonBoard(wiring.Component):
         host_rd = []
         cmd_addr = self.cmd.payload.addr
         self.formal_taps = {"commit": commit, "hist_only": r_hist_only, "done": done, "running": running,
-                            "clearing": clearing, "h_wr": h_wr, "hist": []}  # read by hdl/formal
+                            "clearing": clearing, "h_wr": h_wr, "hist": [], "write_refused": write_refused,
+                            "balls": r_balls, "ctrl": Cat(r_corr, r_hist_only)}  # read by hdl/formal
         for b in range(B):
             mem = memory.Memory(shape=unsigned(HB), depth=N + 1, init=[])
             m.submodules[f"hist{b}"] = mem
@@ -411,7 +431,13 @@ class GaltonBoard(wiring.Component):
         thr_wr = Signal(TB)
         m.d.comb += thr_wr.eq(Mux(wdata > TMAX, TMAX, wdata))
         thr_we = Signal()
-        m.d.comb += thr_we.eq(accept & self.cmd.payload.write & ~is_hist)
+        thr_bad = t_used(offset) & (wdata > TMAX)  # spec.memory_write_error: refused and flagged, not clamped
+        m.d.comb += thr_we.eq(accept & self.cmd.payload.write & ~is_hist & ~thr_bad)
+        thr_refused = Signal()
+        m.d.comb += thr_refused.eq(accept & self.cmd.payload.write & ~is_hist & thr_bad)
+        self.formal_taps["thr_refused"] = thr_refused
+        with m.If(thr_refused):
+            m.d.sync += write_refused.eq(1)
         # a write is registered, then decoded the next cycle (w_pending holds cmd and generation):
         # the decode for N(N+1) registers starts at a flip-flop, not behind the command's source
         w_off = Signal(s.region_bits, reset_less=True)

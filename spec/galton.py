@@ -89,7 +89,8 @@ REG_CTRL = 0  # R/W, bit 0: correlated (chirality memory on); bit 1: histogram o
 REG_SEED = 1  # R/W: writing reseeds the PRNG (lanes refilled through the jump network)
 REG_BALLS = 2  # R/W: balls per board for the next START; 0 = run until STOP
 REG_CMD = 3  # W: bit 0 START, bit 1 STOP, bit 2 CLEAR (histograms and the ball counter); reads 0
-REG_STATUS = 8  # R: bit 0 running, bit 1 clearing, bit 2 seeding, bit 3 a ball waits on `out`
+REG_STATUS = 8  # R: bit 0 running, bit 1 clearing, bit 2 seeding, bit 3 a ball waits on `out`,
+#                  bit 4 a write was refused (sticky; any write of REG_STATUS clears it)
 REG_DONE = 9  # R: balls per board generated since the last CLEAR (saturating)
 REG_REMAINING = 10  # R: balls per board still to generate in this run (0 while running unlimited)
 REG_SPEC_ID = 11  # R: low 32 bits of the spec digest
@@ -97,6 +98,8 @@ REG_SPEC_ID = 11  # R: low 32 bits of the spec digest
 CTRL_CORRELATED, CTRL_HIST_ONLY = 1, 2
 CMD_START, CMD_STOP, CMD_CLEAR = 1, 2, 4
 STATUS_RUNNING, STATUS_CLEARING, STATUS_SEEDING, STATUS_PENDING = 1, 2, 4, 8
+STATUS_WRITE_REFUSED = 16
+WRITABLE_REGS = (REG_CTRL, REG_SEED, REG_BALLS, REG_CMD, REG_STATUS)
 
 
 def _int(name: str, v: Any, lo: int, hi: int | None = None, what: str | None = None) -> int:
@@ -319,6 +322,40 @@ class GaltonSpec(SpecFile):
         msg = self.randomness_limit_message(balls)
         if msg is not None:
             raise ValueError(msg)
+
+    # --- writes the board refuses (one rule for hdl.galton and the twin) -------------------------
+    def register_write_error(self, addr: int, value: int) -> str | None:
+        """Why the board refuses a register write of ``value`` to ``addr``; ``None`` if it takes it.
+
+        A refused write changes no register (no truncation) and sets ``STATUS_WRITE_REFUSED``
+        (``REG_STATUS`` bit 4, sticky); any write of ``REG_STATUS`` clears it. Refused: BALLS of
+        ``2^count_bits`` or more, CTRL with bits above 1, CMD with bits above 2, and writes of a
+        read-only (DONE, REMAINING, SPEC_ID) or unmapped address. A valid CTRL/SEED/BALLS write while
+        the board is not idle is ignored without a flag (as before).
+        """
+        _int("addr", addr, 0, 15)
+        _int("value", value, 0, (1 << REG_BITS) - 1)
+        if addr == REG_BALLS and value >> self.count_bits:
+            return f"BALLS={value} above 2^count_bits-1 = {(1 << self.count_bits) - 1}"
+        if addr == REG_CTRL and value >> 2:
+            return f"CTRL={value:#x} sets bits above 1"
+        if addr == REG_CMD and value >> 3:
+            return f"CMD={value:#x} sets bits above 2"
+        if addr not in WRITABLE_REGS:
+            return f"register {addr} is read-only or unmapped"
+        return None
+
+    def memory_write_error(self, addr: int, data: int) -> str | None:
+        """Why the board refuses a ``cmd`` write of ``data`` to ``addr``; ``None`` if it takes (or, for a
+        histogram or unused address, ignores) it. Refused, and flagged like a register write
+        (``STATUS_WRITE_REFUSED``): a threshold above ``threshold_max`` = 2^k (no clamping)."""
+        _int("addr", addr, 0, (1 << self.addr_bits) - 1)
+        _int("data", data, 0, (1 << self.data_bits) - 1)
+        rb = self.row_bits
+        c, i, j = addr >> (2 * rb), (addr >> rb) & ((1 << rb) - 1), addr & ((1 << rb) - 1)
+        if not addr & self.hist_base and c <= 1 and i < self.rows and j <= i and data > self.threshold_max:
+            return f"threshold {data} at address {addr} above 2^prob_bits = {self.threshold_max}"
+        return None
 
     # --- numbers --------------------------------------------------------------------------------
     @property

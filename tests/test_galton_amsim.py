@@ -37,6 +37,7 @@ from spec.galton import (
     STATUS_PENDING,
     STATUS_RUNNING,
     STATUS_SEEDING,
+    STATUS_WRITE_REFUSED,
     GaltonSpec,
 )
 
@@ -155,7 +156,7 @@ def scenario(spec: GaltonSpec, rng: np.random.Generator, balls: int) -> list[Seg
     off = np.tril(rng.normal(0, 1.0, (n, n)))
     sticky = DomainWallBoard(n, offsets=off, stickiness=0.5)
     odd = [
-        (spec.threshold_addr(1, n - 1, 0), (1 << spec.data_bits) - 1),  # saturates to 2^k
+        (spec.threshold_addr(1, n - 1, 0), (1 << spec.data_bits) - 1),  # above 2^k: refused (flagged), not clamped
         (spec.threshold_addr(0, 0, 0) | (1 << spec.row_bits) - 1, 3) if n > 1 else (0, 1),
     ]  # j > i: ignored
     return [
@@ -479,3 +480,50 @@ def test_comparison_catches_a_wrong_ball_counter_or_word():
     bad = copy.deepcopy(res)
     bad["segments"][2]["balls"].pop()  # a ball lost after STOP
     assert any("balls on out" in m for m in compare_with_twin(spec, segments, bad).mismatches)
+
+
+def test_out_of_range_writes_are_refused_and_flagged_like_the_twin():
+    """One rule (spec.galton register_write_error / memory_write_error) in the RTL and the twin: an
+    out-of-range register or threshold write changes nothing (no truncation, no clamping) and sets
+    REG_STATUS bit 4, sticky until a write of REG_STATUS; in-range writes are taken."""
+    spec = GaltonSpec(rows=3, boards=2, prob_bits=5, count_bits=10, seed=9)
+    dut = GaltonBoard(spec)
+    twin = GaltonTwin(spec)
+    thr = spec.threshold_addr(1, 2, 1)
+    steps = [
+        ("reg", REG_CTRL, 3), ("reg", REG_CTRL, 4), ("reg", REG_BALLS, 1023), ("reg", REG_BALLS, 1024),
+        ("reg", REG_STATUS, 0), ("reg", REG_BALLS, 0xFFFF_FFFF), ("reg", REG_CMD, 8), ("reg", REG_STATUS, 0),
+        ("reg", REG_DONE, 5), ("reg", REG_STATUS, 0), ("reg", 15, 1), ("reg", REG_STATUS, 1),
+        ("mem", thr, spec.threshold_max), ("mem", thr, spec.threshold_max + 1), ("reg", REG_STATUS, 0),
+        ("mem", thr, 7), ("mem", thr, (1 << spec.data_bits) - 1), ("mem", spec.threshold_addr(0, 1, 0) | 3, 99),
+        ("mem", spec.hist_addr(1, 2), 5), ("reg", REG_SEED, 77), ("reg", REG_CMD, 4), ("reg", REG_CTRL, 1),
+    ]
+    got, want = [], []
+
+    async def bench(ctx):
+        host = Host(dut)
+        await host.wait_until_clear(ctx, STATUS_CLEARING | STATUS_SEEDING)
+        for kind, addr, value in steps:
+            if kind == "reg":
+                await host.write_reg(ctx, addr, value)
+                err = twin.write_reg(addr, value)
+            else:
+                await host.mem_write(ctx, addr, value)
+                err = twin.write(addr, value)
+            await host.wait_until_clear(ctx, STATUS_CLEARING | STATUS_SEEDING)
+            st = await host.read_reg(ctx, REG_STATUS)
+            regs = [await host.read_reg(ctx, a) for a in (REG_CTRL, REG_BALLS)]
+            back = await host.mem_read(ctx, thr)
+            got.append((bool(st & STATUS_WRITE_REFUSED), regs, back))
+            want.append((twin.write_refused, [twin.correlated | twin.hist_only << 1, twin.balls_reg],
+                         twin.read(thr), err))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [w[:3] for w in want]
+    refused = [s for s, w in zip(steps, want, strict=True) if w[3] is not None]
+    assert len(refused) == 8 and all(w[0] for w in want if w[3] is not None)
+    assert want[0][1] == [3, 0] and want[2][1] == [3, 1023] and want[3][1] == [3, 1023]  # 1024 not truncated to 0
+    assert want[12][2] == spec.threshold_max and want[13][2] == spec.threshold_max  # 2^k + 1 not clamped

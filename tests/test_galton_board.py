@@ -46,6 +46,7 @@ from spec.galton import (
     REG_SPEC_ID,
     REG_STATUS,
     STATUS_RUNNING,
+    STATUS_WRITE_REFUSED,
     GaltonSpec,
 )
 
@@ -87,7 +88,7 @@ def test_protocol_end_to_end_against_twin(stalls):
     thr[1, 4, :3] = [0, SPEC.threshold_max, 1]  # p = 0, p = 1 and the smallest p
     host.write_thresholds(thr.tolist())
     twin = GaltonTwin(SPEC, thr, seed=0xC0FFEE, correlated=True)
-    # raw memory writes: a saturating value and an unused address are handled as the twin does
+    # raw memory writes: a threshold above 2^k (refused) and an unused address are handled as the twin does
     for addr, data in (
         (SPEC.threshold_addr(0, 3, 2), 1000),
         (SPEC.threshold_addr(0, 2, 1) + 3, 7),
@@ -96,7 +97,7 @@ def test_protocol_end_to_end_against_twin(stalls):
         host.write_mem(addr, data)
         twin.write(addr, data)
     assert host.read_thresholds() == twin.thresholds.tolist()
-    assert twin.thresholds[0, 3, 2] == SPEC.threshold_max
+    assert twin.thresholds[0, 3, 2] == thr[0, 3, 2] and twin.write_refused  # refused, not clamped
 
     host.start(1500, correlated=True, hist_only=True, seed=0xC0FFEE)
     twin.balls(1500)
@@ -110,18 +111,24 @@ def test_protocol_end_to_end_against_twin(stalls):
     assert np.array_equal(hist, twin.hist)
     assert (hist.sum(axis=1) == 2200).all() and host.read_reg(REG_DONE) == twin.done == 2200
     assert len(np.unique(hist[:, 1:-1])) > 5  # not a degenerate histogram
-    st = host.status()
-    assert st == {"status": 0, "done": 2200, "remaining": 0}
+    st = host.status()  # the threshold of 1000 above was refused: flagged until cleared
+    assert st == {"status": STATUS_WRITE_REFUSED, "write_refused": 1, "done": 2200, "remaining": 0}
+    host.clear_write_refused()
+    assert host.status() == {"status": 0, "write_refused": 0, "done": 2200, "remaining": 0}
     assert not t.to_device and not t.from_device
 
 
 def test_register_read_back():
     host, _, _ = make_host()
     assert host.read_reg(REG_SPEC_ID) == SPEC.spec_id
-    host.write_reg(REG_CTRL, CTRL_CORRELATED | CTRL_HIST_ONLY | 0xF0)  # unused bits read 0
+    host.write_reg(REG_CTRL, CTRL_CORRELATED | CTRL_HIST_ONLY | 0xF0)  # unused bits set: refused, flagged
+    assert host.read_reg(REG_CTRL) == 0 and host.status()["write_refused"] == 1
+    host.clear_write_refused()
+    host.write_reg(REG_CTRL, CTRL_CORRELATED | CTRL_HIST_ONLY)
     host.write_reg(REG_SEED, 0x89ABCDEF)
     host.write_reg(REG_BALLS, 123456)
     assert [host.read_reg(a) for a in (REG_CTRL, REG_SEED, REG_BALLS)] == [3, 0x89ABCDEF, 123456]
+    assert host.status()["write_refused"] == 0
     assert host.read_reg(REG_CMD) == 0 and host.read_reg(15) == 0
     host.write_reg(REG_CTRL, 0)
     assert host.read_reg(REG_CTRL) == 0
@@ -235,8 +242,8 @@ def test_bad_opcodes_and_ranges_are_reported_and_the_link_goes_on():
     t2.write(bytes((CMD_WRITE_MEM, 0, 0x00, 0x10)))  # data 0x1000 ≥ 2^12
     assert t2.read(3) == bytes((MSG_ERROR, ERR_RANGE, CMD_WRITE_MEM))
     assert h2.read_mem(0) == 16  # untouched
-    t2.write(bytes((CMD_WRITE_MEM, 0, 0xFF, 0x0F)))  # the largest value that fits: saturates to 2^k
-    assert h2.read_mem(0) == 32
+    t2.write(bytes((CMD_WRITE_MEM, 0, 0xFF, 0x0F)))  # fits the link's 12 bits but above 2^k: refused, flagged
+    assert h2.read_mem(0) == 16
     with pytest.raises(GaltonLinkError, match=r"error 1 \(unknown opcode\) for opcode 0x07"):
         t.write(bytes((0x07,)))
         host.read_reg(REG_SPEC_ID)

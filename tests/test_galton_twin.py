@@ -21,7 +21,7 @@ from golden.domainwall import (
     threshold_distribution,
 )
 from golden.prng import XorshiftBank
-from spec.galton import GaltonSpec
+from spec.galton import REG_STATUS, GaltonSpec
 from spec.prng import step
 
 BALLS = 50_000  # per board; two boards → 1e5 balls per statistical check
@@ -126,8 +126,9 @@ def test_memory_port_semantics():
     a = spec.threshold_addr(1, 3, 2)
     twin.write(a, 50)
     assert twin.read(a) == 50 and twin.thresholds[1, 3, 2] == 50
-    twin.write(a, 100)  # above 2^k: saturates
-    assert twin.read(a) == 64
+    assert twin.write(a, 100) == f"threshold 100 at address {a} above 2^prob_bits = 64"  # refused, not clamped
+    assert twin.read(a) == 50 and twin.write_refused
+    assert twin.write_reg(REG_STATUS, 0) is None and not twin.write_refused  # a STATUS write clears the flag
     unused = spec.threshold_addr(0, 1, 0) | 3  # row 1, junction 3 > row
     twin.write(unused, 5)
     assert twin.read(unused) == 0

@@ -14,7 +14,18 @@ import functools
 import numpy as np
 
 from golden.prng import XorshiftBank
-from spec.galton import REG_BITS, GaltonSpec
+from spec.galton import (
+    CMD_CLEAR,
+    CTRL_CORRELATED,
+    CTRL_HIST_ONLY,
+    REG_BALLS,
+    REG_BITS,
+    REG_CMD,
+    REG_CTRL,
+    REG_SEED,
+    REG_STATUS,
+    GaltonSpec,
+)
 from spec.prng import PRNGSpec, jump_matrix
 
 _CHUNK = 512  # steps per parallel chunk of PRNG words
@@ -108,6 +119,9 @@ class GaltonTwin:
         self.correlated = spec.correlated if correlated is None else bool(correlated)
         self.hist = np.zeros((spec.boards, spec.n_bins), dtype=np.int64)
         self.done = 0
+        self.balls_reg = 0  # REG_BALLS
+        self.hist_only = False  # REG_CTRL bit 1
+        self.write_refused = False  # REG_STATUS bit 4 (sticky): a write was refused
         self.reseed(spec.seed if seed is None else seed)
 
     # --- the PRNG ---------------------------------------------------------------------------------
@@ -183,14 +197,42 @@ class GaltonTwin:
         c, i, j = addr >> (2 * rb), (addr >> rb) & ((1 << rb) - 1), addr & ((1 << rb) - 1)
         return ("thr", c, i, j) if c <= 1 and i < s.rows and j <= i else None
 
-    def write(self, addr: int, data: int) -> None:
-        """A write command: thresholds saturate at 2^k; unused and histogram addresses are ignored."""
+    def write(self, addr: int, data: int) -> str | None:
+        """A write command: a threshold above 2^k is refused (nothing changes, :attr:`write_refused` is
+        set; the reason is returned: :meth:`spec.galton.GaltonSpec.memory_write_error`); unused and
+        histogram addresses are ignored."""
         s = self.spec
         if not 0 <= addr < (1 << s.addr_bits) or not 0 <= data < (1 << s.data_bits):
             raise ValueError(f"addr/data must fit {s.addr_bits}/{s.data_bits} bits, not {addr!r}/{data!r}")
+        err = s.memory_write_error(addr, data)
+        if err is not None:
+            self.write_refused = True
+            return err
         d = self._decode(addr)
         if d is not None and d[0] == "thr":
-            self.thresholds[d[1], d[2], d[3]] = min(data, s.threshold_max)
+            self.thresholds[d[1], d[2], d[3]] = data
+        return None
+
+    def write_reg(self, addr: int, value: int) -> str | None:
+        """A register write while the board is idle (:meth:`spec.galton.GaltonSpec.register_write_error`):
+        refused — nothing changes, :attr:`write_refused` is set, the reason returned — or taken: CTRL,
+        SEED (:meth:`reseed`), BALLS (:attr:`balls_reg`), CMD's CLEAR (:meth:`clear`; START/STOP are
+        :meth:`balls`' runs), STATUS (clears :attr:`write_refused`)."""
+        err = self.spec.register_write_error(addr, value)
+        if err is not None:
+            self.write_refused = True
+            return err
+        if addr == REG_CTRL:
+            self.correlated, self.hist_only = bool(value & CTRL_CORRELATED), bool(value & CTRL_HIST_ONLY)
+        elif addr == REG_SEED:
+            self.reseed(value)
+        elif addr == REG_BALLS:
+            self.balls_reg = value
+        elif addr == REG_CMD and value & CMD_CLEAR:
+            self.clear()
+        elif addr == REG_STATUS:
+            self.write_refused = False
+        return None
 
     def read(self, addr: int) -> int:
         """A read command's response: a threshold, a histogram counter, or 0 for an unused address."""

@@ -15,10 +15,10 @@ the 2-cycle pipeline ≈ 14 cycles; four balls in one bin (saturation) ≈ 20.
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Cover, Module, Signal
+from amaranth.hdl import Assert, Cat, Cover, Module, Signal
 
 from hdl.galton import GaltonBoard
-from spec.galton import CMD_CLEAR, REG_CMD, GaltonSpec
+from spec.galton import CMD_CLEAR, REG_BALLS, REG_CMD, REG_CTRL, REG_STATUS, WRITABLE_REGS, GaltonSpec
 
 from .props import History, assume_stream_in, check_stream_out, inline
 from .run import Harness
@@ -55,6 +55,24 @@ def harness() -> Harness:
     cleared = hist.past(dut.reg.we & (dut.reg.addr == REG_CMD) & (dut.reg.wdata & CMD_CLEAR).any(), "clear")
     with m.If(hist.started & ~cleared):
         m.d.comb += Assert(t["done"] >= prev_done, "galton: DONE decreased (wrapped)")
+    # out-of-range register writes (spec.register_write_error, rebuilt here as logic) are refused and
+    # flagged: BALLS/CTRL keep their values and REG_STATUS bit 4 is set; a STATUS write clears it
+    we, addr, wd = dut.reg.we, dut.reg.addr, dut.reg.wdata
+    bad = we & (((addr == REG_BALLS) & (wd[spec.count_bits:] != 0)) | ((addr == REG_CTRL) & (wd[2:] != 0))
+                | ((addr == REG_CMD) & (wd[3:] != 0)) | ~Cat(*[addr == a for a in WRITABLE_REGS]).any())
+    p_bad, p_thr = hist.past(bad, "reg_refused"), hist.past(t["thr_refused"], "thr_refused")
+    p_clr = hist.past(we & (addr == REG_STATUS), "status_written")
+    p_balls, p_ctrl = hist.past(t["balls"], "balls"), hist.past(t["ctrl"], "ctrl")
+    with m.If(hist.started & p_bad):
+        m.d.comb += [Assert(t["write_refused"], "galton: a refused register write is not flagged"),
+                     Assert((t["balls"] == p_balls) & (t["ctrl"] == p_ctrl),
+                            "galton: a refused write changed BALLS/CTRL")]
+    with m.If(hist.started & p_thr):
+        m.d.comb += Assert(t["write_refused"], "galton: a refused threshold write is not flagged")
+    with m.If(hist.started & p_clr & ~p_thr):
+        m.d.comb += Assert(~t["write_refused"], "galton: a STATUS write did not clear the flag")
+    m.d.comb += [Cover(hist.started & p_bad & (addr == REG_BALLS), "galton: a refused write flagged"),
+                 Cover(hist.started & p_thr, "galton: a refused threshold write flagged")]
     hmax, dmax = spec.counter_max, (1 << spec.count_bits) - 1
     for b, (old, new) in enumerate(t["hist"]):
         with m.If(t["h_wr"] & ~t["clearing"]):
