@@ -1,0 +1,701 @@
+"""The event-driven EqSpike core (Amaranth 0.5): spiking EP inference, bit-exact with the twin.
+
+Behaviour is defined by :class:`golden.eqspike.twin.EqSpikeTwin`, numbers by
+:class:`spec.eqspike.EqSpikeSpec` (read its module docstring: formats, one time step, event order,
+randomness). docs/eqspike.md, "RTL (hdl/eqspike.py)", describes the architecture, ports, registers,
+the AER format and the cycle model. In short, per time step:
+
+* **ENC** — one word of P neurons per cycle, layers 0 … L: the P encoders (sigma-delta, or
+  stochastic from the PRNG) update the residues and give a P-bit spike mask; a non-zero mask of a
+  layer that has targets is appended to the step's *mask list* (layer, word, mask).
+* **EVT** — the event engine takes one spike event at a time (AER input events first, then the
+  lowest set bit of each mask of the list) and, for each of its target layers, reads the event's
+  weight row one word per cycle and adds it (exact left shift, no multiplier) to P accumulators of
+  the target layer: a read-modify-write of the accumulator memory, back to back (the read port is
+  transparent for the write port). Bottom-up rows come from ``wup{l}`` (w{l} stored pre-major: row
+  j = presynaptic neuron j), top-down rows from ``wdn{l}`` (the same weights post-major; l ≥ 1 only).
+  The cycle count of this pass is the roofline: one weight word per cycle per event.
+* **UPD** — one word per cycle, layers 1 … L: ``s ← sat(s + round(acc + b·2^bs − s·2^ls, ss))`` and
+  the accumulator cleared. Every weight read of the step precedes every state write (event order).
+
+After T1 steps the output layer is scanned (argmax, lowest index on ties) and the prediction and the
+output states go out on ``out``. Weights are written and read one element at a time on
+``wcmd``/``wrsp`` between samples (a write goes to both copies of a weight).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spec.eqspike import PRNG_WIDTH, EqSpikeSpec
+from spec.fixed import ROUNDINGS
+
+from .fixed import saturate
+from .prng import XorshiftBank
+from .regport import REG_ADDR_BITS, RegSignature
+
+REG_BITS = 32
+# register map (addresses on the 4-bit register port)
+REG_CTRL = 0  # bit 0: AER input mode
+REG_T1 = 1  # free-phase steps (1 .. 2^step_bits - 1)
+REG_T2 = 2  # nudged-phase steps (training)
+REG_SEED = 3  # PRNG seed (a write reseeds the bank)
+REG_STATUS = 4  # bit 0 busy, bit 1 refused register write, bit 2 bad AER event, bit 3 bad weight command
+REG_CYCLES = 5  # cycles of the last sample (start to prediction valid)
+REG_SAMPLES = 6  # samples done since reset
+REG_SPIKES = 7  # spikes of the last sample, layers 0 .. L
+REG_WORDS = 8  # weight words read by the event engine in the last sample
+REG_SYN = 9  # synaptic events of the last sample (spikes x fan-out: the twin's synaptic_events)
+REG_AER_BAD = 10  # AER events for a neuron that does not exist, since the last STATUS write
+REG_SPEC_ID = 11  # the spec digest's first 32 bits
+CTRL_AER = 1
+STATUS_BUSY, STATUS_REG_ERROR, STATUS_AER_ERROR, STATUS_WCMD_ERROR = 1, 2, 4, 8
+REGISTERS = {k: v for k, v in globals().items() if k.startswith("REG_") and k != "REG_BITS"}
+
+
+def _ubits(n: int) -> int:
+    """Unsigned bits that hold 0 … n (at least 1)."""
+    return max(1, int(n).bit_length())
+
+
+def round_shift(x, shift: int, mode: str, rnd=None):
+    """``x · 2^-shift`` rounded like :func:`golden.fixed.shift_round` for every mode of
+    :data:`spec.fixed.ROUNDINGS` (``rnd``: the random word whose low ``shift`` bits round a
+    ``stochastic`` shift). One place for the core's rounding: a new mode is added here."""
+    if mode not in ROUNDINGS:
+        raise ValueError(f"rounding mode must be one of {ROUNDINGS}, not {mode!r}")
+    x = x.as_signed()
+    if shift <= 0:
+        return x << -shift
+    if mode == "floor":
+        return x >> shift
+    if mode == "half_up":
+        return ((x >> (shift - 1)) + 1) >> 1
+    if mode == "half_even":
+        q, r = x >> shift, x[:shift]
+        half = 1 << (shift - 1)
+        return q + ((r > half) | ((r == half) & q[0]))
+    if mode == "stochastic":
+        if rnd is None:
+            raise ValueError("stochastic rounding needs random bits (rnd)")
+        return (x + rnd[:shift]) >> shift
+    raise ValueError(f"rounding mode {mode!r} of spec.fixed.ROUNDINGS has no hardware form in hdl.eqspike.round_shift")
+
+
+def const_mul(u, k: int):
+    """``u · k`` for a constant ``k ≥ 0`` as shifts and adds (no multiplier in the netlist)."""
+    acc = Const(0, 1)
+    for b in range(k.bit_length()):
+        if (k >> b) & 1:
+            acc = acc + (u << b)
+    return acc
+
+
+def _lowest_bit(mask, n: int):
+    """Index of the lowest set bit of an n-bit mask (0 when none)."""
+    idx = Const(0, _ubits(max(n - 1, 1)))
+    for b in reversed(range(n)):
+        idx = Mux(mask[b], b, idx)
+    return idx
+
+
+class EqSpikeRegisters(wiring.Component):
+    """The EqSpike core's run-time registers behind :class:`hdl.regport.RegSignature` (map: ``REG_*`` above).
+
+    Contract (the same as :class:`hdl.kit.regfile.EPRegisterFile`'s, for this register map): a write
+    while ``busy`` is low is taken, or refused when its value is out of range (``T1``/``T2`` 0 or
+    ≥ 2^step_bits, ``CTRL`` bits beyond 0, a read-only or unmapped address): every register then keeps
+    its value and ``reg_error`` (STATUS bit 1) is set, sticky until STATUS is written. A write while
+    busy is ignored. ``rdata`` is combinational. ``seed_load`` is high in the cycle a SEED write is
+    taken; ``status_clear`` in the cycle a STATUS write is taken (clears the core's sticky flags).
+    """
+
+    def __init__(self, spec: EqSpikeSpec):
+        self.spec = spec
+        sb = spec.step_bits
+        super().__init__({
+            "bus": In(RegSignature()), "busy": In(1),
+            "status": In(REG_BITS), "cycles": In(REG_BITS), "samples": In(REG_BITS), "spikes": In(REG_BITS),
+            "words": In(REG_BITS), "syn": In(REG_BITS), "aer_bad": In(REG_BITS),
+            "aer_mode": Out(1), "T1": Out(sb, init=spec.T1), "T2": Out(sb, init=spec.T2),
+            "seed": Out(REG_BITS, init=spec.seed), "reg_error": Out(1), "seed_load": Out(1), "status_clear": Out(1),
+        })
+
+    def elaborate(self, platform):
+        s, bus = self.spec, self.bus
+        m = Module()
+        wd = bus.wdata
+        step_ok = (wd != 0) & (wd < (1 << s.step_bits))
+        with m.If(bus.we & ~self.busy):
+            with m.Switch(bus.addr):
+                with m.Case(REG_CTRL):
+                    with m.If(wd[1:] != 0):
+                        m.d.sync += self.reg_error.eq(1)
+                    with m.Else():
+                        m.d.sync += self.aer_mode.eq(wd[0])
+                for addr, reg in ((REG_T1, self.T1), (REG_T2, self.T2)):
+                    with m.Case(addr):
+                        with m.If(step_ok):
+                            m.d.sync += reg.eq(wd)
+                        with m.Else():
+                            m.d.sync += self.reg_error.eq(1)
+                with m.Case(REG_SEED):
+                    m.d.sync += self.seed.eq(wd)
+                    m.d.comb += self.seed_load.eq(1)
+                with m.Case(REG_STATUS):
+                    m.d.sync += self.reg_error.eq(0)
+                    m.d.comb += self.status_clear.eq(1)
+                with m.Default():
+                    m.d.sync += self.reg_error.eq(1)
+        values = {REG_CTRL: self.aer_mode, REG_T1: self.T1, REG_T2: self.T2, REG_SEED: self.seed,
+                  REG_STATUS: self.status | (self.reg_error * STATUS_REG_ERROR), REG_CYCLES: self.cycles,
+                  REG_SAMPLES: self.samples, REG_SPIKES: self.spikes, REG_WORDS: self.words, REG_SYN: self.syn,
+                  REG_AER_BAD: self.aer_bad, REG_SPEC_ID: Const(s.spec_id, 32)}
+        assert max(values) < 1 << REG_ADDR_BITS
+        with m.Switch(bus.addr):
+            for addr, v in values.items():
+                with m.Case(addr):
+                    m.d.comb += bus.rdata.eq(v)
+        return m
+
+
+def memory_images(spec: EqSpikeSpec, weights: dict) -> dict[str, list[int]]:
+    """Initial contents of the core's weight and bias memories (``wup{l}``, ``wdn{l}``, ``b{l}``) for a
+    weight dict in the image's layout (``w{l}`` (post, pre), ``b{l}``), as the ``wcmd`` port would write them."""
+    import numpy as np
+
+    P = spec.lanes
+
+    def pack(rows: np.ndarray, bits: int) -> list[int]:
+        words = []
+        mask = (1 << bits) - 1
+        for row in rows:
+            padded = np.zeros(-(-len(row) // P) * P, np.int64)
+            padded[:len(row)] = row
+            for t in range(len(padded) // P):
+                w = 0
+                for i in range(P):
+                    w |= (int(padded[t * P + i]) & mask) << (i * bits)
+                words.append(w)
+        return words
+
+    out = {}
+    for l in range(spec.n_layers):
+        w = np.asarray(weights[f"w{l}"], np.int64)
+        out[f"wup{l}"] = pack(w.T, spec.weight_bits[l])
+        if l >= 1:
+            out[f"wdn{l}"] = pack(w, spec.weight_bits[l])
+        out[f"b{l}"] = pack(np.asarray(weights[f"b{l}"], np.int64)[None, :], spec.bias_bits)
+    return out
+
+
+def wcmd_fields(spec: EqSpikeSpec) -> dict[str, int]:
+    """Bit widths of a ``wcmd`` beat (the host's view; fields in this order from bit 0)."""
+    L, P = spec.n_layers, spec.lanes
+    tb = _ubits(max(spec.tiles(k) for k in range(L + 1)) - 1)
+    return {"read": 1, "array": _ubits(2 * L - 1), "i_word": tb, "i_lane": _ubits(P - 1), "j_word": tb,
+            "j_lane": _ubits(P - 1), "data": max(max(spec.weight_bits), spec.bias_bits)}
+
+
+def aer_addr_bits(spec: EqSpikeSpec) -> int:
+    """Width of an AER event's neuron address: 16 bits, or more for an input layer of over 2^16 neurons."""
+    return max(16, _ubits(spec.layers[0] - 1))
+
+
+class EqSpikeCore(wiring.Component):
+    """Event-driven EqSpike inference core: P add-only lanes, any layer sizes, fixed-point weights.
+
+    Parameters
+    ----------
+    spec : EqSpikeSpec — ``weight_kind="fixed"``; ``training`` specs build the same inference core
+        (on-chip learning is not implemented in the RTL yet: docs/eqspike.md).
+    weights : optional weight dict (image layout) used as the memories' initial contents.
+
+    Members
+    -------
+    inp : In(stream) — pixel beats: P pixels (``pixels``) and ``label`` per beat, tiles(0) beats per sample.
+    aer : In(stream) — AER input events (``addr``, ``last``: end of a time step) when ``REG_CTRL`` bit 0 is set.
+    out : Out(stream) — ``pred`` and the output layer's ``states`` at the free phase's end.
+    wcmd : In(stream) / wrsp : Out(stream) — element writes and reads of ``w{l}``/``b{l}`` between samples.
+    reg : In(RegSignature) — registers (``REG_*``).
+    """
+
+    def __init__(self, spec: EqSpikeSpec, weights: dict | None = None):
+        if not isinstance(spec, EqSpikeSpec):
+            raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
+        if spec.weight_kind != "fixed":
+            raise ValueError(f"EqSpikeCore implements weight_kind='fixed' only, not {spec.weight_kind!r}")
+        self.spec = spec
+        self.init = memory_images(spec, weights) if weights is not None else None
+        P, L = spec.lanes, spec.n_layers
+        self.label_bits = _ubits(spec.layers[-1] - 1)
+        wf = wcmd_fields(spec)
+        super().__init__({
+            "inp": In(stream.Signature(data.StructLayout({
+                "pixels": data.ArrayLayout(unsigned(spec.input_bits), P), "label": unsigned(self.label_bits)}))),
+            "aer": In(stream.Signature(data.StructLayout({"addr": unsigned(aer_addr_bits(spec)), "last": 1}))),
+            "out": Out(stream.Signature(data.StructLayout({
+                "pred": unsigned(self.label_bits),
+                "states": data.ArrayLayout(unsigned(spec.state_bits), spec.layers[L])}))),
+            "wcmd": In(stream.Signature(data.StructLayout(
+                {k: (signed(v) if k == "data" else unsigned(v)) for k, v in wf.items()}))),
+            "wrsp": Out(stream.Signature(data.StructLayout({"data": signed(wf["data"])}))),
+            "reg": In(RegSignature()),
+        })
+
+    # ------------------------------------------------------------------------------------------------
+    def elaborate(self, platform):  # noqa: C901  (the passes share the memories' ports)
+        s = self.spec
+        m = Module()
+        P, L, N = s.lanes, s.n_layers, list(s.layers)
+        T = [s.tiles(k) for k in range(L + 1)]
+        SB, IB = s.state_bits, s.input_bits
+        ONE = s.state_one
+        init = self.init or {}
+        targets_up = [l < L for l in range(L + 1)]
+        targets_dn = [l >= 2 for l in range(L + 1)]
+        has_targets = [targets_up[l] or targets_dn[l] for l in range(L + 1)]
+        stoch_enc = s.encoder == "stochastic"
+        stoch_round = s.state_rounding == "stochastic"
+
+        def lanes(word, bits, sgn):
+            return [(word[i * bits:(i + 1) * bits].as_signed() if sgn else word[i * bits:(i + 1) * bits])
+                    for i in range(P)]
+
+        # ---------------- memories ----------------
+        def mem(name, bits, depth, granular=False, transparent=False, init_words=()):
+            mm = memory.Memory(shape=unsigned(P * bits), depth=max(1, depth), init=list(init_words))
+            m.submodules[name] = mm
+            wp = mm.write_port(granularity=bits if granular else None)
+            rp = mm.read_port(transparent_for=(wp,) if transparent else ())
+            return rp, wp
+
+        WB = list(s.weight_bits)
+        BB = s.bias_bits
+        rx, wx = mem("xmem", IB, T[0])
+        rphi, wphi = zip(*[mem(f"phi{l}", s.residue_bits(l), T[l]) for l in range(L + 1)], strict=True)
+        rs, ws = [None], [None]
+        racc, wacc = [None], [None]
+        rb, wb = [], []
+        for k in range(1, L + 1):
+            r_, w_ = mem(f"smem{k}", SB, T[k])
+            rs.append(r_)
+            ws.append(w_)
+            r_, w_ = mem(f"acc{k}", s.acc_bits(k), T[k], transparent=True)
+            racc.append(r_)
+            wacc.append(w_)
+            r_, w_ = mem(f"b{k - 1}", BB, T[k], granular=True, init_words=init.get(f"b{k - 1}", ()))
+            rb.append(r_)
+            wb.append(w_)
+        rup, wup, rdn, wdn = [], [], {}, {}
+        for l in range(L):
+            r_, w_ = mem(f"wup{l}", WB[l], N[l] * T[l + 1], granular=True, init_words=init.get(f"wup{l}", ()))
+            rup.append(r_)
+            wup.append(w_)
+            if l >= 1:
+                rdn[l], wdn[l] = mem(f"wdn{l}", WB[l], N[l + 1] * T[l], granular=True,
+                                     init_words=init.get(f"wdn{l}", ()))
+        # the step's mask list: (layer, word, mask) of every non-zero mask of a layer with targets
+        list_depth = max(1, sum(T[l] for l in range(L + 1) if has_targets[l]))
+        LAYB, WRDB = _ubits(L), _ubits(max(T))
+        lmem = memory.Memory(shape=data.StructLayout({"lay": LAYB, "wrd": WRDB, "mask": P}), depth=list_depth,
+                             init=[])
+        m.submodules.lmem = lmem
+        wl = lmem.write_port()
+        rl = lmem.read_port(transparent_for=(wl,))
+
+        # ---------------- registers, PRNG ----------------
+        m.submodules.regs = regs = EqSpikeRegisters(s)
+        wiring.connect(m, wiring.flipped(self.reg), regs.bus)
+        busy = Signal()
+        cycles, cycles_last = Signal(REG_BITS), Signal(REG_BITS)
+        samples = Signal(REG_BITS)
+        spikes, spikes_last = Signal(REG_BITS), Signal(REG_BITS)
+        words, words_last = Signal(REG_BITS), Signal(REG_BITS)
+        syn, syn_last = Signal(REG_BITS), Signal(REG_BITS)
+        aer_bad, aer_err, wcmd_err = Signal(REG_BITS), Signal(), Signal()
+        m.d.comb += [regs.busy.eq(busy), regs.cycles.eq(cycles_last), regs.samples.eq(samples),
+                     regs.spikes.eq(spikes_last), regs.words.eq(words_last), regs.syn.eq(syn_last),
+                     regs.aer_bad.eq(aer_bad),
+                     regs.status.eq(busy | (aer_err * STATUS_AER_ERROR) | (wcmd_err * STATUS_WCMD_ERROR))]
+        with m.If(regs.status_clear):
+            m.d.sync += [aer_err.eq(0), wcmd_err.eq(0), aer_bad.eq(0)]
+        self.regs = regs
+
+        rng = s.uses_prng
+        draw = Signal()
+        rng_ok = Signal(init=1)
+        rword = [Const(0, PRNG_WIDTH)] * P
+        if rng:
+            m.submodules.prng = prng = XorshiftBank(s.prng_spec())
+            primed = Signal()
+            prime = prng.ready & ~primed
+            with m.If(regs.seed_load):
+                m.d.comb += prng.load.eq(1)
+                m.d.sync += primed.eq(0)
+            with m.Elif(prime):
+                m.d.sync += primed.eq(1)
+            m.d.comb += [prng.seed.eq(self.reg.wdata), prng.en.eq(prime | draw),
+                         rng_ok.eq(prng.ready & primed & ~(self.reg.we & (self.reg.addr == REG_SEED)))]
+            rword = [prng.out[i * PRNG_WIDTH:(i + 1) * PRNG_WIDTH] for i in range(P)]
+
+        # ---------------- sequencer state ----------------
+        aer_mode = Signal()  # this sample's input mode (REG_CTRL bit 0 at its start)
+        x_T = Signal(s.step_bits)
+        step = Signal(s.step_bits)
+        lay = Signal(range(L + 1))
+        wrd = Signal(range(max(T) + 1))
+        lay1, wrd1 = Signal(range(L + 1)), Signal(range(max(T) + 1))  # the sweeps' stage 1
+        m.d.sync += [lay1.eq(lay), wrd1.eq(wrd)]
+        for k in range(1, L + 1):  # default addresses: the sweep's word (EVT overrides the accumulators')
+            m.d.comb += [rs[k].addr.eq(wrd), racc[k].addr.eq(wrd), rb[k - 1].addr.eq(wrd)]
+        for l in range(L + 1):
+            m.d.comb += rphi[l].addr.eq(wrd)
+        m.d.comb += rx.addr.eq(wrd)
+        lcount = Signal(range(list_depth + 1))
+        lptr = Signal(range(list_depth + 1))
+        lptr_next = Signal.like(lptr)
+        m.d.comb += [lptr_next.eq(lptr), rl.addr.eq(lptr_next)]
+        m.d.sync += lptr.eq(lptr_next)
+        enc_first = Signal(range(L + 1))  # first layer ENC sweeps (1: AER input without PRNG draws for layer 0)
+        m.d.comb += enc_first.eq(Mux(aer_mode & (not stoch_enc), 1, 0))
+
+        def next_word(last_layer, on_done):
+            """Advance (lay, wrd) over the words of the layers up to last_layer."""
+            last_w = Signal(range(max(T) + 1))
+            with m.Switch(lay):
+                for l in range(L + 1):
+                    with m.Case(l):
+                        m.d.comb += last_w.eq(T[l] - 1)
+            with m.If(wrd == last_w):
+                m.d.sync += wrd.eq(0)
+                with m.If(lay == last_layer):
+                    on_done()
+                with m.Else():
+                    m.d.sync += lay.eq(lay + 1)
+            with m.Else():
+                m.d.sync += wrd.eq(wrd + 1)
+
+        # ---------------- event engine state ----------------
+        ev_act, ev_dn = Signal(), Signal()
+        ev_lay = Signal(range(L + 1))
+        ev_j = Signal(range(max(N) + 1))
+        ev_k = Signal(range(max(T) + 1))
+        mk, mk_lay, mk_wrd = Signal(P), Signal(range(L + 1)), Signal(range(max(T) + 1))
+        aer_done = Signal()
+        e1_v, e1_dn, e1_k = Signal(), Signal(), Signal(range(max(T) + 1))
+        e1_tgt = Signal(range(L + 2))
+        m.d.sync += e1_v.eq(0)
+
+        # output scan
+        out_states = [Signal(SB, name=f"out_s{i}") for i in range(N[L])]
+        best, best_i = Signal(SB), Signal(self.label_bits)
+        label = Signal(self.label_bits)
+
+        enc_v1, upd_v1, scan_v1 = Signal(), Signal(), Signal()  # stage 1 of an ENC / UPD / SCAN word
+        m.d.sync += [enc_v1.eq(0), upd_v1.eq(0), scan_v1.eq(0)]
+        evt_done = Signal()
+        w_idle = Signal()  # the weight port has no command in flight or waiting
+
+        with m.If(busy & ~self.out.valid):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        # ---------------- the sample's program ----------------
+        with m.FSM(name="seq") as fsm:
+            with m.State("IDLE"):
+                with m.If(w_idle & rng_ok & ~self.reg.we):
+                    with m.If(regs.aer_mode & self.aer.valid):
+                        m.d.sync += [aer_mode.eq(1), busy.eq(1), cycles.eq(0)]
+                        m.next = "INIT"
+                    with m.Elif(~regs.aer_mode & self.inp.valid):
+                        m.d.sync += [aer_mode.eq(0), busy.eq(1)]
+                        m.next = "LOAD"
+                m.d.sync += [x_T.eq(regs.T1), spikes.eq(0), words.eq(0), syn.eq(0), step.eq(0), lay.eq(0),
+                             wrd.eq(0)]
+            with m.State("LOAD"):
+                m.d.comb += [self.inp.ready.eq(1), wx.addr.eq(wrd), wx.data.eq(self.inp.payload.pixels.as_value()),
+                             wx.en.eq(self.inp.valid)]
+                with m.If(self.inp.valid):
+                    m.d.sync += label.eq(self.inp.payload.label)
+                    with m.If(wrd == T[0] - 1):
+                        m.d.sync += [wrd.eq(0), cycles.eq(0)]
+                        m.next = "INIT"
+                    with m.Else():
+                        m.d.sync += wrd.eq(wrd + 1)
+            with m.State("INIT"):
+                # residues (zero, or one PRNG draw per word of layers 0 … L), states and accumulators 0
+                for l in range(L + 1):
+                    with m.If(lay == l):
+                        bits = s.residue_bits(l)
+                        if s.encoder_phase == "random":
+                            b, M = s.encoder_bits(l), s.full_scale(l)
+                            ph = [((const_mul(rword[i][:b], M) >> b) - (M // 2))[:bits] for i in range(P)]
+                        else:
+                            ph = [Const(0, bits)] * P
+                        m.d.comb += [wphi[l].addr.eq(wrd), wphi[l].data.eq(Cat(*ph)), wphi[l].en.eq(1)]
+                        if l >= 1:
+                            m.d.comb += [ws[l].addr.eq(wrd), ws[l].data.eq(0), ws[l].en.eq(1),
+                                         wacc[l].addr.eq(wrd), wacc[l].data.eq(0), wacc[l].en.eq(1)]
+                if s.encoder_phase == "random":
+                    m.d.comb += draw.eq(1)
+
+                def init_done():
+                    m.d.sync += [lay.eq(enc_first), lcount.eq(0)]
+                    m.next = "ENC"
+                next_word(L, on_done=init_done)
+            with m.State("ENC"):
+                m.d.sync += enc_v1.eq(1)
+
+                def enc_done():
+                    m.next = "ENC_END"
+                next_word(L, on_done=enc_done)
+            with m.State("ENC_END"):  # stage 1 finishes the last word
+                m.d.sync += [ev_act.eq(0), mk.eq(0), aer_done.eq(~aer_mode)]
+                m.d.comb += lptr_next.eq(0)
+                m.next = "EVT"
+            with m.State("EVT"):
+                with m.If(evt_done):
+                    m.next = "EVT_END"
+            with m.State("EVT_END"):  # stage 1 writes the last accumulator word
+                m.d.sync += [lay.eq(1), wrd.eq(0)]
+                m.next = "UPD"
+            with m.State("UPD"):
+                m.d.sync += upd_v1.eq(1)
+
+                def upd_done():
+                    m.next = "UPD_END"
+                next_word(L, on_done=upd_done)
+            with m.State("UPD_END"):
+                m.d.sync += [wrd.eq(0), lcount.eq(0), step.eq(step + 1)]
+                with m.If(step + 1 == x_T):
+                    m.d.sync += [lay.eq(L), best.eq(0), best_i.eq(0)]
+                    m.next = "SCAN"
+                with m.Else():
+                    m.d.sync += lay.eq(enc_first)
+                    m.next = "ENC"
+            with m.State("SCAN"):
+                m.d.sync += scan_v1.eq(1)
+                with m.If(wrd == T[L] - 1):
+                    m.next = "SCAN_END"
+                with m.Else():
+                    m.d.sync += wrd.eq(wrd + 1)
+            with m.State("SCAN_END"):
+                m.next = "OUT"
+            with m.State("OUT"):
+                m.d.comb += self.out.valid.eq(1)
+                with m.If(self.out.ready):
+                    m.d.sync += [busy.eq(0), samples.eq(samples + 1), cycles_last.eq(cycles),
+                                 spikes_last.eq(spikes), words_last.eq(words), syn_last.eq(syn)]
+                    m.next = "IDLE"
+        m.d.comb += [self.out.payload.pred.eq(best_i)]
+        for i in range(N[L]):
+            m.d.comb += self.out.payload.states[i].eq(out_states[i])
+
+        def valid_lane(wrd_v, l, i):
+            """Lane i of word wrd_v holds a neuron of layer l (the last word may be padded)."""
+            rem = N[l] - (T[l] - 1) * P
+            return Const(1) if i < rem else (wrd_v != T[l] - 1)
+
+        def popcount(bits):
+            total = Const(0, 1)
+            for b in range(len(bits)):
+                total = total + bits[b]
+            return total
+
+        # ---------------- ENC stage 1: encoders, residues, the mask list ----------------
+        with m.If(enc_v1):
+            if stoch_enc:
+                m.d.comb += draw.eq(1)
+            for l in range(L + 1):
+                with m.If(lay1 == l):
+                    M, rbits = s.full_scale(l), s.residue_bits(l)
+                    v = lanes(rx.data, IB, False) if l == 0 else lanes(rs[l].data, SB, False)
+                    phi = lanes(rphi[l].data, rbits, True)
+                    spk, nphi = [], []
+                    for i in range(P):
+                        if stoch_enc:
+                            b = s.encoder_bits(l)
+                            u = rword[i][PRNG_WIDTH - b:]
+                            e = const_mul(u, M) < (v[i] << b)
+                            nphi.append(phi[i])
+                        else:
+                            p2 = phi[i] + v[i]
+                            e = p2 > (M // 2)
+                            nphi.append(Mux(e, p2 - M, p2)[:rbits])
+                        spk.append(e & valid_lane(wrd1, l, i))
+                    mask = Signal(P, name=f"mask{l}")
+                    m.d.comb += [mask.eq(Cat(*spk)), wphi[l].addr.eq(wrd1), wphi[l].data.eq(Cat(*nphi)),
+                                 wphi[l].en.eq(int(not stoch_enc))]
+                    counted = ~aer_mode if l == 0 else Const(1)
+                    with m.If(counted):
+                        m.d.sync += spikes.eq(spikes + popcount(mask))
+                    if has_targets[l]:
+                        with m.If(counted & (mask != 0)):
+                            m.d.comb += [wl.addr.eq(lcount), wl.data.lay.eq(l), wl.data.wrd.eq(wrd1),
+                                         wl.data.mask.eq(mask), wl.en.eq(1)]
+                            m.d.sync += lcount.eq(lcount + 1)
+
+        # ---------------- EVT: the event engine ----------------
+        nw = Signal(range(max(T) + 1))  # words of the current event's current target
+        more_dn = Signal()  # the current event has a down target after its up target
+        with m.Switch(ev_lay):
+            for l in range(L + 1):
+                with m.Case(l):
+                    m.d.comb += [nw.eq(Mux(ev_dn, T[l - 1] if l >= 1 else 0, T[l + 1] if l < L else 0)),
+                                 more_dn.eq(~ev_dn & int(targets_dn[l]))]
+        finishing = Signal()
+        m.d.comb += finishing.eq(ev_act & (ev_k == nw - 1) & ~more_dn)
+        free = ~ev_act | finishing
+        with m.If(fsm.ongoing("EVT")):
+            with m.If(ev_act):
+                for l in range(L):  # bottom-up rows: wup{l}, into layer l + 1
+                    with m.If((ev_lay == l) & ~ev_dn):
+                        m.d.comb += [rup[l].addr.eq(const_mul(ev_j, T[l + 1]) + ev_k), racc[l + 1].addr.eq(ev_k)]
+                for l in range(2, L + 1):  # top-down rows: wdn{l-1}, into layer l - 1
+                    with m.If((ev_lay == l) & ev_dn):
+                        m.d.comb += [rdn[l - 1].addr.eq(const_mul(ev_j, T[l - 1]) + ev_k),
+                                     racc[l - 1].addr.eq(ev_k)]
+                m.d.sync += [e1_v.eq(1), e1_dn.eq(ev_dn), e1_k.eq(ev_k), words.eq(words + 1),
+                             e1_tgt.eq(Mux(ev_dn, ev_lay - 1, ev_lay + 1))]
+                with m.If(ev_k == nw - 1):
+                    with m.If(more_dn):
+                        m.d.sync += [ev_dn.eq(1), ev_k.eq(0)]
+                with m.Else():
+                    m.d.sync += ev_k.eq(ev_k + 1)
+            with m.If(free):
+                new_lay, new_j, take = Signal(range(L + 1)), Signal(range(max(N) + 1)), Signal()
+                with m.If(~aer_done):
+                    m.d.comb += self.aer.ready.eq(1)
+                    with m.If(self.aer.valid):
+                        with m.If(self.aer.payload.last):
+                            m.d.sync += aer_done.eq(1)
+                        with m.Elif(self.aer.payload.addr < N[0]):
+                            m.d.comb += [new_lay.eq(0), new_j.eq(self.aer.payload.addr), take.eq(1)]
+                            m.d.sync += spikes.eq(spikes + 1)
+                        with m.Else():  # a neuron that does not exist: flagged and counted, never used
+                            m.d.sync += [aer_err.eq(1), aer_bad.eq(aer_bad + 1)]
+                with m.Elif(mk != 0):
+                    m.d.comb += [new_lay.eq(mk_lay), new_j.eq(const_mul(mk_wrd, P) + _lowest_bit(mk, P)), take.eq(1)]
+                    m.d.sync += mk.eq(mk & (mk - 1))
+                with m.Elif(lptr != lcount):
+                    d = rl.data
+                    m.d.comb += [new_lay.eq(d.lay), new_j.eq(const_mul(d.wrd, P) + _lowest_bit(d.mask, P)),
+                                 take.eq(1), lptr_next.eq(lptr + 1)]
+                    m.d.sync += [mk.eq(d.mask & (d.mask - 1)), mk_lay.eq(d.lay), mk_wrd.eq(d.wrd)]
+                with m.Else():
+                    m.d.comb += evt_done.eq(1)
+                m.d.sync += [ev_act.eq(take), ev_lay.eq(new_lay), ev_j.eq(new_j), ev_dn.eq(new_lay == L),
+                             ev_k.eq(0)]
+                with m.If(take):
+                    with m.Switch(new_lay):
+                        for l in range(L + 1):
+                            with m.Case(l):
+                                m.d.sync += syn.eq(syn + s.fan_out(l))
+        with m.If(e1_v):  # stage 1: accumulator read-modify-write (add-only lanes)
+            for k in range(1, L + 1):
+                with m.If(e1_tgt == k):
+                    ab = s.acc_bits(k)
+                    acc = lanes(racc[k].data, ab, True)
+                    up = lanes(rup[k - 1].data, WB[k - 1], True)
+                    dn = lanes(rdn[k].data, WB[k], True) if k in rdn else None
+                    total = []
+                    for i in range(P):
+                        add = up[i] << s.bottom_up_shift(k)
+                        if dn is not None:
+                            add = Mux(e1_dn, dn[i] << s.top_down_shift(k), add)
+                        total.append((acc[i] + add)[:ab])
+                    m.d.comb += [wacc[k].addr.eq(e1_k), wacc[k].data.eq(Cat(*total)), wacc[k].en.eq(1)]
+
+        # ---------------- UPD stage 1: neuron updates ----------------
+        with m.If(upd_v1):
+            if stoch_round:
+                m.d.comb += draw.eq(1)
+            for k in range(1, L + 1):
+                with m.If(lay1 == k):
+                    acc = lanes(racc[k].data, s.acc_bits(k), True)
+                    st = lanes(rs[k].data, SB, False)
+                    bias = lanes(rb[k - 1].data, BB, True)
+                    new = []
+                    for i in range(P):
+                        tot = acc[i] + (bias[i] << s.bias_shift(k)) - (st[i] << s.leak_shift(k))
+                        inc = round_shift(tot, s.state_shift(k), s.state_rounding, rword[i])
+                        new.append(saturate(st[i] + inc, 0, ONE, SB))
+                    m.d.comb += [ws[k].addr.eq(wrd1), ws[k].data.eq(Cat(*new)), ws[k].en.eq(1),
+                                 wacc[k].addr.eq(wrd1), wacc[k].data.eq(0), wacc[k].en.eq(1)]
+
+        # ---------------- SCAN stage 1: output states and argmax (lowest index on ties) ----------------
+        with m.If(scan_v1):
+            st = lanes(rs[L].data, SB, False)
+            with m.Switch(wrd1):
+                for w in range(T[L]):
+                    with m.Case(w):
+                        cb, ci = best, best_i
+                        for i in range(P):
+                            n = w * P + i
+                            if n >= N[L]:
+                                break
+                            m.d.sync += out_states[n].eq(st[i])
+                            better = st[i] > cb
+                            cb, ci = Mux(better, st[i], cb), Mux(better, n, ci)
+                        m.d.sync += [best.eq(cb), best_i.eq(ci)]
+
+        # ---------------- the weight port (between samples) ----------------
+        cmd = self.wcmd.payload
+        i_idx = const_mul(cmd.i_word, P) + cmd.i_lane
+        j_idx = const_mul(cmd.j_word, P) + cmd.j_lane
+        r_arr, r_lane, r_bad = Signal(range(2 * L + 1)), Signal(range(P)), Signal()
+        rsp = Signal(signed(len(cmd.data)))
+        m.d.comb += self.wrsp.payload.data.eq(rsp)
+
+        def in_layer(word, lane_, layer):
+            return (word < T[layer]) & (lane_ < P) & ((word != T[layer] - 1) | (lane_ < N[layer] - (T[layer] - 1) * P))
+
+        with m.FSM(name="wport") as wfsm:
+            with m.State("IDLE"):
+                m.d.comb += w_idle.eq(~self.wcmd.valid)
+                with m.If(fsm.ongoing("IDLE")):
+                    m.d.comb += self.wcmd.ready.eq(1)
+                    with m.If(self.wcmd.valid):
+                        ok = Signal()
+                        for l in range(L):
+                            with m.If(cmd.array == l):  # w{l}[i, j]: i of layer l + 1, j of layer l
+                                m.d.comb += ok.eq(in_layer(cmd.i_word, cmd.i_lane, l + 1)
+                                                  & in_layer(cmd.j_word, cmd.j_lane, l))
+                                m.d.comb += rup[l].addr.eq(const_mul(j_idx, T[l + 1]) + cmd.i_word)
+                                with m.If(ok & ~cmd.read):
+                                    m.d.comb += [wup[l].addr.eq(const_mul(j_idx, T[l + 1]) + cmd.i_word),
+                                                 wup[l].data.eq(Cat(*[cmd.data[:WB[l]]] * P)),
+                                                 wup[l].en.eq(Const(1, P) << cmd.i_lane)]
+                                    if l in wdn:
+                                        m.d.comb += [wdn[l].addr.eq(const_mul(i_idx, T[l]) + cmd.j_word),
+                                                     wdn[l].data.eq(Cat(*[cmd.data[:WB[l]]] * P)),
+                                                     wdn[l].en.eq(Const(1, P) << cmd.j_lane)]
+                            with m.If(cmd.array == L + l):  # b{l}[i]
+                                m.d.comb += ok.eq(in_layer(cmd.i_word, cmd.i_lane, l + 1)
+                                                  & (cmd.j_word == 0) & (cmd.j_lane == 0))
+                                m.d.comb += rb[l].addr.eq(cmd.i_word)
+                                with m.If(ok & ~cmd.read):
+                                    m.d.comb += [wb[l].addr.eq(cmd.i_word), wb[l].data.eq(Cat(*[cmd.data[:BB]] * P)),
+                                                 wb[l].en.eq(Const(1, P) << cmd.i_lane)]
+                        with m.If(~ok):
+                            m.d.sync += wcmd_err.eq(1)
+                        with m.If(cmd.read):
+                            m.d.sync += [r_arr.eq(cmd.array), r_lane.eq(cmd.i_lane), r_bad.eq(~ok)]
+                            m.next = "READ"
+            with m.State("READ"):
+                for l in range(L):
+                    with m.If(r_arr == l):
+                        m.d.sync += rsp.eq(rup[l].data.word_select(r_lane, WB[l]).as_signed())
+                    with m.If(r_arr == L + l):
+                        m.d.sync += rsp.eq(rb[l].data.word_select(r_lane, BB).as_signed())
+                with m.If(r_bad):
+                    m.d.sync += rsp.eq(0)
+                m.next = "SEND"
+            with m.State("SEND"):
+                m.d.comb += self.wrsp.valid.eq(1)
+                with m.If(self.wrsp.ready):
+                    m.next = "IDLE"
+        del wfsm
+        return m

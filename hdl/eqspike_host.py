@@ -1,0 +1,137 @@
+"""A host for :class:`hdl.eqspike.EqSpikeCore` in the Amaranth simulator: stream beats with optional
+seeded random stalls, weight loading and read-back, samples as pixels or as AER events.
+
+The beat layouts are the core's stream payloads (``EqSpikeCore.inp`` etc.); this module packs and
+unpacks them as integers (fields from bit 0 in their declaration order).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from spec.eqspike import EqSpikeSpec
+
+from .eqspike import aer_addr_bits, wcmd_fields
+
+
+def pack(fields: list[tuple[int, int]]) -> int:
+    """(value, bits) pairs, the first at bit 0; values are masked (two's complement)."""
+    word, pos = 0, 0
+    for v, bits in fields:
+        word |= (int(v) & ((1 << bits) - 1)) << pos
+        pos += bits
+    return word
+
+
+class EqSpikeHost:
+    """Drive an :class:`hdl.eqspike.EqSpikeCore` (``dut``) from an async testbench.
+
+    ``idle_prob``: probability that a beat's ``valid`` waits a cycle; ``stall_prob``: probability that
+    ``ready`` is held low on a cycle while receiving."""
+
+    def __init__(self, dut, spec: EqSpikeSpec, *, seed: int | None = None, idle_prob: float = 0.0,
+                 stall_prob: float = 0.0):
+        self.dut, self.spec = dut, spec
+        self.rng = random.Random(seed)
+        self.idle_prob, self.stall_prob = idle_prob, stall_prob
+        self.wf = wcmd_fields(spec)
+        self.label_bits = dut.label_bits
+
+    async def _idle(self, ctx):
+        while self.idle_prob and self.rng.random() < self.idle_prob:
+            await ctx.tick()
+
+    async def put(self, ctx, stream, word: int) -> None:
+        await self._idle(ctx)
+        ctx.set(stream.payload.as_value(), word)
+        ctx.set(stream.valid, 1)
+        await ctx.tick().until(stream.ready)
+        ctx.set(stream.valid, 0)
+
+    async def recv(self, ctx, stream) -> int:
+        while True:
+            stall = bool(self.stall_prob) and self.rng.random() < self.stall_prob
+            ctx.set(stream.ready, 0 if stall else 1)
+            _clk, _rst, word, valid = await ctx.tick().sample(stream.payload.as_value(), stream.valid)
+            if valid and not stall:
+                ctx.set(stream.ready, 0)
+                return int(word)
+
+    # --- registers ---------------------------------------------------------------------------------
+    async def write_reg(self, ctx, addr: int, value: int) -> None:
+        ctx.set(self.dut.reg.addr, addr)
+        ctx.set(self.dut.reg.wdata, value)
+        ctx.set(self.dut.reg.we, 1)
+        await ctx.tick()
+        ctx.set(self.dut.reg.we, 0)
+
+    async def read_reg(self, ctx, addr: int) -> int:
+        ctx.set(self.dut.reg.addr, addr)
+        return int(ctx.get(self.dut.reg.rdata))
+
+    # --- weights -------------------------------------------------------------------------------------
+    def _cmd(self, read: int, array: int, i: int, j: int, value: int) -> int:
+        P, wf = self.spec.lanes, self.wf
+        return pack([(read, wf["read"]), (array, wf["array"]), (i // P, wf["i_word"]), (i % P, wf["i_lane"]),
+                      (j // P, wf["j_word"]), (j % P, wf["j_lane"]), (value, wf["data"])])
+
+    def _elements(self):
+        L = self.spec.n_layers
+        for l in range(L):
+            n_post, n_pre = self.spec.layers[l + 1], self.spec.layers[l]
+            for i in range(n_post):
+                for j in range(n_pre):
+                    yield f"w{l}", l, i, j
+        for l in range(L):
+            for i in range(self.spec.layers[l + 1]):
+                yield f"b{l}", L + l, i, 0
+
+    async def write_element(self, ctx, array: int, i: int, j: int, value: int) -> None:
+        await self.put(ctx, self.dut.wcmd, self._cmd(0, array, i, j, value))
+
+    async def read_element(self, ctx, array: int, i: int, j: int) -> int:
+        await self.put(ctx, self.dut.wcmd, self._cmd(1, array, i, j, 0))
+        v = await self.recv(ctx, self.dut.wrsp)
+        bits = self.wf["data"]
+        return v - (1 << bits) if v >> (bits - 1) else v
+
+    async def load_weights(self, ctx, weights: dict[str, np.ndarray]) -> None:
+        for name, array, i, j in self._elements():
+            a = weights[name]
+            await self.write_element(ctx, array, i, j, int(a[i, j] if a.ndim == 2 else a[i]))
+
+    async def read_weights(self, ctx) -> dict[str, np.ndarray]:
+        out = {k: np.zeros(v, np.int64) for k, v in self.spec.weight_shapes().items()}
+        for name, array, i, j in self._elements():
+            v = await self.read_element(ctx, array, i, j)
+            if out[name].ndim == 2:
+                out[name][i, j] = v
+            else:
+                out[name][i] = v
+        return out
+
+    # --- samples ---------------------------------------------------------------------------------------
+    async def send_pixels(self, ctx, x, label: int = 0) -> None:
+        sp, P = self.spec, self.spec.lanes
+        x = list(x) + [0] * (sp.tiles(0) * P - len(x))
+        for t in range(sp.tiles(0)):
+            await self.put(ctx, self.dut.inp, pack([(v, sp.input_bits) for v in x[t * P:(t + 1) * P]]
+                                                   + [(label, self.label_bits)]))
+
+    async def send_events(self, ctx, steps: list[list[int]]) -> None:
+        """AER: per time step its input-neuron addresses, then an end-of-step beat (``last``)."""
+        ab = aer_addr_bits(self.spec)
+        for evs in steps:
+            for a in evs:
+                await self.put(ctx, self.dut.aer, pack([(a, ab), (0, 1)]))
+            await self.put(ctx, self.dut.aer, pack([(0, ab), (1, 1)]))
+
+    async def recv_result(self, ctx) -> tuple[int, list[int]]:
+        """(prediction, output-layer states)."""
+        w = await self.recv(ctx, self.dut.out)
+        sb, n = self.spec.state_bits, self.spec.layers[-1]
+        pred = w & ((1 << self.label_bits) - 1)
+        w >>= self.label_bits
+        return pred, [(w >> (i * sb)) & ((1 << sb) - 1) for i in range(n)]

@@ -1,0 +1,222 @@
+"""EqSpike core RTL (hdl/eqspike.py) == the twin (golden/eqspike/twin.py) in the Amaranth simulator:
+predictions, output states, spike / synaptic-event / weight-word counters per sample, with and without
+random stalls on every stream; weights written and read back through the weight port; a twin with one
+weight changed is told apart."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden.eqspike.twin import EqSpikeTwin, init_weights
+from hdl.eqspike import (
+    REG_AER_BAD,
+    REG_CTRL,
+    REG_CYCLES,
+    REG_SAMPLES,
+    REG_SPEC_ID,
+    REG_SPIKES,
+    REG_STATUS,
+    REG_SYN,
+    REG_T1,
+    REG_WORDS,
+    STATUS_REG_ERROR,
+    STATUS_WCMD_ERROR,
+    EqSpikeCore,
+    round_shift,
+)
+from hdl.eqspike_host import EqSpikeHost
+from spec.eqspike import EqSpikeSpec
+from spec.fixed import ROUNDINGS
+
+CASES = {
+    # the spec's default options (sigma-delta, random initial residues, half_up) on a small net
+    "16-8-4-P4": dict(layers=(16, 8, 4), lanes=4),
+    "3layer-P3-odd": dict(layers=(13, 7, 5, 3), lanes=3),
+    "4layer-floor-zero": dict(layers=(9, 5, 6, 4, 3), lanes=4, state_rounding="floor", encoder_phase="zero"),
+    "stochastic-P2": dict(layers=(13, 7, 5, 3), lanes=2, encoder="stochastic", state_rounding="stochastic",
+                          encoder_phase="zero"),
+    "P-wider-than-layers": dict(layers=(6, 5, 3), lanes=8, weight_bits=(10,), weight_frac=(8,), bias_bits=10),
+}
+
+
+def make_spec(name: str, **kw) -> EqSpikeSpec:
+    return EqSpikeSpec(**{"training": False, "T1": 8, **CASES[name], **kw})
+
+
+def words_read(spec: EqSpikeSpec, spikes: list[int]) -> int:
+    """Weight words the event engine reads for a sample with these spikes per layer (the roofline)."""
+    L = spec.n_layers
+    return sum(n * ((spec.tiles(l + 1) if l < L else 0) + (spec.tiles(l - 1) if l >= 2 else 0))
+               for l, n in enumerate(spikes))
+
+
+def run_rtl(spec, weights, xs, *, seed=0, idle=0.0, stall=0.0, T1=None, readback=False):
+    dut = EqSpikeCore(spec)
+    res: dict = {"samples": []}
+
+    async def bench(ctx):
+        host = EqSpikeHost(dut, spec, seed=seed, idle_prob=idle, stall_prob=stall)
+        res["spec_id"] = await host.read_reg(ctx, REG_SPEC_ID)
+        await host.load_weights(ctx, weights)
+        if readback:
+            res["readback"] = await host.read_weights(ctx)
+        if T1 is not None:
+            await host.write_reg(ctx, REG_T1, T1)
+        for x in xs:
+            await host.send_pixels(ctx, x.tolist())
+            pred, states = await host.recv_result(ctx)
+            res["samples"].append({"pred": pred, "states": states,
+                                   **{k: await host.read_reg(ctx, a) for k, a in
+                                      (("cycles", REG_CYCLES), ("spikes", REG_SPIKES), ("words", REG_WORDS),
+                                       ("syn", REG_SYN))}})
+        res["n"] = await host.read_reg(ctx, REG_SAMPLES)
+        res["status"] = await host.read_reg(ctx, REG_STATUS)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return res
+
+
+def mismatches(spec, twin, xs, res, T=None) -> list[str]:
+    out = []
+    for n, (x, got) in enumerate(zip(xs, res["samples"], strict=True)):
+        rec = twin.infer(x, T=T)
+        ph = rec.phases[0]
+        want = {"pred": rec.pred, "states": ph.s[-1][0].tolist(), "spikes": sum(ph.spikes),
+                "syn": ph.synaptic_events, "words": words_read(spec, ph.spikes)}
+        for k, v in want.items():
+            if got[k] != v:
+                out.append(f"sample {n}: {k} {got[k]} != twin {v}")
+    return out
+
+
+def sample_inputs(spec, n, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, spec.input_scale + 1, size=(n, spec.layers[0]))
+
+
+@pytest.mark.parametrize("stalls", [False, True], ids=["no-stalls", "random-stalls"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rtl_matches_twin(name, stalls):
+    spec = make_spec(name)
+    seed = zlib.crc32(f"{name}/{stalls}".encode()) % 1000
+    weights = init_weights(spec, seed=seed, scale=3.0)
+    xs = sample_inputs(spec, 10, seed)
+    res = run_rtl(spec, weights, xs, seed=seed, idle=0.3 if stalls else 0.0, stall=0.3 if stalls else 0.0)
+    twin = EqSpikeTwin(spec, weights)
+    assert res["spec_id"] == spec.spec_id
+    assert mismatches(spec, twin, xs, res) == []
+    assert res["n"] == len(xs) and res["status"] == 0
+    # not vacuous: the output states differ between samples and from 0, and spikes flowed through every layer
+    states = np.array([r["states"] for r in res["samples"]])
+    assert (states != 0).any() and len({tuple(r) for r in states}) > 1
+    for r in res["samples"]:
+        # cycles: the roofline (one weight word per event and target word) plus the per-step sweeps
+        assert r["words"] <= r["cycles"]
+
+
+def test_t1_register_and_weight_readback():
+    spec = make_spec("3layer-P3-odd")
+    weights = init_weights(spec, seed=5, scale=3.0)
+    xs = sample_inputs(spec, 3, 5)
+    res = run_rtl(spec, weights, xs, T1=5, readback=True)
+    for k, v in weights.items():
+        assert np.array_equal(res["readback"][k], v), k
+    assert mismatches(spec, EqSpikeTwin(spec, weights), xs, res, T=5) == []
+
+
+def test_a_broken_core_is_caught():
+    """Compare the RTL against a twin with one weight changed: the comparison must report a mismatch."""
+    spec = make_spec("16-8-4-P4")
+    weights = init_weights(spec, seed=3, scale=3.0)
+    xs = sample_inputs(spec, 4, 3)
+    res = run_rtl(spec, weights, xs)
+    assert mismatches(spec, EqSpikeTwin(spec, weights), xs, res) == []
+    # the hidden neuron that spikes most, its weight to output 0 flipped to the other extreme
+    ev = EqSpikeTwin(spec, weights).infer(xs[0], record_events=True).phases[0].events
+    hidden = ev[ev[:, 1] == 1, 2]
+    j = int(np.bincount(hidden).argmax())
+    bad = {k: v.copy() for k, v in weights.items()}
+    lo, hi = spec.element_range("w1")
+    bad["w1"][0, j] = lo if bad["w1"][0, j] > 0 else hi
+    assert mismatches(spec, EqSpikeTwin(spec, bad), xs, res) != []
+
+
+def test_bad_commands_are_flagged_not_written():
+    spec = make_spec("16-8-4-P4")
+    weights = init_weights(spec, seed=4, scale=3.0)
+    dut = EqSpikeCore(spec)
+    got = {}
+
+    async def bench(ctx):
+        host = EqSpikeHost(dut, spec, seed=1)
+        await host.load_weights(ctx, weights)
+        got["status0"] = await host.read_reg(ctx, REG_STATUS)
+        # w0 row 8 does not exist (layer 1 has 8 neurons); lane beyond P via a raw command; bias with j != 0
+        await host.write_element(ctx, 0, 8, 0, 5)
+        got["status1"] = await host.read_reg(ctx, REG_STATUS)
+        await host.write_reg(ctx, REG_STATUS, 0)
+        await host.write_element(ctx, 2, 1, 3, 5)  # b0[1] with j = 3
+        got["read_bad"] = await host.read_element(ctx, 0, 9, 0)
+        got["status2"] = await host.read_reg(ctx, REG_STATUS)
+        await host.write_reg(ctx, REG_T1, 0)  # refused: T1 must be >= 1
+        await host.write_reg(ctx, REG_CTRL, 6)  # refused: only bit 0 exists
+        await host.write_reg(ctx, REG_AER_BAD, 1)  # read-only
+        got["status3"] = await host.read_reg(ctx, REG_STATUS)
+        got["T1"] = await host.read_reg(ctx, REG_T1)
+        got["ctrl"] = await host.read_reg(ctx, REG_CTRL)
+        got["weights"] = await host.read_weights(ctx)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got["status0"] == 0
+    assert got["status1"] == STATUS_WCMD_ERROR
+    assert got["status2"] == STATUS_WCMD_ERROR and got["read_bad"] == 0
+    assert got["status3"] == STATUS_WCMD_ERROR | STATUS_REG_ERROR
+    assert got["T1"] == spec.T1 and got["ctrl"] == 0
+    for k, v in weights.items():
+        assert np.array_equal(got["weights"][k], v), k
+
+
+@pytest.mark.parametrize("mode", ROUNDINGS)
+def test_round_shift_matches_the_twin(mode):
+    """hdl.eqspike.round_shift == golden.fixed.shift_round for every mode of spec.fixed.ROUNDINGS, exhaustively
+    over 8-bit signed x, shifts 0..4 and 4-bit random words."""
+    from amaranth.hdl import Module, Signal, signed
+
+    from golden.fixed import shift_round
+
+    m = Module()
+    x, r = Signal(signed(8)), Signal(4)
+    outs = []
+    for shift in range(5):
+        v = round_shift(x, shift, mode, r)
+        o = Signal(v.shape(), name=f"o{shift}")
+        m.d.comb += o.eq(v)
+        outs.append(o)
+    xs = np.arange(-128, 128)
+    got = np.zeros((5, 16, len(xs)), np.int64)
+
+    async def tb(ctx):
+        for ri in range(16):
+            ctx.set(r, ri)
+            for n, xv in enumerate(xs):
+                ctx.set(x, int(xv))
+                for shift in range(5):
+                    got[shift, ri, n] = ctx.get(outs[shift])
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
+    for shift in range(5):
+        for ri in range(16):
+            want = shift_round(xs, shift, mode, np.full_like(xs, ri))
+            assert got[shift, ri].tolist() == want.tolist(), (mode, shift, ri)
