@@ -7,7 +7,12 @@ check it — in the order the hardware reads them):
 * ``galton-decisions``  — Galton board: the junction decisions r < 2^(k−1) of a symmetric board;
 * ``ep-rounding``       — EP core: the stochastic-rounding bits of every update draw;
 * ``ep-sign``           — EP core: the random-sign bit of every training sample;
-* ``ternary``           — ternary fault injector: bits 0…23, 30, 31 of every lane word per access.
+* ``ternary``           — ternary fault injector: bits 0…23, 30, 31 of every lane word per access;
+* ``lane``              — one lane of :mod:`spec.prng` (``--set width=64``, ``--set seed=N``): its
+  words, little-endian (context for the sources above).
+
+Every lane outputs scrambled words (:func:`spec.prng.scramble`, as the hardware); ``--prng-output raw``
+gives the raw xorshift states instead (the generator before issue 12), for comparisons.
 
 Commands:
 
@@ -26,6 +31,7 @@ dieharder is a Debian package (``apt-get install dieharder``), needed by the ``d
     .venv/bin/python bench/randomness.py limits
     .venv/bin/python bench/randomness.py dieharder --source galton --json bench/results/dieharder_galton.json
     .venv/bin/python bench/randomness.py dieharder --source galton --set prng_width=16 -- -d 2
+    .venv/bin/python bench/randomness.py dieharder --source lane --set width=64 --prng-output raw -- -d 209
     .venv/bin/python bench/randomness.py dispersion --set prng_width=16 --balls 60000 --histograms 200
 """
 
@@ -47,7 +53,7 @@ sys.path.insert(0, str(REPO))
 
 from golden.clierr import ArgumentParser, CLIError, cli_main, parse_set_value  # noqa: E402
 
-SOURCES = ("galton", "galton-decisions", "ep-rounding", "ep-sign", "ternary")
+SOURCES = ("galton", "galton-decisions", "ep-rounding", "ep-sign", "ternary", "lane")
 _LINE = re.compile(r"^\s*(\S+)\|\s*(\d+)\|\s*(\d+)\|\s*(\d+)\|\s*([0-9.eE+-]+)\|\s*(PASSED|WEAK|FAILED)\s*$")
 
 
@@ -61,6 +67,20 @@ def _parse_set(text: str):
 def make_spec(source: str, spec_file: str | None, sets):
     """The spec of ``source``: defaults (EP: a training core with stochastic rounding; ``ep-sign``:
     the random-sign estimator; ternary: fault injection on), then ``--spec``, then ``--set``."""
+    if source == "lane":
+        from spec.prng import PRNGSpec
+
+        if spec_file:
+            raise CLIError("--spec: the lane source takes no spec file; use --set width=W --set seed=N")
+        d = {"width": 64, "lanes": 1, "jump": 1}
+        for k, v in sets or []:
+            if k not in ("width", "seed"):
+                raise CLIError(f"--set {k}: the lane source has the fields width and seed, not {k!r}")
+            d[k] = v
+        try:
+            return PRNGSpec(**d)
+        except (ValueError, TypeError) as e:
+            raise CLIError(f"lane spec: {e}") from None
     if source.startswith("galton"):
         from spec.galton import GaltonSpec as cls
         base = {}
@@ -82,24 +102,33 @@ def make_spec(source: str, spec_file: str | None, sets):
         raise CLIError(f"{source} spec: {e}") from None
 
 
-def stream(source: str, spec, seed: int | None):
+def stream(source: str, spec, seed: int | None, output: str | None = None):
+    """The source's bytes; ``output`` overrides the lanes' output function ("raw" or "scrambled")."""
+    import dataclasses
+
     from golden import randomness as R
 
+    if source == "lane":
+        p = dataclasses.replace(spec, **({} if seed is None else {"seed": seed}),
+                                **({} if output is None else {"output": output}))
+        return R.lane_stream(p)
     if source == "galton":
-        return R.galton_stream(spec, seed, "fields")
+        return R.galton_stream(spec, seed, "fields", output)
     if source == "galton-decisions":
-        return R.galton_stream(spec, seed, "decisions")
+        return R.galton_stream(spec, seed, "decisions", output)
     if source == "ep-rounding":
-        return R.ep_stream(spec, "rounding", seed)
+        return R.ep_stream(spec, "rounding", seed, output=output)
     if source == "ep-sign":
-        return R.ep_stream(spec, "sign", seed)
-    return R.ternary_stream(spec, seed)
+        return R.ep_stream(spec, "sign", seed, output=output)
+    return R.ternary_stream(spec, seed, output)
 
 
 def limits(source: str, spec) -> dict:
     """Period, bits consumed per ball/draw and draws before the lanes overlap."""
     from golden import randomness as R
 
+    if source == "lane":
+        return {"prng_width": spec.width, "lanes": 1, "period_words": spec.period, "seed": spec.seed}
     if source.startswith("galton"):
         return {"prng_width": spec.prng_width, "lanes": spec.lanes, "period_balls": spec.ball_period,
                 "prng_jump": spec.prng_jump, "independent_balls": spec.independent_balls,
@@ -171,18 +200,25 @@ def counts(rows: list[dict]) -> dict:
     return {a: sum(r["assessment"] == a for r in rows) for a in ("PASSED", "WEAK", "FAILED")}
 
 
-def dispersion(spec, balls: int, histograms: int, seed: int | None) -> dict:
+def dispersion(spec, balls: int, histograms: int, seed: int | None, output: str | None = None) -> dict:
     """``histograms`` disjoint consecutive windows of ``balls`` balls of the symmetric board (board 0)."""
     from golden import randomness as R
     from golden.domainwall.model import binomial_pmf
     from golden.domainwall.stats import dispersion_test
 
-    hists = R.galton_histograms(spec, balls, histograms, seed)
+    hists = R.galton_histograms(spec, balls, histograms, seed, output=output)
     need = balls * histograms
     res = dispersion_test(hists, binomial_pmf(spec.rows, 0.5))
     return {"spec": spec.to_dict(), "balls_per_histogram": balls, "histograms": histograms,
-            "balls_total": need, "independent_balls": spec.independent_balls, "ball_period": spec.ball_period,
+            "prng_output": output or "scrambled", "balls_total": need,
+            "independent_balls": spec.independent_balls, "ball_period": spec.ball_period,
             **res.as_dict()}
+
+
+def _spec_dict(spec) -> dict:
+    import dataclasses
+
+    return spec.to_dict() if hasattr(spec, "to_dict") else dataclasses.asdict(spec)
 
 
 def _print_dieharder(source: str, rep: dict) -> None:
@@ -214,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--set", type=_parse_set, action="append", metavar="FIELD=VALUE",
                        help="override a spec field, VALUE as JSON (e.g. --set prng_width=16)")
         q.add_argument("--seed", type=int, help="PRNG seed (default: the spec's)")
+        q.add_argument("--prng-output", choices=("scrambled", "raw"),
+                       help="the lanes' output words: scrambled (default, as the hardware) or raw xorshift states "
+                            "(the generator before issue 12)")
 
     q = sub.add_parser("limits", help="period and draws before repetition of every source",
                        description="Period, bits per ball/draw and draws before the lanes overlap, per source.")
@@ -308,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = make_spec(args.source, args.spec, args.set)
     if args.cmd == "stream":
         _positive("--bytes", args.bytes)
-        gen = stream(args.source, spec, args.seed)
+        gen = stream(args.source, spec, args.seed, args.prng_output)
         left = args.bytes
         out = sys.stdout.buffer if args.out == "-" else open(args.out, "xb")  # noqa: SIM115
         try:
@@ -326,18 +365,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "dieharder":
         log = open(args.log, "w") if args.log else None  # noqa: SIM115
         try:
-            rep = run_dieharder(stream(args.source, spec, args.seed), args.dieharder_args or ["-a"], log)
+            rep = run_dieharder(stream(args.source, spec, args.seed, args.prng_output),
+                                args.dieharder_args or ["-a"], log)
         finally:
             if log:
                 log.close()
-        rep.update({"source": args.source, "spec": spec.to_dict(), "seed": args.seed,
+        rep.update({"source": args.source, "spec": _spec_dict(spec), "seed": args.seed,
+                    "prng_output": args.prng_output or "scrambled",
                     "limits": limits(args.source, spec)})
         _print_dieharder(args.source, rep)
         _write_json(args.json, rep)
         return 0 if rep["returncode"] == 0 else 1
     _positive("--balls", args.balls)
     _positive("--histograms", args.histograms)
-    rep = dispersion(spec, args.balls, args.histograms, args.seed)
+    rep = dispersion(spec, args.balls, args.histograms, args.seed, args.prng_output)
     print(f"dispersion: {args.histograms} histograms × {args.balls} balls (w = {spec.prng_width}, "
           f"{spec.rows} rows, k = {spec.prob_bits}): mean chi² {rep['mean_statistic']:.3f} at dof {rep['dof']}, "
           f"KS D = {rep['ks_statistic']:.4f}, p = {rep['ks_p_value']:.3g}")

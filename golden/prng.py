@@ -1,10 +1,30 @@
-"""numpy twin of :mod:`spec.prng`: many xorshift lanes stepped together, bit-identical to the RTL."""
+"""numpy twin of :mod:`spec.prng`: many xorshift lanes stepped together, bit-identical to the RTL.
+
+The banks keep the lanes' *states* and return their *output words* (:func:`scramble_words` of the
+states, :func:`spec.prng.scramble`, unless the spec's ``output`` is ``"raw"``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from spec.prng import TRIPLES, PRNGSpec, apply, jump_matrix
+from spec.prng import SCRAMBLER, TRIPLES, PRNGSpec, apply, jump_matrix
+
+
+def scramble_words(x: np.ndarray, w: int) -> np.ndarray:
+    """:func:`spec.prng.scramble` of every w-bit state in ``x`` (a uint32 or uint64 array; w ≤ its bits)."""
+    x = np.asarray(x)
+    dt = x.dtype.type
+    s, r, t = (dt(v) for v in SCRAMBLER)
+    m = dt((1 << w) - 1)
+    y = (x * s) & m  # numpy arrays wrap mod 2^bits
+    y = ((y << r) & m) | (y >> dt(w - SCRAMBLER[1]))
+    return (y * t) & m
+
+
+def output_words(spec: PRNGSpec, states: np.ndarray) -> np.ndarray:
+    """The output words of lanes in ``states`` (scrambled unless ``spec.output == "raw"``; a copy)."""
+    return scramble_words(states, spec.width) if spec.scrambled else np.array(states, copy=True)
 
 LANE_WIDTH = 32  # LaneStream's lane width
 
@@ -12,7 +32,8 @@ LANE_WIDTH = 32  # LaneStream's lane width
 class XorshiftBank:
     """All lanes of a :class:`spec.prng.PRNGSpec`, advanced in lockstep.
 
-    ``next()`` returns the lanes' new states (the outputs of one cycle of the hardware bank).
+    ``next()`` steps every lane and returns the lanes' output words (one cycle of the hardware
+    bank: :func:`output_words` of the new states); ``state`` holds the states.
     """
 
     def __init__(self, spec: PRNGSpec, seed: int | None = None):
@@ -33,10 +54,10 @@ class XorshiftBank:
             x = x ^ (x >> np.uint64(b))
             x = x ^ ((x << np.uint64(c)) & m)
         self.state = x
-        return x.copy()
+        return output_words(self.spec, x)
 
     def stream(self, n: int) -> np.ndarray:
-        """The next ``n`` cycles' outputs, shape (n, lanes)."""
+        """The next ``n`` cycles' output words, shape (n, lanes)."""
         out = np.empty((n, self.spec.lanes), dtype=np.uint64)
         for i in range(n):
             out[i] = self.next()
@@ -48,9 +69,9 @@ class LaneStream:
     :class:`golden.prng.XorshiftBank` once per draw (tests check it), but computed ahead in blocks:
     block starts come from GF(2) jump matrices (:mod:`spec.prng`), then all blocks step in lockstep.
 
-    ``take(n)`` returns the next n draws, shape (n, lanes), uint64: row d holds every lane's state
-    after the draw (the hardware's output word). ``reseed(seed)`` restarts from a seed, as a write
-    of ``REG_SEED`` does.
+    ``take(n)`` returns the next n draws, shape (n, lanes), uint64: row d holds every lane's output
+    word after the draw (:func:`output_words` of the state, as the hardware's ``out``).
+    ``reseed(seed)`` restarts from a seed, as a write of ``REG_SEED`` does.
     """
 
     BLOCK = 64  # steps per block
@@ -113,9 +134,10 @@ class LaneStream:
             x = x ^ (x >> b)
             x = x ^ (x << c)
             out[:, t] = x
-        self._buf = out.reshape(nb * m, self.spec.lanes)
+        states = out.reshape(nb * m, self.spec.lanes)
+        self._end = states[-1].copy()
+        self._buf = output_words(self.spec, states)
         self._pos = 0
-        self._end = self._buf[-1].copy()
 
 
 _TABLES: dict[int, np.ndarray] = {}

@@ -1,6 +1,7 @@
 """The project's random bits as the hardware consumes them, generated fast (for ``dieharder``).
 
-Every random source of the project is a :mod:`spec.prng` xorshift bank; the twins
+Every random source of the project is a :mod:`spec.prng` xorshift bank whose lanes output
+scrambled words (:func:`spec.prng.scramble`, the "**" scrambler); the twins
 (:class:`golden.domainwall.GaltonTwin`, :class:`golden.ep_core.twin.EPCoreTwin`,
 :class:`golden.ternary.memory.TernaryMemory`) step it draw by draw. A statistical battery needs
 10^10–10^11 words, so this module generates the same bits with a vectorised orbit generator
@@ -25,6 +26,7 @@ the bytes as little-endian 32-bit words.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Iterator
@@ -32,7 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spec.prng import TRIPLES, jump_matrix
+from golden.prng import scramble_words
+from spec.prng import OUTPUTS, TRIPLES, jump_matrix
 
 
 # --- GF(2) jumps and the vectorised orbit ----------------------------------------------------------
@@ -73,16 +76,20 @@ def step(x: np.ndarray, width: int) -> np.ndarray:
 class Orbit:
     """Consecutive outputs of ``len(states)`` xorshift lanes, block by block.
 
-    ``states`` are the lanes' states *before* the first output (output d of a lane is its state
-    after d + 1 steps, as :mod:`spec.prng` defines). :meth:`block` returns the next
-    ``chunks · steps`` outputs of every lane, shape ``(chunks·steps, lanes)`` uint64: the block is
-    cut into ``chunks`` (a power of two) runs of ``steps``, started by GF(2) jumps and stepped in
-    lockstep, so one numpy operation advances ``chunks · lanes`` states.
+    ``states`` are the lanes' states *before* the first output (output d of a lane is the output
+    word of its state after d + 1 steps, as :mod:`spec.prng` defines: scrambled, or the state itself
+    with ``output="raw"``). :meth:`block` returns the next ``chunks · steps`` outputs of every lane,
+    shape ``(chunks·steps, lanes)`` uint64: the block is cut into ``chunks`` (a power of two) runs of
+    ``steps``, started by GF(2) jumps and stepped in lockstep, so one numpy operation advances
+    ``chunks · lanes`` states.
     """
 
-    def __init__(self, width: int, states, chunks: int = 1024, steps: int = 256):
+    def __init__(self, width: int, states, chunks: int = 1024, steps: int = 256, output: str = "scrambled"):
         if width not in TRIPLES:
             raise ValueError(f"width must be one of {sorted(TRIPLES)}, not {width!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, not {output!r}")
+        self.output = output
         if chunks < 1 or chunks & (chunks - 1):
             raise ValueError(f"chunks must be a power of two, not {chunks!r}")
         self.width, self.chunks, self.steps = width, chunks, steps
@@ -105,7 +112,7 @@ class Orbit:
         out = out.reshape(C * T, -1)
         self.state = out[-1].copy()
         self.outputs += C * T
-        return out
+        return scramble_words(out, w) if self.output == "scrambled" else out
 
     def skip(self, n: int) -> None:
         """Advance every lane by ``n`` outputs without computing them."""
@@ -162,10 +169,27 @@ def _pack_groups(v: np.ndarray, width: int, g: int) -> bytes:
     return limbs.astype("<u8").view(np.uint8).reshape(m, -1)[:, : nbits // 8].tobytes()
 
 
+def bank(spec, seed: int | None = None, output: str | None = None):
+    """A source's :class:`spec.prng.PRNGSpec` at ``seed``; ``output`` ("raw"/"scrambled") overrides the
+    lanes' output function (every consumer uses "scrambled"; "raw" gives the pre-issue-12 streams)."""
+    p = spec.prng_spec(seed)
+    return p if output is None else dataclasses.replace(p, output=output)
+
+
+# --- one lane ---------------------------------------------------------------------------------------
+def lane_stream(prng, **kw) -> Iterator[bytes]:
+    """Bytes of lane 0 of the :class:`spec.prng.PRNGSpec` ``prng``: its output words, little-endian, forever."""
+    orbit = Orbit(prng.width, prng.lane_states()[:1], output=prng.output, **{"chunks": 1 << 14, "steps": 64, **kw})
+    nb = prng.width // 8
+    while True:
+        yield orbit.block()[:, 0].astype("<u8").view(np.uint8).reshape(-1, 8)[:, :nb].tobytes()
+
+
 # --- the Galton board -------------------------------------------------------------------------------
-def galton_orbit(spec, seed: int | None = None, **kw) -> Orbit:
+def galton_orbit(spec, seed: int | None = None, output: str | None = None, **kw) -> Orbit:
     """The Galton board's PRNG bank as an :class:`Orbit` (ball n = output n of every lane)."""
-    return Orbit(spec.prng_width, spec.prng_spec(seed).lane_states(), **kw)
+    p = bank(spec, seed, output)
+    return Orbit(p.width, p.lane_states(), output=p.output, **kw)
 
 
 def galton_fields(spec, words: np.ndarray) -> np.ndarray:
@@ -179,10 +203,11 @@ def galton_fields(spec, words: np.ndarray) -> np.ndarray:
     return (words[:, lanes] >> shifts[None, None, :]) & np.uint64((1 << k) - 1)
 
 
-def galton_histograms(spec, balls: int, count: int, seed: int | None = None, board: int = 0) -> np.ndarray:
+def galton_histograms(spec, balls: int, count: int, seed: int | None = None, board: int = 0,
+                      output: str | None = None) -> np.ndarray:
     """``count`` histograms of ``board`` on the symmetric board (p = ½ at every junction), each of
     ``balls`` consecutive balls of one stream (disjoint windows, no reseeding): ``(count, rows + 1)``."""
-    orbit = galton_orbit(spec, seed, chunks=256, steps=256)
+    orbit = galton_orbit(spec, seed, output, chunks=256, steps=256)
     need = balls * count
     hists = np.zeros((count, spec.n_bins), np.int64)
     half = np.uint64(1 << (spec.prob_bits - 1))
@@ -195,7 +220,8 @@ def galton_histograms(spec, balls: int, count: int, seed: int | None = None, boa
     return hists
 
 
-def galton_stream(spec, seed: int | None = None, what: str = "fields", **kw) -> Iterator[bytes]:
+def galton_stream(spec, seed: int | None = None, what: str = "fields", output: str | None = None,
+                  **kw) -> Iterator[bytes]:
     """Bytes of the Galton board's random bits in consumption order (ball, board, row), forever.
 
     ``what``: ``fields`` — the k-bit comparator inputs; ``decisions`` — the turns of a symmetric
@@ -203,7 +229,7 @@ def galton_stream(spec, seed: int | None = None, what: str = "fields", **kw) -> 
     """
     if what not in ("fields", "decisions"):
         raise ValueError(f"what must be 'fields' or 'decisions', not {what!r}")
-    orbit = galton_orbit(spec, seed, **kw)
+    orbit = galton_orbit(spec, seed, output, **kw)
     k = spec.prob_bits
     fast = (what == "fields" and k == 8 and spec.prng_width % 8 == 0
             and spec.rows == spec.lanes_per_board * spec.fields_per_word)
@@ -266,12 +292,13 @@ def ep_draws(spec, lr_shift: int | None = None, beta_shift: int | None = None, s
     return EPDraws(sign, bits.astype(np.int64))
 
 
-def ep_orbit(spec, seed: int | None = None, **kw) -> Orbit:
-    return Orbit(32, spec.prng_spec(seed).lane_states(), **kw)
+def ep_orbit(spec, seed: int | None = None, output: str | None = None, **kw) -> Orbit:
+    p = bank(spec, seed, output)
+    return Orbit(32, p.lane_states(), output=p.output, **kw)
 
 
 def ep_stream(spec, what: str = "rounding", seed: int | None = None, draws: EPDraws | None = None,
-              **kw) -> Iterator[bytes]:
+              output: str | None = None, **kw) -> Iterator[bytes]:
     """Bytes of an EP core's random bits in consumption order, forever (one training sample after
     another). ``what``: ``rounding`` (the stochastic-rounding bits) or ``sign`` (the random-sign bits,
     one per sample). ``draws`` defaults to :func:`ep_draws` at the reset registers."""
@@ -280,7 +307,7 @@ def ep_stream(spec, what: str = "rounding", seed: int | None = None, draws: EPDr
         if not len(d.bits) or not d.bits.any():
             raise ValueError("this core's update draws no rounding bits (update_rounding is not 'stochastic')")
         per = d.draws
-        orbit = ep_orbit(spec, seed, **kw)
+        orbit = ep_orbit(spec, seed, output, **kw)
         pending = np.zeros((0, spec.lanes), np.uint64)
         carry = None
         while True:
@@ -294,19 +321,20 @@ def ep_stream(spec, what: str = "rounding", seed: int | None = None, draws: EPDr
         if not d.sign:
             raise ValueError("this core draws no sign bits (estimator 'random-sign' with symmetric off draws them)")
         lane = spec.sign_lane
-        state = np.array([spec.prng_spec(seed).lane_states()[lane]], np.uint64)
+        p = bank(spec, seed, output)
+        state = np.array([p.lane_states()[lane]], np.uint64)
         if d.draws == 1:  # sign draws back to back: consecutive outputs of lane P − 1
-            orbit = Orbit(32, state, **{"chunks": 1 << 16, "steps": 256, **kw})
+            orbit = Orbit(32, state, **{"chunks": 1 << 16, "steps": 256, "output": p.output, **kw})
             carry = None
             while True:
                 data, carry = pack_bits(orbit.block()[:, 0] >> np.uint64(31), 1, carry)
                 yield data
-        yield from _strided_sign_bits(state, d.draws, kw.get("chunks", 1024) * 64, kw.get("steps", 256))
+        yield from _strided_sign_bits(state, d.draws, kw.get("chunks", 1024) * 64, kw.get("steps", 256), p.output)
     else:
         raise ValueError(f"what must be 'rounding' or 'sign', not {what!r}")
 
 
-def _strided_sign_bits(state: np.ndarray, per: int, C: int, T: int) -> Iterator[bytes]:
+def _strided_sign_bits(state: np.ndarray, per: int, C: int, T: int, output: str = "scrambled") -> Iterator[bytes]:
     """Bit 31 of outputs 0, per, 2·per, … of one lane (state before output 0): chunk starts by jumps."""
     # sample j's sign draw is output j·per of lane P − 1: chunk starts by jumps, then jump by `per`
     x0 = step(state, 32)  # output 0
@@ -324,7 +352,8 @@ def _strided_sign_bits(state: np.ndarray, per: int, C: int, T: int) -> Iterator[
             out[:, t] = x
             x = jump(x, 32, per)
         x0 = jump(out[-1:, -1], 32, per)
-        data, carry = pack_bits(out.reshape(-1) >> np.uint64(31), 1, carry)
+        words = scramble_words(out.reshape(-1), 32) if output == "scrambled" else out.reshape(-1)
+        data, carry = pack_bits(words >> np.uint64(31), 1, carry)
         yield data
 
 
@@ -338,11 +367,12 @@ def ternary_consumed(words: np.ndarray) -> np.ndarray:
     return (w & np.uint64(0xFFFFFF)) | ((w >> np.uint64(30)) << np.uint64(24))
 
 
-def ternary_stream(spec, seed: int | None = None, **kw) -> Iterator[bytes]:
+def ternary_stream(spec, seed: int | None = None, output: str | None = None, **kw) -> Iterator[bytes]:
     """Bytes of a fault-injecting ternary memory's random bits (per access, per lane, 26 bits), forever."""
     if not spec.fault_injection:
         raise ValueError("this ternary memory has no PRNG (fault_injection is false)")
-    orbit = Orbit(32, spec.prng_spec(seed).lane_states(), **kw)
+    p = bank(spec, seed, output)
+    orbit = Orbit(32, p.lane_states(), output=p.output, **kw)
     carry = None
     while True:
         data, carry = pack_bits(ternary_consumed(orbit.block()), TERNARY_BITS, carry)

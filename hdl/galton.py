@@ -13,7 +13,9 @@ ball stream, the histograms and every register read are the twin's. Structure:
     once per ball that leaves the last row (a *generated* ball: counted, histogrammed, sent), so
     it always holds the words of the next ball to be generated;
   - the *lead* state steps once per ball that enters row 0. With no ball in flight it reads as
-    the committed bank's words; a ball in flight carries the fields its later rows still need.
+    the committed bank's states; a ball in flight carries the fields its later rows still need.
+    The entering ball's words are the lanes' output words of those states (the "**" scrambler of
+    :mod:`spec.prng`, combinational before row 0: no extra cycle).
 
   After reset or a reseed the committed bank is stepped once ("primed") before the first ball,
   so the seeded state itself is never used as random bits.
@@ -77,7 +79,7 @@ from spec.galton import (
     GaltonSpec,
 )
 
-from .prng import XorshiftBank, xorshift_step
+from .prng import XorshiftBank, output_word, xorshift_step
 from .regport import RegSignature
 
 
@@ -225,11 +227,14 @@ class GaltonBoard(wiring.Component):
         m.d.comb += inject.eq(adv & gen_ok)
         if P:
             empty = Signal(init=1)  # no ball in flight: the lead state is the committed bank's
-            lead = Signal(len(prng.out), reset_less=True)  # datapath: meaningful only with a ball in flight
-            words = Signal(len(prng.out))
-            m.d.comb += words.eq(Mux(empty, prng.out, lead))
+            lead = Signal(len(prng.state), reset_less=True)  # datapath: meaningful only with a ball in flight
+            cur = Signal(len(prng.state))  # the lane states of the ball entering row 0
+            m.d.comb += cur.eq(Mux(empty, prng.state, lead))
             with m.If(inject):
-                m.d.sync += lead.eq(Cat(*(xorshift_step(words[ln * w : (ln + 1) * w], w) for ln in range(s.lanes))))
+                m.d.sync += lead.eq(Cat(*(xorshift_step(cur[ln * w : (ln + 1) * w], w) for ln in range(s.lanes))))
+            words = Signal(len(prng.out))  # its random words: the lanes' output words (spec.prng.scramble)
+            m.d.comb += words.eq(Cat(*(output_word(cur[ln * w : (ln + 1) * w], w, prng.spec.output)
+                                       for ln in range(s.lanes))))
         else:
             words = prng.out
 

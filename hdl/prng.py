@@ -1,4 +1,4 @@
-"""Amaranth bank of xorshift generators with jump-ahead lane seeding (:mod:`spec.prng`)."""
+"""Amaranth bank of xorshift generators: jump-ahead lane seeding, "**" output scrambler (:mod:`spec.prng`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spec.prng import TRIPLES, PRNGSpec, jump_matrix
+from spec.prng import SCRAMBLER, TRIPLES, PRNGSpec, jump_matrix
 
 
 def xorshift_step(x, w: int):
@@ -15,6 +15,22 @@ def xorshift_step(x, w: int):
     x = (x ^ (x << a))[:w]
     x = x ^ (x >> b)
     return (x ^ (x << c))[:w]
+
+
+def scramble(x, w: int):
+    """:func:`spec.prng.scramble` as logic: rotl(x·5, 7)·9 mod 2^w with ·5 and ·9 as shift-adds (two
+    w-bit adders, no multiplier)."""
+    s, r, t = SCRAMBLER
+    if (s, t) != (5, 9):
+        raise ValueError(f"the shift-add scrambler is built for ·5 and ·9, not {SCRAMBLER}")
+    y = (x + (x << 2))[:w]
+    y = y.rotate_left(r)
+    return (y + (y << 3))[:w]
+
+
+def output_word(x, w: int, kind: str = "scrambled"):
+    """A lane's output word for state ``x`` (spec.prng.output): scrambled, or ``x`` itself ("raw")."""
+    return scramble(x, w) if kind == "scrambled" else x
 
 
 def gf2_apply(columns: list[int], x, w: int):
@@ -39,7 +55,10 @@ class XorshiftBank(wiring.Component):
     load : In(1) — (re)seed: lane states are then filled one per cycle through the jump network.
     en : In(1) — advance every lane by one step (ignored while seeding).
     ready : Out(1) — high once every lane is seeded.
-    out : Out(lanes × width) — the lanes' current states, lane i in bits [i·w, (i+1)·w).
+    out : Out(lanes × width) — the lanes' output words (:func:`scramble` of the current states,
+        combinational from the state registers: no extra cycle; the states themselves with
+        ``spec.output == "raw"``), lane i in bits [i·w, (i+1)·w).
+    state : Out(lanes × width) — the lanes' current states (the registers), same layout.
     """
 
     def __init__(self, spec: PRNGSpec):
@@ -47,7 +66,7 @@ class XorshiftBank(wiring.Component):
             raise TypeError(f"spec must be a PRNGSpec, not {type(spec).__name__}")
         self.spec = spec
         super().__init__({"seed": In(32), "load": In(1), "en": In(1), "ready": Out(1),
-                          "out": Out(spec.lanes * spec.width)})
+                          "out": Out(spec.lanes * spec.width), "state": Out(spec.lanes * spec.width)})
 
     def elaborate(self, platform):
         m = Module()
@@ -56,7 +75,8 @@ class XorshiftBank(wiring.Component):
         init = s.lane_states()
         lanes = [Signal(w, init=init[i], name=f"lane{i}") for i in range(n)]
         for i in range(n):
-            m.d.comb += self.out[i * w:(i + 1) * w].eq(lanes[i])
+            m.d.comb += [self.state[i * w:(i + 1) * w].eq(lanes[i]),
+                         self.out[i * w:(i + 1) * w].eq(output_word(lanes[i], w, s.output))]
         # fold the 32-bit seed to w bits (XOR of w-bit chunks), 0 → 1: spec.prng.seed_state
         folded = 0
         for lo in range(0, 32, w):

@@ -36,7 +36,8 @@ PRNG and the same hardware, numbers and digest as before.
   step; a sample's last input beat waits for that. Nothing else reseeds it: the stream runs on
   across samples and inference samples.
 * Stepping: all lanes advance together by one step per *draw*; draw n (n = 0, 1, … since the last
-  seeding) sees every lane's state after n + 1 steps (the seeded state itself is never used).
+  seeding) sees every lane's output word (:func:`spec.prng.scramble` of its state) after n + 1
+  steps (the seeded state itself is never used).
   Draws happen only at these points of a training sample, in this order, so they do not depend on
   how the host stalls the streams:
   1. random-sign estimator (run time: ``REG_CTRL`` bit 3 set, bit 1 clear): one draw when the free

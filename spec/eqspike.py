@@ -73,7 +73,8 @@ of the output states (lowest index on ties).
 Randomness
 ----------
 The core's PRNG (when :attr:`EqSpikeSpec.uses_prng`) is :mod:`spec.prng`'s 32-bit xorshift bank
-(x ^= x<<13; x ^= x>>17; x ^= x<<5, period 2^32 − 1) with P = ``lanes`` lanes, lane i started
+(x ^= x<<13; x ^= x>>17; x ^= x<<5, period 2^32 − 1; output words scrambled by
+:func:`spec.prng.scramble`) with P = ``lanes`` lanes, lane i started
 i·``prng_jump`` steps after lane 0 (``prng_jump`` = the largest power of two with P·jump ≤ 2^32 − 2,
 :class:`spec.prng.LaneBank`), seeded from ``seed`` at reset; the stream runs on across samples.
 One *draw* advances every lane one step and gives one 32-bit word per lane; a draw covers one word

@@ -41,8 +41,8 @@ Lane ``l`` starts ``l · prng_jump`` steps after lane 0 (seeded from ``seed``).
 
 * All lanes advance together by one step per ball (one ball per board per step).
 * Ball ``n`` (n = 0, 1, … since the last seeding or reset) uses every lane's ``(n+1)``-th output,
-  i.e. the state after ``n + 1`` steps (:mod:`spec.prng`: "the new state is the output word");
-  the seeded state itself is never used as random bits.
+  i.e. the output word (:func:`spec.prng.scramble`, the "**" scrambler) of the state after
+  ``n + 1`` steps; the seeded state itself is never used as random bits.
 * In board ``b``, row ``i`` draws ``r`` from lane ``b·Lb + ⌊i / F⌋``, bits
   ``[(i mod F)·k, (i mod F)·k + k)`` of its word (fields consumed LSB-first, row by row).
 

@@ -4,10 +4,26 @@ Algorithm (Marsaglia 2003, "Xorshift RNGs"): a w-bit state x ≠ 0 is updated by
 
     x ^= x << a;  x ^= x >> b;  x ^= x << c      (all mod 2^w)
 
-and the new state is the output word. With the triples below the map is a permutation of the
-2^w − 1 non-zero states with a single cycle: the period is 2^w − 1 (tests check this exhaustively
-for w = 16). The update is linear over GF(2): x' = M·x for a w×w bit matrix M, so jumping D steps
-ahead is x' = M^D·x, a fixed matrix — a fixed XOR network in hardware.
+With the triples below the map is a permutation of the 2^w − 1 non-zero states with a single
+cycle: the period is 2^w − 1 (tests check this exhaustively for w = 16). The update is linear over
+GF(2): x' = M·x for a w×w bit matrix M, so jumping D steps ahead is x' = M^D·x, a fixed matrix — a
+fixed XOR network in hardware.
+
+Output (scrambler). Because the update is linear, the raw states fail statistical batteries
+(dieharder's 32 × 32 binary-rank test: 32 words M^e·x always have the same rank; its
+``dab_monobit2``: the Hamming-weight dependency of xorshift64). So the output word is not the
+state but a nonlinear, bijective function of it, the "**" scrambler of Blackman & Vigna (2018,
+"Scrambled linear pseudorandom number generators", ACM TOMS 47(4); used by xoshiro256** and
+xoshiro128**):
+
+    out = rotl(x·5, 7)·9     (mod 2^w; x·5 = x + (x << 2), y·9 = y + (y << 3): two adders, no multiplier)
+
+The carries of the two additions make every output bit a nonlinear function of the state bits,
+which removes the linear artefacts (docs/galton.md "Randomness" has the dieharder runs); the
+state update and the jump-ahead are unchanged, so lanes, periods and limits are as before, and
+out(x) ≠ 0 for every non-zero state x (·5 and ·9 are odd, hence invertible mod 2^w). A
+:class:`PRNGSpec` with ``output="raw"`` gives the unscrambled states (the project's generator
+before issue 12, kept for comparisons); every consumer uses the default, ``"scrambled"``.
 
 Lanes: lane 0 starts from the seed, lane i from M^(i·D)·seed with D = ``jump``; each lane's stream
 is disjoint from the next lane's for D outputs. Seeding maps any integer to a non-zero state.
@@ -25,6 +41,9 @@ from typing import Any
 
 # Full-period triples (a, b, c) for x ^= x<<a; x ^= x>>b; x ^= x<<c.
 TRIPLES = {16: (7, 9, 8), 32: (13, 17, 5), 64: (13, 7, 17)}
+# the "**" scrambler out = rotl(x·S, R)·T: S = 1 + 2^2, T = 1 + 2^3 (shift-adds), R = 7 (Blackman & Vigna)
+SCRAMBLER = (5, 7, 9)
+OUTPUTS = ("scrambled", "raw")
 
 
 def _mask(w: int) -> int:
@@ -39,6 +58,25 @@ def step(x: int, w: int) -> int:
     x ^= x >> b
     x ^= (x << c) & m
     return x
+
+
+def rotl(x: int, r: int, w: int) -> int:
+    """Rotate the w-bit word ``x`` left by ``r``."""
+    return ((x << r) | (x >> (w - r))) & _mask(w)
+
+
+def scramble(x: int, w: int) -> int:
+    """The output word of state ``x``: rotl(x·5, 7)·9 mod 2^w (the "**" scrambler, module docstring)."""
+    s, r, t = SCRAMBLER
+    m = _mask(w)
+    return (rotl((x * s) & m, r, w) * t) & m
+
+
+def output(x: int, w: int, kind: str = "scrambled") -> int:
+    """The output word of state ``x`` for ``kind`` ("scrambled": :func:`scramble`; "raw": ``x``)."""
+    if kind not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, not {kind!r}")
+    return scramble(x, w) if kind == "scrambled" else x
 
 
 def seed_state(seed: int, w: int) -> int:
@@ -111,16 +149,20 @@ def auto_jump(width: int, lanes: int) -> int:
 class PRNGSpec:
     """A bank of ``lanes`` xorshift generators of ``width`` bits, lane i jumped i·``jump`` steps.
 
+    ``output``: ``"scrambled"`` (default; every consumer's) — a lane's output word is
+    :func:`scramble` of its state; ``"raw"`` — the state itself (the generator before issue 12).
+
     Raises
     ------
     ValueError
-        For an unsupported width, a non-positive lane count, or a jump ≥ the period.
+        For an unsupported width or output, a non-positive lane count, or a jump ≥ the period.
     """
 
     width: int = 32
     lanes: int = 1
     jump: int = 1 << 20
     seed: int = 1
+    output: str = "scrambled"
 
     def __post_init__(self) -> None:
         if self.width not in TRIPLES:
@@ -132,6 +174,16 @@ class PRNGSpec:
         if self.lanes * self.jump >= (1 << self.width) - 1:
             raise ValueError(f"lanes × jump = {self.lanes * self.jump} wraps the period 2^{self.width}-1")
         seed_state(self.seed, self.width)
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, not {self.output!r}")
+
+    @property
+    def scrambled(self) -> bool:
+        return self.output == "scrambled"
+
+    def out(self, state: int) -> int:
+        """The output word of a lane in ``state``."""
+        return output(state, self.width, self.output)
 
     @property
     def period(self) -> int:

@@ -46,15 +46,15 @@ being read (the stored cells do not change; every read draws anew).
 
 Random bits
 -----------
-Memories with ``fault_injection`` have one PRNG: :mod:`spec.prng`'s xorshift bank, 32-bit lanes,
-P lanes (lane i serves cell i), lane i starting ``i·prng_jump`` steps after lane 0. It is seeded
-at reset from ``seed`` and by every write of ``REG_SEED`` (P cycles to refill the lanes, then one
-priming step; the memory is busy meanwhile). Draw n after a seeding sees every lane's state after
-n + 1 steps. **Every PCSA read and every programming write draws once**, whatever the mode and
-supply (so the stream position depends only on the sequence of accesses); raw read-backs through
-the program port do not draw. Bits of lane i's word used for cell i: ``r`` = bits 0…23 (compared
-with the thresholds), bit 30 = the PCSA's random resolution (0 → +1, 1 → −1), bit 31 = the sign
-of a 0 → ±1 error (0 → +1, 1 → −1).
+Memories with ``fault_injection`` have one PRNG: :mod:`spec.prng`'s xorshift bank, 32-bit lanes, P
+lanes (lane i serves cell i), lane i starting ``i·prng_jump`` steps after lane 0. It is seeded at
+reset from ``seed`` and by every write of ``REG_SEED`` (P cycles to refill the lanes, then one
+priming step; the memory is busy meanwhile). Draw n after a seeding sees every lane's output word
+(:func:`spec.prng.scramble` of its state) after n + 1 steps. **Every PCSA read and every
+programming write draws once**, whatever the mode and supply (so the stream position depends only
+on the sequence of accesses); raw read-backs through the program port do not draw. Bits of lane
+i's word used for cell i: ``r`` = bits 0…23 (compared with the thresholds), bit 30 = the PCSA's
+random resolution (0 → +1, 1 → −1), bit 31 = the sign of a 0 → ±1 error (0 → +1, 1 → −1).
 
 Update port (training cores)
 ----------------------------

@@ -390,7 +390,7 @@ def test_reseed_right_before_a_short_sample():
     whose first draw comes sooner than the P cycles the bank needs to refill its lanes: the core
     holds the sample until the PRNG is seeded and primed, and the new seed applies to it."""
     spec = EPCoreSpec(layers=(3, 2, 2), lanes=64, **TRAIN_FMT, update_rounding="stochastic", estimator="random-sign")
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(17)  # data whose updates round up somewhere (with the scrambled PRNG words)
     weights = scaled_weights(spec, rng, 1.0)
     xs, ys = rng.integers(0, 256, size=(6, 3)), rng.integers(0, 2, size=6)
     regs = Registers.from_spec(spec, train=True, T1=1, T2=1, beta_shift=0, lr_shift=0)

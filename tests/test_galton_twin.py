@@ -22,14 +22,15 @@ from golden.domainwall import (
 )
 from golden.prng import XorshiftBank
 from spec.galton import REG_STATUS, GaltonSpec
-from spec.prng import step
+from spec.prng import scramble, step
 
 BALLS = 50_000  # per board; two boards → 1e5 balls per statistical check
 
 
 def reference_balls(spec: GaltonSpec, thresholds, seed: int, n: int, correlated: bool) -> np.ndarray:
     """Ball by ball, straight from the spec's words: step every lane (spec.prng.step), ball n uses
-    the (n+1)-th outputs, row i of board b takes the k-bit field ``spec.random_field(b, i)``."""
+    the (n+1)-th output words (spec.prng.scramble of the states), row i of board b takes the k-bit
+    field ``spec.random_field(b, i)``."""
     states = spec.prng_spec(seed).lane_states()
     k, mask = spec.prob_bits, (1 << spec.prob_bits) - 1
     out = []
@@ -40,7 +41,7 @@ def reference_balls(spec: GaltonSpec, thresholds, seed: int, n: int, correlated:
             pos = last = 0
             for i in range(spec.rows):
                 lane, off = spec.random_field(b, i)
-                r = (states[lane] >> off) & mask
+                r = (scramble(states[lane], spec.prng_width) >> off) & mask
                 table = last if (correlated and i > 0) else 0
                 right = int(r < thresholds[table][i][pos])
                 pos += right

@@ -2,9 +2,10 @@
 
 Given a :class:`spec.galton.GaltonSpec`, the thresholds and the seed, :class:`GaltonTwin` produces
 the exact ball stream (bin index per ball per board), histograms and counters the RTL produces,
-following :mod:`spec.galton`'s definition of which PRNG bit decides which turn. The PRNG words come
-from :class:`golden.prng.XorshiftBank`; long streams are generated in parallel chunks (chunk
-starts found with the GF(2) jump matrix of :mod:`spec.prng`), identical to stepping one by one.
+following :mod:`spec.galton`'s definition of which PRNG bit decides which turn. The PRNG words (the
+lanes' scrambled output words) come from :class:`golden.prng.XorshiftBank`; long streams are
+generated in parallel chunks (chunk starts found with the GF(2) jump matrix of :mod:`spec.prng`),
+identical to stepping one by one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import functools
 
 import numpy as np
 
-from golden.prng import XorshiftBank
+from golden.prng import XorshiftBank, output_words
 from spec.galton import (
     CMD_CLEAR,
     CTRL_CORRELATED,
@@ -150,14 +151,14 @@ class GaltonTwin:
         cols = _jump_columns(w, _CHUNK)
         for q in range(1, chunks):
             starts[q] = _gf2_apply(cols, starts[q - 1])
-        par = XorshiftBank(PRNGSpec(width=w, lanes=1, jump=1))
+        par = XorshiftBank(PRNGSpec(width=w, lanes=1, jump=1, output="raw"))  # states
         par.state = starts
         out = np.empty((chunks, _CHUNK, L), dtype=np.uint64)
         for t in range(_CHUNK):
             out[:, t] = par.next()
         out = out.reshape(chunks * _CHUNK, L)[:n]
         self.bank.state = out[-1].copy()
-        return out
+        return output_words(self.bank.spec, out)
 
     # --- balls ----------------------------------------------------------------------------------
     def balls(self, n: int, correlated: bool | None = None) -> np.ndarray:
