@@ -21,6 +21,16 @@ the AER format and the cycle model. In short, per time step:
 After T1 steps the output layer is scanned (argmax, lowest index on ties) and the prediction and the
 output states go out on ``out``. Weights are written and read one element at a time on
 ``wcmd``/``wrsp`` between samples (a write goes to both copies of a weight).
+
+**On-chip learning** (``spec.training``, ``REG_CTRL`` bit 1, pixel input): ENC also filters the spikes
+into the traces and keeps the step's Δŝ and masks per layer (and Δŝ in the mask list); the free phase's
+end is saved (symmetric estimator) and restored for the −β phase; in a nudged phase UPD adds the nudge
+and updates the biases (read-modify-write after the step's read), and a **WUPD** pass after EVT walks
+the step's events once more: a spike of presynaptic j rewrites row j of ``wup{l}`` (all posts i,
+``D = Δŝ_i + e_i·Δŝ_j``), a spike of postsynaptic i rewrites the lanes j of row i of ``wdn{l}`` whose
+e_j = 0 (``D = Δŝ_j``); a connection with two copies then writes the word's P new values into the
+other copy one element per cycle. Every changed weight is written once per step, so the pass's
+order does not matter, and it follows the step's reads (W(t+1) = W(t) + ΔW(t)).
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from .regport import REG_ADDR_BITS, RegSignature
 
 REG_BITS = 32
 # register map (addresses on the 4-bit register port)
-REG_CTRL = 0  # bit 0: AER input mode
+REG_CTRL = 0  # bit 0: AER input mode, bit 1: train (on-chip learning; pixel input only)
 REG_T1 = 1  # free-phase steps (1 .. 2^step_bits - 1)
 REG_T2 = 2  # nudged-phase steps (training)
 REG_SEED = 3  # PRNG seed (a write reseeds the bank)
@@ -50,7 +60,7 @@ REG_WORDS = 8  # weight words read by the event engine in the last sample
 REG_SYN = 9  # synaptic events of the last sample (spikes x fan-out: the twin's synaptic_events)
 REG_AER_BAD = 10  # AER events for a neuron that does not exist, since the last STATUS write
 REG_SPEC_ID = 11  # the spec digest's first 32 bits
-CTRL_AER = 1
+CTRL_AER, CTRL_TRAIN = 1, 2
 STATUS_BUSY, STATUS_REG_ERROR, STATUS_AER_ERROR, STATUS_WCMD_ERROR = 1, 2, 4, 8
 REGISTERS = {k: v for k, v in globals().items() if k.startswith("REG_") and k != "REG_BITS"}
 
@@ -119,7 +129,7 @@ class EqSpikeRegisters(wiring.Component):
             "bus": In(RegSignature()), "busy": In(1),
             "status": In(REG_BITS), "cycles": In(REG_BITS), "samples": In(REG_BITS), "spikes": In(REG_BITS),
             "words": In(REG_BITS), "syn": In(REG_BITS), "aer_bad": In(REG_BITS),
-            "aer_mode": Out(1), "T1": Out(sb, init=spec.T1), "T2": Out(sb, init=spec.T2),
+            "aer_mode": Out(1), "train": Out(1), "T1": Out(sb, init=spec.T1), "T2": Out(sb, init=spec.T2),
             "seed": Out(REG_BITS, init=spec.seed), "reg_error": Out(1), "seed_load": Out(1), "status_clear": Out(1),
         })
 
@@ -131,10 +141,11 @@ class EqSpikeRegisters(wiring.Component):
         with m.If(bus.we & ~self.busy):
             with m.Switch(bus.addr):
                 with m.Case(REG_CTRL):
-                    with m.If(wd[1:] != 0):
+                    # bit 1 (train) needs a training core and pixel input (AER samples infer only)
+                    with m.If((wd[2:] != 0) | (wd[1] & (int(not s.training) | wd[0]))):
                         m.d.sync += self.reg_error.eq(1)
                     with m.Else():
-                        m.d.sync += self.aer_mode.eq(wd[0])
+                        m.d.sync += [self.aer_mode.eq(wd[0]), self.train.eq(wd[1])]
                 for addr, reg in ((REG_T1, self.T1), (REG_T2, self.T2)):
                     with m.Case(addr):
                         with m.If(step_ok):
@@ -149,7 +160,7 @@ class EqSpikeRegisters(wiring.Component):
                     m.d.comb += self.status_clear.eq(1)
                 with m.Default():
                     m.d.sync += self.reg_error.eq(1)
-        values = {REG_CTRL: self.aer_mode, REG_T1: self.T1, REG_T2: self.T2, REG_SEED: self.seed,
+        values = {REG_CTRL: self.aer_mode | (self.train << 1), REG_T1: self.T1, REG_T2: self.T2, REG_SEED: self.seed,
                   REG_STATUS: self.status | (self.reg_error * STATUS_REG_ERROR), REG_CYCLES: self.cycles,
                   REG_SAMPLES: self.samples, REG_SPIKES: self.spikes, REG_WORDS: self.words, REG_SYN: self.syn,
                   REG_AER_BAD: self.aer_bad, REG_SPEC_ID: Const(s.spec_id, 32)}
@@ -205,12 +216,11 @@ def aer_addr_bits(spec: EqSpikeSpec) -> int:
 
 
 class EqSpikeCore(wiring.Component):
-    """Event-driven EqSpike inference core: P add-only lanes, any layer sizes, fixed-point weights.
+    """Event-driven EqSpike core: P add-only lanes, any layer sizes, fixed-point weights, on-chip learning.
 
     Parameters
     ----------
-    spec : EqSpikeSpec — ``weight_kind="fixed"``; ``training`` specs build the same inference core
-        (on-chip learning is not implemented in the RTL yet: docs/eqspike.md).
+    spec : EqSpikeSpec — ``weight_kind="fixed"``; ``training`` adds the spike-driven learning datapath.
     weights : optional weight dict (image layout) used as the memories' initial contents.
 
     Members
@@ -297,11 +307,33 @@ class EqSpikeCore(wiring.Component):
             if l >= 1:
                 rdn[l], wdn[l] = mem(f"wdn{l}", WB[l], N[l + 1] * T[l], granular=True,
                                      init_words=init.get(f"wdn{l}", ()))
-        # the step's mask list: (layer, word, mask) of every non-zero mask of a layer with targets
+        # training: traces (per stage), the step's Δŝ and spike masks of layers 1 … L, and the free phase's
+        # end (residues, states, traces) kept for the −β phase of the symmetric estimator
+        TRN = s.training
+        TF, TRB = s.trace_frac, s.trace_frac + 1
+        DB = s.trace_frac + 2  # Δŝ ∈ [−2^TF, 2^TF]
+        rtr, wtr, rd_, wd_, re_, we_ = {}, {}, {}, {}, {}, {}
+        snap_r, snap_w = {}, {}  # name -> ports of the snapshot memories
+        if TRN:
+            for k in range(1, L + 1):
+                for st in range(s.trace_stages):
+                    rtr[k, st], wtr[k, st] = mem(f"tr{k}_{st}", TRB, T[k])
+                rd_[k], wd_[k] = mem(f"dmem{k}", DB, T[k])
+                re_[k], we_[k] = mem(f"emem{k}", 1, T[k])
+            if s.symmetric:
+                for l in range(L + 1):
+                    snap_r[f"phi{l}"], snap_w[f"phi{l}"] = mem(f"snap_phi{l}", s.residue_bits(l), T[l])
+                for k in range(1, L + 1):
+                    snap_r[f"s{k}"], snap_w[f"s{k}"] = mem(f"snap_s{k}", SB, T[k])
+                    for st in range(s.trace_stages):
+                        snap_r[f"tr{k}_{st}"], snap_w[f"tr{k}_{st}"] = mem(f"snap_tr{k}_{st}", TRB, T[k])
+        # the step's mask list: (layer, word, mask[, Δŝ]) of every non-zero mask of a layer with targets
         list_depth = max(1, sum(T[l] for l in range(L + 1) if has_targets[l]))
         LAYB, WRDB = _ubits(L), _ubits(max(T))
-        lmem = memory.Memory(shape=data.StructLayout({"lay": LAYB, "wrd": WRDB, "mask": P}), depth=list_depth,
-                             init=[])
+        lfields = {"lay": LAYB, "wrd": WRDB, "mask": P}
+        if TRN:
+            lfields["d"] = data.ArrayLayout(signed(DB), P)
+        lmem = memory.Memory(shape=data.StructLayout(lfields), depth=list_depth, init=[])
         m.submodules.lmem = lmem
         wl = lmem.write_port()
         rl = lmem.read_port(transparent_for=(wl,))
@@ -343,16 +375,24 @@ class EqSpikeCore(wiring.Component):
 
         # ---------------- sequencer state ----------------
         aer_mode = Signal()  # this sample's input mode (REG_CTRL bit 0 at its start)
-        x_T = Signal(s.step_bits)
+        x_train = Signal()  # this sample trains (REG_CTRL bit 1 at its start)
+        phase = Signal(2)  # 0 free, 1 +β, 2 −β
+        nudged = phase != 0
+        neg = phase == 2  # σ = −1
+        x_T, x_T2 = Signal(s.step_bits), Signal(s.step_bits)
         step = Signal(s.step_bits)
         lay = Signal(range(L + 1))
         wrd = Signal(range(max(T) + 1))
         lay1, wrd1 = Signal(range(L + 1)), Signal(range(max(T) + 1))  # the sweeps' stage 1
         m.d.sync += [lay1.eq(lay), wrd1.eq(wrd)]
-        for k in range(1, L + 1):  # default addresses: the sweep's word (EVT overrides the accumulators')
+        for k in range(1, L + 1):  # default addresses: the sweep's word (EVT/WUPD override some)
             m.d.comb += [rs[k].addr.eq(wrd), racc[k].addr.eq(wrd), rb[k - 1].addr.eq(wrd)]
+            if TRN:
+                m.d.comb += [rd_[k].addr.eq(wrd), re_[k].addr.eq(wrd)]
+                m.d.comb += [rtr[k, st].addr.eq(wrd) for st in range(s.trace_stages)]
         for l in range(L + 1):
             m.d.comb += rphi[l].addr.eq(wrd)
+        m.d.comb += [r.addr.eq(wrd) for r in snap_r.values()]
         m.d.comb += rx.addr.eq(wrd)
         lcount = Signal(range(list_depth + 1))
         lptr = Signal(range(list_depth + 1))
@@ -362,8 +402,8 @@ class EqSpikeCore(wiring.Component):
         enc_first = Signal(range(L + 1))  # first layer ENC sweeps (1: AER input without PRNG draws for layer 0)
         m.d.comb += enc_first.eq(Mux(aer_mode & (not stoch_enc), 1, 0))
 
-        def next_word(last_layer, on_done):
-            """Advance (lay, wrd) over the words of the layers up to last_layer."""
+        def next_word(first_layer, last_layer, on_done):
+            """Advance (lay, wrd) over the words of the layers up to last_layer (then lay = first_layer)."""
             last_w = Signal(range(max(T) + 1))
             with m.Switch(lay):
                 for l in range(L + 1):
@@ -372,6 +412,7 @@ class EqSpikeCore(wiring.Component):
             with m.If(wrd == last_w):
                 m.d.sync += wrd.eq(0)
                 with m.If(lay == last_layer):
+                    m.d.sync += lay.eq(first_layer)
                     on_done()
                 with m.Else():
                     m.d.sync += lay.eq(lay + 1)
@@ -382,25 +423,37 @@ class EqSpikeCore(wiring.Component):
         ev_act, ev_dn = Signal(), Signal()
         ev_lay = Signal(range(L + 1))
         ev_j = Signal(range(max(N) + 1))
+        ev_jw, ev_jl = Signal(range(max(T) + 1)), Signal(range(P))  # j = jw·P + jl
+        ev_dj = Signal(signed(DB))  # Δŝ_j of the event's neuron (training)
         ev_k = Signal(range(max(T) + 1))
         mk, mk_lay, mk_wrd = Signal(P), Signal(range(L + 1)), Signal(range(max(T) + 1))
+        mk_d = Signal(data.ArrayLayout(signed(DB), P)) if TRN else None
         aer_done = Signal()
         e1_v, e1_dn, e1_k = Signal(), Signal(), Signal(range(max(T) + 1))
         e1_tgt = Signal(range(L + 2))
         m.d.sync += e1_v.eq(0)
+        upd_mode = Signal()  # the event engine runs the weight update (WUPD) instead of the accumulation
+        hold = Signal(range(P + 1))  # cycles until the next weight-update issue (scatter writes in flight)
+        with m.If(hold != 0):
+            m.d.sync += hold.eq(hold - 1)
 
         # output scan
         out_states = [Signal(SB, name=f"out_s{i}") for i in range(N[L])]
         best, best_i = Signal(SB), Signal(self.label_bits)
         label = Signal(self.label_bits)
 
-        enc_v1, upd_v1, scan_v1 = Signal(), Signal(), Signal()  # stage 1 of an ENC / UPD / SCAN word
-        m.d.sync += [enc_v1.eq(0), upd_v1.eq(0), scan_v1.eq(0)]
+        enc_v1, upd_v1, scan_v1, copy_v1 = Signal(), Signal(), Signal(), Signal()  # stage 1 of a sweep's word
+        m.d.sync += [enc_v1.eq(0), upd_v1.eq(0), scan_v1.eq(0), copy_v1.eq(0)]
+        restore = Signal()  # the copy sweep restores the free phase's end (else it saves it)
         evt_done = Signal()
+        upd_busy = Signal()  # a weight-update word or its scatter writes are in flight
         w_idle = Signal()  # the weight port has no command in flight or waiting
 
         with m.If(busy & ~self.out.valid):
             m.d.sync += cycles.eq(cycles + 1)
+
+        def start_phase(ph, steps):
+            m.d.sync += [phase.eq(ph), step.eq(0), x_T.eq(steps), lay.eq(enc_first), wrd.eq(0), lcount.eq(0)]
 
         # ---------------- the sample's program ----------------
         with m.FSM(name="seq") as fsm:
@@ -412,8 +465,8 @@ class EqSpikeCore(wiring.Component):
                     with m.Elif(~regs.aer_mode & self.inp.valid):
                         m.d.sync += [aer_mode.eq(0), busy.eq(1)]
                         m.next = "LOAD"
-                m.d.sync += [x_T.eq(regs.T1), spikes.eq(0), words.eq(0), syn.eq(0), step.eq(0), lay.eq(0),
-                             wrd.eq(0)]
+                m.d.sync += [x_T.eq(regs.T1), x_T2.eq(regs.T2), x_train.eq(regs.train), phase.eq(0), spikes.eq(0),
+                             words.eq(0), syn.eq(0), step.eq(0), lay.eq(0), wrd.eq(0)]
             with m.State("LOAD"):
                 m.d.comb += [self.inp.ready.eq(1), wx.addr.eq(wrd), wx.data.eq(self.inp.payload.pixels.as_value()),
                              wx.en.eq(self.inp.valid)]
@@ -425,7 +478,7 @@ class EqSpikeCore(wiring.Component):
                     with m.Else():
                         m.d.sync += wrd.eq(wrd + 1)
             with m.State("INIT"):
-                # residues (zero, or one PRNG draw per word of layers 0 … L), states and accumulators 0
+                # residues (zero, or one PRNG draw per word of layers 0 … L); states, accumulators, traces 0
                 for l in range(L + 1):
                     with m.If(lay == l):
                         bits = s.residue_bits(l)
@@ -438,40 +491,59 @@ class EqSpikeCore(wiring.Component):
                         if l >= 1:
                             m.d.comb += [ws[l].addr.eq(wrd), ws[l].data.eq(0), ws[l].en.eq(1),
                                          wacc[l].addr.eq(wrd), wacc[l].data.eq(0), wacc[l].en.eq(1)]
+                            for st in range(s.trace_stages if TRN else 0):
+                                m.d.comb += [wtr[l, st].addr.eq(wrd), wtr[l, st].data.eq(0), wtr[l, st].en.eq(1)]
                 if s.encoder_phase == "random":
                     m.d.comb += draw.eq(1)
 
                 def init_done():
-                    m.d.sync += [lay.eq(enc_first), lcount.eq(0)]
+                    start_phase(0, x_T)
                     m.next = "ENC"
-                next_word(L, on_done=init_done)
+                next_word(enc_first, L, init_done)
             with m.State("ENC"):
                 m.d.sync += enc_v1.eq(1)
 
                 def enc_done():
                     m.next = "ENC_END"
-                next_word(L, on_done=enc_done)
+                next_word(1, L, enc_done)
             with m.State("ENC_END"):  # stage 1 finishes the last word
-                m.d.sync += [ev_act.eq(0), mk.eq(0), aer_done.eq(~aer_mode)]
+                m.d.sync += [ev_act.eq(0), mk.eq(0), aer_done.eq(~aer_mode), upd_mode.eq(0)]
                 m.d.comb += lptr_next.eq(0)
                 m.next = "EVT"
             with m.State("EVT"):
                 with m.If(evt_done):
                     m.next = "EVT_END"
             with m.State("EVT_END"):  # stage 1 writes the last accumulator word
-                m.d.sync += [lay.eq(1), wrd.eq(0)]
-                m.next = "UPD"
+                m.d.sync += [ev_act.eq(0), mk.eq(0), aer_done.eq(1), upd_mode.eq(nudged)]
+                m.d.comb += lptr_next.eq(0)
+                with m.If(nudged):
+                    m.next = "WUPD"
+                with m.Else():
+                    m.next = "UPD"
+            with m.State("WUPD"):  # the step's spike events once more: weight updates
+                with m.If(evt_done):
+                    m.next = "WUPD_END"
+            with m.State("WUPD_END"):
+                with m.If(~upd_busy):
+                    m.d.sync += upd_mode.eq(0)
+                    m.next = "UPD"
             with m.State("UPD"):
                 m.d.sync += upd_v1.eq(1)
 
                 def upd_done():
                     m.next = "UPD_END"
-                next_word(L, on_done=upd_done)
+                next_word(enc_first, L, upd_done)
             with m.State("UPD_END"):
                 m.d.sync += [wrd.eq(0), lcount.eq(0), step.eq(step + 1)]
                 with m.If(step + 1 == x_T):
-                    m.d.sync += [lay.eq(L), best.eq(0), best_i.eq(0)]
-                    m.next = "SCAN"
+                    with m.If(phase == 0):
+                        m.d.sync += [lay.eq(L), best.eq(0), best_i.eq(0)]
+                        m.next = "SCAN"
+                    with m.Elif((phase == 1) & int(s.symmetric)):
+                        m.d.sync += [lay.eq(0), restore.eq(1)]
+                        m.next = "COPY"
+                    with m.Else():
+                        m.next = "OUT"
                 with m.Else():
                     m.d.sync += lay.eq(enc_first)
                     m.next = "ENC"
@@ -482,7 +554,24 @@ class EqSpikeCore(wiring.Component):
                 with m.Else():
                     m.d.sync += wrd.eq(wrd + 1)
             with m.State("SCAN_END"):
-                m.next = "OUT"
+                m.d.sync += [wrd.eq(0), lay.eq(0), restore.eq(0)]
+                with m.If(x_train):
+                    if s.symmetric:
+                        m.next = "COPY"
+                    else:
+                        start_phase(1, x_T2)
+                        m.next = "ENC"
+                with m.Else():
+                    m.next = "OUT"
+            with m.State("COPY"):  # save (after the free phase) or restore (before −β) residues, states, traces
+                m.d.sync += copy_v1.eq(1)
+
+                def copy_done():
+                    m.next = "COPY_END"
+                next_word(0, L, copy_done)
+            with m.State("COPY_END"):
+                start_phase(Mux(restore, 2, 1), x_T2)
+                m.next = "ENC"
             with m.State("OUT"):
                 m.d.comb += self.out.valid.eq(1)
                 with m.If(self.out.ready):
@@ -504,7 +593,7 @@ class EqSpikeCore(wiring.Component):
                 total = total + bits[b]
             return total
 
-        # ---------------- ENC stage 1: encoders, residues, the mask list ----------------
+        # ---------------- ENC stage 1: encoders, residues, traces, the mask list ----------------
         with m.If(enc_v1):
             if stoch_enc:
                 m.d.comb += draw.eq(1)
@@ -528,6 +617,19 @@ class EqSpikeCore(wiring.Component):
                     mask = Signal(P, name=f"mask{l}")
                     m.d.comb += [mask.eq(Cat(*spk)), wphi[l].addr.eq(wrd1), wphi[l].data.eq(Cat(*nphi)),
                                  wphi[l].en.eq(int(not stoch_enc))]
+                    dlist = [Const(0, signed(DB))] * P
+                    if TRN and l >= 1:  # traces: stage 1 filters the spike, stage 2 stage 1's new value
+                        olds = [lanes(rtr[l, st].data, TRB, False) for st in range(s.trace_stages)]
+                        srcs = [mask[i] << TF for i in range(P)]
+                        for st in range(s.trace_stages):
+                            new = [saturate(olds[st][i] + round_shift(srcs[i] - olds[st][i], s.trace_shift,
+                                                                      s.trace_rounding), 0, 1 << TF, TRB)
+                                   for i in range(P)]
+                            m.d.comb += [wtr[l, st].addr.eq(wrd1), wtr[l, st].data.eq(Cat(*new)), wtr[l, st].en.eq(1)]
+                            srcs = new
+                        dlist = [(srcs[i] - olds[-1][i])[:DB].as_signed() for i in range(P)]
+                        m.d.comb += [wd_[l].addr.eq(wrd1), wd_[l].data.eq(Cat(*dlist)), wd_[l].en.eq(1),
+                                     we_[l].addr.eq(wrd1), we_[l].data.eq(mask), we_[l].en.eq(1)]
                     counted = ~aer_mode if l == 0 else Const(1)
                     with m.If(counted):
                         m.d.sync += spikes.eq(spikes + popcount(mask))
@@ -535,30 +637,51 @@ class EqSpikeCore(wiring.Component):
                         with m.If(counted & (mask != 0)):
                             m.d.comb += [wl.addr.eq(lcount), wl.data.lay.eq(l), wl.data.wrd.eq(wrd1),
                                          wl.data.mask.eq(mask), wl.en.eq(1)]
+                            if TRN:
+                                m.d.comb += wl.data.d.eq(Cat(*dlist))
                             m.d.sync += lcount.eq(lcount + 1)
 
-        # ---------------- EVT: the event engine ----------------
+        # ---------------- EVT / WUPD: the event engine ----------------
         nw = Signal(range(max(T) + 1))  # words of the current event's current target
         more_dn = Signal()  # the current event has a down target after its up target
+        scatter = Signal()  # the current target's connection has a second (transposed) copy
         with m.Switch(ev_lay):
             for l in range(L + 1):
                 with m.Case(l):
                     m.d.comb += [nw.eq(Mux(ev_dn, T[l - 1] if l >= 1 else 0, T[l + 1] if l < L else 0)),
-                                 more_dn.eq(~ev_dn & int(targets_dn[l]))]
+                                 more_dn.eq(~ev_dn & int(targets_dn[l])), scatter.eq(ev_dn | int(l >= 1))]
+        issue = Signal()
+        m.d.comb += issue.eq(ev_act & (hold == 0))
         finishing = Signal()
-        m.d.comb += finishing.eq(ev_act & (ev_k == nw - 1) & ~more_dn)
+        m.d.comb += finishing.eq(issue & (ev_k == nw - 1) & ~more_dn)
         free = ~ev_act | finishing
-        with m.If(fsm.ongoing("EVT")):
-            with m.If(ev_act):
+        u1_v, u1_dn, u1_k = Signal(), Signal(), Signal(range(max(T) + 1))
+        u1_lay, u1_jw, u1_jl, u1_dj = Signal(range(L + 1)), Signal.like(ev_jw), Signal.like(ev_jl), Signal.like(ev_dj)
+        depth_max = max([N[l] * T[l + 1] for l in range(L)] + [N[l + 1] * T[l] for l in range(1, L)])
+        iss_addr, u1_addr = Signal(range(depth_max + 1)), Signal(range(depth_max + 1))  # the issued row word
+        m.d.sync += u1_v.eq(0)
+        with m.If(fsm.ongoing("EVT") | fsm.ongoing("WUPD")):
+            with m.If(issue):
                 for l in range(L):  # bottom-up rows: wup{l}, into layer l + 1
                     with m.If((ev_lay == l) & ~ev_dn):
-                        m.d.comb += [rup[l].addr.eq(const_mul(ev_j, T[l + 1]) + ev_k), racc[l + 1].addr.eq(ev_k)]
+                        m.d.comb += [iss_addr.eq(const_mul(ev_j, T[l + 1]) + ev_k), rup[l].addr.eq(iss_addr),
+                                     racc[l + 1].addr.eq(ev_k)]
+                        if TRN:
+                            m.d.comb += [rd_[l + 1].addr.eq(ev_k), re_[l + 1].addr.eq(ev_k)]
                 for l in range(2, L + 1):  # top-down rows: wdn{l-1}, into layer l - 1
                     with m.If((ev_lay == l) & ev_dn):
-                        m.d.comb += [rdn[l - 1].addr.eq(const_mul(ev_j, T[l - 1]) + ev_k),
+                        m.d.comb += [iss_addr.eq(const_mul(ev_j, T[l - 1]) + ev_k), rdn[l - 1].addr.eq(iss_addr),
                                      racc[l - 1].addr.eq(ev_k)]
-                m.d.sync += [e1_v.eq(1), e1_dn.eq(ev_dn), e1_k.eq(ev_k), words.eq(words + 1),
-                             e1_tgt.eq(Mux(ev_dn, ev_lay - 1, ev_lay + 1))]
+                        if TRN:
+                            m.d.comb += [rd_[l - 1].addr.eq(ev_k), re_[l - 1].addr.eq(ev_k)]
+                with m.If(upd_mode):
+                    m.d.sync += [u1_v.eq(1), u1_dn.eq(ev_dn), u1_k.eq(ev_k), u1_lay.eq(ev_lay), u1_jw.eq(ev_jw),
+                                 u1_jl.eq(ev_jl), u1_dj.eq(ev_dj), u1_addr.eq(iss_addr)]
+                    with m.If(scatter):
+                        m.d.sync += hold.eq(P)
+                with m.Else():
+                    m.d.sync += [e1_v.eq(1), e1_dn.eq(ev_dn), e1_k.eq(ev_k), words.eq(words + 1),
+                                 e1_tgt.eq(Mux(ev_dn, ev_lay - 1, ev_lay + 1))]
                 with m.If(ev_k == nw - 1):
                     with m.If(more_dn):
                         m.d.sync += [ev_dn.eq(1), ev_k.eq(0)]
@@ -566,6 +689,8 @@ class EqSpikeCore(wiring.Component):
                     m.d.sync += ev_k.eq(ev_k + 1)
             with m.If(free):
                 new_lay, new_j, take = Signal(range(L + 1)), Signal(range(max(N) + 1)), Signal()
+                new_w, new_b = Signal.like(ev_jw), Signal(range(P))
+                new_d = Signal(data.ArrayLayout(signed(DB), P)) if TRN else None
                 with m.If(~aer_done):
                     m.d.comb += self.aer.ready.eq(1)
                     with m.If(self.aer.valid):
@@ -577,18 +702,26 @@ class EqSpikeCore(wiring.Component):
                         with m.Else():  # a neuron that does not exist: flagged and counted, never used
                             m.d.sync += [aer_err.eq(1), aer_bad.eq(aer_bad + 1)]
                 with m.Elif(mk != 0):
-                    m.d.comb += [new_lay.eq(mk_lay), new_j.eq(const_mul(mk_wrd, P) + _lowest_bit(mk, P)), take.eq(1)]
+                    m.d.comb += [new_w.eq(mk_wrd), new_b.eq(_lowest_bit(mk, P)), new_lay.eq(mk_lay), take.eq(1),
+                                 new_j.eq(const_mul(mk_wrd, P) + new_b)]
+                    if TRN:
+                        m.d.comb += new_d.eq(mk_d)
                     m.d.sync += mk.eq(mk & (mk - 1))
                 with m.Elif(lptr != lcount):
                     d = rl.data
-                    m.d.comb += [new_lay.eq(d.lay), new_j.eq(const_mul(d.wrd, P) + _lowest_bit(d.mask, P)),
-                                 take.eq(1), lptr_next.eq(lptr + 1)]
+                    m.d.comb += [new_w.eq(d.wrd), new_b.eq(_lowest_bit(d.mask, P)), new_lay.eq(d.lay), take.eq(1),
+                                 new_j.eq(const_mul(d.wrd, P) + new_b), lptr_next.eq(lptr + 1)]
                     m.d.sync += [mk.eq(d.mask & (d.mask - 1)), mk_lay.eq(d.lay), mk_wrd.eq(d.wrd)]
+                    if TRN:
+                        m.d.comb += new_d.eq(d.d)
+                        m.d.sync += mk_d.eq(d.d)
                 with m.Else():
                     m.d.comb += evt_done.eq(1)
                 m.d.sync += [ev_act.eq(take), ev_lay.eq(new_lay), ev_j.eq(new_j), ev_dn.eq(new_lay == L),
-                             ev_k.eq(0)]
-                with m.If(take):
+                             ev_k.eq(0), ev_jw.eq(new_w), ev_jl.eq(new_b)]
+                if TRN:
+                    m.d.sync += ev_dj.eq(new_d.as_value().word_select(new_b, DB).as_signed())
+                with m.If(take & ~upd_mode):
                     with m.Switch(new_lay):
                         for l in range(L + 1):
                             with m.Case(l):
@@ -607,8 +740,63 @@ class EqSpikeCore(wiring.Component):
                             add = Mux(e1_dn, dn[i] << s.top_down_shift(k), add)
                         total.append((acc[i] + add)[:ab])
                     m.d.comb += [wacc[k].addr.eq(e1_k), wacc[k].data.eq(Cat(*total)), wacc[k].en.eq(1)]
+        if TRN:
+            # stage 1 of a weight-update word (spec step 4): the row's new word written back; a connection
+            # with a transposed copy then gets the P new values there, one element per cycle (scatter)
+            sc_act, sc_dn = Signal(), Signal()
+            sc_q = Signal(range(P))
+            sc_lay, sc_k, sc_jw, sc_jl = Signal.like(u1_lay), Signal.like(u1_k), Signal.like(u1_jw), Signal.like(u1_jl)
+            sc_vals = [Signal(signed(max(WB)), name=f"sc_val{i}") for i in range(P)]
+            sc_en = Signal(P)
+            m.d.comb += upd_busy.eq(u1_v | sc_act | (hold != 0))
+            with m.If(u1_v):
+                m.d.sync += [sc_dn.eq(u1_dn), sc_lay.eq(u1_lay), sc_k.eq(u1_k), sc_jw.eq(u1_jw), sc_jl.eq(u1_jl),
+                             sc_q.eq(0)]
+                for c in range(L):
+                    lo, hi = s.element_range(f"w{c}")
+                    k_up = s.update_shift(c)
+                    with m.If((u1_lay == c) & ~u1_dn):  # presynaptic event j: row j of wup{c}, all posts i
+                        w = lanes(rup[c].data, WB[c], True)
+                        dd = lanes(rd_[c + 1].data, DB, True)
+                        ee = re_[c + 1].data
+                        new = []
+                        for i in range(P):
+                            dsum = dd[i] + Mux(ee[i], u1_dj, 0)
+                            new.append(saturate(w[i] + round_shift(Mux(neg, -dsum, dsum), k_up, s.update_rounding),
+                                                lo, hi, WB[c]))
+                        m.d.comb += [wup[c].addr.eq(u1_addr), wup[c].data.eq(Cat(*new)), wup[c].en.eq((1 << P) - 1)]
+                        if c >= 1:
+                            m.d.sync += [sc_act.eq(1), sc_en.eq(Cat(*[valid_lane(u1_k, c + 1, i) for i in range(P)]))]
+                            m.d.sync += [sc_vals[i].eq(new[i]) for i in range(P)]
+                    if c >= 1:
+                        with m.If((u1_lay == c + 1) & u1_dn):  # postsynaptic event i: row i of wdn{c}, pres not spiking
+                            w = lanes(rdn[c].data, WB[c], True)
+                            dd = lanes(rd_[c].data, DB, True)
+                            ee = re_[c].data
+                            new = [saturate(w[p] + round_shift(Mux(neg, -dd[p], dd[p]), k_up, s.update_rounding),
+                                            lo, hi, WB[c]) for p in range(P)]
+                            m.d.comb += [wdn[c].addr.eq(u1_addr), wdn[c].data.eq(Cat(*new)), wdn[c].en.eq(~ee)]
+                            m.d.sync += [sc_act.eq(1),
+                                         sc_en.eq(Cat(*[valid_lane(u1_k, c, p) & ~ee[p] for p in range(P)]))]
+                            m.d.sync += [sc_vals[p].eq(new[p]) for p in range(P)]
+            with m.If(sc_act):
+                m.d.sync += sc_q.eq(sc_q + 1)
+                with m.If(sc_q == P - 1):
+                    m.d.sync += sc_act.eq(0)
+                with m.Switch(sc_q):
+                    for q in range(P):
+                        with m.Case(q):
+                            for c in range(1, L):
+                                with m.If((sc_lay == c) & ~sc_dn):  # into wdn{c}: row k·P + q, lane j
+                                    m.d.comb += [wdn[c].addr.eq(const_mul(sc_k, P * T[c]) + q * T[c] + sc_jw),
+                                                 wdn[c].data.eq(Cat(*[sc_vals[q][:WB[c]]] * P)),
+                                                 wdn[c].en.eq(Mux(sc_en[q], Const(1, P) << sc_jl, 0))]
+                                with m.If((sc_lay == c + 1) & sc_dn):  # into wup{c}: row k·P + q, lane i
+                                    m.d.comb += [wup[c].addr.eq(const_mul(sc_k, P * T[c + 1]) + q * T[c + 1] + sc_jw),
+                                                 wup[c].data.eq(Cat(*[sc_vals[q][:WB[c]]] * P)),
+                                                 wup[c].en.eq(Mux(sc_en[q], Const(1, P) << sc_jl, 0))]
 
-        # ---------------- UPD stage 1: neuron updates ----------------
+        # ---------------- UPD stage 1: neuron updates (and, in a nudged phase, the nudge and bias updates) ----
         with m.If(upd_v1):
             if stoch_round:
                 m.d.comb += draw.eq(1)
@@ -620,10 +808,38 @@ class EqSpikeCore(wiring.Component):
                     new = []
                     for i in range(P):
                         tot = acc[i] + (bias[i] << s.bias_shift(k)) - (st[i] << s.leak_shift(k))
+                        if TRN and k == L:
+                            y = Mux((const_mul(wrd1, P) + i) == label, ONE, 0)
+                            nud = (y - st[i]) << s.nudge_shift
+                            tot = tot + Mux(nudged, Mux(neg, -nud, nud), 0)
                         inc = round_shift(tot, s.state_shift(k), s.state_rounding, rword[i])
                         new.append(saturate(st[i] + inc, 0, ONE, SB))
                     m.d.comb += [ws[k].addr.eq(wrd1), ws[k].data.eq(Cat(*new)), ws[k].en.eq(1),
                                  wacc[k].addr.eq(wrd1), wacc[k].data.eq(0), wacc[k].en.eq(1)]
+                    if TRN:  # b{k-1} ← sat(b + round(σ·Δŝ, bias_update_shift)): after this step's read (RMW)
+                        dd = lanes(rd_[k].data, DB, True)
+                        lo, hi = s.element_range(f"b{k - 1}")
+                        nb = [saturate(bias[i] + round_shift(Mux(neg, -dd[i], dd[i]), s.bias_update_shift(k - 1),
+                                                             s.update_rounding), lo, hi, BB) for i in range(P)]
+                        with m.If(nudged):
+                            m.d.comb += [wb[k - 1].addr.eq(wrd1), wb[k - 1].data.eq(Cat(*nb)),
+                                         wb[k - 1].en.eq((1 << P) - 1)]
+
+        # ---------------- COPY stage 1: the free phase's end saved / restored (symmetric estimator) ----------
+        if TRN and s.symmetric:
+            with m.If(copy_v1):
+                work = {f"phi{l}": (l, rphi[l], wphi[l]) for l in range(L + 1)}
+                for k in range(1, L + 1):
+                    work[f"s{k}"] = (k, rs[k], ws[k])
+                    for st in range(s.trace_stages):
+                        work[f"tr{k}_{st}"] = (k, rtr[k, st], wtr[k, st])
+                for name, (layer, r_, w_) in work.items():
+                    with m.If(lay1 == layer):
+                        with m.If(restore):
+                            m.d.comb += [w_.addr.eq(wrd1), w_.data.eq(snap_r[name].data), w_.en.eq(-1)]
+                        with m.Else():
+                            m.d.comb += [snap_w[name].addr.eq(wrd1), snap_w[name].data.eq(r_.data),
+                                         snap_w[name].en.eq(-1)]
 
         # ---------------- SCAN stage 1: output states and argmax (lowest index on ties) ----------------
         with m.If(scan_v1):
