@@ -22,6 +22,14 @@ After T1 steps the output layer is scanned (argmax, lowest index on ties) and th
 output states go out on ``out``. Weights are written and read one element at a time on
 ``wcmd``/``wrsp`` between samples (a write goes to both copies of a weight).
 
+**AER input** (``REG_CTRL`` bit 0): a sample starts with its first ``aer`` beat and takes T1 steps;
+each step is the addresses of the input neurons that spike (one beat each, ``last`` = 0), then one
+beat with ``last`` = 1 (its address ignored). EVT takes them as the input layer's events (ENC skips
+the input encoders; a stochastic encoder still draws for them, as the twin's
+:meth:`~golden.eqspike.twin.EqSpikeTwin.infer_events` does). An address ≥ N0 is dropped, sets STATUS
+bit 2 and counts in ``REG_AER_BAD`` (both cleared by a STATUS write); it is never used as an address.
+A neuron sent twice in one step adds its row twice (the twin refuses that: hosts send sets).
+
 **On-chip learning** (``spec.training``, ``REG_CTRL`` bit 1, pixel input): ENC also filters the spikes
 into the traces and keeps the step's Δŝ and masks per layer (and Δŝ in the mask list); the free phase's
 end is saved (symmetric estimator) and restored for the −β phase; in a nudged phase UPD adds the nudge

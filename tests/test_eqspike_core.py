@@ -166,7 +166,8 @@ def test_bad_commands_are_flagged_not_written():
         got["read_bad"] = await host.read_element(ctx, 0, 9, 0)
         got["status2"] = await host.read_reg(ctx, REG_STATUS)
         await host.write_reg(ctx, REG_T1, 0)  # refused: T1 must be >= 1
-        await host.write_reg(ctx, REG_CTRL, 6)  # refused: only bit 0 exists
+        await host.write_reg(ctx, REG_CTRL, 4)  # refused: only bits 0 and 1 exist
+        await host.write_reg(ctx, REG_CTRL, 2)  # refused: train on an inference-only core
         await host.write_reg(ctx, REG_AER_BAD, 1)  # read-only
         got["status3"] = await host.read_reg(ctx, REG_STATUS)
         got["T1"] = await host.read_reg(ctx, REG_T1)
@@ -285,3 +286,83 @@ def test_on_chip_learning_matches_twin(name, stalls):
     assert changed > 10  # not vacuous: the updates moved many weights (and the check compares them all)
     if name == "stochastic-saturating":
         assert saturated > 0
+
+
+def test_twin_infer_events_reproduces_pixel_inference():
+    """The twin's AER entry point fed with the input spikes a pixel sample makes == the pixel sample."""
+    for name in ("16-8-4-P4", "stochastic-P2"):
+        spec = make_spec(name)
+        weights = init_weights(spec, seed=7, scale=3.0)
+        xs = sample_inputs(spec, 3, 7)
+        a, b = EqSpikeTwin(spec, weights), EqSpikeTwin(spec, weights)
+        for x in xs:
+            ra = a.infer(x, record_events=True)
+            ev = ra.phases[0].events
+            steps = [ev[(ev[:, 0] == t) & (ev[:, 1] == 0), 2].tolist() for t in range(spec.T1)]
+            rb = b.infer_events(steps)
+            assert rb.pred == ra.pred and rb.phases[0].s[-1].tolist() == ra.phases[0].s[-1].tolist()
+            assert rb.phases[0].spikes == ra.phases[0].spikes
+    spec16 = make_spec("16-8-4-P4")
+    twin16 = EqSpikeTwin(spec16, init_weights(spec16))
+    with pytest.raises(ValueError, match=r"input neurons 0\.\.15"):
+        twin16.infer_events([[16]])
+    with pytest.raises(ValueError, match="more than once"):
+        twin16.infer_events([[1, 1]])
+
+
+@pytest.mark.parametrize("name,stalls", [("16-8-4-P4", False), ("3layer-P3-odd", True), ("stochastic-P2", True)])
+def test_aer_input_matches_twin(name, stalls):
+    """Samples as address events: per step a list of input-neuron addresses and an end-of-step beat. Events for
+    neurons that do not exist are flagged (STATUS bit 2) and counted (REG_AER_BAD), never used."""
+    from hdl.eqspike import CTRL_AER, STATUS_AER_ERROR
+
+    spec = make_spec(name)
+    seed = zlib.crc32(f"aer/{name}".encode()) % 1000
+    rng = np.random.default_rng(seed)
+    weights = init_weights(spec, seed=seed, scale=3.0)
+    n0, T = spec.layers[0], spec.T1
+    samples, bad_total = [], 0
+    for _ in range(5):
+        steps, sent = [], []
+        for _t in range(T):
+            good = rng.choice(n0, size=int(rng.integers(0, n0 // 2 + 1)), replace=False).tolist()
+            bad = rng.integers(n0, 1 << 16, size=int(rng.integers(0, 2))).tolist()
+            mixed = good + bad
+            rng.shuffle(mixed)
+            steps.append(good)
+            sent.append(mixed)
+            bad_total += len(bad)
+        samples.append((steps, sent))
+    dut = EqSpikeCore(spec)
+    res: list = []
+    regs: dict = {}
+
+    async def bench(ctx):
+        host = EqSpikeHost(dut, spec, seed=seed, idle_prob=0.3 if stalls else 0.0, stall_prob=0.3 if stalls else 0.0)
+        await host.load_weights(ctx, weights)
+        await host.write_reg(ctx, REG_CTRL, CTRL_AER)
+        for _steps, sent in samples:
+            await host.send_events(ctx, sent)
+            pred, states = await host.recv_result(ctx)
+            res.append((pred, states, await host.read_reg(ctx, REG_SPIKES), await host.read_reg(ctx, REG_SYN)))
+        regs["status"] = await host.read_reg(ctx, REG_STATUS)
+        regs["bad"] = await host.read_reg(ctx, REG_AER_BAD)
+        await host.write_reg(ctx, REG_STATUS, 0)
+        regs["status_after"] = await host.read_reg(ctx, REG_STATUS)
+        regs["bad_after"] = await host.read_reg(ctx, REG_AER_BAD)
+        regs["weights"] = await host.read_weights(ctx)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    twin = EqSpikeTwin(spec, weights)
+    for i, ((steps, _sent), (pred, states, spikes, syn)) in enumerate(zip(samples, res, strict=True)):
+        rec = twin.infer_events(steps)
+        assert pred == rec.pred, f"sample {i}: prediction"
+        assert states == rec.phases[0].s[-1][0].tolist(), f"sample {i}: output states"
+        assert spikes == sum(rec.phases[0].spikes) and syn == rec.phases[0].synaptic_events, f"sample {i}: counters"
+    assert bad_total > 0 and regs["bad"] == bad_total
+    assert regs["status"] & STATUS_AER_ERROR and regs["status_after"] == 0 and regs["bad_after"] == 0
+    for k, v in weights.items():  # nothing was written out of range (or anywhere)
+        assert np.array_equal(regs["weights"][k], v), k

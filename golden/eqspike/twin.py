@@ -166,14 +166,22 @@ class EqSpikeTwin:
         return _State(s, phi, tr)
 
     def _step(self, x: np.ndarray, st: _State, draws: _Draws | None, nudge: int, onehot: np.ndarray | None,
-              dense: bool, update: bool):
-        """One synchronous step in place. Returns (spikes per layer (B, n) bool, Δŝ per layer 1..L or None)."""
+              dense: bool, update: bool, in_spikes: np.ndarray | None = None):
+        """One synchronous step in place. Returns (spikes per layer (B, n) bool, Δŝ per layer 1..L or None).
+
+        ``in_spikes`` (B, n_0) bool: the input layer's spikes given (AER input, :meth:`infer_events`)
+        instead of its encoders; a stochastic encoder's draws for the input layer are still taken."""
         sp = self.spec
         L = sp.n_layers
         # 1. encoders
         e = []
         for l in range(L + 1):
             v = x if l == 0 else st.s[l - 1]
+            if l == 0 and in_spikes is not None:
+                if sp.encoder == "stochastic":
+                    draws.layer(0)
+                e.append(in_spikes)
+                continue
             if sp.encoder == "sigma-delta":
                 spk, st.phi[l] = sigma_delta(st.phi[l], v, self._m[l])
             else:
@@ -267,7 +275,8 @@ class EqSpikeTwin:
             self.b[l] = nb
         return events, writes
 
-    def _phase(self, name, x, st, draws, steps, nudge, onehot, dense, update_sigma, record_events) -> PhaseRecord:
+    def _phase(self, name, x, st, draws, steps, nudge, onehot, dense, update_sigma, record_events,
+               in_spikes=None) -> PhaseRecord:
         sp = self.spec
         L = sp.n_layers
         B = x.shape[0]
@@ -275,7 +284,8 @@ class EqSpikeTwin:
         upd = wr = 0
         ev = [] if record_events else None
         for t in range(steps):
-            e, dtr = self._step(x, st, draws, nudge, onehot, dense, update_sigma != 0)
+            e, dtr = self._step(x, st, draws, nudge, onehot, dense, update_sigma != 0,
+                                None if in_spikes is None else in_spikes[t])
             for l in range(L + 1):
                 spikes[l] += int(np.count_nonzero(e[l]))
                 if ev is not None:
@@ -302,6 +312,30 @@ class EqSpikeTwin:
         draws = self._draws(1, train=False) if T is None else self._draws_T(1, T)
         st = self._init_state(1, draws, train=False)
         ph = self._phase("free", x, st, draws, T or self.spec.T1, 0, None, False, 0, record_events)
+        self.samples += 1
+        return SampleRecord(int(np.argmax(st.s[-1][0])), [ph])
+
+    def infer_events(self, steps, record_events: bool = False) -> SampleRecord:
+        """One sample's free phase with the input layer's spikes given as address events (AER): ``steps[t]``
+        lists the input neurons that spike in step t (each at most once); T = ``len(steps)``. Everything
+        else is :meth:`infer`'s (the input layer's residue draws and stochastic-encoder draws are taken
+        as there, so the PRNG stream stays aligned with pixel samples)."""
+        T = len(steps)
+        self._check_T(T)
+        n0 = self.spec.layers[0]
+        spk = np.zeros((T, 1, n0), bool)
+        for t, evs in enumerate(steps):
+            a = np.asarray(evs, dtype=np.int64).reshape(-1)
+            if a.size and (a.min() < 0 or a.max() >= n0):
+                raise ValueError(f"step {t}: AER events must address input neurons 0..{n0 - 1}, not "
+                                 f"[{a.min()}, {a.max()}]")
+            if len(np.unique(a)) != a.size:
+                raise ValueError(f"step {t}: an input neuron appears more than once in the step's events")
+            spk[t, 0, a] = True
+        draws = self._draws_T(1, T)
+        st = self._init_state(1, draws, train=False)
+        x = np.zeros((1, n0), np.int64)
+        ph = self._phase("free", x, st, draws, T, 0, None, False, 0, record_events, in_spikes=spk)
         self.samples += 1
         return SampleRecord(int(np.argmax(st.s[-1][0])), [ph])
 
