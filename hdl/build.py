@@ -7,6 +7,11 @@ out of reset) and ``memory.hex`` is written beside the Verilog; an image built f
 spec is refused. Every build writes ``manifest.json``: spec and digest, input hashes, output
 hashes, ports, memory map, roofline and tool versions.
 
+``python -m hdl.build eqspike --spec SPEC [--weights IMAGE] --out DIR`` writes the event-driven EqSpike core
+(:mod:`hdl.eqspike`; spec :class:`spec.eqspike.EqSpikeSpec`, image from ``python -m golden.eqspike.twin_cli
+quantize``/``train``, refused if built for another spec) and a manifest (ports, registers, payloads,
+memories, event roofline).
+
 ``python -m hdl.build galton --spec SPEC --out DIR`` writes the Galton-board emulator
 (:mod:`hdl.galton`), its spec and a manifest (ports, memory map, registers, random-bit use).
 
@@ -31,6 +36,8 @@ from golden.clierr import ArgumentParser, CLIError, cli_main
 
 DESIGNS = {
     "ep": "fixed-point EP core with on-chip learning (spec: spec.ep_core.EPCoreSpec)",
+    "eqspike": "event-driven spiking EP (EqSpike) core, add-only lanes, on-chip spike-driven learning "
+               "(spec: spec.eqspike.EqSpikeSpec)",
     "galton": "domain-wall Galton-board emulator, B boards x N rows (spec: spec.galton.GaltonSpec)",
     "ternary": "ternary-weight 784-500-10 EP inference core for a board (2T2R/PCSA memory; faults on the ULX3S), "
                "or with --spec any ternary core (e.g. one that trains on chip with latent weights)",
@@ -190,6 +197,59 @@ def build_ep(spec_path: Path | None, out: Path, weights: Path | None = None, nam
     return _write_build(out, files, manifest, force=force)
 
 
+def build_eqspike(spec_path: Path, out: Path, weights: Path | None = None, name: str = "eqspike_core", *,
+                  force: bool = True) -> dict:
+    """Verilog of :class:`hdl.eqspike.EqSpikeCore` for a spec file (memories initialised from a weight image
+    built for the same spec, if given), its spec.toml and manifest.json, written atomically to ``out``."""
+    from amaranth.back import verilog
+
+    from golden.export import ExportError
+    from spec.eqspike import EqSpikeSpec
+
+    from . import eqspike as eq
+
+    out = Path(out)
+    spec = EqSpikeSpec.load(spec_path)
+    inputs = {"spec": {"path": str(spec_path), "sha256": _sha256(Path(spec_path).read_bytes())}}
+    check_build_out(out, force)
+    w = None
+    if weights is not None:
+        from golden.eqspike.image import load_image
+
+        img_spec, w, manifest = load_image(weights)
+        if img_spec.digest() != spec.digest():
+            raise ExportError(f"--weights {weights} was built for another spec (digest {img_spec.digest()[:12]}…, "
+                              f"--spec {spec_path} has {spec.digest()[:12]}…): build with --spec {weights}/spec.toml")
+        inputs["weights"] = {"path": str(weights), "spec_digest": manifest["spec_digest"],
+                             "manifest_sha256": _sha256(Path(weights, "manifest.json").read_bytes())}
+    core = eq.EqSpikeCore(spec, weights=w)
+    text = verilog.convert(core, name=name, emit_src=False)
+    files = {f"{name}.v": text.encode(), "spec.toml": spec.to_toml().encode()}
+    L, P = spec.n_layers, spec.lanes
+    memories = {f"wup{l}": {"words": spec.layers[l] * spec.tiles(l + 1), "bits": P * spec.weight_bits[l],
+                            "layout": f"w{l} pre-major: row j = presynaptic neuron j, words of P postsynaptic"}
+                for l in range(L)}
+    memories.update({f"wdn{l}": {"words": spec.layers[l + 1] * spec.tiles(l), "bits": P * spec.weight_bits[l],
+                                 "layout": f"w{l} post-major (top-down copy): row i = postsynaptic neuron i"}
+                     for l in range(1, L)})
+    manifest = {
+        "format": BUILD_FORMAT, "design": "eqspike", "top": name, "spec": spec.to_dict(), "spec_digest": spec.digest(),
+        "spec_id": spec.spec_id, "inputs": inputs,
+        "outputs": {f: {"sha256": _sha256(d), "bytes": len(d)} for f, d in files.items()},
+        "ports": port_list(core), "registers": eq.REGISTERS, "payloads": {
+            "wcmd": eq.wcmd_fields(spec), "aer": {"addr": eq.aer_addr_bits(spec), "last": 1},
+            "inp": {"pixels": [P, spec.input_bits], "label": core.label_bits},
+            "out": {"pred": core.label_bits, "states": [spec.layers[-1], spec.state_bits]}},
+        "weight_memories": memories,
+        "roofline": {"words_per_spike": {str(l): (spec.tiles(l + 1) if l < L else 0) + (spec.tiles(l - 1) if l >= 2
+                                                                                        else 0)
+                                         for l in range(L + 1)},
+                     "rule": "one weight word per cycle per spike event and target word (docs/eqspike.md)"},
+        "tools": tool_versions(),
+    }
+    return _write_build(out, files, manifest, force=force)
+
+
 def build_galton(spec_path: Path, out: Path, name: str = "galton", *, force: bool = True) -> dict:
     """Verilog of :class:`hdl.galton.GaltonBoard` for a Galton spec, its spec.toml and manifest.json."""
     from amaranth.back import verilog
@@ -247,6 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(UART + host link + core) with YoWASP into OUT/synth (tens of minutes)")
     t.add_argument("--seed", type=int, help="nextpnr placement seed (default nextpnr's)")
     t.add_argument("--router", choices=["router1", "router2"], help="nextpnr router (default nextpnr's)")
+    q = sub.add_parser("eqspike", help=DESIGNS["eqspike"], description="Generate the EqSpike core's Verilog.")
+    q.add_argument("--spec", type=Path, required=True,
+                   help="EqSpike spec (.toml/.json; write one with python -m golden.eqspike.twin_cli spec)")
+    q.add_argument("--weights", type=Path,
+                   help="EqSpike weight image to initialise the memories with (refused if built for another spec)")
+    q.add_argument("--out", type=Path, required=True, help=OUT_HELP)
+    q.add_argument("--force", action="store_true", help=FORCE_HELP)
+    q.add_argument("--name", default="eqspike_core", help="Verilog module name (default eqspike_core)")
     g = sub.add_parser("galton", help=DESIGNS["galton"], description="Generate the Galton-board emulator's Verilog.")
     g.add_argument("--spec", type=Path, required=True,
                    help="Galton spec (.toml/.json; write one with python -m golden.domainwall spec)")
@@ -270,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "ternary":
         return _ternary(args)
+    if args.cmd == "eqspike":
+        m = build_eqspike(args.spec, args.out, args.weights, args.name, force=args.force)
+        print(f"wrote {args.out}/{m['top']}.v ({m['outputs'][m['top'] + '.v']['bytes']} bytes), spec.toml, "
+              "manifest.json")
+        return 0
     m = build_ep(args.spec, args.out, args.weights, args.name, force=args.force)
     print(f"wrote {args.out}/{m['top']}.v ({m['outputs'][m['top'] + '.v']['bytes']} bytes), manifest.json"
           + (", memory.hex" if "memory.hex" in m["outputs"] else ""))

@@ -366,3 +366,79 @@ def test_aer_input_matches_twin(name, stalls):
     assert regs["status"] & STATUS_AER_ERROR and regs["status_after"] == 0 and regs["bad_after"] == 0
     for k, v in weights.items():  # nothing was written out of range (or anywhere)
         assert np.array_equal(regs["weights"][k], v), k
+
+
+def signal_products(verilog_text: str) -> list[str]:
+    """Lines of generated Verilog that multiply two non-constant operands (as tests/test_ternary_core.py checks)."""
+    import re
+
+    const = re.compile(r"^\d+'[hdb][0-9a-fA-F]+$")
+    out = []
+    for line in verilog_text.splitlines():
+        if " * " in line and "=" in line:
+            a, b = (x.strip() for x in line.split("=", 1)[1].rstrip(";").split(" * ", 1))
+            if not (const.match(a) or const.match(b)):
+                out.append(line.strip())
+    return out
+
+
+def test_hdl_build_eqspike(tmp_path):
+    """python -m hdl.build eqspike writes the Verilog and a manifest; no multipliers (inference, or training with
+    stochastic options); a weight image initialises the memories (the core then infers == twin without a load);
+    an image of another spec is refused."""
+    import json
+
+    from amaranth.back import verilog
+
+    from golden.eqspike.image import write_image
+    from hdl.build import load_build_manifest, main
+
+    spec = EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=True, T1=8, T2=4)
+    (tmp_path / "spec.toml").write_text(spec.to_toml())
+    weights = init_weights(spec, seed=2, scale=3.0)
+    write_image(tmp_path / "img", spec, weights)
+    assert main(["eqspike", "--spec", str(tmp_path / "spec.toml"), "--weights", str(tmp_path / "img"),
+                 "--out", str(tmp_path / "build")]) == 0
+    m = load_build_manifest(tmp_path / "build")
+    assert m["design"] == "eqspike" and m["spec_digest"] == spec.digest() and "weights" in m["inputs"]
+    text = (tmp_path / "build" / "eqspike_core.v").read_text()
+    assert "module eqspike_core" in text and signal_products(text) == []
+    assert m["roofline"]["words_per_spike"] == {"0": 2, "1": 1, "2": 2}
+    assert json.loads((tmp_path / "build" / "manifest.json").read_text())["registers"]["REG_AER_BAD"] == REG_AER_BAD
+    stoch = EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=True, encoder="stochastic", state_rounding="stochastic")
+    assert signal_products(verilog.convert(EqSpikeCore(stoch), name="x", emit_src=False)) == []
+    # the detector finds a multiplier when there is one (the fixed-point EP core has P of them)
+    from hdl.ep_core import EPCore
+    from spec.ep_core import EPCoreSpec
+
+    assert len(signal_products(verilog.convert(EPCore(EPCoreSpec(layers=(20, 7, 3), lanes=4, training=False)),
+                                               name="x", emit_src=False))) == 4
+    # another spec's image is refused (exit 2, nothing written)
+    other = EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=True, T1=9)
+    (tmp_path / "other.toml").write_text(other.to_toml())
+    assert main(["eqspike", "--spec", str(tmp_path / "other.toml"), "--weights", str(tmp_path / "img"),
+                 "--out", str(tmp_path / "b2")]) == 2
+    assert not (tmp_path / "b2").exists()
+
+
+def test_weights_built_in_infer_without_loading():
+    spec = make_spec("3layer-P3-odd")
+    weights = init_weights(spec, seed=9, scale=3.0)
+    xs = sample_inputs(spec, 3, 9)
+    dut = EqSpikeCore(spec, weights=weights)
+    got: list = []
+
+    async def bench(ctx):
+        host = EqSpikeHost(dut, spec)
+        for x in xs:
+            await host.send_pixels(ctx, x.tolist())
+            got.append(await host.recv_result(ctx))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    twin = EqSpikeTwin(spec, weights)
+    for x, (pred, states) in zip(xs, got, strict=True):
+        rec = twin.infer(x)
+        assert (pred, states) == (rec.pred, rec.phases[0].s[-1][0].tolist())
