@@ -34,6 +34,27 @@ def _load(dataset, split, data_dir, limit):
     return (x[:limit], y[:limit]) if limit else (x, y)
 
 
+def _parse_schedule(text: str, spec) -> list[tuple[int, tuple[int, ...]]]:
+    """``--lr-schedule`` 'N:LR[,LR..];…' → [(N, lr_shift tuple)], N strictly increasing, each value checked."""
+    out: list[tuple[int, tuple[int, ...]]] = []
+    for item in filter(None, (t.strip() for t in text.split(";"))):
+        n, sep, lrs = item.partition(":")
+        try:
+            n_i = int(n)
+            vals = tuple(int(v) for v in lrs.split(","))
+        except ValueError:
+            n_i, vals = -1, ()
+        if not sep or n_i < 0 or not vals:
+            raise CLIError(f"--lr-schedule: {item!r} is not N:LR[,LR...] (N >= 0 samples, integer lr_shift values)")
+        if out and n_i <= out[-1][0]:
+            raise CLIError(f"--lr-schedule: sample counts must increase, {n_i} follows {out[-1][0]}")
+        try:
+            out.append((n_i, spec.check_lr_shift(vals)))
+        except ValueError as e:
+            raise CLIError(f"--lr-schedule {item!r}: {e}") from None
+    return out
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
@@ -48,9 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
     p.add_argument("--train-limit", type=count, help="first N training images (default all: one epoch)")
     p.add_argument("--test-limit", type=count, default=2000, help="test images per evaluation (default 2000)")
+    p.add_argument("--final-test-limit", type=count,
+                   help="test images of the final evaluation after the last sample (default: --test-limit; "
+                        "10000 = the whole MNIST test set)")
     p.add_argument("--eval-every", type=count, default=5000, help="samples between evaluations (default 5000)")
     p.add_argument("--seed", type=natural, default=0, help="initialisation and shuffling seed (default 0)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a spec field")
+    p.add_argument("--lr-schedule", default="", metavar="N:LR[,LR..][;N:..]",
+                   help="η register writes by the host between samples: after N training samples set lr_shift "
+                        "(one value per connection or one for all), e.g. '20000:8,9;40000:9,10' (default: none, "
+                        "the spec's lr_shift throughout)")
     p.add_argument("--out", default=str(REPO / "bench/results/eqspike_onchip.json"), help="JSON path (PNG beside)")
     args = p.parse_args(argv)
     if args.hidden <= 0 or args.eval_every <= 0 or args.test_limit <= 0:
@@ -65,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = EqSpikeSpec.from_dict(d)
     except (TypeError, ValueError) as e:
         raise CLIError(f"--hidden/--set: {e}") from None
+    schedule = _parse_schedule(args.lr_schedule, spec)
     out = Path(args.out)
     if out.is_dir():
         raise CLIError(f"--out {out}: is a directory, not a file")
@@ -80,13 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     order = np.random.default_rng(args.seed).permutation(len(x))
     res = {"spec": spec.to_dict(), "spec_digest": spec.digest(), "dataset": args.dataset, "train_samples": len(x),
            "test_images": len(xt), "seed": args.seed, "command": "python bench/eqspike_onchip.py " + " ".join(
-               argv if argv is not None else sys.argv[1:]), "curve": [], "done": False}
+               argv if argv is not None else sys.argv[1:]), "lr_schedule": [[n, list(v)] for n, v in schedule],
+           "curve": [], "done": False}
 
     def evaluate(n, secs, correct_window):
         ev = EqSpikeTwin(spec, twin.weights)  # a fresh PRNG stream per evaluation: comparable points
         acc = float((ev.predict(xt) == yt).mean())
         rec = {"samples": n, "test_acc": acc, "train_acc_window": correct_window, "train_seconds": secs,
-               "samples_per_s": n / secs if secs else None}
+               "samples_per_s": n / secs if secs else None, "lr_shift": list(twin.lr_shift)}
         res["curve"].append(rec)
         atomic_write_bytes(out, json.dumps(res, indent=2).encode())
         print(f"{n:6d} samples: test {100 * acc:.2f}% ({len(xt)} images), train window {100 * correct_window:.1f}%, "
@@ -96,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     evaluate(0, 0.0, 0.0)
     secs, correct, seen = 0.0, 0, 0
+    writes = dict(schedule)
     for n, i in enumerate(order, 1):
+        if n - 1 in writes:  # the host writes the η registers before sample n
+            twin.set_lr_shift(writes[n - 1])
         t0 = time.time()
         correct += twin.train_sample(x[i], int(y[i])).pred == y[i]
         seen += 1
@@ -104,8 +137,16 @@ def main(argv: list[str] | None = None) -> int:
         if n % args.eval_every == 0 or n == len(x):
             evaluate(n, secs, correct / seen)
             correct = seen = 0
-    res["done"] = True
+    res["final_test_images"] = len(xt)
     res["final_test_acc"] = res["curve"][-1]["test_acc"]
+    if args.final_test_limit and args.final_test_limit != args.test_limit:
+        xf, yf = _load(args.dataset, "test", args.data_dir, args.final_test_limit)
+        t0 = time.time()
+        res["final_test_images"] = len(xf)
+        res["final_test_acc"] = float((EqSpikeTwin(spec, twin.weights).predict(xf) == yf).mean())
+        print(f"final: test {100 * res['final_test_acc']:.2f}% ({len(xf)} images, {time.time() - t0:.0f} s)",
+              flush=True)
+    res["done"] = True
     atomic_write_bytes(out, json.dumps(res, indent=2).encode())
     import matplotlib
 

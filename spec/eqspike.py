@@ -54,6 +54,9 @@ One time step (synchronous; every quantity on the right is from the step's start
    TF + lr_shift[l] + [symmetric] − beta_shift − weight_frac[l]`` implements η/β (η = 2^-lr_shift,
    halved for the symmetric estimator, whose ±β phases each add σ·D): the float rule
    Δw = (η/β)·Σ e·Δŝ. Ternary update: ±2^ternary_shift LSB per event and term.
+   ``lr_shift`` is the reset value of a per-connection **η register** that the host may rewrite between
+   samples (an η schedule, e.g. a decay over the epoch: :meth:`EqSpikeSpec.check_lr_shift` gives the allowed
+   values, ``EqSpikeTwin.set_lr_shift`` the twin's write); the update shifts follow the register's value.
 
 **Event order.** Within a time step the result does not depend on the order in which spike events
 are processed: the dynamics of step t read the weights of the step's start (W(t)); each
@@ -359,12 +362,33 @@ class EqSpikeSpec(LaneBank, SpecFile):
         L = self.n_layers
         return (self.layers[layer + 1] if layer < L else 0) + (self.layers[layer - 1] if layer >= 2 else 0)
 
-    def update_shift(self, l: int) -> int:
-        """Right shift of σ·D (trace LSBs) into connection l's weight LSBs: η/β (halved when symmetric)."""
-        return self.trace_frac + self.lr_shift[l] + int(self.symmetric) - self.beta_shift - self.weight_frac[l]
+    def update_shift(self, l: int, lr_shift: int | None = None) -> int:
+        """Right shift of σ·D (trace LSBs) into connection l's weight LSBs: η/β (halved when symmetric).
 
-    def bias_update_shift(self, l: int) -> int:
-        return self.trace_frac + self.lr_shift[l] + int(self.symmetric) - self.beta_shift - self.bias_frac[l]
+        ``lr_shift``: the connection's η register if the host changed it (default: the spec's reset value)."""
+        lr = self.lr_shift[l] if lr_shift is None else lr_shift
+        return self.trace_frac + lr + int(self.symmetric) - self.beta_shift - self.weight_frac[l]
+
+    def bias_update_shift(self, l: int, lr_shift: int | None = None) -> int:
+        lr = self.lr_shift[l] if lr_shift is None else lr_shift
+        return self.trace_frac + lr + int(self.symmetric) - self.beta_shift - self.bias_frac[l]
+
+    def check_lr_shift(self, lr_shift: Any) -> tuple[int, ...]:
+        """Validate run-time η register values (one per connection, or one for all); returns the tuple.
+
+        Allowed: integers in [min, 32] where min keeps both update shifts of the connection >= 0 (the
+        spec's own ``lr_shift`` satisfies it by construction)."""
+        v = tuple(lr_shift) if isinstance(lr_shift, (list, tuple)) else (lr_shift,)
+        n = self.n_layers
+        if len(v) == 1:
+            v = v * n
+        if len(v) != n:
+            raise ValueError(f"lr_shift must have 1 or {n} entries (one per connection), not {len(v)}: {list(v)!r}")
+        for l, x in enumerate(v):
+            lo = max(0, self.weight_frac[l] - self.trace_frac - int(self.symmetric) + self.beta_shift,
+                     self.bias_frac[l] - self.trace_frac - int(self.symmetric) + self.beta_shift)
+            _int_in(f"lr_shift[{l}]", x, lo, 32)
+        return v
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         out: dict[str, tuple[int, ...]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -331,3 +332,69 @@ def test_onchip_bench_smoke(tmp_path):
     res = json.loads(out.read_text())
     assert res["done"] and [c["samples"] for c in res["curve"]] == [0, 5, 10]
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+
+def test_lr_shift_register_equals_a_spec_with_that_lr_shift(subset):
+    """Writing the η registers between samples (``set_lr_shift``, what a host's η schedule does) == continuing
+    with a twin whose spec has that lr_shift, bit for bit (weights, biases, predictions); no PRNG (zero
+    residues) so the second twin starts at the same stream position."""
+    base = EqSpikeSpec(layers=(784, 12, 10), lanes=4, T1=8, T2=4, lr_shift=(3, 4), encoder_phase="zero")
+    other = dataclasses.replace(base, lr_shift=(5, 2))
+    assert not base.uses_prng
+    a, b = EqSpikeTwin(base, init_weights(base, 0)), EqSpikeTwin(base, init_weights(base, 0))
+    for i in range(3):
+        a.train_sample(subset[0][i], int(subset[1][i]))
+        b.train_sample(subset[0][i], int(subset[1][i]))
+    a.set_lr_shift([5, 2])
+    c = EqSpikeTwin(other, b.weights)
+    assert a.lr_shift == (5, 2) and b.lr_shift == (3, 4)
+    for i in range(3, 8):
+        ra, rb, rc = (t.train_sample(subset[0][i], int(subset[1][i])) for t in (a, b, c))
+        assert ra.pred == rc.pred
+    wa, wb, wc = a.weights, b.weights, c.weights
+    assert all(np.array_equal(wa[k], wc[k]) for k in wa)
+    assert not all(np.array_equal(wa[k], wb[k]) for k in wa)  # the write did change the learning
+    a.set_lr_shift(7)
+    assert a.lr_shift == (7, 7) and a._ushift == [base.update_shift(0, 7), base.update_shift(1, 7)]
+
+
+@pytest.mark.parametrize("value, match", [
+    ((1, 2, 3), r"lr_shift must have 1 or 2 entries"),
+    (33, r"lr_shift\[0\] must be an integer in 0\.\.32, not 33"),
+    ((4, -1), r"lr_shift\[1\] must be an integer in 0\.\.32, not -1"),
+    ((4, 2.5), r"lr_shift\[1\] must be an integer"),
+])
+def test_lr_shift_register_refuses_bad_values(value, match):
+    tw = EqSpikeTwin(EqSpikeSpec(layers=(8, 4, 2), lanes=2), init_weights(EqSpikeSpec(layers=(8, 4, 2), lanes=2)))
+    with pytest.raises(ValueError, match=match):
+        tw.set_lr_shift(value)
+    assert tw.lr_shift == tw.spec.lr_shift  # unchanged after a refusal
+    fine = EqSpikeSpec(layers=(8, 4, 2), lanes=2, weight_frac=(18,), weight_bits=(20,), lr_shift=(5,))
+    assert fine.check_lr_shift(2) == (2, 2)  # update shift 16 + 2 + 1 - 1 - 18 = 0
+    with pytest.raises(ValueError, match=r"lr_shift\[0\] must be an integer in 2\.\.32, not 1"):
+        fine.check_lr_shift(1)  # 16 + 1 + 1 - 1 - 18 < 0: the update shift would be negative
+
+
+def test_onchip_bench_lr_schedule(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "eqspike_onchip.py"
+    spec = importlib.util.spec_from_file_location("eqspike_onchip_bench2", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "r.json"
+    assert mod.main(["--dataset", "mnist-subset", "--hidden", "8", "--train-limit", "10", "--test-limit", "10",
+                     "--final-test-limit", "20", "--eval-every", "5", "--set", "T1=8", "--set", "T2=4",
+                     "--lr-schedule", "0:8,9;5:9", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["lr_schedule"] == [[0, [8, 9]], [5, [9, 9]]]
+    assert [c["lr_shift"] for c in res["curve"]] == [[6, 7], [8, 9], [9, 9]]  # in force at each evaluation
+    assert res["final_test_images"] == 20 and 0 <= res["final_test_acc"] <= 1
+    for bad, match in (("5:8;5:9", "must increase"), ("x:8", "is not N:LR"), ("5:40", r"lr_shift\[0\]")):
+        capsys.readouterr()
+        assert mod.main(["--dataset", "mnist-subset", "--lr-schedule", bad, "--out", str(tmp_path / "b.json")]) == 2
+        assert re.search(match, capsys.readouterr().err), bad
+        assert not (tmp_path / "b.json").exists()

@@ -114,6 +114,7 @@ class EqSpikeTwin:
         self._nudge_shift = spec.nudge_shift
         self._m = [spec.full_scale(l) for l in range(L + 1)]
         self._eb = [spec.encoder_bits(l) for l in range(L + 1)]
+        self.set_lr_shift(spec.lr_shift)
         self.prng = None
         if spec.uses_prng:
             from golden.prng import LaneStream
@@ -127,6 +128,15 @@ class EqSpikeTwin:
         out = {f"w{l}": np.ascontiguousarray(w.T).copy() for l, w in enumerate(self.wt)}
         out.update({f"b{l}": b.copy() for l, b in enumerate(self.b)})
         return out
+
+    def set_lr_shift(self, lr_shift) -> None:
+        """Write the η registers (η = 2^-lr_shift per connection; one value applies to all), as the host may
+        between samples (an η schedule); reset value: the spec's ``lr_shift``. Bad values are refused
+        (:meth:`spec.eqspike.EqSpikeSpec.check_lr_shift`)."""
+        sp = self.spec
+        self.lr_shift = sp.check_lr_shift(lr_shift)
+        self._ushift = [sp.update_shift(l, v) for l, v in enumerate(self.lr_shift)]
+        self._bshift = [sp.bias_update_shift(l, v) for l, v in enumerate(self.lr_shift)]
 
     def reseed(self, seed: int) -> None:
         if self.prng is not None:
@@ -254,7 +264,7 @@ class EqSpikeTwin:
                 rows = np.flatnonzero(pre)
                 if len(rows):
                     delta = (sigma * gpost) << sp.ternary_shift if tern else \
-                        shift_round(sigma * gpost, sp.update_shift(l), sp.update_rounding)
+                        shift_round(sigma * gpost, self._ushift[l], sp.update_rounding)
                     old = wt[rows]
                     new = np.clip(old + delta[None, :], lo, hi)
                     writes += int(np.count_nonzero(new != old))
@@ -263,13 +273,13 @@ class EqSpikeTwin:
                 gpre = q(dpre) if tern else dpre
                 D = pre[:, None] * gpost[None, :] + gpre[:, None] * post[None, :]
                 delta = (sigma * D) << sp.ternary_shift if tern else \
-                    shift_round(sigma * D, sp.update_shift(l), sp.update_rounding)
+                    shift_round(sigma * D, self._ushift[l], sp.update_rounding)
                 new = np.clip(wt + delta, lo, hi)
                 writes += int(np.count_nonzero(new != wt))
                 self.wt[l] = new
             blo, bhi = sp.element_range(f"b{l}")
             db = (sigma * gpost) << sp.ternary_shift if tern else \
-                shift_round(sigma * gpost, sp.bias_update_shift(l), sp.update_rounding)
+                shift_round(sigma * gpost, self._bshift[l], sp.update_rounding)
             nb = np.clip(self.b[l] + db, blo, bhi)
             writes += int(np.count_nonzero(nb != self.b[l]))
             self.b[l] = nb
