@@ -653,11 +653,16 @@ class EqSpikeCore(wiring.Component):
         nw = Signal(range(max(T) + 1))  # words of the current event's current target
         more_dn = Signal()  # the current event has a down target after its up target
         scatter = Signal()  # the current target's connection has a second (transposed) copy
+        rem_sc = Signal(range(P + 1))  # neurons in the current target's last word
+
+        def rem(layer):
+            return N[layer] - (T[layer] - 1) * P
         with m.Switch(ev_lay):
             for l in range(L + 1):
                 with m.Case(l):
                     m.d.comb += [nw.eq(Mux(ev_dn, T[l - 1] if l >= 1 else 0, T[l + 1] if l < L else 0)),
-                                 more_dn.eq(~ev_dn & int(targets_dn[l])), scatter.eq(ev_dn | int(l >= 1))]
+                                 more_dn.eq(~ev_dn & int(targets_dn[l])), scatter.eq(ev_dn | int(l >= 1)),
+                                 rem_sc.eq(Mux(ev_dn, rem(l - 1) if l >= 1 else P, rem(l + 1) if l < L else P))]
         issue = Signal()
         m.d.comb += issue.eq(ev_act & (hold == 0))
         finishing = Signal()
@@ -665,6 +670,8 @@ class EqSpikeCore(wiring.Component):
         free = ~ev_act | finishing
         u1_v, u1_dn, u1_k = Signal(), Signal(), Signal(range(max(T) + 1))
         u1_lay, u1_jw, u1_jl, u1_dj = Signal(range(L + 1)), Signal.like(ev_jw), Signal.like(ev_jl), Signal.like(ev_dj)
+        n_sc, u1_n = Signal(range(P + 1)), Signal(range(P + 1))  # scatter writes of the issued word (its neurons)
+        m.d.comb += n_sc.eq(Mux(ev_k == nw - 1, rem_sc, P))
         depth_max = max([N[l] * T[l + 1] for l in range(L)] + [N[l + 1] * T[l] for l in range(1, L)])
         iss_addr, u1_addr = Signal(range(depth_max + 1)), Signal(range(depth_max + 1))  # the issued row word
         m.d.sync += u1_v.eq(0)
@@ -684,9 +691,9 @@ class EqSpikeCore(wiring.Component):
                             m.d.comb += [rd_[l - 1].addr.eq(ev_k), re_[l - 1].addr.eq(ev_k)]
                 with m.If(upd_mode):
                     m.d.sync += [u1_v.eq(1), u1_dn.eq(ev_dn), u1_k.eq(ev_k), u1_lay.eq(ev_lay), u1_jw.eq(ev_jw),
-                                 u1_jl.eq(ev_jl), u1_dj.eq(ev_dj), u1_addr.eq(iss_addr)]
+                                 u1_jl.eq(ev_jl), u1_dj.eq(ev_dj), u1_addr.eq(iss_addr), u1_n.eq(n_sc)]
                     with m.If(scatter):
-                        m.d.sync += hold.eq(P)
+                        m.d.sync += hold.eq(n_sc)
                 with m.Else():
                     m.d.sync += [e1_v.eq(1), e1_dn.eq(ev_dn), e1_k.eq(ev_k), words.eq(words + 1),
                                  e1_tgt.eq(Mux(ev_dn, ev_lay - 1, ev_lay + 1))]
@@ -752,6 +759,7 @@ class EqSpikeCore(wiring.Component):
             # stage 1 of a weight-update word (spec step 4): the row's new word written back; a connection
             # with a transposed copy then gets the P new values there, one element per cycle (scatter)
             sc_act, sc_dn = Signal(), Signal()
+            sc_n = Signal(range(P + 1))
             sc_q = Signal(range(P))
             sc_lay, sc_k, sc_jw, sc_jl = Signal.like(u1_lay), Signal.like(u1_k), Signal.like(u1_jw), Signal.like(u1_jl)
             sc_vals = [Signal(signed(max(WB)), name=f"sc_val{i}") for i in range(P)]
@@ -759,7 +767,7 @@ class EqSpikeCore(wiring.Component):
             m.d.comb += upd_busy.eq(u1_v | sc_act | (hold != 0))
             with m.If(u1_v):
                 m.d.sync += [sc_dn.eq(u1_dn), sc_lay.eq(u1_lay), sc_k.eq(u1_k), sc_jw.eq(u1_jw), sc_jl.eq(u1_jl),
-                             sc_q.eq(0)]
+                             sc_q.eq(0), sc_n.eq(u1_n)]
                 for c in range(L):
                     lo, hi = s.element_range(f"w{c}")
                     k_up = s.update_shift(c)
@@ -789,7 +797,7 @@ class EqSpikeCore(wiring.Component):
                             m.d.sync += [sc_vals[p].eq(new[p]) for p in range(P)]
             with m.If(sc_act):
                 m.d.sync += sc_q.eq(sc_q + 1)
-                with m.If(sc_q == P - 1):
+                with m.If(sc_q == sc_n - 1):
                     m.d.sync += sc_act.eq(0)
                 with m.Switch(sc_q):
                     for q in range(P):
