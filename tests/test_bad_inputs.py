@@ -822,6 +822,14 @@ CASES += [
     C("bench:randomness", "dieharder --log f.txt/x.log -- -d 0", r"--log f\.txt/x\.log: f\.txt is a file",
       write("f.txt", "x")),
     C("bench:randomness", "bogus", r"argument COMMAND: invalid choice: 'bogus'"),
+    C("bench:randomness", "limits --prng-output xor", r"argument --prng-output: invalid choice: 'xor'"),
+    C("bench:randomness", "limits --source lane --set width=24",
+      r"lane spec: width must be one of \[16, 32, 64\], not 24"),
+    C("bench:randomness", "limits --source lane --set lanes=3",
+      r"--set lanes: the lane source has the fields width and seed"),
+    C("bench:randomness", "limits --source lane --spec c.toml", r"--spec: the lane source takes no spec file"),
+    C("bench:randomness", "stream --source lane --set seed=-1 --bytes 8 --out s.bin",
+      r"lane spec: seed must be a non-negative integer, not -1"),
 ]
 
 
