@@ -398,3 +398,30 @@ def test_onchip_bench_lr_schedule(tmp_path, capsys):
         assert mod.main(["--dataset", "mnist-subset", "--lr-schedule", bad, "--out", str(tmp_path / "b.json")]) == 2
         assert re.search(match, capsys.readouterr().err), bad
         assert not (tmp_path / "b.json").exists()
+
+
+def test_batch1_reference_bench_smoke(tmp_path, capsys):
+    """bench/eqspike_batch1.py: the float batch-1 curve (rate update) writes its curve and checkpoint; the noise
+    diagnostic reads the checkpoint and prints one line per layer with finite numbers and cosines in [-1, 1]."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "eqspike_batch1.py"
+    spec = importlib.util.spec_from_file_location("eqspike_batch1_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    js, ck = tmp_path / "c.json", tmp_path / "n.pt"
+    assert mod.main(["curve", "--dataset", "mnist-subset", "--hidden", "8", "--train-limit", "10", "--test-limit",
+                     "10", "--eval-every", "5", "--update", "rate", "--json", str(js), "--save", str(ck)]) == 0
+    res = json.loads(js.read_text())
+    assert [c["samples"] for c in res["curve"]] == [5, 10] and res["update"] == "rate"
+    capsys.readouterr()
+    assert mod.main(["noise", "--dataset", "mnist-subset", "--hidden", "8", "--samples", "3", "--draws", "2",
+                     "--checkpoint", str(ck)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split(":")[0] for ln in lines] == ["w0", "w1"]
+    for ln in lines:
+        cosines = [float(v) for v in re.findall(r"cos\([^)]*\) (-?[0-9.]+)", ln)]
+        assert len(cosines) == 2 and all(-1 <= c <= 1 for c in cosines), ln
+    assert mod.main(["noise", "--dataset", "mnist-subset", "--lrs", "0"]) == 2
