@@ -26,7 +26,8 @@ def measure(layers, lanes: int, train: bool, T1: int, T2: int, symmetric: bool, 
 
     if ternary:  # ternary core with fault injection (docs/ternary.md): inference-only, or training (latent weights)
         spec = EPCoreSpec(layers=tuple(layers), lanes=lanes, weight_kind="ternary", weight_bits=(2,),
-                          weight_frac=(5, 4), training=train, fault_injection=True, T1=T1, T2=T2,
+                          weight_frac=(5,) + (4,) * (len(layers) - 2), training=train, fault_injection=True,
+                          T1=T1, T2=T2,
                           update_rounding="half_up", estimator="symmetric" if symmetric else "one-sided")
     else:
         spec = EPCoreSpec(layers=tuple(layers), lanes=lanes, weight_bits=(16,), weight_frac=(12,), bias_bits=20,

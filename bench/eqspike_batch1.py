@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=count, default=40, help="noise: samples (default 40)")
     p.add_argument("--sample-start", type=natural, default=0, help="noise: first training image (default 0)")
     p.add_argument("--draws", type=count, default=8, help="noise: residue draws per sample (default 8)")
-    p.add_argument("--checkpoint", help="noise: a curve run's checkpoint (default: the fresh init)")
+    p.add_argument("--checkpoint", help="noise: a net (curve --save, or python -m golden.eqspike train's "
+                   "checkpoint.pt; default: the fresh init)")
     p.add_argument("--seed", type=natural, default=0, help="init, order and spike seed (default 0)")
     p.add_argument("--json", help="curve: write the curve here")
     p.add_argument("--save", help="curve: save the final net's state_dict here (for noise --checkpoint)")
@@ -129,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.checkpoint:
         try:
-            net.load_state_dict(torch.load(args.checkpoint, map_location="cpu", weights_only=True))
-        except (OSError, RuntimeError) as e:
+            sd = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+            net.load_state_dict(sd["model"] if "model" in sd else sd)  # python -m golden.eqspike train's, or --save's
+        except (OSError, RuntimeError, KeyError, TypeError) as e:
             raise CLIError(f"--checkpoint {args.checkpoint}: {str(e).splitlines()[0]}") from None
     x, y = _data(args.dataset, "train", args.data_dir, args.sample_start, args.samples)
     G: dict[str, list] = {"w0": [], "w1": []}
