@@ -14,7 +14,7 @@ PYTEST_WORKERS ?= 2
 help:
 	@echo "make demo   - train a small EP net, quantise, generate Verilog, simulate it, compare with the golden twin"
 	@echo "make test   - run the test suite (unit, Amaranth simulation, cocotb on Icarus and Verilator)"
-	@echo "make formal - deeper formal checks (SymbiYosys BMC + cover) of the EP core, memory, Galton board, UART link"
+	@echo "make formal - deeper formal checks (SymbiYosys BMC + cover; unbounded PDR/k-induction proofs) of the EP core, memory, Galton board, UART link"
 	@echo "make setup  - create .venv and install everything (done automatically by demo/test)"
 	@echo "make lint   - ruff"
 	@echo "make clean  - remove .venv and build outputs"
@@ -22,12 +22,13 @@ help:
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
-	@command -v iverilog >/dev/null 2>&1 || { \
+	@command -v iverilog >/dev/null 2>&1 && command -v berkeley-abc >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo ">> installing Icarus Verilog (apt-get install iverilog)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
+	    echo ">> installing Icarus Verilog and ABC (apt-get install iverilog berkeley-abc)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog berkeley-abc >/dev/null; \
 	  else \
-	    echo "error: Icarus Verilog (iverilog) is missing; install it with 'sudo apt-get install iverilog'" >&2; exit 1; \
+	    echo "error: Icarus Verilog (iverilog) or ABC (berkeley-abc, for the unbounded formal proofs) is missing;" \
+	         "install them with 'sudo apt-get install iverilog berkeley-abc'" >&2; exit 1; \
 	  fi; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo ">> installing torch==2.13.0 (CPU wheel) first"

@@ -255,7 +255,8 @@ class TernaryWeightMemory(wiring.Component):
                 # COUNTER_MAX = 2^REG_BITS - 1 and inc <= P: the carry out says "saturate"
                 m.d.sync += counter.eq(Mux(total[REG_BITS], COUNTER_MAX, total[:REG_BITS]))
 
-        self.formal_taps = {"injected": injected, "illegal": illegal, "reads": reads}  # read by hdl/formal
+        # read by hdl/formal: the counters, and the read-back in flight (an invariant for the induction)
+        self.formal_taps = {"injected": injected, "illegal": illegal, "reads": reads, "raw_pending": raw_pending}
         sat_add(injected, popcount(Mux(sensing, rchanged, wchanged)), sensing | writing)
         sat_add(illegal, popcount(ill), sensing)
         sat_add(reads, 1, sensing)

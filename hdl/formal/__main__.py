@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {why}", file=sys.stderr)
         return 2
     out = args.out or Path(tempfile.mkdtemp(prefix="epforge-formal-"))
-    print("| block | properties | BMC depth | cover depth | time | result | covers reached |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| block | properties | BMC depth | cover depth | unbounded proof | time | result | covers reached |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     ok = True
     for b in args.blocks or BLOCKS:
         h = importlib.import_module(f"hdl.formal.{b}").harness()

@@ -40,7 +40,7 @@ from spec.ep_core import (
     EPCoreSpec,
 )
 
-from .props import History, assume_stream_in, check_stream_out, inline, no_wrap
+from .props import History, assume_stream_in, check_stream_out, inline, no_wrap, one_beat_per_request
 from .run import Harness
 
 SPEC = dict(layers=(2, 2, 2), lanes=2, T1=1, T2=1, input_bits=4, state_bits=4, weight_bits=(6,), weight_frac=(4,),
@@ -85,17 +85,8 @@ def harness() -> Harness:
         assume_stream_in(m, hist, getattr(dut, name), name)
 
     def one_per(request, port, what):
-        key = what.replace(" ", "_")
-        n_req, n_got = Signal(8, name=f"{key}_req"), Signal(8, name=f"{key}_taken")
-        with m.If(request):
-            m.d.sync += n_req.eq(n_req + 1)
-        with m.If(port.valid & port.ready):
-            m.d.sync += n_got.eq(n_got + 1)
-        got = n_got + port.valid
-        m.d.comb += [Assert(got <= n_req, f"ep_core: a {what} beat without its request"),
-                     Assert(n_req <= got + 1, f"ep_core: a {what} request without its beat")]
+        one_beat_per_request(m, request, port, f"ep_core: {what}")
         m.d.comb += Cover(port.valid & port.ready, f"ep_core: a {what} beat taken")
-        return n_got
 
     assert spec.tiles(0) == 1  # every input beat is a sample's last beat
     one_per(dut.inp.valid & dut.inp.ready, dut.out, "prediction")

@@ -57,3 +57,22 @@ def no_wrap(m: Module, expr, width: int, signed: bool, name: str, when=1) -> Non
     e = Value.cast(expr)
     with m.If(when):
         m.d.comb += Assert((e >= lo) & (e <= hi), f"{name}: value outside [{lo}, {hi}] ({width} bits)")
+
+
+def one_beat_per_request(m: Module, request, port, name: str, gap: int = 1) -> Signal:
+    """Assert that ``port`` answers every ``request`` with exactly one beat, in order: with ``got`` =
+    beats taken + the beat on offer, ``got ≤ requests ≤ got + gap`` at every cycle.
+
+    Kept as one small difference counter (requests − beats taken) instead of two counters: its
+    value stays in ``[0, gap + 1]`` while the property holds and leaves it (firing the assertion)
+    before it could wrap, so the property is true for traces of any length and an unbounded proof
+    (``abc pdr``) can use it. Returns the counter.
+    """
+    key = "".join(c if c.isalnum() else "_" for c in name)
+    pending = Signal(range(-2, gap + 4), name=f"{key}_pending")
+    taken = port.valid & port.ready
+    m.d.sync += pending.eq(pending + Value.cast(request) - taken)
+    got_extra = pending - port.valid  # requests − got
+    m.d.comb += [Assert(got_extra >= 0, f"{name}: a beat without its request"),
+                 Assert(got_extra <= gap, f"{name}: a request without its beat")]
+    return pending
