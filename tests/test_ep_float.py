@@ -376,7 +376,7 @@ def test_spectral_and_direct_loops_agree(name):
 
 @pytest.mark.parametrize("pad, size, k", [(0, 12, 5), (1, 7, 3), (2, 6, 3), (0, 5, 2)])
 def test_spectral_conv_equals_conv2d_and_its_transpose(pad, size, k):
-    from golden.ep.network import Conv
+    from golden.ep.connections import Conv
     from golden.ep.spectral import SpectralConv, to_engine
 
     conn = Conv(3, 4, k, 1, pad, "i", (size, size + 1))
@@ -470,11 +470,11 @@ def test_spectral_max_pool_ties_resolve_to_the_first_identical_patch(dtype, dire
     "ulp-noisy" runs the direct path on a conv2d that rounds identical patches differently, as the
     kernels of an AMD EPYC did (where the earlier, exact-agreement version of this test failed).
     """
-    import golden.ep.network as network
+    import golden.ep.connections as connections
     from golden.ep.spectral import SpectralConv, max_pool_select, patch_ties, to_engine
 
-    if direct_kernel == "ulp-noisy":
-        monkeypatch.setattr(network, "F", _UlpNoisyF(11))
+    if direct_kernel == "ulp-noisy":  # the direct Conv's conv2d
+        monkeypatch.setattr(connections, "F", _UlpNoisyF(11))
 
     F = torch.nn.functional
     spec = SPECTRAL_SPECS["mnist-conv-like"]

@@ -49,6 +49,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from .connections import Conv
+
 MIN_CHUNK = 16  # samples per thread below which the batch is not split (see SpectralRelax)
 
 
@@ -102,7 +104,7 @@ def _row_idft(ph: int, pw: int, rows: Sequence[int]) -> torch.Tensor:
 
 
 class SpectralConv:
-    """A stride-1 :class:`~golden.ep.network.Conv` evaluated through DFTs, on ``(H, W, N, C)`` tensors."""
+    """A stride-1 :class:`~golden.ep.connections.Conv` evaluated through DFTs, on ``(H, W, N, C)`` tensors."""
 
     def __init__(self, conn, dtype: torch.dtype, device: torch.device):
         if conn.stride != 1:
@@ -315,8 +317,6 @@ class SpectralRelax:
 
     @staticmethod
     def supports(net) -> bool:
-        from .network import Conv
-
         if net.vf or net.n_layers < 2:
             return False
         convs = [c for c in net.conns[1:] if isinstance(c, Conv)]
@@ -325,8 +325,6 @@ class SpectralRelax:
         return all(c.stride == 1 and c.pool in ("m", "i") for c in convs)
 
     def __init__(self, net, p, consts):
-        from .network import Conv
-
         self.net = net
         self.a, self.c = net.affine.scale, net.affine.offset
         self.identity = self.a == 1.0 and self.c == 0.0
