@@ -30,6 +30,13 @@ $(STAMP): pyproject.toml Makefile
 	    echo "error: Icarus Verilog (iverilog) or ABC (berkeley-abc, for the unbounded formal proofs) is missing;" \
 	         "install them with 'sudo apt-get install iverilog berkeley-abc'" >&2; exit 1; \
 	  fi; }
+	@# Fashion-MNIST from Debian (optional: its tests skip without it)
+	@test -d /usr/share/datasets/fashion-mnist || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo ">> installing Fashion-MNIST (apt-get install dataset-fashion-mnist)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; } >/dev/null 2>&1 \
+	      || echo "note: dataset-fashion-mnist not installed; its tests will be skipped"; \
+	  fi; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo ">> installing torch==2.13.0 (CPU wheel) first"
 	@$(PY) -m pip install -q torch==2.13.0
