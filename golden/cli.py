@@ -280,7 +280,7 @@ def cmd_gdu(args) -> int:
     from .gdu import run_gdu
 
     set_threads(args.threads)
-    run_gdu(args)
+    run_gdu(args, None if args.checkpoint else config_from_args(args).net)
     return 0
 
 

@@ -19,8 +19,9 @@ from .ep.bptt import bptt, compare, ep_trajectory
 from .ep.network import EPNet
 
 
-def run_gdu(args) -> dict[str, Any]:
-    from .cli import config_from_args
+def run_gdu(args, net_spec=None) -> dict[str, Any]:
+    """The GDU check of ``args`` (``python -m golden gdu``): the net is ``args.checkpoint``'s, else a fresh
+    one of ``net_spec`` (the caller builds it from the command line: this module does not import the CLI)."""
     from .fileio import claim_output_dir
     from .train import TrainConfig, atomic_write_bytes, load_checkpoint, load_split, model_from_checkpoint
 
@@ -33,8 +34,9 @@ def run_gdu(args) -> dict[str, Any]:
         net = EPNet(net32.spec, dtype=dtype)
         net.load_state_dict({k: v.to(dtype) for k, v in net32.state_dict().items()})
     else:
-        spec = config_from_args(args).net
-        net = EPNet(spec, dtype=dtype, seed=args.seed)
+        if net_spec is None:
+            raise ValueError("run_gdu needs a checkpoint or a net_spec")
+        net = EPNet(net_spec, dtype=dtype, seed=args.seed)
     for b in args.betas:
         if not b > 0:
             raise ValueError(f"betas must be positive, not {b!r}")
