@@ -35,36 +35,8 @@ def array_sha256(a: np.ndarray) -> str:
 
 
 def expected_shapes(spec) -> dict[str, tuple[int, ...]]:
-    """Parameter name → shape for a :class:`golden.ep.NetSpec` (torch-free; mirrors :class:`EPNet`'s naming)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    if spec.kind == "mlp":
-        sizes = list(spec.layers)
-        n_sys = len(sizes) - (2 if spec.loss == "ce" else 1)
-        conns = [(sizes[i + 1], sizes[i]) for i in range(n_sys)]
-        readout = (sizes[-1], sizes[-2]) if spec.loss == "ce" else None
-    else:
-        conns = []
-        c = spec.in_shape[0]
-        for co, k in zip(spec.channels, spec.kernels, strict=True):
-            conns.append((co, c, k, k))
-            c = co
-        cs = spec.conv_shapes()[-1]
-        prev = cs[0] * cs[1] * cs[2]
-        fc = list(spec.fc)
-        n_fc = len(fc) - (1 if spec.loss == "ce" else 0)
-        for n in fc[:n_fc]:
-            conns.append((n, prev))
-            prev = n
-        readout = (fc[-1], prev) if spec.loss == "ce" else None
-    for l, w in enumerate(conns):
-        shapes[f"w{l}"] = tuple(w)
-        shapes[f"b{l}"] = (w[0],)
-        if spec.connections == "vf" and l >= 1:
-            shapes[f"fb{l}"] = tuple(w)
-    if readout is not None:
-        shapes["wo"] = readout
-        shapes["bo"] = (readout[0],)
-    return shapes
+    """Parameter name → shape for a :class:`golden.ep.NetSpec` (see :meth:`NetSpec.parameter_shapes`)."""
+    return spec.parameter_shapes()
 
 
 MANIFEST_DIGEST_KEY = "manifest_sha256"
