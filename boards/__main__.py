@@ -40,6 +40,16 @@ def cmd_synth(args) -> int:
         opt = "--galton-spec" if args.galton_spec is not None else "--rows-per-stage"
         print(f"error: {opt} is for --design galton, not --design {args.design}", file=sys.stderr)
         return 2
+    elif args.design == "eqspike":
+        if args.spec is None:
+            print("error: --design eqspike needs --spec SPEC.toml (an EqSpike spec, spec/eqspike.py)", file=sys.stderr)
+            return 2
+        from spec.eqspike import EqSpikeSpec
+
+        try:
+            spec = EqSpikeSpec.load(args.spec)
+        except (OSError, ValueError) as e:
+            raise CLIError(f"--spec {args.spec}: {describe(e)}") from None
     elif args.spec is None:
         if args.design != "mock":
             print("error: --design ep needs --spec SPEC.toml (the core's numbers)", file=sys.stderr)
@@ -119,12 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--design",
         default="mock",
-        choices=["mock", "ep", "galton"],
+        choices=["mock", "ep", "galton", "eqspike"],
         help="mock: boards.mock_core.MockEPCore (UART, link and a weight memory of the spec's size; no "
         "datapath); ep: the real "
         "hdl.ep_core.EPCore; galton: the Galton-board emulator hdl.galton.GaltonBoard behind its own "
         "UART link (boards.galton_top; the report adds balls/s = B x Fmax and the random bits per "
-        "ball) (default: mock)",
+        "ball); eqspike: hdl.eqspike.EqSpikeCore behind the same host link (boards.eqspike_top; --spec "
+        "is an EqSpike spec) (default: mock)",
     )
     s.add_argument(
         "--spec",

@@ -252,8 +252,8 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, spec: EPCoreSpec, *, rx_fifo_depth: int = 512, timeout_cycles: int | None = None):
-        if not isinstance(spec, EPCoreSpec):
-            raise TypeError(f"spec must be an EPCoreSpec, not {type(spec).__name__}")
+        if not (isinstance(spec, EPCoreSpec) or getattr(spec, "kind", None) == "eqspike"):
+            raise TypeError(f"spec must be an EPCoreSpec or an EqSpikeLinkSpec, not {type(spec).__name__}")
         fmt = LinkFormat(spec)
         lo = fmt.min_rx_fifo_depth()
         if isinstance(rx_fifo_depth, bool) or not isinstance(rx_fifo_depth, int) or not lo <= rx_fifo_depth < 1 << 16:
@@ -299,7 +299,7 @@ class HostLink(wiring.Component):
             arg_bytes=fmt.arg_bytes,
             commands=COMMANDS,
             resp_bytes=8,
-            status_addr=REG_STATUS,
+            status_addr=getattr(s, "status_addr", REG_STATUS),  # EqSpike's register map differs
             rx_fifo_depth=self.rx_fifo_depth,
             timeout_cycles=self.timeout_cycles,
         )

@@ -62,7 +62,9 @@ class LinkFormat:
 
     @property
     def word_bits(self) -> int:
-        return self.spec.lanes * self.spec.word_elem_bits
+        # a second core kind's view (boards.eqspike_top.EqSpikeLinkSpec) gives its word width itself
+        wb = getattr(self.spec, "link_word_bits", None)
+        return self.spec.lanes * self.spec.word_elem_bits if wb is None else wb
 
     @property
     def word_bytes(self) -> int:

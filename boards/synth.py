@@ -68,6 +68,18 @@ def check_fits(board: str, design: str, spec) -> None:
     ``mock`` holds only the weight memory of the spec's size; ``galton`` has no large memories."""
     if board not in BOARD_RAM_BITS:
         raise ValueError(f"board must be one of {sorted(BOARD_RAM_BITS)}, not {board!r}")
+    if design == "eqspike":
+        from .eqspike_top import storage_bits
+
+        need = storage_bits(spec)
+        total, have = sum(need.values()), sum(BOARD_RAM_BITS[board].values())
+        if total > have:
+            parts = ", ".join(f"{k} {v:,}" for k, v in need.items() if v)
+            raise ValueError(f"the {'-'.join(map(str, spec.layers))} EqSpike core (P = {spec.lanes}, training = "
+                             f"{spec.training}) does not fit the {board}: its memories need {total:,} bits ({parts}), "
+                             f"the FPGA has {have:,} bits of block RAM; use fewer or narrower weights, inference "
+                             "only, or the other board")
+        return
     if design == "galton" or not isinstance(spec, EPCoreSpec):
         return
     need = spec.storage_bits()
@@ -108,7 +120,7 @@ def board_platform(board: str):
     raise ValueError(f"board must be one of {sorted(YOWASP_TOOLS)}, not {board!r}")
 
 
-DESIGNS = ("mock", "ep", "galton")
+DESIGNS = ("mock", "ep", "galton", "eqspike")
 
 
 def galton_throughput(
@@ -342,6 +354,14 @@ def synthesize(
         if not isinstance(spec, GaltonSpec):
             raise ValueError(f"design 'galton' needs a GaltonSpec, not {type(spec).__name__}")
         factory = None
+    elif design == "eqspike":
+        from spec.eqspike import EqSpikeSpec
+
+        from .eqspike_top import EqSpikeLinkSpec, eqspike_core_factory
+
+        if not isinstance(spec, EqSpikeSpec):
+            raise ValueError(f"design 'eqspike' needs an EqSpikeSpec, not {type(spec).__name__}")
+        factory = eqspike_core_factory()
     else:
         if not isinstance(spec, EPCoreSpec):
             raise ValueError(f"design {design!r} needs an EPCoreSpec, not {type(spec).__name__}")
@@ -383,6 +403,10 @@ def synthesize(
             f"elaborating galton for {board} (spec {spec.digest()[:12]}, N={spec.rows}, B={spec.boards}, "
             f"k={spec.prob_bits}, w={spec.prng_width}, rows per stage {rows_per_stage})"
         )
+    elif design == "eqspike":
+        top = BoardTop(factory, EqSpikeLinkSpec(spec), baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz)
+        say(f"elaborating eqspike for {board} (spec {spec.digest()[:12]}, layers {list(spec.layers)}, P={spec.lanes}, "
+            f"training={spec.training})")
     else:
         top = BoardTop(factory, spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz)
         say(f"elaborating {design} for {board} (spec {spec.digest()[:12]}, layers {list(spec.layers)}, P={spec.lanes})")

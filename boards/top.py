@@ -127,8 +127,9 @@ class BoardTop(Elaboratable):
                  timeout_s: float | None = 0.1, clock_mhz: float | None = None):
         if clock_mhz is not None and not (isinstance(clock_mhz, (int, float)) and clock_mhz > 0):
             raise ValueError(f"clock_mhz must be a positive number of MHz or None, not {clock_mhz!r}")
-        if not isinstance(spec, EPCoreSpec):
-            raise TypeError(f"spec must be an EPCoreSpec, not {type(spec).__name__}")
+        if not (isinstance(spec, EPCoreSpec) or getattr(spec, "kind", None) == "eqspike"):
+            raise TypeError(f"spec must be an EPCoreSpec or a boards.eqspike_top.EqSpikeLinkSpec, not "
+                            f"{type(spec).__name__}")
         self.core_factory = core_factory
         self.spec = spec
         self.baud = baud

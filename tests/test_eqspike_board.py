@@ -1,0 +1,69 @@
+"""EqSpike board top: EqSpikeCore behind the EP core's host link (boards/eqspike_top.py), driven through
+the simulated byte link (boards/simlink.py) by boards.eqspike_top.EqSpikeHost, against the twin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from boards.eqspike_top import EqSpikeHost, EqSpikeLinkSpec, eqspike_core_factory, storage_bits
+from boards.simlink import StreamSimTransport
+from boards.synth import check_fits
+from boards.top import LinkedCore
+from golden.eqspike.twin import EqSpikeTwin, init_weights
+from spec.eqspike import EqSpikeSpec
+
+
+def _board(spec, seed=0):
+    view = EqSpikeLinkSpec(spec)
+    dut = LinkedCore(eqspike_core_factory()(view), view, rx_fifo_depth=64)
+    return EqSpikeHost(StreamSimTransport(dut, seed=seed, idle_prob=0.2, stall_prob=0.2), spec)
+
+
+def _samples(spec, n, seed):
+    rng = np.random.default_rng(seed)
+    xs = rng.integers(0, 1 << spec.input_bits, size=(n, spec.layers[0]))
+    return xs, rng.integers(0, spec.layers[-1], size=n)
+
+
+def test_infer_and_train_through_link_equal_twin():
+    spec = EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=True, T1=8, T2=4)
+    weights = init_weights(spec, seed=2, scale=3.0)
+    host = _board(spec)
+    host.load_weights(weights)
+    back = host.read_weights()
+    for k, v in weights.items():
+        assert np.array_equal(back[k], np.asarray(v)), k
+    twin = EqSpikeTwin(spec, weights)
+    xs, ys = _samples(spec, 3, 1)
+    preds = host.infer(xs, ys)
+    assert preds == [int(twin.infer(x).pred) for x in xs]
+    c = host.counters()
+    assert c["samples"] == 3 and c["spikes"] > 0 and c["syn"] > 0 and c["words"] > 0
+    # two on-chip training steps, weights read back after each == the twin's
+    for i in range(2):
+        rec = twin.train_sample(xs[i], int(ys[i]))
+        assert host.train([xs[i]], [ys[i]]) == [int(rec.pred)]
+        got = host.read_weights()
+        for k, v in twin.weights.items():
+            assert np.array_equal(got[k], np.asarray(v)), (i, k)
+
+
+def test_spec_mismatch_refused():
+    spec = EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=False, T1=8)
+    other = EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=False, T1=9)
+    view = EqSpikeLinkSpec(spec)
+    dut = LinkedCore(eqspike_core_factory()(view), view, rx_fifo_depth=64)
+    from boards.host import SpecMismatchError
+
+    with pytest.raises(SpecMismatchError, match="spec id"):
+        EqSpikeHost(StreamSimTransport(dut), other)
+
+
+def test_fit_check_refuses_too_big_spec():
+    big = EqSpikeSpec(layers=(784, 2000, 10), lanes=8, training=True)
+    need = sum(storage_bits(big).values())
+    with pytest.raises(ValueError, match=r"^the 784-2000-10 EqSpike core .*does not fit the icebreaker.*bits"):
+        check_fits("icebreaker", "eqspike", big)
+    assert need > 30 * 4096 + 4 * 256 * 1024
+    check_fits("ulx3s", "eqspike", EqSpikeSpec(layers=(16, 8, 4), lanes=4))  # fits: no error
