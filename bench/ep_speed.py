@@ -14,6 +14,16 @@ reference code of Laborieux et al. (its own ``train()`` / ``evaluate()`` functio
     not in the reference). Our relaxation loop is the spectral one (golden.ep.spectral) unless
     --conv-algo direct; the JSON records which ran.
 
+When --ebl (or $EPFORGE_EBL) names a clone of the energy-based-learning library of Scellier et
+al. (NeurIPS 2023; bench/_ebl_reference.py drives its own Trainer.run()), rows "... (EBL)" put it
+beside ours: its MLP 784-512-10 (hard-sigmoid hidden, linear output, squared error) with T1 30
+free + 2 x T2 10 nudged iterations at batch 50, and its ConvHopfieldEnergy28 at T1 200 / T2 10,
+batch 100, both against our symmetric estimator (its centred EP). Its iteration is an exact,
+asynchronous layer-wise fixed-point update and its free phase starts from the previous batch's
+state; ours is an Euler step from zero -- the JSON's "ebl.differences" lists these beside the
+figures. --accuracy-samples N trains both MLPs for one pass over N training images and reports
+test accuracy (ours with its own MLP recipe, the library with its SGD recipe).
+
 Timing is wall-clock (time.perf_counter) over the stated number of samples after warm-up. The
 reference's train() ends its epoch with an evaluation of one test batch; that evaluation is timed
 on its own and subtracted. Results go to --json (atomically) and a table is printed.
@@ -59,6 +69,53 @@ def reference_helper() -> types.ModuleType:
         sys.modules[name] = mod
         spec.loader.exec_module(mod)
     return sys.modules[name]
+
+
+def ebl_helper() -> types.ModuleType:
+    """bench/_ebl_reference.py, imported from its file."""
+    name = "epforge_bench_ebl_reference"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_ebl_reference.py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+EBL_DIFFERENCES = [
+    "iteration: EBL = exact layer-wise fixed-point update, asynchronous (even then odd layers); ours = one Euler "
+    "step of all layers (synchronous)",
+    "free phase start: EBL = previous batch's final state; ours = zero state every batch",
+    "units: EBL MLP = hard-sigmoid hidden, linear output, squared error; ours MLP = my_sigmoid on all layers, MSE",
+    "estimator: EBL centred EP (+beta and -beta nudged phases of T2 each) = our symmetric estimator; EBL beta 0.2 "
+    "(MLP) / 0.4 (conv), ours 0.1 / 0.4",
+    "optimizer: EBL plain SGD lr 0.05 per tensor; ours Adam (the reference's recipe)",
+]
+
+
+def ours_accuracy(spec, p: dict[str, Any], batch: int, x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor,
+                  yt: torch.Tensor, seed: int) -> dict[str, Any]:
+    """Test accuracy of ours after one pass over ``(x, y)`` (symmetric estimator), and its training time."""
+    from golden.train import build, evaluate, train_batch
+
+    cfg = _config(spec, p, "symmetric", batch, None)
+    net, opt, _ = build(cfg, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(x), generator=gen)
+    t0 = time.perf_counter()
+    for b in range(math.ceil(len(x) / batch)):
+        idx = perm[b * batch:(b + 1) * batch]
+        train_batch(net, cfg, opt, x[idx], y[idx], gen)
+    sec = time.perf_counter() - t0
+    return {"train_samples": len(x), "train_seconds": sec, "samples_per_s": len(x) / sec,
+            "test_samples": len(xt), "test_acc": evaluate(net, xt, yt, p["T1"], INFER_BATCH)}
+
+
+def ebl_accuracy(eh, lib, batch: int, x, y, xt, yt, seed: int) -> dict[str, Any]:
+    m = eh.build(lib, "mlp")
+    t = eh.time_training(lib, "mlp", x, y, batch, seed, warmup_batches=0, model=m)
+    return {"train_samples": len(x), "train_seconds": t["seconds"], "samples_per_s": t["samples_per_s"],
+            "test_samples": len(xt), "test_acc": eh.evaluate(lib, m, xt, yt, INFER_BATCH)}
 
 
 def default_data_dir(arg: str | None) -> str | None:
@@ -184,13 +241,15 @@ def full_batches(n: int, batch: int, minimum: int = 1) -> int:
 
 
 def _row(name: str, model: str, mode: str, batch: int, p: dict[str, Any], estimator: str | None,
-         settle_tol: float | None, ours: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
+         settle_tol: float | None, ours: dict[str, Any], ref: dict[str, Any] | None,
+         who: str = "reference") -> dict[str, Any]:
     ratio = None
     if ref is not None and ref.get("samples_per_s"):
         ratio = ours["samples_per_s"] / ref["samples_per_s"]
     return {"config": name, "model": model, "mode": mode, "batch": batch, "T1": p["T1"],
             "T2": p["T2"] if mode == "training" else None, "beta": p["beta"] if mode == "training" else None,
-            "estimator": estimator, "settle_tol": settle_tol, "ours": ours, "reference": ref, "ratio": ratio}
+            "estimator": estimator, "settle_tol": settle_tol, "ours": ours, "reference": ref, "ratio": ratio,
+            "against": "energy-based-learning (Scellier et al.)" if who == "ebl" else "Laborieux et al."}
 
 
 def _run_ref(fn, *a, **k) -> dict[str, Any]:
@@ -222,6 +281,18 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
     result["reference"] = {"used": mu is not None, "note": note,
                            "path": str(ref_path) if ref_path else None,
                            "commit": ref_helper.commit_of(ref_path) if ref_path else None}
+    eh = ebl_helper()
+    ebl_path, ebl_note = eh.resolve(args.ebl)
+    lib = None
+    if ebl_path is not None:
+        try:
+            lib = eh.load(ebl_path)
+        except Exception as e:
+            ebl_note = (f"energy-based-learning library at {ebl_path} could not be imported "
+                        f"({type(e).__name__}: {e}); skipped")
+    result["ebl"] = {"used": lib is not None, "note": ebl_note, "path": str(ebl_path) if ebl_path else None,
+                     "commit": eh.commit_of(ebl_path) if ebl_path else None, "differences": EBL_DIFFERENCES}
+    log(f"ebl: {ebl_note}" + ("" if lib is not None else " -- EBL rows skipped"))
     if result["machine"]["busy_warning"]:
         log(f"warning: {result['machine']['busy_warning']}")
     log(f"reference: {note}" + ("" if mu is not None else " -- reference columns skipped"))
@@ -258,6 +329,16 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
                                                        est == "symmetric", args.seed)
                 report(_row(f"mlp train b{batch} {est}", "mlp 784-512-10", "training", batch, MLP, est, None,
                             ours, ref))
+                if lib is not None and batch == eh.MLP["batch"] and est == "symmetric":
+                    e = _run_ref(eh.time_training, lib, "mlp", x, y, batch, args.seed,
+                                 warmup_batches=args.warmup_batches)
+                    report(_row(f"mlp train b{batch} symmetric vs centred (EBL)", "mlp 784-512-10", "training",
+                                batch, MLP, est, None, ours, e, who="ebl"))
+                    # ours with the library's hidden activation (our output layer keeps the same activation)
+                    hs = ours_training(mnist_mlp(activation="hard_sigmoid"), MLP, est, batch, None, x, y,
+                                       args.warmup_batches, args.seed)
+                    report(_row(f"mlp train b{batch} symmetric hard_sigmoid vs centred (EBL)", "mlp 784-512-10",
+                                "training", batch, MLP, est, None, hs, e, who="ebl"))
         n = full_batches(args.mlp_samples, INFER_BATCH)
         x, y = x_all[:n], y_all[:n]
         ours = ours_inference(spec, MLP["T1"], x, y, INFER_BATCH, args.seed)
@@ -278,8 +359,26 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
                                                    est == "symmetric", args.seed)
             report(_row(f"conv train b{batch} {est}", "conv 1-32-64 fc10", "training", batch, CONV, est, None,
                         exact, ref))
+            if lib is not None and est == "symmetric":
+                e = _run_ref(eh.time_training, lib, "conv", x, y, batch, args.seed, warmup_batches=1)
+                report(_row(f"conv train b{batch} symmetric vs centred (EBL)", "conv 1-32-64 fc10", "training",
+                            batch, CONV, est, None, exact, e, who="ebl"))
             report(_row(f"conv train b{batch} {est}, ours settle_tol={args.settle_tol:g}", "conv 1-32-64 fc10",
                         "training", batch, CONV, est, args.settle_tol, settled, ref))
+    if args.accuracy_samples:
+        from golden.data import load_dataset, load_mnist_or_subset
+
+        n = full_batches(args.accuracy_samples, 50)
+        xa, ya, _ = load_images(data_dir, n)
+        ts = load_mnist_or_subset("test", data_dir) if data_dir is not None else load_dataset("mnist-subset", "test")
+        xt = torch.from_numpy(ts.images).to(torch.float32).div_(255.0)[:args.test_samples]
+        yt = torch.from_numpy(ts.labels).long()[:args.test_samples]
+        acc = {"ours": ours_accuracy(mnist_mlp(), MLP, 50, xa, ya, xt, yt, args.seed)}
+        log(f"  accuracy after one pass over {n}: ours {acc['ours']['test_acc']:.4f}")
+        if lib is not None:
+            acc["ebl"] = _run_ref(ebl_accuracy, eh, lib, 50, xa, ya, xt, yt, args.seed)
+            log(f"  accuracy after one pass over {n}: EBL {acc['ebl'].get('test_acc')}")
+        result["accuracy"] = acc
     result["machine"]["loadavg_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return result
 
@@ -304,6 +403,16 @@ def format_table(result: dict[str, Any]) -> str:
         out.append(f"warning: {m['busy_warning']}")
     if not result["reference"]["used"]:
         out.append(f"reference skipped: {result['reference']['note']}")
+    ebl = result.get("ebl", {})
+    if ebl.get("used"):
+        out.append("rows '(EBL)': reference column = the energy-based-learning library; differences: "
+                   + "; ".join(ebl["differences"]))
+    elif ebl:
+        out.append(f"EBL skipped: {ebl['note']}")
+    for who, a in result.get("accuracy", {}).items():
+        if a.get("test_acc") is not None:
+            out.append(f"accuracy after one pass over {a['train_samples']} images, {who}: test {a['test_acc']:.4f} "
+                       f"on {a['test_samples']} ({a['samples_per_s']:.1f} samples/s)")
     return "\n".join(out)
 
 
@@ -312,6 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=None,
                    help="directory of a clone of Laborieux-Axel/Equilibrium-Propagation (holding model_utils.py); "
                         "default $EPFORGE_REFERENCE; without it the reference columns are skipped")
+    p.add_argument("--ebl", default=None,
+                   help="directory of a clone of rain-neuromorphics/energy-based-learning; default $EPFORGE_EBL; "
+                        "without it the EBL rows are skipped")
+    p.add_argument("--accuracy-samples", type=int, default=0,
+                   help="also train ours and (with --ebl) the library's MLP for one pass over this many training "
+                        "images at batch 50 and report test accuracy (default 0: off; 60000 = one MNIST epoch)")
+    p.add_argument("--test-samples", type=int, default=10000,
+                   help="test images for --accuracy-samples (default 10000)")
     p.add_argument("--data-dir", default=None,
                    help="data root searched for MNIST (default $EPFORGE_DATA, else ../shared/data next to the repo "
                         "if present, else the embedded subset, repeated)")
@@ -348,6 +465,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("threads", "mlp_samples", "conv_samples"):
         if getattr(args, name) <= 0:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be positive")
+    if args.accuracy_samples < 0:
+        raise SystemExit(f"error: --accuracy-samples must be >= 0, not {args.accuracy_samples}")
+    if args.test_samples <= 0:
+        raise SystemExit(f"error: --test-samples must be positive, not {args.test_samples}")
     if args.warmup_batches < 0:
         raise SystemExit("error: --warmup-batches must be >= 0")
     if not args.settle_tol > 0:
