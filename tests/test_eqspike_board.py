@@ -67,3 +67,18 @@ def test_fit_check_refuses_too_big_spec():
         check_fits("icebreaker", "eqspike", big)
     assert need > 30 * 4096 + 4 * 256 * 1024
     check_fits("ulx3s", "eqspike", EqSpikeSpec(layers=(16, 8, 4), lanes=4))  # fits: no error
+
+
+def test_cli_refuses_spec_that_does_not_fit(tmp_path, capsys):
+    from boards.__main__ import main
+
+    spec_file = tmp_path / "big.toml"
+    spec_file.write_text(EqSpikeSpec(layers=(784, 300, 10), lanes=8, training=True).to_toml())
+    out = tmp_path / "out"
+    rc = main(["synth", "--board", "ulx3s", "--design", "eqspike", "--spec", str(spec_file), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert "784-300-10 EqSpike core" in err[0] and "does not fit the ulx3s" in err[0]
+    assert not out.exists()  # refused before any tool ran or any directory was made
+    rc = main(["synth", "--board", "ulx3s", "--design", "eqspike", "--out", str(out)])
+    assert rc == 2 and "--design eqspike needs --spec" in capsys.readouterr().err
