@@ -1,6 +1,7 @@
 """Open-toolchain synthesis of a board top (yosys + nextpnr via YoWASP) and its resource/Fmax report.
 
-:func:`synthesize` builds :class:`boards.top.BoardTop` (designs ``mock``/``ep``) or
+:func:`synthesize` builds :class:`boards.top.BoardTop` (designs ``mock``/``ep``; ``eqspike`` through
+:mod:`boards.eqspike_top`) or
 :class:`boards.galton_top.GaltonBoardTop` (design ``galton``) for a board with amaranth-boards
 (``do_program=False``), then parses nextpnr's log (``top.tim``: the "Device utilisation" block and
 the "Max frequency for clock" lines) and yosys' log (``top.rpt``: the final cell statistics) into
