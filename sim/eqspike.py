@@ -1,0 +1,208 @@
+"""EqSpike core on generated Verilog (cocotb, Icarus or Verilator) against its twin, compared with ``==``.
+
+:func:`run_eqspike` builds the Verilog of :class:`hdl.eqspike.EqSpikeCore` for a spec, packs a job
+(the weight image as element writes, then :class:`Item` s: pixel inference, AER inference, on-chip
+training samples, register writes, read-backs of every weight and bias) and runs
+:mod:`sim.eqspike_bench` on the chosen simulator with seeded random stalls on every stream.
+:func:`compare_with_twin` replays the same job on :class:`golden.eqspike.twin.EqSpikeTwin` and returns
+every mismatch (predictions, output states, spike / synaptic-event / weight-word counters, every weight
+and bias after every read-back, the AER error counter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from golden.eqspike.twin import EqSpikeTwin
+from hdl.eqspike import CTRL_AER, CTRL_TRAIN, REG_CTRL, REG_SEED, REG_T1, REGISTERS, _ubits, aer_addr_bits, wcmd_fields
+from hdl.eqspike_host import pack
+from spec.eqspike import EqSpikeSpec
+
+from .runner import run_cocotb, verilog_of
+
+
+@dataclass
+class Item:
+    """One sample. ``kind``: ``"infer"`` (pixels), ``"aer"`` (address events) or ``"train"`` (pixels + label).
+
+    ``steps`` (AER): per time step the input neurons that spike; ``bad`` (AER): per step extra addresses
+    ≥ N0 sent among them (the core drops and counts them). ``T``: REG_T1 for this sample (inference;
+    default the spec's T1; AER: ``len(steps)``). ``reseed``: REG_SEED written before the sample.
+    ``readback``: every weight and bias read back after the sample."""
+
+    kind: str
+    x: np.ndarray | None = None
+    label: int = 0
+    steps: list[list[int]] | None = None
+    bad: list[list[int]] | None = None
+    T: int | None = None
+    reseed: int | None = None
+    readback: bool = False
+
+
+@dataclass
+class Report:
+    simulator: str
+    samples: int = 0
+    training_steps: int = 0
+    compared: dict = field(default_factory=lambda: {"preds": 0, "states": 0, "counters": 0, "weight_arrays": 0})
+    mismatches: list[str] = field(default_factory=list)
+    cycles: list[int] = field(default_factory=list)
+    wall_s: float = 0.0
+    sim_time_ns: int = 0
+
+
+def elements(spec: EqSpikeSpec):
+    """(name, array index, i, j) of every weight and bias in the order of a load / read-back."""
+    L = spec.n_layers
+    for l in range(L):
+        for i in range(spec.layers[l + 1]):
+            for j in range(spec.layers[l]):
+                yield f"w{l}", l, i, j
+    for l in range(L):
+        for i in range(spec.layers[l + 1]):
+            yield f"b{l}", L + l, i, 0
+
+
+def wcmd_word(spec: EqSpikeSpec, wf: dict, read: int, array: int, i: int, j: int, value: int) -> int:
+    P = spec.lanes
+    return pack([(read, wf["read"]), (array, wf["array"]), (i // P, wf["i_word"]), (i % P, wf["i_lane"]),
+                 (j // P, wf["j_word"]), (j % P, wf["j_lane"]), (value, wf["data"])])
+
+
+def unpack_readback(spec: EqSpikeSpec, words: list[int]) -> dict[str, np.ndarray]:
+    bits = wcmd_fields(spec)["data"]
+    out = {k: np.zeros(v, np.int64) for k, v in spec.weight_shapes().items()}
+    for (name, _a, i, j), w in zip(elements(spec), words, strict=True):
+        v = int(w) & ((1 << bits) - 1)
+        v = v - (1 << bits) if v >> (bits - 1) else v
+        if out[name].ndim == 2:
+            out[name][i, j] = v
+        else:
+            out[name][i] = v
+    return out
+
+
+def words_read(spec: EqSpikeSpec, spikes: list[int]) -> int:
+    """Weight words the event engine reads for these spikes per layer (one word per event and target word)."""
+    L = spec.n_layers
+    return sum(n * ((spec.tiles(l + 1) if l < L else 0) + (spec.tiles(l - 1) if l >= 2 else 0))
+               for l, n in enumerate(spikes))
+
+
+def _item_T(spec: EqSpikeSpec, it: Item) -> int:
+    if it.kind == "aer":
+        return len(it.steps)
+    if it.kind == "train":
+        return spec.T1
+    return it.T or spec.T1
+
+
+def make_job(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item], *, seed: int = 1,
+             idle_prob: float = 0.0, stall_prob: float = 0.0, readback_initial: bool = True,
+             timeout_ns: int | None = None) -> dict:
+    wf = wcmd_fields(spec)
+    P, lb, ab, ib = spec.lanes, _ubits(spec.layers[-1] - 1), aer_addr_bits(spec), spec.input_bits
+    load = [wcmd_word(spec, wf, 0, a, i, j, int(weights[n][i, j] if weights[n].ndim == 2 else weights[n][i]))
+            for n, a, i, j in elements(spec)]
+    rb = [wcmd_word(spec, wf, 1, a, i, j, 0) for _n, a, i, j in elements(spec)]
+    jitems = []
+    for it in items:
+        if it.kind not in ("infer", "aer", "train"):
+            raise ValueError(f"item kind must be 'infer', 'aer' or 'train', not {it.kind!r}")
+        regs = [] if it.reseed is None else [[REG_SEED, int(it.reseed)]]
+        regs += [[REG_CTRL, {"infer": 0, "aer": CTRL_AER, "train": CTRL_TRAIN}[it.kind]], [REG_T1, _item_T(spec, it)]]
+        if it.kind == "aer":
+            beats = []
+            for t, evs in enumerate(it.steps):
+                sent = list(evs) + (list(it.bad[t]) if it.bad else [])
+                sent = sorted(sent, key=lambda a, t=t: (a * 2654435761 + t) % 1021)  # bad ones mixed in
+                beats += [pack([(a, ab), (0, 1)]) for a in sent] + [pack([(0, ab), (1, 1)])]
+            stream = "aer"
+        else:
+            x = [int(v) for v in it.x] + [0] * (spec.tiles(0) * P - len(it.x))
+            beats = [pack([(v, ib) for v in x[t * P:(t + 1) * P]] + [(int(it.label), lb)])
+                     for t in range(spec.tiles(0))]
+            stream = "inp"
+        jitems.append({"regs": regs, "stream": stream, "beats": beats, "readback": it.readback})
+    return {"seed": seed, "idle_prob": idle_prob, "stall_prob": stall_prob, "timeout_ns": timeout_ns,
+            "regs": {k[4:]: v for k, v in REGISTERS.items()}, "load": load, "readback_cmds": rb,
+            "readback_initial": readback_initial, "items": jitems}
+
+
+def run_eqspike(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item], simulator: str, *,
+                build_root: Path | None = None, seed: int = 1, idle_prob: float = 0.0, stall_prob: float = 0.0,
+                readback_initial: bool = True, timeout_ns: int | None = None, verilog: str | None = None) -> dict:
+    """Run the generated Verilog (``verilog``: already generated text, else built here); the bench's raw result."""
+    from hdl.eqspike import EqSpikeCore
+
+    if verilog is None:
+        verilog = verilog_of(EqSpikeCore(spec), "eqspike_core")
+    job = make_job(spec, weights, items, seed=seed, idle_prob=idle_prob, stall_prob=stall_prob,
+                   readback_initial=readback_initial, timeout_ns=timeout_ns)
+    return run_cocotb(verilog, "eqspike_core", "sim.eqspike_bench", simulator, build_root, job=job, seed=seed)
+
+
+def compare_with_twin(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item], result: dict,
+                      simulator: str, *, twin: EqSpikeTwin | None = None, max_report: int = 20) -> Report:
+    """Replay the job on the twin (or on ``twin``, e.g. a deliberately corrupted one) and list every difference."""
+    rep = Report(simulator, wall_s=result.get("wall_s", 0.0), sim_time_ns=int(result.get("sim_time_ns", 0)))
+    twin = EqSpikeTwin(spec, weights) if twin is None else twin
+    lb, sb, n_out = _ubits(spec.layers[-1] - 1), spec.state_bits, spec.layers[-1]
+
+    def bad(msg):
+        rep.mismatches.append(msg if len(rep.mismatches) < max_report else "…")
+
+    def check_weights(where, words):
+        got = unpack_readback(spec, words)
+        for k, v in twin.weights.items():
+            rep.compared["weight_arrays"] += 1
+            if not np.array_equal(got[k], v):
+                bad(f"{where}: {k} differs in {int((got[k] != v).sum())} elements")
+
+    if result["spec_id"] != spec.spec_id:
+        bad(f"SPEC_ID register {result['spec_id']:#x} != {spec.spec_id:#x}")
+    if "readback_initial" in result:
+        check_weights("initial read-back", result["readback_initial"])
+    n_bad = 0
+    for n, (it, res) in enumerate(zip(items, result["items"], strict=True)):
+        if it.reseed is not None:
+            twin.reseed(it.reseed)
+        T = _item_T(spec, it)
+        if it.kind == "train":
+            rec = twin.train_sample(np.asarray(it.x), int(it.label))
+            rep.training_steps += 1
+        elif it.kind == "aer":
+            rec = twin.infer_events(it.steps)
+            n_bad += sum(len(b) for b in (it.bad or []))
+        else:
+            rec = twin.infer(np.asarray(it.x), T=None if T == spec.T1 else T)
+        rep.samples += 1
+        w = int(res["out"])
+        pred, states = w & ((1 << lb) - 1), [(w >> (lb + i * sb)) & ((1 << sb) - 1) for i in range(n_out)]
+        rep.compared["preds"] += 1
+        if pred != rec.pred:
+            bad(f"item {n} ({it.kind}): prediction {pred} != twin {rec.pred}")
+        rep.compared["states"] += 1
+        if states != rec.phases[0].s[-1][0].tolist():
+            bad(f"item {n} ({it.kind}): output states {states} != twin {rec.phases[0].s[-1][0].tolist()}")
+        c = res["counters"]
+        rep.cycles.append(int(c["CYCLES"]))
+        want = {"SPIKES": sum(sum(p.spikes) for p in rec.phases)}
+        if it.kind != "train":
+            ph = rec.phases[0]
+            want.update(SYN=ph.synaptic_events, WORDS=words_read(spec, ph.spikes))
+        for k, v in want.items():
+            rep.compared["counters"] += 1
+            if int(c[k]) != v:
+                bad(f"item {n} ({it.kind}): {k} counter {c[k]} != twin {v}")
+        if it.readback:
+            check_weights(f"item {n} ({it.kind})", res["readback"])
+    if result["end"]["AER_BAD"] != n_bad:
+        bad(f"REG_AER_BAD {result['end']['AER_BAD']} != {n_bad} events sent for neurons that do not exist")
+    if result["end"]["SAMPLES"] != len(items):
+        bad(f"REG_SAMPLES {result['end']['SAMPLES']} != {len(items)}")
+    return rep
