@@ -245,6 +245,10 @@ class EqSpikeCore(wiring.Component):
             raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
         if spec.weight_kind != "fixed":
             raise ValueError(f"EqSpikeCore implements weight_kind='fixed' only, not {spec.weight_kind!r}")
+        if spec.training and spec.update_apply != "online":
+            raise ValueError(f"EqSpikeCore implements update_apply='online' only (every step's weight changes written "
+                             f"after the step), not {spec.update_apply!r}: the 'sample' rule's pending memory is "
+                             f"twin-only (spec.eqspike)")
         self.spec = spec
         self.init = memory_images(spec, weights) if weights is not None else None
         P, L = spec.lanes, spec.n_layers

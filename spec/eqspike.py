@@ -69,8 +69,22 @@ and one for the writes); it must not let a write of step t reach a read of step 
 
 Phases: free phase T1 steps from s = 0, traces 0 and residues 0 (``encoder_phase="zero"``) or drawn
 (``"random"``); nudged phases T2 steps each, starting from the free phase's end (states, residues,
-traces copied): +β (one-sided), or +β then −β (symmetric). Updates are applied online: the −β
-phase runs with the weights the +β phase left. Inference = the free phase; the class is the argmax
+traces copied): +β (one-sided), or +β then −β (symmetric). ``update_apply`` says when the changes
+reach the weights:
+
+* ``online`` (default; what the RTL implements): every step's rounded, saturated changes are written
+  after that step's accumulation, so the rest of the nudged phase and the −β phase run with the
+  weights the updates left;
+* ``sample`` (twin only; the RTL refuses it): each weight and bias has a pending sum P, exact, in
+  trace LSBs: every nudged step adds σ·D (``update = "spike"``; ternary: the step's σ·D << ternary_shift
+  in weight LSBs) and nothing is written during the sample; after the last nudged phase
+  ``w ← sat(w + shift_round(P, update_shift(l), update_rounding))`` (ternary: ``sat(w + P)``), the same
+  for the biases with ``bias_update_shift``, then P ← 0. Both nudged phases and every step of them
+  run with the weights of the sample's start, as the float model's batch update does. Cost in
+  hardware: a pending memory beside the weight memory, ``pending_bits(l)`` bits per weight
+  (:meth:`EqSpikeSpec.pending_bits`), and one read-modify-write sweep of every weight per sample.
+  Measured (docs/eqspike.md §7): the online rule's −β phase sees the +β phase's changes, which on
+  batch-1 MNIST costs ≈ 10 points of test accuracy at equal η. Inference = the free phase; the class is the argmax
 of the output states (lowest index on ties).
 
 Randomness
@@ -109,6 +123,7 @@ SPEC_FORMAT = "epforge-eqspike-spec/1"
 ENCODERS = ("sigma-delta", "stochastic")
 ENCODER_PHASES = ("zero", "random")
 UPDATES = ("spike", "ternary")
+UPDATE_APPLIES = ("online", "sample")
 ESTIMATORS = ("one-sided", "symmetric")
 WEIGHT_KINDS = ("fixed", "ternary")
 DETERMINISTIC_ROUNDINGS = ("floor", "half_up")
@@ -157,6 +172,8 @@ class EqSpikeSpec(LaneBank, SpecFile):
     update : ``spike`` (Δŝ-weighted) or ``ternary`` (±2^ternary_shift LSB per event, comparators at
         ±update_theta trace LSBs).
     estimator : ``one-sided`` (+β) or ``symmetric`` (+β then −β).
+    update_apply : ``online`` (every step's changes written after the step; the RTL's) or ``sample`` (pending
+        sums, one rounding and write per weight at the sample's end; twin only).
     T1, T2 : free and nudged phase steps (< 2^step_bits).
     seed : PRNG seed at reset.
     """
@@ -188,6 +205,7 @@ class EqSpikeSpec(LaneBank, SpecFile):
     update_theta: int = 655
     ternary_shift: int = 0
     estimator: str = "symmetric"
+    update_apply: str = "online"
     T1: int = 64
     T2: int = 32
     step_bits: int = 12
@@ -235,7 +253,7 @@ class EqSpikeSpec(LaneBank, SpecFile):
                                  f"and per-event updates is not offered: see spec.eqspike), not "
                                  f"{getattr(self, name)!r}")
         for name, allowed in (("encoder", ENCODERS), ("encoder_phase", ENCODER_PHASES), ("update", UPDATES),
-                              ("estimator", ESTIMATORS)):
+                              ("estimator", ESTIMATORS), ("update_apply", UPDATE_APPLIES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         _int_in("update_theta", self.update_theta, 0, (1 << self.trace_frac) - 1)
@@ -373,6 +391,17 @@ class EqSpikeSpec(LaneBank, SpecFile):
         lr = self.lr_shift[l] if lr_shift is None else lr_shift
         return self.trace_frac + lr + int(self.symmetric) - self.beta_shift - self.bias_frac[l]
 
+    def pending_bound(self, l: int) -> int:
+        """Largest |pending sum| of a weight of connection l over one sample (``update_apply = "sample"``):
+        per nudged step |D| <= 2·2^TF (spike; two terms, |Δŝ| <= 2^TF) or 2·2^ternary_shift (ternary)."""
+        per = 2 << (self.ternary_shift if self.update == "ternary" else self.trace_frac)
+        return (2 if self.symmetric else 1) * self.T2 * per
+
+    def pending_bits(self, l: int) -> int:
+        """Signed width of a pending sum of connection l (``update_apply = "sample"``)."""
+        b = self.pending_bound(l)
+        return bits_for_signed(-b, b)
+
     def check_lr_shift(self, lr_shift: Any) -> tuple[int, ...]:
         """Validate run-time η register values (one per connection, or one for all); returns the tuple.
 
@@ -425,6 +454,8 @@ class EqSpikeSpec(LaneBank, SpecFile):
     # --- serialisation ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if d["update_apply"] == "online":  # added later: left out at its default, so earlier digests and images hold
+            del d["update_apply"]
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
     @classmethod

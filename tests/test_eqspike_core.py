@@ -484,3 +484,13 @@ def test_seed_register_reseeds_like_the_twin():
     assert [g[1] for g in got] == [w.phases[0].s[-1][0].tolist() for w in want]
     stale = EqSpikeTwin(spec, weights)  # without the reseed the stream would differ
     assert [stale.infer(x).phases[0].s[-1][0].tolist() for x in xs] != [g[1] for g in got]
+
+
+def test_core_refuses_the_twin_only_sample_update_apply():
+    """``update_apply = "sample"`` (pending sums written at the sample's end) is a twin rule the RTL does not
+    implement: a training core refuses it with a message naming the field; an inference core does not update."""
+    with pytest.raises(ValueError, match=r"update_apply='online' only .* not 'sample'"):
+        EqSpikeCore(EqSpikeSpec(layers=(16, 8, 4), lanes=4, update_apply="sample"))
+    from amaranth.hdl import Fragment
+
+    Fragment.get(EqSpikeCore(EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=False, update_apply="sample")), None)

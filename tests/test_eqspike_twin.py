@@ -76,6 +76,7 @@ def test_stochastic_encoder_probability_is_exact_for_states():
     ("estimator", "random-sign", "estimator must be one of"),
     ("trace_stages", 3, r"trace_stages must be an integer in 1\.\.2, not 3"),
     ("training", "yes", "training must be true or false"),
+    ("update_apply", "batch", r"update_apply must be one of \('online', 'sample'\), not 'batch'"),
 ])
 def test_spec_validation_messages(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -98,7 +99,8 @@ def test_spec_round_trip_and_digest_changes_with_every_field():
            "bias_frac": (13,), "eps_shift": 3, "trace_shift": 4, "trace_stages": 1, "beta_shift": 2,
            "lr_shift": (7, 8), "state_rounding": "floor", "trace_rounding": "floor", "update_rounding": "floor",
            "encoder": "stochastic", "encoder_phase": "zero", "update": "ternary", "update_theta": 100,
-           "ternary_shift": 1, "estimator": "one-sided", "T1": 32, "T2": 16, "step_bits": 13, "seed": 7}
+           "ternary_shift": 1, "estimator": "one-sided", "update_apply": "sample", "T1": 32, "T2": 16,
+           "step_bits": 13, "seed": 7}
     digests = {s.digest()}
     for f in dataclasses.fields(EqSpikeSpec):
         assert f.name in alt, f"no alternative value for {f.name}"
@@ -425,3 +427,106 @@ def test_batch1_reference_bench_smoke(tmp_path, capsys):
         cosines = [float(v) for v in re.findall(r"cos\([^)]*\) (-?[0-9.]+)", ln)]
         assert len(cosines) == 2 and all(-1 <= c <= 1 for c in cosines), ln
     assert mod.main(["noise", "--dataset", "mnist-subset", "--lrs", "0"]) == 2
+
+
+# --- update_apply = "sample": pending sums, one rounding and write per weight at the sample's end ----------------
+def _sample_rule_reference(spec, weights, x, label, skip=0):
+    """An independent reading of spec.eqspike's ``update_apply = "sample"`` rule in Python integers: the sample's
+    steps run on the sample-start weights (the twin's step, which the online tests check), the pending sums
+    Σ σ·D are added up weight by weight from the spikes and trace changes, then rounded once with
+    spec.fixed.shift_round and saturated. ``skip``: training samples the core ran before (PRNG draws to skip)."""
+    from spec.fixed import saturate, shift_round
+
+    probe = EqSpikeTwin(spec, weights)
+    if probe.prng is not None and skip:
+        probe.prng.take(skip * spec.draws_per_sample(True))
+    L = spec.n_layers
+    steps = []
+    probe._apply_update = lambda e, dtr, sigma: steps.append((e, dtr, sigma)) or (0, 0)
+    spec_online = dataclasses.replace(spec, update_apply="online")
+    probe.spec = spec_online  # the step loop with no writes: _apply_update is the recorder above
+    probe.train_sample(x, label)
+    tern = spec.update == "ternary"
+
+    def g(d):
+        return (1 if d > spec.update_theta else -1 if d < -spec.update_theta else 0) if tern else int(d)
+
+    out = {k: np.array(v, dtype=np.int64) for k, v in weights.items()}
+    for l in range(L):
+        n_post, n_pre = out[f"w{l}"].shape
+        pw = [[0] * n_pre for _ in range(n_post)]
+        pb = [0] * n_post
+        for e, dtr, sigma in steps:
+            for i in range(n_post):
+                gi = g(dtr[l][0][i])
+                pb[i] += sigma * gi
+                for j in range(n_pre):
+                    d = int(e[l][0][j]) * gi + (int(e[l + 1][0][i]) * g(dtr[l - 1][0][j]) if l >= 1 else 0)
+                    pw[i][j] += sigma * d
+        lo, hi = spec.element_range(f"w{l}")
+        blo, bhi = spec.element_range(f"b{l}")
+        for i in range(n_post):
+            for j in range(n_pre):
+                inc = pw[i][j] << spec.ternary_shift if tern else shift_round(pw[i][j], spec.update_shift(l),
+                                                                               spec.update_rounding)
+                out[f"w{l}"][i, j] = saturate(int(out[f"w{l}"][i, j]) + inc, lo, hi)
+            inc = pb[i] << spec.ternary_shift if tern else shift_round(pb[i], spec.bias_update_shift(l),
+                                                                       spec.update_rounding)
+            out[f"b{l}"][i] = saturate(int(out[f"b{l}"][i]) + inc, blo, bhi)
+    return out, len(steps)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(),
+    dict(estimator="one-sided", update_rounding="floor"),
+    dict(update="ternary", update_theta=40, ternary_shift=1),
+    dict(layers=(784, 10, 8, 10), lr_shift=(4, 5, 6), encoder="stochastic"),
+])
+def test_sample_update_apply_equals_its_reference(subset, kw):
+    """``update_apply = "sample"`` == the rule written out weight by weight (bit-exact), two samples in a row
+    (the pending sums are cleared between samples), and differs from the online rule on the same sample."""
+    d = dict(layers=(784, 12, 10), lanes=4, T1=16, T2=8, lr_shift=(3, 4), weight_frac=(12,))
+    d.update(kw)
+    s = EqSpikeSpec(update_apply="sample", **d)
+    w0 = init_weights(s, 3, scale=2.0)
+    tw = EqSpikeTwin(s, w0)
+    ref = prev = w0
+    for n in (0, 1):
+        x, y = subset[0][n], int(subset[1][n])
+        rec = tw.train_sample(x, y)
+        ref, nsteps = _sample_rule_reference(s, ref, x, y, skip=n)
+        assert nsteps == s.T2 * (2 if s.symmetric else 1)
+        for k in ref:
+            assert np.array_equal(tw.weights[k], ref[k]), (n, k)
+        changed = sum(int(np.count_nonzero(tw.weights[k] != v)) for k, v in prev.items())
+        assert rec.phases[-1].weight_writes == changed > 0
+        prev = tw.weights
+        assert all(ph.weight_writes == 0 for ph in rec.phases[:-1])
+    online = EqSpikeTwin(dataclasses.replace(s, update_apply="online"), w0)
+    online.train_sample(subset[0][0], int(subset[1][0]))
+    first = EqSpikeTwin(s, w0)
+    first.train_sample(subset[0][0], int(subset[1][0]))
+    assert any(not np.array_equal(online.weights[k], first.weights[k]) for k in w0)
+
+
+def test_sample_update_apply_keeps_the_dynamics_on_the_sample_start_weights(subset):
+    """During a ``sample`` training sample nothing is written: its phase-end states equal those of a core whose
+    updates all round to zero (lr_shift 32), and a sample's free phase equals inference on the start weights."""
+    s = EqSpikeSpec(layers=(784, 12, 10), lanes=4, T1=16, T2=8, update_apply="sample", lr_shift=(3, 4),
+                    weight_frac=(12,), encoder_phase="zero")
+    w0 = init_weights(s, 5, scale=2.0)
+    a = EqSpikeTwin(s, w0).train_sample(subset[0][2], int(subset[1][2]))
+    frozen = EqSpikeTwin(dataclasses.replace(s, update_apply="online", lr_shift=(32,)), w0)
+    b = frozen.train_sample(subset[0][2], int(subset[1][2]))
+    assert all(np.array_equal(frozen.weights[k], w0[k]) for k in w0)
+    for pa, pb in zip(a.phases, b.phases, strict=True):
+        for u, v in zip(pa.s + pa.phi, pb.s + pb.phi, strict=True):
+            assert np.array_equal(u, v), pa.name
+        assert pa.spikes == pb.spikes and pa.update_events == pb.update_events
+
+
+def test_pending_width_holds_the_worst_case():
+    s = EqSpikeSpec(update_apply="sample")
+    assert s.pending_bound(0) == 2 * 32 * (2 << 16) and s.pending_bits(0) == 25
+    t = EqSpikeSpec(update_apply="sample", update="ternary", ternary_shift=2, estimator="one-sided", T2=16)
+    assert t.pending_bound(1) == 16 * 8 and t.pending_bits(1) == 9

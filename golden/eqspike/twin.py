@@ -115,6 +115,9 @@ class EqSpikeTwin:
         self._m = [spec.full_scale(l) for l in range(L + 1)]
         self._eb = [spec.encoder_bits(l) for l in range(L + 1)]
         self.set_lr_shift(spec.lr_shift)
+        if spec.update_apply == "sample":  # pending sums of the weights (transposed like wt) and biases
+            self._pw = [np.zeros_like(w) for w in self.wt]
+            self._pb = [np.zeros_like(b) for b in self.b]
         self.prng = None
         if spec.uses_prng:
             from golden.prng import LaneStream
@@ -246,6 +249,7 @@ class EqSpikeTwin:
         L = sp.n_layers
         events = writes = 0
         tern = sp.update == "ternary"
+        pending = sp.update_apply == "sample"
 
         def q(d):
             return (d > sp.update_theta).astype(np.int64) - (d < -sp.update_theta).astype(np.int64)
@@ -260,6 +264,16 @@ class EqSpikeTwin:
             lo, hi = sp.element_range(f"w{l}")
             wt = self.wt[l]  # (n_pre, n_post)
             gpost = q(dpost) if tern else dpost
+            if pending:  # update_apply = "sample": exact pending sums, written in _flush_pending
+                pw = self._pw[l]
+                if dpre is None:
+                    pw[np.flatnonzero(pre)] += ((sigma * gpost) << sp.ternary_shift if tern else sigma * gpost)[None, :]
+                else:
+                    gpre = q(dpre) if tern else dpre
+                    D = sigma * (pre[:, None] * gpost[None, :] + gpre[:, None] * post[None, :])
+                    pw += D << sp.ternary_shift if tern else D
+                self._pb[l] += (sigma * gpost) << sp.ternary_shift if tern else sigma * gpost
+                continue
             if dpre is None:  # only presynaptic events: each spiking row gets the same change
                 rows = np.flatnonzero(pre)
                 if len(rows):
@@ -284,6 +298,22 @@ class EqSpikeTwin:
             writes += int(np.count_nonzero(nb != self.b[l]))
             self.b[l] = nb
         return events, writes
+
+    def _flush_pending(self) -> int:
+        """``update_apply = "sample"``: each weight and bias += its pending sum, rounded once and saturated;
+        the pending sums cleared. Returns the number of weights and biases whose value changed."""
+        sp = self.spec
+        tern = sp.update == "ternary"
+        writes = 0
+        for l in range(sp.n_layers):
+            for arr, pend, k, name in ((self.wt, self._pw, self._ushift[l], f"w{l}"),
+                                       (self.b, self._pb, self._bshift[l], f"b{l}")):
+                lo, hi = sp.element_range(name)
+                new = np.clip(arr[l] + (pend[l] if tern else shift_round(pend[l], k, sp.update_rounding)), lo, hi)
+                writes += int(np.count_nonzero(new != arr[l]))
+                arr[l] = new
+                pend[l][:] = 0
+        return writes
 
     def _phase(self, name, x, st, draws, steps, nudge, onehot, dense, update_sigma, record_events,
                in_spikes=None) -> PhaseRecord:
@@ -369,6 +399,8 @@ class EqSpikeTwin:
         for name, sign in phases:
             ph_st = st.copy()
             rec.phases.append(self._phase(name, x, ph_st, draws, sp.T2, sign, onehot, False, sign, record_events))
+        if sp.update_apply == "sample":
+            rec.phases[-1].weight_writes += self._flush_pending()
         self.samples += 1
         return rec
 
