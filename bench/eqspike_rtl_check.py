@@ -1,0 +1,152 @@
+"""The EqSpike core's generated Verilog against its twin at scale, on Icarus and Verilator, with stalls.
+
+1. Inference: ``--images`` MNIST test images (default 1000) through a 784-H-10 inference core
+   (``--image``: a weight image of ``python -m golden.eqspike`` / hdl.build, else random weights from
+   :func:`golden.eqspike.twin.init_weights` at ``--hidden``), streamed as pixels with random
+   idle/stall cycles on every stream; every prediction, the output states and the spike /
+   synaptic-event / weight-word counters compared with the twin.
+2. On-chip training: ``--train-steps`` MNIST training images (default 100) through a 784-H-10
+   training core from random weights; after every step every weight and bias is read back through
+   the weight port and compared array by array with the twin.
+
+Reports mismatches (must be 0), wall time per simulator (build excluded) and the Verilator/Icarus
+speed ratio on the same checks, as JSON and Markdown under ``--out``.
+
+    python bench/eqspike_rtl_check.py --data-dir ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from golden.clierr import ArgumentParser, CLIError, cli_main  # noqa: E402
+
+
+def markdown(report: dict) -> str:
+    lines = ["# EqSpike RTL == twin (cocotb)", "",
+             f"inference net {report['inference_net']}, training net {report['training_net']}, lanes "
+             f"{report['lanes']}, T1 {report['T1']}, T2 {report['T2']}, stall probability {report['stall_prob']}", "",
+             "| simulator | images | inference mismatches | inference s | training steps | weight arrays compared "
+             "| training mismatches | training s | build s |", "|---|---|---|---|---|---|---|---|---|"]
+    for sim, r in report["results"].items():
+        i, t = r["inference"], r["training"]
+        lines.append(f"| {sim} | {i['images']} | {len(i['mismatches'])} | {r['inference_s']:.1f} | {t['steps']} | "
+                     f"{t['compared']['weight_arrays']} | {len(t['mismatches'])} | {r['training_s']:.1f} | "
+                     f"{r['build_s']:.0f} |")
+    for k in ("verilator_speedup_inference", "verilator_speedup_training"):
+        if k in report:
+            lines.append(f"\n{k}: {report[k]:.1f}x (per-sample wall time, builds excluded)")
+    return "\n".join(lines) + "\n"
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--image", type=Path, help="EqSpike weight image for the inference check (default: random "
+                   "weights on a 784-HIDDEN-10 core)")
+    p.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
+    p.add_argument("--images", type=int, default=1000, help="test images for the inference check (default 1000)")
+    p.add_argument("--train-steps", type=int, default=100, help="on-chip training steps (default 100)")
+    p.add_argument("--hidden", type=int, default=32, help="hidden neurons of the random/training net (default 32)")
+    p.add_argument("--lanes", type=int, default=16, help="lanes P (default 16)")
+    p.add_argument("--T1", type=int, default=8, help="free-phase steps (default 8)")
+    p.add_argument("--T2", type=int, default=4, help="nudged-phase steps (default 4)")
+    p.add_argument("--simulators", nargs="+", default=["verilator", "icarus"], choices=["icarus", "verilator"],
+                   help="simulators to run (default both)")
+    p.add_argument("--stall", type=float, default=0.2, help="idle/stall probability on every stream (default 0.2)")
+    p.add_argument("--seed", type=int, default=1, help="stall and initialisation seed (default 1)")
+    p.add_argument("--out", type=Path, default=REPO / "bench/results/eqspike_rtl_check",
+                   help="output folder for report.json and report.md (default bench/results/eqspike_rtl_check)")
+    args = p.parse_args(argv)
+    for name in ("images", "train_steps", "hidden", "lanes", "T1", "T2"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be a positive integer, not {getattr(args, name)}")
+    if not 0 <= args.stall < 1:
+        p.error(f"--stall must be a probability in [0, 1), not {args.stall}")
+    import numpy as np
+
+    from golden.data import load_dataset
+    from golden.eqspike.image import load_image
+    from golden.eqspike.twin import init_weights
+    from golden.train import atomic_write_bytes
+    from hdl.eqspike import EqSpikeCore
+    from sim.eqspike import Item, compare_with_twin, run_eqspike
+    from sim.runner import build, verilog_of
+    from spec.eqspike import EqSpikeSpec
+
+    if args.image is not None:
+        if not args.image.exists():
+            raise CLIError(f"--image {args.image}: no such weight image")
+        spec, weights, _ = load_image(args.image)
+        if spec.layers[0] != 784:  # checked before the (slow) RTL build
+            raise CLIError(f"--image {args.image}: the image's core has {spec.layers[0]} inputs "
+                           f"({'-'.join(map(str, spec.layers))}); this check feeds MNIST images of 784 pixels")
+    else:
+        spec = EqSpikeSpec(layers=(784, args.hidden, 10), lanes=args.lanes, training=False, T1=args.T1)
+        weights = init_weights(spec, seed=args.seed, scale=3.0)
+    tspec = EqSpikeSpec(layers=(784, args.hidden, 10), lanes=args.lanes, training=True, T1=args.T1, T2=args.T2,
+                        lr_shift=(4,))
+    tw = init_weights(tspec, seed=args.seed, scale=3.0)
+    test = load_dataset("mnist", "test", data_dir=args.data_dir)
+    train = load_dataset("mnist", "train", data_dir=args.data_dir)
+    xi = test.images.reshape(len(test), -1)[:args.images].astype(np.int64)
+    yi = test.labels[:args.images]
+    xt = train.images.reshape(len(train), -1)[:args.train_steps].astype(np.int64)
+    yt = train.labels[:args.train_steps]
+    inf = [Item("infer", x) for x in xi]
+    tr = [Item("train", x, label=int(y), readback=True) for x, y in zip(xt, yt, strict=True)]
+    report = {"bench": "eqspike_rtl_check", "image": str(args.image) if args.image else None,
+              "inference_net": "-".join(map(str, spec.layers)), "training_net": "-".join(map(str, tspec.layers)),
+              "lanes": spec.lanes, "T1": tspec.T1, "T2": tspec.T2, "stall_prob": args.stall,
+              "command": "python bench/eqspike_rtl_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "results": {}}
+    vi, vt = verilog_of(EqSpikeCore(spec), "eqspike_core"), verilog_of(EqSpikeCore(tspec), "eqspike_core")
+    for sim in args.simulators:
+        t0 = time.time()
+        build(vi, "eqspike_core", sim)
+        build(vt, "eqspike_core", sim)
+        build_s = time.time() - t0
+        t0 = time.time()
+        res = run_eqspike(spec, weights, inf, sim, seed=args.seed, idle_prob=args.stall, stall_prob=args.stall,
+                          verilog=vi)
+        inf_s = time.time() - t0
+        rep_i = compare_with_twin(spec, weights, inf, res, sim)
+        acc = float((np.array([int(r["out"]) & 15 for r in res["items"]]) == yi).mean())
+        t0 = time.time()
+        res_t = run_eqspike(tspec, tw, tr, sim, seed=args.seed, idle_prob=args.stall, stall_prob=args.stall,
+                            verilog=vt)
+        tr_s = time.time() - t0
+        rep_t = compare_with_twin(tspec, tw, tr, res_t, sim)
+        report["results"][sim] = {
+            "build_s": build_s, "inference_s": inf_s, "training_s": tr_s,
+            "inference": {"images": rep_i.samples, "compared": rep_i.compared, "mismatches": rep_i.mismatches,
+                          "rtl_accuracy": acc, "mean_cycles_per_image": float(np.mean(rep_i.cycles))},
+            "training": {"steps": rep_t.training_steps, "compared": rep_t.compared, "mismatches": rep_t.mismatches},
+        }
+        print(f"{sim:9s}: inference {rep_i.samples} images, {len(rep_i.mismatches)} mismatches, {inf_s:.1f} s | "
+              f"training {rep_t.training_steps} steps, {rep_t.compared['weight_arrays']} weight arrays compared, "
+              f"{len(rep_t.mismatches)} mismatches, {tr_s:.1f} s | build {build_s:.0f} s", flush=True)
+    r = report["results"]
+    if "icarus" in r and "verilator" in r:
+        for k in ("inference", "training"):
+            per = {s: r[s][f"{k}_s"] / max(1, r[s][k]["images" if k == "inference" else "steps"]) for s in r}
+            report[f"verilator_speedup_{k}"] = per["icarus"] / per["verilator"]
+        print(f"Verilator vs Icarus per sample: inference {report['verilator_speedup_inference']:.1f}x, "
+              f"training {report['verilator_speedup_training']:.1f}x (builds excluded)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(args.out / "report.json", json.dumps(report, indent=2).encode())
+    atomic_write_bytes(args.out / "report.md", markdown(report).encode())
+    print(f"wrote {args.out}/report.json and report.md")
+    bad = sum(len(v["inference"]["mismatches"]) + len(v["training"]["mismatches"]) for v in r.values())
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
