@@ -46,6 +46,7 @@ from spec.ep_core import (
 )
 
 from .fixed import saturate, shift_round
+from .kit.activation import Activation
 from .kit.lanes import AdderTree, LaneAccumulators, LaneProducts
 from .kit.regfile import EPRegisterFile
 from .prng import XorshiftBank
@@ -176,7 +177,6 @@ class EPCore(wiring.Component):
         N = list(s.layers)
         ACC = s.acc_bits_max
         WMAX = max(s.weight_bits)
-        smax = (1 << SB) - 1
         table, step_list, named = self.sweeps()
         regions = {r.name: r for r in s.memory_map()}
         init = self.init_words
@@ -650,18 +650,14 @@ class EPCore(wiring.Component):
         # tile's last sum (a following tile's first op overwrites them only at the end of that cycle)
         bc_val = lacc
 
-        def activation(pre, k_sel):
-            """ρ: rounding shift by layer k's activation shift, clipped to [0, 2^SB − 1]."""
-            if isinstance(k_sel, int):
-                return saturate(shift_round(pre, s.activation_shift(k_sel), s.activation_rounding, ACC + 1),
-                                0, smax, SB)
-            shifted = Signal(signed(ACC + 1), name="act_sh")
-            with m.Switch(k_sel):
-                for k in range(1, L + 1):
-                    with m.Case(k):
-                        m.d.comb += shifted.eq(shift_round(pre, s.activation_shift(k), s.activation_rounding,
-                                                           ACC + 1))
-            return saturate(shifted, 0, smax, SB)
+        def activation(pre, name, layer=None):
+            """ρ (:class:`hdl.kit.activation.Activation`) of ``pre``: layer 1's shift, or ``layer``'s."""
+            shifts = {k: s.activation_shift(k) for k in ([1] if layer is None else range(1, L + 1))}
+            m.submodules[name] = act = Activation(shifts, s.activation_rounding, ACC, SB)
+            m.d.comb += act.pre.eq(pre)
+            if layer is not None:
+                m.d.comb += act.layer.eq(layer)
+            return act.state
 
         # S4 broadcast writes: layer 1 states (full word) or a middle layer's partial sums
         def lane_mask(k, word):
@@ -673,7 +669,7 @@ class EPCore(wiring.Component):
         with m.If(bc_valid & (bc_layer == 1)):
             m.d.comb += [wr_s[1].addr.eq(bank_addr(1, bc_bank, bc_word)), wr_s[1].en.eq(lane_mask(1, bc_word))]
             for i in range(P):
-                m.d.comb += wr_s[1].data[i * SB:(i + 1) * SB].eq(activation(bc_val[i], 1))
+                m.d.comb += wr_s[1].data[i * SB:(i + 1) * SB].eq(activation(bc_val[i], f"act_bc{i}"))
         for k, wp in wr_p.items():
             with m.If(bc_valid & (bc_layer == k)):
                 m.d.comb += [wp.addr.eq(bc_word), wp.en.eq(1)]
@@ -738,7 +734,7 @@ class EPCore(wiring.Component):
         m.d.sync += [f_valid.eq(t_red & op_t.last), f_op.eq(op_t), f_val.eq(final)]
         valids.append(f_valid)
         f_state = Signal(SB)
-        m.d.comb += f_state.eq(activation(f_val, f_op.layer))
+        m.d.comb += f_state.eq(activation(f_val, "act", f_op.layer))
         # write: c1 (no activation) or the state lane of layer k
         with m.If(f_valid & (f_op.kind == K_C1)):
             m.d.comb += [wr_c1.addr.eq(f_op.word), wr_c1.en.eq(1 << f_op.lane)]

@@ -44,6 +44,7 @@ from spec.ep_core import (
 )
 from spec.ternary import CELL_MINUS, CELL_PLUS, CELL_ZERO
 
+from .activation import activation
 from .lanes import dot
 
 
@@ -234,7 +235,6 @@ class EPCoreTwin:
         self._td = [None] + [spec.top_down_shift(k) if k < L else None for k in range(1, L + 1)]
         self._bs = [None] + [spec.bias_shift(k) for k in range(1, L + 1)]
         self._act = [None] + [spec.activation_shift(k) for k in range(1, L + 1)]
-        self._top = (1 << spec.state_bits) - 1
         # the PRNG of a core that has one (state after reset); it persists across samples
         self.prng = LaneStream(spec.prng_spec()) if spec.uses_prng else None
         # a ternary core's weight memory (cells, PCSA, faults, its PRNG): the truth for w{l}
@@ -335,10 +335,7 @@ class EPCoreTwin:
                     pre += nudge
                 else:
                     pre -= nudge
-            a = shift_round(pre, self._act[k], s.activation_rounding)
-            np.maximum(a, 0, out=a)
-            np.minimum(a, self._top, out=a)
-            new.append(a)
+            new.append(activation(pre, self._act[k], s.activation_rounding, s.state_bits))
         return new
 
     def relax(self, c1: np.ndarray, states: list[np.ndarray], steps: int, beta_sign: int,
