@@ -147,3 +147,18 @@ def test_ternary_onchip_training_tiny(tmp_path, no_mnist):
     assert faults["history"][-1]["injected"] > faults["history"][0]["injected"] > 0  # the update drew faults too
     assert clean["faults"] is None and clean["history"][-1]["injected"] == 0
     assert all(0.0 <= r["test_acc"] <= 1.0 for c in (faults, clean) for r in c["history"])
+
+
+def test_eqspike_rtl_check_refuses_an_image_of_another_shape(tmp_path, capsys):
+    """bench/eqspike_rtl_check.py: a weight image whose core is not 784-input is refused in one line before
+    the (slow) RTL build and the data load."""
+    from golden.eqspike.image import write_image
+    from golden.eqspike.twin import init_weights
+    from spec.eqspike import EqSpikeSpec
+
+    spec = EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=False)
+    write_image(tmp_path / "img", spec, init_weights(spec))
+    rc = _load("eqspike_rtl_check").main(["--image", str(tmp_path / "img"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc != 0 and "16 inputs (16-8-4)" in err and "784" in err
+    assert not (tmp_path / "out").exists()
