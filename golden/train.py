@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -261,8 +262,10 @@ def evaluate(net: EPNet, x: torch.Tensor, y: torch.Tensor, T: int, batch_size: i
 def train_batch(net: EPNet, cfg: TrainConfig, opt, xb, yb, gen) -> torch.Tensor:
     """One mini-batch of the chosen algorithm; returns the free-phase logits."""
     if cfg.alg == "ep":
+        from .distributed import allreduce_update
+
         res = ep_step(net, xb, yb, cfg.schedule, gen)
-        apply_update(net, res.update, opt)
+        apply_update(net, allreduce_update(res.update), opt)
         return res.logits
     if cfg.alg == "cep":
         return cep_step(net, xb, yb, cfg.schedule, opt, gen).logits
@@ -397,9 +400,20 @@ def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, r
         _positive_int("stop_after", stop_after)
     from tqdm import tqdm
 
+    from . import distributed as D
+
+    rank, nproc = D.world()
+    if nproc > 1:
+        D.check_nproc(nproc, cfg.batch_size)
+        if getattr(cfg, "alg", "ep") != "ep" or not hasattr(cfg, "alg"):
+            raise ValueError(f"--nproc {nproc}: data-parallel training supports --alg ep of the float trainer only")
+
     out = Path(out)
     if progress is None:
         progress = sys.stderr.isatty()
+    progress = progress and rank == 0
+    if rank != 0:
+        log = _silent
     resume_free = RESUME_FREE if resume_free is None else resume_free
     history: list[dict[str, Any]] = []
     start = 0
@@ -426,10 +440,16 @@ def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, r
     elif ckpt_path.exists():
         raise FileExistsError(f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, "
                               "or choose another --out")
-    # a directory of someone else's files is refused before any work; ours is continued file by file
-    claim_output_dir(out, fmt.split("/")[0] + "-run", writes=TRAIN_WRITES, force=True,
-                     legacy=only(*TRAIN_WRITES))
-    atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
+    if rank == 0:
+        try:
+            # a directory of someone else's files is refused before any work; ours is continued file by file
+            claim_output_dir(out, fmt.split("/")[0] + "-run", writes=TRAIN_WRITES, force=True,
+                             legacy=only(*TRAIN_WRITES))
+            atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
+        except BaseException:
+            D.agree(False, "setup")
+            raise
+    D.agree(True, "setup")
 
     train_set = load_split(cfg, "train")
     test_set = load_split(cfg, "test")
@@ -454,6 +474,14 @@ def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, r
         batches = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
         for b in batches:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            if nproc > 1:
+                if len(idx) % nproc:  # the last, partial batch: drop its remainder so shards stay equal
+                    idx = idx[:len(idx) - len(idx) % nproc]
+                    if not len(idx):
+                        continue
+                idx = D.shard(idx, rank, nproc)
+                if os.environ.get(D.FAIL_ENV) == str(rank):
+                    raise RuntimeError(f"rank {rank}: injected failure ({D.FAIL_ENV})")
             xb, yb = train_set.x[idx], train_set.y[idx]
             pred = train_step(xb, yb, gen)
             hits = (pred == yb.to(pred.device)).sum()  # stays on the device: no sync per batch
@@ -461,10 +489,12 @@ def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, r
             seen += len(idx)
             if progress and (b % 20 == 0 or b == n_batches - 1):
                 batches.set_postfix(train_acc=f"{100 * correct.item() / seen:.2f}%")
-        correct = correct.item()
+        correct, seen = (int(v) for v in D.allreduce_sum([float(correct.item()), float(seen)]))
         train_time = time.perf_counter() - t0
         if sched is not None:
             sched.step()
+        if rank != 0:  # rank 0 evaluates and writes; the others only train
+            continue
         t1 = time.perf_counter()
         rec = {"epoch": epoch + 1, "train_acc": correct / seen}
         rec.update(test(test_set, progress))
@@ -483,6 +513,10 @@ def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, r
         if progress:
             epochs.set_postfix(test_acc=f"{100 * rec['test_acc']:.2f}%")
     return {"config": cfg.to_dict(), "history": history}
+
+
+def _silent(*_a, **_k) -> None:
+    pass
 
 
 def write_metrics(out: Path, cfg, history: list[dict[str, Any]], title: str | None = None) -> None:

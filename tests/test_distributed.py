@@ -101,3 +101,68 @@ def test_check_nproc_refuses_bad_values(nproc, batch, msg):
 def test_check_nproc_accepts():
     assert check_nproc("2", 8) == 2
     assert check_nproc(1, 1) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The CLI: python -m golden train --nproc N (spawned gloo processes)
+# ---------------------------------------------------------------------------------------------
+def _argv(out, *extra):
+    return ["train", "--layers", "784", "16", "10", "--dataset", "mnist-subset", "--train-limit", "80",
+            "--test-limit", "40", "--batch-size", "20", "--T1", "8", "--T2", "3", "--dtype", "float64",
+            "--threads", "1", "--out", str(out), *extra]
+
+
+def test_cli_two_processes_then_resume_as_one(tmp_path):
+    """Epoch 1 on 2 processes == epoch 1 on 1 process (same global batches; float64, 4 SGD steps of
+    updates equal to ~1e-15 each, so 1e-9 is a wide margin); then the 2-process run resumes as one
+    process (the checkpoint is rank-independent) and finishes epoch 2 like the 1-process run."""
+    from golden.cli import main as cli_main
+    from golden.train import load_checkpoint
+
+    two, one = tmp_path / "two", tmp_path / "one"
+    cli_main(_argv(two, "--epochs", "2", "--stop-after", "1", "--nproc", "2"))
+    cli_main(_argv(one, "--epochs", "2", "--stop-after", "1"))
+    a, b = load_checkpoint(two), load_checkpoint(one)
+    assert a["epoch"] == b["epoch"] == 1
+    for k in b["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=1e-9, msg=k)
+    assert a["history"][0]["train_acc"] == b["history"][0]["train_acc"]
+    cli_main(_argv(two, "--epochs", "2", "--resume"))
+    cli_main(_argv(one, "--epochs", "2", "--resume"))
+    a, b = load_checkpoint(two), load_checkpoint(one)
+    assert a["epoch"] == b["epoch"] == 2 and len(a["history"]) == 2
+    for k in b["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=1e-9, msg=k)
+
+
+def _error(cli_main, argv, capsys) -> str:
+    rc = cli_main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and err
+    return err[-1]
+
+
+def test_cli_crashed_rank_ends_the_run_without_a_checkpoint(tmp_path, monkeypatch, capsys):
+    from golden.cli import main as cli_main
+    from golden.distributed import FAIL_ENV
+
+    monkeypatch.setenv(FAIL_ENV, "1")
+    out = tmp_path / "run"
+    err = _error(cli_main, _argv(out, "--epochs", "1", "--nproc", "2"), capsys)
+    assert err == f"error: a training process failed: RuntimeError: rank 1: injected failure ({FAIL_ENV})"
+    assert not (out / "checkpoint.pt").exists()
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # no partial write left
+    assert not (out / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("nproc,msg", [("0", "--nproc must be a positive integer, not 0"),
+                                       ("-1", "--nproc must be a positive integer, not -1"),
+                                       ("x", "--nproc must be a positive integer, not 'x'"),
+                                       ("40", "--nproc 40 exceeds --batch-size 20"),
+                                       ("3", "--batch-size 20 is not divisible by --nproc 3")])
+def test_cli_refuses_bad_nproc(tmp_path, nproc, msg, capsys):
+    from golden.cli import main as cli_main
+
+    err = _error(cli_main, _argv(tmp_path / "run", "--epochs", "1", "--nproc", nproc), capsys)
+    assert err.startswith("error: " + msg)
+    assert not (tmp_path / "run").exists()
