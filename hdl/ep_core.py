@@ -46,7 +46,7 @@ from spec.ep_core import (
 )
 
 from .fixed import saturate, shift_round
-from .kit.activation import Activation
+from .kit.activation import Activation, Nudge
 from .kit.lanes import AdderTree, LaneAccumulators, LaneProducts
 from .kit.regfile import EPRegisterFile
 from .prng import XorshiftBank
@@ -686,19 +686,16 @@ class EPCore(wiring.Component):
                 for k in range(1, L + 1):
                     with m.Case(k):
                         m.d.comb += b_shift.eq(s.bias_shift(k))
-            ymatch = op.j == label
-            diff = Signal(signed(SB + 2), name="ndiff")
-            m.d.comb += diff.eq(Mux(ymatch, 1 << SB, 0) - nstate)
             nudge = Signal(signed(ACC), name="nudge")
-            nsh = Signal(range(s.nudge_shift(0) + 1), name="nsh")
-            m.d.comb += nsh.eq(s.nudge_shift(0) - x_beta)
             if s.training:  # nudged phases run only on training cores
-                m.d.comb += nudge.eq(Mux(op.bsign == 0, 0, Mux(op.bsign == 1, diff << nsh, -(diff << nsh))))
+                m.submodules.nudge = nu = Nudge(SB, s.nudge_shift(0), len(x_beta), ACC)
+                m.d.comb += [nu.match.eq(op.j == label), nu.state.eq(nstate), nu.bsign.eq(op.bsign),
+                             nu.beta_shift.eq(x_beta), nudge.eq(nu.nudge)]
             addend = Signal(signed(ACC), name="addend")
             addend_full = (bias << b_shift) + Mux(op.layer == L, nudge, part)
             taps["sums"].append(("addend", addend_full, ACC, op.valid & (op.kind == K_REDUCE), op.layer))
             if s.training:
-                taps["sums"].append(("nudge", diff << nsh, ACC, op.valid & (op.kind == K_REDUCE) & (op.bsign != 0),
+                taps["sums"].append(("nudge", nu.full, ACC, op.valid & (op.kind == K_REDUCE) & (op.bsign != 0),
                                      op.layer))
             m.d.comb += addend.eq(addend_full)
             return addend

@@ -44,7 +44,7 @@ from spec.ep_core import (
 )
 from spec.ternary import CELL_MINUS, CELL_PLUS, CELL_ZERO
 
-from .activation import activation
+from .activation import activation, nudge
 from .lanes import dot
 
 
@@ -330,11 +330,7 @@ class EPCoreTwin:
             if k < L:
                 pre += dot(states[k], mats.get(("td", k), self._wf[f"w{k}"])) << self._td[k]
             if k == L and beta_sign != 0:
-                nudge = (target - states[L - 1]) << s.nudge_shift(regs.beta_shift)
-                if beta_sign > 0:
-                    pre += nudge
-                else:
-                    pre -= nudge
+                pre += nudge(target, states[L - 1], s.nudge_shift(regs.beta_shift), beta_sign)
             new.append(activation(pre, self._act[k], s.activation_rounding, s.state_bits))
         return new
 
