@@ -143,8 +143,10 @@ class EqSpikeSpec(LaneBank, SpecFile):
     layers : ``(N0, N1, …, NL)``, N0 the input size, at least one more layer.
     lanes : P, postsynaptic accumulators fed in parallel by one spike event (one weight word per cycle).
     training : generate the on-chip spike-driven learning datapath.
-    weight_kind : ``fixed`` (signed fixed-point weights). ``ternary`` (the 2T2R memory) is declared for
-        the RTL but not yet implemented in this spec's twin: it is refused with a clear message.
+    weight_kind : ``fixed`` (signed fixed-point weights) or ``ternary`` (weights {−1, 0, +1}·2^-weight_frac
+        held as 2T2R cells in a :class:`spec.ternary.TernaryMemorySpec`, :meth:`ternary_memory_spec`;
+        needs ``weight_bits`` 2; inference only for now: training with ternary weights is refused).
+    fault_injection : (ternary only) the weight memory's PCSA/fault-injection emulation and PRNG.
     input_bits, state_frac, trace_frac : see Formats.
     weight_bits, weight_frac : per connection (one value applies to all); bias_bits; bias_frac per
         connection (default: the connection's weight_frac).
@@ -167,6 +169,7 @@ class EqSpikeSpec(LaneBank, SpecFile):
     lanes: int = 16
     training: bool = True
     weight_kind: str = "fixed"
+    fault_injection: bool = False
     input_bits: int = 8
     state_frac: int = 12
     trace_frac: int = 16
@@ -210,9 +213,6 @@ class EqSpikeSpec(LaneBank, SpecFile):
             raise ValueError(f"training must be true or false, not {self.training!r}")
         if self.weight_kind not in WEIGHT_KINDS:
             raise ValueError(f"weight_kind must be one of {WEIGHT_KINDS}, not {self.weight_kind!r}")
-        if self.weight_kind == "ternary":
-            raise ValueError("weight_kind='ternary' is not yet implemented by the EqSpike spec and twin (the 2T2R "
-                             "memory of spec.ternary is planned); allowed now: 'fixed'")
         _int_in("input_bits", self.input_bits, 1, 16)
         _int_in("state_frac", self.state_frac, 1, 20)
         _int_in("trace_frac", self.trace_frac, 1, 24)
@@ -221,6 +221,7 @@ class EqSpikeSpec(LaneBank, SpecFile):
         _int_in("bias_bits", self.bias_bits, 2, 32)
         set_(self, "bias_frac", _per_conn("bias_frac", self.weight_frac if self.bias_frac is None else self.bias_frac,
                                           n, 0, 32))
+        self._check_ternary()
         _int_in("eps_shift", self.eps_shift, 0, 8)
         _int_in("trace_shift", self.trace_shift, 0, 10)
         _int_in("trace_stages", self.trace_stages, 1, 2)
@@ -261,6 +262,23 @@ class EqSpikeSpec(LaneBank, SpecFile):
             if self.acc_bits(k) > ACC_BITS_MAX:
                 raise ValueError(f"layer {k}'s accumulator would need {self.acc_bits(k)} bits (allowed: <= "
                                  f"{ACC_BITS_MAX}): narrow the weight/bias formats")
+
+    def _check_ternary(self) -> None:
+        """The ternary weight kind's constraints (one-line errors)."""
+        if not isinstance(self.fault_injection, bool):
+            raise ValueError(f"fault_injection must be true or false, not {self.fault_injection!r}")
+        if self.weight_kind != "ternary":
+            if self.fault_injection:
+                raise ValueError("fault_injection=true needs weight_kind='ternary' (the 2T2R memory's injector), "
+                                 "not weight_kind='fixed'")
+            return
+        if any(b != 2 for b in self.weight_bits):
+            raise ValueError(f"weight_kind='ternary' needs weight_bits 2 (cells of -1, 0, +1), not "
+                             f"{list(self.weight_bits)!r}")
+        if self.training:
+            raise ValueError("weight_kind='ternary' with training=true is not implemented (on-chip training of "
+                             "ternary EqSpike weights, latent weights beside the cells, is pending): set "
+                             "training=false")
 
     # --- derived numbers ---------------------------------------------------------------------------
     @property
@@ -399,8 +417,26 @@ class EqSpikeSpec(LaneBank, SpecFile):
         return out
 
     def element_range(self, name: str) -> tuple[int, int]:
+        if name.startswith("w") and self.weight_kind == "ternary":
+            return -1, 1
         bits = self.weight_bits[int(name[1:])] if name.startswith("w") else self.bias_bits
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+    # --- ternary weights ------------------------------------------------------------------------------
+    def ternary_base(self, l: int) -> int:
+        """First word of connection l in the ternary weight memory: w{l} stored pre-major (word
+        ``base + j·tiles(l+1) + t`` holds w{l}[t·P + i, j] in cell i; padding cells 0), connections in order."""
+        return sum(self.layers[m] * self.tiles(m + 1) for m in range(l))
+
+    def ternary_memory_spec(self):
+        """The weight memory of a ternary core (every connection, :meth:`ternary_base` layout), its PRNG
+        seeded from ``seed`` (a bank of its own, beside the encoders')."""
+        from .ternary import TernaryMemorySpec
+
+        if self.weight_kind != "ternary":
+            raise ValueError(f"ternary_memory_spec needs weight_kind='ternary', not {self.weight_kind!r}")
+        return TernaryMemorySpec(depth=self.ternary_base(self.n_layers), lanes=self.lanes,
+                                 fault_injection=self.fault_injection, seed=self.seed)
 
     # --- randomness ----------------------------------------------------------------------------------
     @property
@@ -425,6 +461,8 @@ class EqSpikeSpec(LaneBank, SpecFile):
     # --- serialisation ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if not d["fault_injection"]:  # added with the ternary kind: specs without it keep their digests
+            del d["fault_injection"]
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
     @classmethod

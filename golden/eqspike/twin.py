@@ -107,6 +107,11 @@ class EqSpikeTwin:
         L = spec.n_layers
         self.wt = [np.ascontiguousarray(np.asarray(weights[f"w{l}"], np.int64).T) for l in range(L)]
         self.b = [np.asarray(weights[f"b{l}"], np.int64).copy() for l in range(L)]
+        self.memory = None  # the 2T2R weight memory of a ternary spec (golden.eqspike.ternary)
+        if spec.weight_kind == "ternary":
+            from .ternary import attach_memory
+
+            attach_memory(self)
         # per-layer constants of the spec (computed once: the step loop is hot)
         self._c = {k: dict(bu=spec.bottom_up_shift(k), td=spec.top_down_shift(k) if k < L else 0,
                            bs=spec.bias_shift(k), ls=spec.leak_shift(k), ss=spec.state_shift(k),

@@ -1,0 +1,132 @@
+"""The EqSpike core's ternary weight kind (weight_kind="ternary", golden/eqspike/ternary.py): integer ==."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from golden.eqspike.ternary import configure_faults, pack_memory, ternarize_arrays, unpack_memory
+from golden.eqspike.twin import EqSpikeTwin, init_weights
+from golden.ternary.memory import TernaryMemoryTwin
+from spec.eqspike import EqSpikeSpec
+from spec.ternary import CELL_MINUS, CELL_PLUS, ctrl_value
+
+SMALL = dict(layers=(20, 12, 5), lanes=4, training=False, encoder_phase="random", T1=24)
+
+
+def _specs(**kw):
+    tern = EqSpikeSpec(**{**SMALL, "weight_kind": "ternary", "weight_bits": (2,), "weight_frac": (3, 2), **kw})
+    fixed = EqSpikeSpec(**{**SMALL, "weight_bits": (2,), "weight_frac": (3, 2)})
+    return tern, fixed
+
+
+def _weights(spec, seed=0):
+    rng = np.random.default_rng(seed)
+    w = init_weights(EqSpikeSpec(**{**SMALL, "weight_frac": (6,)}), seed, 4.0)
+    out = {k: v for k, v in w.items() if k.startswith("b")}
+    for l in range(spec.n_layers):
+        out[f"w{l}"] = rng.choice([-1, 0, 1], size=spec.weight_shapes()[f"w{l}"], p=[0.3, 0.3, 0.4]).astype(np.int64)
+    return out
+
+
+def test_ternary_twin_equals_fixed_twin_with_the_same_values():
+    tern, fixed = _specs()
+    w = _weights(tern)
+    a, b = EqSpikeTwin(tern, w), EqSpikeTwin(fixed, w)
+    x = np.random.default_rng(1).integers(0, 256, (6, 20))
+    assert (a.predict(x) == b.predict(x)).all()
+    for xx in x:
+        ra, rb = a.infer(xx), b.infer(xx)
+        assert ra.pred == rb.pred and ra.counts() == rb.counts()
+        assert all((u == v).all() for u, v in zip(ra.phases[0].s, rb.phases[0].s, strict=True))
+    assert all((a.weights[k] == w[k]).all() for k in w)
+
+
+def test_memory_layout_round_trips():
+    tern, _ = _specs()
+    w = _weights(tern, 3)
+    cells = pack_memory(tern, w)
+    assert cells.shape == (tern.ternary_memory_spec().depth, tern.lanes)
+    vals = np.where(cells == CELL_PLUS, 1, np.where(cells == CELL_MINUS, -1, 0))
+    back = unpack_memory(tern, vals)
+    assert all((back[l].T == w[f"w{l}"]).all() for l in range(tern.n_layers))
+
+
+def test_static_faults_match_the_memory_model_and_never_flip_a_sign():
+    tern, fixed = _specs(fault_injection=True)
+    w = _weights(tern, 2)
+    twin = EqSpikeTwin(tern, w)
+    info = configure_faults(twin, w, 0.2, "static", seed=7)
+    assert info["injected"] > 0
+    # reference: the EP core's memory model programmed directly
+    ref = TernaryMemoryTwin(tern.ternary_memory_spec())
+    ref.configure("static", "adjacent", "near-threshold", info["rate_zero"], info["rate_nonzero"], 7)
+    ref.program(0, pack_memory(tern, w))
+    assert ref.injected == info["injected"] == twin.memory.injected
+    faulty = unpack_memory(tern, ref.values())
+    changed = 0
+    for l in range(tern.n_layers):
+        got = twin.weights[f"w{l}"]
+        assert (got == faulty[l].T).all()
+        orig = w[f"w{l}"]
+        assert not ((orig != 0) & (got == -orig)).any()  # adjacent errors: never a sign flip
+        changed += int((got != orig).sum())
+    assert 0 < changed <= info["injected"]  # padding cells may be hit too
+    x = np.random.default_rng(4).integers(0, 256, (5, 20))
+    assert (twin.predict(x) == EqSpikeTwin(fixed, twin.weights).predict(x)).all()
+    # the same seed gives the same faults; faults off restores the weights
+    again = EqSpikeTwin(tern, w)
+    configure_faults(again, w, 0.2, "static", seed=7)
+    assert all((again.weights[k] == twin.weights[k]).all() for k in w)
+    configure_faults(again, w, 0.2, "off", seed=7)
+    assert all((again.weights[k] == w[k]).all() for k in w)
+
+
+def test_ternarize_rule():
+    w = np.array([[0.5, -0.05, 0.0, -0.3], [0.02, 0.26, -0.7, 0.01]])
+    t, shifts, info = ternarize_arrays({"w0": w}, 1)
+    delta = 0.7 * np.abs(w).mean()
+    assert (t["w0"] == np.sign(w) * (np.abs(w) > delta)).all()
+    assert shifts == [round(-np.log2(np.abs(w)[np.abs(w) > delta].mean()))]
+
+
+def test_default_spec_digest_unchanged_by_the_new_field():
+    assert "fault_injection" not in EqSpikeSpec().to_dict()
+    assert EqSpikeSpec(**{**SMALL, "weight_kind": "ternary", "weight_bits": (2,), "fault_injection": True}
+                       ).to_dict()["fault_injection"] is True
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(weight_kind="ternary", weight_bits=(2,), training=True), "training=true is not implemented"),
+    (dict(weight_kind="ternary", weight_bits=(16,)), "needs weight_bits 2"),
+    (dict(fault_injection=True), "needs weight_kind='ternary'"),
+    (dict(weight_kind="ternary", weight_bits=(2,), fault_injection="yes"), "fault_injection must be true or false"),
+])
+def test_bad_specs(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        EqSpikeSpec(**{**SMALL, **kw})
+
+
+def test_bad_twin_inputs():
+    tern, _ = _specs(fault_injection=True)
+    w = _weights(tern)
+    with pytest.raises(ValueError, match=r"w0 has values in \[-2"):
+        EqSpikeTwin(tern, {**w, "w0": w["w0"] * 2})
+    twin = EqSpikeTwin(tern, w)
+    with pytest.raises(ValueError, match="mode must be 'off' or 'static'"):
+        configure_faults(twin, w, 0.1, "dynamic")
+    twin.memory.write_reg(0, ctrl_value("dynamic"))
+    with pytest.raises(ValueError, match="mode='dynamic'"):
+        from golden.eqspike.ternary import program
+        program(twin, w)
+    with pytest.raises(ValueError, match="fault_injection=true"):
+        configure_faults(EqSpikeTwin(_specs()[0], w), w, 0.1)
+
+
+def test_ternary_digests_differ():
+    base = {**SMALL, "weight_bits": (2,)}
+    ds = {EqSpikeSpec(**base).digest(), EqSpikeSpec(**base, weight_kind="ternary").digest(),
+          EqSpikeSpec(**base, weight_kind="ternary", fault_injection=True).digest()}
+    assert len(ds) == 3
+    t = EqSpikeSpec(**base, weight_kind="ternary", fault_injection=True)
+    assert EqSpikeSpec.from_toml(t.to_toml()) == t
