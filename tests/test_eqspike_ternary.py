@@ -130,3 +130,46 @@ def test_ternary_digests_differ():
     assert len(ds) == 3
     t = EqSpikeSpec(**base, weight_kind="ternary", fault_injection=True)
     assert EqSpikeSpec.from_toml(t.to_toml()) == t
+
+
+def _float_export(path):
+    """A fresh (untrained) 784-16-10 float EqSpike export, written as ``python -m golden.eqspike export`` does."""
+    from golden.eqspike.__main__ import EXPORT_KEYS
+    from golden.eqspike.config import EqSpikeConfig
+    from golden.eqspike.network import EqSpikeNet
+    from golden.export import write_export
+
+    cfg = EqSpikeConfig(layers=(784, 16, 10))
+    net = EqSpikeNet(cfg)
+    arrays = {k: v.detach().cpu().numpy() for k, v in net.named_parameters()}
+    d = cfg.to_dict()
+    write_export(path, net.spec, arrays, preprocessing={"dataset": "mnist-subset", "input": "pixel/255"},
+                 extra={"eqspike": {k: d[k] for k in EXPORT_KEYS}})
+    return arrays
+
+
+def test_cli_quantize_ternary_and_evaluate_with_faults(tmp_path, capsys):
+    import json
+
+    from golden.eqspike.image import load_image
+    from golden.eqspike.twin_cli import main
+
+    arrays = _float_export(tmp_path / "exp")
+    tern = ["--set", "layers=[784,16,10]", "--set", "training=false", "--set", 'weight_kind="ternary"',
+            "--set", "weight_bits=2", "--set", "fault_injection=true"]
+    assert main(["quantize", "--export", str(tmp_path / "exp"), *tern, "--out", str(tmp_path / "img")]) == 0
+    spec, w, man = load_image(tmp_path / "img")
+    t, shifts, _ = ternarize_arrays(arrays, 2)
+    assert spec.weight_kind == "ternary" and list(spec.weight_frac) == shifts
+    assert all((w[f"w{l}"] == t[f"w{l}"]).all() for l in range(2))
+    args = ["evaluate", "--image", str(tmp_path / "img"), "--dataset", "mnist-subset", "--limit", "10",
+            "--count-samples", "1"]
+    assert main([*args, "--fault-rate", "0.1", "--json", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["faults"]["injected"] > 0
+    assert main([*args, "--fault-rate", "0.9"]) == 2
+    assert "--fault-rate must be a probability in [0, 0.5], not 0.9" in capsys.readouterr().err
+    assert main(["quantize", "--export", str(tmp_path / "exp"), "--set", "layers=[784,16,10]", "--set",
+                 "training=false", "--out", str(tmp_path / "fimg")]) == 0
+    assert main(["evaluate", "--image", str(tmp_path / "fimg"), "--dataset", "mnist-subset", "--limit", "5",
+                 "--fault-rate", "0.1"]) == 2
+    assert "--fault-rate: fault experiments need" in capsys.readouterr().err
