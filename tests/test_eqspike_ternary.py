@@ -173,3 +173,10 @@ def test_cli_quantize_ternary_and_evaluate_with_faults(tmp_path, capsys):
     assert main(["evaluate", "--image", str(tmp_path / "fimg"), "--dataset", "mnist-subset", "--limit", "5",
                  "--fault-rate", "0.1"]) == 2
     assert "--fault-rate: fault experiments need" in capsys.readouterr().err
+
+
+def test_rtl_refuses_the_ternary_kind():
+    from hdl.eqspike import EqSpikeCore
+
+    with pytest.raises(ValueError, match="EqSpikeCore implements weight_kind='fixed' only, not 'ternary'"):
+        EqSpikeCore(_specs()[0])
