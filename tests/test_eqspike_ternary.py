@@ -11,6 +11,16 @@ from golden.ternary.memory import TernaryMemoryTwin
 from spec.eqspike import EqSpikeSpec
 from spec.ternary import CELL_MINUS, CELL_PLUS, ctrl_value
 
+
+@pytest.fixture(scope="module")
+def subset_small():
+    from golden.data import load_dataset
+
+    tr = load_dataset("mnist-subset", "train")
+    x = tr.images.reshape(len(tr), -1)[:40, ::40][:, :20].astype(np.int64)
+    return x, tr.labels[:40] % 5
+
+
 SMALL = dict(layers=(20, 12, 5), lanes=4, training=False, encoder_phase="random", T1=24)
 
 
@@ -97,7 +107,9 @@ def test_default_spec_digest_unchanged_by_the_new_field():
 
 
 @pytest.mark.parametrize("kw, msg", [
-    (dict(weight_kind="ternary", weight_bits=(2,), training=True), "training=true is not implemented"),
+    (dict(weight_kind="ternary", weight_bits=(2,), latent_bits=(8,)), "latent_bits applies to ternary training"),
+    (dict(weight_kind="ternary", weight_bits=(2,), training=True, latent_bits=(4,), latent_threshold=(7,)),
+     r"latent_threshold\[0\]=7 must be at most 6"),
     (dict(weight_kind="ternary", weight_bits=(16,)), "needs weight_bits 2"),
     (dict(fault_injection=True), "needs weight_kind='ternary'"),
     (dict(weight_kind="ternary", weight_bits=(2,), fault_injection="yes"), "fault_injection must be true or false"),
@@ -180,3 +192,88 @@ def test_rtl_refuses_the_ternary_kind():
 
     with pytest.raises(ValueError, match="EqSpikeCore implements weight_kind='fixed' only, not 'ternary'"):
         EqSpikeCore(_specs()[0])
+
+
+TRAIN = dict(layers=(20, 12, 5), lanes=4, training=True, encoder_phase="zero", T1=12, T2=1, estimator="one-sided",
+             weight_bits=(2,), weight_frac=(3, 2), bias_frac=(6,), lr_shift=(2,))
+
+
+def _latent_weights(spec, seed=0, lf=7):
+    w = _weights(spec, seed)
+    for l in range(spec.n_layers):
+        w[f"v{l}"] = w[f"w{l}"] << lf
+    return w
+
+
+def test_ternary_training_latent_update_equals_the_fixed_update_at_latent_scale(subset_small):
+    """T2 = 1, one-sided: a sample's dynamics run with the weights of its start, so a fixed twin whose
+    weights are the latent ones (v = t·2^lf, frac weight_frac + lf: the same values) must compute the same
+    update: its weights == the latent weights, and the cells == their ternary values, after every sample."""
+    tern = EqSpikeSpec(**TRAIN, weight_kind="ternary", latent_bits=(9,), latent_frac=(7,))
+    fixed = EqSpikeSpec(**{**TRAIN, "weight_bits": (9,), "weight_frac": (10, 9)})
+    assert [tern.update_shift(l) for l in range(2)] == [fixed.update_shift(l) for l in range(2)]
+    w = _latent_weights(tern)
+    a = EqSpikeTwin(tern, w)
+    b = EqSpikeTwin(fixed, {k.replace("v", "w"): v for k, v in w.items() if not k.startswith("w")})
+    x, y = subset_small
+    changed = 0
+    for i in range(12):
+        ra, rb = a.train_sample(x[i], int(y[i])), b.train_sample(x[i], int(y[i]))
+        assert ra.counts() == rb.counts()
+        wa, wb = a.weights, b.weights
+        for l in range(2):
+            assert (wa[f"v{l}"] == wb[f"w{l}"]).all() and (wa[f"b{l}"] == wb[f"b{l}"]).all()
+            assert (wa[f"w{l}"] == tern.ternarize_latent(l, wa[f"v{l}"])).all()
+        # the next sample starts from the ternary cells: give the fixed twin those values again
+        b = EqSpikeTwin(fixed, {**{f"w{l}": wa[f"w{l}"] << 7 for l in range(2)},
+                                **{f"b{l}": wa[f"b{l}"] for l in range(2)}})
+        a = EqSpikeTwin(tern, {**wa, **{f"v{l}": wa[f"w{l}"] << 7 for l in range(2)}})
+        changed += sum(int((wa[f"w{l}"] != w[f"w{l}"]).sum()) for l in range(2))
+    assert changed > 0
+
+
+def test_ternary_training_static_faults_stay_until_the_value_changes(subset_small):
+    tern = EqSpikeSpec(**{**TRAIN, "T2": 4}, weight_kind="ternary", fault_injection=True, latent_bits=(8,),
+                       latent_frac=(4,), latent_threshold=(2,))
+    w = _latent_weights(tern, 1, lf=3)
+    twin = EqSpikeTwin(tern, w)
+    info = configure_faults(twin, w, 0.2, "static", seed=3)
+    assert info["injected"] > 0
+    stored0 = twin.weights
+    x, y = subset_small
+    ever = [np.zeros(w[f"w{l}"].shape, bool) for l in range(2)]
+    for i in range(10):
+        twin.train_sample(x[i], int(y[i]))
+        for l in range(2):
+            ever[l] |= twin._t[l].T != w[f"w{l}"]  # the ternary value of the latent weight moved (per sample)
+    now = twin.weights
+    for l in range(2):
+        # a cell whose ternary value never moved keeps what was stored at programming (its fault included)
+        assert (now[f"w{l}"][~ever[l]] == stored0[f"w{l}"][~ever[l]]).all()
+        # a reprogrammed cell: its new value, or an adjacent fault of it (never the opposite sign)
+        t_now = tern.ternarize_latent(l, now[f"v{l}"])
+        assert not ((t_now != 0) & (now[f"w{l}"] == -t_now)).any()
+    assert sum(int(e.sum()) for e in ever) > 0
+    assert (stored0["w0"] != w["w0"]).any()  # faults were stored
+    assert twin.memory.injected >= info["injected"]
+
+
+def test_latent_fields_change_the_digest_and_round_trip():
+    base = {**TRAIN, "weight_kind": "ternary"}
+    ds = {EqSpikeSpec(**base).digest()}
+    for kw in (dict(latent_bits=(9,)), dict(latent_frac=(6,)), dict(latent_threshold=(3,))):
+        t = EqSpikeSpec(**base, **kw)
+        assert t.digest() not in ds and EqSpikeSpec.from_toml(t.to_toml()) == t
+        ds.add(t.digest())
+
+
+def test_quantize_ternary_training_image_starts_latents_at_twice_the_threshold(tmp_path):
+    from golden.eqspike.ternary import quantize_export_ternary
+
+    _float_export(tmp_path / "exp")
+    base = EqSpikeSpec(layers=(784, 16, 10), weight_kind="ternary", weight_bits=(2,))
+    spec, w, _ = quantize_export_ternary(tmp_path / "exp", base)
+    assert spec.ternary_training
+    for l in range(2):
+        assert (w[f"v{l}"] == w[f"w{l}"] * 2 * spec.latent_threshold[l]).all()
+    EqSpikeTwin(spec, w)  # a valid image: cells == ternary values of the latents

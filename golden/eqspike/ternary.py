@@ -53,10 +53,17 @@ def unpack_memory(spec: EqSpikeSpec, values: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def attach_memory(twin) -> None:
+def attach_memory(twin, weights: dict[str, np.ndarray]) -> None:
     """Give an :class:`~golden.eqspike.twin.EqSpikeTwin` of a ternary spec its memory, programmed with
     the twin's weights (reset registers: faults off), and compute from the stored cells."""
-    twin.memory = TernaryMemoryTwin(twin.spec.ternary_memory_spec())
+    sp = twin.spec
+    twin.memory = TernaryMemoryTwin(sp.ternary_memory_spec())
+    if sp.ternary_training:
+        twin.v = [np.ascontiguousarray(np.asarray(weights[f"v{l}"], np.int64).T) for l in range(sp.n_layers)]
+        for l in range(sp.n_layers):
+            if (sp.ternarize_latent(l, twin.v[l]) != twin.wt[l]).any():
+                raise ValueError(f"w{l} must equal the ternary value of v{l} (+1 where v > {sp.latent_threshold[l]}, "
+                                 f"-1 where v < -{sp.latent_threshold[l]}, else 0): cells follow latents")
     program(twin, twin.weights)
 
 
@@ -66,6 +73,7 @@ def program(twin, weights: dict[str, np.ndarray]) -> None:
     twin.memory.program(0, pack_memory(twin.spec, weights))
     _check_readable(twin.memory)
     twin.wt = unpack_memory(twin.spec, twin.memory.values())
+    twin._t = [np.ascontiguousarray(np.asarray(weights[f"w{l}"], np.int64).T) for l in range(twin.spec.n_layers)]
 
 
 def _check_readable(mem: TernaryMemoryTwin) -> None:
@@ -76,6 +84,25 @@ def _check_readable(mem: TernaryMemoryTwin) -> None:
     if (mem.cells == CELL_ILLEGAL).any():
         raise ValueError("the memory holds illegal (LRS, LRS) cells: their reads resolve at random, not modelled "
                          "by the EqSpike twin")
+
+
+def reprogram(twin) -> None:
+    """After a step's latent update: the words holding a cell whose ternary value changed are written
+    through the memory's update port, in address order, one draw each; the changed cells are
+    reprogrammed (the static injector's target), the others written back as stored (a fault stays
+    until its weight's ternary value changes). The twin then computes with the stored cells."""
+    sp, mem = twin.spec, twin.memory
+    new_t = {f"w{l}": sp.ternarize_latent(l, twin.v[l]).T for l in range(sp.n_layers)}
+    old_t = {f"w{l}": np.ascontiguousarray(twin._t[l].T) for l in range(sp.n_layers)}
+    new_cells, old_cells = pack_memory(sp, new_t), pack_memory(sp, old_t)
+    mask = new_cells != old_cells
+    words = np.flatnonzero(mask.any(1))
+    if len(words):
+        cells = np.where(mask[words], new_cells[words], mem.cells[words])
+        mem.update(words, cells, mask[words])
+        _check_readable(mem)
+        twin.wt = unpack_memory(sp, mem.values())
+    twin._t = [np.asarray(new_t[f"w{l}"]).T.copy() for l in range(sp.n_layers)]
 
 
 def zero_fraction(spec: EqSpikeSpec, weights: dict[str, np.ndarray]) -> float:
@@ -135,17 +162,22 @@ def quantize_export_ternary(export_dir: str | os.PathLike, base: EqSpikeSpec, de
     if base.weight_kind != "ternary":
         raise ValueError(f"the base spec must have weight_kind='ternary', not {base.weight_kind!r}")
     fixed_base = EqSpikeSpec.from_dict({**base.to_dict(), "weight_kind": "fixed", "fault_injection": False,
-                                        "weight_bits": [16] * base.n_layers, "weight_frac": [14] * base.n_layers})
+                                        "weight_bits": [16] * base.n_layers, "weight_frac": [14] * base.n_layers,
+                                        "latent_bits": None, "latent_frac": None, "latent_threshold": None})
     fspec, ints, info = quantize_export(export_dir, fixed_base)
     _, arrays, _ = load_export(export_dir)
     t, shifts, tinfo = ternarize_arrays(arrays, base.n_layers, delta_factor)
     d = {**fspec.to_dict(), "weight_kind": "ternary", "fault_injection": base.fault_injection,
-         "weight_bits": [2] * base.n_layers, "weight_frac": shifts}
+         "weight_bits": [2] * base.n_layers, "weight_frac": shifts, "latent_bits": base.latent_bits,
+         "latent_frac": base.latent_frac, "latent_threshold": base.latent_threshold}
     try:
         spec = EqSpikeSpec.from_dict(d)
     except ValueError as e:
         raise ExportError(f"{export_dir}: the ternary spec is invalid: {e}") from None
-    out = {**t, **{f"b{l}": ints[f"b{l}"] for l in range(base.n_layers)}}
+    out = {**t, **{f"b{l}": np.clip(np.rint(np.asarray(arrays[f"b{l}"], np.float64) * 2.0 ** spec.bias_frac[l]),
+                                    *spec.element_range(f"b{l}")).astype(np.int64) for l in range(base.n_layers)}}
+    for l in range(base.n_layers if spec.ternary_training else 0):  # latents start at t·2Δ_l (as the EP core's)
+        out[f"v{l}"] = t[f"w{l}"] * 2 * spec.latent_threshold[l]
     info = {**info, "ternary": {"rule": f"delta = {delta_factor}*mean|W|, alpha = 2^-round(-log2 mean|W_kept|)",
                                 **tinfo}}
     return spec, out, info
