@@ -223,6 +223,18 @@ def aer_addr_bits(spec: EqSpikeSpec) -> int:
     return max(16, _ubits(spec.layers[0] - 1))
 
 
+def _check_implemented(spec) -> None:
+    """Refuse (one line) a spec the core does not implement."""
+    if not isinstance(spec, EqSpikeSpec):
+        raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
+    if spec.weight_kind != "fixed":
+        raise ValueError(f"EqSpikeCore implements weight_kind='fixed' only, not {spec.weight_kind!r}")
+    if spec.training and spec.update_apply != "online":
+        raise ValueError(f"EqSpikeCore implements update_apply='online' only (every step's weight changes written "
+                         f"after the step), not {spec.update_apply!r}: the 'sample' rule's pending memory is "
+                         f"twin-only (spec.eqspike)")
+
+
 class EqSpikeCore(wiring.Component):
     """Event-driven EqSpike core: P add-only lanes, any layer sizes, fixed-point weights, on-chip learning.
 
@@ -241,14 +253,11 @@ class EqSpikeCore(wiring.Component):
     """
 
     def __init__(self, spec: EqSpikeSpec, weights: dict | None = None):
-        if not isinstance(spec, EqSpikeSpec):
-            raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
-        if spec.weight_kind != "fixed":
-            raise ValueError(f"EqSpikeCore implements weight_kind='fixed' only, not {spec.weight_kind!r}")
-        if spec.training and spec.update_apply != "online":
-            raise ValueError(f"EqSpikeCore implements update_apply='online' only (every step's weight changes written "
-                             f"after the step), not {spec.update_apply!r}: the 'sample' rule's pending memory is "
-                             f"twin-only (spec.eqspike)")
+        try:
+            _check_implemented(spec)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # a refused core is not an unused elaboratable
+            raise
         self.spec = spec
         self.init = memory_images(spec, weights) if weights is not None else None
         P, L = spec.lanes, spec.n_layers

@@ -112,6 +112,7 @@ random trace rounding would only add noise where the update is most sensitive, a
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -158,8 +159,14 @@ class EqSpikeSpec(LaneBank, SpecFile):
     layers : ``(N0, N1, …, NL)``, N0 the input size, at least one more layer.
     lanes : P, postsynaptic accumulators fed in parallel by one spike event (one weight word per cycle).
     training : generate the on-chip spike-driven learning datapath.
-    weight_kind : ``fixed`` (signed fixed-point weights). ``ternary`` (the 2T2R memory) is declared for
-        the RTL but not yet implemented in this spec's twin: it is refused with a clear message.
+    weight_kind : ``fixed`` (signed fixed-point weights) or ``ternary`` (weights {−1, 0, +1}·2^-weight_frac
+        held as 2T2R cells in a :class:`spec.ternary.TernaryMemorySpec`, :meth:`ternary_memory_spec`;
+        needs ``weight_bits`` 2; a training core keeps latent weights ``v{l}`` beside the cells: twin only).
+    fault_injection : (ternary only) the weight memory's PCSA/fault-injection emulation and PRNG.
+    latent_bits, latent_frac, latent_threshold : (ternary training only) per connection: signed width
+        and fractional bits of the latent weights ``v{l}`` in units of α_l = 2^-weight_frac[l] (default 8
+        and latent_bits − 1), and the ternarisation threshold Δ_l in latent LSBs (default
+        ⌊0.05·2^latent_frac + ½⌋): the EP core's rule (spec.ep_core, "On-chip training of ternary cores").
     input_bits, state_frac, trace_frac : see Formats.
     weight_bits, weight_frac : per connection (one value applies to all); bias_bits; bias_frac per
         connection (default: the connection's weight_frac).
@@ -184,6 +191,10 @@ class EqSpikeSpec(LaneBank, SpecFile):
     lanes: int = 16
     training: bool = True
     weight_kind: str = "fixed"
+    fault_injection: bool = False
+    latent_bits: tuple[int, ...] | None = None
+    latent_frac: tuple[int, ...] | None = None
+    latent_threshold: tuple[int, ...] | None = None
     input_bits: int = 8
     state_frac: int = 12
     trace_frac: int = 16
@@ -228,9 +239,6 @@ class EqSpikeSpec(LaneBank, SpecFile):
             raise ValueError(f"training must be true or false, not {self.training!r}")
         if self.weight_kind not in WEIGHT_KINDS:
             raise ValueError(f"weight_kind must be one of {WEIGHT_KINDS}, not {self.weight_kind!r}")
-        if self.weight_kind == "ternary":
-            raise ValueError("weight_kind='ternary' is not yet implemented by the EqSpike spec and twin (the 2T2R "
-                             "memory of spec.ternary is planned); allowed now: 'fixed'")
         _int_in("input_bits", self.input_bits, 1, 16)
         _int_in("state_frac", self.state_frac, 1, 20)
         _int_in("trace_frac", self.trace_frac, 1, 24)
@@ -245,6 +253,7 @@ class EqSpikeSpec(LaneBank, SpecFile):
         _int_in("beta_shift", self.beta_shift, 0, 8)
         lr = (6,) + (7,) * (n - 1) if self.lr_shift is None else self.lr_shift
         set_(self, "lr_shift", _per_conn("lr_shift", lr, n, 0, 32))
+        self._check_ternary()
         if self.state_rounding not in ROUNDINGS:
             raise ValueError(f"state_rounding must be one of {ROUNDINGS}, not {self.state_rounding!r}")
         for name in ("trace_rounding", "update_rounding"):
@@ -279,6 +288,53 @@ class EqSpikeSpec(LaneBank, SpecFile):
             if self.acc_bits(k) > ACC_BITS_MAX:
                 raise ValueError(f"layer {k}'s accumulator would need {self.acc_bits(k)} bits (allowed: <= "
                                  f"{ACC_BITS_MAX}): narrow the weight/bias formats")
+
+    def _check_ternary(self) -> None:
+        """The ternary weight kind's constraints (one-line errors)."""
+        if not isinstance(self.fault_injection, bool):
+            raise ValueError(f"fault_injection must be true or false, not {self.fault_injection!r}")
+        self._check_latent()
+        if self.weight_kind != "ternary":
+            if self.fault_injection:
+                raise ValueError("fault_injection=true needs weight_kind='ternary' (the 2T2R memory's injector), "
+                                 "not weight_kind='fixed'")
+            return
+        if any(b != 2 for b in self.weight_bits):
+            raise ValueError(f"weight_kind='ternary' needs weight_bits 2 (cells of -1, 0, +1), not "
+                             f"{list(self.weight_bits)!r}")
+
+    def _check_latent(self) -> None:
+        """Normalise the latent-weight fields: tuples of n entries in ternary training specs, else None."""
+        set_ = object.__setattr__
+        n = self.n_layers
+        names = ("latent_bits", "latent_frac", "latent_threshold")
+        if not self.ternary_training:
+            for name in names:
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to ternary training specs only (weight_kind='ternary', "
+                                     f"training=true), not weight_kind={self.weight_kind!r}, training={self.training}")
+            return
+        set_(self, "latent_bits", _per_conn("latent_bits", 8 if self.latent_bits is None else self.latent_bits,
+                                            n, 2, 24))
+        lf = tuple(b - 1 for b in self.latent_bits) if self.latent_frac is None else self.latent_frac
+        set_(self, "latent_frac", _per_conn("latent_frac", lf, n, 0, 32))
+        lt = (tuple(math.floor(0.05 * (1 << f) + 0.5) for f in self.latent_frac) if self.latent_threshold is None
+              else self.latent_threshold)
+        set_(self, "latent_threshold", _per_conn("latent_threshold", lt, n, 0, (1 << 23) - 2))
+        for l, (b, t) in enumerate(zip(self.latent_bits, self.latent_threshold, strict=True)):
+            if t > (1 << (b - 1)) - 2:
+                raise ValueError(f"latent_threshold[{l}]={t} must be at most {(1 << (b - 1)) - 2} "
+                                 f"(latent_bits[{l}]={b})")
+
+    @property
+    def ternary_training(self) -> bool:
+        """A ternary core that trains: latent weights ``v{l}`` beside the cells."""
+        return self.weight_kind == "ternary" and self.training
+
+    def ternarize_latent(self, l: int, v):
+        """The ternary value of latent weight(s) ``v`` of connection l: +1 above Δ_l, −1 below −Δ_l, else 0."""
+        d = self.latent_threshold[l]
+        return (v > d) * 1 - (v < -d) * 1
 
     # --- derived numbers ---------------------------------------------------------------------------
     @property
@@ -385,7 +441,8 @@ class EqSpikeSpec(LaneBank, SpecFile):
 
         ``lr_shift``: the connection's η register if the host changed it (default: the spec's reset value)."""
         lr = self.lr_shift[l] if lr_shift is None else lr_shift
-        return self.trace_frac + lr + int(self.symmetric) - self.beta_shift - self.weight_frac[l]
+        lf = self.latent_frac[l] if self.ternary_training else 0  # ternary: into latent LSBs (α·2^-latent_frac)
+        return self.trace_frac + lr + int(self.symmetric) - self.beta_shift - self.weight_frac[l] - lf
 
     def bias_update_shift(self, l: int, lr_shift: int | None = None) -> int:
         lr = self.lr_shift[l] if lr_shift is None else lr_shift
@@ -414,7 +471,8 @@ class EqSpikeSpec(LaneBank, SpecFile):
         if len(v) != n:
             raise ValueError(f"lr_shift must have 1 or {n} entries (one per connection), not {len(v)}: {list(v)!r}")
         for l, x in enumerate(v):
-            lo = max(0, self.weight_frac[l] - self.trace_frac - int(self.symmetric) + self.beta_shift,
+            lf = self.latent_frac[l] if self.ternary_training else 0
+            lo = max(0, self.weight_frac[l] + lf - self.trace_frac - int(self.symmetric) + self.beta_shift,
                      self.bias_frac[l] - self.trace_frac - int(self.symmetric) + self.beta_shift)
             _int_in(f"lr_shift[{l}]", x, lo, 32)
         return v
@@ -425,11 +483,35 @@ class EqSpikeSpec(LaneBank, SpecFile):
             out[f"w{l}"] = (self.layers[l + 1], self.layers[l])
         for l in range(self.n_layers):
             out[f"b{l}"] = (self.layers[l + 1],)
+        for l in range(self.n_layers if self.ternary_training else 0):
+            out[f"v{l}"] = (self.layers[l + 1], self.layers[l])
         return out
 
     def element_range(self, name: str) -> tuple[int, int]:
+        if name.startswith("w") and self.weight_kind == "ternary":
+            return -1, 1
+        if name.startswith("v"):
+            b = self.latent_bits[int(name[1:])]
+            return -(1 << (b - 1)), (1 << (b - 1)) - 1
         bits = self.weight_bits[int(name[1:])] if name.startswith("w") else self.bias_bits
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+    # --- ternary weights ------------------------------------------------------------------------------
+    def ternary_base(self, l: int) -> int:
+        """First word of connection l in the ternary weight memory: w{l} stored pre-major (word
+        ``base + j·tiles(l+1) + t`` holds w{l}[t·P + i, j] in cell i; padding cells 0), connections in order."""
+        return sum(self.layers[m] * self.tiles(m + 1) for m in range(l))
+
+    def ternary_memory_spec(self):
+        """The weight memory of a ternary core (every connection, :meth:`ternary_base` layout), its PRNG
+        seeded from ``seed`` (a bank of its own, beside the encoders')."""
+        from .ternary import TernaryMemorySpec
+
+        if self.weight_kind != "ternary":
+            raise ValueError(f"ternary_memory_spec needs weight_kind='ternary', not {self.weight_kind!r}")
+        return TernaryMemorySpec(depth=self.ternary_base(self.n_layers), lanes=self.lanes,
+                                 fault_injection=self.fault_injection, seed=self.seed,
+                                 update_port=self.training)
 
     # --- randomness ----------------------------------------------------------------------------------
     @property
@@ -456,6 +538,9 @@ class EqSpikeSpec(LaneBank, SpecFile):
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if d["update_apply"] == "online":  # added later: left out at its default, so earlier digests and images hold
             del d["update_apply"]
+        for k in ("fault_injection", "latent_bits", "latent_frac", "latent_threshold"):
+            if not d[k]:  # added with the ternary kind: specs without them keep their digests
+                del d[k]
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
     @classmethod

@@ -107,6 +107,12 @@ class EqSpikeTwin:
         L = spec.n_layers
         self.wt = [np.ascontiguousarray(np.asarray(weights[f"w{l}"], np.int64).T) for l in range(L)]
         self.b = [np.asarray(weights[f"b{l}"], np.int64).copy() for l in range(L)]
+        self.memory = None  # the 2T2R weight memory of a ternary spec (golden.eqspike.ternary)
+        self.v = None  # a ternary training spec's latent weights, transposed like wt
+        if spec.weight_kind == "ternary":
+            from .ternary import attach_memory
+
+            attach_memory(self, weights)
         # per-layer constants of the spec (computed once: the step loop is hot)
         self._c = {k: dict(bu=spec.bottom_up_shift(k), td=spec.top_down_shift(k) if k < L else 0,
                            bs=spec.bias_shift(k), ls=spec.leak_shift(k), ss=spec.state_shift(k),
@@ -130,6 +136,8 @@ class EqSpikeTwin:
     def weights(self) -> dict[str, np.ndarray]:
         out = {f"w{l}": np.ascontiguousarray(w.T).copy() for l, w in enumerate(self.wt)}
         out.update({f"b{l}": b.copy() for l, b in enumerate(self.b)})
+        if self.v is not None:
+            out.update({f"v{l}": np.ascontiguousarray(v.T).copy() for l, v in enumerate(self.v)})
         return out
 
     def set_lr_shift(self, lr_shift) -> None:
@@ -261,8 +269,9 @@ class EqSpikeTwin:
             events += int(pre.sum()) * int(np.count_nonzero(dpost))
             if dpre is not None:
                 events += int(post.sum()) * int(np.count_nonzero(dpre))
-            lo, hi = sp.element_range(f"w{l}")
-            wt = self.wt[l]  # (n_pre, n_post)
+            lat = self.v is not None  # ternary training: the update lands on the latent weights
+            lo, hi = sp.element_range(f"v{l}" if lat else f"w{l}")
+            wt = self.v[l] if lat else self.wt[l]  # (n_pre, n_post)
             gpost = q(dpost) if tern else dpost
             if pending:  # update_apply = "sample": exact pending sums, written in _flush_pending
                 pw = self._pw[l]
@@ -290,13 +299,17 @@ class EqSpikeTwin:
                     shift_round(sigma * D, self._ushift[l], sp.update_rounding)
                 new = np.clip(wt + delta, lo, hi)
                 writes += int(np.count_nonzero(new != wt))
-                self.wt[l] = new
+                (self.v if lat else self.wt)[l] = new
             blo, bhi = sp.element_range(f"b{l}")
             db = (sigma * gpost) << sp.ternary_shift if tern else \
                 shift_round(sigma * gpost, self._bshift[l], sp.update_rounding)
             nb = np.clip(self.b[l] + db, blo, bhi)
             writes += int(np.count_nonzero(nb != self.b[l]))
             self.b[l] = nb
+        if self.v is not None:  # cells whose ternary value changed are reprogrammed
+            from .ternary import reprogram
+
+            reprogram(self)
         return events, writes
 
     def _flush_pending(self) -> int:

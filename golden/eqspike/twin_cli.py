@@ -80,7 +80,12 @@ def cmd_quantize(args) -> int:
 
     check_array_out(args.out, IMAGE_FORMAT, force=args.force)  # a foreign --out is refused before any work
     base = _spec_from_args(args)
-    spec, weights, info = quantize_export(args.export, base, auto_frac=not args.keep_formats)
+    if base.weight_kind == "ternary":  # golden/eqspike/ternary.py: TWN threshold rule, α a power of two
+        from .ternary import quantize_export_ternary
+
+        spec, weights, info = quantize_export_ternary(args.export, base)
+    else:
+        spec, weights, info = quantize_export(args.export, base, auto_frac=not args.keep_formats)
     write_image(args.out, spec, weights, source=info, force=args.force)
     print(f"quantised {args.export} → {args.out}: weight_frac {list(spec.weight_frac)}, bias_frac "
           f"{list(spec.bias_frac)}, saturated {info['saturated']} (spec digest {spec.digest()[:12]}…)")
@@ -98,6 +103,18 @@ def cmd_evaluate(args) -> int:
     twin = EqSpikeTwin(spec, weights)
     if args.prng_seed is not None:
         twin.reseed(args.prng_seed)
+    faults = None
+    if args.fault_rate is not None:  # static adjacent faults in a ternary image's memory
+        from .ternary import configure_faults
+
+        if not 0.0 <= args.fault_rate <= 0.5:
+            raise CLIError(f"--fault-rate must be a probability in [0, 0.5], not {args.fault_rate}")
+        try:
+            faults = configure_faults(twin, weights, args.fault_rate, "static", seed=args.fault_seed)
+        except ValueError as e:
+            raise CLIError(f"--fault-rate: {e}") from None
+        weights = twin.weights  # the event-path twin below computes with the same faulty cells
+        print(f"static faults p = {args.fault_rate}: {faults['injected']} cells injected (seed {args.fault_seed})")
     t0 = time.time()
     from tqdm import tqdm
 
@@ -113,7 +130,7 @@ def cmd_evaluate(args) -> int:
     mean = {k: float(sum(c[k] for c in counts) / len(counts)) for k in ("synaptic_events", "neuron_updates")}
     mean["spikes"] = [float(sum(c["spikes"][l] for c in counts) / len(counts)) for l in range(spec.n_layers + 1)]
     res = {"image": str(args.image), "dataset": args.dataset, "n": len(x), "T": args.T or spec.T1, "accuracy": acc,
-           "seconds": secs, "events_per_sample_mean": mean, "events_samples": len(counts)}
+           "seconds": secs, "events_per_sample_mean": mean, "events_samples": len(counts), "faults": faults}
     print(f"twin {args.dataset} test: {100 * acc:.2f}% of {len(x)} (T = {res['T']}, {secs:.0f} s); per sample: "
           f"{mean['synaptic_events']:.0f} synaptic events, spikes {[round(s) for s in mean['spikes']]}")
     if args.json:
@@ -207,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--prng-seed", type=natural, help="reseed the core's PRNG (default: the spec's seed)")
     e.add_argument("--count-samples", type=count, default=20,
                    help="samples whose events are counted on the event path (default 20)")
+    e.add_argument("--fault-rate", type=float, metavar="P", help="ternary images with fault_injection: static "
+                   "adjacent faults of mean rate P drawn while programming (golden/eqspike/ternary.py)")
+    e.add_argument("--fault-seed", type=natural, default=1, help="the memory PRNG's seed for --fault-rate (default 1)")
     e.add_argument("--json", help="also write the result as JSON")
     e.set_defaults(fn=cmd_evaluate)
 
