@@ -7,13 +7,12 @@ unpacks them as integers (fields from bit 0 in their declaration order).
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 
 from spec.eqspike import EqSpikeSpec
 
 from .eqspike import aer_addr_bits, wcmd_fields
+from .simhost import StreamHost
 
 
 def pack(fields: list[tuple[int, int]]) -> int:
@@ -25,7 +24,7 @@ def pack(fields: list[tuple[int, int]]) -> int:
     return word
 
 
-class EqSpikeHost:
+class EqSpikeHost(StreamHost):
     """Drive an :class:`hdl.eqspike.EqSpikeCore` (``dut``) from an async testbench.
 
     ``idle_prob``: probability that a beat's ``valid`` waits a cycle; ``stall_prob``: probability that
@@ -33,43 +32,9 @@ class EqSpikeHost:
 
     def __init__(self, dut, spec: EqSpikeSpec, *, seed: int | None = None, idle_prob: float = 0.0,
                  stall_prob: float = 0.0):
-        self.dut, self.spec = dut, spec
-        self.rng = random.Random(seed)
-        self.idle_prob, self.stall_prob = idle_prob, stall_prob
+        super().__init__(dut, spec, seed=seed, idle_prob=idle_prob, stall_prob=stall_prob)
         self.wf = wcmd_fields(spec)
         self.label_bits = dut.label_bits
-
-    async def _idle(self, ctx):
-        while self.idle_prob and self.rng.random() < self.idle_prob:
-            await ctx.tick()
-
-    async def put(self, ctx, stream, word: int) -> None:
-        await self._idle(ctx)
-        ctx.set(stream.payload.as_value(), word)
-        ctx.set(stream.valid, 1)
-        await ctx.tick().until(stream.ready)
-        ctx.set(stream.valid, 0)
-
-    async def recv(self, ctx, stream) -> int:
-        while True:
-            stall = bool(self.stall_prob) and self.rng.random() < self.stall_prob
-            ctx.set(stream.ready, 0 if stall else 1)
-            _clk, _rst, word, valid = await ctx.tick().sample(stream.payload.as_value(), stream.valid)
-            if valid and not stall:
-                ctx.set(stream.ready, 0)
-                return int(word)
-
-    # --- registers ---------------------------------------------------------------------------------
-    async def write_reg(self, ctx, addr: int, value: int) -> None:
-        ctx.set(self.dut.reg.addr, addr)
-        ctx.set(self.dut.reg.wdata, value)
-        ctx.set(self.dut.reg.we, 1)
-        await ctx.tick()
-        ctx.set(self.dut.reg.we, 0)
-
-    async def read_reg(self, ctx, addr: int) -> int:
-        ctx.set(self.dut.reg.addr, addr)
-        return int(ctx.get(self.dut.reg.rdata))
 
     # --- weights -------------------------------------------------------------------------------------
     def _cmd(self, read: int, array: int, i: int, j: int, value: int) -> int:
