@@ -102,7 +102,7 @@ def _init(device: str) -> str:
     """Initialise the process group (nccl for CUDA, gloo otherwise); return this rank's device string."""
     import os
 
-    from .train import resolve_device
+    from .device import resolve_device
 
     dev = resolve_device(device)
     if dev.type == "cuda":

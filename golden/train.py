@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .device import resolve_device
 from .ep.config import NetSpec
 from .ep.estimators import ESTIMATORS, EPSchedule, apply_update, cep_step, ep_step
 from .ep.network import EPNet
@@ -367,21 +368,6 @@ def train(cfg: TrainConfig, out: Path, *, resume: bool = False, device: str = "a
                           f"training {cfg.net.kind} {cfg.alg}/{cfg.estimator} on {cfg.dataset} ({n_train} train, "
                           f"{n_test} test) on {dev}, {torch.get_num_threads()} threads"),
                       title=f"{cfg.net.kind} {cfg.alg}/{cfg.estimator} on {cfg.dataset}")
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; anything else as torch spells it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, not {device!r}") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, not {device!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine")
-    return dev
 
 
 def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, resume: bool = False,

@@ -268,7 +268,7 @@ def test_latent_fields_change_the_digest_and_round_trip():
 
 
 def test_quantize_ternary_training_image_starts_latents_at_twice_the_threshold(tmp_path):
-    from golden.eqspike.ternary import quantize_export_ternary
+    from golden.eqspike.image import quantize_export_ternary
 
     _float_export(tmp_path / "exp")
     base = EqSpikeSpec(layers=(784, 16, 10), weight_kind="ternary", weight_bits=(2,))

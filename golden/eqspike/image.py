@@ -117,3 +117,37 @@ def quantize_export(export_dir: str | os.PathLike, base: EqSpikeSpec, auto_frac:
     info = {"export": str(export_dir), "export_source": manifest.get("source", {}), "saturated": clipped,
             "eqspike": eq}
     return spec, ints, info
+
+
+def quantize_export_ternary(export_dir: str | os.PathLike, base: EqSpikeSpec, delta_factor: float | None = None
+                            ) -> tuple[EqSpikeSpec, dict[str, np.ndarray], dict[str, Any]]:
+    """A float EqSpike export as a ternary image: :func:`quantize_export` for the constants and biases,
+    then the weights by :func:`golden.eqspike.ternary.ternarize_arrays` (weight_frac[l] = a_l; ``delta_factor``
+    default :data:`golden.eqspike.ternary.DELTA_FACTOR`)."""
+    from golden.export import load_export
+
+    from .ternary import DELTA_FACTOR, ternarize_arrays
+
+    delta_factor = DELTA_FACTOR if delta_factor is None else delta_factor
+    if base.weight_kind != "ternary":
+        raise ValueError(f"the base spec must have weight_kind='ternary', not {base.weight_kind!r}")
+    fixed_base = EqSpikeSpec.from_dict({**base.to_dict(), "weight_kind": "fixed", "fault_injection": False,
+                                        "weight_bits": [16] * base.n_layers, "weight_frac": [14] * base.n_layers,
+                                        "latent_bits": None, "latent_frac": None, "latent_threshold": None})
+    fspec, ints, info = quantize_export(export_dir, fixed_base)
+    _, arrays, _ = load_export(export_dir)
+    t, shifts, tinfo = ternarize_arrays(arrays, base.n_layers, delta_factor)
+    d = {**fspec.to_dict(), "weight_kind": "ternary", "fault_injection": base.fault_injection,
+         "weight_bits": [2] * base.n_layers, "weight_frac": shifts, "latent_bits": base.latent_bits,
+         "latent_frac": base.latent_frac, "latent_threshold": base.latent_threshold}
+    try:
+        spec = EqSpikeSpec.from_dict(d)
+    except ValueError as e:
+        raise ExportError(f"{export_dir}: the ternary spec is invalid: {e}") from None
+    out = {**t, **{f"b{l}": np.clip(np.rint(np.asarray(arrays[f"b{l}"], np.float64) * 2.0 ** spec.bias_frac[l]),
+                                    *spec.element_range(f"b{l}")).astype(np.int64) for l in range(base.n_layers)}}
+    for l in range(base.n_layers if spec.ternary_training else 0):  # latents start at t·2Δ_l (as the EP core's)
+        out[f"v{l}"] = t[f"w{l}"] * 2 * spec.latent_threshold[l]
+    info = {**info, "ternary": {"rule": f"delta = {delta_factor}*mean|W|, alpha = 2^-round(-log2 mean|W_kept|)",
+                                **tinfo}}
+    return spec, out, info

@@ -14,7 +14,6 @@ stream depends on the RTL's read order, which is not specified yet: refused.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -149,35 +148,3 @@ def ternarize_arrays(arrays: dict[str, np.ndarray], n: int, delta_factor: float 
         shifts.append(a)
         info[f"w{l}"] = {"delta": delta, "ls_scale": scale, "alpha_shift": a, "zero_fraction": float(1 - keep.mean())}
     return t, shifts, info
-
-
-def quantize_export_ternary(export_dir: str | os.PathLike, base: EqSpikeSpec, delta_factor: float = DELTA_FACTOR
-                            ) -> tuple[EqSpikeSpec, dict[str, np.ndarray], dict[str, Any]]:
-    """A float EqSpike export as a ternary image: :func:`golden.eqspike.image.quantize_export` for the
-    constants and biases, then the weights by :func:`ternarize_arrays` (weight_frac[l] = a_l)."""
-    from golden.export import ExportError, load_export
-
-    from .image import quantize_export
-
-    if base.weight_kind != "ternary":
-        raise ValueError(f"the base spec must have weight_kind='ternary', not {base.weight_kind!r}")
-    fixed_base = EqSpikeSpec.from_dict({**base.to_dict(), "weight_kind": "fixed", "fault_injection": False,
-                                        "weight_bits": [16] * base.n_layers, "weight_frac": [14] * base.n_layers,
-                                        "latent_bits": None, "latent_frac": None, "latent_threshold": None})
-    fspec, ints, info = quantize_export(export_dir, fixed_base)
-    _, arrays, _ = load_export(export_dir)
-    t, shifts, tinfo = ternarize_arrays(arrays, base.n_layers, delta_factor)
-    d = {**fspec.to_dict(), "weight_kind": "ternary", "fault_injection": base.fault_injection,
-         "weight_bits": [2] * base.n_layers, "weight_frac": shifts, "latent_bits": base.latent_bits,
-         "latent_frac": base.latent_frac, "latent_threshold": base.latent_threshold}
-    try:
-        spec = EqSpikeSpec.from_dict(d)
-    except ValueError as e:
-        raise ExportError(f"{export_dir}: the ternary spec is invalid: {e}") from None
-    out = {**t, **{f"b{l}": np.clip(np.rint(np.asarray(arrays[f"b{l}"], np.float64) * 2.0 ** spec.bias_frac[l]),
-                                    *spec.element_range(f"b{l}")).astype(np.int64) for l in range(base.n_layers)}}
-    for l in range(base.n_layers if spec.ternary_training else 0):  # latents start at t·2Δ_l (as the EP core's)
-        out[f"v{l}"] = t[f"w{l}"] * 2 * spec.latent_threshold[l]
-    info = {**info, "ternary": {"rule": f"delta = {delta_factor}*mean|W|, alpha = 2^-round(-log2 mean|W_kept|)",
-                                **tinfo}}
-    return spec, out, info

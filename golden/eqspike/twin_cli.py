@@ -81,7 +81,7 @@ def cmd_quantize(args) -> int:
     check_array_out(args.out, IMAGE_FORMAT, force=args.force)  # a foreign --out is refused before any work
     base = _spec_from_args(args)
     if base.weight_kind == "ternary":  # golden/eqspike/ternary.py: TWN threshold rule, α a power of two
-        from .ternary import quantize_export_ternary
+        from .image import quantize_export_ternary
 
         spec, weights, info = quantize_export_ternary(args.export, base)
     else:
