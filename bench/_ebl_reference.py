@@ -101,18 +101,6 @@ def load(path: Path) -> types.SimpleNamespace:
     return ns
 
 
-def commit_of(path: Path) -> str | None:
-    """The git commit of a clone, when it is one (read without running git)."""
-    head = path / ".git" / "HEAD"
-    try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            return (path / ".git" / ref[5:]).read_text().strip()
-        return ref
-    except OSError:
-        return None
-
-
 def build(lib: types.SimpleNamespace, kind: str, T1: int | None = None, T2: int | None = None,
           beta: float | None = None, mode: str = "asynchronous") -> types.SimpleNamespace:
     """The library's network, cost, minimisers, centred-EP estimator and SGD optimizer (as its paper scripts)."""

@@ -60,26 +60,24 @@ INFER_BATCH = 200
 REF_MIN_BATCHES = 10  # the reference's train() computes idx % (iter_per_epochs // 10)
 
 
-def reference_helper() -> types.ModuleType:
-    """bench/_reference.py, imported from its file (bench/ is not a package)."""
-    name = "epforge_bench_reference"
+def _bench_module(filename: str, name: str) -> types.ModuleType:
+    """A helper module of bench/, imported from its file once (bench/ is not a package)."""
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_reference.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
         mod = importlib.util.module_from_spec(spec)
         sys.modules[name] = mod
         spec.loader.exec_module(mod)
     return sys.modules[name]
+
+
+def reference_helper() -> types.ModuleType:
+    """bench/_reference.py (the Laborieux reference code's loader)."""
+    return _bench_module("_reference.py", "epforge_bench_reference")
 
 
 def ebl_helper() -> types.ModuleType:
-    """bench/_ebl_reference.py, imported from its file."""
-    name = "epforge_bench_ebl_reference"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_ebl_reference.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    """bench/_ebl_reference.py (the energy-based-learning library's loader)."""
+    return _bench_module("_ebl_reference.py", "epforge_bench_ebl_reference")
 
 
 EBL_DIFFERENCES = [
@@ -291,7 +289,7 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
             ebl_note = (f"energy-based-learning library at {ebl_path} could not be imported "
                         f"({type(e).__name__}: {e}); skipped")
     result["ebl"] = {"used": lib is not None, "note": ebl_note, "path": str(ebl_path) if ebl_path else None,
-                     "commit": eh.commit_of(ebl_path) if ebl_path else None, "differences": EBL_DIFFERENCES}
+                     "commit": ref_helper.commit_of(ebl_path) if ebl_path else None, "differences": EBL_DIFFERENCES}
     log(f"ebl: {ebl_note}" + ("" if lib is not None else " -- EBL rows skipped"))
     if result["machine"]["busy_warning"]:
         log(f"warning: {result['machine']['busy_warning']}")
