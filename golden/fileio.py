@@ -44,6 +44,20 @@ MARKER = ".epforge-output.json"
 MARKER_FORMAT = "epforge-output/1"
 
 
+def write_spec_text(spec, out: str | os.PathLike | None) -> int:
+    """A ``spec`` subcommand's output: the spec as TOML, atomically to ``out`` (with its digest on stdout)
+    or to stdout when ``out`` is None. Works for every spec class with ``to_toml()`` and ``digest()``."""
+    import sys
+
+    text = spec.to_toml()
+    if out:
+        atomic_write_bytes(Path(out), text.encode())
+        print(f"wrote {out} (digest {spec.digest()[:12]}…)")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def output_kind(path: Path) -> str | None:
     """The kind recorded in ``path``'s output marker (None: no marker, or not a directory)."""
     import json

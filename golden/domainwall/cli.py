@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -84,16 +83,9 @@ def _moments(pmf):
 
 
 def cmd_spec(args) -> int:
-    spec = _spec_from_args(args)
-    text = spec.to_toml()
-    if args.out:
-        from golden.fileio import atomic_write_bytes
+    from golden.fileio import write_spec_text
 
-        atomic_write_bytes(Path(args.out), text.encode())
-        print(f"wrote {args.out} (digest {spec.digest()[:12]}…)")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return write_spec_text(_spec_from_args(args), args.out)
 
 
 def cmd_exact(args) -> int:

@@ -61,16 +61,9 @@ def _write_json(path, obj) -> None:
 
 
 def cmd_spec(args) -> int:
-    spec = _spec_from_args(args)
-    text = spec.to_toml()
-    if args.out:
-        from golden.fileio import atomic_write_bytes
+    from golden.fileio import write_spec_text
 
-        atomic_write_bytes(Path(args.out), text.encode())
-        print(f"wrote {args.out} (digest {spec.digest()[:12]}…)")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return write_spec_text(_spec_from_args(args), args.out)
 
 
 def cmd_quantize(args) -> int:
