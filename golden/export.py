@@ -160,6 +160,42 @@ def read_array_dir(path: str | os.PathLike, fmt: str,
     return arrays, manifest
 
 
+def write_spec_image(out: str | os.PathLike, fmt: str, spec, weights: dict[str, np.ndarray],
+                     source: dict[str, Any] | None = None, *, manifest: dict[str, Any] | None = None,
+                     extra_files: dict[str, bytes] | None = None, force: bool = True,
+                     option: str = "--out") -> Path:
+    """A hardware weight image (format ``fmt``): integer ``weights`` as int32 .npy files, the full spec,
+    its digest, ``source`` (provenance), ``manifest`` (extra fields) and ``spec.toml`` + ``extra_files``,
+    through :func:`write_array_dir`. The EP core's and EqSpike's images both use it."""
+    arrays = {k: np.asarray(v).astype(np.int32) for k, v in weights.items()}
+    body = {"format": fmt, "spec": spec.to_dict(), "spec_digest": spec.digest(), **(manifest or {}),
+            "source": source or {}}
+    files = {**(extra_files or {}), "spec.toml": spec.to_toml().encode()}
+    return write_array_dir(out, arrays, body, extra_files=files, force=force, option=option)
+
+
+def read_spec_image(path: str | os.PathLike, fmt: str, spec_cls, what: str,
+                    make_twin) -> tuple[Any, Any, dict[str, np.ndarray], dict[str, Any]]:
+    """Read an image written by :func:`write_spec_image` and verify it: the spec (``spec_cls.from_dict``,
+    ``what`` names it in errors) and its digest, then ``make_twin(spec, arrays)`` (int64 arrays), whose
+    ``ValueError`` (shapes, ranges) becomes an :class:`ExportError` naming ``path``.
+    Returns ``(spec, twin, arrays, manifest)``."""
+    path = Path(path)
+    arrays, manifest = read_array_dir(path, fmt)
+    try:
+        spec = spec_cls.from_dict(manifest["spec"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ExportError(f"{path}/manifest.json: invalid {what} spec: {e}") from None
+    if spec.digest() != manifest.get("spec_digest"):
+        raise ExportError(f"{path}/manifest.json: spec_digest {manifest.get('spec_digest')} does not match its "
+                          f"spec ({spec.digest()})")
+    try:
+        twin = make_twin(spec, {k: v.astype(np.int64) for k, v in arrays.items()})
+    except ValueError as e:
+        raise ExportError(f"{path}: {e}") from None
+    return spec, twin, arrays, manifest
+
+
 def write_export(out: str | os.PathLike, spec, arrays: dict[str, np.ndarray], *, preprocessing: dict[str, Any],
                  extra: dict[str, Any] | None = None, force: bool = True) -> Path:
     """Write a float export directory atomically."""

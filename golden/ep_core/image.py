@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from golden.export import ExportError, read_array_dir, write_array_dir
+from golden.export import ExportError, read_spec_image, write_spec_image
 from spec.ep_core import EPCoreSpec
 
 IMAGE_FORMAT = "epforge-ep-core-image/1"
@@ -29,40 +29,28 @@ def memory_hex(spec: EPCoreSpec, words: list[int]) -> bytes:
 
 def write_image(out: str | os.PathLike, spec: EPCoreSpec, weights: dict[str, np.ndarray],
                 source: dict[str, Any] | None = None, *, force: bool = True, option: str = "--out") -> Path:
-    """Write a verified image directory atomically (:func:`golden.export.write_array_dir`; ``force``
+    """Write a verified image directory atomically (:func:`golden.export.write_spec_image`; ``force``
     replaces a previous image, never a foreign directory)."""
     from .twin import EPCoreTwin
 
     twin = EPCoreTwin(spec, weights)  # validates shapes and ranges
-    arrays = {k: v.astype(np.int32) for k, v in twin.weights.items()}
-    manifest = {"format": IMAGE_FORMAT, "spec": spec.to_dict(), "spec_digest": spec.digest(),
-                "memory": {"file": "memory.hex", "words": spec.memory_words,
-                           "word_bits": spec.lanes * spec.word_elem_bits},
-                "source": source or {}}
-    return write_array_dir(out, arrays, manifest, extra_files={"memory.hex": memory_hex(spec, twin.memory_words()),
-                                                               "spec.toml": spec.to_toml().encode()},
-                           force=force, option=option)
+    memory = {"file": "memory.hex", "words": spec.memory_words, "word_bits": spec.lanes * spec.word_elem_bits}
+    return write_spec_image(out, IMAGE_FORMAT, spec, twin.weights, source, manifest={"memory": memory},
+                            extra_files={"memory.hex": memory_hex(spec, twin.memory_words())},
+                            force=force, option=option)
 
 
 def load_image(path: str | os.PathLike) -> tuple[EPCoreSpec, dict[str, np.ndarray], dict[str, Any]]:
     """Read and verify an image: returns ``(spec, weights, manifest)``."""
     from .twin import EPCoreTwin
 
+    def make_twin(spec, arrays):
+        if set(arrays) != set(spec.weight_shapes()):
+            raise ValueError(f"arrays {sorted(arrays)} do not match the spec's {sorted(spec.weight_shapes())}")
+        return EPCoreTwin(spec, arrays)
+
     path = Path(path)
-    arrays, manifest = read_array_dir(path, IMAGE_FORMAT)
-    try:
-        spec = EPCoreSpec.from_dict(manifest["spec"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ExportError(f"{path}/manifest.json: invalid EP core spec: {e}") from None
-    if spec.digest() != manifest.get("spec_digest"):
-        raise ExportError(f"{path}/manifest.json: spec_digest {manifest.get('spec_digest')} does not match its "
-                          f"spec ({spec.digest()})")
-    if set(arrays) != set(spec.weight_shapes()):
-        raise ExportError(f"{path}: arrays {sorted(arrays)} do not match the spec's {sorted(spec.weight_shapes())}")
-    try:
-        twin = EPCoreTwin(spec, {k: v.astype(np.int64) for k, v in arrays.items()})
-    except ValueError as e:
-        raise ExportError(f"{path}: {e}") from None
+    spec, twin, _, manifest = read_spec_image(path, IMAGE_FORMAT, EPCoreSpec, "EP core", make_twin)
     try:
         mem = path / str(manifest["memory"]["file"])
     except (KeyError, TypeError):

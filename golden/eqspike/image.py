@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from golden.ep_core.image import choose_weight_frac
-from golden.export import ExportError, read_array_dir, write_array_dir
+from golden.export import ExportError, read_spec_image, write_spec_image
 from spec.eqspike import EqSpikeSpec
 
 IMAGE_FORMAT = "epforge-eqspike-image/1"
@@ -27,29 +27,14 @@ def write_image(out: str | os.PathLike, spec: EqSpikeSpec, weights: dict[str, np
     from .twin import EqSpikeTwin
 
     twin = EqSpikeTwin(spec, weights)  # validates names, shapes and ranges
-    arrays = {k: v.astype(np.int32) for k, v in twin.weights.items()}
-    manifest = {"format": IMAGE_FORMAT, "spec": spec.to_dict(), "spec_digest": spec.digest(), "source": source or {}}
-    return write_array_dir(out, arrays, manifest, extra_files={"spec.toml": spec.to_toml().encode()},
-                           force=force, option=option)
+    return write_spec_image(out, IMAGE_FORMAT, spec, twin.weights, source, force=force, option=option)
 
 
 def load_image(path: str | os.PathLike) -> tuple[EqSpikeSpec, dict[str, np.ndarray], dict[str, Any]]:
     """Read and verify an image: ``(spec, weights, manifest)``."""
     from .twin import EqSpikeTwin
 
-    path = Path(path)
-    arrays, manifest = read_array_dir(path, IMAGE_FORMAT)
-    try:
-        spec = EqSpikeSpec.from_dict(manifest["spec"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ExportError(f"{path}/manifest.json: invalid EqSpike spec: {e}") from None
-    if spec.digest() != manifest.get("spec_digest"):
-        raise ExportError(f"{path}/manifest.json: spec_digest {manifest.get('spec_digest')} does not match its "
-                          f"spec ({spec.digest()})")
-    try:
-        twin = EqSpikeTwin(spec, {k: v.astype(np.int64) for k, v in arrays.items()})
-    except ValueError as e:
-        raise ExportError(f"{path}: {e}") from None
+    spec, twin, _, manifest = read_spec_image(path, IMAGE_FORMAT, EqSpikeSpec, "EqSpike", EqSpikeTwin)
     return spec, twin.weights, manifest
 
 
