@@ -86,26 +86,23 @@ def gammaincc(a: float, x: float) -> float:
     return math.exp(_log_prefactor(a, x)) * h
 
 
-def chi2_sf(x: float, dof: int) -> float:
-    """Survival function of the chi-square distribution: P(X ≥ x) for ``dof`` degrees of freedom."""
+def _chi2_args(x: float, dof: int) -> None:
     if isinstance(dof, bool) or not isinstance(dof, int) or dof < 1:
         raise ValueError(f"dof must be a positive integer, not {dof!r}")
     if math.isnan(x):
         raise ValueError("x must be a number, not nan")
-    if x <= 0:
-        return 1.0
-    return gammaincc(dof / 2, x / 2)
+
+
+def chi2_sf(x: float, dof: int) -> float:
+    """Survival function of the chi-square distribution: P(X ≥ x) for ``dof`` degrees of freedom."""
+    _chi2_args(x, dof)
+    return 1.0 if x <= 0 else gammaincc(dof / 2, x / 2)
 
 
 def chi2_cdf(x: float, dof: int) -> float:
     """Distribution function of the chi-square law: P(X ≤ x) for ``dof`` degrees of freedom."""
-    if isinstance(dof, bool) or not isinstance(dof, int) or dof < 1:
-        raise ValueError(f"dof must be a positive integer, not {dof!r}")
-    if math.isnan(x):
-        raise ValueError("x must be a number, not nan")
-    if x <= 0:
-        return 0.0
-    return gammainc_lower(dof / 2, x / 2)
+    _chi2_args(x, dof)
+    return 0.0 if x <= 0 else gammainc_lower(dof / 2, x / 2)
 
 
 def kolmogorov_sf(lam: float) -> float:
