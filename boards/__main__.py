@@ -4,6 +4,8 @@
     python -m boards synth --board icebreaker --design ep --spec core.toml --out build/boards/ice-ep --seed 3
     python -m boards synth --board ulx3s --design galton --galton-spec galton.toml --out build/boards/ulx3s-galton
     python -m boards report build/boards/ulx3s-mock      # re-parse the logs of an earlier build
+    python -m boards program --board ulx3s --build build/boards/ulx3s-ep      # openFPGALoader
+    python -m boards run --board ulx3s --sim verilator --image img --data-dir DATA --report runs/board
 
 Heavy imports (Amaranth, the core) happen inside the subcommands, so ``--help`` is instant.
 """
@@ -178,7 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="nextpnr router (default: nextpnr's; router2 routes large, congested designs such as "
         "the 784-500-10 core much faster)",
     )
-    s.add_argument("--baud", type=count, default=115200, help="UART baud rate (default: 115200)")
+    s.add_argument("--baud", type=count, default=None,
+                   help="UART baud rate, checked against the board's USB-UART bridge (ULX3S FT231X: 3 Mbaud max; "
+                   "iCEBreaker FT2232H: 12 Mbaud) and the clock divisor (refused beyond 2 %%); default: the fastest "
+                   "rate both make exactly (ULX3S 1 Mbaud at 25 MHz, 2 Mbaud at 50 MHz; iCEBreaker 3 Mbaud); "
+                   "galton: 115200")
     s.add_argument(
         "--rx-fifo-depth",
         type=count,
@@ -202,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("dir", metavar="DIR", help="the --out directory of an earlier 'synth' run")
     r.set_defaults(func=cmd_report)
+    from .program import add_parser as add_program
+    from .run import add_parser as add_run
+
+    add_program(sub)
+    add_run(sub)
     return p
 
 

@@ -319,7 +319,7 @@ def synthesize(
     out: str | os.PathLike,
     *,
     seed: int | None = None,
-    baud: int = 115200,
+    baud: int | None = None,
     rx_fifo_depth: int = 512,
     mock_delay: int = 8,
     clock_mhz: float | None = None,
@@ -398,7 +398,8 @@ def synthesize(
 
         rows_per_stage = 1 if rows_per_stage is None else rows_per_stage
         top = GaltonBoardTop(
-            spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz, rows_per_stage=rows_per_stage
+            spec, baud=115200 if baud is None else baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz,
+            rows_per_stage=rows_per_stage,
         )
         say(
             f"elaborating galton for {board} (spec {spec.digest()[:12]}, N={spec.rows}, B={spec.boards}, "
@@ -452,7 +453,7 @@ def synthesize(
         "clock_mhz": platform.default_clk_frequency / 1e6 if top.pll_config is None else top.pll_config.f_out_mhz,
         "oscillator_mhz": platform.default_clk_frequency / 1e6,
         "pll": None if top.pll_config is None else dataclasses.asdict(top.pll_config),
-        "baud": baud,
+        "baud": top.baud,  # BoardTop resolves None to the board's fastest exact rate
         "rx_fifo_depth": rx_fifo_depth,
         "register_reads": register_reads if design == "ep" else None,
         "seed": seed,

@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from spec.ep_core import EPCoreSpec
 
 from .hostlink import HostLink, connect_core
-from .uart import UARTRx, UARTTx, uart_divisor
+from .uart import UARTRx, UARTTx, bridge_for_platform, default_baud, uart_divisor
 
 
 class LinkedCore(wiring.Component):
@@ -108,8 +108,12 @@ class BoardTop(Elaboratable):
     core_factory : callable
         ``core_factory(spec)`` returns a component with the EP core's signature.
     spec : EPCoreSpec
-    baud : int
-        UART rate; the divisor is ``round(f_clk / baud)`` (refused beyond 2 % error).
+    baud : int or None
+        UART rate; the divisor is ``round(f_clk / baud)``. Refused when the board's USB-UART bridge
+        (:data:`boards.uart.BRIDGES`) cannot go that fast or the FPGA's rate and the bridge's differ
+        by more than 2 %. ``None`` (default): the fastest rate both make exactly
+        (:func:`boards.uart.default_baud`; ULX3S at 25 MHz: 1 Mbaud, at 50 MHz: 2 Mbaud;
+        iCEBreaker: 3 Mbaud). The rate used is in :attr:`baud` after elaboration.
     rx_fifo_depth : int
         Receive FIFO of the host link (512 bytes = one iCE40 EBR).
     timeout_s : float or None
@@ -123,7 +127,7 @@ class BoardTop(Elaboratable):
     (where the board has a third LED).
     """
 
-    def __init__(self, core_factory: Callable, spec: EPCoreSpec, *, baud: int = 115200, rx_fifo_depth: int = 512,
+    def __init__(self, core_factory: Callable, spec: EPCoreSpec, *, baud: int | None = None, rx_fifo_depth: int = 512,
                  timeout_s: float | None = 0.1, clock_mhz: float | None = None):
         if clock_mhz is not None and not (isinstance(clock_mhz, (int, float)) and clock_mhz > 0):
             raise ValueError(f"clock_mhz must be a positive number of MHz or None, not {clock_mhz!r}")
@@ -141,11 +145,19 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         if self.clock_mhz is not None:
             check_pll_platform(platform)
-        m = Module()
         clk_freq = platform.default_clk_frequency
         if self.clock_mhz is not None:
+            from .pll import ecp5_pll_config
+
+            clk_freq = ecp5_pll_config(clk_freq / 1e6, float(self.clock_mhz)).f_out_mhz * 1e6
+        # the rate is checked before anything is built (a refused rate leaves no unused elaboratable)
+        bridge = bridge_for_platform(platform)
+        if self.baud is None:
+            self.baud = default_baud(clk_freq, bridge)
+        divisor = uart_divisor(clk_freq, self.baud, bridge=bridge)
+        m = Module()
+        if self.clock_mhz is not None:
             clk_freq = self._pll_domain(m, platform)
-        divisor = uart_divisor(clk_freq, self.baud)
         timeout = None if self.timeout_s is None else max(1, int(self.timeout_s * clk_freq))
         m.submodules.top = top = UARTLinkedCore(self.core_factory(self.spec), self.spec, divisor=divisor,
                                                 rx_fifo_depth=self.rx_fifo_depth, timeout_cycles=timeout)

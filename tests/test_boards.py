@@ -73,6 +73,39 @@ def test_uart_divisor():
         UARTTx(divisor=True)
 
 
+def test_baud_from_the_board_clock_and_bridge():
+    """Rates both the FPGA divisor and the board's FTDI bridge make exactly; --baud checked against both."""
+    from boards.uart import FT231X, FT2232H, default_baud, exact_bauds
+
+    assert default_baud(25e6, FT231X) == 1_000_000  # ULX3S oscillator: 25 MHz / 25 = 3 MHz / 3
+    assert default_baud(50e6, FT231X) == 2_000_000  # ULX3S PLL at 50 MHz: the FT231X's special 2 Mbaud
+    assert default_baud(48e6, FT231X) == 3_000_000
+    assert default_baud(12e6, FT2232H) == 3_000_000  # iCEBreaker: divisor 4, the UART's minimum
+    assert exact_bauds(48e6, FT2232H)[:3] == [12_000_000, 8_000_000, 6_000_000]
+    assert all(float(FT231X.nearest(b)) == b for b in exact_bauds(25e6, FT231X))
+    assert float(FT231X.nearest(2_200_000)) == 2_000_000 and float(FT231X.nearest(1_450_000)) == 3e6 / 2.125
+    assert uart_divisor(25e6, 1_000_000, bridge=FT231X) == 25
+    with pytest.raises(ValueError, match=r"FPGA's UART makes 2083333 baud \(divisor 12\), the FT231X 2000000 baud: "
+                       r"4\.2% apart, more than 2%"):
+        uart_divisor(25e6, 2_000_000, bridge=FT231X)
+    with pytest.raises(ValueError, match=r"baud 4000000 is above the FT231X USB-UART bridge's maximum of 3000000"):
+        uart_divisor(48e6, 4_000_000, bridge=FT231X)
+    # 50 MHz / 17 = 2.94 Mbaud against the bridge's 3 Mbaud: 2.0 % apart, still accepted
+    assert uart_divisor(50e6, 3_000_000, bridge=FT231X) == 17
+
+
+def test_board_top_default_baud():
+    from boards.synth import board_platform, core_factory
+    from boards.top import BoardTop
+
+    for board, clock, want in (("ulx3s", None, 1_000_000), ("ulx3s", 50, 2_000_000), ("icebreaker", None, 3_000_000)):
+        top = BoardTop(core_factory("mock"), SPEC, clock_mhz=clock)
+        board_platform(board).prepare(top, name="top")
+        assert top.baud == want, (board, clock)
+    with pytest.raises(ValueError, match="the FT231X 2000000 baud"):
+        board_platform("ulx3s").prepare(BoardTop(core_factory("mock"), SPEC, baud=2_000_000), name="top")
+
+
 @pytest.mark.parametrize("bit_cycles", [31, 32, 33], ids=["fast", "exact", "slow"])
 def test_uart_rx_bytes_and_baud_tolerance(bit_cycles):
     """Receive bytes sent ±3 % off the nominal rate; the sink takes them with random stalls."""
