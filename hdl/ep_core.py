@@ -45,10 +45,11 @@ from spec.ep_core import (
     EPCoreSpec,
 )
 
-from .fixed import saturate, shift_round
+from .fixed import saturate
 from .kit.activation import Activation, Nudge
 from .kit.lanes import AdderTree, LaneAccumulators, LaneProducts
 from .kit.regfile import EPRegisterFile
+from .kit.update import UpdateUnit
 from .prng import XorshiftBank
 from .regport import RegSignature
 from .ternary_mem import TernaryWeightMemory
@@ -503,12 +504,11 @@ class EPCore(wiring.Component):
         RB = max(IB, SB) + 1  # right operand width (pre lanes or a broadcast state), signed
         left = [Signal(signed(PB), name=f"left{i}") for i in range(P)]
         right = [Signal(signed(RB), name=f"right{i}") for i in range(P)]
-        UB = max(wbits)  # update path element width (the weights, or a ternary core's latent weights)
-        wword1 = Signal(P * UB)  # weight word (sign-extended lanes) for the update path
+        UB = max(wbits)  # weight element width on the update path (the weights, or a ternary core's latent weights)
+        OB = max(UB, s.bias_bits)  # … and of the stored word it updates (weights or biases), sign-extended
         bias1 = Signal(signed(s.bias_bits))
         part1 = Signal(signed(ACC))
         nstate1 = Signal(SB)
-        bword1 = Signal(P * s.bias_bits)
         slanes1 = [Signal(SB, name=f"slane{i}") for i in range(P)]
 
         def wlane(i):
@@ -524,19 +524,20 @@ class EPCore(wiring.Component):
             return v
 
         wl = [wlane(i) for i in range(P)]
-        if tt:  # the update path carries the latent word and the stored cells
+        if s.training:  # the update path carries the stored word (weights, latent weights or biases)…
+            uold1 = Signal(data.ArrayLayout(signed(OB), P))
+            for i in range(P):
+                wold = wl[i]
+                if tt:
+                    wold = Signal(signed(UB), name=f"vl{i}")
+                    with m.Switch(c1.conn):
+                        for l in range(L):
+                            with m.Case(l):
+                                m.d.comb += wold.eq(lane(wq_w[l], i, wbits[l], True))
+                m.d.comb += uold1[i].eq(Mux(k1 == K_UPB, lane(bq, i, s.bias_bits, True), wold))
+        if tt:  # … and a ternary training core's stored cells
             cword1 = Signal(2 * P)
             m.d.comb += cword1.eq(tq_cells)
-            for i in range(P):
-                vl = Signal(signed(UB), name=f"vl{i}")
-                with m.Switch(c1.conn):
-                    for l in range(L):
-                        with m.Case(l):
-                            m.d.comb += vl.eq(lane(wq_w[l], i, wbits[l], True))
-                m.d.comb += wword1[i * UB:(i + 1) * UB].eq(vl)
-        else:
-            for i in range(P):
-                m.d.comb += wword1[i * WMAX:(i + 1) * WMAX].eq(wl[i])
 
         # state words at S1 (zeroed for the first step of the free phase)
         sdata = [None] + [Mux(c1.zero, 0, sq[k]) for k in range(1, L + 1)]
@@ -576,7 +577,7 @@ class EPCore(wiring.Component):
                     m.d.sync += [left[i].eq(1), right[i].eq(post_word[i * SB:(i + 1) * SB])]
         # reduce extras (row end): bias of the row's neuron, middle-layer partial, top-layer state
         if s.training:
-            m.d.comb += [bias1.eq(lane_sel(bq, c1.lane, s.bias_bits, True)), bword1.eq(bq)]
+            m.d.comb += bias1.eq(lane_sel(bq, c1.lane, s.bias_bits, True))
         else:
             m.d.comb += bias1.eq(bq)
         with m.Switch(c1.layer):
@@ -606,12 +607,13 @@ class EPCore(wiring.Component):
             m.d.comb += [lanes.left[i].eq(left[i]), lanes.right[i].eq(right[i]), prods[i].eq(lanes.prod[i])]
         # values that ride along from S1
         bias2, part2, nstate2 = Signal.like(bias1), Signal.like(part1), Signal.like(nstate1)
-        wword2, bword2 = Signal.like(wword1), Signal.like(bword1)
-        m.d.sync += [bias2.eq(bias1), part2.eq(part1), nstate2.eq(nstate1), wword2.eq(wword1), bword2.eq(bword1)]
+        m.d.sync += [bias2.eq(bias1), part2.eq(part1), nstate2.eq(nstate1)]
         # … and one more register so that they sit beside op3 (the products' stage)
         bias3, part3, nstate3 = Signal.like(bias1), Signal.like(part1), Signal.like(nstate1)
-        wword3, bword3 = Signal.like(wword1), Signal.like(bword1)
-        m.d.sync += [bias3.eq(bias2), part3.eq(part2), nstate3.eq(nstate2), wword3.eq(wword2), bword3.eq(bword2)]
+        m.d.sync += [bias3.eq(bias2), part3.eq(part2), nstate3.eq(nstate2)]
+        if s.training:
+            uold2, uold3 = Signal.like(uold1), Signal.like(uold1)
+            m.d.sync += [uold2.eq(uold1), uold3.eq(uold2)]
         if tt:
             cword2, cword3 = Signal.like(cword1), Signal.like(cword1)
             m.d.sync += [cword2.eq(cword1), cword3.eq(cword2)]
@@ -747,94 +749,64 @@ class EPCore(wiring.Component):
             with m.If((f_op.j == 0) | (f_state > best)):
                 m.d.sync += [best.eq(f_state), pred.eq(f_op.j)]
 
-        # --- update path: S3 difference, S4 rounding shift, S5 saturating write
+        # --- update path (hdl.kit.update.UpdateUnit): S3 difference, S4 rounding shift / d pass, S5 saturating write
         if s.training:
-            hold = [Signal(signed(PB + RB), name=f"hold{i}") for i in range(P)]
-            u_valid = Signal()
-            u_op = Signal(op_layout)
-            udiff = [Signal(signed(PB + RB + 1), name=f"udiff{i}") for i in range(P)]
-            uw3 = Signal.like(wword3)
-            ub3 = Signal.like(bword3)
             upd_kind = (k3 == K_UPW) | (k3 == K_UPB) | (k3 == K_DPASS)
             single = (k3 == K_UPW) & (op3.conn == 0)  # W0: one product per weight, d = s1_b − s1_a
-            with m.If(op3.valid & upd_kind & ~single & ~op3.sub):
-                m.d.sync += [hold[i].eq(prod3[i]) for i in range(P)]  # first of two cycles: the b product
-            # second cycle (or the single cycle of W0): difference b − a
-            m.d.sync += u_valid.eq(op3.valid & upd_kind & (op3.sub | single))
-            m.d.sync += [u_op.eq(op3), uw3.eq(wword3), ub3.eq(bword3)]
+            side3 = Cat(op3, cword3) if tt else op3.as_value()
+            m.submodules.update = upd = UpdateUnit(P, PB + RB, OB, wbits + [s.bias_bits], SB, kmax, s.update_rounding,
+                                                   len(side3), PRNG_WIDTH)
+            m.d.comb += [upd.valid.eq(op3.valid & upd_kind), upd.sub.eq(op3.sub), upd.single.eq(single),
+                         upd.side.eq(side3)] + [upd.prod[i].eq(prod3[i]) for i in range(P)] + [upd.old.eq(uold3)]
+            u_op, v_op = Signal(op_layout, name="u_op"), Signal(op_layout, name="v_op")
+            m.d.comb += [u_op.eq(upd.diff_side), v_op.eq(upd.side_out)]
             if tt:
-                uc3 = Signal.like(cword3)
-                m.d.sync += uc3.eq(cword3)
+                vc = Signal.like(cword3)
+                m.d.comb += vc.eq(upd.side_out[len(op3.as_value()):])
             for i in range(P):
-                udiff_full = Mux(single, prod3[i], hold[i] - prod3[i])
-                taps["sums"].append((f"udiff{i}", udiff_full, len(udiff[i]), op3.valid & upd_kind & (op3.sub | single),
-                                     None))
-                m.d.sync += udiff[i].eq(udiff_full)
-            # S4: rounding shift (weights: k_w; biases: k_b applied to diff << SB) / dmem write (dpass)
-            with m.If(u_valid & (u_op.kind == K_DPASS)):
+                taps["sums"].append((f"udiff{i}", upd.diff_full[i], len(upd.diff[i]),
+                                     op3.valid & upd_kind & (op3.sub | single), None))
+            # S4: the d pass writes its difference to dmem; weights and biases go on to the rounding shift
+            # (weights: k_w; biases: k_b applied to diff << SB)
+            with m.If(upd.diff_valid & (u_op.kind == K_DPASS)):
                 m.d.comb += [wr_d.addr.eq(u_op.word), wr_d.en.eq(1)]
                 for i in range(P):
-                    m.d.comb += wr_d.data[i * (SB + 1):(i + 1) * (SB + 1)].eq(udiff[i])
-            v_valid = Signal()
-            v_op = Signal(op_layout)
-            delta = [Signal(signed(PB + RB + SB + 2), name=f"delta{i}") for i in range(P)]
-            vw, vb = Signal.like(uw3), Signal.like(ub3)
-            kshift = Signal(range(kmax + 1))
+                    m.d.comb += wr_d.data[i * (SB + 1):(i + 1) * (SB + 1)].eq(upd.diff[i])
             with m.Switch(u_op.conn):
                 for l in range(L):
                     with m.Case(l):
-                        m.d.comb += kshift.eq(Mux(u_op.kind == K_UPB, k_b[l], k_w[l]))
-            if s.update_rounding == "stochastic":
-                # one PRNG draw per weight/bias micro-op; lane i adds its word's low kshift bits, then floors
-                m.d.comb += draw_upd.eq(u_valid & (u_op.kind != K_DPASS))
-                rmask = Signal(PRNG_WIDTH)
-                m.d.comb += rmask.eq(~((Const((1 << PRNG_WIDTH) - 1, PRNG_WIDTH) << kshift)[:PRNG_WIDTH]))
+                        m.d.comb += upd.shift.eq(Mux(u_op.kind == K_UPB, k_b[l], k_w[l]))
+            m.d.comb += [upd.apply.eq(u_op.kind != K_DPASS), upd.scale.eq(u_op.kind == K_UPB)]
+            if s.update_rounding == "stochastic":  # one PRNG draw per weight/bias micro-op
+                m.d.comb += [draw_upd.eq(upd.draw), upd.rnd.eq(prng.out)]
             for i in range(P):
-                val = Mux(u_op.kind == K_UPB, udiff[i] << SB, udiff[i])
-                if s.update_rounding == "stochastic":
-                    rnd = prng.out[i * PRNG_WIDTH:(i + 1) * PRNG_WIDTH] & rmask
-                    d_args = (val + rnd, kshift, "floor")
-                else:
-                    d_args = (val, kshift, s.update_rounding)
-                m.d.sync += delta[i].eq(shift_round(*d_args, len(delta[i])))
-                taps["sums"].append((f"delta{i}", shift_round(*d_args, len(delta[i]) + PRNG_WIDTH + 2), len(delta[i]),
-                                     u_valid & (u_op.kind != K_DPASS), None))
-            m.d.sync += [v_valid.eq(u_valid & (u_op.kind != K_DPASS)), v_op.eq(u_op), vw.eq(uw3), vb.eq(ub3)]
-            if tt:
-                vc = Signal.like(uc3)
-                m.d.sync += vc.eq(uc3)
-            # S5: saturating add and write-back
+                taps["sums"].append((f"delta{i}", upd.delta_full[i], len(upd.delta[i]),
+                                     upd.diff_valid & upd.apply, None))
+            # S5: write-back of the saturated sums
+            v_valid = upd.valid_out
             for l in range(L):
                 wb = wbits[l]
-                lo, hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
                 with m.If(v_valid & (v_op.kind == K_UPW) & (v_op.conn == l)):
-                    m.d.comb += [ww_w[l].addr.eq(v_op.waddr), ww_w[l].en.eq(1)]
-                    cells, mask = [], []
-                    for i in range(P):
-                        old = lane(vw, i, UB, True)
-                        new = saturate(old + delta[i], lo, hi, wb)
-                        m.d.comb += ww_w[l].data[i * wb:(i + 1) * wb].eq(new)
-                        if tt:
-                            # reprogram the cell where the ternary value of the latent weight changed
-                            # (spec.ternarize_latent: +1 above Δ, −1 below −Δ); others are written back as stored
-                            d = s.latent_threshold[l]
+                    m.d.comb += [ww_w[l].addr.eq(v_op.waddr), ww_w[l].en.eq(1), ww_w[l].data.eq(upd.new[wb])]
+                    if tt:
+                        # reprogram the cell where the ternary value of the latent weight changed
+                        # (spec.ternarize_latent: +1 above Δ, −1 below −Δ); others are written back as stored
+                        cells, mask = [], []
+                        d = s.latent_threshold[l]
+                        for i in range(P):
+                            old, new = upd.old_out[i], upd.new[wb][i]
                             up_new, dn_new = Signal(name=f"tp{i}"), Signal(name=f"tn{i}")
                             m.d.comb += [up_new.eq(new > d), dn_new.eq(new < -d)]
                             changed = (up_new != (old > d)) | (dn_new != (old < -d))
                             mask.append(changed)
                             cells.append(Mux(changed, Cat(up_new, dn_new), vc[2 * i:2 * i + 2]))
-                    if tt:
                         m.d.comb += [tmem.up_en.eq(1), tmem.up_addr.eq(wbase[f"w{l}"] + v_op.waddr),
                                      tmem.up_data.eq(Cat(*cells)), tmem.up_mask.eq(Cat(*mask))]
             # biases: one memory and one format for every layer, so one write path at the layer's base
-            bb = s.bias_bits
-            lo, hi = -(1 << (bb - 1)), (1 << (bb - 1)) - 1
             with m.If(v_valid & (v_op.kind == K_UPB)):
-                m.d.comb += [wr_b.addr.eq(bias_base(v_op.conn) + v_op.word), wr_b.en.eq(1)]
-                for i in range(P):
-                    new = saturate(lane(vb, i, bb, True) + delta[i], lo, hi, bb)
-                    m.d.comb += wr_b.data[i * bb:(i + 1) * bb].eq(new)
-            valids += [u_valid, v_valid]
+                m.d.comb += [wr_b.addr.eq(bias_base(v_op.conn) + v_op.word), wr_b.en.eq(1),
+                             wr_b.data.eq(upd.new[s.bias_bits])]
+            valids += [upd.diff_valid, v_valid]
 
         # pipeline occupancy: a drain waits until no stage holds a valid op
         pipe_busy = Signal()

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from golden.fixed import saturate, shift_round
 from golden.prng import LaneStream
 from golden.ternary.memory import TernaryMemoryTwin, encode_array
 from spec.ep_core import (
@@ -46,6 +45,7 @@ from spec.ternary import CELL_MINUS, CELL_PLUS, CELL_ZERO
 
 from .activation import activation, nudge
 from .lanes import dot
+from .update import apply_update, update_delta
 
 
 @dataclass
@@ -478,16 +478,15 @@ class EPCoreTwin:
             else:
                 prod = np.outer(lb[l + 1][0], lb[l][0]) - np.outer(la[l + 1][0], la[l][0])
             if s.ternary_training:
-                self._update_latent(l, shift_round(prod, k, s.update_rounding))
+                self._update_latent(l, update_delta(prod, k, s.update_rounding))
             else:
-                lo, hi = s.element_range(f"w{l}")
-                self.weights[f"w{l}"] = saturate(self.weights[f"w{l}"] + shift_round(prod, k, s.update_rounding,
-                                                                                     rnd.get(f"w{l}")), lo, hi)
+                self.weights[f"w{l}"] = apply_update(self.weights[f"w{l}"],
+                                                     update_delta(prod, k, s.update_rounding, rnd.get(f"w{l}")),
+                                                     *s.element_range(f"w{l}"))
             kb = s.bias_update_shift(l, regs.lr_shift, regs.beta_shift, regs.symmetric)
-            dprod = (lb[l + 1][0] - la[l + 1][0]) << s.state_bits
-            lo, hi = s.element_range(f"b{l}")
-            self.weights[f"b{l}"] = saturate(self.weights[f"b{l}"] + shift_round(dprod, kb, s.update_rounding,
-                                                                                 rnd.get(f"b{l}")), lo, hi)
+            # a bias's presynaptic state is 1.0 = 2^state_bits
+            dbias = update_delta(lb[l + 1][0] - la[l + 1][0], kb, s.update_rounding, rnd.get(f"b{l}"), s.state_bits)
+            self.weights[f"b{l}"] = apply_update(self.weights[f"b{l}"], dbias, *s.element_range(f"b{l}"))
         self._refresh()
 
     def _update_latent(self, l: int, delta: np.ndarray) -> None:
@@ -497,8 +496,7 @@ class EPCoreTwin:
         injector's targets in static mode) and the others written back as stored."""
         s, P = self.spec, self.spec.lanes
         v = self.weights[f"v{l}"]
-        lo, hi = s.element_range(f"v{l}")
-        vn = saturate(v + delta, lo, hi)
+        vn = apply_update(v, delta, *s.element_range(f"v{l}"))
         t_new = s.ternarize_latent(l, vn)
         changed = s.ternarize_latent(l, v) != t_new
         self.weights[f"v{l}"] = vn
