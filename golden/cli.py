@@ -177,35 +177,14 @@ def set_threads(n: int | None) -> None:
 
 # ----------------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    import os
-
     from . import distributed as D
     from .train import train
 
     set_threads(args.threads)
     cfg = config_from_args(args)
-    progress = None if args.progress is None else args.progress
-    if D.torchrun_env():
-        nproc = int(os.environ["WORLD_SIZE"])
-        if args.nproc not in (None, "1", str(nproc)):
-            raise CLIError(f"--nproc {args.nproc}: under torchrun the number of processes is torchrun's "
-                           f"--nproc-per-node x --nnodes ({nproc}); leave --nproc out")
-    else:
-        nproc = 1 if args.nproc is None else args.nproc
-    try:
-        nproc = D.check_nproc(nproc, cfg.batch_size)
-        if nproc > 1 and cfg.alg != "ep":
-            raise ValueError(f"--nproc {nproc}: data-parallel training supports --alg ep only, not {cfg.alg!r}")
-    except ValueError as e:
-        raise CLIError(str(e)) from None
-    try:
-        D.launch(train, nproc, args.device, cfg, args.out, threads=args.threads, resume=args.resume,
-                 progress=progress, stop_after=args.stop_after)
-    except RuntimeError as e:
-        if nproc == 1:
-            raise
-        raise CLIError(str(e)) from None
-    if not D.torchrun_env() or os.environ.get("RANK") == "0":
+    single = None if cfg.alg == "ep" else f"data-parallel training supports --alg ep only, not {cfg.alg!r}"
+    if D.cli_launch(train, args.nproc, args.device, cfg.batch_size, cfg, args.out, single=single, threads=args.threads,
+                    resume=args.resume, progress=args.progress, stop_after=args.stop_after):
         print(f"wrote {args.out}/checkpoint.pt, metrics.json, training.png")
     return 0
 
@@ -325,9 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=count, help="CPU threads (torch.set_num_threads)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: when stderr is a terminal)")
-    g.add_argument("--nproc", metavar="N",
-                   help="data-parallel over N local processes (gloo on CPU, nccl on CUDA); --batch-size is the "
-                        "global batch, each process takes batch/N (default 1; under torchrun: its world size)")
+    from .distributed import add_nproc_arg
+
+    add_nproc_arg(g)
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("evaluate", help="accuracy of a checkpoint or an export",

@@ -3,8 +3,10 @@
 EP's update estimate is a batch *mean* (``EPNet.ep_update`` divides by the batch size), so with a
 global batch B split into N equal shards of B/N samples, the mean over ranks of the per-shard
 updates equals the single-process update on the whole batch, up to float rounding. This module
-holds that all-reduce and the batch sharding; the CLI (``--nproc``, torchrun detection) is not
-wired to it yet.
+holds that all-reduce, the batch sharding, the per-sample random numbers that do not depend on the
+split (:class:`RowGenerator`), the process launch (``--nproc`` or torchrun) and its CLI front end
+(:func:`cli_launch`), shared by ``python -m golden train``, ``python -m golden.ternary train`` and
+``python -m golden.eqspike train``.
 """
 from __future__ import annotations
 
@@ -42,6 +44,49 @@ def shard(idx: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     lo = n * rank // world_size
     hi = n * (rank + 1) // world_size
     return idx[lo:hi]
+
+
+def batch_rows(n_local: int) -> tuple[int, int]:
+    """``(first global row, global batch size)`` of this rank's shard of ``n_local`` samples.
+
+    The shards of a mini-batch are equal (:func:`check_nproc`; the epoch loop drops the remainder of
+    a last, partial batch), so rank r holds the global rows ``r·n_local … (r+1)·n_local − 1``.
+    """
+    rank, n = world()
+    return rank * n_local, n_local * n
+
+
+class RowGenerator:
+    """Per-sample random numbers that do not depend on how a mini-batch is split over processes.
+
+    Every process draws the numbers of the whole global batch from the same generator (seeded alike
+    on every rank) and keeps its own rows, so sample i gets the numbers it gets in one process, and
+    the generator stays in step on all ranks. The extra cost is drawing N× the numbers of one shard:
+    O(B·n) per draw against the O(B·n·m) matrix products of a step.
+    """
+
+    def __init__(self, generator: torch.Generator, lo: int, total: int):
+        self.generator, self.lo, self.total = generator, lo, total
+
+    def rand(self, shape, *, dtype=None, device=None) -> torch.Tensor:
+        n = shape[0]
+        full = torch.rand((self.total, *shape[1:]), generator=self.generator, dtype=dtype, device=device)
+        return full[self.lo:self.lo + n]
+
+
+def sharded_generator(generator: torch.Generator | None, n_local: int):
+    """``generator`` wrapped in a :class:`RowGenerator` for this rank's shard; as is in one process."""
+    lo, total = batch_rows(n_local)
+    if generator is None or total == n_local:
+        return generator
+    return RowGenerator(generator, lo, total)
+
+
+def rand_rows(shape, generator, *, dtype=None, device=None) -> torch.Tensor:
+    """``torch.rand(shape)`` (first dimension = samples) from a generator or a :class:`RowGenerator`."""
+    if isinstance(generator, RowGenerator):
+        return generator.rand(shape, dtype=dtype, device=device)
+    return torch.rand(shape, generator=generator, dtype=dtype, device=device)
 
 
 def allreduce_update(update: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -130,6 +175,51 @@ def _run(fn, device: str, args, kwargs):
         return fn(*args, device=dev, **kwargs)
     finally:
         dist.destroy_process_group()
+
+
+NPROC_HELP = ("data-parallel over N local processes (gloo on CPU, nccl on CUDA); --batch-size is the global "
+              "batch, each process takes batch/N (default 1; under torchrun: its world size)")
+
+
+def add_nproc_arg(group) -> None:
+    """The ``--nproc N`` option of a ``train`` command (an argparse parser or argument group)."""
+    group.add_argument("--nproc", metavar="N", help=NPROC_HELP)
+
+
+def cli_launch(fn, nproc_arg, device: str, batch_size: int, *args, single: str | None = None,
+               threads: int | None = None, **kwargs) -> bool:
+    """The ``train`` commands' ``--nproc``/torchrun front end: validate, launch, one-line errors.
+
+    ``nproc_arg`` is ``--nproc`` as given (``None``: 1, or torchrun's world size under torchrun). Bad
+    values, ``single`` (a reason why this run cannot be data-parallel) with N > 1, and a failed process
+    of a data-parallel run are :class:`golden.clierr.CLIError`; a
+    one-process run raises as it would without this. Returns True in the process that should report
+    (rank 0, or the only one).
+    """
+    import os
+
+    from .clierr import CLIError
+
+    if torchrun_env():
+        nproc = int(os.environ["WORLD_SIZE"])
+        if nproc_arg not in (None, "1", str(nproc)):
+            raise CLIError(f"--nproc {nproc_arg}: under torchrun the number of processes is torchrun's "
+                           f"--nproc-per-node x --nnodes ({nproc}); leave --nproc out")
+    else:
+        nproc = 1 if nproc_arg is None else nproc_arg
+    try:
+        nproc = check_nproc(nproc, batch_size)
+        if nproc > 1 and single:
+            raise ValueError(f"--nproc {nproc}: {single}")
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    try:
+        launch(fn, nproc, device, *args, threads=threads, **kwargs)
+    except RuntimeError as e:
+        if nproc == 1:
+            raise
+        raise CLIError(str(e)) from None
+    return not torchrun_env() or os.environ.get("RANK") == "0"
 
 
 def launch(fn, nproc: int, device: str, *args, threads: int | None = None, **kwargs):

@@ -207,14 +207,20 @@ def load_split(cfg: TrainConfig, split: str) -> Split:
     return Split(preprocess(cfg.dataset, images), torch.from_numpy(labels).long(), ds.source)
 
 
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and random 32×32 crop of the edge-padded (4 px) image."""
+def augment(x: torch.Tensor, gen: torch.Generator, rows: tuple[int, int] | None = None) -> torch.Tensor:
+    """Random horizontal flip and random 32×32 crop of the edge-padded (4 px) image.
+
+    ``rows = (lo, total)``: ``x`` is rows lo… of a global batch of ``total`` split over processes
+    (:func:`golden.distributed.batch_rows`); the draws are the global batch's, so each image gets the
+    flip and crop it gets in one process.
+    """
     n, _, h, w = x.shape
-    flip = torch.rand(n, generator=gen) < 0.5
+    lo, total = rows or (0, n)
+    flip = (torch.rand(total, generator=gen) < 0.5)[lo:lo + n]
     x = torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
     padded = torch.nn.functional.pad(x, (4, 4, 4, 4), mode="replicate")
-    dy = torch.randint(0, 9, (n,), generator=gen)
-    dx = torch.randint(0, 9, (n,), generator=gen)
+    dy = torch.randint(0, 9, (total,), generator=gen)[lo:lo + n]
+    dx = torch.randint(0, 9, (total,), generator=gen)[lo:lo + n]
     rows = (dy.view(n, 1) + torch.arange(h).view(1, h)).view(n, 1, h, 1).expand(n, x.shape[1], h, w + 8)
     cropped = padded.gather(2, rows)
     cols = (dx.view(n, 1) + torch.arange(w).view(1, w)).view(n, 1, 1, w).expand(n, x.shape[1], h, w)
@@ -355,10 +361,12 @@ def train(cfg: TrainConfig, out: Path, *, resume: bool = False, device: str = "a
 
     def train_step(xb, yb, gen):
         if cfg.data_aug:
-            xb = augment(xb, gen(2))
+            from .distributed import batch_rows
+
+            xb = augment(xb, gen(2), batch_rows(len(xb)))
         return train_batch(net, cfg, opt, xb.to(dev), yb.to(dev), gen(1)).argmax(1)
 
-    def test(test_set, progress):
+    def test(test_set, progress, epoch):
         return {"test_acc": evaluate(net, test_set.x, test_set.y, T_eval, cfg.eval_batch_size, progress,
                                      cfg.settle_tol)}
 
@@ -372,15 +380,24 @@ def train(cfg: TrainConfig, out: Path, *, resume: bool = False, device: str = "a
 
 def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, resume: bool = False,
                progress: bool | None = None, stop_after: int | None = None, log=print, describe=None,
-               title: str = "", resume_free=None, epoch_extra=None, load_checkpoint_fn=None) -> dict[str, Any]:
-    """The epoch loop shared by every float trainer (EP, EqSpike): resume, shuffling, checkpoints, metrics.
+               title: str = "", resume_free=None, epoch_extra=None, load_checkpoint_fn=None,
+               epoch_note=None) -> dict[str, Any]:
+    """The epoch loop shared by every float trainer (EP, ternary, EqSpike): resume, shuffling, checkpoints,
+    metrics, data parallelism.
 
     ``cfg`` has ``to_dict``, ``seed``, ``epochs``, ``batch_size``, ``lr_decay``, ``lr_decay_epochs`` and
     the data fields :func:`load_split` reads. ``train_step(xb, yb, gen)`` trains on one mini-batch
     (CPU tensors) and returns its predicted labels (any device); ``gen(stream)`` is the epoch's
-    generator for that stream (:func:`epoch_generator`; 0 is the shuffle). ``test(test_set, progress)``
+    generator for that stream (:func:`epoch_generator`; 0 is the shuffle). ``test(test_set, progress, epoch)``
     returns the epoch's evaluation record, with ``test_acc``. ``epoch_extra()`` may add entries to
-    the record. A checkpoint (format ``fmt``) holds ``net``, ``opt`` and ``sched`` after each epoch.
+    the record, ``epoch_note(rec)`` text to the epoch's log line. A checkpoint (format ``fmt``) holds
+    ``net``, ``opt`` and ``sched`` after each epoch.
+
+    Data-parallel (a process group of N > 1, :mod:`golden.distributed`): every rank draws the same
+    permutation and takes its equal share of each global mini-batch (the remainder of a last, partial
+    batch is dropped); ``train_step`` must all-reduce its update (:func:`golden.distributed.allreduce_update`)
+    and draw per-sample random numbers for the global batch (:class:`golden.distributed.RowGenerator`).
+    Rank 0 alone evaluates and writes; the checkpoint does not depend on N.
     """
     if stop_after is not None:
         _positive_int("stop_after", stop_after)
@@ -391,8 +408,8 @@ def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, r
     rank, nproc = D.world()
     if nproc > 1:
         D.check_nproc(nproc, cfg.batch_size)
-        if getattr(cfg, "alg", "ep") != "ep" or not hasattr(cfg, "alg"):
-            raise ValueError(f"--nproc {nproc}: data-parallel training supports --alg ep of the float trainer only")
+        if getattr(cfg, "alg", "ep") != "ep":
+            raise ValueError(f"--nproc {nproc}: data-parallel training supports --alg ep only, not {cfg.alg!r}")
 
     out = Path(out)
     if progress is None:
@@ -483,7 +500,7 @@ def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, r
             continue
         t1 = time.perf_counter()
         rec = {"epoch": epoch + 1, "train_acc": correct / seen}
-        rec.update(test(test_set, progress))
+        rec.update(test(test_set, progress, epoch))
         rec.update({"train_samples_per_s": seen / train_time, "eval_s": time.perf_counter() - t1,
                     "lrs": [g["lr"] for g in opt.param_groups]})
         if epoch_extra is not None:
@@ -494,8 +511,9 @@ def run_epochs(cfg, out: Path, *, fmt: str, net, opt, sched, train_step, test, r
                            "scheduler": sched.state_dict() if sched is not None else None,
                            "history": history, "torch": torch.__version__}, ckpt_path)
         write_metrics(out, cfg, history, title=title)
+        note = epoch_note(rec) if epoch_note is not None else ""
         log(f"epoch {epoch + 1:3d}/{cfg.epochs}: train {100 * rec['train_acc']:.2f}%  "
-            f"test {100 * rec['test_acc']:.2f}%  ({rec['train_samples_per_s']:.0f} samples/s)")
+            f"test {100 * rec['test_acc']:.2f}%{note}  ({rec['train_samples_per_s']:.0f} samples/s)")
         if progress:
             epochs.set_postfix(test_acc=f"{100 * rec['test_acc']:.2f}%")
     return {"config": cfg.to_dict(), "history": history}

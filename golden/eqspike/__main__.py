@@ -140,12 +140,14 @@ def _write_json(path: Path, obj) -> None:
 
 # ----------------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
+    from ..distributed import cli_launch
     from .train import train
 
     _threads(args.threads)
     cfg = config_from_args(args)
-    train(cfg, args.out, resume=args.resume, device=args.device, progress=args.progress, stop_after=args.stop_after)
-    print(f"wrote {args.out}/checkpoint.pt, metrics.json, training.png")
+    if cli_launch(train, args.nproc, args.device, cfg.batch_size, cfg, args.out, threads=args.threads,
+                  resume=args.resume, progress=args.progress, stop_after=args.stop_after):
+        print(f"wrote {args.out}/checkpoint.pt, metrics.json, training.png")
     return 0
 
 
@@ -320,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=positive_int_type, help="CPU threads (torch.set_num_threads)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: when stderr is a terminal)")
+    from ..distributed import add_nproc_arg
+
+    add_nproc_arg(g)
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("evaluate", help="spiking accuracy of a checkpoint or an export",

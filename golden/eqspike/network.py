@@ -13,6 +13,10 @@ class extends, so the rate-based EP net of the same weights is ``self`` run with
 ε = 2^-eps_shift and λ = 2^-trace_shift are shifts in fixed point. The encoders are
 sigma-delta (φ ← φ + s; e = [φ > ½]; φ ← φ − e, so |Σe − Σs| ≤ 1 over any window) or stochastic
 (e = [s > u], u ~ U[0, 1)).
+
+The random numbers (stochastic spikes, random residues) come from ``gen``: a torch generator, or a
+:class:`golden.distributed.RowGenerator` in data-parallel training, which draws them for the global
+batch so each sample gets the numbers it gets in one process.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..distributed import rand_rows
 from ..ep.config import NetSpec
 from ..ep.network import EPNet
 from .config import EqSpikeConfig
@@ -93,7 +98,7 @@ class EqSpikeNet(EPNet):
         if self.cfg.encoder_phase == "random":
             if gen is None:
                 raise ValueError("encoder_phase='random' needs a generator")
-            phi = [torch.rand(B, n, generator=gen, **z) - 0.5 for n in sizes]
+            phi = [rand_rows((B, n), gen, **z) - 0.5 for n in sizes]
         else:
             phi = [torch.zeros(B, n, **z) for n in sizes]
         tr = [[torch.zeros(B, n, **z) for _ in range(self.cfg.trace_stages)] for n in sizes[1:]]
@@ -103,7 +108,7 @@ class EqSpikeNet(EPNet):
         """Spikes (0./1.) of values ``v`` ∈ [0, 1]; updates the residue ``phi`` in place (sigma-delta)."""
         if self.cfg.encoder == "sigma-delta":
             return sigma_delta_(v, phi)
-        u = torch.rand(v.shape, generator=gen, dtype=v.dtype, device=v.device)
+        u = rand_rows(v.shape, gen, dtype=v.dtype, device=v.device)
         return (v > u).to(v.dtype)
 
     # --- dynamics ------------------------------------------------------------------------------------

@@ -46,11 +46,15 @@ def train_step(net: EqSpikeNet, cfg: EqSpikeConfig, opt, xb: torch.Tensor, yb: t
 
     ``gen(stream)`` gives the epoch's generators. Returns the free-phase predictions (on the device).
     """
+    from .. import distributed as D
+
     dev = net.device
-    spike_gen = device_generator(gen(3), dev)
+    # data-parallel: the spikes' random numbers are drawn for the global batch (the same seed on every
+    # rank), this rank keeping its rows; the random sign (stream 1) is one draw per batch, alike on all
+    spike_gen = D.sharded_generator(device_generator(gen(3), dev), len(xb))
     x, y = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
     update, free = net.spike_update(x, y, cfg.T1, cfg.T2, cfg.beta, cfg.estimator, gen=spike_gen, sign_gen=gen(1))
-    apply_update(net, update, opt)
+    apply_update(net, D.allreduce_update(update), opt)
     return free.s[-1].argmax(1)
 
 
@@ -96,7 +100,7 @@ def train(cfg: EqSpikeConfig, out: Path, *, resume: bool = False, device: str = 
     T_eval = cfg.T_eval or cfg.T1
     arch = "-".join(map(str, cfg.layers))
 
-    def test(test_set, progress):
+    def test(test_set, progress, epoch):
         return {"test_acc": evaluate(net, test_set.x, test_set.y, T_eval, cfg.eval_batch_size, cfg.seed, progress)}
 
     return run_epochs(

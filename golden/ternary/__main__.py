@@ -150,12 +150,14 @@ def config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args) -> int:
+    from ..distributed import cli_launch
     from .train import train
 
     _set_threads(args.threads)
     cfg = config_from_args(args)
-    train(cfg, args.out, resume=args.resume, progress=args.progress, stop_after=args.stop_after)
-    print(f"wrote {args.out}/checkpoint.pt, metrics.json, training.png")
+    if cli_launch(train, args.nproc, "cpu", cfg.batch_size, cfg, args.out, threads=args.threads,
+                  resume=args.resume, progress=args.progress, stop_after=args.stop_after):
+        print(f"wrote {args.out}/checkpoint.pt, metrics.json, training.png")
     return 0
 
 
@@ -257,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="progress bars with running accuracy (default: when stderr is a terminal)",
     )
+    from ..distributed import add_nproc_arg
+
+    add_nproc_arg(g)  # the ternary net trains on the CPU: gloo
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser(

@@ -155,10 +155,16 @@ class _ReadStream:
     operations per read by one set per block. Each error is kept as (source index into the
     flattened input states, destination index into the flattened output, change), per transition
     class (the positions of a class come out sorted by read, so a read is a slice).
+
+    ``rows = (lo, total)``: the batch is rows lo… of a global batch of ``total`` samples split over
+    processes; the errors are drawn for the global batch and this stream keeps its rows' errors, so
+    every sample sees the errors it sees in one process (and the generator stays in step on all ranks).
     """
 
-    def __init__(self, sites: ErrorSites, transpose: bool, generator: torch.Generator | None, block: int):
+    def __init__(self, sites: ErrorSites, transpose: bool, generator: torch.Generator | None, block: int,
+                 rows: tuple[int, int] | None = None):
         self.sites, self.transpose, self.generator, self.block = sites, transpose, generator, block
+        self.rows = rows
         self.batch = -1
         self.k = block
 
@@ -166,24 +172,28 @@ class _ReadStream:
         s, flat = self.sites, self.sites.t.reshape(-1)
         n_out, n_in = s.t.shape
         self.batch, self.k, self.parts = batch, 0, []
+        lo, total = self.rows if self.rows is not None and self.rows[1] != batch else (0, batch)
         classes = [(s.zeros, s.q_zero, None), (s.nonzeros, s.q_nonzero, -1.0 if s.kind == "ternary" else -2.0)]
         for where, q, factor in classes:
             if where is None or where.numel() == 0:
                 continue
             n = where.numel()
-            pos = bernoulli_positions(self.block * batch * n, q, self.generator)
+            pos = bernoulli_positions(self.block * total * n, q, self.generator)
             read, w = pos // n, where[pos % n]
             if factor is None:  # 0 → ±1, sign equally likely
                 change = torch.randint(0, 2, (pos.numel(),), generator=self.generator).to(flat.dtype).mul_(2).sub_(1)
             else:
                 change = flat[w] * factor
-            sample = read % batch
+            sample = read % total
+            if total != batch:  # keep this process's rows of the global batch
+                keep = (sample >= lo) & (sample < lo + batch)
+                read, w, change, sample = read[keep], w[keep], change[keep], sample[keep] - lo
             row, col = w // n_in, w % n_in
             if self.transpose:  # Wᵀ s: read s at the row, add into the column
                 src, dst = sample * n_out + row, sample * n_in + col
             else:
                 src, dst = sample * n_in + col, sample * n_out + row
-            bounds = torch.searchsorted(read, torch.arange(self.block + 1, dtype=torch.int64) * batch).tolist()
+            bounds = torch.searchsorted(read, torch.arange(self.block + 1, dtype=torch.int64) * total).tolist()
             self.parts.append((src, dst, change, bounds))
 
     def add(self, s: torch.Tensor, out: torch.Tensor, scale: float) -> None:
@@ -212,6 +222,9 @@ class StoredWeights:
     generator : the torch generator of every draw (reproducible runs).
     block : dynamic mode: reads drawn ahead at a time for W1, W2, … (a speed setting; the
         distribution does not depend on it, the exact draws do).
+    rows : dynamic mode, data-parallel: ``(lo, total)`` = this process reads for rows lo… of a global
+        batch of ``total`` samples (:func:`golden.distributed.batch_rows`); the errors are those the
+        same samples see in one process. ``None``: the batch is the whole batch.
 
     Raises
     ------
@@ -228,6 +241,7 @@ class StoredWeights:
         mode: str = "static",
         generator: torch.Generator | None = None,
         block: int = 16,
+        rows: tuple[int, int] | None = None,
     ):
         self.kind = check_kind(kind)
         self.p = check_rate(p)
@@ -240,8 +254,9 @@ class StoredWeights:
         self.ts = list(ts)
         if self.dynamic:
             sites = [ErrorSites(t, self.p, kind) for t in ts]
-            self.streams_up = [_ReadStream(si, False, generator, 1 if l == 0 else block) for l, si in enumerate(sites)]
-            self.streams_down = [_ReadStream(si, True, generator, block) for si in sites]
+            self.streams_up = [_ReadStream(si, False, generator, 1 if l == 0 else block, rows)
+                               for l, si in enumerate(sites)]
+            self.streams_down = [_ReadStream(si, True, generator, block, rows) for si in sites]
             self.sites = sites
 
     def read(self, l: int) -> torch.Tensor:

@@ -97,11 +97,12 @@ class TernaryEPNet(torch.nn.Module):
         return [t * a for t, a in zip(self.stored_values(), self.alphas, strict=True)]
 
     def program(
-        self, p: float = 0.0, mode: str = "static", generator: torch.Generator | None = None, block: int = 16
+        self, p: float = 0.0, mode: str = "static", generator: torch.Generator | None = None, block: int = 16,
+        rows: tuple[int, int] | None = None,
     ) -> StoredWeights:
         """Write the current weights into the (simulated) array; errors per ``mode`` at rate ``p``
-        (``block``: see :class:`StoredWeights`)."""
-        return StoredWeights(self.stored_values(), self.alpha_shift, self.kind, p, mode, generator, block)
+        (``block``, ``rows``: see :class:`StoredWeights`)."""
+        return StoredWeights(self.stored_values(), self.alpha_shift, self.kind, p, mode, generator, block, rows)
 
     @torch.no_grad()
     def apply_update(self, update: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> None:

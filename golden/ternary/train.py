@@ -1,6 +1,7 @@
 """Training of ternary/binary-weight EP MLPs: configuration, the epoch loop, checkpoints, evaluation.
 
-The loop is :func:`golden.train.train`'s, with its reproducibility rules: every random choice of
+The loop is :func:`golden.train.run_epochs` (shared with float EP and EqSpike, data-parallel included),
+with its reproducibility rules: every random choice of
 epoch ``e`` comes from generators seeded by ``(seed, e)`` (:func:`golden.train.epoch_generator`:
 stream 0 shuffles, stream 3 draws the training read errors, stream 4 the per-epoch evaluation
 under errors), and a checkpoint after each epoch holds model and optimiser state, so ``--resume``
@@ -14,10 +15,7 @@ draws one faulty matrix per mini-batch (the weights are re-programmed after ever
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +23,7 @@ from typing import Any
 import torch
 
 from ..ep.estimators import EPSchedule
-from ..fileio import atomic_write_bytes
-from ..train import DATASETS, atomic_torch_save, epoch_generator, load_split, plot_history
+from ..train import DATASETS, epoch_generator, run_epochs
 from .errors import check_mode, check_rate
 from .network import TernaryEPNet, ep_step, predict
 from .ternarize import KINDS, check_alpha_shift, check_delta
@@ -245,14 +242,12 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[TernaryEPNet, TernaryCo
     return net, cfg
 
 
-RESUME_FREE = {"epochs", "data_dir", "eval_batch_size", "lr_decay_epochs"}
-
-
 def train(
     cfg: TernaryConfig,
     out: Path,
     *,
     resume: bool = False,
+    device: str = "cpu",
     progress: bool | None = None,
     stop_after: int | None = None,
     log=print,
@@ -260,134 +255,51 @@ def train(
     """Train, writing ``checkpoint.pt`` (every epoch), ``config.json``, ``metrics.json`` and ``training.png``.
 
     ``resume`` continues from ``out/checkpoint.pt`` (same configuration except epochs and paths);
-    ``stop_after`` ends this invocation after that many epochs (a planned interruption).
+    ``stop_after`` ends this invocation after that many epochs (a planned interruption). The loop is
+    :func:`golden.train.run_epochs`, data-parallel in a process group (the update all-reduced, the
+    read errors of each sample those it gets in one process: :class:`golden.ternary.errors.StoredWeights`
+    ``rows``). The ternary net trains on the CPU only (``device`` must be ``cpu``).
     """
-    from tqdm import tqdm
+    from .. import distributed as D
+    from ..device import resolve_device
 
-    if stop_after is not None:
-        _positive_int("stop_after", stop_after)
-    out = Path(out)
-    if progress is None:
-        progress = sys.stderr.isatty()
+    if resolve_device(device).type != "cpu":
+        raise ValueError(f"--device {device}: the ternary trainer runs on the CPU only")
     net, opt, sched = build(cfg)
-    history: list[dict[str, Any]] = []
-    start = 0
-    ckpt_path = out / "checkpoint.pt"
-    if resume:
-        if not ckpt_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        ckpt = load_checkpoint(ckpt_path)
-        old, new = ckpt["config"], cfg.to_dict()
-        diff = sorted(k for k in new if k not in RESUME_FREE and old.get(k) != new[k])
-        if diff:
-            raise ValueError(f"--resume: the configuration differs from the checkpoint's in {diff}")
-        if cfg.lr_decay == "cosine" and cfg.lr_decay_epochs is None and old["epochs"] != cfg.epochs:
-            raise ValueError(
-                f"--resume: the cosine schedule's period is --epochs ({old['epochs']} in the checkpoint, "
-                f"{cfg.epochs} now); pass --lr-decay-epochs {old['epochs']} to extend the run"
-            )
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if sched is not None and ckpt.get("scheduler") is not None:
-            sched.load_state_dict(ckpt["scheduler"])
-        history, start = ckpt["history"], ckpt["epoch"]
-        log(f"resuming {out} at epoch {start}/{cfg.epochs}")
-    elif ckpt_path.exists():
-        raise FileExistsError(
-            f"{out} already holds a run (checkpoint.pt): pass --resume to continue it, or choose another --out"
-        )
-    from ..fileio import claim_output_dir, only
-
-    # a directory of someone else's files is refused before any work; ours is continued file by file
-    claim_output_dir(out, CHECKPOINT_FORMAT.split("/")[0] + "-run", force=True,
-                     writes=("checkpoint.pt", "config.json", "metrics.json", "training.png"),
-                     legacy=only("checkpoint.pt", "config.json", "metrics.json", "training.png"))
-    atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
-
-    train_set, test_set = load_split(cfg, "train"), load_split(cfg, "test")
-    x_train, x_test = flat_inputs(train_set.x, net.dtype), flat_inputs(test_set.x, net.dtype)
     T_eval = cfg.T_eval or cfg.T1
     p, mode = cfg.train_error_rate, cfg.train_error_mode
-    log(
-        f"training {cfg.kind} {'-'.join(map(str, cfg.layers))} (alpha = 2^-{list(cfg.alpha_shift)}) on "
-        f"{cfg.dataset} ({len(x_train)} train, {len(x_test)} test), read errors p = {p:g} ({mode}), "
-        f"{torch.get_num_threads()} threads"
-    )
-    n = len(x_train)
-    n_batches = math.ceil(n / cfg.batch_size)
-    end = cfg.epochs if stop_after is None else min(cfg.epochs, start + stop_after)
-    epochs = tqdm(range(start, end), desc="epochs", initial=start, total=cfg.epochs, disable=not progress)
-    for epoch in epochs:
-        perm = torch.randperm(n, generator=epoch_generator(cfg.seed, epoch, 0))
-        err_gen = epoch_generator(cfg.seed, epoch, 3)
-        correct = seen = 0
-        t0 = time.perf_counter()
-        batches = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
-        for b in batches:
-            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            xb, yb = x_train[idx], train_set.y[idx]
-            stored = net.program(p, mode, err_gen, block=cfg.T1 + 2 * cfg.T2)
-            update, out_states = ep_step(net, stored, xb, yb, cfg.T1, cfg.T2, cfg.beta)
-            net.apply_update(update, opt)
-            correct += (out_states.argmax(1) == yb).sum().item()
-            seen += len(idx)
-            if progress and (b % 20 == 0 or b == n_batches - 1):
-                batches.set_postfix(train_acc=f"{100 * correct / seen:.2f}%")
-        train_time = time.perf_counter() - t0
-        if sched is not None:
-            sched.step()
-        t1 = time.perf_counter()
-        test_acc = evaluate(net, x_test, test_set.y, T_eval, cfg.eval_batch_size, progress=progress)
-        rec = {
-            "epoch": epoch + 1,
-            "train_acc": correct / seen,
-            "test_acc": test_acc,
-            "train_samples_per_s": seen / train_time,
-            "lrs": [g["lr"] for g in opt.param_groups],
-            "zero_fraction": [float((t == 0).float().mean()) for t in net.stored_values()],
-        }
+    block = cfg.T1 + 2 * cfg.T2
+
+    def train_step(xb, yb, gen):
+        xb = flat_inputs(xb, net.dtype)
+        # stream 3: the training read errors (static: one faulty matrix per mini-batch, the same on every
+        # rank; dynamic: drawn for the global batch, this rank keeping its samples' reads)
+        stored = net.program(p, mode, gen(3), block=block, rows=D.batch_rows(len(xb)))
+        update, out_states = ep_step(net, stored, xb, yb, cfg.T1, cfg.T2, cfg.beta)
+        net.apply_update(D.allreduce_update(update), opt)
+        return out_states.argmax(1)
+
+    def test(test_set, progress, epoch):
+        x_test = flat_inputs(test_set.x, net.dtype)
+        rec = {"test_acc": evaluate(net, x_test, test_set.y, T_eval, cfg.eval_batch_size, progress=progress)}
         if p > 0:
             seed = int(epoch_generator(cfg.seed, epoch, 4).initial_seed())
             rec["test_acc_with_errors"] = evaluate(
                 net, x_test, test_set.y, T_eval, cfg.eval_batch_size, p, mode, seed, progress
             )
-        rec["eval_s"] = time.perf_counter() - t1
-        history.append(rec)
-        atomic_torch_save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "config": cfg.to_dict(),
-                "epoch": epoch + 1,
-                "model": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "history": history,
-                "torch": torch.__version__,
-            },
-            ckpt_path,
-        )
-        write_metrics(out, cfg, history)
-        extra = f"  with errors {100 * rec['test_acc_with_errors']:.2f}%" if p > 0 else ""
-        log(
-            f"epoch {epoch + 1:3d}/{cfg.epochs}: train {100 * rec['train_acc']:.2f}%  test {100 * test_acc:.2f}%"
-            f"{extra}  ({rec['train_samples_per_s']:.0f} samples/s)"
-        )
-        if progress:
-            epochs.set_postfix(test_acc=f"{100 * test_acc:.2f}%")
-    return {"config": cfg.to_dict(), "history": history}
+        return rec
 
-
-def write_metrics(out: Path, cfg: TernaryConfig, history: list[dict[str, Any]]) -> None:
-    best = max(history, key=lambda r: r["test_acc"])
-    metrics = {
-        "config": cfg.to_dict(),
-        "epochs": history,
-        "final_test_acc": history[-1]["test_acc"],
-        "best_test_acc": best["test_acc"],
-        "best_epoch": best["epoch"],
-    }
-    atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=2).encode())
-    errs = f", train errors p = {cfg.train_error_rate:g} {cfg.train_error_mode}" if cfg.train_error_rate else ""
-    plot_history(
-        history, out / "training.png", title=f"{cfg.kind} {'-'.join(map(str, cfg.layers))} EP on {cfg.dataset}{errs}"
+    errs = f", train errors p = {p:g} {mode}" if p else ""
+    return run_epochs(
+        cfg, out, fmt=CHECKPOINT_FORMAT, net=net, opt=opt, sched=sched, train_step=train_step, test=test,
+        resume=resume, progress=progress, stop_after=stop_after, log=log,
+        load_checkpoint_fn=lambda path, map_location=None: load_checkpoint(path),
+        epoch_extra=lambda: {"zero_fraction": [float((t == 0).float().mean()) for t in net.stored_values()]},
+        epoch_note=lambda rec: (f"  with errors {100 * rec['test_acc_with_errors']:.2f}%"
+                                if "test_acc_with_errors" in rec else ""),
+        describe=lambda n_train, n_test: (
+            f"training {cfg.kind} {'-'.join(map(str, cfg.layers))} (alpha = 2^-{list(cfg.alpha_shift)}) on "
+            f"{cfg.dataset} ({n_train} train, {n_test} test), read errors p = {p:g} ({mode}), "
+            f"{torch.get_num_threads()} threads"),
+        title=f"{cfg.kind} {'-'.join(map(str, cfg.layers))} EP on {cfg.dataset}{errs}",
     )
