@@ -1,4 +1,4 @@
-"""Data-parallel EP with torch.distributed: the core pieces (issue 16, first increment).
+"""Data-parallel EP with torch.distributed (issue 16): sharding, all-reduce, launch, shared by the three trainers.
 
 EP's update estimate is a batch *mean* (``EPNet.ep_update`` divides by the batch size), so with a
 global batch B split into N equal shards of B/N samples, the mean over ranks of the per-shard
