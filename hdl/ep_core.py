@@ -29,7 +29,6 @@ enabled), ``wcmd``/``wrsp`` weight memory load and read-back, ``reg`` a small re
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
@@ -49,6 +48,7 @@ from .fixed import saturate
 from .kit.activation import Activation, Nudge
 from .kit.lanes import AdderTree, LaneAccumulators, LaneProducts
 from .kit.regfile import EPRegisterFile
+from .kit.sweep import Sweep, SweepEngine
 from .kit.update import UpdateUnit
 from .prng import XorshiftBank
 from .regport import RegSignature
@@ -78,18 +78,6 @@ def layout_from_fields(fields: list[tuple[str, int]]) -> data.StructLayout:
     layout = data.StructLayout(members)
     assert layout.size == sum(w for _, w in fields)
     return layout
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """Static description of one sweep (one table entry of the sequencer)."""
-
-    kind: int
-    conn: int  # weight connection (or the layer-bias connection for K_UPB)
-    layer: int  # layer written (K_REDUCE/K_BCAST), or 1 for K_DPASS
-    outer: int
-    inner: int
-    two_cycle: bool = False
 
 
 def _clog2(n: int) -> int:
@@ -151,10 +139,10 @@ class EPCore(wiring.Component):
         add("c1", Sweep(K_C1, 0, 1, s.layers[1], s.tiles(0)))
         step = []
         # layer 1: top-down through W1 onto c1 (broadcast), full-word writes
-        add("bcast1", Sweep(K_BCAST, 1, 1, s.tiles(1), s.layers[2]))
+        add("bcast1", Sweep(K_BCAST, 1, 1, s.tiles(1), s.layers[2], columns=True))
         step.append(named["bcast1"])
         for k in range(2, L):
-            add(f"bcast{k}", Sweep(K_BCAST, k, k, s.tiles(k), s.layers[k + 1]))
+            add(f"bcast{k}", Sweep(K_BCAST, k, k, s.tiles(k), s.layers[k + 1], columns=True))
             add(f"reduce{k}", Sweep(K_REDUCE, k - 1, k, s.layers[k], s.tiles(k - 1)))
             step += [named[f"bcast{k}"], -1, named[f"reduce{k}"]]  # -1: drain (partials read back)
         add(f"reduce{L}", Sweep(K_REDUCE, L - 1, L, s.layers[L], s.tiles(L - 1)))
@@ -314,18 +302,10 @@ class EPCore(wiring.Component):
         k_w = [Signal(range(kmax + 1), name=f"k_w{l}") for l in range(L)]
         k_b = [Signal(range(kmax + 1), name=f"k_b{l}") for l in range(L)]
 
-        # ---------------- sweep engine ----------------
-        n_sweeps = len(table)
-        sw = Signal(range(n_sweeps))  # current sweep
-        run = Signal()  # engine issuing
-        outer = Signal(range(max(d.outer for d in table) + 1))
-        inner = Signal(range(max(d.inner for d in table) + 1))
-        o_w = Signal(range(max(T) + 1))  # outer // P, outer % P
-        o_l = Signal(range(P))
-        i_w = Signal(range(max(T) + 1))
-        i_l = Signal(range(P))
-        sub = Signal()
-        waddr = Signal(range(max(N[l + 1] * T[l] for l in range(L)) + 1))
+        # ---------------- sweep engine (hdl.kit.sweep.SweepEngine) ----------------
+        m.submodules.sweep = eng = SweepEngine(table, P, T[:L], max(N[l + 1] * T[l] for l in range(L)))
+        run, outer, inner, sub, waddr = eng.run, eng.outer, eng.inner, eng.sub, eng.waddr
+        o_w, o_l, i_w, i_l = eng.o_w, eng.o_l, eng.i_w, eng.i_l
         rd_bank = Signal(2)
         wr_bank = Signal(2)
         rd_zero = Signal()
@@ -333,58 +313,6 @@ class EPCore(wiring.Component):
         last_free = Signal()
         bank_a = Signal(2)
         bank_b = Signal(2)
-        sweep_done = Signal()
-
-        cur = {name: Signal(range(max(2, max(getattr(d, name) for d in table) + 1)), name=f"cur_{name}")
-               for name in ("conn", "layer", "outer", "inner")}
-        cur["kind"] = Signal(3, name="cur_kind")
-        cur_two = Signal()
-        with m.Switch(sw):
-            for idx, d in enumerate(table):
-                with m.Case(idx):
-                    m.d.comb += [cur["kind"].eq(d.kind), cur["conn"].eq(d.conn), cur["layer"].eq(d.layer),
-                                 cur["outer"].eq(d.outer - 1), cur["inner"].eq(d.inner - 1),
-                                 cur_two.eq(int(d.two_cycle))]
-        inner_last = (inner == cur["inner"]) & (~cur_two | sub)
-        outer_last = outer == cur["outer"]
-        m.d.comb += sweep_done.eq(run & inner_last & outer_last)
-
-        # weight address step for the broadcast (column) order: waddr = j·T_l + t
-        tstride = Signal(range(max(T) + 1))
-        with m.Switch(cur["conn"]):
-            for l in range(L):
-                with m.Case(l):
-                    m.d.comb += tstride.eq(T[l])
-
-        with m.If(run):
-            with m.If(cur_two & ~sub):
-                m.d.sync += sub.eq(1)
-            with m.Else():
-                m.d.sync += sub.eq(0)
-                with m.If(inner_last):
-                    m.d.sync += [inner.eq(0), i_w.eq(0), i_l.eq(0)]
-                    with m.If(outer_last):
-                        m.d.sync += [run.eq(0), outer.eq(0), o_w.eq(0), o_l.eq(0), waddr.eq(0)]
-                    with m.Else():
-                        m.d.sync += outer.eq(outer + 1)
-                        with m.If(o_l == P - 1):
-                            m.d.sync += [o_l.eq(0), o_w.eq(o_w + 1)]
-                        with m.Else():
-                            m.d.sync += o_l.eq(o_l + 1)
-                        with m.If(cur["kind"] == K_BCAST):
-                            m.d.sync += waddr.eq(outer + 1)
-                        with m.Else():
-                            m.d.sync += waddr.eq(waddr + 1)
-                with m.Else():
-                    m.d.sync += inner.eq(inner + 1)
-                    with m.If(i_l == P - 1):
-                        m.d.sync += [i_l.eq(0), i_w.eq(i_w + 1)]
-                    with m.Else():
-                        m.d.sync += i_l.eq(i_l + 1)
-                    with m.If(cur["kind"] == K_BCAST):
-                        m.d.sync += waddr.eq(waddr + tstride)
-                    with m.Else():
-                        m.d.sync += waddr.eq(waddr + 1)
 
         # ---------------- S0: issue ----------------
         op_layout = data.StructLayout({
@@ -393,20 +321,19 @@ class EPCore(wiring.Component):
             "waddr": len(waddr), "wr_bank": 2, "zero": 1, "bsign": 2, "argmax": 1,
         })
         op0 = Signal(op_layout)
-        kind = cur["kind"]
-        conn = cur["conn"]
+        kind, conn = eng.kind, eng.conn
         is_reduce = (kind == K_REDUCE) | (kind == K_C1)
         m.d.comb += [
-            op0.valid.eq(run), op0.kind.eq(kind), op0.conn.eq(conn), op0.layer.eq(cur["layer"]),
+            op0.valid.eq(run), op0.kind.eq(kind), op0.conn.eq(conn), op0.layer.eq(eng.layer),
             op0.sub.eq(sub), op0.waddr.eq(waddr), op0.wr_bank.eq(wr_bank), op0.zero.eq(rd_zero),
             op0.bsign.eq(bsign),
         ]
         with m.If(is_reduce | (kind == K_UPW)):  # outer = row j, inner = tile t
-            m.d.comb += [op0.first.eq(inner == 0), op0.last.eq(inner == cur["inner"]), op0.j.eq(outer),
+            m.d.comb += [op0.first.eq(eng.first), op0.last.eq(eng.last), op0.j.eq(outer),
                          op0.lane.eq(o_l), op0.word.eq(o_w),
-                         op0.argmax.eq(last_free & (cur["layer"] == L) & (kind == K_REDUCE))]
+                         op0.argmax.eq(last_free & (eng.layer == L) & (kind == K_REDUCE))]
         with m.Else():  # broadcast: outer = tile t, inner = j; dpass/upb: outer = tile t
-            m.d.comb += [op0.first.eq(inner == 0), op0.last.eq(inner == cur["inner"]), op0.j.eq(inner),
+            m.d.comb += [op0.first.eq(eng.first), op0.last.eq(eng.last), op0.j.eq(inner),
                          op0.lane.eq(i_l), op0.word.eq(outer)]
 
         def bank_addr(k, bank, word):
@@ -914,8 +841,7 @@ class EPCore(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
 
         def start_sweep(idx):
-            m.d.sync += [sw.eq(idx), run.eq(1), outer.eq(0), inner.eq(0), o_w.eq(0), o_l.eq(0), i_w.eq(0),
-                         i_l.eq(0), sub.eq(0), waddr.eq(0)]
+            m.d.comb += [eng.start.eq(1), eng.index.eq(idx)]
 
         with m.FSM(name="prog"):
             with m.State("IDLE"):
