@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,39 +45,18 @@ from spec.ep_core import (
 )
 
 from .fixed import saturate
+from .kit import layout_from_fields
 from .kit.activation import Activation, Nudge
 from .kit.lanes import AdderTree, LaneAccumulators, LaneProducts
 from .kit.regfile import EPRegisterFile
 from .kit.sweep import Sweep, SweepEngine
 from .kit.update import UpdateUnit
+from .kit.weights import WeightStore
 from .prng import XorshiftBank
 from .regport import RegSignature
-from .ternary_mem import TernaryWeightMemory
 
 # micro-op kinds
 K_REDUCE, K_BCAST, K_C1, K_DPASS, K_UPW, K_UPB = range(6)
-
-
-def layout_from_fields(fields: list[tuple[str, int]]) -> data.StructLayout:
-    """StructLayout with the spec's field order; consecutive ``name[i]`` fields become an array."""
-    members: dict[str, object] = {}
-    i = 0
-    while i < len(fields):
-        name, width = fields[i]
-        if name.endswith("[0]"):
-            base = name[:-3]
-            n = 0
-            while i + n < len(fields) and fields[i + n][0] == f"{base}[{n}]":
-                assert fields[i + n][1] == width
-                n += 1
-            members[base] = data.ArrayLayout(unsigned(width), n)
-            i += n
-        else:
-            members[name] = unsigned(width)
-            i += 1
-    layout = data.StructLayout(members)
-    assert layout.size == sum(w for _, w in fields)
-    return layout
 
 
 def _clog2(n: int) -> int:
@@ -161,63 +140,20 @@ class EPCore(wiring.Component):
         s = self.spec
         m = Module()
         P, L, SB, IB = s.lanes, s.n_layers, s.state_bits, s.input_bits
-        EB = s.word_elem_bits
         T = [s.tiles(k) for k in range(L + 1)]
         N = list(s.layers)
         ACC = s.acc_bits_max
         WMAX = max(s.weight_bits)
         table, step_list, named = self.sweeps()
-        regions = {r.name: r for r in s.memory_map()}
-        init = self.init_words
-
-        def region_init(name, elem_bits):
-            """Memory contents of a region from the load-port image (re-packed at elem_bits)."""
-            if init is None:
-                return []
-            r = regions[name]
-            out = []
-            for w in init[r.base:r.base + r.words]:
-                word = 0
-                for i in range(P):
-                    v = (w >> (i * EB)) & ((1 << EB) - 1)
-                    word |= (v & ((1 << elem_bits) - 1)) << (i * elem_bits)
-                out.append(word)
-            return out
-
         # ---------------- memories ----------------
-        wmem, wr_w, ww_w = [], [], []
+        # weights and biases (hdl.kit.weights.WeightStore, with the load port); the core's own memories below
         ternary = s.weight_kind == "ternary"
         tt = s.ternary_training  # latent weights v{l} in block RAM beside the cells (laid out like w{l})
-        if ternary:
-            # one ternary memory holds every w{l} at its load-port address (the regions start at 0)
-            tinit = [w for l in range(L) for w in region_init(f"w{l}", 2)]
-            m.submodules.tmem = tmem = TernaryWeightMemory(s.ternary_memory_spec(), tinit or None)
-            wbase = {r.name: r.base for r in s.memory_map()}
-        # weight memories: fixed-point weights, or a ternary training core's latent weights
-        wbits = list(s.latent_bits) if tt else list(s.weight_bits)
-        for l in range(L if not ternary or tt else 0):
-            mem = memory.Memory(shape=unsigned(P * wbits[l]), depth=N[l + 1] * T[l],
-                                init=region_init(f"v{l}" if tt else f"w{l}", wbits[l]))
-            m.submodules[f"wmem{l}"] = mem
-            wmem.append(mem)
-            wr_w.append(mem.read_port())
-            ww_w.append(mem.write_port())
-        # every layer's biases in one memory (b{l} from word bbase[l]): one bias word is read per cycle, and a
-        # small layer's biases do not become flip-flops of their own
-        bbase = [sum(T[1:l + 1]) for l in range(L + 1)]
-        bmem = memory.Memory(shape=unsigned(P * s.bias_bits), depth=bbase[L],
-                             init=[w for l in range(L) for w in region_init(f"b{l}", s.bias_bits)])
-        m.submodules.bmem = bmem
-        rd_b, wr_b = bmem.read_port(), bmem.write_port()
-
-        def bias_base(lval):
-            """bbase[l] for a Value layer index."""
-            v = Signal(range(bbase[L] + 1), name="bbase")
-            with m.Switch(lval):
-                for l in range(L):
-                    with m.Case(l):
-                        m.d.comb += v.eq(bbase[l])
-            return v
+        m.submodules.weights = store = WeightStore(s, self.init_words)
+        wiring.connect(m, wiring.flipped(self.wcmd), store.wcmd)
+        wiring.connect(m, store.wrsp, wiring.flipped(self.wrsp))
+        wbits = store.wbits
+        wq_banks = [getattr(store, f"w{l}") for l in range(store.banks)]
         xmem = memory.Memory(shape=unsigned(P * IB), depth=T[0], init=[])
         m.submodules.xmem = xmem
         rd_x, wr_x = xmem.read_port(), xmem.write_port()
@@ -257,7 +193,7 @@ class EPCore(wiring.Component):
         m.submodules.regs = regs = EPRegisterFile(s)
         wiring.connect(m, wiring.flipped(self.reg), regs.bus)
         if ternary:
-            wiring.connect(m, regs.mem, tmem.reg)
+            wiring.connect(m, regs.mem, store.reg)
         r_train, r_sym, r_dump = regs.train, regs.symmetric, regs.dump
         r_T1, r_T2, r_beta, r_lr = regs.T1, regs.T2, regs.beta_shift, regs.lr_shift
         # REG_STATUS bit 1: a refused register write (spec.register_write_error), sticky until STATUS is written
@@ -342,24 +278,17 @@ class EPCore(wiring.Component):
         # read-port addresses (the engine owns them while running; dump/weight port otherwise). A read port's
         # enable is 1 unless driven: the ports that answer weight-port read-backs are held (enable 0) by
         # default, so that their data stays until the response is taken
-        m.d.comb += [rd_b.en.eq(0)] + [p.en.eq(0) for p in wr_w]
+        # weights and biases: the store reads connection conn's word waddr (every bank the same address) and
+        # the bias word (reduce: b_conn at word j//P; update: word t)
+        m.d.comb += [store.rd_en.eq(run), store.rd_addr.eq(waddr), store.rd_conn.eq(conn),
+                     store.b_rd_conn.eq(conn), store.b_rd_word.eq(Mux(kind == K_UPB, outer, o_w))]
+        if ternary:  # every relaxation micro-op senses one weight word (one draw)…
+            if tt:  # … and a weight update reads the stored cells raw (no PCSA, no draw)
+                m.d.comb += [store.rd_sense.eq((kind != K_DPASS) & (kind != K_UPB)), store.rd_raw.eq(kind == K_UPW)]
+            else:
+                m.d.comb += store.rd_sense.eq(1)
         with m.If(run):
-            for l in range(len(wr_w)):
-                m.d.comb += [wr_w[l].addr.eq(waddr), wr_w[l].en.eq(1)]
-            if ternary:  # every relaxation micro-op reads one weight word (one draw)
-                tbase = Signal(len(tmem.rd_addr))
-                with m.Switch(conn):
-                    for l in range(L):
-                        with m.Case(l):
-                            m.d.comb += tbase.eq(wbase[f"w{l}"])
-                m.d.comb += tmem.rd_addr.eq(tbase + waddr)
-                if tt:  # … and a weight update reads the stored cells raw (no PCSA, no draw)
-                    m.d.comb += [tmem.rd_en.eq((kind != K_DPASS) & (kind != K_UPB)), tmem.rd_raw.eq(kind == K_UPW)]
-                else:
-                    m.d.comb += tmem.rd_en.eq(1)
             m.d.comb += [rd_x.addr.eq(inner), rd_x.en.eq(1)]
-            # biases: reduce reads b_conn at word j//P; update reads word t
-            m.d.comb += [rd_b.addr.eq(bias_base(conn) + Mux(kind == K_UPB, outer, o_w)), rd_b.en.eq(1)]
             for rp in rd_p.values():
                 m.d.comb += [rp.addr.eq(o_w), rp.en.eq(1)]
             if s.training:
@@ -404,18 +333,25 @@ class EPCore(wiring.Component):
             m.d.sync += r.eq(port.data)
             return r
 
-        wq_w = [rq(wr_w[l], f"w{l}") for l in range(len(wr_w))]
+        def rqv(value, name):
+            if not rr:
+                return value
+            r = Signal.like(value, name=f"{name}_q")
+            m.d.sync += r.eq(value)
+            return r
+
+        wq_w = [rqv(w, f"w{l}") for l, w in enumerate(wq_banks)]
         if ternary:
             tq_nz, tq_neg = Signal(P), Signal(P)
-            m.d[rdom] += [tq_nz.eq(tmem.rd_nz), tq_neg.eq(tmem.rd_neg)]
+            m.d[rdom] += [tq_nz.eq(store.nz), tq_neg.eq(store.neg)]
         if tt:
             tq_cells = Signal(2 * P)
-            m.d[rdom] += tq_cells.eq(tmem.rd_cells)
+            m.d[rdom] += tq_cells.eq(store.cells)
         if s.training:  # the update reads whole bias words
-            bq = rq(rd_b, "b")
+            bq = rqv(store.b_data, "b")
         else:  # inference needs one bias per row: select the lane before the register (P−1 lanes fewer FFs)
             bq = Signal(signed(s.bias_bits), name="b_q")
-            m.d[rdom] += bq.eq(lane_sel(rd_b.data, op0r.lane, s.bias_bits, True))
+            m.d[rdom] += bq.eq(lane_sel(store.b_data, op0r.lane, s.bias_bits, True))
         xq = rq(rd_x, "x")
         sq = [None] + [rq(rd_s[k], f"s{k}") for k in range(1, L + 1)]
         pq = {k: rq(rp, f"p{k}") for k, rp in rd_p.items()}
@@ -711,28 +647,28 @@ class EPCore(wiring.Component):
                                      upd.diff_valid & upd.apply, None))
             # S5: write-back of the saturated sums
             v_valid = upd.valid_out
+            m.d.comb += [store.w_wen.eq(v_valid & (v_op.kind == K_UPW)), store.w_wconn.eq(v_op.conn),
+                         store.w_waddr.eq(v_op.waddr)]
             for l in range(L):
                 wb = wbits[l]
-                with m.If(v_valid & (v_op.kind == K_UPW) & (v_op.conn == l)):
-                    m.d.comb += [ww_w[l].addr.eq(v_op.waddr), ww_w[l].en.eq(1), ww_w[l].data.eq(upd.new[wb])]
-                    if tt:
-                        # reprogram the cell where the ternary value of the latent weight changed
-                        # (spec.ternarize_latent: +1 above Δ, −1 below −Δ); others are written back as stored
-                        cells, mask = [], []
-                        d = s.latent_threshold[l]
-                        for i in range(P):
-                            old, new = upd.old_out[i], upd.new[wb][i]
-                            up_new, dn_new = Signal(name=f"tp{i}"), Signal(name=f"tn{i}")
-                            m.d.comb += [up_new.eq(new > d), dn_new.eq(new < -d)]
-                            changed = (up_new != (old > d)) | (dn_new != (old < -d))
-                            mask.append(changed)
-                            cells.append(Mux(changed, Cat(up_new, dn_new), vc[2 * i:2 * i + 2]))
-                        m.d.comb += [tmem.up_en.eq(1), tmem.up_addr.eq(wbase[f"w{l}"] + v_op.waddr),
-                                     tmem.up_data.eq(Cat(*cells)), tmem.up_mask.eq(Cat(*mask))]
+                m.d.comb += getattr(store, f"w{l}_wdata").eq(upd.new[wb])
+                if tt:
+                    # reprogram the cell where the ternary value of the latent weight changed
+                    # (spec.ternarize_latent: +1 above Δ, −1 below −Δ); others are written back as stored
+                    cells, mask = [], []
+                    d = s.latent_threshold[l]
+                    for i in range(P):
+                        old, new = upd.old_out[i], upd.new[wb][i]
+                        up_new, dn_new = Signal(name=f"tp{l}_{i}"), Signal(name=f"tn{l}_{i}")
+                        m.d.comb += [up_new.eq(new > d), dn_new.eq(new < -d)]
+                        changed = (up_new != (old > d)) | (dn_new != (old < -d))
+                        mask.append(changed)
+                        cells.append(Mux(changed, Cat(up_new, dn_new), vc[2 * i:2 * i + 2]))
+                    with m.If(v_op.conn == l):
+                        m.d.comb += [store.up_cells.eq(Cat(*cells)), store.up_mask.eq(Cat(*mask))]
             # biases: one memory and one format for every layer, so one write path at the layer's base
-            with m.If(v_valid & (v_op.kind == K_UPB)):
-                m.d.comb += [wr_b.addr.eq(bias_base(v_op.conn) + v_op.word), wr_b.en.eq(1),
-                             wr_b.data.eq(upd.new[s.bias_bits])]
+            m.d.comb += [store.b_wen.eq(v_valid & (v_op.kind == K_UPB)), store.b_wconn.eq(v_op.conn),
+                         store.b_wword.eq(v_op.word), store.b_wdata.eq(upd.new[s.bias_bits])]
             valids += [upd.diff_valid, v_valid]
 
         # pipeline occupancy: a drain waits until no stage holds a valid op
@@ -742,87 +678,8 @@ class EPCore(wiring.Component):
             busy_any = busy_any | v
         m.d.comb += pipe_busy.eq(busy_any)
 
-        # ---------------- weight port (idle only) ----------------
-        # A command is taken into a register and decoded in the next cycle, so the host side's
-        # logic never meets the address decoder and the memory ports in one cycle. Writes can
-        # follow each other every cycle; a read holds the port until its response is taken.
-        wc = Signal.like(self.wcmd.payload)
-        wq_valid = Signal()
-        rsp_pending = Signal()
-        rsp_region = Signal(range(len(s.memory_map()) + 1))  # the last value: an address outside the map
-        rsp_valid = Signal()
-        wport_ok = ~busy & ~rsp_pending & ~rsp_valid
-        wq_done = Signal(init=1)  # the registered command completes this cycle
-        rsp_t = Signal()  # the pending read is the ternary memory's
-        m.d.comb += self.wcmd.ready.eq(wport_ok & (~wq_valid | (wc.write & wq_done)))
-        with m.If(self.wcmd.valid & self.wcmd.ready):
-            m.d.sync += [wc.eq(self.wcmd.payload), wq_valid.eq(1)]
-        with m.Elif(wq_valid & wq_done):
-            m.d.sync += wq_valid.eq(0)
-        wdata_lanes = [wc.data[i * EB:(i + 1) * EB] for i in range(P)]
-        if ternary:
-            # w words go through the ternary memory's program port (static faults, one draw per write);
-            # the command waits there while the memory is busy (reseeding)
-            t_depth = s.ternary_memory_spec().depth
-            t_hit = wc.addr < t_depth
-            m.d.comb += [tmem.cmd.payload.data.eq(Cat(*[wdata_lanes[i][:2] for i in range(P)])),
-                         tmem.cmd.payload.addr.eq(wc.addr), tmem.cmd.payload.write.eq(wc.write),
-                         tmem.cmd.valid.eq(wq_valid & t_hit & ~rsp_pending & ~rsp_valid)]
-            with m.If(t_hit):
-                m.d.comb += wq_done.eq(tmem.cmd.ready & ~rsp_pending & ~rsp_valid)
-            with m.If(tmem.cmd.valid & tmem.cmd.ready & ~wc.write):
-                m.d.sync += [rsp_pending.eq(1), rsp_t.eq(1)]
-        hits = [t_hit] if ternary else []
-        for idx, r in enumerate(s.memory_map()):
-            if ternary and r.name.startswith("w"):
-                continue
-            hit = (wc.addr >= r.base) & (wc.addr < r.base + r.words)
-            hits.append(hit)
-            local = Signal(range(max(2, r.words)), name=f"{r.name}_local")
-            m.d.comb += local.eq(wc.addr - r.base)
-            l = int(r.name[1:])
-            port_w = wr_b if r.name.startswith("b") else ww_w[l]  # b, or w / v (latent) of connection l
-            port_r = rd_b if r.name.startswith("b") else wr_w[l]
-            local_base = bbase[l] if r.name.startswith("b") else 0
-            eb_r = r.elem_bits
-            with m.If(wq_valid & hit):
-                with m.If(wc.write):
-                    m.d.comb += [port_w.addr.eq(local + local_base), port_w.en.eq(1)]
-                    for i in range(P):
-                        m.d.comb += port_w.data[i * eb_r:(i + 1) * eb_r].eq(wdata_lanes[i][:eb_r])
-                with m.Else():
-                    m.d.comb += [port_r.addr.eq(local + local_base), port_r.en.eq(1)]
-                    m.d.sync += [rsp_pending.eq(1), rsp_region.eq(idx)]
-        # a read outside the memory map is answered with a zero word (one response per read); a write there is
-        # ignored
-        with m.If(wq_valid & ~wc.write & ~Cat(*hits).any()):
-            m.d.sync += [rsp_pending.eq(1), rsp_region.eq(len(s.memory_map()))]
-        rsp_word = Signal(P * EB)
-        if ternary:  # a w read-back: the memory's (registered) response stream, its cells zero-extended
-            with m.If(rsp_t):
-                m.d.comb += [self.wrsp.valid.eq(tmem.rsp.valid), tmem.rsp.ready.eq(self.wrsp.ready),
-                             rsp_word.eq(Cat(*[Cat(tmem.rsp.payload.data[2 * i:2 * i + 2], Const(0, EB - 2))
-                                               for i in range(P)]))]
-                with m.If(tmem.rsp.valid & self.wrsp.ready):
-                    m.d.sync += [rsp_pending.eq(0), rsp_t.eq(0)]
-        # a block-RAM read-back answers from the read port itself: its data holds (the port stays disabled:
-        # no sweep starts and no command is taken) until the response is taken
-        with m.If(rsp_pending & ~rsp_t):
-            m.d.sync += [rsp_pending.eq(0), rsp_valid.eq(1)]
-        with m.If(rsp_valid):
-            m.d.comb += self.wrsp.valid.eq(1)
-            with m.Switch(rsp_region):
-                for idx, r in enumerate(s.memory_map()):
-                    if ternary and r.name.startswith("w"):
-                        continue
-                    with m.Case(idx):
-                        l = int(r.name[1:])
-                        port_r = rd_b if r.name.startswith("b") else wr_w[l]
-                        for i in range(P):
-                            m.d.comb += rsp_word[i * EB:(i + 1) * EB].eq(lane(port_r.data, i, r.elem_bits, True))
-            with m.If(self.wrsp.ready):
-                m.d.sync += rsp_valid.eq(0)
-        m.d.comb += self.wrsp.payload.data.eq(rsp_word)
+        # ---------------- weight port: the store serves it while the core is idle ----------------
+        m.d.comb += store.serve.eq(~busy)
 
         # ---------------- program FSM ----------------
         beat = Signal(range(T[0] + 1))
@@ -845,11 +702,11 @@ class EPCore(wiring.Component):
 
         with m.FSM(name="prog"):
             with m.State("IDLE"):
-                start_ok = ~rsp_pending & ~rsp_valid & ~self.wcmd.valid & ~wq_valid
+                start_ok = ~store.pending & ~self.wcmd.valid
                 if rng:  # a sample starts only with the PRNG seeded and primed
                     start_ok = start_ok & rng_ok
                 if ternary:  # … and the ternary memory's PRNG likewise
-                    start_ok = start_ok & ~tmem.busy & ~(self.reg.we & (self.reg.addr == REG_SEED))
+                    start_ok = start_ok & ~store.mem_busy & ~(self.reg.we & (self.reg.addr == REG_SEED))
                 m.d.comb += self.inp.ready.eq(start_ok)
                 with m.If(self.inp.valid & self.inp.ready):
                     m.d.comb += [wr_x.addr.eq(beat), wr_x.en.eq(1)]

@@ -5,3 +5,30 @@ latency; its twin piece lives beside the core's twin (``golden.ep_core``) and it
 Amaranth-simulator test is ``tests/test_kit_<part>.py``. The EP core (:mod:`hdl.ep_core`), its
 ternary variant and the EqSpike core share these parts.
 """
+
+from __future__ import annotations
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data
+
+
+def layout_from_fields(fields: list[tuple[str, int]]) -> data.StructLayout:
+    """StructLayout with the spec's field order; consecutive ``name[i]`` fields become an array."""
+    members: dict[str, object] = {}
+    i = 0
+    while i < len(fields):
+        name, width = fields[i]
+        if name.endswith("[0]"):
+            base = name[:-3]
+            n = 0
+            while i + n < len(fields) and fields[i + n][0] == f"{base}[{n}]":
+                assert fields[i + n][1] == width
+                n += 1
+            members[base] = data.ArrayLayout(unsigned(width), n)
+            i += n
+        else:
+            members[name] = unsigned(width)
+            i += 1
+    layout = data.StructLayout(members)
+    assert layout.size == sum(w for _, w in fields)
+    return layout
