@@ -6,8 +6,10 @@
    idle/stall cycles on every stream; every prediction, the output states and the spike /
    synaptic-event / weight-word counters compared with the twin.
 2. On-chip training: ``--train-steps`` MNIST training images (default 100) through a 784-H-10
-   training core from random weights; after every step every weight and bias is read back through
-   the weight port and compared array by array with the twin.
+   training core from random weights; after every step the core's weight digest (``REG_DIGEST``: a
+   sweep of every weight and bias memory word, :func:`spec.eqspike.weight_digest`) is compared with
+   the twin's, and every ``--readback-every`` steps (and after the last) every weight and bias is
+   also read back element by element through the weight port and compared array by array.
 
 Reports mismatches (must be 0), wall time per simulator (build excluded) and the Verilator/Icarus
 speed ratio on the same checks, as JSON and Markdown under ``--out``.
@@ -33,12 +35,14 @@ def markdown(report: dict) -> str:
     lines = ["# EqSpike RTL == twin (cocotb)", "",
              f"inference net {report['inference_net']}, training net {report['training_net']}, lanes "
              f"{report['lanes']}, T1 {report['T1']}, T2 {report['T2']}, stall probability {report['stall_prob']}", "",
-             "| simulator | images | inference mismatches | inference s | training steps | weight arrays compared "
-             "| training mismatches | training s | build s |", "|---|---|---|---|---|---|---|---|---|"]
+             "| simulator | images | inference mismatches | inference s | training steps | weight digests compared "
+             "| weight arrays compared (full read-backs) | training mismatches | training s | build s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for sim, r in report["results"].items():
         i, t = r["inference"], r["training"]
         lines.append(f"| {sim} | {i['images']} | {len(i['mismatches'])} | {r['inference_s']:.1f} | {t['steps']} | "
-                     f"{t['compared']['weight_arrays']} | {len(t['mismatches'])} | {r['training_s']:.1f} | "
+                     f"{t['compared']['digests']} | {t['compared']['weight_arrays']} | {len(t['mismatches'])} | "
+                     f"{r['training_s']:.1f} | "
                      f"{r['build_s']:.0f} |")
     for k in ("verilator_speedup_inference", "verilator_speedup_training"):
         if k in report:
@@ -54,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
     p.add_argument("--images", type=int, default=1000, help="test images for the inference check (default 1000)")
     p.add_argument("--train-steps", type=int, default=100, help="on-chip training steps (default 100)")
+    p.add_argument("--readback-every", type=int, default=25,
+                   help="full element read-back every N training steps and after the last (default 25; 1 = every "
+                        "step, the slow path: 25,450 weight-port beats per read-back at the default net)")
     p.add_argument("--hidden", type=int, default=32, help="hidden neurons of the random/training net (default 32)")
     p.add_argument("--lanes", type=int, default=16, help="lanes P (default 16)")
     p.add_argument("--T1", type=int, default=8, help="free-phase steps (default 8)")
@@ -65,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "bench/results/eqspike_rtl_check",
                    help="output folder for report.json and report.md (default bench/results/eqspike_rtl_check)")
     args = p.parse_args(argv)
-    for name in ("images", "train_steps", "hidden", "lanes", "T1", "T2"):
+    for name in ("images", "train_steps", "readback_every", "hidden", "lanes", "T1", "T2"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be a positive integer, not {getattr(args, name)}")
     if not 0 <= args.stall < 1:
@@ -101,10 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     xt = train.images.reshape(len(train), -1)[:args.train_steps].astype(np.int64)
     yt = train.labels[:args.train_steps]
     inf = [Item("infer", x) for x in xi]
-    tr = [Item("train", x, label=int(y), readback=True) for x, y in zip(xt, yt, strict=True)]
+    tr = [Item("train", x, label=int(y), digest=True,
+               readback=(n + 1) % args.readback_every == 0 or n == args.train_steps - 1)
+          for n, (x, y) in enumerate(zip(xt, yt, strict=True))]
     report = {"bench": "eqspike_rtl_check", "image": str(args.image) if args.image else None,
               "inference_net": "-".join(map(str, spec.layers)), "training_net": "-".join(map(str, tspec.layers)),
-              "lanes": spec.lanes, "T1": tspec.T1, "T2": tspec.T2, "stall_prob": args.stall,
+              "lanes": spec.lanes, "readback_every": args.readback_every, "T1": tspec.T1, "T2": tspec.T2,
+              "stall_prob": args.stall,
               "command": "python bench/eqspike_rtl_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "results": {}}
     vi, vt = verilog_of(EqSpikeCore(spec), "eqspike_core"), verilog_of(EqSpikeCore(tspec), "eqspike_core")
@@ -115,13 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         build_s = time.time() - t0
         t0 = time.time()
         res = run_eqspike(spec, weights, inf, sim, seed=args.seed, idle_prob=args.stall, stall_prob=args.stall,
-                          verilog=vi)
+                          verilog=vi, readback_initial=False, digest_initial=True)
         inf_s = time.time() - t0
         rep_i = compare_with_twin(spec, weights, inf, res, sim)
         acc = float((np.array([int(r["out"]) & 15 for r in res["items"]]) == yi).mean())
         t0 = time.time()
         res_t = run_eqspike(tspec, tw, tr, sim, seed=args.seed, idle_prob=args.stall, stall_prob=args.stall,
-                            verilog=vt)
+                            verilog=vt, digest_initial=True)
         tr_s = time.time() - t0
         rep_t = compare_with_twin(tspec, tw, tr, res_t, sim)
         report["results"][sim] = {
@@ -131,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             "training": {"steps": rep_t.training_steps, "compared": rep_t.compared, "mismatches": rep_t.mismatches},
         }
         print(f"{sim:9s}: inference {rep_i.samples} images, {len(rep_i.mismatches)} mismatches, {inf_s:.1f} s | "
-              f"training {rep_t.training_steps} steps, {rep_t.compared['weight_arrays']} weight arrays compared, "
+              f"training {rep_t.training_steps} steps, {rep_t.compared['digests']} weight digests and "
+              f"{rep_t.compared['weight_arrays']} weight arrays compared, "
               f"{len(rep_t.mismatches)} mismatches, {tr_s:.1f} s | build {build_s:.0f} s", flush=True)
     r = report["results"]
     if "icarus" in r and "verilator" in r:

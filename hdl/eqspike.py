@@ -20,7 +20,10 @@ the AER format and the cycle model. In short, per time step:
 
 After T1 steps the output layer is scanned (argmax, lowest index on ties) and the prediction and the
 output states go out on ``out``. Weights are written and read one element at a time on
-``wcmd``/``wrsp`` between samples (a write goes to both copies of a weight).
+``wcmd``/``wrsp`` between samples (a write goes to both copies of a weight). A ``REG_DIGEST`` write
+sweeps every weight and bias memory word (one per cycle, STATUS busy meanwhile) into a 32-bit digest
+(:func:`spec.eqspike.weight_digest`, the twin's :meth:`~golden.eqspike.twin.EqSpikeTwin.digest`): a
+check of all weights in ≈ Σ words cycles instead of one weight-port beat per element.
 
 **AER input** (``REG_CTRL`` bit 0): a sample starts with its first ``aer`` beat and takes T1 steps;
 each step is the addresses of the input neurons that spike (one beat each, ``last`` = 0), then one
@@ -47,7 +50,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spec.eqspike import PRNG_WIDTH, EqSpikeSpec
+from spec.eqspike import DIGEST_ADD, DIGEST_LANE_ROT, DIGEST_ROT, PRNG_WIDTH, EqSpikeSpec
 from spec.fixed import ROUNDINGS
 
 from .fixed import saturate
@@ -68,6 +71,7 @@ REG_WORDS = 8  # weight words read by the event engine in the last sample
 REG_SYN = 9  # synaptic events of the last sample (spikes x fan-out: the twin's synaptic_events)
 REG_AER_BAD = 10  # AER events for a neuron that does not exist, since the last STATUS write
 REG_SPEC_ID = 11  # the spec digest's first 32 bits
+REG_DIGEST = 12  # write: sweep every weight and bias memory word (STATUS busy meanwhile); read: the sweep's digest
 CTRL_AER, CTRL_TRAIN = 1, 2
 STATUS_BUSY, STATUS_REG_ERROR, STATUS_AER_ERROR, STATUS_WCMD_ERROR = 1, 2, 4, 8
 REGISTERS = {k: v for k, v in globals().items() if k.startswith("REG_") and k != "REG_BITS"}
@@ -127,7 +131,9 @@ class EqSpikeRegisters(wiring.Component):
     ≥ 2^step_bits, ``CTRL`` bits beyond 0, a read-only or unmapped address): every register then keeps
     its value and ``reg_error`` (STATUS bit 1) is set, sticky until STATUS is written. A write while
     busy is ignored. ``rdata`` is combinational. ``seed_load`` is high in the cycle a SEED write is
-    taken; ``status_clear`` in the cycle a STATUS write is taken (clears the core's sticky flags).
+    taken; ``status_clear`` in the cycle a STATUS write is taken (clears the core's sticky flags);
+    ``digest_start`` in the cycle a DIGEST write is taken (starts the core's weight-digest sweep; the value
+    written is ignored).
     """
 
     def __init__(self, spec: EqSpikeSpec):
@@ -136,9 +142,10 @@ class EqSpikeRegisters(wiring.Component):
         super().__init__({
             "bus": In(RegSignature()), "busy": In(1),
             "status": In(REG_BITS), "cycles": In(REG_BITS), "samples": In(REG_BITS), "spikes": In(REG_BITS),
-            "words": In(REG_BITS), "syn": In(REG_BITS), "aer_bad": In(REG_BITS),
+            "words": In(REG_BITS), "syn": In(REG_BITS), "aer_bad": In(REG_BITS), "digest": In(REG_BITS),
             "aer_mode": Out(1), "train": Out(1), "T1": Out(sb, init=spec.T1), "T2": Out(sb, init=spec.T2),
             "seed": Out(REG_BITS, init=spec.seed), "reg_error": Out(1), "seed_load": Out(1), "status_clear": Out(1),
+            "digest_start": Out(1),
         })
 
     def elaborate(self, platform):
@@ -166,12 +173,14 @@ class EqSpikeRegisters(wiring.Component):
                 with m.Case(REG_STATUS):
                     m.d.sync += self.reg_error.eq(0)
                     m.d.comb += self.status_clear.eq(1)
+                with m.Case(REG_DIGEST):  # any value: start a digest sweep
+                    m.d.comb += self.digest_start.eq(1)
                 with m.Default():
                     m.d.sync += self.reg_error.eq(1)
         values = {REG_CTRL: self.aer_mode | (self.train << 1), REG_T1: self.T1, REG_T2: self.T2, REG_SEED: self.seed,
                   REG_STATUS: self.status | (self.reg_error * STATUS_REG_ERROR), REG_CYCLES: self.cycles,
                   REG_SAMPLES: self.samples, REG_SPIKES: self.spikes, REG_WORDS: self.words, REG_SYN: self.syn,
-                  REG_AER_BAD: self.aer_bad, REG_SPEC_ID: Const(s.spec_id, 32)}
+                  REG_AER_BAD: self.aer_bad, REG_SPEC_ID: Const(s.spec_id, 32), REG_DIGEST: self.digest}
         assert max(values) < 1 << REG_ADDR_BITS
         with m.Switch(bus.addr):
             for addr, v in values.items():
@@ -369,10 +378,13 @@ class EqSpikeCore(wiring.Component):
         words, words_last = Signal(REG_BITS), Signal(REG_BITS)
         syn, syn_last = Signal(REG_BITS), Signal(REG_BITS)
         aer_bad, aer_err, wcmd_err = Signal(REG_BITS), Signal(), Signal()
-        m.d.comb += [regs.busy.eq(busy), regs.cycles.eq(cycles_last), regs.samples.eq(samples),
+        dg_active = Signal()  # a digest sweep is requested or running (the weight port's DIGEST states)
+        digest = Signal(32)
+        m.d.comb += [regs.busy.eq(busy | dg_active), regs.cycles.eq(cycles_last), regs.samples.eq(samples),
+                     regs.digest.eq(digest),
                      regs.spikes.eq(spikes_last), regs.words.eq(words_last), regs.syn.eq(syn_last),
                      regs.aer_bad.eq(aer_bad),
-                     regs.status.eq(busy | (aer_err * STATUS_AER_ERROR) | (wcmd_err * STATUS_WCMD_ERROR))]
+                     regs.status.eq(busy | dg_active | (aer_err * STATUS_AER_ERROR) | (wcmd_err * STATUS_WCMD_ERROR))]
         with m.If(regs.status_clear):
             m.d.sync += [aer_err.eq(0), wcmd_err.eq(0), aer_bad.eq(0)]
         self.regs = regs
@@ -897,10 +909,39 @@ class EqSpikeCore(wiring.Component):
         def in_layer(word, lane_, layer):
             return (word < T[layer]) & (lane_ < P) & ((word != T[layer] - 1) | (lane_ < N[layer] - (T[layer] - 1) * P))
 
+        # digest sweep (REG_DIGEST write): every word of wup{0..L-1}, then of b{0..L-1}, one per cycle, folded
+        # into ``digest`` as spec.eqspike.weight_digest defines it (lanes beyond a layer's last neuron masked)
+        dg_req = Signal()
+        with m.If(regs.digest_start):
+            m.d.sync += dg_req.eq(1)
+        dg_depth = [N[l] * T[l + 1] for l in range(L)] + [T[l + 1] for l in range(L)]
+        dg_arr, dg_arr1 = Signal(range(2 * L + 1)), Signal(range(2 * L + 1))
+        dg_addr = Signal(range(max(dg_depth) + 1))
+        dg_t = Signal(range(max(T) + 1))
+        dg_v1, dg_last1 = Signal(), Signal()
+        m.d.sync += dg_v1.eq(0)
+        with m.If(dg_v1):
+            fold = Const(0, 32)
+            for a in range(2 * L):
+                l, bits = a % L, (WB[a] if a < L else BB)
+                rdata = rup[l].data if a < L else rb[l].data
+                n_last = N[l + 1] - (T[l + 1] - 1) * P
+                f = Const(0, 32)
+                for p_, u in enumerate(lanes(rdata, bits, False)):
+                    u32 = Cat(u, Const(0, 32 - bits)) if bits < 32 else u
+                    if p_ >= n_last:
+                        u32 = Mux(dg_last1, 0, u32)
+                    f = f ^ u32.rotate_left((DIGEST_LANE_ROT * p_) % 32)
+                fold = Mux(dg_arr1 == a, f, fold)
+            m.d.sync += digest.eq((digest.rotate_left(DIGEST_ROT) ^ fold) + DIGEST_ADD)
+
         with m.FSM(name="wport") as wfsm:
             with m.State("IDLE"):
-                m.d.comb += w_idle.eq(~self.wcmd.valid)
-                with m.If(fsm.ongoing("IDLE")):
+                m.d.comb += w_idle.eq(~self.wcmd.valid & ~dg_req)
+                with m.If(dg_req):
+                    m.d.sync += [dg_req.eq(0), dg_arr.eq(0), dg_addr.eq(0), dg_t.eq(0), digest.eq(0)]
+                    m.next = "DIGEST"
+                with m.Elif(fsm.ongoing("IDLE")):
                     m.d.comb += self.wcmd.ready.eq(1)
                     with m.If(self.wcmd.valid):
                         ok = Signal()
@@ -942,5 +983,23 @@ class EqSpikeCore(wiring.Component):
                 m.d.comb += self.wrsp.valid.eq(1)
                 with m.If(self.wrsp.ready):
                     m.next = "IDLE"
+            with m.State("DIGEST"):  # issue one word's read per cycle; stage 1 (dg_v1) folds it
+                m.d.comb += dg_active.eq(1)
+                for a in range(2 * L):
+                    with m.If(dg_arr == a):
+                        m.d.comb += (rup[a].addr if a < L else rb[a - L].addr).eq(dg_addr)
+                        tw_ = T[a + 1] if a < L else T[a - L + 1]
+                        m.d.sync += [dg_v1.eq(1), dg_arr1.eq(a), dg_last1.eq(dg_t == tw_ - 1),
+                                     dg_t.eq(Mux(dg_t == tw_ - 1, 0, dg_t + 1))]
+                        with m.If(dg_addr == dg_depth[a] - 1):
+                            m.d.sync += [dg_addr.eq(0), dg_arr.eq(a + 1)]
+                            if a == 2 * L - 1:
+                                m.next = "DIGEST_END"
+                        with m.Else():
+                            m.d.sync += dg_addr.eq(dg_addr + 1)
+            with m.State("DIGEST_END"):  # stage 1 folds the last word
+                m.d.comb += dg_active.eq(1)
+                m.next = "IDLE"
+        m.d.comb += dg_active.eq(dg_req | wfsm.ongoing("DIGEST") | wfsm.ongoing("DIGEST_END"))
         del wfsm
         return m

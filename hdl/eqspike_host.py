@@ -77,6 +77,16 @@ class EqSpikeHost(StreamHost):
                 out[name][i] = v
         return out
 
+    async def read_digest(self, ctx) -> int:
+        """Start a digest sweep (a REG_DIGEST write), wait until STATUS busy clears, read REG_DIGEST: the
+        32-bit digest of every weight and bias (:func:`spec.eqspike.weight_digest`)."""
+        from .eqspike import REG_DIGEST, REG_STATUS, STATUS_BUSY
+
+        await self.write_reg(ctx, REG_DIGEST, 0)
+        while await self.read_reg(ctx, REG_STATUS) & STATUS_BUSY:
+            await ctx.tick()
+        return await self.read_reg(ctx, REG_DIGEST)
+
     # --- samples ---------------------------------------------------------------------------------------
     async def send_pixels(self, ctx, x, label: int = 0) -> None:
         sp, P = self.spec, self.spec.lanes

@@ -19,7 +19,7 @@ import numpy as np
 from golden.eqspike.twin import EqSpikeTwin
 from hdl.eqspike import CTRL_AER, CTRL_TRAIN, REG_CTRL, REG_SEED, REG_T1, REGISTERS, _ubits, aer_addr_bits, wcmd_fields
 from hdl.eqspike_host import pack
-from spec.eqspike import EqSpikeSpec
+from spec.eqspike import EqSpikeSpec, digest_words
 
 from .runner import run_cocotb, verilog_of
 
@@ -31,7 +31,8 @@ class Item:
     ``steps`` (AER): per time step the input neurons that spike; ``bad`` (AER): per step extra addresses
     ≥ N0 sent among them (the core drops and counts them). ``T``: REG_T1 for this sample (inference;
     default the spec's T1; AER: ``len(steps)``). ``reseed``: REG_SEED written before the sample.
-    ``readback``: every weight and bias read back after the sample."""
+    ``readback``: every weight and bias read back after the sample. ``digest``: a REG_DIGEST sweep after the
+    sample (the 32-bit digest of every weight and bias, :func:`spec.eqspike.weight_digest`)."""
 
     kind: str
     x: np.ndarray | None = None
@@ -41,6 +42,7 @@ class Item:
     T: int | None = None
     reseed: int | None = None
     readback: bool = False
+    digest: bool = False
 
 
 @dataclass
@@ -48,7 +50,8 @@ class Report:
     simulator: str
     samples: int = 0
     training_steps: int = 0
-    compared: dict = field(default_factory=lambda: {"preds": 0, "states": 0, "counters": 0, "weight_arrays": 0})
+    compared: dict = field(default_factory=lambda: {"preds": 0, "states": 0, "counters": 0, "weight_arrays": 0,
+                                                    "digests": 0})
     mismatches: list[str] = field(default_factory=list)
     cycles: list[int] = field(default_factory=list)
     wall_s: float = 0.0
@@ -103,7 +106,7 @@ def _item_T(spec: EqSpikeSpec, it: Item) -> int:
 
 def make_job(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item], *, seed: int = 1,
              idle_prob: float = 0.0, stall_prob: float = 0.0, readback_initial: bool = True,
-             timeout_ns: int | None = None) -> dict:
+             digest_initial: bool = False, timeout_ns: int | None = None) -> dict:
     wf = wcmd_fields(spec)
     P, lb, ab, ib = spec.lanes, _ubits(spec.layers[-1] - 1), aer_addr_bits(spec), spec.input_bits
     load = [wcmd_word(spec, wf, 0, a, i, j, int(weights[n][i, j] if weights[n].ndim == 2 else weights[n][i]))
@@ -127,22 +130,24 @@ def make_job(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item
             beats = [pack([(v, ib) for v in x[t * P:(t + 1) * P]] + [(int(it.label), lb)])
                      for t in range(spec.tiles(0))]
             stream = "inp"
-        jitems.append({"regs": regs, "stream": stream, "beats": beats, "readback": it.readback})
+        jitems.append({"regs": regs, "stream": stream, "beats": beats, "readback": it.readback, "digest": it.digest})
     return {"seed": seed, "idle_prob": idle_prob, "stall_prob": stall_prob, "timeout_ns": timeout_ns,
             "regs": {k[4:]: v for k, v in REGISTERS.items()}, "load": load, "readback_cmds": rb,
-            "readback_initial": readback_initial, "items": jitems}
+            "readback_initial": readback_initial, "digest_initial": digest_initial,
+            "digest_words": sum(len(w) for w in digest_words(spec, weights)), "items": jitems}
 
 
 def run_eqspike(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item], simulator: str, *,
                 build_root: Path | None = None, seed: int = 1, idle_prob: float = 0.0, stall_prob: float = 0.0,
-                readback_initial: bool = True, timeout_ns: int | None = None, verilog: str | None = None) -> dict:
+                readback_initial: bool = True, digest_initial: bool = False, timeout_ns: int | None = None,
+                verilog: str | None = None) -> dict:
     """Run the generated Verilog (``verilog``: already generated text, else built here); the bench's raw result."""
     from hdl.eqspike import EqSpikeCore
 
     if verilog is None:
         verilog = verilog_of(EqSpikeCore(spec), "eqspike_core")
     job = make_job(spec, weights, items, seed=seed, idle_prob=idle_prob, stall_prob=stall_prob,
-                   readback_initial=readback_initial, timeout_ns=timeout_ns)
+                   readback_initial=readback_initial, digest_initial=digest_initial, timeout_ns=timeout_ns)
     return run_cocotb(verilog, "eqspike_core", "sim.eqspike_bench", simulator, build_root, job=job, seed=seed)
 
 
@@ -165,8 +170,16 @@ def compare_with_twin(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: 
 
     if result["spec_id"] != spec.spec_id:
         bad(f"SPEC_ID register {result['spec_id']:#x} != {spec.spec_id:#x}")
+    def check_digest(where, got):
+        rep.compared["digests"] += 1
+        want = twin.digest()
+        if int(got) != want:
+            bad(f"{where}: REG_DIGEST {int(got):#010x} != twin's weight digest {want:#010x}")
+
     if "readback_initial" in result:
         check_weights("initial read-back", result["readback_initial"])
+    if "digest_initial" in result:
+        check_digest("initial digest", result["digest_initial"])
     n_bad = 0
     for n, (it, res) in enumerate(zip(items, result["items"], strict=True)):
         if it.reseed is not None:
@@ -199,6 +212,8 @@ def compare_with_twin(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: 
             rep.compared["counters"] += 1
             if int(c[k]) != v:
                 bad(f"item {n} ({it.kind}): {k} counter {c[k]} != twin {v}")
+        if it.digest:
+            check_digest(f"item {n} ({it.kind})", res["digest"])
         if it.readback:
             check_weights(f"item {n} ({it.kind})", res["readback"])
     if result["end"]["AER_BAD"] != n_bad:

@@ -48,11 +48,22 @@ async def eqspike(dut):
         await wcmd.send(cmds)
         return await task
 
+    async def digest() -> int:
+        # a REG_DIGEST write starts the sweep (one memory word per cycle); sleep through it in one trigger,
+        # then poll STATUS busy
+        await regs.write(c["DIGEST"], 0)
+        await Timer(job["digest_words"] * 10, unit="ns")
+        while await regs.read(c["STATUS"]) & 1:
+            pass
+        return await regs.read(c["DIGEST"])
+
     progress["where"] = "loading weights"
     await wcmd.send(job["load"])
     if job.get("readback_initial"):
         progress["where"] = "initial read-back"
         result["readback_initial"] = await readback()
+    if job.get("digest_initial"):
+        result["digest_initial"] = await digest()
     items = []
     for n, it in enumerate(job["items"]):
         progress["where"] = f"item {n}"
@@ -62,6 +73,8 @@ async def eqspike(dut):
         await srcs[it["stream"]].send(it["beats"])
         res = {"out": (await otask)[0]}
         res["counters"] = {k: await regs.read(c[k]) for k in ("CYCLES", "SPIKES", "WORDS", "SYN", "STATUS")}
+        if it.get("digest"):
+            res["digest"] = await digest()
         if it.get("readback"):
             res["readback"] = await readback()
         items.append(res)

@@ -558,3 +558,59 @@ class EqSpikeSpec(LaneBank, SpecFile):
             return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
         except TypeError as e:
             raise ValueError(f"invalid EqSpikeSpec: {e}") from None
+
+
+# --- weight digest (REG_DIGEST of hdl.eqspike: a fast RTL == twin check of every weight and bias) -------------
+DIGEST_ROT = 5  # h ← rotl(h, 5) ^ fold(word), + DIGEST_ADD, per memory word
+DIGEST_ADD = 0x9E3779B9
+DIGEST_LANE_ROT = 7  # lane p of a word is rotated left by (7·p) mod 32 before the lanes are XORed
+
+
+def _rotl32(x, r: int):
+    r %= 32
+    return ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF if r else x & 0xFFFFFFFF
+
+
+def digest_words(spec: EqSpikeSpec, weights: dict):
+    """The digest's memory words, in sweep order, as (rows, P) arrays of unsigned lane bit patterns.
+
+    First every ``w{l}`` (l = 0 … L−1) presynaptic-neuron-major: for j in 0 … n_l − 1, for word t in
+    0 … tiles(l+1) − 1, lanes p = 0 … P−1 hold ``w{l}[t·P + p, j]`` (0 beyond n_{l+1}) — the layout of the
+    core's ``wup{l}`` memory; then every ``b{l}``: word t, lane p = ``b{l}[t·P + p]``. A lane's value is its
+    two's-complement pattern of ``weight_bits[l]`` (``bias_bits``) bits."""
+    import numpy as np
+
+    P = spec.lanes
+    for l in range(spec.n_layers):
+        n_post = spec.layers[l + 1]
+        t = spec.tiles(l + 1)
+        w = np.asarray(weights[f"w{l}"], np.int64)
+        pad = np.zeros((w.shape[1], t * P), np.int64)
+        pad[:, :n_post] = w.T
+        yield (pad & ((1 << spec.weight_bits[l]) - 1)).reshape(-1, P)
+    for l in range(spec.n_layers):
+        n_post = spec.layers[l + 1]
+        b = np.zeros(spec.tiles(l + 1) * P, np.int64)
+        b[:n_post] = np.asarray(weights[f"b{l}"], np.int64)
+        yield (b & ((1 << spec.bias_bits) - 1)).reshape(-1, P)
+
+
+def weight_digest(spec: EqSpikeSpec, weights: dict) -> int:
+    """32-bit digest of every weight and bias (image layout ``w{l}`` (post, pre), ``b{l}``): the value the
+    core's ``REG_DIGEST`` holds after a digest sweep. Per memory word (:func:`digest_words` order)
+    ``fold = XOR_p rotl32(lane_p, 7p mod 32)`` and ``h ← (rotl32(h, 5) ^ fold) + 0x9E3779B9 mod 2^32``,
+    from h = 0. Shifts, XORs and one constant add: the hardware form is a few hundred LUTs. Every
+    single-weight difference changes it; it is a check, not a cryptographic hash, so the RTL check
+    also reads every weight back now and then."""
+    import numpy as np
+
+    h = 0
+    for words in digest_words(spec, weights):
+        folded = np.zeros(len(words), np.uint64)
+        for p in range(spec.lanes):
+            r = (DIGEST_LANE_ROT * p) % 32
+            u = words[:, p].astype(np.uint64)
+            folded ^= ((u << np.uint64(r)) | (u >> np.uint64(32 - r))) & np.uint64(0xFFFFFFFF) if r else u
+        for f in folded.tolist():
+            h = ((_rotl32(h, DIGEST_ROT) ^ f) + DIGEST_ADD) & 0xFFFFFFFF
+    return h

@@ -2,8 +2,9 @@
 
 Weights loaded and read back through the weight port; pixel and AER inference (predictions, output
 states, spike / synaptic-event / weight-word counters, events for neurons that do not exist counted);
-on-chip training with every weight and bias read back after every step (symmetric and one-sided
-estimators); SEED and T1 register writes. The broad sweep runs in the Amaranth simulator
+on-chip training with every weight and bias read back after every step and the REG_DIGEST weight
+digest compared with the twin's (symmetric and one-sided estimators); SEED and T1 register writes. The
+broad sweep runs in the Amaranth simulator
 (tests/test_eqspike_core.py); this tier runs small nets through both real simulators.
 """
 
@@ -43,7 +44,7 @@ def scenario(spec: EqSpikeSpec, seed: int) -> list[Item]:
                                              for _ in range(T)])
 
     items = [Item("infer", x()), Item("infer", x(), T=5), aer(spec.T1), aer(6)]
-    items += [Item("train", x(), label=int(rng.integers(0, spec.layers[-1])), readback=True,
+    items += [Item("train", x(), label=int(rng.integers(0, spec.layers[-1])), readback=True, digest=True,
                    reseed=0x1234ABCD if k == 2 else None) for k in range(4)]
     items += [Item("infer", x()), aer(spec.T1)]  # inference on the trained weights
     return items
@@ -58,10 +59,11 @@ def test_verilog_matches_twin(name, simulator):
     weights = init_weights(spec, seed=seed, scale=3.0)
     items = scenario(spec, seed)
     result = run_eqspike(spec, weights, items, simulator, seed=seed, idle_prob=0.3, stall_prob=0.3,
-                         timeout_ns=200_000_000)
+                         timeout_ns=200_000_000, digest_initial=True)
     rep = compare_with_twin(spec, weights, items, result, simulator)
     assert rep.mismatches == []
     assert rep.training_steps == 4 and rep.compared["weight_arrays"] == 5 * 2 * spec.n_layers
+    assert rep.compared["digests"] == 5  # REG_DIGEST after the load and after every training step
     assert result["end"]["AER_BAD"] > 0  # events for neurons that do not exist were sent (and counted)
     # not vacuous: training moved weights (the read-back after the last step differs from the load)
     twin = EqSpikeTwin(spec, weights)

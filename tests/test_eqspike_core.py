@@ -494,3 +494,49 @@ def test_core_refuses_the_twin_only_sample_update_apply():
     from amaranth.hdl import Fragment
 
     Fragment.get(EqSpikeCore(EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=False, update_apply="sample")), None)
+
+
+@pytest.mark.parametrize("name", ["3layer-P3-symmetric", "stochastic-saturating"])
+def test_digest_register_matches_twin(name):
+    """REG_DIGEST after a sweep == spec.eqspike.weight_digest of the twin's weights: after the load and after
+    every training sample (stalls on); a single weight written by one LSB changes it, and the RTL's digest
+    follows the write. The padding lanes of a layer's last word (P = 3, 4 over 7/5/3 neurons) are masked."""
+    from hdl.eqspike import CTRL_TRAIN, REG_DIGEST
+
+    spec = EqSpikeSpec(**{"training": True, "T1": 8, "T2": 4, **TRAIN_CASES[name]})
+    seed = zlib.crc32(f"digest/{name}".encode()) % 1000
+    weights = init_weights(spec, seed=seed, scale=3.0)
+    xs = sample_inputs(spec, 3, seed)
+    ys = np.random.default_rng(seed).integers(0, spec.layers[-1], size=3)
+    dut = EqSpikeCore(spec)
+    got: list = []
+
+    async def bench(ctx):
+        host = EqSpikeHost(dut, spec, seed=seed, idle_prob=0.2, stall_prob=0.2)
+        got.append(await host.read_reg(ctx, REG_DIGEST))  # reset value
+        await host.load_weights(ctx, weights)
+        got.append(await host.read_digest(ctx))
+        await host.write_reg(ctx, REG_CTRL, CTRL_TRAIN)
+        for x, y in zip(xs, ys, strict=True):
+            await host.send_pixels(ctx, x.tolist(), int(y))
+            await host.recv_result(ctx)
+            got.append(await host.read_digest(ctx))
+        v = int(weights["w1"][2, 3])
+        await host.write_element(ctx, 1, 2, 3, v + 1 if v < 0 else v - 1)  # one LSB
+        got.append(await host.read_digest(ctx))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    twin = EqSpikeTwin(spec, weights)
+    want = [0, twin.digest()]
+    for x, y in zip(xs, ys, strict=True):
+        twin.train_sample(x, int(y))
+        want.append(twin.digest())
+    w = twin.weights
+    w["w1"][2, 3] = v = int(weights["w1"][2, 3])
+    w["w1"][2, 3] = v + 1 if v < 0 else v - 1
+    want.append(EqSpikeTwin(spec, {k: a for k, a in w.items()}).digest())
+    assert got == want
+    assert len(set(want[1:])) == len(want) - 1  # training changed the weights, the LSB write changed the digest

@@ -149,6 +149,13 @@ class EqSpikeTwin:
         self._ushift = [sp.update_shift(l, v) for l, v in enumerate(self.lr_shift)]
         self._bshift = [sp.bias_update_shift(l, v) for l, v in enumerate(self.lr_shift)]
 
+    def digest(self) -> int:
+        """The 32-bit weight digest the core's ``REG_DIGEST`` holds after a digest sweep
+        (:func:`spec.eqspike.weight_digest` of :attr:`weights`)."""
+        from spec.eqspike import weight_digest
+
+        return weight_digest(self.spec, self.weights)
+
     def reseed(self, seed: int) -> None:
         if self.prng is not None:
             self.prng.reseed(seed)
