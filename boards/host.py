@@ -15,6 +15,8 @@ shared with the Galton board's host (:class:`boards.galton_top.GaltonHost`).
 
 from __future__ import annotations
 
+import random
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,13 +41,18 @@ from spec.ep_core import (
 from .protocol import (
     CMD_INFO,
     CMD_INPUT,
+    CMD_INPUT_Z,
     CMD_READ_REG,
     CMD_READ_WORD,
     CMD_SYNC,
     CMD_WRITE_REG,
     CMD_WRITE_WORD,
+    ERR_LENGTH,
+    ERR_SESSION,
     ERR_TIMEOUT,
     ERR_UNKNOWN_OPCODE,
+    ERROR_NAMES,
+    FRAME_OVERHEAD,
     MESSAGES,
     MIN_RX_FIFO_DEPTH,
     MSG_DUMP,
@@ -55,9 +62,14 @@ from .protocol import (
     MSG_REG,
     MSG_SYNC,
     MSG_WORD,
+    PAD,
     PROTOCOL_VERSION,
     REG_ADDR_LIMIT,
+    SEQ_WINDOW,
     LinkFormat,
+    crc16,
+    frame,
+    zero_run_encode,
 )
 
 REGISTER_NAMES = {"T1": REG_T1, "T2": REG_T2, "beta_shift": REG_BETA_SHIFT, "lr_shift": REG_LR_SHIFT, "seed": REG_SEED}
@@ -195,11 +207,324 @@ class LinkHost:
             self._pump()
 
 
+class FramedLinkHost(LinkHost):
+    """The host half of protocol version 2 (:mod:`boards.protocol`): frames with a sequence number
+    and a CRC-16 in both directions, go-back-N retransmission of dropped frames, session start.
+
+    * Every command (:meth:`_send` takes it unframed: opcode and fields) gets the next sequence
+      number and is kept until the device is known to have accepted it. A SYNC echo carries the
+      sequence number the device expects next: the frames before it were accepted, the ones after
+      it were dropped (bad CRC, out of sequence, cut short, lost) and are sent again, in order.
+      An ERROR message, or an echo that shows a gap, starts that recovery; a frame dropped
+      :attr:`max_retries` times in a row raises :class:`LinkError`.
+    * Device messages are checked too: a bad CRC, a gap in their sequence numbers or an unknown tag
+      raise :class:`LinkError` (a lost prediction cannot be asked for again).
+    * The session starts with INFO (:meth:`_open_session`): filler bytes end any frame a previous
+      session left half-sent, stale bytes from the device are skipped until a well-formed INFO
+      answer, and the device then expects this session's sequence numbers; if nothing answers, the
+      host waits out the device's mid-frame timeout and tries again.
+    """
+
+    ERROR_NAMES = ERROR_NAMES
+    max_retries = 16
+    session_attempts = 3
+    device_timeout_s = 0.15  # the board top's mid-frame timeout is 0.1 s
+    seq_rng = random.Random()  # the first sequence number of a session (seed it for reproducible runs)
+
+    def _open_link(self, transport, fmt, tags) -> None:
+        super()._open_link(transport, fmt, tags)
+        self._syncs: deque[tuple[int, int, int]] = deque()  # (token, position after it, next seq then)
+        self._seq = self.seq_rng.randrange(256)  # the next frame's sequence number
+        self._unacked: deque[tuple[int, bytes]] = deque()  # (seq, frame) not yet known to be accepted
+        self._rx_seq: int | None = None  # the next device message's sequence number
+        self._need_recovery = False
+        self._recovering = False
+        self._errors: list[tuple[int, int, int]] = []
+        self._session = False
+        self._session_id = -1
+        self.error_log: deque[tuple[int, int, int]] = deque(maxlen=256)  # device ERRORs: (code, opcode, expect)
+        self.link_stats = {"frames": 0, "bytes_sent": 0, "bytes_received": 0, "retransmitted": 0,
+                           "device_errors": 0, "recoveries": 0}
+
+    # ---- sending ---------------------------------------------------------------------------------
+    def _write_frame(self, f: bytes) -> None:
+        """Write one frame once the receive FIFO has room for it (and a SYNC behind it)."""
+        self._reserve(len(f))
+        self.transport.write(f)
+        self._sent += len(f)
+        self.link_stats["bytes_sent"] += len(f)
+        if self._sent - self._last_sync >= self.rx_fifo_depth // 2:
+            if self._sent + self.format.sync_frame_bytes <= self._acked + self.rx_fifo_depth:
+                self._send_sync()
+
+    def _send(self, cmd: bytes) -> None:
+        """Send one command (opcode and fields, unframed): framed with the next sequence number."""
+        while len(self._unacked) >= SEQ_WINDOW:  # keep the window well inside the 8-bit sequence space
+            if not self._syncs:
+                self._reserve(0)
+                self._send_sync()
+            self._pump_and_recover()
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFF
+        f = frame(cmd[0], seq, cmd[1:])
+        self._unacked.append((seq, f))
+        self.link_stats["frames"] += 1
+        self._write_frame(f)
+
+    def _send_sync(self) -> None:
+        self._token = (self._token + 1) & 0xFF
+        f = frame(CMD_SYNC, 0, bytes((self._token,)))
+        self.transport.write(f)
+        self._sent += len(f)
+        self.link_stats["bytes_sent"] += len(f)
+        self._last_sync = self._sent
+        self._syncs.append((self._token, self._sent, self._seq))
+
+    def _reserve(self, n: int) -> None:
+        S = self.format.sync_frame_bytes
+        if n + S > self.rx_fifo_depth:
+            raise ValueError(f"frame of {n} bytes does not fit the device's {self.rx_fifo_depth}-byte FIFO")
+        while self._sent + n + S > self._acked + self.rx_fifo_depth:
+            if not self._syncs:
+                self._send_sync()  # its room was kept free by the check before the last frame
+            while self._syncs and self._sent + n + S > self._acked + self.rx_fifo_depth:
+                self._pump_and_recover()
+
+    # ---- receiving -------------------------------------------------------------------------------
+    def _read_message(self) -> tuple[int, bytes]:
+        tag = self._read_exact(1)[0]
+        try:
+            n = self.format.payload_bytes(tag)
+        except ValueError:
+            raise self.Error(
+                f"unknown message tag 0x{tag:02x} from the device: the link is out of step "
+                f"(reset the board) or {self.OTHER_LINK}"
+            ) from None
+        rest = self._read_exact(1 + n + 2)
+        self.link_stats["bytes_received"] += 4 + n
+        if crc16(bytes((tag,)) + rest) != 0:
+            raise self.Error(
+                f"a message from the device (tag 0x{tag:02x}) failed its CRC check: noise on the device's "
+                "transmit line; its content is lost (open a new session and repeat the last step)"
+            )
+        seq, payload = rest[0], rest[1 : 1 + n]
+        if self._rx_seq is not None and seq != self._rx_seq:
+            if tag == MSG_ERROR and payload[0] == ERR_SESSION:
+                self._raise_device_error(*payload)
+            if tag == MSG_SYNC and payload[2] != self._session_id and payload[2] != 0:
+                self._raise_other_session(payload[2])
+            if seq == 0:
+                raise self.Error(f"the device's message numbers restarted at 0 (expected {self._rx_seq}): the "
+                                 "board was reset since this session began; open a new session")
+            raise self.Error(
+                f"{(seq - self._rx_seq) & 0xFF} message(s) from the device were not read by this session "
+                f"(message seq {seq}, expected {self._rx_seq}): another host session used the link, the "
+                "board was reset, or messages were lost; open a new session and repeat the last step"
+            )
+        self._rx_seq = (seq + 1) & 0xFF
+        return tag, payload
+
+    def _raise_device_error(self, code: int, opcode: int, expect: int) -> None:
+        if code == ERR_LENGTH:
+            raise self.Error(f"device reported error {code} ({self.ERROR_NAMES[code]}) for opcode "
+                             f"0x{opcode:02x}: the host sent more beats than a sample has", code, opcode)
+        if code == ERR_SESSION:
+            raise self.Error(f"device reported error {code} ({self.ERROR_NAMES[code]}): the board was reset "
+                             "since this session began (its registers are back at their reset values); open "
+                             "a new session", code, opcode)
+
+    def _raise_other_session(self, session: int) -> None:
+        raise self.Error(
+            f"another host session (number {session}) opened the link after this one (number "
+            f"{self._session_id}): this session's view of the device is stale; open a new session"
+        )
+
+    def _pump(self) -> None:
+        """Read one message: queue an answer by tag, take a SYNC echo's credit and acknowledgement,
+        note a device ERROR (recovery follows in :meth:`_pump_and_recover`)."""
+        tag, payload = self._read_message()
+        if tag == MSG_ERROR:
+            code, opcode, expect = payload
+            self.link_stats["device_errors"] += 1
+            self._errors.append((code, opcode, expect))
+            self.error_log.append((code, opcode, expect))
+            self._raise_device_error(code, opcode, expect)
+            self._need_recovery = True
+            return
+        if tag == MSG_SYNC:
+            token, expect, session = payload
+            tokens = [t for t, _, _ in self._syncs]
+            if token not in tokens:
+                raise self.Error(
+                    f"unexpected SYNC token {token} (expected {self._syncs[0][0] if self._syncs else 'none'})"
+                )
+            for _ in range(tokens.index(token)):  # earlier SYNCs were dropped by the device (bad CRC, cut short)
+                self._syncs.popleft()
+            if session != self._session_id:
+                self._raise_other_session(session)
+            _, self._acked, next_seq = self._syncs.popleft()
+            self._ack_upto(expect, next_seq)
+            if expect != next_seq:
+                self._need_recovery = True
+            return
+        self._queues[tag].append(payload)
+
+    def _ack_upto(self, expect: int, next_seq: int) -> None:
+        """The device expects ``expect`` next: the frames before it were accepted."""
+        if self._unacked:
+            first = self._unacked[0][0]
+            k = (expect - first) & 0xFF
+            limit = (next_seq - first) & 0xFF
+        else:
+            first, k, limit = expect, 0, (next_seq - expect) & 0xFF
+        if k > limit or (not self._unacked and expect != next_seq):
+            raise self.Error(
+                f"the device expects frame {expect}, which this session has not sent (next: {next_seq}): "
+                "another host session opened the link or the board was reset; open a new session"
+            )
+        for _ in range(k):
+            self._unacked.popleft()
+
+    def _pump_and_recover(self) -> None:
+        try:
+            self._pump()
+        except LinkTimeout:
+            if self._recovering or not (self._unacked or self._syncs):
+                raise
+            self._recover(silent=True)  # a SYNC (or its echo) was lost: wait, then resynchronise
+            return
+        if self._need_recovery and not self._recovering:
+            self._recover()
+
+    def _wait(self, tag: int) -> bytes:
+        q = self._queues[tag]
+        while not q:
+            if self._unacked and not self._syncs:
+                self._reserve(0)
+                self._send_sync()  # a silently dropped frame shows in this SYNC's echo
+            self._pump_and_recover()
+        return q.popleft()
+
+    def _recover(self, *, silent: bool = False) -> None:
+        """Go-back-N: learn which frame the device expects, send every frame from there again.
+        Gives up (:class:`LinkError`) after :attr:`max_retries` rounds in a row without progress."""
+        self._recovering = True
+        stuck, head = 0, None
+        try:
+            while True:
+                self._need_recovery = False
+                try:
+                    if silent:  # nothing came back: let the device's mid-frame timeout end a half frame
+                        self._wait_out_device_timeout()
+                        self._syncs.clear()
+                        self._acked = self._sent
+                        silent = False
+                    self._reserve(0)
+                    self._send_sync()
+                    while self._syncs:
+                        self._pump()
+                    if not self._unacked:
+                        return
+                    stuck = stuck + 1 if self._unacked[0][0] == head else 0
+                    head = self._unacked[0][0]
+                    if stuck >= self.max_retries:
+                        break
+                    self.link_stats["recoveries"] += 1
+                    for _, f in list(self._unacked):
+                        self.link_stats["retransmitted"] += 1
+                        self._write_frame(f)
+                except LinkTimeout:
+                    silent = True
+                    stuck += 1
+                    if stuck >= self.max_retries:
+                        break
+            names = sorted({self.ERROR_NAMES.get(c, f"code {c}") for c, _, _ in self._errors}) or ["no answer"]
+            raise self.Error(
+                f"the device dropped frame {self._unacked[0][0] if self._unacked else '?'} {self.max_retries} "
+                f"times in a row ({', '.join(names)}): the line is too noisy, or the board does not answer"
+            )
+        finally:
+            self._recovering = False
+            self._errors.clear()
+
+    def _wait_out_device_timeout(self) -> None:
+        wait = getattr(self.transport, "wait_device_timeout", None)
+        if callable(wait):
+            wait()
+        else:
+            time.sleep(self.device_timeout_s)
+
+    def sync(self) -> None:
+        """Wait until the device has consumed and accepted every frame sent so far."""
+        self._reserve(0)
+        self._send_sync()
+        while self._syncs or self._unacked:
+            if not self._syncs:
+                self._reserve(0)
+                self._send_sync()
+            self._pump_and_recover()
+
+    # ---- session ---------------------------------------------------------------------------------
+    def _open_session(self) -> bytes:
+        """Send INFO until a well-formed answer comes; return its payload. The device then expects
+        this session's next sequence number."""
+        # PAD bytes: skipped by a parser between frames; they complete a fixed frame a previous session
+        # left half-sent (which is then dropped for its CRC)
+        fill = bytes((PAD,)) * (FRAME_OVERHEAD + self.format.max_arg_bytes)
+        self._session_id = self.seq_rng.randrange(256)
+        for _attempt in range(self.session_attempts):
+            seq = self._seq
+            self._seq = (seq + 1) & 0xFF
+            self.transport.write(fill + frame(CMD_INFO, seq, bytes((self._session_id,))))
+            self.link_stats["bytes_sent"] += len(fill) + FRAME_OVERHEAD + 1
+            try:
+                payload = self._scan_for_info()
+            except LinkTimeout:
+                self._wait_out_device_timeout()
+                continue
+            self._session = True
+            self._sent = self._acked = self._last_sync = 0
+            self._syncs.clear()
+            self._unacked.clear()
+            return payload
+        raise self.Timeout(
+            f"no answer to INFO after {self.session_attempts} tries: the device is not a protocol "
+            f"version {PROTOCOL_VERSION} host link, is not powered or programmed, or hangs (press its reset button)"
+        )
+
+    def _scan_for_info(self) -> bytes:
+        """Skip bytes until a well-formed INFO message (a previous session's answers may still come)."""
+        n = self.format.payload_bytes(MSG_INFO)
+        want = 1 + 1 + n + 2
+        buf = bytearray()
+        for _ in range(1 << 16):
+            try:
+                buf += self._read_exact(1)
+            except LinkTimeout:
+                if len(buf) >= 8 and buf[1] == 1:  # version 1's INFO answer: 8 bytes, no seq, no CRC
+                    raise self.Error(f"the device speaks host-link protocol version 1, this host {PROTOCOL_VERSION}: "
+                                     "rebuild the bitstream with this version of epforge") from None
+                raise
+            while buf and buf[0] != MSG_INFO:
+                del buf[0]
+            if len(buf) < want:
+                continue
+            if crc16(bytes(buf[:want])) == 0:
+                self._rx_seq = (buf[1] + 1) & 0xFF
+                return bytes(buf[2 : 2 + n])
+            if buf[1] == 1:  # not a version-2 message; version 1's INFO answer has the version here
+                raise self.Error(f"the device speaks host-link protocol version 1, this host {PROTOCOL_VERSION}: "
+                                 "rebuild the bitstream with this version of epforge")
+            del buf[0]
+        raise self.Error("no INFO answer within 65,536 bytes from the device")
+
+
 @dataclass(frozen=True)
 class LinkInfo:
     version: int
     rx_fifo_depth: int
     spec_id: int  # the link's (built from the same spec as the core)
+    sample_buffer: int = 0  # bytes of the device's sample buffer (one sample)
 
 
 @dataclass
@@ -229,7 +554,7 @@ def dump_beats_to_states(spec: EPCoreSpec, beats: list[dict[str, int]]) -> dict[
     return out
 
 
-class EPCoreHost(LinkHost):
+class EPCoreHost(FramedLinkHost):
     """Drive an EP core over a transport with the :mod:`boards.protocol` byte protocol.
 
     Parameters
@@ -262,10 +587,16 @@ class EPCoreHost(LinkHost):
 
     # ---- commands ------------------------------------------------------------------------------
     def read_info(self) -> LinkInfo:
-        self._send(bytes((CMD_INFO,)))
-        p = self._wait(MSG_INFO)
+        """INFO: protocol version, receive FIFO, spec id, sample buffer. The first call opens the
+        session (see :meth:`FramedLinkHost._open_session`)."""
+        if not self._session:
+            p = self._open_session()
+        else:
+            self._send(bytes((CMD_INFO, self._session_id)))
+            p = self._wait(MSG_INFO)
         info = LinkInfo(
-            version=p[0], rx_fifo_depth=int.from_bytes(p[1:3], "little"), spec_id=int.from_bytes(p[3:7], "little")
+            version=p[0], rx_fifo_depth=int.from_bytes(p[1:3], "little"), spec_id=int.from_bytes(p[3:7], "little"),
+            sample_buffer=int.from_bytes(p[7:9], "little"),
         )
         if info.version != PROTOCOL_VERSION:
             raise LinkError(
@@ -364,26 +695,52 @@ class EPCoreHost(LinkHost):
     def read_word(self, addr: int) -> int:
         return self.read_weights(addr, 1)[0]
 
-    def _send_sample(self, pixels: Sequence[int], label: int) -> None:
+    compress = True  # INPUT_Z (zero-run coded) where it is shorter than INPUT
+
+    def _sample_frames(self, pixels: Sequence[int], label: int) -> list[bytes]:
+        """A sample as INPUT / INPUT_Z commands (unframed), each fitting the receive FIFO."""
         s, f = self.spec, self.format
         if len(pixels) != s.layers[0]:
             raise ValueError(f"a sample has {s.layers[0]} pixels, not {len(pixels)}")
         if not 0 <= label < 1 << s.label_bits:
             raise ValueError(f"label must fit {s.label_bits} bits, not {label}")
         top = 1 << s.input_bits
-        data = bytearray()
         for x in pixels:
-            x = int(x)
-            if not 0 <= x < top:
-                raise ValueError(f"pixel {x} does not fit input_bits={s.input_bits}")
-            data += x.to_bytes(f.pixel_bytes, "little")
-        data += bytes(f.pixel_bytes * (s.tiles(0) * s.lanes - s.layers[0]))  # padding lanes of the last beat
-        head = 2 + f.label_bytes
-        per = max(1, min(255, (self.rx_fifo_depth - 2 - head) // f.beat_bytes))  # beats per INPUT command
-        for t0 in range(0, s.tiles(0), per):
-            n = min(per, s.tiles(0) - t0)
-            chunk = data[t0 * f.beat_bytes : (t0 + n) * f.beat_bytes]
-            self._send(bytes((CMD_INPUT, n)) + int(label).to_bytes(f.label_bytes, "little") + bytes(chunk))
+            if not 0 <= int(x) < top:
+                raise ValueError(f"pixel {int(x)} does not fit input_bits={s.input_bits}")
+        data = f.pack_sample([int(x) for x in pixels])
+        BB, T = f.beat_bytes, s.tiles(0)
+        head = bytes(1) + int(label).to_bytes(f.label_bytes, "little")  # n patched below
+        budget = self.rx_fifo_depth - f.sync_frame_bytes - FRAME_OVERHEAD - len(head)
+
+        def body(t0: int, t1: int) -> tuple[int, bytes]:
+            raw = data[t0 * BB : t1 * BB]
+            if self.compress:
+                z = zero_run_encode(raw)
+                if len(z) < len(raw):
+                    return CMD_INPUT_Z, z
+            return CMD_INPUT, raw
+
+        out, t0 = [], 0
+        while t0 < T:
+            hi = min(T, t0 + 255)
+            if len(body(t0, hi)[1]) > budget:  # binary search for the most beats that fit
+                lo = t0 + 1
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    if len(body(t0, mid)[1]) <= budget:
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                hi = lo
+            op, b = body(t0, hi)
+            out.append(bytes((op, hi - t0)) + head[1:] + b)
+            t0 = hi
+        return out
+
+    def _send_sample(self, pixels: Sequence[int], label: int) -> None:
+        for cmd in self._sample_frames(pixels, label):
+            self._send(cmd)
 
     def run(
         self, images, labels=None, *, train: bool = False, dump: bool = False, symmetric: bool | None = None

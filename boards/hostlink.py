@@ -21,7 +21,7 @@ framer); the Galton board's link (:class:`boards.galton_top.GaltonLink`) is buil
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
-from amaranth.lib import stream, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
@@ -31,12 +31,17 @@ from spec.ep_core import REG_STATUS, EPCoreSpec
 from .protocol import (
     CMD_INFO,
     CMD_INPUT,
+    CMD_INPUT_Z,
     CMD_READ_REG,
     CMD_READ_WORD,
     CMD_SYNC,
     CMD_WRITE_REG,
     CMD_WRITE_WORD,
     COMMANDS,
+    ERR_CRC,
+    ERR_LENGTH,
+    ERR_SEQ,
+    ERR_SESSION,
     ERR_TIMEOUT,
     ERR_UNKNOWN_OPCODE,
     MSG_DUMP,
@@ -46,9 +51,41 @@ from .protocol import (
     MSG_REG,
     MSG_SYNC,
     MSG_WORD,
+    PAD,
     PROTOCOL_VERSION,
+    ZERO_RUN_MAX,
     LinkFormat,
 )
+
+CRC_POLY = 0x1021
+
+
+def _crc16_matrix() -> list[list[int]]:
+    """For each bit of the next CRC register, the input bits XORed into it: bits 0-15 of the register,
+    16-23 of the byte (the byte step is linear over GF(2); computed once by running it on sets)."""
+    c = [{i} for i in range(16)]
+    for i in range(8):
+        c[8 + i] = c[8 + i] ^ {16 + i}
+    for _ in range(8):
+        top = c[15]
+        c = [set()] + c[:15]
+        c = [c[i] ^ top if (CRC_POLY >> i) & 1 else c[i] for i in range(16)]
+    return [sorted(b) for b in c]
+
+
+_CRC16_MATRIX = _crc16_matrix()
+
+
+def crc16_update(crc: Value, byte: Value) -> Value:
+    """CRC-16/CCITT-FALSE register after one more byte (MSB first): each bit one XOR of inputs."""
+    bits = Cat(Value.cast(crc)[:16], Value.cast(byte)[:8])
+    out = []
+    for taps in _CRC16_MATRIX:
+        v = bits[taps[0]]
+        for t in taps[1:]:
+            v = v ^ bits[t]
+        out.append(v)
+    return Cat(*out)
 
 
 def fields_width(fields: list[tuple[str, int]]) -> int:
@@ -94,8 +131,14 @@ class LinkParser:
         status_addr: int,
         rx_fifo_depth: int,
         timeout_cycles: int | None,
+        framed: bool = False,
+        data_states: dict | None = None,
+        length_error: Value | None = None,
     ):
         self.m, self.error = m, error
+        self.framed = framed
+        self.data_states = dict(data_states or {})
+        self.length_error = Const(0, 1) if length_error is None else length_error
         self.arg_bytes, self.commands, self.resp_bytes = arg_bytes, tuple(commands), resp_bytes
         self.status_addr = status_addr
         W = 8 * max(arg_bytes(c) for c in self.commands)
@@ -118,6 +161,18 @@ class LinkParser:
         self.lresp = Signal(8 * resp_bytes)
         self.lresp_len = Signal(range(resp_bytes + 1))
         self.lresp_valid = Signal()
+
+        # protocol version 2 (framed): every frame is opcode, seq, fields, [data], CRC-16
+        self.seq = Signal(8)  # the frame's sequence number
+        self.expect = Signal(8)  # the sequence number the next frame must carry
+        self.crc = Signal(16)  # CRC register over the frame's bytes so far (0 after a good CRC)
+        self.muted = Signal()  # an ERROR was sent and no frame was accepted since: further errors are silent
+        self.at_op = Signal()  # the parser waits for an opcode
+        self.opened = Signal()  # an INFO opened a session since reset
+        self.session = Signal(8)  # the host's session number (INFO's argument; echoed by SYNC)
+        if framed:
+            with m.If(got):
+                m.d.sync += self.crc.eq(crc16_update(Mux(self.at_op, 0xFFFF, self.crc), self.byte))
 
         self.timeout_hit = Signal()
         if timeout_cycles is not None:
@@ -148,21 +203,44 @@ class LinkParser:
         self.m.d.sync += [self.lresp.eq(Cat(*parts)), self.lresp_len.eq(length), self.lresp_valid.eq(1)]
 
     def fail(self, code: int) -> None:
-        """Answer ERROR ``code`` for the current opcode and wait for the next command."""
-        self.respond(Const(MSG_ERROR, 8), Const(code, 8), self.op, length=3)
-        self.m.d.sync += self.error.eq(1)
-        self.m.next = "RESP"
+        """Answer ERROR ``code`` for the current opcode and wait for the next command (framed: the
+        answer carries the expected sequence number, and only the first error after an accepted
+        frame is answered, so garbage cannot flood the transmit line)."""
+        m = self.m
+        m.d.sync += self.error.eq(1)
+        if not self.framed:
+            self.respond(Const(MSG_ERROR, 8), Const(code, 8), self.op, length=3)
+            m.next = "RESP"
+            return
+        with m.If(self.muted):
+            m.next = "OP"
+        with m.Else():
+            self.respond(Const(MSG_ERROR, 8), Const(code, 8), self.op, self.expect, length=4)
+            m.d.sync += self.muted.eq(1)
+            m.next = "RESP"
 
     def on_timeout(self) -> None:
         """In a state that takes bytes, after ``with m.If(got)``: a command cut short ends in ERROR 2."""
         with self.m.Elif(self.timeout_hit):
             self.fail(ERR_TIMEOUT)
 
+    def _after_args(self, c: int) -> str:
+        if not self.framed:
+            return "EXEC"
+        return self.data_states.get(c, "CRC1")
+
     def fetch_states(self) -> None:
-        """OP (take the opcode), DECODE (the argument count, or ERROR 1), ARGS (take them) → EXEC."""
+        """OP (take the opcode), DECODE (the argument count, or ERROR 1), ARGS (take them) → EXEC.
+
+        Framed (version 2): OP → DECODE → SEQ → ARGS → [the opcode's data state, which goes on to
+        CRC1] → CRC1 → CRC2 → CHECK, which drops a frame with a bad CRC (ERROR 3), a wrong sequence
+        number (ERROR 4) or ``length_error`` (ERROR 5) and hands a good one to EXEC. INFO starts a
+        session (any seq is accepted and the next one expected after it; its argument is the session
+        number SYNC echoes); SYNC is accepted with any seq and does not advance it; before the
+        first INFO after reset every other frame is dropped (ERROR 6)."""
         m = self.m
         with m.State("OP"):
-            m.d.comb += self.take.eq(1)
+            m.d.comb += [self.take.eq(1), self.at_op.eq(1)]
             with m.If(self.got):
                 m.d.sync += self.op.eq(self.byte)
                 m.next = "DECODE"  # decoding from a flip-flop keeps the FIFO's RAM output off long paths
@@ -172,22 +250,80 @@ class LinkParser:
                     with m.Case(c):
                         n = self.arg_bytes(c)
                         m.d.sync += self.need.eq(n)
-                        m.next = "ARGS" if n else "EXEC"
+                        m.next = "SEQ" if self.framed else ("ARGS" if n else self._after_args(c))
+                if self.framed:
+                    with m.Case(PAD):  # padding between frames (a new session's filler): skipped
+                        m.next = "OP"
                 with m.Default():
-                    self.fail(ERR_UNKNOWN_OPCODE)
+                    self.fail(ERR_UNKNOWN_OPCODE)  # the next byte is taken as an opcode again
+        if self.framed:
+            with m.State("SEQ"):
+                m.d.comb += self.take.eq(1)
+                with m.If(self.got):
+                    m.d.sync += self.seq.eq(self.byte)
+                    with m.If(self.need != 0):
+                        m.next = "ARGS"
+                    with m.Else():
+                        with m.Switch(self.op):
+                            for c in self.commands:
+                                if not self.arg_bytes(c):
+                                    with m.Case(c):
+                                        m.next = self._after_args(c)
+                self.on_timeout()
         with m.State("ARGS"):
             m.d.comb += self.take.eq(1)
             with m.If(self.got):
                 m.d.sync += [self.arg.eq(Cat(self.arg[8:], self.byte)), self.need.eq(self.need - 1)]
                 with m.If(self.need == 1):
-                    m.next = "EXEC"
+                    if self.framed and self.data_states:
+                        with m.Switch(self.op):
+                            for c, state in self.data_states.items():
+                                with m.Case(c):
+                                    m.next = state
+                            with m.Default():
+                                m.next = "CRC1"
+                    else:
+                        m.next = self._after_args(0)
             self.on_timeout()
+        if self.framed:
+            with m.State("CRC1"):
+                m.d.comb += self.take.eq(1)
+                with m.If(self.got):
+                    m.next = "CRC2"
+                self.on_timeout()
+            with m.State("CRC2"):
+                m.d.comb += self.take.eq(1)
+                with m.If(self.got):
+                    m.next = "CHECK"
+                self.on_timeout()
+            with m.State("CHECK"):
+                with m.If(self.crc != 0):
+                    self.fail(ERR_CRC)
+                with m.Elif(self.op == CMD_INFO):
+                    m.d.sync += [self.expect.eq(self.seq + 1), self.muted.eq(0), self.opened.eq(1),
+                                 self.session.eq(self.field(CMD_INFO, 0, 1))]
+                    m.next = "EXEC"
+                with m.Elif(self.op == CMD_SYNC):
+                    m.d.sync += self.muted.eq(0)
+                    m.next = "EXEC"
+                with m.Elif(~self.opened):
+                    self.fail(ERR_SESSION)
+                with m.Elif(self.seq != self.expect):
+                    self.fail(ERR_SEQ)
+                with m.Elif(self.length_error):
+                    self.fail(ERR_LENGTH)
+                with m.Else():
+                    m.d.sync += [self.expect.eq(self.expect + 1), self.muted.eq(0)]
+                    m.next = "EXEC"
 
     def exec_sync(self) -> None:
         """In EXEC's ``Switch(op)``: SYNC echoes its token."""
         m = self.m
         with m.Case(CMD_SYNC):
-            self.respond(Const(MSG_SYNC, 8), self.field(CMD_SYNC, 0, 1), length=2)
+            if self.framed:  # the echo tells the host which frame the device expects next
+                self.respond(Const(MSG_SYNC, 8), self.field(CMD_SYNC, 0, 1), self.expect, self.session, length=4)
+            else:
+                self.respond(Const(MSG_SYNC, 8), self.field(CMD_SYNC, 0, 1), length=2)
             m.next = "RESP"
 
     def read_reg(self) -> None:
@@ -210,19 +346,46 @@ class LinkParser:
         """Send one message at a time on ``tx``: the parser's own answers first, then ``sources`` by
         fixed priority, each ``(stream, tag, payload bytes)``: a beat becomes the tag and its payload."""
         m = self.m
-        nmax = max([self.resp_bytes] + [1 + n for _, _, n in sources])
+        if not self.framed:
+            nmax = max([self.resp_bytes] + [1 + n for _, _, n in sources])
+            buf = Signal(8 * nmax)
+            left = Signal(range(nmax + 1))
+            m.d.comb += [tx.valid.eq(left != 0), tx.payload.eq(buf[:8])]
+            with m.If(left != 0):
+                with m.If(tx.ready):
+                    m.d.sync += [buf.eq(buf[8:]), left.eq(left - 1)]
+            with m.Elif(self.lresp_valid):
+                m.d.sync += [buf.eq(self.lresp), left.eq(self.lresp_len), self.lresp_valid.eq(0)]
+            for src, tag, n in sources:
+                with m.Elif(src.valid):
+                    m.d.comb += src.ready.eq(1)
+                    m.d.sync += [buf.eq(Cat(Const(tag, 8), src.payload)), left.eq(1 + n)]
+            return
+        # framed: tag, message seq, payload, then the CRC-16 of those bytes (high byte first)
+        nmax = max([self.resp_bytes] + [1 + n for _, _, n in sources]) + 1
         buf = Signal(8 * nmax)
         left = Signal(range(nmax + 1))
-        m.d.comb += [tx.valid.eq(left != 0), tx.payload.eq(buf[:8])]
+        tail = Signal(2)  # CRC bytes still to send
+        crc = Signal(16)
+        self.tx_seq = tx_seq = Signal(8)
+        m.d.comb += [tx.valid.eq((left != 0) | (tail != 0)),
+                     tx.payload.eq(Mux(left != 0, buf[:8], Mux(tail == 2, crc[8:], crc[:8])))]
         with m.If(left != 0):
             with m.If(tx.ready):
-                m.d.sync += [buf.eq(buf[8:]), left.eq(left - 1)]
+                m.d.sync += [buf.eq(buf[8:]), left.eq(left - 1), crc.eq(crc16_update(crc, buf[:8]))]
+                with m.If(left == 1):
+                    m.d.sync += tail.eq(2)
+        with m.Elif(tail != 0):
+            with m.If(tx.ready):
+                m.d.sync += tail.eq(tail - 1)
         with m.Elif(self.lresp_valid):
-            m.d.sync += [buf.eq(self.lresp), left.eq(self.lresp_len), self.lresp_valid.eq(0)]
+            m.d.sync += [buf.eq(Cat(self.lresp[:8], tx_seq, self.lresp[8:])), left.eq(self.lresp_len + 1),
+                         self.lresp_valid.eq(0), crc.eq(0xFFFF), tx_seq.eq(tx_seq + 1)]
         for src, tag, n in sources:
             with m.Elif(src.valid):
                 m.d.comb += src.ready.eq(1)
-                m.d.sync += [buf.eq(Cat(Const(tag, 8), src.payload)), left.eq(1 + n)]
+                m.d.sync += [buf.eq(Cat(Const(tag, 8), tx_seq, src.payload)), left.eq(2 + n), crc.eq(0xFFFF),
+                             tx_seq.eq(tx_seq + 1)]
 
 
 class HostLink(wiring.Component):
@@ -288,8 +451,11 @@ class HostLink(wiring.Component):
         s, fmt = self.spec, self.format
         m = Module()
         P, IB = s.lanes, s.input_bits
-        A, D, LB, PB = fmt.addr_bytes, fmt.word_bytes, fmt.label_bytes, fmt.pixel_bytes
+        A, D, LB, BB = fmt.addr_bytes, fmt.word_bytes, fmt.label_bytes, fmt.beat_bytes
+        SB = fmt.sample_bytes
         WB = fmt.word_bits
+        over = Signal()  # an INPUT frame's bytes went past the end of the sample
+        input_op = Signal()  # the frame being parsed is an INPUT or INPUT_Z
         p = LinkParser(
             m,
             rx=self.rx,
@@ -298,22 +464,67 @@ class HostLink(wiring.Component):
             error=self.error,
             arg_bytes=fmt.arg_bytes,
             commands=COMMANDS,
-            resp_bytes=8,
+            resp_bytes=11,
             status_addr=getattr(s, "status_addr", REG_STATUS),  # EqSpike's register map differs
             rx_fifo_depth=self.rx_fifo_depth,
             timeout_cycles=self.timeout_cycles,
+            framed=True,
+            data_states={CMD_INPUT: "DSTART", CMD_INPUT_Z: "DSTART"},
+            length_error=over & input_op,
         )
         field, op = p.field, p.op
+        m.d.comb += input_op.eq((op == CMD_INPUT) | (op == CMD_INPUT_Z))
 
-        beats = Signal(8)
-        label = Signal(s.label_bits)
-        pixels = Signal(P * IB)
-        pix_i = Signal(range(P))
-        pix_byte = Signal(range(PB))
-        pixacc = Signal(8 * PB)
+        # ---- the sample buffer: INPUT frames fill it (their bytes count once the frame's CRC and
+        # sequence number are good); a full sample is released to the core as tiles(0) beats ----
+        m.submodules.sample_mem = mem = memory.Memory(shape=8, depth=SB, init=[])
+        wport = mem.write_port()
+        rport = mem.read_port(transparent_for=())
+        fill = Signal(range(SB + 1))  # committed bytes of the sample being assembled
+        wcount = Signal(range(SB + 1))  # bytes the current frame wrote after them
+        remaining = Signal(range(255 * BB + 1))  # decoded bytes the current frame still brings
+        zrun = Signal(range(ZERO_RUN_MAX + 1))  # zero bytes of the current zero run still to write
+        zmode = Signal()
+        label_buf = Signal(s.label_bits)
+        releasing = Signal()
+        settle = Signal(2)  # cycles after a release before a register write or weight command may go
+        idle_ok = ~releasing & (settle == 0)
+        with m.If(settle != 0):
+            m.d.sync += settle.eq(settle - 1)
+
+        write_byte = Signal()
+        write_data = Signal(8)
+        m.d.comb += [wport.addr.eq(fill + wcount), wport.data.eq(write_data)]
+        with m.If(write_byte):
+            with m.If(fill + wcount < SB):
+                m.d.comb += wport.en.eq(1)
+                m.d.sync += wcount.eq(wcount + 1)
+            with m.Else():
+                m.d.sync += over.eq(1)
+
+        # release: read the buffer byte by byte into a beat register, push a beat every BB bytes
+        rd = Signal(range(SB + 1))
+        req = Signal(range(BB + 1))
+        have = Signal(range(BB + 1))
+        rvalid = Signal()
+        push = Signal()
+        beat = Signal(8 * BB)
+        issue = Signal()
+        m.d.comb += [issue.eq(releasing & ~push & (req < BB) & (rd < SB)), rport.addr.eq(rd), rport.en.eq(issue)]
+        with m.If(issue):
+            m.d.sync += [rd.eq(rd + 1), req.eq(req + 1)]
+        m.d.sync += rvalid.eq(issue)
+        with m.If(rvalid):
+            m.d.sync += [beat.eq(Cat(beat[8:], rport.data)), have.eq(have + 1)]
+            with m.If(have == BB - 1):
+                m.d.sync += push.eq(1)
+        m.d.comb += [self.inp.valid.eq(push), self.inp.payload.eq(Cat(beat[: P * IB], label_buf))]
+        with m.If(push & self.inp.ready):
+            m.d.sync += [push.eq(0), req.eq(0), have.eq(0)]
+            with m.If(rd == SB):
+                m.d.sync += [releasing.eq(0), fill.eq(0), rd.eq(0), settle.eq(3)]
 
         m.d.comb += [
-            self.inp.payload.eq(Cat(pixels, label)),
             self.wcmd.payload.eq(
                 Mux(
                     op == CMD_WRITE_WORD,
@@ -325,6 +536,35 @@ class HostLink(wiring.Component):
 
         with m.FSM(name="parser"):
             p.fetch_states()
+            with m.State("DSTART"):
+                m.d.sync += [remaining.eq(field(CMD_INPUT, 0, 1) * BB), wcount.eq(0), over.eq(0), zrun.eq(0),
+                             zmode.eq(op == CMD_INPUT_Z)]
+                m.next = "DATA"
+            with m.State("DATA"):
+                with m.If(releasing):
+                    pass  # the buffer still feeds the core: the bytes wait in the receive FIFO
+                with m.Elif(remaining == 0):
+                    with m.If(zrun != 0):  # a zero run longer than the frame: refused as too long
+                        m.d.sync += over.eq(1)
+                    m.next = "CRC1"
+                with m.Elif(zrun != 0):
+                    m.d.comb += [write_byte.eq(1), write_data.eq(0)]
+                    m.d.sync += [zrun.eq(zrun - 1), remaining.eq(remaining - 1)]
+                with m.Else():
+                    m.d.comb += p.take.eq(1)
+                    with m.If(p.got):
+                        with m.If(zmode & (p.byte == 0)):
+                            m.next = "ZCNT"
+                        with m.Else():
+                            m.d.comb += [write_byte.eq(1), write_data.eq(p.byte)]
+                            m.d.sync += remaining.eq(remaining - 1)
+                    p.on_timeout()
+            with m.State("ZCNT"):
+                m.d.comb += p.take.eq(1)
+                with m.If(p.got):
+                    m.d.sync += zrun.eq(p.byte + 1)
+                    m.next = "DATA"
+                p.on_timeout()
             with m.State("EXEC"):
                 with m.Switch(op):
                     p.exec_sync()
@@ -334,63 +574,39 @@ class HostLink(wiring.Component):
                         p.read_reg()
                     with m.Case(CMD_WRITE_WORD, CMD_READ_WORD):
                         m.next = "WCMD"
-                    with m.Case(CMD_INPUT):
-                        n = field(CMD_INPUT, 0, 1)
-                        m.d.sync += [
-                            beats.eq(n),
-                            label.eq(field(CMD_INPUT, 1, LB)[: s.label_bits]),
-                            pix_i.eq(0),
-                            pix_byte.eq(0),
-                        ]
-                        with m.If(n == 0):
-                            m.next = "OP"
-                        with m.Else():
-                            m.next = "PIX"
+                    with m.Case(CMD_INPUT, CMD_INPUT_Z):
+                        m.d.sync += [fill.eq(fill + wcount), label_buf.eq(field(CMD_INPUT, 1, LB)[: s.label_bits])]
+                        with m.If(fill + wcount == SB):
+                            m.d.sync += releasing.eq(1)
+                        m.next = "OP"
                     with m.Case(CMD_INFO):
                         p.respond(
                             Const(MSG_INFO, 8),
                             Const(PROTOCOL_VERSION, 8),
                             Const(self.rx_fifo_depth, 16),
                             Const(s.spec_id, 32),
-                            length=8,
+                            Const(SB, 16),
+                            p.field(CMD_INFO, 0, 1),
+                            length=11,
                         )
                         m.next = "RESP"
             p.answer_states()
             with m.State("WREG_WAIT"):
                 # the core ignores writes while busy: apply it between samples instead of dropping it
-                # (reg_addr rests on REG_STATUS here; nothing but the link starts a sample)
-                with m.If(~self.reg.rdata[0]):
+                # (reg_addr rests on REG_STATUS here; nothing but the link starts a sample, and a
+                # sample being released to the core counts as busy)
+                with m.If(idle_ok & ~self.reg.rdata[0]):
                     m.d.sync += p.reg_addr.eq(field(CMD_WRITE_REG, 0, 1)[:4])
                     m.next = "WREG_DO"
             with m.State("WREG_DO"):
                 m.d.comb += self.reg.we.eq(1)
-                m.d.sync += p.reg_addr.eq(REG_STATUS)
+                m.d.sync += p.reg_addr.eq(p.status_addr)
                 m.next = "OP"
             with m.State("WCMD"):
-                m.d.comb += self.wcmd.valid.eq(1)
-                with m.If(self.wcmd.ready):
+                # weight commands keep their place behind the samples sent before them
+                m.d.comb += self.wcmd.valid.eq(idle_ok)
+                with m.If(idle_ok & self.wcmd.ready):
                     m.next = "OP"
-            with m.State("PIX"):
-                m.d.comb += p.take.eq(1)
-                with m.If(p.got):
-                    px = Cat(pixacc[8:], p.byte)  # little-endian pixel bytes; the last one lands on top
-                    m.d.sync += pixacc.eq(px)
-                    with m.If(pix_byte == PB - 1):
-                        m.d.sync += [pixels.eq(Cat(pixels[IB:], px[:IB])), pix_byte.eq(0), pix_i.eq(pix_i + 1)]
-                        with m.If(pix_i == P - 1):
-                            m.d.sync += pix_i.eq(0)
-                            m.next = "PUSH"
-                    with m.Else():
-                        m.d.sync += pix_byte.eq(pix_byte + 1)
-                p.on_timeout()
-            with m.State("PUSH"):
-                m.d.comb += self.inp.valid.eq(1)
-                with m.If(self.inp.ready):
-                    m.d.sync += beats.eq(beats - 1)
-                    with m.If(beats == 1):
-                        m.next = "OP"
-                    with m.Else():
-                        m.next = "PIX"
 
         # ---- framer: one message at a time, sources by fixed priority ----
         p.framer(self.tx, [(self.wrsp, MSG_WORD, D), (self.dump, MSG_DUMP, fmt.dump_bytes), (self.out, MSG_PRED, LB)])

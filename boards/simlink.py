@@ -17,9 +17,24 @@ from __future__ import annotations
 import random
 from collections import deque
 
+from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.sim import Simulator
 
 CLOCK_PERIOD = 1e-6
+
+
+class _Resettable(Elaboratable):
+    """The design in a sync domain whose reset a testbench can drive (a board's reset button)."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.cd = ClockDomain("sync")
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = self.cd
+        m.submodules.dut = self.dut
+        return m
 
 
 class _SimTransport:
@@ -31,8 +46,11 @@ class _SimTransport:
         self.to_device: deque[int] = deque()
         self.from_device = bytearray()
         self.cycles = 0
-        self.sim = Simulator(dut)
-        self.sim.add_clock(CLOCK_PERIOD)
+        self.resets = 0  # device resets asked for (reset_device)
+        self._reset_cycles = 0
+        self._top = _Resettable(dut)
+        self.sim = Simulator(self._top)
+        self.sim.add_clock(CLOCK_PERIOD, domain="sync")
         self.sim.add_testbench(self._feeder, background=True)
         self.sim.add_testbench(self._drain, background=True)
         self._time = 0.0
@@ -47,6 +65,31 @@ class _SimTransport:
 
     def write(self, data: bytes) -> None:
         self.to_device.extend(data)
+
+    def reset_input_buffer(self) -> None:
+        """Drop bytes the device sent that nobody read (pyserial's name: a new session calls it)."""
+        self.from_device.clear()
+
+    def wait_device_timeout(self) -> None:
+        """Let the link's mid-frame timeout run out (the host's resynchronisation waits for it)."""
+        link = getattr(self.dut, "link", None) or getattr(getattr(self.dut, "linked", None), "link", None)
+        t = getattr(link, "timeout_cycles", None)
+        self.run_cycles(16 + (t if t else 64) * 2)
+
+    def reset_device(self, cycles: int = 3) -> None:
+        """Hold the design in reset for ``cycles`` (the board's reset button); memories keep their
+        contents, bytes still queued for the device are not touched."""
+        self.resets += 1
+        self._reset_cycles = cycles
+        self.run_cycles(cycles + 2)
+
+    def _drive_reset(self, ctx) -> None:
+        """Called once per cycle by a testbench that ticks every cycle (the reset button)."""
+        if self._reset_cycles:
+            ctx.set(self._top.cd.rst, 1)
+            self._reset_cycles -= 1
+        else:
+            ctx.set(self._top.cd.rst, 0)
 
     def run_cycles(self, n: int) -> None:
         self._time += n * CLOCK_PERIOD
@@ -82,10 +125,13 @@ class StreamSimTransport(_SimTransport):
     """
 
     def __init__(self, dut, *, seed: int = 0, idle_prob: float = 0.0, stall_prob: float = 0.0,
-                 overflow_grace: int = 4, max_wait_cycles: int = 200_000, vcd: str | None = None):
+                 overflow_grace: int = 4, max_wait_cycles: int = 200_000, vcd: str | None = None,
+                 lossy: bool = False):
         self.rng = random.Random(seed)
         self.idle_prob, self.stall_prob = idle_prob, stall_prob
         self.overflow_grace = overflow_grace
+        self.lossy = lossy  # a byte that finds the FIFO full is dropped (as a UART would), not an error
+        self.lost = 0
         super().__init__(dut, max_wait_cycles=max_wait_cycles, vcd=vcd)
 
     async def _feeder(self, ctx):
@@ -100,6 +146,9 @@ class StreamSimTransport(_SimTransport):
             while not ctx.get(rx.ready):
                 waited += 1
                 if waited > self.overflow_grace:
+                    if self.lossy:
+                        self.lost += 1
+                        break
                     raise AssertionError("the link's receive FIFO stayed full: on a UART this byte would be "
                                          "lost (the host sent more than its credit)")
                 await ctx.tick()
@@ -109,6 +158,7 @@ class StreamSimTransport(_SimTransport):
     async def _drain(self, ctx):
         tx = self.dut.tx
         while True:
+            self._drive_reset(ctx)
             stall = bool(self.stall_prob) and self.rng.random() < self.stall_prob
             ctx.set(tx.ready, 0 if stall else 1)
             _clk, _rst, valid, payload = await ctx.tick().sample(tx.valid, tx.payload)
@@ -154,6 +204,7 @@ class UARTSimTransport(_SimTransport):
         tx = self.dut.tx
 
         async def tick():
+            self._drive_reset(ctx)
             _clk, _rst, line, fault = await ctx.tick().sample(tx, self.dut.fault)
             self.cycles += 1
             self.fault |= bool(fault)

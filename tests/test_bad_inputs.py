@@ -1057,35 +1057,40 @@ class Scripted:
         return len(b)
 
 
-def _info(version: int, depth: int, spec_id: int) -> bytes:
-    from boards.protocol import MSG_INFO
+def _info(version: int, depth: int, spec_id: int, seq: int = 0) -> bytes:
+    """A protocol-v2 INFO answer (tag, message seq, payload, CRC-16)."""
+    from boards.protocol import MSG_INFO, frame
 
-    return bytes((MSG_INFO, version)) + depth.to_bytes(2, "little") + spec_id.to_bytes(4, "little")
+    return frame(MSG_INFO, seq, bytes((version,)) + depth.to_bytes(2, "little") + spec_id.to_bytes(4, "little")
+                 + (16).to_bytes(2, "little") + bytes((77,)))
 
 
-def _reg(addr: int, value: int) -> bytes:
-    from boards.protocol import MSG_REG
+def _reg(addr: int, value: int, seq: int = 1) -> bytes:
+    from boards.protocol import MSG_REG, frame
 
-    return bytes((MSG_REG, addr)) + value.to_bytes(4, "little")
+    return frame(MSG_REG, seq, bytes((addr,)) + value.to_bytes(4, "little"))
 
 
 def _link_cases():
-    from boards.protocol import MSG_ERROR, MSG_SYNC, PROTOCOL_VERSION
+    from boards.protocol import MSG_ERROR, MSG_INFO, MSG_SYNC, PROTOCOL_VERSION, frame
     from spec.ep_core import REG_SPEC_ID, EPCoreSpec
 
     spec = EPCoreSpec(layers=(16, 8, 10), lanes=8)
     sid = spec.spec_id
     ok = _info(PROTOCOL_VERSION, 512, sid) + _reg(REG_SPEC_ID, sid)
+    v1_info = bytes((MSG_INFO, 1)) + (512).to_bytes(2, "little") + sid.to_bytes(4, "little")  # no seq, no CRC
     return spec, [
-        ("nothing", b"", r"no answer from the device"),
-        ("garbage tag", b"\x42" * 16, r"unknown message tag 0x42"),
-        ("truncated info", _info(PROTOCOL_VERSION, 512, sid)[:4], r"no answer from the device"),
-        ("other version", _info(PROTOCOL_VERSION + 7, 512, sid), r"protocol version 8, this host 1"),
+        ("nothing", b"", r"no answer to INFO after 3 tries"),
+        ("garbage only", b"\x42" * 16, r"no answer to INFO after 3 tries"),
+        ("truncated info", _info(PROTOCOL_VERSION, 512, sid)[:4], r"no answer to INFO"),
+        ("other version", v1_info, r"protocol version 1, this host 2"),
         ("link spec id", _info(PROTOCOL_VERSION, 512, sid ^ 1) + _reg(REG_SPEC_ID, sid),
          r"host link was built for spec"),
         ("core spec id", _info(PROTOCOL_VERSION, 512, sid) + _reg(REG_SPEC_ID, sid ^ 4), r"core was built for spec"),
-        ("device error", bytes((MSG_ERROR, 1, 0x06)), r"error 1 \(unknown opcode\) for opcode 0x06"),
-        ("stray sync", bytes((MSG_SYNC, 9)), r"unexpected SYNC token 9"),
+        ("device error", _info(PROTOCOL_VERSION, 512, sid) + frame(MSG_ERROR, 1, bytes((5, 0x05, 0))),
+         r"error 5 \(INPUT beats past the end of the sample\) for opcode 0x05"),
+        ("stray sync", _info(PROTOCOL_VERSION, 512, sid) + frame(MSG_SYNC, 1, bytes((9, 0, 77))),
+         r"unexpected SYNC token 9"),
         ("wrong register", _info(PROTOCOL_VERSION, 512, sid) + _reg(3, sid), r"answered for address 3, asked 11"),
         ("garbage after ok", ok + b"\xee", None),
     ]

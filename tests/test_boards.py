@@ -17,10 +17,10 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from boards.host import EPCoreHost, LinkError, LinkTimeout, SpecMismatchError
+from boards.host import EPCoreHost, LinkTimeout, SpecMismatchError
 from boards.hostlink import HostLink
 from boards.mock_core import MockEPCore, mock_dump_beats, mock_phases, mock_prediction
-from boards.protocol import CMD_SYNC, CMD_WRITE_WORD, MSG_ERROR, LinkFormat
+from boards.protocol import CMD_SYNC, CMD_WRITE_WORD, MSG_ERROR, LinkFormat, crc16, frame, zero_run_encode
 from boards.simlink import StreamSimTransport, UARTSimTransport
 from boards.synth import parse_nextpnr_log, parse_yosys_stat, render_markdown, yowasp_available
 from boards.top import LinkedCore, UARTLinkedCore
@@ -281,7 +281,9 @@ def test_host_driver_against_mock(stalls, depth):
     st = host.status()
     assert st["samples"] == 12 * 2 + 4 + 4 + 3 and st["busy"] == 0 and st["cycles"] > 0
     assert host.read_reg(REG_CTRL) == 0b110  # last run: inference, symmetric, dump
+    host.sync()  # the last SYNC echo (v2: the host syncs before blocking on an answer) is read
     assert not t.to_device and not t.from_device  # nothing left over on either side
+    assert host.link_stats["retransmitted"] == 0 and host.link_stats["device_errors"] == 0
 
 
 def test_refused_register_writes_are_flagged_like_the_core():
@@ -342,20 +344,34 @@ def test_spec_mismatch_is_refused():
         EPCoreHost(StreamSimTransport(dut), SPEC)
 
 
+def read_message(t, fmt):
+    """One device → host message off a simulated transport: (tag, payload), its CRC checked."""
+    tag = t.read(1)[0]
+    rest = t.read(1 + fmt.payload_bytes(tag) + 2)
+    assert crc16(bytes((tag,)) + rest) == 0
+    return tag, rest[1:-2]
+
+
 def test_unknown_opcode_is_reported():
+    """An unknown opcode is answered with ERROR 1 (and the expected seq); the host notes it, checks
+    with a SYNC that nothing was lost, and goes on."""
     host, t = make_host()
+    host.sync()  # the constructor's last SYNC echo is read
     t.write(bytes((0x42,)))
-    with pytest.raises(LinkError, match=r"error 1 \(unknown opcode\) for opcode 0x42"):
-        host.read_reg(REG_SPEC_ID)
-    assert t.read(6) == bytes((0x82, REG_SPEC_ID)) + SPEC.spec_id.to_bytes(4, "little")  # the link went on
+    seq = host._seq
+    assert host.read_reg(REG_SPEC_ID) == SPEC.spec_id
+    assert list(host.error_log) == [(1, 0x42, seq)]  # nothing was lost: the device expects the next frame
+    assert host.link_stats["retransmitted"] == 0
 
 
 def test_command_cut_short_times_out():
-    """A host that stops mid-command: the parser answers MSG_ERROR(timeout) and is back in step."""
+    """A host that stops mid-frame: the parser answers ERROR 2 (timeout) and is back in step."""
     host, t = make_host(timeout=300)
-    t.write(bytes((CMD_WRITE_WORD, 1, 2)))
+    host.sync()
+    t.write(bytes((CMD_WRITE_WORD, host._seq, 2)))
     t.run_cycles(400)
-    assert t.read(3) == bytes((MSG_ERROR, 2, CMD_WRITE_WORD))
+    assert read_message(t, host.format) == (MSG_ERROR, bytes((2, CMD_WRITE_WORD, host._seq)))
+    host._rx_seq = None  # the test read that message behind the host's back
     assert host.read_reg(REG_SPEC_ID) == SPEC.spec_id
     host.write_word(1, 1234)
     assert host.read_word(1) == 1234
@@ -396,10 +412,44 @@ def test_link_parameter_checks():
 def test_protocol_sizes_follow_the_spec():
     big = EPCoreSpec(layers=(784, 500, 10), lanes=16)
     f = LinkFormat(big)
-    assert (f.addr_bytes, f.word_bytes, f.label_bytes, f.pixel_bytes) == (2, 32, 1, 1)
+    assert (f.addr_bytes, f.word_bytes, f.label_bytes, f.beat_bytes, f.sample_bytes) == (2, 32, 1, 16, 784)
     assert f.dump_bytes == -(-sum(w for _, w in big.dump_fields()) // 8)
-    wide = EPCoreSpec(layers=(10, 6, 300), lanes=4, input_bits=12)
-    assert (LinkFormat(wide).label_bytes, LinkFormat(wide).pixel_bytes) == (2, 2)
+    wide = LinkFormat(EPCoreSpec(layers=(10, 6, 300), lanes=4, input_bits=12))
+    assert (wide.label_bytes, wide.beat_bytes) == (2, 6)  # 4 × 12 bits packed into 6 bytes
+    four = LinkFormat(EPCoreSpec(layers=(784, 500, 10), lanes=16, input_bits=4, training=False))
+    assert (four.beat_bytes, four.sample_bytes) == (8, 392)  # two pixels a byte
+    three = LinkFormat(EPCoreSpec(layers=(10, 6, 3), lanes=3, input_bits=3, training=False))
+    assert three.pack_beat([5, 1, 7]) == bytes((0b11_001_101, 0b1))  # pixel i at bits [3i, 3i + 3)
+    assert frame(0x02, 7, b"\x05") == bytes((2, 7, 5)) + crc16(bytes((2, 7, 5))).to_bytes(2, "big")
+    assert crc16(b"123456789") == 0x29B1  # CRC-16/CCITT-FALSE check value
+    assert zero_run_encode(bytes(300) + b"\x07\x00") == bytes((0, 255, 0, 43, 7, 0, 0))
+
+
+@pytest.mark.parametrize("input_bits", [1, 3, 4, 8])
+def test_packed_pixels_through_the_link(input_bits):
+    """Pixels narrower than a byte are packed (several a byte) and unpacked into the same beats."""
+    spec = EPCoreSpec(layers=(11, 6, 3), lanes=4, input_bits=input_bits, training=False)
+    host, t = make_host(spec, depth=64, idle=0.3, stall=0.3, seed=input_bits)
+    rng = random.Random(input_bits)
+    xs, ys = random_samples(spec, 6, rng)
+    xs[0] = [0] * 11  # an all-zero sample: one zero run
+    assert host.infer(xs, ys) == [mock_prediction(spec, x, y, False) for x, y in zip(xs, ys, strict=True)]
+    assert host.link_stats["device_errors"] == 0
+
+
+def test_zero_run_coding_is_shorter_and_equal():
+    """INPUT_Z (zero runs) gives the same beats as INPUT with fewer bytes on a sparse sample."""
+    rng = random.Random(3)
+    xs = [[rng.randrange(1, 256) if rng.random() < 0.2 else 0 for _ in range(10)] for _ in range(6)]
+    ys = [rng.randrange(3) for _ in range(6)]
+    sent = {}
+    for compress in (False, True):
+        host, _ = make_host(depth=64, idle=0.2, stall=0.2, seed=7)
+        host.compress = compress
+        before = host.link_stats["bytes_sent"]
+        assert host.infer(xs, ys) == [mock_prediction(SPEC, x, y, False) for x, y in zip(xs, ys, strict=True)]
+        sent[compress] = host.link_stats["bytes_sent"] - before
+    assert sent[True] < sent[False]
 
 
 def test_wide_pixels_and_labels_through_the_link():
@@ -426,10 +476,11 @@ def test_uart_level_end_to_end():
     assert t.cycles > 5_000 and not t.fault
 
 
-def test_sync_token_is_echoed_raw():
+def test_sync_token_is_echoed_with_the_expected_seq():
     host, t = make_host()
-    t.write(bytes((CMD_SYNC, 0x5A)))
-    assert t.read(2) == bytes((0x80, 0x5A))
+    host.sync()
+    t.write(frame(CMD_SYNC, 0, bytes((0x5A,))))
+    assert read_message(t, host.format) == (0x80, bytes((0x5A, host._seq, host._session_id)))
 
 
 # ---------------------------------------------------------------- the real core, if present
