@@ -7,6 +7,10 @@ the core returns (register values, weight words, predictions, dump beats) into m
 order of ``spec.*_fields()``), so it does not depend on how the core nests its layouts;
 :func:`connect_core` wires the two together.
 
+Protocol version 2 (``docs/boards.md``): every frame carries a sequence number and a CRC-16; the
+parser drops a frame with a bad CRC, the wrong sequence number or no open session with an ERROR
+code, INPUT frames fill a sample buffer that reaches the core only once its frames were good.
+
 Flow control. Every stream inside is valid/ready, so nothing is lost or reordered once a byte is
 in the receive FIFO. A UART cannot be back-pressured, though: the host must never have more bytes
 in flight than the FIFO holds. The driver (:class:`boards.host.EPCoreHost`) keeps that invariant
@@ -15,7 +19,8 @@ host never sends past the last echoed position plus ``rx_fifo_depth`` (reported 
 
 :class:`LinkParser` is the part of the link that does not depend on the core (receive FIFO, opcode
 and argument bytes, timeout, the register port at rest, SYNC/READ_REG/ERROR answers and the
-framer); the Galton board's link (:class:`boards.galton_top.GaltonLink`) is built on it too.
+framer); the Galton board's link (:class:`boards.galton_top.GaltonLink`) is built on it too, with
+``framed=False`` (its own protocol version 1: no sequence numbers, no CRC).
 """
 
 from __future__ import annotations

@@ -71,3 +71,31 @@ def test_old_session_and_reset_give_clear_errors():
         second.read_reg(0)
     third = EPCoreHost(sim, FUZZ_SPEC)
     assert third.infer(xs, [0, 1, 2]) == want
+
+
+def _bench(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"epforge_bench_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_link_benches_run(tmp_path):
+    """bench/link_throughput.py and bench/link_fuzz.py run end to end with tiny settings and write JSON."""
+    import json
+
+    out = tmp_path / "lt.json"
+    assert _bench("link_throughput").main(["--samples", "3", "--uart-samples", "2", "--core-cycles", "3000",
+                                           "--clock-mhz", "12", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["baud"] == 3_000_000 and r["divisor"] == 4 and r["protocol_version"] == 2
+    raw, z = (r["bytes"][k]["host_to_device_bytes_per_sample"] for k in ("INPUT (raw)", "INPUT_Z (zero runs)"))
+    assert z < raw and raw >= 784  # MNIST: most pixels are zero
+    assert r["uart_sim"]["cycles_per_sample_steady"] > 0
+    out = tmp_path / "fz.json"
+    assert _bench("link_fuzz").main(["--min-malformed", "5", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["malformed_frames"] >= 5
