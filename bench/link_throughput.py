@@ -27,6 +27,7 @@ import os
 import statistics
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,11 +91,17 @@ def uart_cycles(xs, ys, *, divisor: int, core_cycles: int, depth: int) -> dict:
     host = EPCoreHost(t, SIM_SPEC)
     host.sync()
     stamps = []
+
+    class Stamped(deque):  # the cycle each prediction arrived (the host reads them while it still sends)
+        def append(self, item):
+            stamps.append(t.cycles)
+            super().append(item)
+
+    host._queues[0x90] = Stamped()
     for x, y in zip(xs, ys, strict=True):
         host._send_sample(x, y)
     for _ in xs:
         host._wait(0x90)
-        stamps.append(t.cycles)
     assert not t.fault and host.link_stats["device_errors"] == 0
     steady = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
     return {"prediction_cycles": stamps, "cycles_per_sample_steady": steady}
@@ -115,10 +122,15 @@ def main(argv=None) -> int:
                     help="core cycles per sample (default 44,151: 784-500-10 P16 inference, docs/boards.md)")
     ap.add_argument("--rx-fifo-depth", type=int, default=512, help="receive FIFO bytes (default 512)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "link_throughput.json"))
+    ap.add_argument("--first", type=int, default=0, help="index of the first test image (default 0)")
     a = ap.parse_args(argv)
     for name in ("samples", "uart_samples", "core_cycles", "rx_fifo_depth"):
         if getattr(a, name) < (2 if name == "uart_samples" else 1):
             ap.error(f"--{name.replace('_', '-')} must be at least {2 if name == 'uart_samples' else 1}")
+    if a.first < 0:
+        ap.error(f"--first must be at least 0, not {a.first}")
+    if not a.clock_mhz > 0:
+        ap.error(f"--clock-mhz must be positive, not {a.clock_mhz}")
     clk = a.clock_mhz * 1e6
     baud = default_baud(clk, FT231X) if a.baud is None else a.baud
     try:
@@ -128,7 +140,8 @@ def main(argv=None) -> int:
     fs, fr = LinkFormat(SIM_SPEC), LinkFormat(REAL_SPEC)
     assert (fs.beat_bytes, fs.label_bytes, fs.sample_bytes) == (fr.beat_bytes, fr.label_bytes, fr.sample_bytes)
     t0 = time.monotonic()
-    data_name, xs, ys = mnist_test(default_data_dir(a.data_dir), a.samples)
+    data_name, xs, ys = mnist_test(default_data_dir(a.data_dir), a.first + a.samples)
+    xs, ys = xs[a.first :], ys[a.first :]
     nz = sum(v != 0 for x in xs for v in x) / (len(xs) * 784)
     rows = {}
     for compress in (False, True):

@@ -105,13 +105,14 @@ def _sample(spec: EPCoreSpec, rng: random.Random) -> list[int]:
 
 def run_fuzz(*, seed: int = 0, min_malformed: int = 200, p: float = 0.2, spec: EPCoreSpec = FUZZ_SPEC,
              rx_fifo_depth: int = 64, timeout_cycles: int = 120, max_wait_cycles: int = 1500,
-             events_every: int = 12, log=None) -> dict:
+             events_every: int = 12, check_every: int = 4, idle_prob: float = 0.1, stall_prob: float = 0.1,
+             log=None) -> dict:
     """Fuzz until at least ``min_malformed`` frames were mangled; return the counts (see the module)."""
     rng = random.Random(seed)
     FramedLinkHost.seq_rng = random.Random(seed + 1)
     dut = LinkedCore(MockEPCore(spec, delay=5), spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles)
-    sim = StreamSimTransport(dut, seed=seed, idle_prob=0.1, stall_prob=0.1, max_wait_cycles=max_wait_cycles,
-                             lossy=True)
+    sim = StreamSimTransport(dut, seed=seed, idle_prob=idle_prob, stall_prob=stall_prob,
+                             max_wait_cycles=max_wait_cycles, lossy=True)
     ft = FuzzTransport(sim, rng, p)
     t0 = time.monotonic()
 
@@ -177,7 +178,7 @@ def run_fuzz(*, seed: int = 0, min_malformed: int = 200, p: float = 0.2, spec: E
             elif n > samples_expected:
                 res["repeated_samples"] += n - samples_expected
             samples_expected = n
-            if rounds % 4 == 0:
+            if rounds % check_every == 0:
                 check_weights(host)
         except LinkTimeout as e:
             host = after_error("hangs", e)
@@ -219,6 +220,9 @@ def run_fuzz(*, seed: int = 0, min_malformed: int = 200, p: float = 0.2, spec: E
     return {
         "seed": seed,
         "p": p,
+        "settings": {"rx_fifo_depth": rx_fifo_depth, "timeout_cycles": timeout_cycles,
+                     "max_wait_cycles": max_wait_cycles, "events_every": events_every, "check_every": check_every,
+                     "idle_prob": idle_prob, "stall_prob": stall_prob},
         "rounds": rounds,
         "malformed_frames": ft.malformed,
         "mutations": dict(sorted(ft.counts.items())),
