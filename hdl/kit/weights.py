@@ -109,7 +109,7 @@ class WeightStore(wiring.Component):
 
     def elaborate(self, platform):
         s, m = self.spec, Module()
-        P, L, EB = s.lanes, s.n_layers, s.word_elem_bits
+        P, L = s.lanes, s.n_layers
         T = [s.tiles(k) for k in range(L + 1)]
         ternary, tt, wbits, bbase = self.ternary, self.tt, self.wbits, self.bias_base
         wbase = {r.name: r.base for r in s.memory_map()}
@@ -178,6 +178,13 @@ class WeightStore(wiring.Component):
             m.d.comb += [wr_b.addr.eq(bias_base(self.b_wconn) + self.b_wword), wr_b.en.eq(1),
                          wr_b.data.eq(self.b_wdata)]
 
+        self._load_port(m, tmem if ternary else None, rd_w, wr_w, rd_b, wr_b)
+        return m
+
+    def _load_port(self, m, tmem, rd_w, wr_w, rd_b, wr_b):
+        """The load port (``wcmd``/``wrsp``) on the memories' ports (``tmem``: the ternary memory or None)."""
+        s, P, EB = self.spec, self.spec.lanes, self.spec.word_elem_bits
+        ternary, bbase = self.ternary, self.bias_base
         # ---------------- load port (while serve) ----------------
         # A command is taken into a register and decoded in the next cycle, so the host side's
         # logic never meets the address decoder and the memory ports in one cycle. Writes can
@@ -263,5 +270,4 @@ class WeightStore(wiring.Component):
             with m.If(self.wrsp.ready):
                 m.d.sync += rsp_valid.eq(0)
         m.d.comb += self.wrsp.payload.data.eq(rsp_word)
-        return m
 
