@@ -47,7 +47,7 @@ from spec.ep_core import (
 from .fixed import saturate
 from .kit import layout_from_fields
 from .kit.activation import Activation, Nudge
-from .kit.lanes import AdderTree, LaneAccumulators, LaneProducts
+from .kit.lanes import AdderTree, LaneAccumulators, LaneProducts, RowAccumulator
 from .kit.regfile import EPRegisterFile
 from .kit.sweep import Sweep, SweepEngine
 from .kit.update import UpdateUnit
@@ -576,27 +576,17 @@ class EPCore(wiring.Component):
                      Cat(op_t, addend_t).eq(atree.side_out)]
         m.d.comb += [atree.inp[i].eq(prod3[i]) for i in range(P)]
         valids.append(atree.occupied)
-        tree = atree.sum
-        bu_shift = Signal(range(max(s.bottom_up_shift(k) for k in range(1, L + 1)) + 1))
-        with m.Switch(op_t.layer):
-            for k in range(1, L + 1):
-                with m.Case(k):
-                    m.d.comb += bu_shift.eq(s.bottom_up_shift(k))
-        racc = Signal(signed(ACC))
-        rsum = Signal(signed(ACC))
-        rsum_full = Mux(op_t.first, 0, racc) + (tree << bu_shift)
-        m.d.comb += rsum.eq(rsum_full)
+        # scalar (row) accumulator: the tiles' sums aligned and added, at the row's end + the addend, registered
         t_red = op_t.valid & ((op_t.kind == K_REDUCE) | (op_t.kind == K_C1))
-        taps["sums"] += [("rsum", rsum_full, ACC, t_red, op_t.layer),
-                         ("final", rsum + addend_t, ACC, t_red, op_t.layer)]
-        with m.If(t_red):
-            m.d.sync += racc.eq(rsum)
-        final = Signal(signed(ACC))
-        m.d.comb += final.eq(rsum + addend_t)
-        f_valid = Signal()
-        f_op = Signal(op_layout)
-        f_val = Signal(signed(ACC))
-        m.d.sync += [f_valid.eq(t_red & op_t.last), f_op.eq(op_t), f_val.eq(final)]
+        bu_shifts = {k: s.bottom_up_shift(k) for k in range(1, L + 1)}
+        m.submodules.racc = racc = RowAccumulator(ACC, len(atree.sum), bu_shifts, len(op_t.as_value()))
+        m.d.comb += [racc.sum.eq(atree.sum), racc.en.eq(t_red), racc.first.eq(op_t.first), racc.last.eq(op_t.last),
+                     racc.layer.eq(op_t.layer), racc.addend.eq(addend_t), racc.side.eq(op_t)]
+        taps["sums"] += [("rsum", racc.rsum_full, ACC, t_red, op_t.layer),
+                         ("final", racc.final_full, ACC, t_red, op_t.layer)]
+        f_valid, f_val = racc.valid, racc.value
+        f_op = Signal(op_layout, name="f_op")
+        m.d.comb += f_op.eq(racc.side_out)
         valids.append(f_valid)
         f_state = Signal(SB)
         m.d.comb += f_state.eq(activation(f_val, "act", f_op.layer))

@@ -17,8 +17,8 @@ import pytest
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
-from golden.ep_core.lanes import accumulate_lanes, dot, lane_products, reduce_lanes, ternary_lane
-from hdl.kit.lanes import LANE_MODES, AdderTree, LaneAccumulators, LaneProducts
+from golden.ep_core.lanes import accumulate_lanes, accumulate_row, dot, lane_products, reduce_lanes, ternary_lane
+from hdl.kit.lanes import LANE_MODES, AdderTree, LaneAccumulators, LaneProducts, RowAccumulator
 
 
 def operand(rnd: random.Random, bits: int) -> int:
@@ -183,3 +183,44 @@ def test_lane_products_refuse_bad_parameters(bad, match):
     args = dict(lanes=4, left_bits=8, right_bits=8, mode="multiply") | bad
     with pytest.raises(ValueError, match=match):
         LaneProducts(args.pop("lanes"), args.pop("left_bits"), args.pop("right_bits"), **args)
+
+
+@pytest.mark.parametrize("shifts", [{1: 3, 2: 0, 3: 5}, {1: 0}])
+def test_row_accumulator_matches_the_twin_piece(shifts):
+    width, sum_bits, side_bits = 24, 12, 6
+    dut = RowAccumulator(width, sum_bits, shifts, side_bits)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    rnd = random.Random(len(shifts))
+
+    async def bench(ctx):
+        rows = 0
+        pending = None  # (value, side) due this cycle
+        for _ in range(60):
+            layer = rnd.choice(list(shifts) + [max(shifts) + 1] * (len(shifts) > 1))  # an unlisted layer: shift 0
+            n = rnd.randint(1, 5)
+            sums = [operand(rnd, sum_bits) for _ in range(n)]
+            addend = rnd.randint(-(1 << 16), 1 << 16)
+            t = 0
+            while t < n:
+                en = rnd.random() < 0.7  # gaps between a row's inputs
+                side = rnd.randrange(1 << side_bits)
+                for port, v in ((dut.sum, sums[t] if en else operand(rnd, sum_bits)), (dut.en, en),
+                                (dut.first, t == 0), (dut.last, t == n - 1), (dut.layer, layer),
+                                (dut.addend, addend), (dut.side, side)):
+                    ctx.set(port, v)
+                assert ctx.get(dut.valid) == (pending is not None)
+                if pending is not None:
+                    assert (ctx.get(dut.value), ctx.get(dut.side_out)) == pending
+                    rows += 1
+                pending = None
+                if en and t == n - 1:
+                    want = int(accumulate_row(np.array(sums), shifts.get(layer, 0), addend))
+                    assert ctx.get(dut.final_full) == want  # the unwrapped sum, same cycle
+                    pending = (want, side)  # registered: 1 cycle after the last input
+                await ctx.tick()
+                t += en
+        assert rows >= 59
+
+    sim.add_testbench(bench)
+    sim.run()

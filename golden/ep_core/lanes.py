@@ -50,3 +50,11 @@ def accumulate_lanes(init: np.ndarray, products: np.ndarray, shift: int) -> np.n
     (``products``: rows × lanes) — one column tile of the twin's ``dot(s, W) << shift``."""
     products = np.asarray(products, np.int64)
     return np.asarray(init, np.int64) + (products << shift).sum(axis=0)
+
+
+def accumulate_row(tile_sums: np.ndarray, shift: int, addend: np.ndarray) -> np.ndarray:
+    """The row path's scalar accumulator: ``Σ_tiles (tile_sums << shift) + addend`` over the last axis
+    (``tile_sums``: the adder tree's sums of one row's tiles) — one row of the twin's
+    ``(dot(s, Wᵀ) << shift) + bias/nudge/partial``."""
+    tile_sums = np.asarray(tile_sums, np.int64)
+    return (tile_sums << shift).sum(axis=-1) + np.asarray(addend, np.int64)

@@ -176,3 +176,58 @@ class LaneAccumulators(wiring.Component):
         with m.If(self.en):
             m.d.sync += [self.acc[i].eq(self.sum[i]) for i in range(self.lanes)]
         return m
+
+
+class RowAccumulator(wiring.Component):
+    """The row path's scalar accumulator: ``acc ← (first ? 0 : acc) + (sum << shift[layer])`` while ``en``;
+    at the row's ``last`` input ``value = acc_new + addend`` is registered.
+
+    Contract (twin piece: :func:`golden.ep_core.lanes.accumulate_row`, one row of the twin's
+    ``(dot(s, Wᵀ) << shift) + addend``): ``sum`` is the adder tree's sum of one tile, ``shift``
+    maps a layer to its alignment shift (``spec.bottom_up_shift``; a layer not in it: 0),
+    ``addend`` the row-end term (bias, nudge or partial sum). Sums are wrapped to ``width`` bits (the
+    spec sizes it so that none overflows; ``rsum_full``/``final_full`` are the unwrapped values for the
+    formal harness). ``side`` (the micro-op) is registered beside ``value``.
+
+    Latency: ``valid``/``value``/``side_out`` 1 cycle after the row's last input; one input per
+    cycle, no back-pressure.
+
+    Members
+    -------
+    sum : In(signed(sum_bits)). en, first, last : In(1). layer : In(range(max(shifts) + 1)).
+    addend : In(signed(width)). side : In(side_bits). valid : Out(1). value : Out(signed(width)).
+    side_out : Out(side_bits). rsum_full, final_full : Out(signed) — unwrapped sums.
+    """
+
+    def __init__(self, width: int, sum_bits: int, shifts: dict[int, int], side_bits: int = 1):
+        _check_int("width", width, 2)
+        _check_int("sum_bits", sum_bits, 1)
+        _check_int("side_bits", side_bits, 1)
+        if not shifts or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in shifts.values()):
+            raise ValueError(f"shifts must map layers to shifts >= 0, not {shifts!r}")
+        self.width, self.sum_bits, self.shifts, self.side_bits = width, sum_bits, dict(shifts), side_bits
+        shift = Signal(range(max(shifts.values()) + 1))
+        acc = Signal(signed(width))
+        self.rsum_bits = len(Mux(Signal(), 0, acc) + (Signal(signed(sum_bits)) << shift))
+        super().__init__({"sum": In(signed(sum_bits)), "en": In(1), "first": In(1), "last": In(1),
+                          "layer": In(range(max(shifts) + 1)), "addend": In(signed(width)), "side": In(side_bits),
+                          "valid": Out(1), "value": Out(signed(width)), "side_out": Out(side_bits),
+                          "rsum_full": Out(signed(self.rsum_bits)), "final_full": Out(signed(width + 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        shift = Signal(range(max(self.shifts.values()) + 1), name="bu_shift")
+        with m.Switch(self.layer):
+            for k, v in self.shifts.items():
+                with m.Case(k):
+                    m.d.comb += shift.eq(v)
+        acc = Signal(signed(self.width), name="racc")
+        rsum = Signal(signed(self.width), name="rsum")
+        full = Mux(self.first, 0, acc) + (self.sum << shift)
+        assert len(full) == self.rsum_bits
+        m.d.comb += [self.rsum_full.eq(full), rsum.eq(full), self.final_full.eq(rsum + self.addend)]
+        with m.If(self.en):
+            m.d.sync += acc.eq(rsum)
+        m.d.sync += [self.valid.eq(self.en & self.last), self.side_out.eq(self.side),
+                     self.value.eq(rsum + self.addend)]
+        return m
