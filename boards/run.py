@@ -318,18 +318,17 @@ def _load_samples(dataset: str, split: str, data_dir, limit: int | None):
     return x, y
 
 
-def ep_job(args) -> tuple[dict, dict]:
-    """The EP (or ternary) core's job from the command line, and what the report says about it."""
+def _core_job(args, load_image, load_spec, init_weights, image_hint: str, what: str = "core"):
+    """What the EP and EqSpike jobs share: the spec and weights (``--image``, or ``--spec`` with random
+    weights from ``--seed``), the ``--train`` check, and the data set's samples as the core's input codes
+    (:func:`golden.ep_core.twin.pixels_to_input`). Returns ``(spec, weights, source, x, y)``."""
     import numpy as np
 
-    from golden.ep_core import Registers, init_weights, load_image, pack_memory
     from golden.ep_core.twin import pixels_to_input
-    from spec.ep_core import EPCoreSpec
 
     if args.image is not None:
         if not Path(args.image).exists():
-            raise CLIError(f"--image {args.image}: no such directory (an image from 'python -m golden.ep_core "
-                           "quantize' or '… train')")
+            raise CLIError(f"--image {args.image}: no such directory (an image from {image_hint})")
         try:
             spec, weights, _ = load_image(args.image)
         except (OSError, ValueError) as e:
@@ -337,19 +336,28 @@ def ep_job(args) -> tuple[dict, dict]:
         source = {"image": str(args.image)}
     else:
         try:
-            spec = EPCoreSpec.load(args.spec)
+            spec = load_spec(args.spec)
         except (OSError, ValueError) as e:
             raise CLIError(f"--spec {args.spec}: {describe(e)}") from None
         weights = init_weights(spec, args.seed)
         source = {"spec": str(args.spec), "init_seed": args.seed}
     if args.train and not spec.training:
-        raise CLIError(f"--train: the core of {args.image or args.spec} was built without on-chip learning "
+        raise CLIError(f"--train: the {what} of {args.image or args.spec} was built without on-chip learning "
                        "(spec training = false); give a training image or drop --train")
     x, y = _load_samples(args.dataset, "train" if args.train else "test", args.data_dir, args.limit)
     if x.shape[1] != spec.layers[0]:
         raise CLIError(f"--dataset {args.dataset}: samples of {x.shape[1]} pixels, but the core has "
                        f"{spec.layers[0]} inputs")
-    x = pixels_to_input(spec, x.astype(np.int64))
+    return spec, weights, source, pixels_to_input(spec, x.astype(np.int64)), y
+
+
+def ep_job(args) -> tuple[dict, dict]:
+    """The EP (or ternary) core's job from the command line, and what the report says about it."""
+    from golden.ep_core import Registers, init_weights, load_image, pack_memory
+    from spec.ep_core import EPCoreSpec
+
+    spec, weights, source, x, y = _core_job(args, load_image, EPCoreSpec.load, init_weights,
+                                            "'python -m golden.ep_core quantize' or '… train'")
     regs = Registers.from_spec(spec, train=args.train)
     for name in ("T1", "T2", "beta_shift", "lr_shift"):
         if getattr(args, name, None) is not None:
@@ -735,34 +743,11 @@ def eqspike_job(args) -> tuple[dict, dict]:
     from golden.eqspike.twin import init_weights
     from spec.eqspike import EqSpikeSpec
 
-    if args.image is not None:
-        if not Path(args.image).exists():
-            raise CLIError(f"--image {args.image}: no such directory (an image from 'python -m "
-                           "golden.eqspike.twin_cli quantize')")
-        try:
-            spec, weights, _ = load_image(args.image)
-        except (OSError, ValueError) as e:
-            raise CLIError(f"--image {args.image}: {describe(e)}") from None
-        source = {"image": str(args.image)}
-    elif args.spec is not None:
-        try:
-            spec = EqSpikeSpec.load(args.spec)
-        except (OSError, ValueError) as e:
-            raise CLIError(f"--spec {args.spec}: {describe(e)}") from None
-        weights = init_weights(spec, args.seed)
-        source = {"spec": str(args.spec), "init_seed": args.seed}
-    else:
+    if args.image is None and args.spec is None:
         raise CLIError("--design eqspike needs --image IMG (python -m golden.eqspike.twin_cli quantize) or --spec "
                        "SPEC.toml (an EqSpike spec; random initial weights)")
-    if args.train and not spec.training:
-        raise CLIError(f"--train: the EqSpike core of {args.image or args.spec} was built without on-chip learning")
-    x, y = _load_samples(args.dataset, "train" if args.train else "test", args.data_dir, args.limit)
-    if x.shape[1] != spec.layers[0]:
-        raise CLIError(f"--dataset {args.dataset}: samples of {x.shape[1]} pixels, but the core has "
-                       f"{spec.layers[0]} inputs")
-    shift = 8 - spec.input_bits
-    x = x.astype(np.int64)
-    x = x >> shift if shift >= 0 else x << -shift
+    spec, weights, source, x, y = _core_job(args, load_image, EqSpikeSpec.load, init_weights,
+                                            "'python -m golden.eqspike.twin_cli quantize'", "EqSpike core")
     job = {"design": "eqspike", "spec": spec.to_dict(), "weights": {k: np.asarray(v).tolist() for k, v in
                                                                      weights.items()},
            "x": x.tolist(), "y": [int(v) for v in y], "train": bool(args.train),
