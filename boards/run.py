@@ -545,7 +545,8 @@ def cmd_run(args) -> int:
     if args.readback_every < 0:
         raise CLIError(f"--readback-every must be a non-negative integer, not {args.readback_every}")
     if args.link is not None and args.sim != "amaranth":
-        raise CLIError(f"--link {args.link} is for --sim amaranth (verilator always drives the UART lines)")
+        raise CLIError(f"--link {args.link} is for --sim amaranth (verilator paces the link's byte streams at "
+                       "the baud rate)")
     if args.port is not None:
         _check_port(args.port)  # a missing device or pyserial before any work
     if args.report is not None:  # refused before any work if it is not ours
@@ -886,7 +887,8 @@ def add_parser(sub) -> None:
     where.add_argument("--port", metavar="DEVICE", help="the board's serial port, e.g. /dev/ttyUSB0 (needs pyserial)")
     where.add_argument("--sim", choices=["amaranth", "verilator"],
                        help="a simulated board: amaranth (the gateware in the Amaranth simulator) or verilator (the "
-                       "board top's Verilog under cocotb, UART lines at the real baud rate)")
+                       "LinkedCore's Verilog under cocotb, bytes paced at the real baud rate; the UART shift "
+                       "registers are not simulated)")
     s.add_argument("--link", choices=["stream", "uart"], default=None,
                    help="--sim amaranth only: stream (default: LinkedCore's byte streams, bytes as fast as the link "
                    "takes them; board time then excludes the UART) or uart (UARTLinkedCore's serial lines at the "
