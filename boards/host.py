@@ -134,8 +134,8 @@ class LinkHost:
             out += chunk
         return out
 
-    def _pump(self) -> None:
-        """Read one message and queue it by tag (SYNC echoes advance the credit)."""
+    def _read_tag(self) -> tuple[int, int]:
+        """A message's tag byte and its payload length from the link format (an unknown tag: out of step)."""
         tag = self._read_exact(1)[0]
         try:
             n = self.format.payload_bytes(tag)
@@ -144,6 +144,11 @@ class LinkHost:
                 f"unknown message tag 0x{tag:02x} from the device: the link is out of step "
                 f"(reset the board) or {self.OTHER_LINK}"
             ) from None
+        return tag, n
+
+    def _pump(self) -> None:
+        """Read one message and queue it by tag (SYNC echoes advance the credit)."""
+        tag, n = self._read_tag()
         payload = self._read_exact(n)
         if tag == MSG_ERROR:
             code, opcode = payload
@@ -292,14 +297,7 @@ class FramedLinkHost(LinkHost):
 
     # ---- receiving -------------------------------------------------------------------------------
     def _read_message(self) -> tuple[int, bytes]:
-        tag = self._read_exact(1)[0]
-        try:
-            n = self.format.payload_bytes(tag)
-        except ValueError:
-            raise self.Error(
-                f"unknown message tag 0x{tag:02x} from the device: the link is out of step "
-                f"(reset the board) or {self.OTHER_LINK}"
-            ) from None
+        tag, n = self._read_tag()
         rest = self._read_exact(1 + n + 2)
         self.link_stats["bytes_received"] += 4 + n
         if crc16(bytes((tag,)) + rest) != 0:

@@ -10,10 +10,11 @@ real core, and gives the board's overhead (UART, link, FIFO) on its own in the r
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.kit import layout_from_fields
 from hdl.kit.regfile import EPRegisterFile
 from hdl.regport import RegSignature
 from spec.ep_core import (
@@ -23,25 +24,6 @@ from spec.ep_core import (
     REG_BITS,
     EPCoreSpec,
 )
-
-
-def layout_from_fields(fields: list[tuple[str, int]]) -> data.StructLayout:
-    """StructLayout in the spec's field order; consecutive ``name[i]`` fields become an ArrayLayout
-    (the layout :mod:`hdl.ep_core` uses; the link only relies on the flat bit order)."""
-    members: dict[str, object] = {}
-    i = 0
-    while i < len(fields):
-        name, width = fields[i]
-        if name.endswith("[0]"):
-            base, n = name[:-3], 0
-            while i + n < len(fields) and fields[i + n][0] == f"{base}[{n}]":
-                n += 1
-            members[base] = data.ArrayLayout(unsigned(width), n)
-            i += n
-        else:
-            members[name] = unsigned(width)
-            i += 1
-    return data.StructLayout(members)
 
 
 def core_signature_members(spec: EPCoreSpec) -> dict[str, wiring.Member]:
