@@ -112,20 +112,14 @@ class SweepEngine(wiring.Component):
                         m.d.sync += [self.run.eq(0), outer.eq(0), o_w.eq(0), o_l.eq(0), waddr.eq(0)]
                     with m.Else():
                         m.d.sync += outer.eq(outer + 1)
-                        with m.If(o_l == P - 1):
-                            m.d.sync += [o_l.eq(0), o_w.eq(o_w + 1)]
-                        with m.Else():
-                            m.d.sync += o_l.eq(o_l + 1)
+                        _advance_split(m, o_w, o_l, P)
                         with m.If(columns):
                             m.d.sync += waddr.eq(outer + 1)
                         with m.Else():
                             m.d.sync += waddr.eq(waddr + 1)
                 with m.Else():
                     m.d.sync += inner.eq(inner + 1)
-                    with m.If(i_l == P - 1):
-                        m.d.sync += [i_l.eq(0), i_w.eq(i_w + 1)]
-                    with m.Else():
-                        m.d.sync += i_l.eq(i_l + 1)
+                    _advance_split(m, i_w, i_l, P)
                     with m.If(columns):
                         m.d.sync += waddr.eq(waddr + tstride)
                     with m.Else():
@@ -134,3 +128,11 @@ class SweepEngine(wiring.Component):
             m.d.sync += [sw.eq(self.index), self.run.eq(1), outer.eq(0), inner.eq(0), o_w.eq(0), o_l.eq(0),
                          i_w.eq(0), i_l.eq(0), self.sub.eq(0), waddr.eq(0)]
         return m
+
+
+def _advance_split(m: Module, word: Signal, lane: Signal, P: int) -> None:
+    """Step a position's (word, lane) split by one: lane wraps at P into the next word."""
+    with m.If(lane == P - 1):
+        m.d.sync += [lane.eq(0), word.eq(word + 1)]
+    with m.Else():
+        m.d.sync += lane.eq(lane + 1)
