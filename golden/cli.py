@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .clierr import ArgumentParser, CLIError, cli_main, describe
+from .clierr import ArgumentParser, CLIError, add_export_parser, cli_main, describe
 from .clierr import finite_float_type as real
 from .clierr import nonneg_int_type as natural
 from .clierr import positive_int_type as count
@@ -324,13 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="also write the result as JSON to this file")
     e.set_defaults(fn=cmd_evaluate)
 
-    x = sub.add_parser("export", help="export a checkpoint's weights for the hardware flow",
-                       description="Write manifest.json (network, preprocessing, schedule, sha256 per array) "
-                                   "and one .npy per parameter, atomically.")
-    x.add_argument("--checkpoint", required=True, help="checkpoint.pt or a run directory")
-    x.add_argument("--out", type=Path, required=True, help="export directory (new, empty, or with --force a "
-                   "previous export, replaced atomically; any other directory is refused)")
-    x.add_argument("--force", action="store_true", help="replace a previous export at --out (never other files)")
+    x = add_export_parser(sub, help="export a checkpoint's weights for the hardware flow",
+                          description="Write manifest.json (network, preprocessing, schedule, sha256 per array) "
+                                      "and one .npy per parameter, atomically.")
     x.set_defaults(fn=cmd_export)
 
     d = sub.add_parser("gdu", help="compare EP updates with BPTT gradients (GDU check)",

@@ -21,6 +21,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 EXIT_EXPECTED = 2
@@ -199,6 +200,24 @@ class ArgumentParser(__import__("argparse").ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(EXIT_EXPECTED, f"error: {message} (see {self.prog} --help)\n")
+
+
+def add_replaceable_out(parser, what: str, *, path_type: Any = None) -> None:
+    """``--out`` (required) and ``--force`` for a command whose output directory it may replace:
+    new or empty, or a previous ``what`` with --force (replaced atomically); anything else is refused."""
+    kw = {} if path_type is None else {"type": path_type}
+    parser.add_argument("--out", required=True, **kw,
+                        help=f"{what} directory to write (new or empty; a previous {what} only with --force, "
+                             "replaced atomically; any other directory is refused)")
+    parser.add_argument("--force", action="store_true", help=f"replace a previous {what} at --out (never other files)")
+
+
+def add_export_parser(sub, help: str, description: str):
+    """The ``export`` subcommand every trainer CLI has: --checkpoint, --out, --force."""
+    x = sub.add_parser("export", help=help, description=description)
+    x.add_argument("--checkpoint", required=True, help="checkpoint.pt or a run directory")
+    add_replaceable_out(x, "export", path_type=Path)
+    return x
 
 
 def physical_memory_bytes() -> int:

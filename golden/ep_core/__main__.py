@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from golden.clierr import ArgumentParser, CLIError, cli_main, parse_set_value
+from golden.clierr import ArgumentParser, CLIError, add_replaceable_out, cli_main, parse_set_value
 from golden.clierr import finite_float_type as real
 from golden.clierr import nonneg_int_type as natural
 from golden.clierr import positive_int_type as count
@@ -231,9 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "core weight image")
     spec_args(q, required=True)
     q.add_argument("--export", required=True, help="float export directory (python -m golden export)")
-    q.add_argument("--out", required=True, help="image directory to write (new or empty; a previous image only "
-                   "with --force, replaced atomically; any other directory is refused)")
-    q.add_argument("--force", action="store_true", help="replace a previous image at --out (never other files)")
+    add_replaceable_out(q, "image")
     q.add_argument("--keep-formats", action="store_true",
                    help="keep the spec's weight/bias fractional bits (default: choose per connection from the weights)")
     q.set_defaults(fn=cmd_quantize)

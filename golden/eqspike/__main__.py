@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..clierr import ArgumentParser, cli_main, finite_float_type, nonneg_int_type, positive_int_type
+from ..clierr import ArgumentParser, add_export_parser, cli_main, finite_float_type, nonneg_int_type, positive_int_type
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the full-MNIST accuracy run (docs/eqspike.md §5, measured on a GPU: 98.32 % test): 784-500-10,
@@ -343,13 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", type=Path, help="also write the result as JSON to this file")
     e.set_defaults(fn=cmd_evaluate)
 
-    x = sub.add_parser("export", help="export a checkpoint's weights and EqSpike constants",
-                       description="Write manifest.json (network, preprocessing, EqSpike constants, sha256 per "
-                                   "array) and one .npy per parameter, atomically.")
-    x.add_argument("--checkpoint", required=True, help="checkpoint.pt or a run directory")
-    x.add_argument("--out", type=Path, required=True, help="export directory (new, or a previous export with "
-                   "--force; any other directory is refused)")
-    x.add_argument("--force", action="store_true", help="replace a previous export at --out (never other files)")
+    x = add_export_parser(sub, help="export a checkpoint's weights and EqSpike constants",
+                          description="Write manifest.json (network, preprocessing, EqSpike constants, sha256 per "
+                                      "array) and one .npy per parameter, atomically.")
     x.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("stdp", help="the STDP window of the spike-driven rule (pair protocol)",

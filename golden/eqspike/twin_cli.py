@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from golden.clierr import ArgumentParser, CLIError, cli_main, parse_set_value
+from golden.clierr import ArgumentParser, CLIError, add_replaceable_out, cli_main, parse_set_value
 from golden.clierr import nonneg_int_type as natural
 from golden.clierr import positive_int_type as count
 from spec.eqspike import EqSpikeSpec
@@ -200,9 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("quantize", help="quantise a float EqSpike export into a weight image")
     spec_args(q)
     q.add_argument("--export", required=True, help="float export directory (python -m golden.eqspike export)")
-    q.add_argument("--out", required=True, help="image directory to write (new or empty; a previous image only "
-                   "with --force, replaced atomically; any other directory is refused)")
-    q.add_argument("--force", action="store_true", help="replace a previous image at --out")
+    add_replaceable_out(q, "image")
     q.add_argument("--keep-formats", action="store_true",
                    help="keep the spec's weight/bias fractional bits (default: the finest that holds the weights)")
     q.set_defaults(fn=cmd_quantize)

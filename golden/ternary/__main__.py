@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..clierr import ArgumentParser, CLIError, cli_main
+from ..clierr import ArgumentParser, CLIError, add_export_parser, cli_main
 from ..clierr import finite_float_type as real
 from ..clierr import nonneg_int_type as natural
 from ..clierr import positive_int_type as count
@@ -289,16 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="also write the result as JSON to this file")
     e.set_defaults(fn=cmd_evaluate)
 
-    x = sub.add_parser(
-        "export",
-        help="export the effective net for the hardware flow",
-        description="Write manifest.json (kind, delta, alpha_shift, layers, schedule, sha256 per "
-        "array) and t{l}.npy (int8) / b{l}.npy (float32), atomically.",
-    )
-    x.add_argument("--checkpoint", required=True, help="checkpoint.pt or a run directory")
-    x.add_argument("--out", type=Path, required=True, help="export directory (new or empty; a previous export "
-                   "only with --force, replaced atomically; any other directory is refused)")
-    x.add_argument("--force", action="store_true", help="replace a previous export at --out (never other files)")
+    x = add_export_parser(sub, help="export the effective net for the hardware flow",
+                          description="Write manifest.json (kind, delta, alpha_shift, layers, schedule, sha256 per "
+                                      "array) and t{l}.npy (int8) / b{l}.npy (float32), atomically.")
     x.set_defaults(fn=cmd_export)
     return p
 
