@@ -19,6 +19,9 @@ from typing import Any
 
 import torch
 
+from spec.checks import choice as _choice
+from spec.checks import positive_int as _positive_int
+
 from .device import resolve_device
 from .ep.config import NetSpec
 from .ep.estimators import ESTIMATORS, EPSchedule, apply_update, cep_step, ep_step
@@ -164,16 +167,6 @@ def _real(name: str, value: Any) -> float:
 
 def _as_seq(v):
     return v if isinstance(v, (list, tuple)) else (v,)
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
 # ----------------------------------------------------------------------------------------------

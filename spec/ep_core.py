@@ -88,6 +88,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from . import ternary as _tm
+from .checks import int_in
+from .checks import positive_int as _pos_int
 from .fixed import ROUNDINGS, bits_for_signed, signed_range
 from .prng import LaneBank, lane_limit_message
 from .specfile import SpecFile
@@ -157,16 +159,8 @@ def unpack_fields(fields: list[tuple[str, int]], word: int) -> dict[str, int]:
     return out
 
 
-def _pos_int(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ValueError(f"{name} must be a positive integer, not {v!r}")
-    return v
-
-
 def _nonneg_int(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"{name} must be a non-negative integer, not {v!r}")
-    return v
+    return int_in(name, v, 0)
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .checks import int_in as _int_in
 from .fixed import ROUNDINGS, bits_for_signed
 from .prng import LaneBank
 from .specfile import SpecFile
@@ -130,12 +131,6 @@ WEIGHT_KINDS = ("fixed", "ternary")
 DETERMINISTIC_ROUNDINGS = ("floor", "half_up")
 PRNG_WIDTH = 32
 ACC_BITS_MAX = 62  # the twin's int64 accumulators; the RTL's are acc_bits(k) wide
-
-
-def _int_in(name: str, v: Any, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {v!r}")
-    return v
 
 
 def _per_conn(name: str, v: Any, n: int, lo: int, hi: int) -> tuple[int, ...]:

@@ -74,6 +74,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
 
+from .checks import int_in as _int
 from .prng import TRIPLES, PRNGSpec
 from .specfile import SpecFile
 
@@ -100,16 +101,6 @@ CMD_START, CMD_STOP, CMD_CLEAR = 1, 2, 4
 STATUS_RUNNING, STATUS_CLEARING, STATUS_SEEDING, STATUS_PENDING = 1, 2, 4, 8
 STATUS_WRITE_REFUSED = 16
 WRITABLE_REGS = (REG_CTRL, REG_SEED, REG_BALLS, REG_CMD, REG_STATUS)
-
-
-def _int(name: str, v: Any, lo: int, hi: int | None = None, what: str | None = None) -> int:
-    ok = not isinstance(v, bool) and isinstance(v, int) and v >= lo and (hi is None or v <= hi)
-    if not ok:
-        if what is None:
-            what = (f"an integer in {lo}..{hi}" if hi is not None else
-                    "a positive integer" if lo == 1 else "a non-negative integer" if lo == 0 else f"an integer >= {lo}")
-        raise ValueError(f"{name} must be {what}, not {v!r}")
-    return v
 
 
 def _real(name: str, v: Any) -> float:

@@ -80,6 +80,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
 
+from .checks import choice as _choice
+from .checks import int_in as _int
 from .prng import LaneBank, lane_limit_message
 from .specfile import SpecFile
 
@@ -109,20 +111,6 @@ REG_READS = 12  # R: PCSA reads (words; saturating); W: clear
 REG_BITS = 32
 COUNTER_MAX = (1 << REG_BITS) - 1
 CTRL_KIND_FLIP, CTRL_NOMINAL = 4, 8
-
-
-def _int(name: str, v: Any, lo: int, hi: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-        rng = f"an integer in {lo}..{hi}" if hi is not None else (
-            "a positive integer" if lo == 1 else "a non-negative integer" if lo == 0 else f"an integer >= {lo}")
-        raise ValueError(f"{name} must be {rng}, not {v!r}")
-    return v
-
-
-def _choice(name: str, v: Any, allowed: tuple[str, ...]) -> str:
-    if v not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}, not {v!r}")
-    return v
 
 
 # --- cells ----------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_transition_probabilities_give_mean_rate_p():
         transition_probabilities(0.9, 0.2)
     with pytest.raises(ValueError, match="p0 must be a probability in"):
         transition_probabilities(0.1, 1.5)
-    with pytest.raises(ValueError, match="kind must be one of 'adjacent', 'flip', not 'x'"):
+    with pytest.raises(ValueError, match=r"kind must be one of \('adjacent', 'flip'\), not 'x'"):
         transition_probabilities(0.1, 0.5, "x")
 
 

@@ -7,6 +7,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from spec.checks import per_connection_floats as _floats
+from spec.checks import positive_int as _positive_int
+from spec.checks import positive_ints as _ints
+
 from ..train import DATASETS
 
 ENCODERS = ("sigma-delta", "stochastic")
@@ -61,12 +65,8 @@ class EqSpikeConfig:
         if len(self.layers) < 2:
             raise ValueError(f"layers must list the input and at least one more layer, not {list(self.layers)}")
         n = len(self.layers) - 1
-        self.init_scale = _floats("init_scale", self.init_scale, n)
-        self.lrs = _floats("lrs", self.lrs, n)
-        for name, vals in (("init_scale", self.init_scale), ("lrs", self.lrs)):
-            for v in vals:
-                if not (math.isfinite(v) and v > 0):
-                    raise ValueError(f"{name} entries must be finite positive numbers, not {v!r}")
+        self.init_scale = _floats("init_scale", self.init_scale, n, positive=True)
+        self.lrs = _floats("lrs", self.lrs, n, positive=True)
         for name, allowed in (("encoder", ENCODERS), ("encoder_phase", ENCODER_PHASES), ("update", UPDATES),
                               ("estimator", ESTIMATORS), ("optimizer", OPTIMIZERS), ("lr_decay", LR_DECAYS),
                               ("dtype", DTYPES), ("dataset", DATASETS)):
@@ -130,31 +130,8 @@ class EqSpikeConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-
-
 def _finite_positive(name: str, value: Any, allow_zero: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or not (value > 0 or (allow_zero and value == 0)):
         what = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{name} must be a finite {what} number, not {value!r}")
-
-
-def _ints(name: str, value: Any) -> tuple[int, ...]:
-    items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-    for v in items:
-        _positive_int(f"{name} entries", v)
-    return items
-
-
-def _floats(name: str, value: Any, n: int) -> tuple[float, ...]:
-    items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-    if len(items) not in (1, n):
-        raise ValueError(f"{name} must have 1 or {n} entries (one per connection, input side first), "
-                         f"not {len(items)}: {list(items)}")
-    try:
-        return tuple(float(v) for v in items)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} entries must be numbers, not {list(items)}") from None

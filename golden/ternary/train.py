@@ -22,6 +22,11 @@ from typing import Any
 
 import torch
 
+from spec.checks import choice as _choice
+from spec.checks import per_connection_floats as _per_layer_floats
+from spec.checks import positive_int as _positive_int
+from spec.checks import positive_ints as _positive_ints
+
 from ..ep.estimators import EPSchedule
 from ..train import DATASETS, epoch_generator, run_epochs
 from .errors import check_mode, check_rate
@@ -147,40 +152,6 @@ class TernaryConfig:
         if unknown:
             raise ValueError(f"unknown training options {sorted(unknown)}; allowed: {sorted(known)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-
-
-def _positive_ints(name: str, value: Any) -> tuple[int, ...]:
-    items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-    for v in items:
-        _positive_int(f"{name} entries", v)
-    return items
-
-
-def _per_layer_floats(name: str, value: Any, n: int) -> tuple[float, ...]:
-    items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-    if len(items) not in (1, n):
-        raise ValueError(
-            f"{name} must have 1 or {n} entries (one per connection, input side first), not {len(items)}: {list(items)}"
-        )
-    if any(isinstance(v, (bool, str)) for v in items):
-        raise ValueError(f"{name} entries must be numbers, not {list(items)}")
-    try:
-        out = tuple(float(v) for v in items)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} entries must be numbers, not {list(items)}") from None
-    if not all(math.isfinite(v) for v in out):
-        raise ValueError(f"{name} entries must be finite numbers, not {list(items)}")
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
