@@ -44,11 +44,15 @@ from .protocol import (
     CMD_INPUT_Z,
     CMD_READ_REG,
     CMD_READ_WORD,
+    CMD_RUN_STORED,
+    CMD_STORE,
+    CMD_STORE_INFO,
     CMD_SYNC,
     CMD_WRITE_REG,
     CMD_WRITE_WORD,
     ERR_LENGTH,
     ERR_SESSION,
+    ERR_STORE,
     ERR_TIMEOUT,
     ERR_UNKNOWN_OPCODE,
     ERROR_NAMES,
@@ -60,6 +64,7 @@ from .protocol import (
     MSG_INFO,
     MSG_PRED,
     MSG_REG,
+    MSG_STORE,
     MSG_SYNC,
     MSG_WORD,
     PAD,
@@ -326,6 +331,12 @@ class FramedLinkHost(LinkHost):
         if code == ERR_LENGTH:
             raise self.Error(f"device reported error {code} ({self.ERROR_NAMES[code]}) for opcode "
                              f"0x{opcode:02x}: the host sent more beats than a sample has", code, opcode)
+        if code == ERR_UNKNOWN_OPCODE and opcode in (CMD_STORE, CMD_RUN_STORED, CMD_STORE_INFO):
+            raise self.Error(f"the device does not know opcode 0x{opcode:02x} (the sample store's): its bitstream "
+                             "was built before the sample store; rebuild it with this version of epforge", code, opcode)
+        if code == ERR_STORE:
+            raise self.Error(f"device reported error {code} ({self.ERROR_NAMES[code]}) for opcode 0x{opcode:02x}: "
+                             "a STORE slot or RUN_STORED range past the board's sample store", code, opcode)
         if code == ERR_SESSION:
             raise self.Error(f"device reported error {code} ({self.ERROR_NAMES[code]}): the board was reset "
                              "since this session began (its registers are back at their reset values); open "
@@ -525,6 +536,12 @@ class LinkInfo:
     sample_buffer: int = 0  # bytes of the device's sample buffer (one sample)
 
 
+@dataclass(frozen=True)
+class StoreInfo:
+    samples: int  # slots of the board's sample store (0: none built)
+    slot_bytes: int  # bytes a slot holds (one sample's packed beats)
+
+
 @dataclass
 class RunResult:
     """Predictions, and per sample the dumped states ``{phase: [states of layer 1, …, L]}`` when dumping."""
@@ -580,6 +597,7 @@ class EPCoreHost(FramedLinkHost):
         self.info = self.read_info()
         self.rx_fifo_depth = self.info.rx_fifo_depth
         self._ctrl: int | None = None
+        self._store: StoreInfo | None = None
         if check_spec:
             self.check_spec()
 
@@ -695,8 +713,9 @@ class EPCoreHost(FramedLinkHost):
 
     compress = True  # INPUT_Z (zero-run coded) where it is shorter than INPUT
 
-    def _sample_frames(self, pixels: Sequence[int], label: int) -> list[bytes]:
-        """A sample as INPUT / INPUT_Z commands (unframed), each fitting the receive FIFO."""
+    def _sample_frames(self, pixels: Sequence[int], label: int, store_index: int | None = None) -> list[bytes]:
+        """A sample as INPUT / INPUT_Z commands (unframed), each fitting the receive FIFO; with
+        ``store_index`` as STORE commands (always zero-run coded) into that slot of the sample store."""
         s, f = self.spec, self.format
         if len(pixels) != s.layers[0]:
             raise ValueError(f"a sample has {s.layers[0]} pixels, not {len(pixels)}")
@@ -709,10 +728,13 @@ class EPCoreHost(FramedLinkHost):
         data = f.pack_sample([int(x) for x in pixels])
         BB, T = f.beat_bytes, s.tiles(0)
         head = bytes(1) + int(label).to_bytes(f.label_bytes, "little")  # n patched below
-        budget = self.rx_fifo_depth - f.sync_frame_bytes - FRAME_OVERHEAD - len(head)
+        pre = b"" if store_index is None else int(store_index).to_bytes(2, "little")
+        budget = self.rx_fifo_depth - f.sync_frame_bytes - FRAME_OVERHEAD - len(head) - len(pre)
 
         def body(t0: int, t1: int) -> tuple[int, bytes]:
             raw = data[t0 * BB : t1 * BB]
+            if store_index is not None:
+                return CMD_STORE, zero_run_encode(raw)
             if self.compress:
                 z = zero_run_encode(raw)
                 if len(z) < len(raw):
@@ -732,7 +754,7 @@ class EPCoreHost(FramedLinkHost):
                         hi = mid - 1
                 hi = lo
             op, b = body(t0, hi)
-            out.append(bytes((op, hi - t0)) + head[1:] + b)
+            out.append(bytes((op,)) + pre + bytes((hi - t0,)) + head[1:] + b)
             t0 = hi
         return out
 
@@ -773,6 +795,55 @@ class EPCoreHost(FramedLinkHost):
                 ]
                 res.dumps.append(dump_beats_to_states(s, beats))
         return res
+
+    # ---- the sample store (HostLink(store_samples=N): a test set in the board's block RAM) ----------
+    def store_info(self) -> StoreInfo:
+        """STORE_INFO: slots of the board's sample store (0: built without one) and bytes a slot holds."""
+        if self._store is None:
+            self._send(bytes((CMD_STORE_INFO,)))
+            p = self._wait(MSG_STORE)
+            self._store = StoreInfo(samples=int.from_bytes(p[0:2], "little"),
+                                    slot_bytes=int.from_bytes(p[2:4], "little"))
+        return self._store
+
+    def _check_store_range(self, first: int, count: int, what: str) -> None:
+        info = self.store_info()
+        if info.samples == 0:
+            raise ValueError(f"{what}: the board has no sample store (its bitstream was built with store_samples = 0)")
+        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+            raise ValueError(f"{what}: first slot must be a non-negative integer, not {first!r}")
+        if count < 1 or first + count > info.samples:
+            raise ValueError(f"{what}: {count} sample(s) from slot {first} do not fit the board's sample store of "
+                             f"{info.samples} samples ({info.slot_bytes:,} bytes each); send at most "
+                             f"{max(0, info.samples - first)} from slot {first}, or the set in parts")
+
+    def store_samples(self, images, labels=None, *, first: int = 0) -> None:
+        """Load samples into the sample store from slot ``first`` on (packed at ``input_bits``, zero-run
+        coded; every frame CRC-checked and resent when dropped, like INPUT)."""
+        images = list(images)
+        labels = [0] * len(images) if labels is None else [int(y) for y in labels]
+        if len(labels) != len(images):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self._check_store_range(first, len(images), "store_samples")
+        for i, (x, y) in enumerate(zip(images, labels, strict=True)):
+            for cmd in self._sample_frames(list(x), y, store_index=first + i):
+                self._send(cmd)
+        self.sync()
+
+    def run_stored(self, first: int, count: int, *, train: bool = False, symmetric: bool | None = None) -> list[int]:
+        """Send slots ``first … first + count − 1`` of the sample store to the core back to back (the
+        board reads them from its block RAM: no sample crosses the link) and return one prediction
+        each (``train``: one on-chip step per sample, the free phase's prediction)."""
+        s = self.spec
+        self._check_store_range(first, count, "run_stored")
+        if train and not s.training:
+            raise ValueError("this core was built without on-chip learning (spec.training = false)")
+        sym = (s.estimator == "symmetric") if symmetric is None else symmetric
+        ctrl = int(train) | (int(sym) << 1)
+        if ctrl != self._ctrl:
+            self.write_reg(REG_CTRL, ctrl)
+        self._send(bytes((CMD_RUN_STORED,)) + first.to_bytes(2, "little") + count.to_bytes(2, "little"))
+        return [int.from_bytes(self._wait(MSG_PRED), "little") for _ in range(count)]
 
     def infer(self, images, labels=None) -> list[int]:
         """Predictions of the free phase (labels are sent along but not used by inference)."""

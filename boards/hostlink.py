@@ -39,6 +39,9 @@ from .protocol import (
     CMD_INPUT_Z,
     CMD_READ_REG,
     CMD_READ_WORD,
+    CMD_RUN_STORED,
+    CMD_STORE,
+    CMD_STORE_INFO,
     CMD_SYNC,
     CMD_WRITE_REG,
     CMD_WRITE_WORD,
@@ -47,6 +50,7 @@ from .protocol import (
     ERR_LENGTH,
     ERR_SEQ,
     ERR_SESSION,
+    ERR_STORE,
     ERR_TIMEOUT,
     ERR_UNKNOWN_OPCODE,
     MSG_DUMP,
@@ -54,6 +58,7 @@ from .protocol import (
     MSG_INFO,
     MSG_PRED,
     MSG_REG,
+    MSG_STORE,
     MSG_SYNC,
     MSG_WORD,
     PAD,
@@ -139,11 +144,13 @@ class LinkParser:
         framed: bool = False,
         data_states: dict | None = None,
         length_error: Value | None = None,
+        store_error: Value | None = None,
     ):
         self.m, self.error = m, error
         self.framed = framed
         self.data_states = dict(data_states or {})
         self.length_error = Const(0, 1) if length_error is None else length_error
+        self.store_error = Const(0, 1) if store_error is None else store_error
         self.arg_bytes, self.commands, self.resp_bytes = arg_bytes, tuple(commands), resp_bytes
         self.status_addr = status_addr
         W = 8 * max(arg_bytes(c) for c in self.commands)
@@ -317,6 +324,8 @@ class LinkParser:
                     self.fail(ERR_SEQ)
                 with m.Elif(self.length_error):
                     self.fail(ERR_LENGTH)
+                with m.Elif(self.store_error):
+                    self.fail(ERR_STORE)
                 with m.Else():
                     m.d.sync += [self.expect.eq(self.expect + 1), self.muted.eq(0)]
                     m.next = "EXEC"
@@ -407,6 +416,11 @@ class HostLink(wiring.Component):
         If the bytes of a started command stop arriving for this many cycles, the parser sends
         ``MSG_ERROR(ERR_TIMEOUT)`` and waits for a new opcode, so a host that died mid-command
         cannot leave the link out of step. ``None`` disables the timeout.
+    store_samples : int
+        Slots of the sample store (0: none). The sample buffer's memory then holds the live sample
+        and ``store_samples`` more (``boards.protocol.store_memory_bytes``; labels in a memory of
+        their own): STORE frames fill a slot, RUN_STORED sends a range of slots to the core back to
+        back with no host in the loop (``docs/boards.md``, "Streaming a test set from block RAM").
 
     Members
     -------
@@ -419,9 +433,13 @@ class HostLink(wiring.Component):
     error : Out(1) — one-cycle pulse when the link sends ``MSG_ERROR``.
     """
 
-    def __init__(self, spec: EPCoreSpec, *, rx_fifo_depth: int = 512, timeout_cycles: int | None = None):
+    def __init__(self, spec: EPCoreSpec, *, rx_fifo_depth: int = 512, timeout_cycles: int | None = None,
+                 store_samples: int = 0):
         if not (isinstance(spec, EPCoreSpec) or getattr(spec, "kind", None) == "eqspike"):
             raise TypeError(f"spec must be an EPCoreSpec or an EqSpikeLinkSpec, not {type(spec).__name__}")
+        if isinstance(store_samples, bool) or not isinstance(store_samples, int) or not 0 <= store_samples < 1 << 16:
+            raise ValueError(f"store_samples must be an integer in [0, 65535], not {store_samples!r}")
+        self.store_samples = store_samples
         fmt = LinkFormat(spec)
         lo = fmt.min_rx_fifo_depth()
         if isinstance(rx_fifo_depth, bool) or not isinstance(rx_fifo_depth, int) or not lo <= rx_fifo_depth < 1 << 16:
@@ -459,8 +477,11 @@ class HostLink(wiring.Component):
         A, D, LB, BB = fmt.addr_bytes, fmt.word_bytes, fmt.label_bytes, fmt.beat_bytes
         SB = fmt.sample_bytes
         WB = fmt.word_bits
+        NS = self.store_samples
         over = Signal()  # an INPUT frame's bytes went past the end of the sample
-        input_op = Signal()  # the frame being parsed is an INPUT or INPUT_Z
+        input_op = Signal()  # the frame being parsed is an INPUT, INPUT_Z or STORE
+        store_bad = Signal()  # a STORE slot or RUN_STORED range outside the store
+        run_first, run_count = Signal(16), Signal(16)
         p = LinkParser(
             m,
             rx=self.rx,
@@ -474,17 +495,41 @@ class HostLink(wiring.Component):
             rx_fifo_depth=self.rx_fifo_depth,
             timeout_cycles=self.timeout_cycles,
             framed=True,
-            data_states={CMD_INPUT: "DSTART", CMD_INPUT_Z: "DSTART"},
+            data_states={CMD_INPUT: "DSTART", CMD_INPUT_Z: "DSTART", CMD_STORE: "DSTART"},
             length_error=over & input_op,
+            store_error=store_bad,
         )
         field, op = p.field, p.op
-        m.d.comb += input_op.eq((op == CMD_INPUT) | (op == CMD_INPUT_Z))
+        # STORE's fields are index(2), n(1), label(LB): n and label sit where INPUT's do
+        m.d.comb += input_op.eq((op == CMD_INPUT) | (op == CMD_INPUT_Z) | (op == CMD_STORE))
+        store_index = field(CMD_STORE, 0, 2)
+        m.d.comb += [run_first.eq(field(CMD_RUN_STORED, 0, 2)), run_count.eq(field(CMD_RUN_STORED, 2, 2))]
+        with m.Switch(op):
+            with m.Case(CMD_STORE):
+                m.d.comb += store_bad.eq(store_index >= NS)
+            with m.Case(CMD_RUN_STORED):
+                m.d.comb += store_bad.eq((run_count == 0) | (run_first + run_count > NS))
 
         # ---- the sample buffer: INPUT frames fill it (their bytes count once the frame's CRC and
         # sequence number are good); a full sample is released to the core as tiles(0) beats ----
-        m.submodules.sample_mem = mem = memory.Memory(shape=8, depth=SB, init=[])
+        # one byte-wide memory: the live sample buffer at [0, SB), store slot k at [(k + 1)·SB, (k + 2)·SB)
+        MB = (1 + NS) * SB
+        m.submodules.sample_mem = mem = memory.Memory(shape=8, depth=MB, init=[])
         wport = mem.write_port()
         rport = mem.read_port(transparent_for=())
+        wbase = Signal(range(MB + 1))  # the slot the current frame writes (0: the live sample)
+        rbase = Signal(range(MB + 1))  # the slot being released to the core
+        run_active = Signal()  # a RUN_STORED is sending slots to the core
+        run_idx = Signal(16)  # its current slot
+        run_left = Signal(16)  # slots still to send, the current one included
+        run_step = Signal(2)  # 1, 2: fetching the current slot's label; 0: releasing it / idle
+        from_store = Signal()  # the sample being released comes from the store
+        if NS:
+            m.submodules.label_mem = lmem = memory.Memory(shape=s.label_bits, depth=NS, init=[])
+            lwport = lmem.write_port()
+            lrport = lmem.read_port(transparent_for=())
+            m.d.comb += [lwport.addr.eq(store_index), lwport.data.eq(field(CMD_INPUT, 1, LB)[: s.label_bits]),
+                         lrport.addr.eq(run_idx)]
         fill = Signal(range(SB + 1))  # committed bytes of the sample being assembled
         wcount = Signal(range(SB + 1))  # bytes the current frame wrote after them
         remaining = Signal(range(255 * BB + 1))  # decoded bytes the current frame still brings
@@ -493,13 +538,13 @@ class HostLink(wiring.Component):
         label_buf = Signal(s.label_bits)
         releasing = Signal()
         settle = Signal(2)  # cycles after a release before a register write or weight command may go
-        idle_ok = ~releasing & (settle == 0)
+        idle_ok = ~releasing & (settle == 0) & ~run_active
         with m.If(settle != 0):
             m.d.sync += settle.eq(settle - 1)
 
         write_byte = Signal()
         write_data = Signal(8)
-        m.d.comb += [wport.addr.eq(fill + wcount), wport.data.eq(write_data)]
+        m.d.comb += [wport.addr.eq(wbase + fill + wcount), wport.data.eq(write_data)]
         with m.If(write_byte):
             with m.If(fill + wcount < SB):
                 m.d.comb += wport.en.eq(1)
@@ -515,7 +560,8 @@ class HostLink(wiring.Component):
         push = Signal()
         beat = Signal(8 * BB)
         issue = Signal()
-        m.d.comb += [issue.eq(releasing & ~push & (req < BB) & (rd < SB)), rport.addr.eq(rd), rport.en.eq(issue)]
+        m.d.comb += [issue.eq(releasing & ~push & (req < BB) & (rd < SB)), rport.addr.eq(rbase + rd),
+                     rport.en.eq(issue)]
         with m.If(issue):
             m.d.sync += [rd.eq(rd + 1), req.eq(req + 1)]
         m.d.sync += rvalid.eq(issue)
@@ -527,7 +573,21 @@ class HostLink(wiring.Component):
         with m.If(push & self.inp.ready):
             m.d.sync += [push.eq(0), req.eq(0), have.eq(0)]
             with m.If(rd == SB):
-                m.d.sync += [releasing.eq(0), fill.eq(0), rd.eq(0), settle.eq(3)]
+                m.d.sync += [releasing.eq(0), rd.eq(0), settle.eq(3), from_store.eq(0)]
+                with m.If(from_store):  # the next slot of a RUN_STORED, or its end
+                    m.d.sync += [run_idx.eq(run_idx + 1), run_left.eq(run_left - 1), rbase.eq(rbase + SB)]
+                    with m.If(run_left == 1):
+                        m.d.sync += run_active.eq(0)
+                    with m.Else():
+                        m.d.sync += run_step.eq(1)
+                with m.Else():
+                    m.d.sync += fill.eq(0)
+        # RUN_STORED: the slot's label is read (two cycles: address, then data), then its beats go
+        if NS:
+            with m.If(run_step == 1):
+                m.d.sync += run_step.eq(2)
+            with m.If(run_step == 2):
+                m.d.sync += [run_step.eq(0), label_buf.eq(lrport.data), releasing.eq(1), from_store.eq(1)]
 
         m.d.comb += [
             self.wcmd.payload.eq(
@@ -543,10 +603,14 @@ class HostLink(wiring.Component):
             p.fetch_states()
             with m.State("DSTART"):
                 m.d.sync += [remaining.eq(field(CMD_INPUT, 0, 1) * BB), wcount.eq(0), over.eq(0), zrun.eq(0),
-                             zmode.eq(op == CMD_INPUT_Z)]
+                             zmode.eq(op != CMD_INPUT)]
+                with m.If((op == CMD_STORE) & (store_index < NS)):
+                    m.d.sync += wbase.eq((store_index + 1) * SB)
+                with m.Else():  # the live sample (a STORE outside the store writes there; it is dropped)
+                    m.d.sync += wbase.eq(0)
                 m.next = "DATA"
             with m.State("DATA"):
-                with m.If(releasing):
+                with m.If(releasing | run_active):
                     pass  # the buffer still feeds the core: the bytes wait in the receive FIFO
                 with m.Elif(remaining == 0):
                     with m.If(zrun != 0):  # a zero run longer than the frame: refused as too long
@@ -582,8 +646,21 @@ class HostLink(wiring.Component):
                     with m.Case(CMD_INPUT, CMD_INPUT_Z):
                         m.d.sync += [fill.eq(fill + wcount), label_buf.eq(field(CMD_INPUT, 1, LB)[: s.label_bits])]
                         with m.If(fill + wcount == SB):
-                            m.d.sync += releasing.eq(1)
+                            m.d.sync += [releasing.eq(1), rbase.eq(0)]
                         m.next = "OP"
+                    with m.Case(CMD_STORE):  # the slot's bytes count; a full slot takes its label
+                        m.d.sync += fill.eq(fill + wcount)
+                        with m.If(fill + wcount == SB):
+                            m.d.sync += fill.eq(0)
+                            if NS:
+                                m.d.comb += lwport.en.eq(1)
+                        m.next = "OP"
+                    with m.Case(CMD_RUN_STORED):  # in the background: the parser goes on (samples and
+                        # register writes wait behind it, as behind a released sample)
+                        m.next = "RUN_WAIT"
+                    with m.Case(CMD_STORE_INFO):
+                        p.respond(Const(MSG_STORE, 8), Const(NS, 16), Const(SB, 16), length=5)
+                        m.next = "RESP"
                     with m.Case(CMD_INFO):
                         p.respond(
                             Const(MSG_INFO, 8),
@@ -596,6 +673,11 @@ class HostLink(wiring.Component):
                         )
                         m.next = "RESP"
             p.answer_states()
+            with m.State("RUN_WAIT"):  # a RUN_STORED behind a sample being released waits for it
+                with m.If(idle_ok):
+                    m.d.sync += [run_active.eq(1), run_idx.eq(run_first), run_left.eq(run_count), run_step.eq(1),
+                                 rbase.eq((run_first + 1) * SB)]
+                    m.next = "OP"
             with m.State("WREG_WAIT"):
                 # the core ignores writes while busy: apply it between samples instead of dropping it
                 # (reg_addr rests on REG_STATUS here; nothing but the link starts a sample, and a

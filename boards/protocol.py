@@ -38,6 +38,10 @@ CMD_READ_WORD = 0x04  # addr(A)                 → MSG_WORD data (in command or
 CMD_INPUT = 0x05  # n(1) label(LB), then n·BB bytes → n beats into the sample buffer
 CMD_INFO = 0x06  # session(1)                   → MSG_INFO; starts a session (the device's expected seq = seq + 1)
 CMD_INPUT_Z = 0x07  # as INPUT, the n·BB bytes zero-run coded (zero_run_encode)
+# the sample store (block RAM on the board; HostLink(store_samples=N)): a test set kept on the board
+CMD_STORE = 0x08  # index(2) n(1) label(LB), then n·BB bytes zero-run coded → into store slot `index`
+CMD_RUN_STORED = 0x09  # first(2) count(2) → slots first … first+count−1 to the core back to back; MSG_PRED each
+CMD_STORE_INFO = 0x0A  # (no fields)             → MSG_STORE samples(2) slot bytes(2)
 PAD = 0xFF  # where an opcode is expected: skipped without an answer (a session's filler)
 
 # device → host (message tags)
@@ -45,6 +49,7 @@ MSG_SYNC = 0x80  # token(1) expect(1) session(1)
 MSG_REG = 0x82  # addr(1) value(4)
 MSG_WORD = 0x84  # data(D)
 MSG_INFO = 0x86  # version(1) rx_fifo_depth(2) link spec_id(4) sample_buffer_bytes(2) session(1)
+MSG_STORE = 0x87  # store samples(2) bytes a slot holds(2): the sample store's size (0 samples: none built)
 MSG_PRED = 0x90  # pred(LB)
 MSG_DUMP = 0x91  # dump beat(DD)
 MSG_ERROR = 0xFF  # code(1) opcode(1) expect(1)
@@ -55,6 +60,7 @@ ERR_CRC = 3  # the frame's CRC was wrong; dropped
 ERR_SEQ = 4  # the frame's sequence number was not the one expected; dropped
 ERR_LENGTH = 5  # an INPUT frame would overfill the sample (its beats past the sample's tiles(0)); dropped
 ERR_SESSION = 6  # no session is open (the device was reset): only INFO and SYNC are taken; dropped
+ERR_STORE = 7  # a STORE slot or a RUN_STORED range outside the sample store (or an empty range); dropped
 
 ERROR_NAMES = {
     ERR_UNKNOWN_OPCODE: "unknown opcode",
@@ -63,6 +69,7 @@ ERROR_NAMES = {
     ERR_SEQ: "out of sequence",
     ERR_LENGTH: "INPUT beats past the end of the sample",
     ERR_SESSION: "no session open (the device was reset)",
+    ERR_STORE: "outside the sample store",
 }
 
 REG_ADDR_LIMIT = 16  # the core's register port has 4 address bits
@@ -182,7 +189,7 @@ class LinkFormat:
         """Fixed bytes after the opcode and seq that the parser collects (INPUT: n and label)."""
         return {CMD_SYNC: 1, CMD_WRITE_REG: 5, CMD_READ_REG: 1, CMD_WRITE_WORD: self.addr_bytes + self.word_bytes,
                 CMD_READ_WORD: self.addr_bytes, CMD_INPUT: 1 + self.label_bytes, CMD_INPUT_Z: 1 + self.label_bytes,
-                CMD_INFO: 1}[opcode]
+                CMD_INFO: 1, CMD_STORE: 3 + self.label_bytes, CMD_RUN_STORED: 4, CMD_STORE_INFO: 0}[opcode]
 
     @property
     def max_arg_bytes(self) -> int:
@@ -191,7 +198,7 @@ class LinkFormat:
     def payload_bytes(self, tag: int) -> int:
         """Bytes of a device → host message between its seq and its CRC."""
         sizes = {MSG_SYNC: 3, MSG_REG: 5, MSG_WORD: self.word_bytes, MSG_INFO: 10, MSG_PRED: self.label_bytes,
-                 MSG_DUMP: self.dump_bytes, MSG_ERROR: 3}
+                 MSG_DUMP: self.dump_bytes, MSG_ERROR: 3, MSG_STORE: 4}
         if tag not in sizes:
             raise ValueError(f"unknown message tag 0x{tag:02x}")
         return sizes[tag]
@@ -212,5 +219,34 @@ class LinkFormat:
                    one_beat + self.sync_frame_bytes)
 
 
-COMMANDS = (CMD_SYNC, CMD_WRITE_REG, CMD_READ_REG, CMD_WRITE_WORD, CMD_READ_WORD, CMD_INPUT, CMD_INFO, CMD_INPUT_Z)
-MESSAGES = (MSG_SYNC, MSG_REG, MSG_WORD, MSG_INFO, MSG_PRED, MSG_DUMP, MSG_ERROR)
+COMMANDS = (CMD_SYNC, CMD_WRITE_REG, CMD_READ_REG, CMD_WRITE_WORD, CMD_READ_WORD, CMD_INPUT, CMD_INFO, CMD_INPUT_Z,
+            CMD_STORE, CMD_RUN_STORED, CMD_STORE_INFO)
+MESSAGES = (MSG_SYNC, MSG_REG, MSG_WORD, MSG_INFO, MSG_PRED, MSG_DUMP, MSG_ERROR, MSG_STORE)
+
+
+# ---- the sample store (docs/boards.md, "Streaming a test set from block RAM") ----------------------
+DP16KD_BYTES = 2048  # an ECP5 DP16KD as 2,048 x 9 bits: a byte-wide store takes one per 2,048 bytes
+
+
+def store_slot_bytes(spec) -> int:
+    """Bytes of one sample store slot: a sample's packed beats (``LinkFormat.sample_bytes``); the
+    labels are kept in a memory of their own (``label_bits`` a slot)."""
+    return LinkFormat(spec).sample_bytes
+
+
+def store_memory_bytes(spec, store_samples: int) -> int:
+    """Bytes of the link's byte-wide sample memory: the live sample buffer plus ``store_samples`` slots."""
+    return (1 + store_samples) * store_slot_bytes(spec)
+
+
+def store_blocks(spec, store_samples: int) -> int:
+    """DP16KD blocks (2,048 x 9) of the sample memory with ``store_samples`` slots, labels included
+    (a label memory of ``store_samples`` x ``label_bits`` shares no block with it)."""
+    mem = -(-store_memory_bytes(spec, store_samples) // DP16KD_BYTES)
+    labels = -(-store_samples * spec.label_bits // (18 * 1024)) if store_samples else 0
+    return mem + labels
+
+
+def store_frame(cmd: int, *fields: tuple[int, int]) -> bytes:
+    """Opcode and little-endian fields ``(value, bytes)`` of a store command (unframed)."""
+    return bytes((cmd,)) + b"".join(int(v).to_bytes(n, "little") for v, n in fields)

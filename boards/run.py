@@ -98,7 +98,8 @@ def link_timeout_cycles(clock_hz: float) -> int:
     return max(1, int(0.1 * clock_hz))  # the board tops' 0.1 s
 
 
-def amaranth_dut(design: str, spec, *, link: str, divisor: int, rx_fifo_depth: int, clock_hz: float):
+def amaranth_dut(design: str, spec, *, link: str, divisor: int, rx_fifo_depth: int, clock_hz: float,
+                 store_samples: int = 0):
     """The board's gateware for the Amaranth simulator: LinkedCore (stream) or UARTLinkedCore (uart)."""
     if design == "galton":
         from .galton_top import LinkedGalton, UARTLinkedGalton
@@ -119,19 +120,20 @@ def amaranth_dut(design: str, spec, *, link: str, divisor: int, rx_fifo_depth: i
 
         core, lspec = EPCore(spec), spec
     if link == "stream":
-        return LinkedCore(core, lspec, rx_fifo_depth=rx_fifo_depth)
+        return LinkedCore(core, lspec, rx_fifo_depth=rx_fifo_depth, store_samples=store_samples)
     return UARTLinkedCore(core, lspec, divisor=divisor, rx_fifo_depth=rx_fifo_depth,
-                          timeout_cycles=link_timeout_cycles(clock_hz))
+                          timeout_cycles=link_timeout_cycles(clock_hz), store_samples=store_samples)
 
 
 def open_amaranth(design: str, spec, board: str, baud: int, *, link: str, rx_fifo_depth: int,
-                  max_wait_cycles: int) -> Board:
+                  max_wait_cycles: int, store_samples: int = 0) -> Board:
     from .simlink import StreamSimTransport, UARTSimTransport
     from .uart import uart_divisor
 
     clock = BOARD_CLOCK_HZ[board]
     divisor = uart_divisor(clock, baud)
-    dut = amaranth_dut(design, spec, link=link, divisor=divisor, rx_fifo_depth=rx_fifo_depth, clock_hz=clock)
+    dut = amaranth_dut(design, spec, link=link, divisor=divisor, rx_fifo_depth=rx_fifo_depth, clock_hz=clock,
+                       store_samples=store_samples)
     if link == "stream":
         t = StreamSimTransport(dut, max_wait_cycles=max_wait_cycles)
         what = "sim amaranth (LinkedCore byte streams, bytes as fast as the link takes them)"
@@ -198,12 +200,37 @@ def ep_session(transport: CountingTransport, job: dict, progress=None, cycles=No
     chunk = max(1, int(job.get("chunk") or 8))
     if train and every:
         chunk = min(chunk, every)
+    from_ram = bool(job.get("from_ram"))
+    if from_ram:  # --from-ram: parts of the set into the board's sample store, each run from there
+        chunk = host.store_info().samples
+        if chunk == 0:
+            from .host import LinkError
+
+            raise LinkError("--from-ram: the board has no sample store (its bitstream was built with "
+                             "store_samples = 0; python -m boards synth --store-samples N)")
+        if train and every:
+            chunk = min(chunk, every)
+        ram = {"store_samples": chunk, "parts": 0, "store_cycles": 0, "run_cycles": 0, "store_wall_s": 0.0,
+               "run_wall_s": 0.0, "store_bytes_to_device": 0}
     i = 0
     while i < len(x):
         n = min(chunk, len(x) - i)
         if train and every:
             n = min(n, every - i % every)
-        preds += host.run(x[i:i + n], y[i:i + n], train=train).preds
+        if from_ram:
+            ta, ca, ba = time.perf_counter(), (cycles() if cycles else 0), transport.snapshot()[0]
+            host.store_samples(x[i:i + n], y[i:i + n])
+            tb, cb, bb = time.perf_counter(), (cycles() if cycles else 0), transport.snapshot()[0]
+            preds += host.run_stored(0, n, train=train)
+            ram["parts"] += 1
+            ram["store_wall_s"] += tb - ta
+            ram["run_wall_s"] += time.perf_counter() - tb
+            ram["store_bytes_to_device"] += bb - ba
+            if cycles:
+                ram["store_cycles"] += cb - ca
+                ram["run_cycles"] += cycles() - cb  # from the RUN_STORED frame to the last prediction read
+        else:
+            preds += host.run(x[i:i + n], y[i:i + n], train=train).preds
         cyc.append(host.read_reg(REG_CYCLES))
         i += n
         if train and every and i % every == 0:
@@ -217,6 +244,18 @@ def ep_session(transport: CountingTransport, job: dict, progress=None, cycles=No
     res["samples"]["bytes_out"] -= b1[0]
     res["samples"]["bytes_in"] -= b1[1]
     res.update(preds=preds, readbacks={str(k): v for k, v in readbacks.items()}, cycles_last=cyc, status=st)
+    if from_ram:
+        res["from_ram"] = ram
+    if job.get("x_eval"):  # --eval: the trained weights on the chip, inference on the test split
+        c2, b2, t2 = (cycles() if cycles else 0), transport.snapshot(), time.perf_counter()
+        xe, ye, ev = job["x_eval"], job["y_eval"], []
+        for i in range(0, len(xe), chunk):
+            ev += host.run(xe[i:i + chunk], ye[i:i + chunk], train=False).preds
+        host.sync()
+        res["eval"] = _phase(cycles, transport, t2, c2)
+        res["eval"]["bytes_out"] -= b2[0]
+        res["eval"]["bytes_in"] -= b2[1]
+        res["eval_preds"] = ev
     if ternary and spec.fault_injection:
         res["mem_counters"] = [host.read_reg(a) for a in (REG_TINJECTED, REG_TILLEGAL, REG_TREADS)]
     return res
@@ -292,6 +331,22 @@ def compare_ep(job: dict, res: dict, max_report: int = 20) -> dict:
                 mismatch(f"training step {i + 1}: prediction {p} != twin {rec.pred}")
             if i + 1 in rbs:
                 check_weights(i + 1)
+    out_eval = None
+    if "eval_preds" in res:  # the weights the training left, on the test split (the core's inference mode)
+        ev_regs = Registers.from_spec(spec, train=False, T1=r["T1"], T2=r["T2"], beta_shift=r["beta_shift"],
+                                      lr_shift=r["lr_shift"])
+        xe, ye = np.asarray(job["x_eval"], np.int64), np.asarray(job["y_eval"], np.int64)
+        want, _ = twin.infer(xe, ev_regs)
+        got = res["eval_preds"]
+        if len(got) != len(xe):
+            mismatch(f"--eval: {len(got)} predictions for {len(xe)} test samples")
+        compared["eval_preds"] = 0
+        for i, p in enumerate(got):
+            compared["eval_preds"] += 1
+            if p != int(want[i]):
+                mismatch(f"--eval test sample {i}: prediction {p} != twin {int(want[i])}")
+        out_eval = {"samples": len(got), "accuracy": float(np.mean(np.asarray(got) == ye[:len(got)])) if got else 0.0,
+                    "twin_accuracy": float(np.mean(want == ye))}
     if "mem_counters" in res:
         want = [twin.read_memory_reg(a) for a in (REG_TINJECTED, REG_TILLEGAL, REG_TREADS)]
         compared["memory_counters"] += 1
@@ -299,6 +354,8 @@ def compare_ep(job: dict, res: dict, max_report: int = 20) -> dict:
             mismatch(f"ternary memory counters (injected, illegal, reads) {res['mem_counters']} != twin {want}")
     acc = float(np.mean(np.asarray(preds[:len(y)]) == y[:len(preds)])) if len(preds) else 0.0
     out = {"mismatches": n_bad, "mismatch_examples": bad, "compared": compared, "accuracy": acc}
+    if out_eval is not None:
+        out["eval"] = out_eval
     if "mem_counters" in res:
         out["memory_counters"] = dict(zip(("injected", "illegal", "reads"), res["mem_counters"], strict=True))
     return out
@@ -383,12 +440,22 @@ def ep_job(args) -> tuple[dict, dict]:
                        f"{args.image or args.spec} has no fault injector (a ternary spec with fault_injection)")
     seed = regs.seed if (spec.uses_prng and spec.weight_kind != "ternary") else None
     words = pack_memory(spec, weights)
+    x_eval, y_eval = [], []
+    if getattr(args, "eval", None):
+        if not args.train:
+            raise CLIError(f"--eval {args.eval}: only with --train (it evaluates the weights the training left; "
+                           "without --train use --limit)")
+        from golden.ep_core.twin import pixels_to_input
+
+        xe, ye = _load_samples(args.dataset, "test", args.data_dir, args.eval)
+        x_eval, y_eval = pixels_to_input(spec, xe.astype("int64")).tolist(), [int(v) for v in ye]
     if args.corrupt_word is not None and not 0 <= args.corrupt_word < len(words):
         raise CLIError(f"--corrupt-word {args.corrupt_word}: the weight memory has words 0..{len(words) - 1}")
     job = {"design": "ep", "spec": spec.to_dict(), "words": words, "x": x.tolist(), "y": [int(v) for v in y],
            "train": bool(args.train), "readback_every": args.readback_every if args.train else 0,
            "chunk": 8, "regs": {k: getattr(regs, k) for k in ("T1", "T2", "beta_shift", "lr_shift")},
-           "seed": seed, "mem_writes": mem_writes, "corrupt": args.corrupt_word}
+           "seed": seed, "mem_writes": mem_writes, "corrupt": args.corrupt_word, "x_eval": x_eval, "y_eval": y_eval,
+           "from_ram": bool(getattr(args, "from_ram", False))}
     meta = {"source": source, "spec_digest": spec.digest(), "layers": list(spec.layers), "lanes": spec.lanes,
             "weight_kind": spec.weight_kind, "training_core": spec.training, "faults": faults,
             "memory_words": len(words), "registers": job["regs"]}
@@ -440,6 +507,19 @@ def summarize(board: Board, job: dict, meta: dict, res: dict, cmp: dict, wall_to
     for k in ("memory_counters",):
         if k in cmp:
             rep[k] = cmp[k]
+    if "from_ram" in res:  # the samples ran from the board's block RAM: the core's own rate
+        ram = dict(res["from_ram"])
+        if ram.get("run_cycles"):
+            ram["run_samples_per_s_board"] = n / (ram["run_cycles"] / clock)
+            ram["run_cycles_per_sample"] = ram["run_cycles"] / n
+        ram["run_samples_per_s_wall"] = n / ram["run_wall_s"] if ram["run_wall_s"] else None
+        rep["from_ram"] = ram
+    if "eval" in cmp:
+        ev = res.get("eval", {})
+        rep["eval"] = dict(cmp["eval"], wall_s=ev.get("wall_s"), bytes_to_device=ev.get("bytes_out"),
+                           bytes_from_device=ev.get("bytes_in"))
+        if "cycles" in ev:
+            rep["eval"]["simulated_cycles"] = ev["cycles"]
     if res.get("status"):
         rep["status"] = res["status"]
     rep.update({k: v for k, v in meta.items() if k not in rep})
@@ -473,6 +553,17 @@ def render_markdown(rep: dict) -> str:
         lines.append(f"| board time: load / samples (s) | {bt['load']:.4f} / {bt['samples']:.4f} |")
     for k, v in (rep.get("memory_counters") or {}).items():
         lines.append(f"| ternary memory counter: {k} | {v:,} |")
+    if rep.get("from_ram"):
+        ram = rep["from_ram"]
+        lines.append(f"| --from-ram: parts of ≤ {ram['store_samples']:,} samples; store / run wall (s) | "
+                     f"{ram['parts']:,}; {ram['store_wall_s']:.2f} / {ram['run_wall_s']:.2f} |")
+        if ram.get("run_samples_per_s_board"):
+            lines.append(f"| --from-ram: samples/s while running from block RAM (board clock; cycles per sample) | "
+                         f"{_fmt(ram['run_samples_per_s_board'], 1)} ({_fmt(ram['run_cycles_per_sample'], 1)}) |")
+    if rep.get("eval"):
+        ev = rep["eval"]
+        lines.append(f"| after training, --eval on {ev['samples']:,} test samples: accuracy (twin) | "
+                     f"{100 * ev['accuracy']:.2f} % ({100 * ev['twin_accuracy']:.2f} %) |")
     if rep.get("chi_square") is not None:
         lines.append(f"| chi-square vs the exact distribution | {rep['chi_square']:.2f} (dof {rep['chi_square_dof']}, "
                      f"p = {rep['chi_square_p']:.3g}) |")
@@ -544,6 +635,16 @@ def cmd_run(args) -> int:
                        "weights, for --train)")
     if args.readback_every < 0:
         raise CLIError(f"--readback-every must be a non-negative integer, not {args.readback_every}")
+    if (args.from_ram or args.store_samples) and args.design != "ep":
+        raise CLIError(f"--from-ram / --store-samples: the sample store is for --design ep, not {args.design}")
+    if args.store_samples is not None and args.port is not None:
+        raise CLIError("--store-samples sizes a simulated board's store; a real board's is its bitstream's "
+                       "(python -m boards synth --store-samples N)")
+    if args.store_samples is not None and not 0 <= args.store_samples < 1 << 16:
+        raise CLIError(f"--store-samples must be an integer in [0, 65535], not {args.store_samples}")
+    store = 0
+    if args.sim is not None and args.design == "ep":  # the simulated board's sample store
+        store = args.store_samples if args.store_samples is not None else (64 if args.from_ram else 0)
     if args.link is not None and args.sim != "amaranth":
         raise CLIError(f"--link {args.link} is for --sim amaranth (verilator paces the link's byte streams at "
                        "the baud rate)")
@@ -582,7 +683,7 @@ def cmd_run(args) -> int:
             spec = sim_spec if sim_spec is not None else _design_spec(job)
             clock = BOARD_CLOCK_HZ[args.board]
             dut = amaranth_dut(args.design, spec, link="stream", divisor=divisor, rx_fifo_depth=args.rx_fifo_depth,
-                               clock_hz=clock)
+                               clock_hz=clock, store_samples=store)
             board, res = run_verilator(args.design, job, spec, dut, args.board, clock, args.baud, divisor,
                                        make_board=Board, rx_fifo_depth=args.rx_fifo_depth, progress=update)
         else:
@@ -592,7 +693,8 @@ def cmd_run(args) -> int:
                 board = open_amaranth(args.design, spec, args.board, args.baud, link=link,
                                       rx_fifo_depth=args.rx_fifo_depth,
                                       max_wait_cycles=_sim_wait_cycles(job, BOARD_CLOCK_HZ[args.board], divisor, link,
-                                                                       args.rx_fifo_depth))
+                                                                       args.rx_fifo_depth),
+                                      store_samples=store)
             else:
                 board = open_port(args.port, args.baud, args.board)
             try:
@@ -906,6 +1008,15 @@ def add_parser(sub) -> None:
     s.add_argument("--train", action="store_true", help="train on chip (batch 1), one step per sample")
     s.add_argument("--limit", type=count, default=None, metavar="N",
                    help="first N samples (default: all); --design galton: N runs")
+    s.add_argument("--eval", type=count, default=None, metavar="N",
+                   help="with --train: afterwards run the first N test samples through the trained core "
+                   "(inference) and compare them with the trained twin; the report gives their accuracy")
+    s.add_argument("--from-ram", action="store_true",
+                   help="--design ep: load the samples into the board's sample store (block RAM) in parts and run "
+                   "each part from there back to back, with no sample on the link while the core runs; the report "
+                   "adds the samples/s while running from the store (the core's own rate)")
+    s.add_argument("--store-samples", type=int, default=None, metavar="N",
+                   help="--sim: slots of the simulated board's sample store (default 64 with --from-ram, else 0)")
     s.add_argument("--readback-every", type=int, default=10, metavar="K",
                    help="with --train: read the whole weight memory back after loading and every K steps and "
                    "compare it with the twin (0: never; default 10)")

@@ -32,7 +32,7 @@ class LinkedCore(wiring.Component):
     core : wiring.Component
         Has the EP core's signature (``hdl.ep_core.EPCore`` or ``boards.mock_core.MockEPCore``).
     spec : EPCoreSpec
-    rx_fifo_depth, timeout_cycles : passed to :class:`HostLink`.
+    rx_fifo_depth, timeout_cycles, store_samples : passed to :class:`HostLink`.
 
     Members
     -------
@@ -40,10 +40,12 @@ class LinkedCore(wiring.Component):
     core_busy : Out(1). error : Out(1) — pulse on a protocol error.
     """
 
-    def __init__(self, core, spec: EPCoreSpec, *, rx_fifo_depth: int = 512, timeout_cycles: int | None = None):
+    def __init__(self, core, spec: EPCoreSpec, *, rx_fifo_depth: int = 512, timeout_cycles: int | None = None,
+                 store_samples: int = 0):
         self.core = core
         self.spec = spec
-        self.link = HostLink(spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles)
+        self.link = HostLink(spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles,
+                             store_samples=store_samples)
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
                           "core_busy": Out(1), "error": Out(1)})
 
@@ -63,7 +65,7 @@ class UARTLinkedCore(wiring.Component):
 
     Parameters
     ----------
-    core, spec, rx_fifo_depth, timeout_cycles : as :class:`LinkedCore`.
+    core, spec, rx_fifo_depth, timeout_cycles, store_samples : as :class:`LinkedCore`.
     divisor : int
         Clock cycles per bit.
 
@@ -76,11 +78,12 @@ class UARTLinkedCore(wiring.Component):
     """
 
     def __init__(self, core, spec: EPCoreSpec, *, divisor: int, rx_fifo_depth: int = 512,
-                 timeout_cycles: int | None = None):
+                 timeout_cycles: int | None = None, store_samples: int = 0):
         self.divisor = divisor
         self.uart_rx = UARTRx(divisor=divisor)
         self.uart_tx = UARTTx(divisor=divisor)
-        self.linked = LinkedCore(core, spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles)
+        self.linked = LinkedCore(core, spec, rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles,
+                                 store_samples=store_samples)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "core_busy": Out(1), "fault": Out(1)})
 
     def elaborate(self, platform):
@@ -125,10 +128,14 @@ class BoardTop(Elaboratable):
         reset until the PLL locks or while the user button is pressed. LEDs: 0 = core busy,
     1 = fault (sticky: UART overrun/framing or protocol error), 2 = a slow heartbeat blink
     (where the board has a third LED).
+    store_samples : int
+        Slots of the link's sample store in block RAM (0: none; ``docs/boards.md``, "Streaming a test
+        set from block RAM"). Checked against the board's block RAM beside the core
+        (:func:`boards.synth.check_store_fits`) when the platform is elaborated.
     """
 
     def __init__(self, core_factory: Callable, spec: EPCoreSpec, *, baud: int | None = None, rx_fifo_depth: int = 512,
-                 timeout_s: float | None = 0.1, clock_mhz: float | None = None):
+                 timeout_s: float | None = 0.1, clock_mhz: float | None = None, store_samples: int = 0):
         if clock_mhz is not None and not (isinstance(clock_mhz, (int, float)) and clock_mhz > 0):
             raise ValueError(f"clock_mhz must be a positive number of MHz or None, not {clock_mhz!r}")
         if not (isinstance(spec, EPCoreSpec) or getattr(spec, "kind", None) == "eqspike"):
@@ -140,6 +147,7 @@ class BoardTop(Elaboratable):
         self.rx_fifo_depth = rx_fifo_depth
         self.timeout_s = timeout_s
         self.clock_mhz = clock_mhz
+        self.store_samples = store_samples
         self.pll_config = None
 
     def elaborate(self, platform):
@@ -151,6 +159,10 @@ class BoardTop(Elaboratable):
 
             clk_freq = ecp5_pll_config(clk_freq / 1e6, float(self.clock_mhz)).f_out_mhz * 1e6
         # the rate is checked before anything is built (a refused rate leaves no unused elaboratable)
+        if self.store_samples:
+            from .synth import check_store_fits, platform_board
+
+            check_store_fits(platform_board(platform), self.spec, self.store_samples)
         bridge = bridge_for_platform(platform)
         if self.baud is None:
             self.baud = default_baud(clk_freq, bridge)
@@ -160,7 +172,8 @@ class BoardTop(Elaboratable):
             clk_freq = self._pll_domain(m, platform)
         timeout = None if self.timeout_s is None else max(1, int(self.timeout_s * clk_freq))
         m.submodules.top = top = UARTLinkedCore(self.core_factory(self.spec), self.spec, divisor=divisor,
-                                                rx_fifo_depth=self.rx_fifo_depth, timeout_cycles=timeout)
+                                                rx_fifo_depth=self.rx_fifo_depth, timeout_cycles=timeout,
+                                                store_samples=self.store_samples)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)

@@ -83,6 +83,41 @@ def test_training_weights_read_back_equal_twin(images, tmp_path, capsys):
     assert rep["compared"]["preds"] == 3
 
 
+def test_from_ram_equals_twin(images, tmp_path, capsys):
+    """--from-ram: the set goes into the simulated board's sample store in parts (3 slots, 4 samples: two
+    parts) and runs from there; the predictions == the twin, and the report gives the run's own rate."""
+    rep_dir = tmp_path / "rep"
+    rc, out, err = run(["--sim", "amaranth", "--image", str(images / "inf"), "--limit", "4", "--from-ram",
+                        "--store-samples", "3", "--report", str(rep_dir)], capsys)
+    assert rc == 0, err
+    rep = json.loads((rep_dir / "report.json").read_text())
+    assert rep["mismatches"] == 0 and rep["compared"]["preds"] == 4
+    ram = rep["from_ram"]
+    assert ram["parts"] == 2 and ram["store_samples"] == 3 and ram["store_bytes_to_device"] > 0
+    # while running from the store only the RUN_STORED frame and SYNCs cross the link: the board's own rate
+    assert ram["run_cycles_per_sample"] < rep["simulated_cycles"]["samples"] / 4
+    assert "--from-ram" in out
+    rc, _, err = run(["--sim", "amaranth", "--image", str(images / "inf"), "--limit", "1", "--from-ram",
+                      "--store-samples", "0"], capsys)
+    assert rc == 2 and "no sample store" in one_error_line(err)
+
+
+def test_training_from_ram_then_eval_equal_twin(images, tmp_path, capsys):
+    """--train --from-ram --eval: training steps from the store (read-backs between parts), then the
+    trained weights on test samples; all == the twin."""
+    rep_dir = tmp_path / "rep"
+    rc, _, err = run(["--sim", "amaranth", "--image", str(images / "train"), "--train", "--limit", "3",
+                      "--readback-every", "2", "--from-ram", "--store-samples", "4", "--eval", "2",
+                      "--report", str(rep_dir)], capsys)
+    assert rc == 0, err
+    rep = json.loads((rep_dir / "report.json").read_text())
+    assert rep["mismatches"] == 0 and rep["compared"]["weight_readbacks"] == 3
+    assert rep["compared"]["eval_preds"] == 2 and rep["eval"]["samples"] == 2
+    assert rep["from_ram"]["parts"] == 2  # steps 1-2, then step 3 (a read-back after step 2)
+    rc, _, err = run(["--sim", "amaranth", "--image", str(images / "inf"), "--limit", "1", "--eval", "2"], capsys)
+    assert rc == 2 and "--eval 2: only with --train" in one_error_line(err)
+
+
 def test_planted_mismatch_is_reported(images, tmp_path, capsys):
     rep_dir = tmp_path / "rep"
     rc, out, _ = run(["--sim", "amaranth", "--image", str(images / "train"), "--train", "--limit", "1",
