@@ -25,6 +25,8 @@ from spec.ep_core import (
     CTRL_RANDOM_SIGN,
     CTRL_SYMMETRIC,
     CTRL_TRAIN,
+    PHASE_MINUS,
+    PHASE_PLUS,
     PRNG_WIDTH,
     REG_BETA_SHIFT,
     REG_CTRL,
@@ -45,6 +47,7 @@ from spec.ternary import CELL_MINUS, CELL_PLUS, CELL_ZERO
 
 from .activation import activation, nudge
 from .lanes import dot
+from .sequence import BETA_SIGN, phase_plan
 from .update import apply_update, update_delta
 
 
@@ -451,19 +454,12 @@ class EPCoreTwin:
         # random-sign: one draw when the free phase ends; bit 31 of lane P − 1 set → −β (spec.ep_core)
         negative = (regs.estimator == "random-sign"
                     and bool(int(self.prng.take(1)[0, s.sign_lane]) >> (PRNG_WIDTH - 1)))
-        if not negative:
-            rec.plus = plus = self.relax(c1, free, regs.T2, +1, target, regs, sensed)
-            rec.phases[1] = plus
-        if regs.symmetric or negative:
-            rec.minus = minus = self.relax(c1, free, regs.T2, -1, target, regs, sensed)
-            rec.phases[2] = minus
-        if regs.symmetric:
-            a, b = minus, plus
-        elif negative:
-            a, b = minus, free  # (1/−β)[∂Φ(s^−β) − ∂Φ(s^0)]
-        else:
-            a, b = free, plus
-        self.update(x, a, b, regs)
+        # the phases and the update's (a, b) pair: golden.ep_core.sequence.phase_plan (the RTL sequencer's plan)
+        phases, (pa, pb) = phase_plan(True, regs.symmetric, negative)
+        for ph in phases[1:]:  # the nudged phases all start from the free state
+            rec.phases[ph] = self.relax(c1, free, regs.T2, BETA_SIGN[ph], target, regs, sensed)
+        rec.plus, rec.minus = rec.phases.get(PHASE_PLUS), rec.phases.get(PHASE_MINUS)
+        self.update(x, rec.phases[pa], rec.phases[pb], regs)
         return rec
 
     def update(self, x: np.ndarray, a: list[np.ndarray], b: list[np.ndarray], regs: Registers) -> None:
