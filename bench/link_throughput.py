@@ -10,7 +10,12 @@ host driver (:class:`boards.host.EPCoreHost`) against the simulated link (:mod:`
    bit by bit at ``divisor = clock / baud``) with a mock core that is busy ``--core-cycles`` per
    sample like the real one, in steady state (between the first and the last prediction), so the
    pipelining (the host keeps the receive FIFO and the sample buffer full while the core works)
-   is measured, not assumed.
+   is measured, not assumed;
+3. **cycles per sample streamed from block RAM** (``--ram-samples``): the same mock core behind a
+   link with a sample store (``HostLink(store_samples=N)``): the samples are loaded with STORE frames
+   first, then one RUN_STORED sends them to the core back to back with no host in the loop; steady
+   state between the first and the last prediction. The ULX3S's room for a store beside the
+   784-500-10 core (193 of 208 DP16KD in its build) is printed from ``boards.synth.store_plan``.
 
 The simulated core is ``layers (784, 16, 10)``, P = 16, 8-bit inputs: its link frames are those of
 the 784-500-10 P = 16 core (the INPUT frames depend only on the input layer, P, input_bits and the
@@ -107,6 +112,35 @@ def uart_cycles(xs, ys, *, divisor: int, core_cycles: int, depth: int) -> dict:
     return {"prediction_cycles": stamps, "cycles_per_sample_steady": steady}
 
 
+def ram_cycles(xs, ys, *, core_cycles: int, depth: int) -> dict:
+    """Cycles per sample run from the sample store (loaded first) with a core busy ``core_cycles``."""
+    delay = core_cycles - SIM_SPEC.tiles(0)
+    dut = LinkedCore(MockEPCore(SIM_SPEC, delay=delay), SIM_SPEC, rx_fifo_depth=depth, timeout_cycles=100_000,
+                     store_samples=len(xs))
+    t = StreamSimTransport(dut, seed=1, max_wait_cycles=4 * core_cycles + 100_000)
+    host = EPCoreHost(t, SIM_SPEC)
+    c0, b0 = t.cycles, host.link_stats["bytes_sent"]
+    host.store_samples(xs, ys)
+    load_cycles, load_bytes = t.cycles - c0, host.link_stats["bytes_sent"] - b0
+    stamps = []
+
+    class Stamped(deque):
+        def append(self, item):
+            stamps.append(t.cycles)
+            super().append(item)
+
+    host._queues[0x90] = Stamped()
+    c1 = t.cycles
+    preds = host.run_stored(0, len(xs))
+    from boards.mock_core import mock_prediction
+
+    assert preds == [mock_prediction(SIM_SPEC, x, y, False) for x, y in zip(xs, ys, strict=True)]
+    assert host.link_stats["device_errors"] == 0
+    return {"prediction_cycles": [c - c1 for c in stamps], "load_cycles_stream_level": load_cycles,
+            "store_bytes_per_sample": load_bytes / len(xs),
+            "cycles_per_sample_steady": (stamps[-1] - stamps[0]) / (len(stamps) - 1)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,12 +155,17 @@ def main(argv=None) -> int:
     ap.add_argument("--core-cycles", type=int, default=44_151,
                     help="core cycles per sample (default 44,151: 784-500-10 P16 inference, docs/boards.md)")
     ap.add_argument("--rx-fifo-depth", type=int, default=512, help="receive FIFO bytes (default 512)")
+    ap.add_argument("--ram-samples", type=int, default=6,
+                    help="MNIST test images streamed from the simulated sample store (default 6)")
+    ap.add_argument("--core-blocks", type=int, default=193,
+                    help="DP16KD the 784-500-10 core takes on the ULX3S (default 193: its build, README)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "link_throughput.json"))
     ap.add_argument("--first", type=int, default=0, help="index of the first test image (default 0)")
     a = ap.parse_args(argv)
-    for name in ("samples", "uart_samples", "core_cycles", "rx_fifo_depth"):
-        if getattr(a, name) < (2 if name == "uart_samples" else 1):
-            ap.error(f"--{name.replace('_', '-')} must be at least {2 if name == 'uart_samples' else 1}")
+    for name in ("samples", "uart_samples", "ram_samples", "core_cycles", "rx_fifo_depth"):
+        lo = 2 if name in ("uart_samples", "ram_samples") else 1
+        if getattr(a, name) < lo:
+            ap.error(f"--{name.replace('_', '-')} must be at least {lo}")
     if a.first < 0:
         ap.error(f"--first must be at least 0, not {a.first}")
     if not a.clock_mhz > 0:
@@ -149,6 +188,10 @@ def main(argv=None) -> int:
                                                                                depth=a.rx_fifo_depth)
     u = uart_cycles(xs[: a.uart_samples], ys[: a.uart_samples], divisor=divisor, core_cycles=a.core_cycles,
                     depth=a.rx_fifo_depth)
+    ram = ram_cycles(xs[: a.ram_samples], ys[: a.ram_samples], core_cycles=a.core_cycles, depth=a.rx_fifo_depth)
+    from boards.synth import store_plan
+
+    plan = store_plan("ulx3s", REAL_SPEC, 0, core_blocks=a.core_blocks)
     line_bytes_per_s = clk / divisor / 10  # 8N1: 10 bit times a byte
     core_bound = clk / a.core_cycles
     table = []
@@ -165,6 +208,12 @@ def main(argv=None) -> int:
         "bytes": rows, "table": table,
         "uart_sim": {**u, "samples": a.uart_samples, "samples_per_s": round(measured, 1),
                      "fraction_of_core_bound": round(measured / core_bound, 3)},
+        "ram_sim": {**ram, "samples": a.ram_samples, "samples_per_s": round(clk / ram["cycles_per_sample_steady"], 1),
+                    "fraction_of_core_bound": round(clk / ram["cycles_per_sample_steady"] / core_bound, 3),
+                    # one pass over a set too big for the store: load a part over the link, then run it
+                    "one_pass_samples_per_s": round(1 / (ram["store_bytes_per_sample"] / line_bytes_per_s
+                                                         + ram["cycles_per_sample_steady"] / clk), 1),
+                    "ulx3s_store": plan},
         "wall_s": round(time.monotonic() - t0, 1),
     }
     out = Path(a.out)
@@ -179,6 +228,17 @@ def main(argv=None) -> int:
     print(f"UART-level simulation ({a.uart_samples} samples, zero runs on): {u['cycles_per_sample_steady']:.0f} "
           f"cycles/sample in steady state = {measured:.0f} samples/s at {a.clock_mhz:g} MHz "
           f"({measured / core_bound:.0%} of core-bound)")
+    rs = clk / ram["cycles_per_sample_steady"]
+    print(f"streamed from block RAM ({a.ram_samples} samples in the store): {ram['cycles_per_sample_steady']:.0f} "
+          f"cycles/sample = {rs:.0f} samples/s ({rs / core_bound:.1%} of core-bound); one pass loading each part "
+          f"first ({ram['store_bytes_per_sample']:.1f} B/sample): {res['ram_sim']['one_pass_samples_per_s']} samples/s")
+    print(f"ULX3S store beside the 784-500-10 core ({a.core_blocks} of 208 DP16KD): at most "
+          f"{plan['max_store_samples']} samples of {plan['slot_bytes']} B")
+    print("| path | samples/s | of core-bound |")
+    print("| --- | ---: | ---: |")
+    print(f"| link-bound, UART-level simulation | {measured:.0f} | {measured / core_bound:.0%} |")
+    print(f"| streamed from block RAM | {rs:.0f} | {rs / core_bound:.1%} |")
+    print(f"| core-bound (clock / core cycles) | {core_bound:.0f} | 100% |")
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

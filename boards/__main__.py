@@ -67,6 +67,15 @@ def cmd_synth(args) -> int:
             check_fits(args.board, args.design, spec)  # before any tool runs, with the numbers
         except ValueError as e:
             raise CLIError(f"--spec {args.spec}: {e}") from None
+    if args.store_samples:
+        if args.design not in ("ep", "mock"):
+            raise CLIError(f"--store-samples: the sample store is for --design ep or mock, not {args.design}")
+        from .synth import check_store_fits
+
+        try:
+            check_store_fits(args.board, spec, args.store_samples)
+        except ValueError as e:
+            raise CLIError(f"--store-samples {args.store_samples}: {e}") from None
     # never write into someone else's directory; a previous synthesis there is overwritten only with --force
     claim_output_dir(args.out, "boards-synth", writes=("build", "synth.json", "synth.md"), force=args.force,
                      legacy=only("synth.json", "synth.md", "build"))
@@ -83,6 +92,7 @@ def cmd_synth(args) -> int:
             clock_mhz=args.clock_mhz,
             router=args.router,
             rows_per_stage=args.rows_per_stage,
+            store_samples=args.store_samples,
             log=lambda msg: print(f">> {msg}", file=sys.stderr),
         )
     except (RuntimeError, ValueError) as e:
@@ -191,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=512,
         metavar="BYTES",
         help="host link receive FIFO in bytes (default: 512, one iCE40 EBR)",
+    )
+    s.add_argument(
+        "--store-samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="slots of the link's sample store in block RAM (default 0: none): python -m boards run --from-ram "
+        "streams a test set from it; refused when it does not fit beside the core",
     )
     s.add_argument(
         "--mock-delay",

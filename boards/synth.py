@@ -395,6 +395,7 @@ def synthesize(
     router: str | None = None,
     rows_per_stage: int | None = None,
     register_reads: bool = True,
+    store_samples: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Build the board top with YoWASP and write ``synth.json``/``synth.md`` into ``out``.
@@ -406,7 +407,8 @@ def synthesize(
     ``design="galton"`` builds the Galton-board emulator (``spec`` a :class:`GaltonSpec`; ``mock_delay``
     unused; ``rows_per_stage`` its pipeline, default 1); its report gains ``"galton"``:
     :func:`galton_throughput`. ``register_reads=False`` builds the EP core without its memory read
-    stage (:class:`hdl.ep_core.EPCore`; design ``ep`` only).
+    stage (:class:`hdl.ep_core.EPCore`; design ``ep`` only). ``store_samples``: slots of the link's
+    sample store in block RAM (designs ``ep``/``mock``; :func:`check_store_fits`).
 
     Raises
     ------
@@ -479,7 +481,10 @@ def synthesize(
         say(f"elaborating eqspike for {board} (spec {spec.digest()[:12]}, layers {list(spec.layers)}, P={spec.lanes}, "
             f"training={spec.training})")
     else:
-        top = BoardTop(factory, spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz)
+        if store_samples and design == "ep":
+            check_store_fits(board, spec, store_samples)
+        top = BoardTop(factory, spec, baud=baud, rx_fifo_depth=rx_fifo_depth, clock_mhz=clock_mhz,
+                       store_samples=store_samples)
         say(f"elaborating {design} for {board} (spec {spec.digest()[:12]}, layers {list(spec.layers)}, P={spec.lanes})")
     t0 = time.monotonic()
     # iCE40: let yosys map multipliers to SB_MAC16 (TOOLCHAIN.md gotcha 7: LUTs otherwise)
@@ -524,6 +529,7 @@ def synthesize(
         "pll": None if top.pll_config is None else dataclasses.asdict(top.pll_config),
         "baud": top.baud,  # BoardTop resolves None to the board's fastest exact rate
         "rx_fifo_depth": rx_fifo_depth,
+        "store_samples": store_samples,
         "register_reads": register_reads if design == "ep" else None,
         "seed": seed,
         "synth_opts": synth_opts,

@@ -194,3 +194,17 @@ def test_real_core_runs_the_store_equal_to_the_twin():
     got = twin_mod.unpack_memory(spec, host.read_weights())
     assert all(np.array_equal(got[k], twin.weights[k]) for k in got)
     assert host.run_stored(0, 5) == twin.infer(xs, regs)[0].tolist()
+
+
+def test_synth_refuses_a_store_that_does_not_fit(tmp_path, capsys):
+    """python -m boards synth --store-samples: refused before any tool runs, on one line with the numbers."""
+    from boards.__main__ import main
+
+    spec = tmp_path / "big.toml"
+    spec.write_text(EPCoreSpec(layers=(784, 500, 10), lanes=16, training=False).to_toml())
+    rc = main(["synth", "--board", "ulx3s", "--design", "ep", "--spec", str(spec), "--store-samples", "200",
+               "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: --store-samples 200: store_samples=200: ")
+    assert "does not fit the ulx3s beside the 784-500-10 core" in err[0] and "at most 79 samples fit" in err[0]
+    assert not (tmp_path / "out").exists()

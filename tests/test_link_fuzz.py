@@ -89,13 +89,15 @@ def test_link_benches_run(tmp_path):
     import json
 
     out = tmp_path / "lt.json"
-    assert _bench("link_throughput").main(["--samples", "3", "--uart-samples", "2", "--core-cycles", "3000",
-                                           "--clock-mhz", "12", "--out", str(out)]) == 0
+    assert _bench("link_throughput").main(["--samples", "3", "--uart-samples", "2", "--ram-samples", "3",
+                                           "--core-cycles", "3000", "--clock-mhz", "12", "--out", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["baud"] == 3_000_000 and r["divisor"] == 4 and r["protocol_version"] == 2
     raw, z = (r["bytes"][k]["host_to_device_bytes_per_sample"] for k in ("INPUT (raw)", "INPUT_Z (zero runs)"))
     assert z < raw and raw >= 784  # MNIST: most pixels are zero
     assert r["uart_sim"]["cycles_per_sample_steady"] > 0
+    # streamed from the store: the core's 3,000 cycles and the release of the next sample (49 beats of 16 bytes)
+    assert 3000 <= r["ram_sim"]["cycles_per_sample_steady"] < r["uart_sim"]["cycles_per_sample_steady"]
     out = tmp_path / "fz.json"
     assert _bench("link_fuzz").main(["--min-malformed", "5", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["malformed_frames"] >= 5
