@@ -72,6 +72,7 @@ REG_SYN = 9  # synaptic events of the last sample (spikes x fan-out: the twin's 
 REG_AER_BAD = 10  # AER events for a neuron that does not exist, since the last STATUS write
 REG_SPEC_ID = 11  # the spec digest's first 32 bits
 REG_DIGEST = 12  # write: sweep every weight and bias memory word (STATUS busy meanwhile); read: the sweep's digest
+REG_DUMP = 13  # write (cores built with dump=True): the digest sweep, every word also out on ``wdump``; reads 0
 CTRL_AER, CTRL_TRAIN = 1, 2
 STATUS_BUSY, STATUS_REG_ERROR, STATUS_AER_ERROR, STATUS_WCMD_ERROR = 1, 2, 4, 8
 REGISTERS = {k: v for k, v in globals().items() if k.startswith("REG_") and k != "REG_BITS"}
@@ -133,11 +134,12 @@ class EqSpikeRegisters(wiring.Component):
     busy is ignored. ``rdata`` is combinational. ``seed_load`` is high in the cycle a SEED write is
     taken; ``status_clear`` in the cycle a STATUS write is taken (clears the core's sticky flags);
     ``digest_start`` in the cycle a DIGEST write is taken (starts the core's weight-digest sweep; the value
-    written is ignored).
+    written is ignored); ``dump_start`` in the cycle a DUMP write is taken (``dump=True`` only; without it
+    DUMP is unmapped: refused like any other unmapped address).
     """
 
-    def __init__(self, spec: EqSpikeSpec):
-        self.spec = spec
+    def __init__(self, spec: EqSpikeSpec, *, dump: bool = False):
+        self.spec, self.dump = spec, dump
         sb = spec.step_bits
         super().__init__({
             "bus": In(RegSignature()), "busy": In(1),
@@ -145,7 +147,7 @@ class EqSpikeRegisters(wiring.Component):
             "words": In(REG_BITS), "syn": In(REG_BITS), "aer_bad": In(REG_BITS), "digest": In(REG_BITS),
             "aer_mode": Out(1), "train": Out(1), "T1": Out(sb, init=spec.T1), "T2": Out(sb, init=spec.T2),
             "seed": Out(REG_BITS, init=spec.seed), "reg_error": Out(1), "seed_load": Out(1), "status_clear": Out(1),
-            "digest_start": Out(1),
+            "digest_start": Out(1), **({"dump_start": Out(1)} if dump else {}),
         })
 
     def elaborate(self, platform):
@@ -175,6 +177,9 @@ class EqSpikeRegisters(wiring.Component):
                     m.d.comb += self.status_clear.eq(1)
                 with m.Case(REG_DIGEST):  # any value: start a digest sweep
                     m.d.comb += self.digest_start.eq(1)
+                if self.dump:
+                    with m.Case(REG_DUMP):  # any value: start a digest sweep that also streams every word out
+                        m.d.comb += self.dump_start.eq(1)
                 with m.Default():
                     m.d.sync += self.reg_error.eq(1)
         values = {REG_CTRL: self.aer_mode | (self.train << 1), REG_T1: self.T1, REG_T2: self.T2, REG_SEED: self.seed,
@@ -227,6 +232,17 @@ def wcmd_fields(spec: EqSpikeSpec) -> dict[str, int]:
             "j_lane": _ubits(P - 1), "data": max(max(spec.weight_bits), spec.bias_bits)}
 
 
+def dump_bits(spec: EqSpikeSpec) -> int:
+    """Bits of one lane of a ``wdump`` beat: the widest weight or bias (lanes are sign-extended to it)."""
+    return max([*spec.weight_bits, spec.bias_bits])
+
+
+def dump_word_count(spec: EqSpikeSpec) -> int:
+    """Beats of one ``wdump`` block read-back (= words of a digest sweep): Σ_l n_l·tiles(l+1) + Σ_l tiles(l+1)."""
+    L = spec.n_layers
+    return sum(spec.layers[l] * spec.tiles(l + 1) for l in range(L)) + sum(spec.tiles(l + 1) for l in range(L))
+
+
 def aer_addr_bits(spec: EqSpikeSpec) -> int:
     """Width of an AER event's neuron address: 16 bits, or more for an input layer of over 2^16 neurons."""
     return max(16, _ubits(spec.layers[0] - 1))
@@ -258,21 +274,24 @@ class EqSpikeCore(wiring.Component):
     aer : In(stream) — AER input events (``addr``, ``last``: end of a time step) when ``REG_CTRL`` bit 0 is set.
     out : Out(stream) — ``pred`` and the output layer's ``states`` at the free phase's end.
     wcmd : In(stream) / wrsp : Out(stream) — element writes and reads of ``w{l}``/``b{l}`` between samples.
+    wdump : Out(stream) — ``dump=True`` only: a block read-back, one beat per memory word (``data``: P lanes of
+        :func:`dump_bits` bits, sign-extended), in :func:`spec.eqspike.digest_words` order, after a
+        ``REG_DUMP`` write (the digest sweep held by ``wdump`` back-pressure; it also computes ``REG_DIGEST``).
     reg : In(RegSignature) — registers (``REG_*``).
     """
 
-    def __init__(self, spec: EqSpikeSpec, weights: dict | None = None):
+    def __init__(self, spec: EqSpikeSpec, weights: dict | None = None, *, dump: bool = False):
         try:
             _check_implemented(spec)
         except (TypeError, ValueError):
             self._MustUse__silence = True  # a refused core is not an unused elaboratable
             raise
-        self.spec = spec
+        self.spec, self.dump = spec, bool(dump)
         self.init = memory_images(spec, weights) if weights is not None else None
         P, L = spec.lanes, spec.n_layers
         self.label_bits = _ubits(spec.layers[-1] - 1)
         wf = wcmd_fields(spec)
-        super().__init__({
+        ports = {
             "inp": In(stream.Signature(data.StructLayout({
                 "pixels": data.ArrayLayout(unsigned(spec.input_bits), P), "label": unsigned(self.label_bits)}))),
             "aer": In(stream.Signature(data.StructLayout({"addr": unsigned(aer_addr_bits(spec)), "last": 1}))),
@@ -283,7 +302,11 @@ class EqSpikeCore(wiring.Component):
                 {k: (signed(v) if k == "data" else unsigned(v)) for k, v in wf.items()}))),
             "wrsp": Out(stream.Signature(data.StructLayout({"data": signed(wf["data"])}))),
             "reg": In(RegSignature()),
-        })
+        }
+        if self.dump:
+            ports["wdump"] = Out(stream.Signature(data.StructLayout(
+                {"data": data.ArrayLayout(signed(dump_bits(spec)), P)})))
+        super().__init__(ports)
 
     # ------------------------------------------------------------------------------------------------
     def elaborate(self, platform):  # noqa: C901  (the passes share the memories' ports)
@@ -369,7 +392,7 @@ class EqSpikeCore(wiring.Component):
         rl = lmem.read_port(transparent_for=(wl,))
 
         # ---------------- registers, PRNG ----------------
-        m.submodules.regs = regs = EqSpikeRegisters(s)
+        m.submodules.regs = regs = EqSpikeRegisters(s, dump=self.dump)
         wiring.connect(m, wiring.flipped(self.reg), regs.bus)
         busy = Signal()
         cycles, cycles_last = Signal(REG_BITS), Signal(REG_BITS)
@@ -883,20 +906,26 @@ class EqSpikeCore(wiring.Component):
                                          snap_w[name].en.eq(-1)]
 
         # ---------------- SCAN stage 1: output states and argmax (lowest index on ties) ----------------
+        # The running maximum over a word's lanes is a chain of named signals: as nested expressions each
+        # step's maximum would be copied into both the next comparison and the next Mux, 2^P copies in the
+        # Verilog (Verilator evaluates all of them every cycle).
+        st = lanes(rs[L].data, SB, False)
+        scan_next = []
+        for w in range(T[L]):
+            cb, ci = best, best_i
+            for i in range(min(P, N[L] - w * P)):
+                better = Signal(name=f"scan{w}_better{i}")
+                ncb, nci = Signal.like(best, name=f"scan{w}_best{i}"), Signal.like(best_i, name=f"scan{w}_best_i{i}")
+                m.d.comb += [better.eq(st[i] > cb), ncb.eq(Mux(better, st[i], cb)), nci.eq(Mux(better, w * P + i, ci))]
+                cb, ci = ncb, nci
+            scan_next.append((cb, ci))
         with m.If(scan_v1):
-            st = lanes(rs[L].data, SB, False)
             with m.Switch(wrd1):
                 for w in range(T[L]):
                     with m.Case(w):
-                        cb, ci = best, best_i
-                        for i in range(P):
-                            n = w * P + i
-                            if n >= N[L]:
-                                break
-                            m.d.sync += out_states[n].eq(st[i])
-                            better = st[i] > cb
-                            cb, ci = Mux(better, st[i], cb), Mux(better, n, ci)
-                        m.d.sync += [best.eq(cb), best_i.eq(ci)]
+                        for i in range(min(P, N[L] - w * P)):
+                            m.d.sync += out_states[w * P + i].eq(st[i])
+                        m.d.sync += [best.eq(scan_next[w][0]), best_i.eq(scan_next[w][1])]
 
         # ---------------- the weight port (between samples) ----------------
         cmd = self.wcmd.payload
@@ -910,17 +939,41 @@ class EqSpikeCore(wiring.Component):
             return (word < T[layer]) & (lane_ < P) & ((word != T[layer] - 1) | (lane_ < N[layer] - (T[layer] - 1) * P))
 
         # digest sweep (REG_DIGEST write): every word of wup{0..L-1}, then of b{0..L-1}, one per cycle, folded
-        # into ``digest`` as spec.eqspike.weight_digest defines it (lanes beyond a layer's last neuron masked)
+        # into ``digest`` as spec.eqspike.weight_digest defines it (lanes beyond a layer's last neuron masked).
+        # A dump sweep (REG_DUMP write, dump=True) is the same sweep with every stage-1 word also offered on
+        # ``wdump``: while a beat waits for ``wdump.ready`` the sweep holds (stage 1 re-reads its word's address).
         dg_req = Signal()
-        with m.If(regs.digest_start):
-            m.d.sync += dg_req.eq(1)
+        if self.dump:  # (signals created only here: the Verilog of a core without the port stays the same)
+            dg_dump_req, dg_dump = Signal(), Signal()
+            with m.If(regs.digest_start | regs.dump_start):
+                m.d.sync += [dg_req.eq(1), dg_dump_req.eq(regs.dump_start)]
+        else:
+            with m.If(regs.digest_start):
+                m.d.sync += dg_req.eq(1)
         dg_depth = [N[l] * T[l + 1] for l in range(L)] + [T[l + 1] for l in range(L)]
-        dg_arr, dg_arr1 = Signal(range(2 * L + 1)), Signal(range(2 * L + 1))
+        # (dg_arr and dg_v1 keep the anonymous names they always had: a core without the dump port has the
+        # same Verilog as before the port existed)
+        dg_arr, dg_arr1 = Signal(range(2 * L + 1), name="$signal"), Signal(range(2 * L + 1), name="dg_arr1")
         dg_addr = Signal(range(max(dg_depth) + 1))
         dg_t = Signal(range(max(T) + 1))
-        dg_v1, dg_last1 = Signal(), Signal()
-        m.d.sync += dg_v1.eq(0)
-        with m.If(dg_v1):
+        dg_v1, dg_last1 = Signal(name="$signal"), Signal(name="dg_last1")
+        if self.dump:
+            dg_addr1 = Signal.like(dg_addr)
+            dg_adv = Signal()  # stage 1's word is taken this cycle (unless its dump beat waits for wdump.ready)
+            m.d.comb += dg_adv.eq(~dg_dump | ~dg_v1 | self.wdump.ready)
+            m.d.comb += self.wdump.valid.eq(dg_dump & dg_v1)
+            with m.Switch(dg_arr1):
+                for a in range(2 * L):
+                    with m.Case(a):
+                        l, bits = a % L, (WB[a] if a < L else BB)
+                        n_last = N[l + 1] - (T[l + 1] - 1) * P
+                        for p_, v in enumerate(lanes(rup[l].data if a < L else rb[l].data, bits, True)):
+                            m.d.comb += self.wdump.payload.data[p_].eq(Mux(dg_last1, 0, v) if p_ >= n_last else v)
+            with m.If(dg_adv):
+                m.d.sync += dg_v1.eq(0)
+        else:  # (the Verilog of a core without the dump port is that of the digest-only core)
+            m.d.sync += dg_v1.eq(0)
+        with m.If(dg_v1 & dg_adv if self.dump else dg_v1):
             fold = Const(0, 32)
             for a in range(2 * L):
                 l, bits = a % L, (WB[a] if a < L else BB)
@@ -940,6 +993,8 @@ class EqSpikeCore(wiring.Component):
                 m.d.comb += w_idle.eq(~self.wcmd.valid & ~dg_req)
                 with m.If(dg_req):
                     m.d.sync += [dg_req.eq(0), dg_arr.eq(0), dg_addr.eq(0), dg_t.eq(0), digest.eq(0)]
+                    if self.dump:
+                        m.d.sync += dg_dump.eq(dg_dump_req)
                     m.next = "DIGEST"
                 with m.Elif(fsm.ongoing("IDLE")):
                     m.d.comb += self.wcmd.ready.eq(1)
@@ -983,23 +1038,45 @@ class EqSpikeCore(wiring.Component):
                 m.d.comb += self.wrsp.valid.eq(1)
                 with m.If(self.wrsp.ready):
                     m.next = "IDLE"
-            with m.State("DIGEST"):  # issue one word's read per cycle; stage 1 (dg_v1) folds it
-                m.d.comb += dg_active.eq(1)
+            def dg_hold():  # stage 1's dump beat waits: re-read its word so the read port keeps it
+                for a in range(2 * L):
+                    with m.If(dg_arr1 == a):
+                        m.d.comb += (rup[a].addr if a < L else rb[a - L].addr).eq(dg_addr1)
+
+            def dg_issue():  # the next word's read; stage 1 takes it in the next cycle
                 for a in range(2 * L):
                     with m.If(dg_arr == a):
                         m.d.comb += (rup[a].addr if a < L else rb[a - L].addr).eq(dg_addr)
                         tw_ = T[a + 1] if a < L else T[a - L + 1]
                         m.d.sync += [dg_v1.eq(1), dg_arr1.eq(a), dg_last1.eq(dg_t == tw_ - 1),
                                      dg_t.eq(Mux(dg_t == tw_ - 1, 0, dg_t + 1))]
+                        if self.dump:
+                            m.d.sync += dg_addr1.eq(dg_addr)
                         with m.If(dg_addr == dg_depth[a] - 1):
                             m.d.sync += [dg_addr.eq(0), dg_arr.eq(a + 1)]
                             if a == 2 * L - 1:
                                 m.next = "DIGEST_END"
                         with m.Else():
                             m.d.sync += dg_addr.eq(dg_addr + 1)
-            with m.State("DIGEST_END"):  # stage 1 folds the last word
+
+            with m.State("DIGEST"):  # issue one word's read per cycle; stage 1 (dg_v1) folds it
                 m.d.comb += dg_active.eq(1)
-                m.next = "IDLE"
+                if self.dump:
+                    with m.If(dg_adv):
+                        dg_issue()
+                    with m.Else():
+                        dg_hold()
+                else:
+                    dg_issue()
+            with m.State("DIGEST_END"):  # stage 1 folds (and a dump sends) the last word
+                m.d.comb += dg_active.eq(1)
+                if self.dump:
+                    with m.If(dg_adv):
+                        m.next = "IDLE"
+                    with m.Else():
+                        dg_hold()
+                else:
+                    m.next = "IDLE"
         m.d.comb += dg_active.eq(dg_req | wfsm.ongoing("DIGEST") | wfsm.ongoing("DIGEST_END"))
         del wfsm
         return m

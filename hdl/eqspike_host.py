@@ -11,7 +11,7 @@ import numpy as np
 
 from spec.eqspike import EqSpikeSpec
 
-from .eqspike import aer_addr_bits, wcmd_fields
+from .eqspike import aer_addr_bits, dump_bits, dump_word_count, wcmd_fields
 from .simhost import StreamHost
 
 
@@ -22,6 +22,40 @@ def pack(fields: list[tuple[int, int]]) -> int:
         word |= (int(v) & ((1 << bits) - 1)) << pos
         pos += bits
     return word
+
+
+def unpack_dump(spec: EqSpikeSpec, beats) -> list[list[int]]:
+    """``wdump`` beats (ints) as lists of P signed lane values."""
+    bits, P = dump_bits(spec), spec.lanes
+    out = []
+    for w in beats:
+        lanes = [(int(w) >> (p * bits)) & ((1 << bits) - 1) for p in range(P)]
+        out.append([v - (1 << bits) if v >> (bits - 1) else v for v in lanes])
+    return out
+
+
+def dump_to_weights(spec: EqSpikeSpec, lanes: list[list[int]]) -> tuple[dict[str, np.ndarray], int]:
+    """A block read-back (:func:`unpack_dump` lanes, :func:`spec.eqspike.digest_words` order: ``w{l}``
+    presynaptic-neuron-major, P posts per word, then ``b{l}``) as the image-layout weight dict, and the
+    number of non-zero padding lanes (lanes beyond a layer's last neuron: the core sends 0 there)."""
+    if len(lanes) != dump_word_count(spec):
+        raise ValueError(f"a block read-back of this spec has {dump_word_count(spec)} words, not {len(lanes)}")
+    P, L = spec.lanes, spec.n_layers
+    a = np.asarray(lanes, np.int64).reshape(-1, P)
+    out, pad, k = {}, 0, 0
+    for l in range(L):
+        n_pre, n_post, t = spec.layers[l], spec.layers[l + 1], spec.tiles(l + 1)
+        rows = a[k:k + n_pre * t].reshape(n_pre, t * P)
+        k += n_pre * t
+        out[f"w{l}"] = rows[:, :n_post].T.copy()
+        pad += int(np.count_nonzero(rows[:, n_post:]))
+    for l in range(L):
+        n_post, t = spec.layers[l + 1], spec.tiles(l + 1)
+        row = a[k:k + t].reshape(-1)
+        k += t
+        out[f"b{l}"] = row[:n_post].copy()
+        pad += int(np.count_nonzero(row[n_post:]))
+    return out, pad
 
 
 class EqSpikeHost(StreamHost):
@@ -86,6 +120,15 @@ class EqSpikeHost(StreamHost):
         while await self.read_reg(ctx, REG_STATUS) & STATUS_BUSY:
             await ctx.tick()
         return await self.read_reg(ctx, REG_DIGEST)
+
+    async def read_dump(self, ctx) -> list[list[int]]:
+        """Block read-back (a core built with ``dump=True``): a REG_DUMP write, then every ``wdump`` beat
+        (:func:`hdl.eqspike.dump_word_count` of them, stalls on) as P signed lanes (:func:`dump_to_weights`
+        turns them into the weight dict)."""
+        from .eqspike import REG_DUMP
+
+        await self.write_reg(ctx, REG_DUMP, 0)
+        return unpack_dump(self.spec, [await self.recv(ctx, self.dut.wdump) for _ in range(dump_word_count(self.spec))])
 
     # --- samples ---------------------------------------------------------------------------------------
     async def send_pixels(self, ctx, x, label: int = 0) -> None:

@@ -540,3 +540,80 @@ def test_digest_register_matches_twin(name):
     want.append(EqSpikeTwin(spec, {k: a for k, a in w.items()}).digest())
     assert got == want
     assert len(set(want[1:])) == len(want) - 1  # training changed the weights, the LSB write changed the digest
+
+
+@pytest.mark.parametrize("name", ["3layer-P3-symmetric", "stochastic-saturating"])
+def test_block_readback_matches_twin(name):
+    """REG_DUMP on a core built with dump=True: one ``wdump`` beat per memory word (stalls on) == the twin's
+    weights and biases after the load and after every training sample, padding lanes 0, and the sweep leaves
+    the twin's digest in REG_DIGEST; a one-LSB element write shows in the next dump. A dump whose one word
+    is changed is told apart (the check can fail). A core built without dump refuses a REG_DUMP write."""
+    from hdl.eqspike import CTRL_TRAIN, REG_DIGEST, REG_DUMP, dump_word_count
+    from hdl.eqspike_host import dump_to_weights
+
+    spec = EqSpikeSpec(**{"training": True, "T1": 8, "T2": 4, **TRAIN_CASES[name]})
+    seed = zlib.crc32(f"dump/{name}".encode()) % 1000
+    weights = init_weights(spec, seed=seed, scale=3.0)
+    xs = sample_inputs(spec, 3, seed)
+    ys = np.random.default_rng(seed).integers(0, spec.layers[-1], size=3)
+    dut = EqSpikeCore(spec, dump=True)
+    dumps, digests = [], []
+    v = int(weights["w1"][2, 3])
+
+    async def bench(ctx):
+        host = EqSpikeHost(dut, spec, seed=seed, idle_prob=0.2, stall_prob=0.3)
+        await host.load_weights(ctx, weights)
+        dumps.append(await host.read_dump(ctx))
+        digests.append(await host.read_reg(ctx, REG_DIGEST))
+        await host.write_reg(ctx, REG_CTRL, CTRL_TRAIN)
+        for x, y in zip(xs, ys, strict=True):
+            await host.send_pixels(ctx, x.tolist(), int(y))
+            await host.recv_result(ctx)
+            dumps.append(await host.read_dump(ctx))
+            digests.append(await host.read_reg(ctx, REG_DIGEST))
+        await host.write_element(ctx, 1, 2, 3, v + 1 if v < 0 else v - 1)  # one LSB
+        dumps.append(await host.read_dump(ctx))
+        assert await host.read_reg(ctx, REG_STATUS) == 0  # no refused write, not busy
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    twin = EqSpikeTwin(spec, weights)
+    want = [{k: a.copy() for k, a in twin.weights.items()}]
+    want_dg = [twin.digest()]
+    for x, y in zip(xs, ys, strict=True):
+        twin.train_sample(x, int(y))
+        want.append({k: a.copy() for k, a in twin.weights.items()})
+        want_dg.append(twin.digest())
+    last = {k: a.copy() for k, a in twin.weights.items()}
+    last["w1"][2, 3] = v + 1 if v < 0 else v - 1
+    want.append(last)
+    assert all(len(d) == dump_word_count(spec) for d in dumps)
+    for d, w in zip(dumps, want, strict=True):
+        got, pad = dump_to_weights(spec, d)
+        assert pad == 0
+        assert sorted(got) == sorted(w)
+        for k in w:
+            assert np.array_equal(got[k], w[k]), k
+    assert digests == want_dg
+    assert not all(np.array_equal(dump_to_weights(spec, dumps[0])[0][k], want[-1][k]) for k in want[-1])
+    bad = [list(r) for r in dumps[-1]]
+    bad[len(bad) // 2][0] += 1  # one word of the last dump changed: the comparison must see it
+    got, pad = dump_to_weights(spec, bad)
+    assert pad > 0 or any(not np.array_equal(got[k], want[-1][k]) for k in got)
+
+    plain = EqSpikeCore(spec)  # no wdump port: REG_DUMP is unmapped
+    flags = []
+
+    async def refuse(ctx):
+        host = EqSpikeHost(plain, spec)
+        await host.write_reg(ctx, REG_DUMP, 0)
+        flags.append(await host.read_reg(ctx, REG_STATUS))
+
+    assert not hasattr(plain, "wdump")
+    sim = Simulator(plain)
+    sim.add_clock(1e-6)
+    sim.add_testbench(refuse)
+    sim.run()
+    assert flags == [STATUS_REG_ERROR]
