@@ -35,20 +35,20 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec.ep_core import (
-    PHASE_FREE,
-    PHASE_MINUS,
-    PHASE_PLUS,
     PRNG_WIDTH,
-    REG_BITS,
     REG_SEED,
     EPCoreSpec,
 )
 
 from .fixed import saturate
 from .kit import layout_from_fields
-from .kit.activation import Activation, Nudge
-from .kit.lanes import AdderTree, LaneAccumulators, LaneProducts, RowAccumulator
+from .kit.colpath import ColumnPath
+from .kit.dump import DumpReader
+from .kit.lanes import LaneProducts
+from .kit.loader import InputLoader
 from .kit.regfile import EPRegisterFile
+from .kit.rowpath import RowPath
+from .kit.sequencer import Sequencer
 from .kit.sweep import Sweep, SweepEngine
 from .kit.update import UpdateUnit
 from .kit.weights import WeightStore
@@ -198,11 +198,14 @@ class EPCore(wiring.Component):
         r_T1, r_T2, r_beta, r_lr = regs.T1, regs.T2, regs.beta_shift, regs.lr_shift
         # REG_STATUS bit 1: a refused register write (spec.register_write_error), sticky until STATUS is written
         self.reg_error = reg_error = regs.reg_error
-        busy = Signal()
-        cycles = Signal(REG_BITS)
-        cycles_last = Signal(REG_BITS)
-        samples = Signal(REG_BITS)
-        m.d.comb += [regs.busy.eq(busy), regs.cycles.eq(cycles_last), regs.samples.eq(samples)]
+        # the sample's sequencer (hdl.kit.sequencer.Sequencer): phases, steps, dumps, update, output
+        upd_list = [named["dpass"]] + [named[f"upw{l}"] for l in range(L)] + [named[f"upb{l}"] for l in range(L)] \
+            if s.training else []
+        m.submodules.seq = seq = Sequencer(named["c1"], step_list, upd_list, s.step_bits, s.uses_prng)
+        busy = seq.busy
+        m.d.comb += [regs.busy.eq(busy), regs.cycles.eq(seq.cycles), regs.samples.eq(seq.samples),
+                     seq.train.eq(r_train), seq.symmetric.eq(r_sym), seq.dump.eq(r_dump), seq.T1.eq(r_T1),
+                     seq.T2.eq(r_T2)]
         # read by the formal harness (hdl/formal/ep_core.py): registers, and every sized sum as
         # (name, full-width expression, register width, when it is written, layer or None)
         taps = self.formal_taps = {"busy": busy, "reg_error": reg_error, "T1": r_T1, "T2": r_T2,
@@ -213,11 +216,11 @@ class EPCore(wiring.Component):
         rng = s.uses_prng
         if rng:
             m.submodules.prng = prng = XorshiftBank(s.prng_spec())
-            r_rsign = regs.random_sign
-            x_rsign = Signal()  # this sample uses the random-sign estimator
-            x_neg = Signal()  # … and drew −β
             primed = Signal()
-            draw_sign, draw_upd = Signal(), Signal()
+            draw_sign, draw_upd = seq.draw_sign, Signal()
+            # random sign: one draw when the free phase ends, bit 31 of lane P − 1
+            m.d.comb += [seq.random_sign.eq(regs.random_sign),
+                         seq.sign_bit.eq(prng.out[(s.sign_lane + 1) * PRNG_WIDTH - 1])]
             rng_ok = Signal()  # seeded and primed, and not being reseeded: a sample may start
             prime = prng.ready & ~primed
             with m.If(regs.seed_load):  # reseed the bank (its lanes fill in P cycles), then prime it again
@@ -228,11 +231,11 @@ class EPCore(wiring.Component):
             m.d.comb += [prng.seed.eq(self.reg.wdata), prng.en.eq(prime | draw_sign | draw_upd),
                          rng_ok.eq(prng.ready & primed & ~(self.reg.we & (self.reg.addr == REG_SEED)))]
 
-        # per-sample snapshot of the registers
-        x_train, x_sym, x_dump = Signal(), Signal(), Signal()
-        x_T1, x_T2 = Signal(s.step_bits), Signal(s.step_bits)
-        x_beta = Signal.like(r_beta)
-        label = Signal(s.label_bits)
+        # input beats (hdl.kit.loader.InputLoader): a sample starts with its last beat; the datapath's registers
+        # are latched then (the sequencer latches its own)
+        m.submodules.loader = loader = InputLoader(self.inp.payload.shape(), N[0], T[0])
+        wiring.connect(m, wiring.flipped(self.inp), loader.inp)
+        label, x_beta = loader.label, Signal.like(r_beta)
         kmax = max([s.update_shift(l, s.lr_shift_max, 0, True) for l in range(L)]
                    + [s.bias_update_shift(l, s.lr_shift_max, 0, True) for l in range(L)] + [1])
         k_w = [Signal(range(kmax + 1), name=f"k_w{l}") for l in range(L)]
@@ -242,13 +245,8 @@ class EPCore(wiring.Component):
         m.submodules.sweep = eng = SweepEngine(table, P, T[:L], max(N[l + 1] * T[l] for l in range(L)))
         run, outer, inner, sub, waddr = eng.run, eng.outer, eng.inner, eng.sub, eng.waddr
         o_w, o_l, i_w, i_l = eng.o_w, eng.o_l, eng.i_w, eng.i_l
-        rd_bank = Signal(2)
-        wr_bank = Signal(2)
-        rd_zero = Signal()
-        bsign = Signal(2)  # 0: no nudge, 1: +β, 2: −β
-        last_free = Signal()
-        bank_a = Signal(2)
-        bank_b = Signal(2)
+        rd_bank, wr_bank, rd_zero, bsign = seq.rd_bank, seq.wr_bank, seq.rd_zero, seq.bsign  # bsign 1: +β, 2: −β
+        last_free, bank_a, bank_b = seq.last_free, seq.bank_a, seq.bank_b
 
         # ---------------- S0: issue ----------------
         op_layout = data.StructLayout({
@@ -485,111 +483,36 @@ class EPCore(wiring.Component):
         # ---------------- S3: consume products ----------------
         op3 = Signal(op_layout)
         m.d.sync += op3.eq(op2)
-        init3 = [Signal(signed(ACC), name=f"init3_{i}") for i in range(P)]
-        for i in range(P):
-            m.d.comb += init3[i].eq(Mux(op3.layer == 1, lane(c1q, i, c1b, True), 0))
         valids.append(op3.valid)
         prod3 = prods  # registered at the end of S2: valid beside op3
         k3 = op3.kind
 
-        # --- broadcast: lane accumulators at S3, activation/write at S4
-        td_max = max([s.top_down_shift(k) for k in range(1, L)] + [0])
-        m.submodules.laccs = laccs = LaneAccumulators(P, ACC, PB + RB, td_max)
-        with m.Switch(op3.conn):
-            for k in range(1, L):
-                with m.Case(k):
-                    m.d.comb += laccs.shift.eq(s.top_down_shift(k))
-        m.d.comb += [laccs.first.eq(op3.first), laccs.en.eq(op3.valid & (k3 == K_BCAST))]
-        for i in range(P):
-            m.d.comb += [laccs.prod[i].eq(prod3[i]), laccs.init[i].eq(init3[i])]
-            taps["sums"].append((f"lsum{i}", laccs.sum_full[i], ACC, op3.valid & (k3 == K_BCAST), op3.layer))
-        lacc = [laccs.acc[i] for i in range(P)]
-        bc_valid = Signal()
-        bc_layer = Signal.like(op3.layer)
-        bc_word = Signal.like(op3.word)
-        bc_bank = Signal(2)
-        m.d.sync += bc_valid.eq(op3.valid & (k3 == K_BCAST) & op3.last)
-        valids.append(bc_valid)
-        m.d.sync += [bc_layer.eq(op3.layer), bc_word.eq(op3.word), bc_bank.eq(op3.wr_bank)]
-        # S4 reads the finished sums from the lane accumulators themselves: in bc_valid's cycle they hold the
-        # tile's last sum (a following tile's first op overwrites them only at the end of that cycle)
-        bc_val = lacc
-
-        def activation(pre, name, layer=None):
-            """ρ (:class:`hdl.kit.activation.Activation`) of ``pre``: layer 1's shift, or ``layer``'s."""
-            shifts = {k: s.activation_shift(k) for k in ([1] if layer is None else range(1, L + 1))}
-            m.submodules[name] = act = Activation(shifts, s.activation_rounding, ACC, SB)
-            m.d.comb += act.pre.eq(pre)
-            if layer is not None:
-                m.d.comb += act.layer.eq(layer)
-            return act.state
-
-        # S4 broadcast writes: layer 1 states (full word) or a middle layer's partial sums
-        def lane_mask(k, word):
-            """Write enables of a state word: padding lanes of the last tile stay zero."""
-            full = (1 << P) - 1
-            last = (1 << (N[k] - (T[k] - 1) * P)) - 1
-            return Mux(word == T[k] - 1, last, full)
-
-        # ρ of the P lanes: the activations' inputs are driven outside the write's condition (inside it, every
-        # input bit would get a mux to zero: +72 $_MUX_ on a 16-8-4 P = 4 core)
-        bc_state = [activation(bc_val[i], f"act_bc{i}") for i in range(P)]
-        with m.If(bc_valid & (bc_layer == 1)):
-            m.d.comb += [wr_s[1].addr.eq(bank_addr(1, bc_bank, bc_word)), wr_s[1].en.eq(lane_mask(1, bc_word))]
-            for i in range(P):
-                m.d.comb += wr_s[1].data[i * SB:(i + 1) * SB].eq(bc_state[i])
+        # --- broadcast (hdl.kit.colpath.ColumnPath): lane accumulators at S3, ρ at S4; S4 writes layer 1's
+        # states (full word) or a middle layer's partial sums
+        m.submodules.colpath = cp = ColumnPath(s, op_layout, PB + RB, K_BCAST)
+        m.d.comb += [cp.op.eq(op3), cp.c1.eq(c1q)] + [cp.prod[i].eq(prod3[i]) for i in range(P)]
+        taps["sums"] += [(f"lsum{i}", cp.laccs.sum_full[i], ACC, op3.valid & (k3 == K_BCAST), op3.layer)
+                         for i in range(P)]
+        valids.append(cp.valid)
+        with m.If(cp.valid & (cp.layer == 1)):
+            m.d.comb += [wr_s[1].addr.eq(bank_addr(1, cp.bank, cp.word)), wr_s[1].en.eq(cp.mask),
+                         wr_s[1].data.eq(cp.state)]
         for k, wp in wr_p.items():
-            with m.If(bc_valid & (bc_layer == k)):
-                m.d.comb += [wp.addr.eq(bc_word), wp.en.eq(1)]
+            with m.If(cp.valid & (cp.layer == k)):
+                m.d.comb += [wp.addr.eq(cp.word), wp.en.eq(1)]
                 for i in range(P):
-                    m.d.comb += wp.data[i * s.acc_bits(k):(i + 1) * s.acc_bits(k)].eq(bc_val[i])
+                    m.d.comb += wp.data[i * s.acc_bits(k):(i + 1) * s.acc_bits(k)].eq(cp.acc[i])
 
-        # --- reduce: adder tree (one register per level), scalar accumulator, finish
-        # The row-end addend (bias << b_shift, plus the middle layer's partial sum or the top layer's
-        # nudge ±(y − s_L) << (acc_frac(L) − SB − β)) depends only on S3 values: it is formed beside
-        # the first tree level and rides along, so the finish stage adds just two terms.
-        def row_addend(op, bias, part, nstate):
-            b_shift = Signal(range(max(s.bias_shift(k) for k in range(1, L + 1)) + 1), name="b_shift")
-            with m.Switch(op.layer):
-                for k in range(1, L + 1):
-                    with m.Case(k):
-                        m.d.comb += b_shift.eq(s.bias_shift(k))
-            nudge = Signal(signed(ACC), name="nudge")
-            if s.training:  # nudged phases run only on training cores
-                m.submodules.nudge = nu = Nudge(SB, s.nudge_shift(0), len(x_beta), ACC)
-                m.d.comb += [nu.match.eq(op.j == label), nu.state.eq(nstate), nu.bsign.eq(op.bsign),
-                             nu.beta_shift.eq(x_beta), nudge.eq(nu.nudge)]
-            addend = Signal(signed(ACC), name="addend")
-            addend_full = (bias << b_shift) + Mux(op.layer == L, nudge, part)
-            taps["sums"].append(("addend", addend_full, ACC, op.valid & (op.kind == K_REDUCE), op.layer))
-            if s.training:
-                taps["sums"].append(("nudge", nu.full, ACC, op.valid & (op.kind == K_REDUCE) & (op.bsign != 0),
-                                     op.layer))
-            m.d.comb += addend.eq(addend_full)
-            return addend
-
-        # adder tree (one register per level); the micro-op and the row addend ride along
-        addend3 = row_addend(op3, bias3, part3, nstate3)
-        m.submodules.tree = atree = AdderTree(P, PB + RB, len(op3.as_value()) + len(addend3))
-        op_t, addend_t = Signal(op_layout, name="op_t"), Signal.like(addend3, name="addend_t")
-        m.d.comb += [atree.valid_in.eq(op3.valid), atree.side_in.eq(Cat(op3, addend3)),
-                     Cat(op_t, addend_t).eq(atree.side_out)]
-        m.d.comb += [atree.inp[i].eq(prod3[i]) for i in range(P)]
-        valids.append(atree.occupied)
-        # scalar (row) accumulator: the tiles' sums aligned and added, at the row's end + the addend, registered
-        t_red = op_t.valid & ((op_t.kind == K_REDUCE) | (op_t.kind == K_C1))
-        bu_shifts = {k: s.bottom_up_shift(k) for k in range(1, L + 1)}
-        m.submodules.racc = racc = RowAccumulator(ACC, len(atree.sum), bu_shifts, len(op_t.as_value()))
-        m.d.comb += [racc.sum.eq(atree.sum), racc.en.eq(t_red), racc.first.eq(op_t.first), racc.last.eq(op_t.last),
-                     racc.layer.eq(op_t.layer), racc.addend.eq(addend_t), racc.side.eq(op_t)]
-        taps["sums"] += [("rsum", racc.rsum_full, ACC, t_red, op_t.layer),
-                         ("final", racc.final_full, ACC, t_red, op_t.layer)]
-        f_valid, f_val = racc.valid, racc.value
-        f_op = Signal(op_layout, name="f_op")
-        m.d.comb += f_op.eq(racc.side_out)
-        valids.append(f_valid)
-        f_state = Signal(SB)
-        m.d.comb += f_state.eq(activation(f_val, "act", f_op.layer))
+        # --- reduce (hdl.kit.rowpath.RowPath): row addend, adder tree, row accumulator, ρ, argmax
+        m.submodules.rowpath = rp = RowPath(s, op_layout, PB + RB, (K_REDUCE, K_C1), K_REDUCE)
+        m.d.comb += [rp.op.eq(op3), rp.bias.eq(bias3), rp.part.eq(part3), rp.nstate.eq(nstate3), rp.label.eq(label),
+                     rp.beta_shift.eq(x_beta)] + [rp.prod[i].eq(prod3[i]) for i in range(P)]
+        red3, t_red, t_layer = op3.valid & (op3.kind == K_REDUCE), rp.acc_en, rp.acc_layer
+        taps["sums"] += [("addend", rp.addend_full, ACC, red3, op3.layer)] + (
+            [("nudge", rp.nudge.full, ACC, red3 & (op3.bsign != 0), op3.layer)] if s.training else []) + [
+            ("rsum", rp.racc.rsum_full, ACC, t_red, t_layer), ("final", rp.racc.final_full, ACC, t_red, t_layer)]
+        valids += [rp.occupied, rp.valid]
+        f_valid, f_val, f_op, f_state, pred = rp.valid, rp.value, rp.op_out, rp.state, rp.pred
         # write: c1 (no activation) or the state lane of layer k
         with m.If(f_valid & (f_op.kind == K_C1)):
             m.d.comb += [wr_c1.addr.eq(f_op.word), wr_c1.en.eq(1 << f_op.lane)]
@@ -598,12 +521,6 @@ class EPCore(wiring.Component):
             with m.If(f_valid & (f_op.kind == K_REDUCE) & (f_op.layer == k)):
                 m.d.comb += [wr_s[k].addr.eq(bank_addr(k, f_op.wr_bank, f_op.word)), wr_s[k].en.eq(1 << f_op.lane),
                              wr_s[k].data.eq(f_state.replicate(P))]
-        # argmax over the output layer during the last free step (ties: lowest index)
-        best = Signal(SB)
-        pred = Signal(s.label_bits)
-        with m.If(f_valid & f_op.argmax):
-            with m.If((f_op.j == 0) | (f_state > best)):
-                m.d.sync += [best.eq(f_state), pred.eq(f_op.j)]
 
         # --- update path (hdl.kit.update.UpdateUnit): S3 difference, S4 rounding shift / d pass, S5 saturating write
         if s.training:
@@ -665,198 +582,36 @@ class EPCore(wiring.Component):
             valids += [upd.diff_valid, v_valid]
 
         # pipeline occupancy: a drain waits until no stage holds a valid op
-        pipe_busy = Signal()
         busy_any = run
         for v in valids:
             busy_any = busy_any | v
-        m.d.comb += pipe_busy.eq(busy_any)
+        m.d.comb += [seq.pipe_busy.eq(busy_any), seq.run.eq(run), eng.start.eq(seq.start), eng.index.eq(seq.index)]
 
         # ---------------- weight port: the store serves it while the core is idle ----------------
         m.d.comb += store.serve.eq(~busy)
 
-        # ---------------- program FSM ----------------
-        beat = Signal(range(T[0] + 1))
-        step = Signal(s.step_bits)
-        entry = Signal(range(len(step_list) + 1))
-        phase = Signal(2)
-        bank_f, bank_p, bank_m = Signal(2), Signal(2), Signal(2)
-        upd_idx = Signal(range(len(table) + 1))
-        dump_k = Signal(range(L + 2))
-        dump_t = Signal(range(max(T) + 1))
-        dump_bank = Signal(2)
-        upd_list = [named["dpass"]] + [named[f"upw{l}"] for l in range(L)] + [named[f"upb{l}"] for l in range(L)] \
-            if s.training else []
-        m.d.comb += busy.eq(0)
-        with m.If(busy):
-            m.d.sync += cycles.eq(cycles + 1)
+        # ---------------- input beats (hdl.kit.loader.InputLoader): a sample starts with its last beat ----------------
+        start_ok = ~store.pending & ~self.wcmd.valid
+        if rng:  # a sample starts only with the PRNG seeded and primed
+            start_ok = start_ok & rng_ok
+        if ternary:  # … and the ternary memory's PRNG likewise
+            start_ok = start_ok & ~store.mem_busy & ~(self.reg.we & (self.reg.addr == REG_SEED))
+        m.d.comb += [loader.ok.eq(seq.idle & start_ok), wr_x.addr.eq(loader.wr_addr), wr_x.en.eq(loader.wr_en),
+                     wr_x.data.eq(loader.wr_data), seq.load.eq(loader.load)]
+        with m.If(loader.load):
+            m.d.sync += x_beta.eq(r_beta)
+            for l in range(L):
+                m.d.sync += k_w[l].eq(s.update_shift(l, 0, 0, False) + r_lr - r_beta + r_sym)
+                m.d.sync += k_b[l].eq(s.bias_update_shift(l, 0, 0, False) + r_lr - r_beta + r_sym)
 
-        def start_sweep(idx):
-            m.d.comb += [eng.start.eq(1), eng.index.eq(idx)]
-
-        with m.FSM(name="prog"):
-            with m.State("IDLE"):
-                start_ok = ~store.pending & ~self.wcmd.valid
-                if rng:  # a sample starts only with the PRNG seeded and primed
-                    start_ok = start_ok & rng_ok
-                if ternary:  # … and the ternary memory's PRNG likewise
-                    start_ok = start_ok & ~store.mem_busy & ~(self.reg.we & (self.reg.addr == REG_SEED))
-                m.d.comb += self.inp.ready.eq(start_ok)
-                with m.If(self.inp.valid & self.inp.ready):
-                    m.d.comb += [wr_x.addr.eq(beat), wr_x.en.eq(1)]
-                    for i in range(P):
-                        real = (beat * P + i) < N[0]  # padding lanes of the last beat hold zero
-                        m.d.comb += wr_x.data[i * IB:(i + 1) * IB].eq(Mux(real, self.inp.payload.pixels[i], 0))
-                    with m.If(beat == T[0] - 1):
-                        m.d.sync += [beat.eq(0), label.eq(self.inp.payload.label), cycles.eq(0),
-                                     x_train.eq(r_train), x_sym.eq(r_sym), x_dump.eq(r_dump), x_T1.eq(r_T1),
-                                     x_T2.eq(r_T2), x_beta.eq(r_beta)]
-                        if rng:
-                            m.d.sync += x_rsign.eq(r_rsign & ~r_sym)  # symmetric wins over random-sign
-                        for l in range(L):
-                            m.d.sync += k_w[l].eq(s.update_shift(l, 0, 0, False) + r_lr - r_beta + r_sym)
-                            m.d.sync += k_b[l].eq(s.bias_update_shift(l, 0, 0, False) + r_lr - r_beta + r_sym)
-                        start_sweep(named["c1"])
-                        m.next = "C1"
-                    with m.Else():
-                        m.d.sync += beat.eq(beat + 1)
-            with m.State("C1"):
-                m.d.comb += busy.eq(1)
-                with m.If(~pipe_busy):
-                    m.d.sync += [phase.eq(PHASE_FREE), step.eq(0), entry.eq(0), rd_zero.eq(1), rd_bank.eq(0),
-                                 wr_bank.eq(1), bsign.eq(0), last_free.eq(x_T1 == 1)]
-                    m.next = "STEP"
-            with m.State("STEP"):
-                # issue the step's sweeps back to back; -1 entries drain the pipeline
-                m.d.comb += busy.eq(1)
-                with m.If(~run):
-                    with m.Switch(entry):
-                        for e, idx in enumerate(step_list):
-                            with m.Case(e):
-                                if idx < 0:
-                                    with m.If(~pipe_busy):
-                                        m.d.sync += entry.eq(entry + 1)
-                                else:
-                                    start_sweep(idx)
-                                    m.d.sync += entry.eq(entry + 1)
-                        with m.Case(len(step_list)):
-                            with m.If(~pipe_busy):
-                                m.next = "STEP_DONE"
-            with m.State("STEP_DONE"):
-                m.d.comb += busy.eq(1)
-                last_step = step == Mux(phase == PHASE_FREE, x_T1, x_T2) - 1
-                m.d.sync += [entry.eq(0), rd_zero.eq(0)]
-                with m.If(~last_step):
-                    m.d.sync += step.eq(step + 1)
-                    # next step reads what this one wrote
-                    m.d.sync += rd_bank.eq(wr_bank)
-                    with m.Switch(phase):
-                        with m.Case(PHASE_FREE):
-                            m.d.sync += wr_bank.eq(wr_bank ^ 1)
-                            m.d.sync += last_free.eq(step + 2 == x_T1)
-                        with m.Case(PHASE_PLUS):
-                            m.d.sync += wr_bank.eq(wr_bank ^ 1)
-                        with m.Case(PHASE_MINUS):
-                            m.d.sync += wr_bank.eq(Mux(wr_bank == (bank_f ^ 1), bank_p ^ 1, bank_f ^ 1))
-                    m.next = "STEP"
-                with m.Else():
-                    m.d.sync += last_free.eq(0)
-                    m.d.sync += [dump_k.eq(1), dump_t.eq(0), dump_bank.eq(wr_bank)]
-                    with m.Switch(phase):
-                        with m.Case(PHASE_FREE):
-                            m.d.sync += bank_f.eq(wr_bank)
-                        with m.Case(PHASE_PLUS):
-                            m.d.sync += bank_p.eq(wr_bank)
-                        with m.Case(PHASE_MINUS):
-                            m.d.sync += bank_m.eq(wr_bank)
-                    with m.If(x_dump):
-                        m.next = "DUMP_READ"
-                    with m.Else():
-                        m.next = "PHASE_DONE"
-            with m.State("DUMP_READ"):
-                m.d.comb += busy.eq(1)
-                for k in range(1, L + 1):
-                    with m.If(dump_k == k):
-                        m.d.comb += [rd_s[k].addr.eq(bank_addr(k, dump_bank, dump_t)), rd_s[k].en.eq(1)]
-                m.next = "DUMP_SEND"
-            with m.State("DUMP_SEND"):
-                m.d.comb += busy.eq(1)
-                m.d.comb += self.dump.valid.eq(1)
-                for k in range(1, L + 1):  # keep reading the same word while the beat waits for ready
-                    with m.If(dump_k == k):
-                        m.d.comb += [rd_s[k].addr.eq(bank_addr(k, dump_bank, dump_t)), rd_s[k].en.eq(1)]
-                dword = layer_word(dump_k, {k: rd_s[k].data for k in range(1, L + 1)})
-                for i in range(P):
-                    m.d.comb += self.dump.payload.states[i].eq(dword[i * SB:(i + 1) * SB])
-                m.d.comb += [self.dump.payload.tile.eq(dump_t), self.dump.payload.layer.eq(dump_k),
-                             self.dump.payload.phase.eq(phase)]
-                with m.If(self.dump.ready):
-                    last_t = Signal()
-                    with m.Switch(dump_k):
-                        for k in range(1, L + 1):
-                            with m.Case(k):
-                                m.d.comb += last_t.eq(dump_t == T[k] - 1)
-                    with m.If(last_t):
-                        m.d.sync += [dump_t.eq(0), dump_k.eq(dump_k + 1)]
-                        with m.If(dump_k == L):
-                            m.next = "PHASE_DONE"
-                        with m.Else():
-                            m.next = "DUMP_READ"
-                    with m.Else():
-                        m.d.sync += dump_t.eq(dump_t + 1)
-                        m.next = "DUMP_READ"
-            with m.State("PHASE_DONE"):
-                m.d.comb += busy.eq(1)
-                m.d.sync += [step.eq(0), entry.eq(0)]
-                with m.If((phase == PHASE_FREE) & x_train):
-                    # +β from the free state into banks 2/3
-                    m.d.sync += [phase.eq(PHASE_PLUS), rd_bank.eq(bank_f), wr_bank.eq(2), bsign.eq(1)]
-                    if rng:
-                        # random sign: one draw, bit 31 of lane P − 1; −β runs the −β phase instead (its
-                        # ping-pong pairs bank_f ^ 1 with bank 3, so s_free stays intact for the update)
-                        neg = Signal()
-                        sign_bit = prng.out[(s.sign_lane + 1) * PRNG_WIDTH - 1]
-                        m.d.comb += [draw_sign.eq(x_rsign), neg.eq(x_rsign & sign_bit)]
-                        m.d.sync += x_neg.eq(neg)
-                        with m.If(neg):
-                            m.d.sync += [phase.eq(PHASE_MINUS), wr_bank.eq(bank_f ^ 1), bsign.eq(2), bank_p.eq(2)]
-                    m.next = "STEP"
-                with m.Elif((phase == PHASE_PLUS) & x_sym):
-                    # −β from the free state, ping-ponging between the two banks not holding s_free, s+
-                    m.d.sync += [phase.eq(PHASE_MINUS), rd_bank.eq(bank_f), wr_bank.eq(bank_f ^ 1), bsign.eq(2)]
-                    m.next = "STEP"
-                if s.training:
-                    with m.Elif(x_train):
-                        m.d.sync += [bank_b.eq(bank_p), bank_a.eq(Mux(x_sym, bank_m, bank_f)), upd_idx.eq(0),
-                                     bsign.eq(0)]
-                        if rng:
-                            with m.If(x_neg):  # random sign, −β: b = s^0, a = s^−β
-                                m.d.sync += [bank_b.eq(bank_f), bank_a.eq(bank_m)]
-                        m.next = "UPDATE"
-                with m.Else():
-                    m.next = "OUTPUT"
-            if s.training:
-                with m.State("UPDATE"):
-                    m.d.comb += busy.eq(1)
-                    with m.If(~run):
-                        with m.Switch(upd_idx):
-                            for e, idx in enumerate(upd_list):
-                                with m.Case(e):
-                                    # W0's update reads d (dpass) and the weights of every sweep are
-                                    # independent; dpass must land before upw0 reads it
-                                    if e == 1:
-                                        with m.If(~pipe_busy):
-                                            start_sweep(idx)
-                                            m.d.sync += upd_idx.eq(upd_idx + 1)
-                                    else:
-                                        start_sweep(idx)
-                                        m.d.sync += upd_idx.eq(upd_idx + 1)
-                            with m.Case(len(upd_list)):
-                                with m.If(~pipe_busy):
-                                    m.next = "OUTPUT"
-            with m.State("OUTPUT"):
-                m.d.comb += busy.eq(1)
-                m.d.comb += [self.out.valid.eq(1), self.out.payload.pred.eq(pred)]
-                with m.If(self.out.ready):
-                    m.d.sync += [cycles_last.eq(cycles + 1), samples.eq(samples + 1)]
-                    m.next = "IDLE"
+        # ---------------- state dump (hdl.kit.dump.DumpReader) and the prediction ----------------
+        m.submodules.dumper = dumper = DumpReader(self.dump.payload.shape(), T[1:])
+        wiring.connect(m, dumper.dump, wiring.flipped(self.dump))
+        m.d.comb += [dumper.start.eq(seq.dump_start), dumper.bank.eq(seq.dump_bank), dumper.phase.eq(seq.phase),
+                     seq.dump_done.eq(dumper.done)]
+        for k in range(1, L + 1):
+            m.d.comb += dumper.data[k - 1].eq(rd_s[k].data)
+            with m.If(dumper.rd_en[k - 1]):
+                m.d.comb += [rd_s[k].addr.eq(dumper.rd_addr[k - 1]), rd_s[k].en.eq(1)]
+        m.d.comb += [self.out.valid.eq(seq.out_valid), self.out.payload.pred.eq(pred), seq.out_ready.eq(self.out.ready)]
         return m
