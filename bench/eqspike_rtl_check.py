@@ -6,10 +6,14 @@
    idle/stall cycles on every stream; every prediction, the output states and the spike /
    synaptic-event / weight-word counters compared with the twin.
 2. On-chip training: ``--train-steps`` MNIST training images (default 100) through a 784-H-10
-   training core from random weights; after every step the core's weight digest (``REG_DIGEST``: a
-   sweep of every weight and bias memory word, :func:`spec.eqspike.weight_digest`) is compared with
-   the twin's, and every ``--readback-every`` steps (and after the last) every weight and bias is
-   also read back element by element through the weight port and compared array by array.
+   training core (built with the ``wdump`` block read-back port) from random weights; after the load
+   and after every ``--dump-every`` steps (default 1: every step) every weight and bias is read back as
+   a block (``REG_DUMP``: one ``wdump`` beat per memory word) and compared array by array with the
+   twin's, together with the weight digest the same sweep leaves in ``REG_DIGEST``
+   (:func:`spec.eqspike.weight_digest`; steps without a dump compare a ``REG_DIGEST`` sweep); with
+   ``--readback-every N`` every weight and bias is also read back element by element through
+   ``wcmd``/``wrsp`` (the host link's path, 25,450 beats at the default net) every N steps and after the
+   last (default 0: never; tests/test_eqspike_cocotb.py checks that path on small nets).
 
 Reports mismatches (must be 0), wall time per simulator (build excluded) and the Verilator/Icarus
 speed ratio on the same checks, as JSON and Markdown under ``--out``.
@@ -36,12 +40,13 @@ def markdown(report: dict) -> str:
              f"inference net {report['inference_net']}, training net {report['training_net']}, lanes "
              f"{report['lanes']}, T1 {report['T1']}, T2 {report['T2']}, stall probability {report['stall_prob']}", "",
              "| simulator | images | inference mismatches | inference s | training steps | weight digests compared "
-             "| weight arrays compared (full read-backs) | training mismatches | training s | build s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| block read-backs | weight arrays compared | training mismatches | training s | build s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for sim, r in report["results"].items():
         i, t = r["inference"], r["training"]
         lines.append(f"| {sim} | {i['images']} | {len(i['mismatches'])} | {r['inference_s']:.1f} | {t['steps']} | "
-                     f"{t['compared']['digests']} | {t['compared']['weight_arrays']} | {len(t['mismatches'])} | "
+                     f"{t['compared']['digests']} | {t['compared']['dumps']} | {t['compared']['weight_arrays']} | "
+                     f"{len(t['mismatches'])} | "
                      f"{r['training_s']:.1f} | "
                      f"{r['build_s']:.0f} |")
     for k in ("verilator_speedup_inference", "verilator_speedup_training"):
@@ -58,9 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
     p.add_argument("--images", type=int, default=1000, help="test images for the inference check (default 1000)")
     p.add_argument("--train-steps", type=int, default=100, help="on-chip training steps (default 100)")
-    p.add_argument("--readback-every", type=int, default=25,
-                   help="full element read-back every N training steps and after the last (default 25; 1 = every "
-                        "step, the slow path: 25,450 weight-port beats per read-back at the default net)")
+    p.add_argument("--dump-every", type=int, default=1,
+                   help="block read-back (wdump: one beat per memory word, 1,603 at the default net) every N "
+                        "training steps and after the last (default 1: every step); other steps compare the digest")
+    p.add_argument("--readback-every", type=int, default=0,
+                   help="element-by-element read-back (wcmd/wrsp: 25,450 beats each at the default net) every N "
+                        "training steps and after the last; 0 (default): never")
     p.add_argument("--hidden", type=int, default=32, help="hidden neurons of the random/training net (default 32)")
     p.add_argument("--lanes", type=int, default=16, help="lanes P (default 16)")
     p.add_argument("--T1", type=int, default=8, help="free-phase steps (default 8)")
@@ -72,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "bench/results/eqspike_rtl_check",
                    help="output folder for report.json and report.md (default bench/results/eqspike_rtl_check)")
     args = p.parse_args(argv)
-    for name in ("images", "train_steps", "readback_every", "hidden", "lanes", "T1", "T2"):
+    for name in ("images", "train_steps", "dump_every", "hidden", "lanes", "T1", "T2"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be a positive integer, not {getattr(args, name)}")
+    if args.readback_every < 0:
+        p.error(f"--readback-every must be 0 (never) or a positive integer, "
+                f"not {args.readback_every}")
     if not 0 <= args.stall < 1:
         p.error(f"--stall must be a probability in [0, 1), not {args.stall}")
     import numpy as np
@@ -83,9 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     from golden.eqspike.image import load_image
     from golden.eqspike.twin import init_weights
     from golden.train import atomic_write_bytes
-    from hdl.eqspike import EqSpikeCore
-    from sim.eqspike import Item, compare_with_twin, run_eqspike
-    from sim.runner import build, verilog_of
+    from sim.eqspike import Item, compare_with_twin, eqspike_verilog, run_eqspike
+    from sim.runner import build
     from spec.eqspike import EqSpikeSpec
 
     if args.image is not None:
@@ -108,16 +118,20 @@ def main(argv: list[str] | None = None) -> int:
     xt = train.images.reshape(len(train), -1)[:args.train_steps].astype(np.int64)
     yt = train.labels[:args.train_steps]
     inf = [Item("infer", x) for x in xi]
-    tr = [Item("train", x, label=int(y), digest=True,
-               readback=(n + 1) % args.readback_every == 0 or n == args.train_steps - 1)
+    last = args.train_steps - 1
+    tr = [Item("train", x, label=int(y), digest=True, dump=(n + 1) % args.dump_every == 0 or n == last,
+               readback=args.readback_every > 0 and ((n + 1) % args.readback_every == 0 or n == last))
           for n, (x, y) in enumerate(zip(xt, yt, strict=True))]
     report = {"bench": "eqspike_rtl_check", "image": str(args.image) if args.image else None,
               "inference_net": "-".join(map(str, spec.layers)), "training_net": "-".join(map(str, tspec.layers)),
-              "lanes": spec.lanes, "readback_every": args.readback_every, "T1": tspec.T1, "T2": tspec.T2,
+              "lanes": spec.lanes, "dump_every": args.dump_every, "readback_every": args.readback_every,
+              "T1": tspec.T1, "T2": tspec.T2,
               "stall_prob": args.stall,
               "command": "python bench/eqspike_rtl_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "results": {}}
-    vi, vt = verilog_of(EqSpikeCore(spec), "eqspike_core"), verilog_of(EqSpikeCore(tspec), "eqspike_core")
+    # the inference core without the dump port (its Verilog is the boards' and hdl.build's), the training
+    # core with it
+    vi, vt = eqspike_verilog(spec, dump=False), eqspike_verilog(tspec)
     for sim in args.simulators:
         t0 = time.time()
         build(vi, "eqspike_core", sim)
@@ -131,18 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         acc = float((np.array([int(r["out"]) & 15 for r in res["items"]]) == yi).mean())
         t0 = time.time()
         res_t = run_eqspike(tspec, tw, tr, sim, seed=args.seed, idle_prob=args.stall, stall_prob=args.stall,
-                            verilog=vt, digest_initial=True)
+                            verilog=vt, readback_initial=False, dump_initial=True)
         tr_s = time.time() - t0
         rep_t = compare_with_twin(tspec, tw, tr, res_t, sim)
         report["results"][sim] = {
             "build_s": build_s, "inference_s": inf_s, "training_s": tr_s,
+            "bench_phase_s": {"inference": res.get("phase_s"), "training": res_t.get("phase_s")},
             "inference": {"images": rep_i.samples, "compared": rep_i.compared, "mismatches": rep_i.mismatches,
                           "rtl_accuracy": acc, "mean_cycles_per_image": float(np.mean(rep_i.cycles))},
             "training": {"steps": rep_t.training_steps, "compared": rep_t.compared, "mismatches": rep_t.mismatches},
         }
         print(f"{sim:9s}: inference {rep_i.samples} images, {len(rep_i.mismatches)} mismatches, {inf_s:.1f} s | "
-              f"training {rep_t.training_steps} steps, {rep_t.compared['digests']} weight digests and "
-              f"{rep_t.compared['weight_arrays']} weight arrays compared, "
+              f"training {rep_t.training_steps} steps, {rep_t.compared['digests']} weight digests, "
+              f"{rep_t.compared['dumps']} block read-backs and {rep_t.compared['weight_arrays']} weight arrays "
+              f"compared, "
               f"{len(rep_t.mismatches)} mismatches, {tr_s:.1f} s | build {build_s:.0f} s", flush=True)
     r = report["results"]
     if "icarus" in r and "verilator" in r:

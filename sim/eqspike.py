@@ -2,7 +2,8 @@
 
 :func:`run_eqspike` builds the Verilog of :class:`hdl.eqspike.EqSpikeCore` for a spec, packs a job
 (the weight image as element writes, then :class:`Item` s: pixel inference, AER inference, on-chip
-training samples, register writes, read-backs of every weight and bias) and runs
+training samples, register writes, read-backs of every weight and bias — element by element on
+``wcmd``/``wrsp``, or as a block read-back on ``wdump``, one beat per memory word) and runs
 :mod:`sim.eqspike_bench` on the chosen simulator with seeded random stalls on every stream.
 :func:`compare_with_twin` replays the same job on :class:`golden.eqspike.twin.EqSpikeTwin` and returns
 every mismatch (predictions, output states, spike / synaptic-event / weight-word counters, every weight
@@ -17,11 +18,22 @@ from pathlib import Path
 import numpy as np
 
 from golden.eqspike.twin import EqSpikeTwin
-from hdl.eqspike import CTRL_AER, CTRL_TRAIN, REG_CTRL, REG_SEED, REG_T1, REGISTERS, _ubits, aer_addr_bits, wcmd_fields
-from hdl.eqspike_host import pack
+from hdl.eqspike import (
+    CTRL_AER,
+    CTRL_TRAIN,
+    REG_CTRL,
+    REG_SEED,
+    REG_T1,
+    REGISTERS,
+    _ubits,
+    aer_addr_bits,
+    dump_word_count,
+    wcmd_fields,
+)
+from hdl.eqspike_host import dump_to_weights, pack, unpack_dump
 from spec.eqspike import EqSpikeSpec, digest_words
 
-from .runner import run_cocotb, verilog_of
+from .runner import run_cocotb
 
 
 @dataclass
@@ -31,8 +43,10 @@ class Item:
     ``steps`` (AER): per time step the input neurons that spike; ``bad`` (AER): per step extra addresses
     ≥ N0 sent among them (the core drops and counts them). ``T``: REG_T1 for this sample (inference;
     default the spec's T1; AER: ``len(steps)``). ``reseed``: REG_SEED written before the sample.
-    ``readback``: every weight and bias read back after the sample. ``digest``: a REG_DIGEST sweep after the
-    sample (the 32-bit digest of every weight and bias, :func:`spec.eqspike.weight_digest`)."""
+    ``readback``: every weight and bias read back element by element after the sample. ``dump``: a block
+    read-back (REG_DUMP: every memory word on ``wdump``; the same sweep gives the digest, compared too).
+    ``digest``: a REG_DIGEST sweep after the sample (the 32-bit digest of every weight and bias,
+    :func:`spec.eqspike.weight_digest`)."""
 
     kind: str
     x: np.ndarray | None = None
@@ -43,6 +57,17 @@ class Item:
     reseed: int | None = None
     readback: bool = False
     digest: bool = False
+    dump: bool = False
+
+
+def eqspike_verilog(spec: EqSpikeSpec, weights: dict | None = None, *, dump: bool = True) -> str:
+    """Verilog of ``EqSpikeCore(spec, weights, dump=dump)`` as the simulated top ``eqspike_core``
+    (``dump=False``: no ``wdump`` port, items with ``dump`` cannot run)."""
+    from hdl.eqspike import EqSpikeCore
+
+    from .runner import verilog_of
+
+    return verilog_of(EqSpikeCore(spec, weights, dump=dump), "eqspike_core")
 
 
 @dataclass
@@ -51,7 +76,7 @@ class Report:
     samples: int = 0
     training_steps: int = 0
     compared: dict = field(default_factory=lambda: {"preds": 0, "states": 0, "counters": 0, "weight_arrays": 0,
-                                                    "digests": 0})
+                                                    "digests": 0, "dumps": 0})
     mismatches: list[str] = field(default_factory=list)
     cycles: list[int] = field(default_factory=list)
     wall_s: float = 0.0
@@ -106,7 +131,7 @@ def _item_T(spec: EqSpikeSpec, it: Item) -> int:
 
 def make_job(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item], *, seed: int = 1,
              idle_prob: float = 0.0, stall_prob: float = 0.0, readback_initial: bool = True,
-             digest_initial: bool = False, timeout_ns: int | None = None) -> dict:
+             digest_initial: bool = False, dump_initial: bool = False, timeout_ns: int | None = None) -> dict:
     wf = wcmd_fields(spec)
     P, lb, ab, ib = spec.lanes, _ubits(spec.layers[-1] - 1), aer_addr_bits(spec), spec.input_bits
     load = [wcmd_word(spec, wf, 0, a, i, j, int(weights[n][i, j] if weights[n].ndim == 2 else weights[n][i]))
@@ -130,24 +155,28 @@ def make_job(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item
             beats = [pack([(v, ib) for v in x[t * P:(t + 1) * P]] + [(int(it.label), lb)])
                      for t in range(spec.tiles(0))]
             stream = "inp"
-        jitems.append({"regs": regs, "stream": stream, "beats": beats, "readback": it.readback, "digest": it.digest})
+        jitems.append({"regs": regs, "stream": stream, "beats": beats, "readback": it.readback, "digest": it.digest,
+                       "dump": it.dump})
     return {"seed": seed, "idle_prob": idle_prob, "stall_prob": stall_prob, "timeout_ns": timeout_ns,
             "regs": {k[4:]: v for k, v in REGISTERS.items()}, "load": load, "readback_cmds": rb,
-            "readback_initial": readback_initial, "digest_initial": digest_initial,
-            "digest_words": sum(len(w) for w in digest_words(spec, weights)), "items": jitems}
+            "readback_initial": readback_initial, "digest_initial": digest_initial, "dump_initial": dump_initial,
+            "digest_words": sum(len(w) for w in digest_words(spec, weights)),
+            # 0: no block read-back asked (the core may have been built without the wdump port)
+            "dump_words": dump_word_count(spec) if dump_initial or any(it.dump for it in items) else 0,
+            "items": jitems}
 
 
 def run_eqspike(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item], simulator: str, *,
                 build_root: Path | None = None, seed: int = 1, idle_prob: float = 0.0, stall_prob: float = 0.0,
-                readback_initial: bool = True, digest_initial: bool = False, timeout_ns: int | None = None,
-                verilog: str | None = None) -> dict:
-    """Run the generated Verilog (``verilog``: already generated text, else built here); the bench's raw result."""
-    from hdl.eqspike import EqSpikeCore
-
+                readback_initial: bool = True, digest_initial: bool = False, dump_initial: bool = False,
+                timeout_ns: int | None = None, verilog: str | None = None) -> dict:
+    """Run the generated Verilog (``verilog``: already generated text of :func:`eqspike_verilog`, else built
+    here); the bench's raw result."""
     if verilog is None:
-        verilog = verilog_of(EqSpikeCore(spec), "eqspike_core")
+        verilog = eqspike_verilog(spec)
     job = make_job(spec, weights, items, seed=seed, idle_prob=idle_prob, stall_prob=stall_prob,
-                   readback_initial=readback_initial, digest_initial=digest_initial, timeout_ns=timeout_ns)
+                   readback_initial=readback_initial, digest_initial=digest_initial, dump_initial=dump_initial,
+                   timeout_ns=timeout_ns)
     return run_cocotb(verilog, "eqspike_core", "sim.eqspike_bench", simulator, build_root, job=job, seed=seed)
 
 
@@ -176,8 +205,20 @@ def compare_with_twin(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: 
         if int(got) != want:
             bad(f"{where}: REG_DIGEST {int(got):#010x} != twin's weight digest {want:#010x}")
 
+    def check_dump(where, beats):
+        rep.compared["dumps"] += 1
+        got, pad = dump_to_weights(spec, unpack_dump(spec, beats))
+        if pad:
+            bad(f"{where}: block read-back has {pad} non-zero padding lanes")
+        for k, v in twin.weights.items():
+            rep.compared["weight_arrays"] += 1
+            if not np.array_equal(got[k], v):
+                bad(f"{where}: block read-back: {k} differs in {int((got[k] != v).sum())} elements")
+
     if "readback_initial" in result:
         check_weights("initial read-back", result["readback_initial"])
+    if "dump_initial" in result:
+        check_dump("initial", result["dump_initial"])
     if "digest_initial" in result:
         check_digest("initial digest", result["digest_initial"])
     n_bad = 0
@@ -212,8 +253,10 @@ def compare_with_twin(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: 
             rep.compared["counters"] += 1
             if int(c[k]) != v:
                 bad(f"item {n} ({it.kind}): {k} counter {c[k]} != twin {v}")
-        if it.digest:
+        if it.digest or it.dump:
             check_digest(f"item {n} ({it.kind})", res["digest"])
+        if it.dump:
+            check_dump(f"item {n} ({it.kind})", res["dump"])
         if it.readback:
             check_weights(f"item {n} ({it.kind})", res["readback"])
     if result["end"]["AER_BAD"] != n_bad:

@@ -37,10 +37,22 @@ async def eqspike(dut):
     out = StreamSink(dut, "out", seed=seed + 2, stall_prob=stall)
     wcmd = StreamSource(dut, "wcmd", seed=seed + 3, idle_prob=idle)
     wrsp = StreamSink(dut, "wrsp", seed=seed + 4, stall_prob=stall)
+    wdump = StreamSink(dut, "wdump", seed=seed + 5, stall_prob=stall) if job.get("dump_words") else None
     await reset(dut)
     c = job["regs"]
     result: dict = {"spec_id": await regs.read(c["SPEC_ID"])}
     t0 = time.time()
+    phase_s = {"load": 0.0, "samples": 0.0, "digests": 0.0, "dumps": 0.0, "readbacks": 0.0}  # wall s per kind
+
+    class _timed:  # accumulate the wall time of a block into phase_s[kind]
+        def __init__(self, kind):
+            self.kind = kind
+
+        def __enter__(self):
+            self.t = time.time()
+
+        def __exit__(self, *exc):
+            phase_s[self.kind] += time.time() - self.t
 
     async def readback() -> list[int]:
         cmds = job["readback_cmds"]
@@ -57,28 +69,52 @@ async def eqspike(dut):
             pass
         return await regs.read(c["DIGEST"])
 
+    async def dump() -> tuple[list[int], int]:
+        # block read-back: a REG_DUMP write, then one wdump beat per memory word; the same sweep leaves the
+        # weight digest in REG_DIGEST
+        task = cocotb.start_soon(wdump.recv(job["dump_words"]))
+        await regs.write(c["DUMP"], 0)
+        beats = await task
+        while await regs.read(c["STATUS"]) & 1:
+            pass
+        return beats, await regs.read(c["DIGEST"])
+
     progress["where"] = "loading weights"
-    await wcmd.send(job["load"])
+    with _timed("load"):
+        await wcmd.send(job["load"])
     if job.get("readback_initial"):
         progress["where"] = "initial read-back"
-        result["readback_initial"] = await readback()
-    if job.get("digest_initial"):
-        result["digest_initial"] = await digest()
+        with _timed("readbacks"):
+            result["readback_initial"] = await readback()
+    if job.get("dump_initial"):
+        progress["where"] = "initial block read-back"
+        with _timed("dumps"):
+            result["dump_initial"], result["digest_initial"] = await dump()
+    elif job.get("digest_initial"):
+        with _timed("digests"):
+            result["digest_initial"] = await digest()
     items = []
     for n, it in enumerate(job["items"]):
         progress["where"] = f"item {n}"
-        for a, v in it["regs"]:
-            await regs.write(a, v)
-        otask = cocotb.start_soon(out.recv(1))
-        await srcs[it["stream"]].send(it["beats"])
-        res = {"out": (await otask)[0]}
-        res["counters"] = {k: await regs.read(c[k]) for k in ("CYCLES", "SPIKES", "WORDS", "SYN", "STATUS")}
-        if it.get("digest"):
-            res["digest"] = await digest()
+        with _timed("samples"):
+            for a, v in it["regs"]:
+                await regs.write(a, v)
+            otask = cocotb.start_soon(out.recv(1))
+            await srcs[it["stream"]].send(it["beats"])
+            res = {"out": (await otask)[0]}
+            res["counters"] = {k: await regs.read(c[k]) for k in ("CYCLES", "SPIKES", "WORDS", "SYN", "STATUS")}
+        if it.get("dump"):
+            with _timed("dumps"):
+                res["dump"], res["digest"] = await dump()
+        elif it.get("digest"):
+            with _timed("digests"):
+                res["digest"] = await digest()
         if it.get("readback"):
-            res["readback"] = await readback()
+            with _timed("readbacks"):
+                res["readback"] = await readback()
         items.append(res)
     res_regs = {k: await regs.read(c[k]) for k in ("SAMPLES", "AER_BAD", "STATUS")}
     await RisingEdge(dut.clk)
-    result.update(items=items, end=res_regs, wall_s=time.time() - t0, sim_time_ns=get_sim_time(unit="ns"))
+    result.update(items=items, end=res_regs, wall_s=time.time() - t0, sim_time_ns=get_sim_time(unit="ns"),
+                  phase_s=phase_s)
     save_result(result)

@@ -2,8 +2,10 @@
 
 Weights loaded and read back through the weight port; pixel and AER inference (predictions, output
 states, spike / synaptic-event / weight-word counters, events for neurons that do not exist counted);
-on-chip training with every weight and bias read back after every step and the REG_DIGEST weight
-digest compared with the twin's (symmetric and one-sided estimators); SEED and T1 register writes. The
+on-chip training with every weight and bias read back as a block (REG_DUMP, ``wdump``) after the load
+and every step, element by element (``wcmd``/``wrsp``) after the load and every other step, and the
+REG_DIGEST weight digest compared with the twin's (symmetric and one-sided estimators); SEED and T1
+register writes; a block read-back with one word changed is reported. The
 broad sweep runs in the Amaranth simulator
 (tests/test_eqspike_core.py); this tier runs small nets through both real simulators.
 """
@@ -44,7 +46,7 @@ def scenario(spec: EqSpikeSpec, seed: int) -> list[Item]:
                                              for _ in range(T)])
 
     items = [Item("infer", x()), Item("infer", x(), T=5), aer(spec.T1), aer(6)]
-    items += [Item("train", x(), label=int(rng.integers(0, spec.layers[-1])), readback=True, digest=True,
+    items += [Item("train", x(), label=int(rng.integers(0, spec.layers[-1])), readback=k % 2 == 0, dump=True,
                    reseed=0x1234ABCD if k == 2 else None) for k in range(4)]
     items += [Item("infer", x()), aer(spec.T1)]  # inference on the trained weights
     return items
@@ -59,11 +61,13 @@ def test_verilog_matches_twin(name, simulator):
     weights = init_weights(spec, seed=seed, scale=3.0)
     items = scenario(spec, seed)
     result = run_eqspike(spec, weights, items, simulator, seed=seed, idle_prob=0.3, stall_prob=0.3,
-                         timeout_ns=200_000_000, digest_initial=True)
+                         timeout_ns=200_000_000, dump_initial=True)
     rep = compare_with_twin(spec, weights, items, result, simulator)
     assert rep.mismatches == []
-    assert rep.training_steps == 4 and rep.compared["weight_arrays"] == 5 * 2 * spec.n_layers
-    assert rep.compared["digests"] == 5  # REG_DIGEST after the load and after every training step
+    # element read-backs after the load and steps 0, 2; block read-backs after the load and every step
+    assert rep.training_steps == 4 and rep.compared["weight_arrays"] == (3 + 5) * 2 * spec.n_layers
+    assert rep.compared["dumps"] == 5
+    assert rep.compared["digests"] == 5  # REG_DIGEST (left by the dump sweep) after the load and every step
     assert result["end"]["AER_BAD"] > 0  # events for neurons that do not exist were sent (and counted)
     # not vacuous: training moved weights (the read-back after the last step differs from the load)
     twin = EqSpikeTwin(spec, weights)
@@ -78,3 +82,9 @@ def test_verilog_matches_twin(name, simulator):
     wl[:, :] = np.where(wl > 0, lo, hi)
     rep_bad = compare_with_twin(spec, weights, items, result, simulator, twin=EqSpikeTwin(spec, bad))
     assert rep_bad.mismatches != []
+    # a block read-back with one word changed (after the last training step, which has no element read-back)
+    n_last = max(n for n, it in enumerate(items) if it.kind == "train")
+    beats = result["items"][n_last]["dump"]
+    beats[len(beats) // 2] ^= 1
+    rep_dump = compare_with_twin(spec, weights, items, result, simulator)
+    assert any(f"item {n_last} (train): block read-back" in m for m in rep_dump.mismatches), rep_dump.mismatches
