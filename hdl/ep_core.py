@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,13 +44,15 @@ from .fixed import saturate
 from .kit import layout_from_fields
 from .kit.colpath import ColumnPath
 from .kit.dump import DumpReader
+from .kit.issue import ENGINE_PORTS, SEQ_PORTS, Issue
 from .kit.lanes import LaneProducts
 from .kit.loader import InputLoader
+from .kit.operands import OperandSelect
 from .kit.regfile import EPRegisterFile
 from .kit.rowpath import RowPath
 from .kit.sequencer import Sequencer
 from .kit.sweep import Sweep, SweepEngine
-from .kit.update import UpdateUnit
+from .kit.updpath import UpdatePath
 from .kit.weights import WeightStore
 from .prng import XorshiftBank
 from .regport import RegSignature
@@ -135,6 +137,17 @@ class EPCore(wiring.Component):
                 add(f"upb{l}", Sweep(K_UPB, l, l + 1, s.tiles(l + 1), 1, two_cycle=True))
         return table, step, named
 
+    def op_layout(self) -> data.StructLayout:
+        """The pipeline's micro-op: what rides along each stage beside the data."""
+        s = self.spec
+        L, P, N, T = s.n_layers, s.lanes, s.layers, [s.tiles(k) for k in range(s.n_layers + 1)]
+        words = max(N[l + 1] * T[l] for l in range(L))  # the sweep engine's waddr is range(words + 1)
+        return data.StructLayout({
+            "valid": 1, "kind": 3, "conn": _clog2(L), "layer": _clog2(L + 1), "first": 1, "last": 1,
+            "sub": 1, "j": _clog2(max(N) + 1), "lane": _clog2(P), "word": _clog2(max(T) + 1),
+            "waddr": max(1, words.bit_length()), "wr_bank": 2, "zero": 1, "bsign": 2, "argmax": 1,
+        })
+
     # ------------------------------------------------------------------------------------------
     def elaborate(self, platform):  # noqa: C901  (one datapath, kept in one place)
         s = self.spec
@@ -143,7 +156,6 @@ class EPCore(wiring.Component):
         T = [s.tiles(k) for k in range(L + 1)]
         N = list(s.layers)
         ACC = s.acc_bits_max
-        WMAX = max(s.weight_bits)
         table, step_list, named = self.sweeps()
         # ---------------- memories ----------------
         # weights and biases (hdl.kit.weights.WeightStore, with the load port); the core's own memories below
@@ -152,7 +164,6 @@ class EPCore(wiring.Component):
         m.submodules.weights = store = WeightStore(s, self.init_words)
         wiring.connect(m, wiring.flipped(self.wcmd), store.wcmd)
         wiring.connect(m, store.wrsp, wiring.flipped(self.wrsp))
-        wbits = store.wbits
         wq_banks = [getattr(store, f"w{l}") for l in range(store.banks)]
         xmem = memory.Memory(shape=unsigned(P * IB), depth=T[0], init=[])
         m.submodules.xmem = xmem
@@ -179,10 +190,6 @@ class EPCore(wiring.Component):
             dmem = memory.Memory(shape=unsigned(P * (SB + 1)), depth=T[1], init=[])
             m.submodules.dmem = dmem
             rd_d, wr_d = dmem.read_port(), dmem.write_port()
-
-        def lane(word, i, bits, sign):
-            v = word[i * bits:(i + 1) * bits]
-            return v.as_signed() if sign else v
 
         def lane_sel(word, idx, bits, sign, count=P):
             """Element ``idx`` (a Value) of a P-element word."""
@@ -236,81 +243,40 @@ class EPCore(wiring.Component):
         m.submodules.loader = loader = InputLoader(self.inp.payload.shape(), N[0], T[0])
         wiring.connect(m, wiring.flipped(self.inp), loader.inp)
         label, x_beta = loader.label, Signal.like(r_beta)
-        kmax = max([s.update_shift(l, s.lr_shift_max, 0, True) for l in range(L)]
-                   + [s.bias_update_shift(l, s.lr_shift_max, 0, True) for l in range(L)] + [1])
-        k_w = [Signal(range(kmax + 1), name=f"k_w{l}") for l in range(L)]
-        k_b = [Signal(range(kmax + 1), name=f"k_b{l}") for l in range(L)]
 
         # ---------------- sweep engine (hdl.kit.sweep.SweepEngine) ----------------
         m.submodules.sweep = eng = SweepEngine(table, P, T[:L], max(N[l + 1] * T[l] for l in range(L)))
-        run, outer, inner, sub, waddr = eng.run, eng.outer, eng.inner, eng.sub, eng.waddr
-        o_w, o_l, i_w, i_l = eng.o_w, eng.o_l, eng.i_w, eng.i_l
-        rd_bank, wr_bank, rd_zero, bsign = seq.rd_bank, seq.wr_bank, seq.rd_zero, seq.bsign  # bsign 1: +β, 2: −β
-        last_free, bank_a, bank_b = seq.last_free, seq.bank_a, seq.bank_b
+        run, waddr = eng.run, eng.waddr
 
-        # ---------------- S0: issue ----------------
-        op_layout = data.StructLayout({
-            "valid": 1, "kind": 3, "conn": _clog2(L), "layer": _clog2(L + 1), "first": 1, "last": 1,
-            "sub": 1, "j": _clog2(max(N) + 1), "lane": _clog2(P), "word": _clog2(max(T) + 1),
-            "waddr": len(waddr), "wr_bank": 2, "zero": 1, "bsign": 2, "argmax": 1,
-        })
-        op0 = Signal(op_layout)
-        kind, conn = eng.kind, eng.conn
-        is_reduce = (kind == K_REDUCE) | (kind == K_C1)
-        m.d.comb += [
-            op0.valid.eq(run), op0.kind.eq(kind), op0.conn.eq(conn), op0.layer.eq(eng.layer),
-            op0.sub.eq(sub), op0.waddr.eq(waddr), op0.wr_bank.eq(wr_bank), op0.zero.eq(rd_zero),
-            op0.bsign.eq(bsign),
-        ]
-        with m.If(is_reduce | (kind == K_UPW)):  # outer = row j, inner = tile t
-            m.d.comb += [op0.first.eq(eng.first), op0.last.eq(eng.last), op0.j.eq(outer),
-                         op0.lane.eq(o_l), op0.word.eq(o_w),
-                         op0.argmax.eq(last_free & (eng.layer == L) & (kind == K_REDUCE))]
-        with m.Else():  # broadcast: outer = tile t, inner = j; dpass/upb: outer = tile t
-            m.d.comb += [op0.first.eq(eng.first), op0.last.eq(eng.last), op0.j.eq(inner),
-                         op0.lane.eq(i_l), op0.word.eq(outer)]
-
-        def bank_addr(k, bank, word):
+        def bank_addr(k, bank, word):  # state memories: four banks of tiles(k) words
             return bank * T[k] + word
 
+        # ---------------- S0: issue (hdl.kit.issue.Issue): the micro-op and the read addresses ----------------
+        op_layout = self.op_layout()
+        assert op_layout.members["waddr"] == len(waddr)
+        kinds = {"reduce": K_REDUCE, "c1": K_C1, "bcast": K_BCAST, "upw": K_UPW, "dpass": K_DPASS, "upb": K_UPB}
+        m.submodules.issue = iss = Issue(s, op_layout, kinds, eng)
+        m.d.comb += [getattr(iss, n).eq(getattr(eng, n)) for n in ENGINE_PORTS] + [
+            getattr(iss, n).eq(getattr(seq, n)) for n in SEQ_PORTS]
+        op0, kind, conn = iss.op, eng.kind, eng.conn
         # read-port addresses (the engine owns them while running; dump/weight port otherwise). A read port's
         # enable is 1 unless driven: the ports that answer weight-port read-backs are held (enable 0) by
         # default, so that their data stays until the response is taken
         # weights and biases: the store reads connection conn's word waddr (every bank the same address) and
         # the bias word (reduce: b_conn at word j//P; update: word t)
         m.d.comb += [store.rd_en.eq(run), store.rd_addr.eq(waddr), store.rd_conn.eq(conn),
-                     store.b_rd_conn.eq(conn), store.b_rd_word.eq(Mux(kind == K_UPB, outer, o_w))]
+                     store.b_rd_conn.eq(conn), store.b_rd_word.eq(iss.b_word)]
         if ternary:  # every relaxation micro-op senses one weight word (one draw)…
             if tt:  # … and a weight update reads the stored cells raw (no PCSA, no draw)
                 m.d.comb += [store.rd_sense.eq((kind != K_DPASS) & (kind != K_UPB)), store.rd_raw.eq(kind == K_UPW)]
             else:
                 m.d.comb += store.rd_sense.eq(1)
         with m.If(run):
-            m.d.comb += [rd_x.addr.eq(inner), rd_x.en.eq(1)]
-            for rp in rd_p.values():
-                m.d.comb += [rp.addr.eq(o_w), rp.en.eq(1)]
-            if s.training:
-                m.d.comb += [rd_d.addr.eq(o_w), rd_d.en.eq(1)]
+            m.d.comb += [rd_x.addr.eq(iss.x_addr), rd_x.en.eq(1)]
+            for rp in list(rd_p.values()) + ([rd_d] if s.training else []):
+                m.d.comb += [rp.addr.eq(iss.row_word), rp.en.eq(1)]
             for k in range(1, L + 1):
-                addr = Signal(range(4 * T[k]), name=f"s{k}_raddr")
-                m.d.comb += [rd_s[k].addr.eq(addr), rd_s[k].en.eq(1)]
-                upd_bank = Mux(sub, bank_a, bank_b)
-                with m.Switch(kind):
-                    with m.Case(K_REDUCE):
-                        # pre tile of layer k (= conn + ... ) or the nudge state of the top layer
-                        with m.If(conn == k):
-                            m.d.comb += addr.eq(bank_addr(k, rd_bank, inner))
-                        with m.Else():
-                            m.d.comb += addr.eq(bank_addr(k, rd_bank, o_w))
-                    with m.Case(K_BCAST):
-                        m.d.comb += addr.eq(bank_addr(k, rd_bank, i_w))  # post scalar (k = conn+1)
-                    with m.Case(K_DPASS, K_UPB):
-                        m.d.comb += addr.eq(bank_addr(k, upd_bank, outer))
-                    with m.Case(K_UPW):
-                        with m.If(conn == k):
-                            m.d.comb += addr.eq(bank_addr(k, upd_bank, inner))  # pre tile
-                        with m.Else():
-                            m.d.comb += addr.eq(bank_addr(k, upd_bank, o_w))  # post scalar
+                m.d.comb += [rd_s[k].addr.eq(iss.s_addr[k - 1]), rd_s[k].en.eq(1)]
 
         # ---------------- S0r: memory data registered ----------------
         # The block RAMs' read data (after the depth-cascade multiplexer that synthesis builds for a
@@ -356,98 +322,24 @@ class EPCore(wiring.Component):
         if s.training:
             dq = rq(rd_d, "d")
 
-        # ---------------- S1: memory data → operands ----------------
+        # ---------------- S1: memory data → operands (hdl.kit.operands.OperandSelect) ----------------
         op1 = Signal(op_layout)
         m.d[rdom] += op1.eq(op0r)
-        c1 = op1
-        k1 = c1.kind
-        PB = max(WMAX, SB + 2)  # left operand width (weights, or a post state / difference)
-        RB = max(IB, SB) + 1  # right operand width (pre lanes or a broadcast state), signed
-        left = [Signal(signed(PB), name=f"left{i}") for i in range(P)]
-        right = [Signal(signed(RB), name=f"right{i}") for i in range(P)]
-        UB = max(wbits)  # weight element width on the update path (the weights, or a ternary core's latent weights)
-        OB = max(UB, s.bias_bits)  # … and of the stored word it updates (weights or biases), sign-extended
-        bias1 = Signal(signed(s.bias_bits))
-        part1 = Signal(signed(ACC))
-        nstate1 = Signal(SB)
-        slanes1 = [Signal(SB, name=f"slane{i}") for i in range(P)]
-
-        def wlane(i):
-            """Lane i of the current connection's weight word, sign-extended to WMAX."""
-            v = Signal(signed(WMAX), name=f"wl{i}")
-            if ternary:  # −1, 0, +1 from the PCSA's (nonzero, negative) bits: bit 0 = nonzero, sign = negative
-                m.d.comb += v.eq(Mux(tq_nz[i], Mux(tq_neg[i], -1, 1), 0))
-                return v
-            with m.Switch(c1.conn):
-                for l in range(L):
-                    with m.Case(l):
-                        m.d.comb += v.eq(lane(wq_w[l], i, s.weight_bits[l], True))
-            return v
-
-        wl = [wlane(i) for i in range(P)]
-        if s.training:  # the update path carries the stored word (weights, latent weights or biases)…
-            uold1 = Signal(data.ArrayLayout(signed(OB), P))
-            for i in range(P):
-                wold = wl[i]
-                if tt:
-                    wold = Signal(signed(UB), name=f"vl{i}")
-                    with m.Switch(c1.conn):
-                        for l in range(L):
-                            with m.Case(l):
-                                m.d.comb += wold.eq(lane(wq_w[l], i, wbits[l], True))
-                m.d.comb += uold1[i].eq(Mux(k1 == K_UPB, lane(bq, i, s.bias_bits, True), wold))
-        if tt:  # … and a ternary training core's stored cells
-            cword1 = Signal(2 * P)
-            m.d.comb += cword1.eq(tq_cells)
-
-        # state words at S1 (zeroed for the first step of the free phase)
-        sdata = [None] + [Mux(c1.zero, 0, sq[k]) for k in range(1, L + 1)]
-
-        def layer_word(kval, words):
-            """Select, by a Value layer index, one of several per-layer words (same width)."""
-            width = max(len(w) for w in words.values())
-            v = Signal(width, name="lsel")
-            with m.Switch(kval):
-                for k, w in words.items():
-                    with m.Case(k):
-                        m.d.comb += v.eq(w)
-            return v
-
-        pre_layer = Signal(range(L + 1))  # layer whose tile is the presynaptic operand
-        m.d.comb += pre_layer.eq(c1.conn)
-        post_layer = Signal(range(L + 2))
-        m.d.comb += post_layer.eq(c1.conn + 1)
-        pre_word = layer_word(pre_layer, {k: sdata[k] for k in range(1, L + 1)})  # P × SB
-        post_word = layer_word(post_layer, {k: sdata[k] for k in range(1, L + 1)})
-        post_scalar = Signal(SB)
-        m.d.comb += post_scalar.eq(post_word.word_select(c1.lane, SB))
-        xword = xq
-        for i in range(P):
-            pre_i = Mux(c1.conn == 0, xword[i * IB:(i + 1) * IB], pre_word[i * SB:(i + 1) * SB])
-            with m.Switch(k1):
-                with m.Case(K_REDUCE, K_C1):
-                    m.d.sync += [left[i].eq(wl[i]), right[i].eq(pre_i)]
-                with m.Case(K_BCAST):
-                    m.d.sync += [left[i].eq(wl[i]), right[i].eq(post_scalar)]
-                with m.Case(K_UPW):
-                    if s.training:
-                        dl = lane_sel(dq, c1.lane, SB + 1, True)
-                        m.d.sync += [left[i].eq(Mux(c1.conn == 0, dl, post_scalar)), right[i].eq(pre_i)]
-                with m.Case(K_DPASS, K_UPB):
-                    # no product: 1 × state lane (layer conn+1 for biases, layer 1 for dpass)
-                    m.d.sync += [left[i].eq(1), right[i].eq(post_word[i * SB:(i + 1) * SB])]
-        # reduce extras (row end): bias of the row's neuron, middle-layer partial, top-layer state
+        m.submodules.operands = ops = OperandSelect(s, op_layout, kinds)
+        PB, RB, OB = ops.left_bits, ops.right_bits, ops.old_bits
+        m.d.comb += [ops.op.eq(op1), ops.x.eq(xq), ops.b.eq(bq)] + [
+            getattr(ops, f"w{l}").eq(w) for l, w in enumerate(wq_w)] + [
+            getattr(ops, f"s{k}").eq(sq[k]) for k in range(1, L + 1)] + [
+            getattr(ops, f"p{k}").eq(pw) for k, pw in pq.items()]
+        if ternary:
+            m.d.comb += [ops.nz.eq(tq_nz), ops.neg.eq(tq_neg)]
         if s.training:
-            m.d.comb += bias1.eq(lane_sel(bq, c1.lane, s.bias_bits, True))
-        else:
-            m.d.comb += bias1.eq(bq)
-        with m.Switch(c1.layer):
-            for k, pw in pq.items():
-                with m.Case(k):
-                    m.d.comb += part1.eq(lane_sel(pw, c1.lane, s.acc_bits(k), True))
-        m.d.comb += nstate1.eq(sdata[L].word_select(c1.lane, SB))
-        for i in range(P):
-            m.d.comb += slanes1[i].eq(post_word[i * SB:(i + 1) * SB])
+            m.d.comb += ops.d.eq(dq)
+            uold3 = ops.old
+        if tt:
+            m.d.comb += ops.cells.eq(tq_cells)
+            cword3 = ops.cword
+        left, right, bias3, part3, nstate3 = ops.left, ops.right, ops.bias, ops.part, ops.nstate
 
         # ---------------- S2: products ----------------
         op2 = Signal(op_layout)
@@ -466,18 +358,6 @@ class EPCore(wiring.Component):
             m.d.comb += lanes.mul.eq(op2.kind == K_UPW)
         for i in range(P):
             m.d.comb += [lanes.left[i].eq(left[i]), lanes.right[i].eq(right[i]), prods[i].eq(lanes.prod[i])]
-        # values that ride along from S1
-        bias2, part2, nstate2 = Signal.like(bias1), Signal.like(part1), Signal.like(nstate1)
-        m.d.sync += [bias2.eq(bias1), part2.eq(part1), nstate2.eq(nstate1)]
-        # … and one more register so that they sit beside op3 (the products' stage)
-        bias3, part3, nstate3 = Signal.like(bias1), Signal.like(part1), Signal.like(nstate1)
-        m.d.sync += [bias3.eq(bias2), part3.eq(part2), nstate3.eq(nstate2)]
-        if s.training:
-            uold2, uold3 = Signal.like(uold1), Signal.like(uold1)
-            m.d.sync += [uold2.eq(uold1), uold3.eq(uold2)]
-        if tt:
-            cword2, cword3 = Signal.like(cword1), Signal.like(cword1)
-            m.d.sync += [cword2.eq(cword1), cword3.eq(cword2)]
         valids = [op0r.valid, op1.valid, op2.valid]
 
         # ---------------- S3: consume products ----------------
@@ -522,64 +402,25 @@ class EPCore(wiring.Component):
                 m.d.comb += [wr_s[k].addr.eq(bank_addr(k, f_op.wr_bank, f_op.word)), wr_s[k].en.eq(1 << f_op.lane),
                              wr_s[k].data.eq(f_state.replicate(P))]
 
-        # --- update path (hdl.kit.update.UpdateUnit): S3 difference, S4 rounding shift / d pass, S5 saturating write
+        # --- update path (hdl.kit.updpath.UpdatePath): S3 difference, S4 rounding shift / d pass, S5 write-back
         if s.training:
-            upd_kind = (k3 == K_UPW) | (k3 == K_UPB) | (k3 == K_DPASS)
-            single = (k3 == K_UPW) & (op3.conn == 0)  # W0: one product per weight, d = s1_b − s1_a
-            side3 = Cat(op3, cword3) if tt else op3.as_value()
-            m.submodules.update = upd = UpdateUnit(P, PB + RB, OB, wbits + [s.bias_bits], SB, kmax, s.update_rounding,
-                                                   len(side3), PRNG_WIDTH)
-            m.d.comb += [upd.valid.eq(op3.valid & upd_kind), upd.sub.eq(op3.sub), upd.single.eq(single),
-                         upd.side.eq(side3)] + [upd.prod[i].eq(prod3[i]) for i in range(P)] + [upd.old.eq(uold3)]
-            u_op, v_op = Signal(op_layout, name="u_op"), Signal(op_layout, name="v_op")
-            m.d.comb += [u_op.eq(upd.diff_side), v_op.eq(upd.side_out)]
+            m.submodules.updpath = up = UpdatePath(s, op_layout, PB + RB, OB, (K_DPASS, K_UPW, K_UPB))
+            m.d.comb += [up.load.eq(loader.load), up.lr_shift.eq(r_lr), up.beta_shift.eq(r_beta),
+                         up.symmetric.eq(r_sym), up.op.eq(op3), up.old.eq(uold3)] + [
+                up.prod[i].eq(prod3[i]) for i in range(P)]
+            names = ["w_wen", "w_wconn", "w_waddr", "b_wen", "b_wconn", "b_wword", "b_wdata"] + [
+                f"w{l}_wdata" for l in range(L)] + (["up_cells", "up_mask"] if tt else [])
+            m.d.comb += [getattr(store, n).eq(getattr(up, n)) for n in names]
+            m.d.comb += [wr_d.addr.eq(up.d_addr), wr_d.en.eq(up.d_wen), wr_d.data.eq(up.d_data)]
             if tt:
-                vc = Signal.like(cword3)
-                m.d.comb += vc.eq(upd.side_out[len(op3.as_value()):])
-            for i in range(P):
-                taps["sums"].append((f"udiff{i}", upd.diff_full[i], len(upd.diff[i]),
-                                     op3.valid & upd_kind & (op3.sub | single), None))
-            # S4: the d pass writes its difference to dmem; weights and biases go on to the rounding shift
-            # (weights: k_w; biases: k_b applied to diff << SB)
-            with m.If(upd.diff_valid & (u_op.kind == K_DPASS)):
-                m.d.comb += [wr_d.addr.eq(u_op.word), wr_d.en.eq(1)]
-                for i in range(P):
-                    m.d.comb += wr_d.data[i * (SB + 1):(i + 1) * (SB + 1)].eq(upd.diff[i])
-            with m.Switch(u_op.conn):
-                for l in range(L):
-                    with m.Case(l):
-                        m.d.comb += upd.shift.eq(Mux(u_op.kind == K_UPB, k_b[l], k_w[l]))
-            m.d.comb += [upd.apply.eq(u_op.kind != K_DPASS), upd.scale.eq(u_op.kind == K_UPB)]
+                m.d.comb += up.cells.eq(cword3)
             if s.update_rounding == "stochastic":  # one PRNG draw per weight/bias micro-op
-                m.d.comb += [draw_upd.eq(upd.draw), upd.rnd.eq(prng.out)]
-            for i in range(P):
-                taps["sums"].append((f"delta{i}", upd.delta_full[i], len(upd.delta[i]),
-                                     upd.diff_valid & upd.apply, None))
-            # S5: write-back of the saturated sums
-            v_valid = upd.valid_out
-            m.d.comb += [store.w_wen.eq(v_valid & (v_op.kind == K_UPW)), store.w_wconn.eq(v_op.conn),
-                         store.w_waddr.eq(v_op.waddr)]
-            for l in range(L):
-                wb = wbits[l]
-                m.d.comb += getattr(store, f"w{l}_wdata").eq(upd.new[wb])
-                if tt:
-                    # reprogram the cell where the ternary value of the latent weight changed
-                    # (spec.ternarize_latent: +1 above Δ, −1 below −Δ); others are written back as stored
-                    cells, mask = [], []
-                    d = s.latent_threshold[l]
-                    for i in range(P):
-                        old, new = upd.old_out[i], upd.new[wb][i]
-                        up_new, dn_new = Signal(name=f"tp{l}_{i}"), Signal(name=f"tn{l}_{i}")
-                        m.d.comb += [up_new.eq(new > d), dn_new.eq(new < -d)]
-                        changed = (up_new != (old > d)) | (dn_new != (old < -d))
-                        mask.append(changed)
-                        cells.append(Mux(changed, Cat(up_new, dn_new), vc[2 * i:2 * i + 2]))
-                    with m.If(v_op.conn == l):
-                        m.d.comb += [store.up_cells.eq(Cat(*cells)), store.up_mask.eq(Cat(*mask))]
-            # biases: one memory and one format for every layer, so one write path at the layer's base
-            m.d.comb += [store.b_wen.eq(v_valid & (v_op.kind == K_UPB)), store.b_wconn.eq(v_op.conn),
-                         store.b_wword.eq(v_op.word), store.b_wdata.eq(upd.new[s.bias_bits])]
-            valids += [upd.diff_valid, v_valid]
+                m.d.comb += [draw_upd.eq(up.draw), up.rnd.eq(prng.out)]
+            upd = up.unit
+            taps["sums"] += [(f"udiff{i}", upd.diff_full[i], len(upd.diff[i]), up.diff_en, None) for i in range(P)]
+            taps["sums"] += [(f"delta{i}", upd.delta_full[i], len(upd.delta[i]), upd.diff_valid & upd.apply, None)
+                             for i in range(P)]
+            valids += [up.diff_valid, up.valid_out]
 
         # pipeline occupancy: a drain waits until no stage holds a valid op
         busy_any = run
@@ -600,9 +441,6 @@ class EPCore(wiring.Component):
                      wr_x.data.eq(loader.wr_data), seq.load.eq(loader.load)]
         with m.If(loader.load):
             m.d.sync += x_beta.eq(r_beta)
-            for l in range(L):
-                m.d.sync += k_w[l].eq(s.update_shift(l, 0, 0, False) + r_lr - r_beta + r_sym)
-                m.d.sync += k_b[l].eq(s.bias_update_shift(l, 0, 0, False) + r_lr - r_beta + r_sym)
 
         # ---------------- state dump (hdl.kit.dump.DumpReader) and the prediction ----------------
         m.submodules.dumper = dumper = DumpReader(self.dump.payload.shape(), T[1:])

@@ -58,3 +58,25 @@ def accumulate_row(tile_sums: np.ndarray, shift: int, addend: np.ndarray) -> np.
     ``(dot(s, Wᵀ) << shift) + bias/nudge/partial``."""
     tile_sums = np.asarray(tile_sums, np.int64)
     return (tile_sums << shift).sum(axis=-1) + np.asarray(addend, np.int64)
+
+
+def lane_operands(kind: str, w: list[int], pre: list[int], post: list[int], lane: int,
+                  d: list[int] | None = None, conn: int = 1) -> tuple[list[int], list[int]]:
+    """The P lanes' (left, right) operands of one micro-op (docs/ep-core.md, "Dataflow"), as the core's
+    operand select forms them from the words it read: ``w`` the connection's weights, ``pre`` the
+    presynaptic tile (the input for connection 0), ``post`` the postsynaptic word, ``lane`` the
+    postsynaptic neuron's lane in it, ``d`` the d word (connection 0's weight update).
+
+    ``reduce``/``c1``: (w, pre) — a row's products; ``bcast``: (w, post[lane] broadcast) — a column's;
+    ``upw``: (post[lane], or d[lane] for connection 0; pre) — the state products of a weight update;
+    ``dpass``/``upb``: (1, post) — the states themselves."""
+    P = len(pre)
+    if kind in ("reduce", "c1"):
+        return list(w), list(pre)
+    if kind == "bcast":
+        return list(w), [post[lane]] * P
+    if kind == "upw":
+        return [d[lane] if conn == 0 else post[lane]] * P, list(pre)
+    if kind in ("dpass", "upb"):
+        return [1] * P, list(post)
+    raise ValueError(f"kind must be one of reduce, c1, bcast, upw, dpass, upb, not {kind!r}")

@@ -49,3 +49,32 @@ def dump_beats(spec: EPCoreSpec, states: list[list[int]], phase: int) -> list[di
             beats.append({"layer": k, "tile": t, "phase": phase,
                           "states": [int(v) for v in states[k - 1][t * spec.lanes:(t + 1) * spec.lanes]]})
     return beats
+
+
+def state_reads(spec: EPCoreSpec, kind: str, conn: int, outer: int, inner: int, sub: int, rd_bank: int,
+                bank_a: int, bank_b: int) -> dict[int, int] | None:
+    """The state word (address ``bank·tiles(k) + word``) each layer k's memory reads at one sweep position
+    (:class:`hdl.kit.sweep.SweepEngine`'s ``outer``, ``inner``, ``sub``; None for the c1 sweep, which
+    reads no state).
+
+    Relaxation reads bank ``rd_bank``: a reduce (outer = row j, inner = tile t) reads the pre tile t of
+    layer ``conn`` and word j // P of the others (the top layer's state for the nudge); a broadcast
+    (outer = tile, inner = row j) word j // P (the post scalar). The update reads bank ``bank_b``
+    (``sub`` 0) or ``bank_a`` (``sub`` 1): the d pass and a bias update word ``outer`` (a tile), a
+    weight update the pre tile ``inner`` of layer ``conn`` and word j // P of the others."""
+    P = spec.lanes
+    if kind == "c1":
+        return None
+    if kind not in ("reduce", "bcast", "dpass", "upb", "upw"):
+        raise ValueError(f"kind must be one of c1, reduce, bcast, dpass, upb, upw, not {kind!r}")
+    bank = rd_bank if kind in ("reduce", "bcast") else (bank_a if sub else bank_b)
+    out = {}
+    for k in range(1, spec.n_layers + 1):
+        if kind == "bcast":
+            word = inner // P
+        elif kind in ("dpass", "upb"):
+            word = outer
+        else:
+            word = inner if conn == k else outer // P
+        out[k] = bank * spec.tiles(k) + word
+    return out

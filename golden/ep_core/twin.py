@@ -43,12 +43,11 @@ from spec.ep_core import (
     TERNARY_REGS,
     EPCoreSpec,
 )
-from spec.ternary import CELL_MINUS, CELL_PLUS, CELL_ZERO
 
 from .activation import activation, nudge
 from .lanes import dot
 from .sequence import BETA_SIGN, phase_plan
-from .update import apply_update, update_delta
+from .update import apply_update, reprogram_cells, update_delta
 
 
 @dataclass
@@ -493,16 +492,12 @@ class EPCoreTwin:
         s, P = self.spec, self.spec.lanes
         v = self.weights[f"v{l}"]
         vn = apply_update(v, delta, *s.element_range(f"v{l}"))
-        t_new = s.ternarize_latent(l, vn)
-        changed = s.ternarize_latent(l, v) != t_new
         self.weights[f"v{l}"] = vn
         r = next(r for r in s.memory_map() if r.name == f"w{l}")
         n_in = s.layers[l]
         cells = self.memory.cells[r.base:r.base + r.words].reshape(r.rows, r.tiles * P).copy()
         mask = np.zeros(cells.shape, bool)
-        mask[:, :n_in] = changed
-        tc = t_new[changed]  # their new cells: +1 → 01, −1 → 10, 0 → 00 (spec.ternary)
-        cells[:, :n_in][changed] = np.select([tc > 0, tc < 0], [CELL_PLUS, CELL_MINUS], CELL_ZERO).astype(np.uint8)
+        cells[:, :n_in], mask[:, :n_in] = reprogram_cells(lambda x: s.ternarize_latent(l, x), v, vn, cells[:, :n_in])
         self.memory.update(np.arange(r.base, r.base + r.words), cells.reshape(-1, P), mask.reshape(-1, P))
 
     def _update_random_bits(self) -> dict[str, np.ndarray]:
