@@ -101,3 +101,70 @@ def test_link_benches_run(tmp_path):
     out = tmp_path / "fz.json"
     assert _bench("link_fuzz").main(["--min-malformed", "5", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["malformed_frames"] >= 5
+
+
+
+class _NoisyReturn:
+    """The line from the board to the host corrupted once: the ``at``-th ``read`` chunk (counted while
+    ``active``) loses a byte, gains a garbage byte or has one bit flipped."""
+
+    def __init__(self, inner, rng: random.Random, at: int):
+        self.inner, self.rng, self.at, self.active, self.reads, self.mangled = inner, rng, at, False, 0, 0
+
+    def write(self, data: bytes) -> None:
+        self.inner.write(data)
+
+    def read(self, n: int) -> bytes:
+        data = self.inner.read(n)
+        if not (self.active and data):
+            return data
+        self.reads += 1
+        if self.reads != self.at:
+            return data
+        self.mangled += 1
+        b, i = bytearray(data), self.rng.randrange(len(data))
+        kind = self.rng.randrange(4)
+        if kind == 0:
+            del b[i]
+        elif kind == 1:
+            b.insert(i, self.rng.randrange(256))
+        else:  # a bit flip, the likeliest line error (half of the cases)
+            b[i] ^= 1 << self.rng.randrange(8)
+        return bytes(b)
+
+    def reset_input_buffer(self) -> None:
+        self.inner.reset_input_buffer()
+
+    def wait_device_timeout(self) -> None:
+        self.inner.wait_device_timeout()
+
+
+def test_corrupted_answers_give_a_clear_error_or_the_right_result():
+    """Device -> host fuzzing: one answer of the board corrupted (a byte lost, inserted or a bit flipped) at
+    a random point of a session: every host call either returns exactly what the board computed or raises
+    LinkError (LinkTimeout included) with a message; never another exception, never a wrong prediction or
+    weight. Seeded; the corrupted read is drawn over the session's reads, so payload bytes are hit too."""
+    spec = FUZZ_SPEC
+    rng = random.Random(7)
+    trials, outcomes = 40, {"ok": 0, "link_error": 0}
+    mangled = 0
+    for trial in range(trials):
+        dut = LinkedCore(MockEPCore(spec, delay=5), spec, rx_fifo_depth=64, timeout_cycles=120)
+        sim = StreamSimTransport(dut, seed=trial, max_wait_cycles=1500, lossy=True)
+        noisy = _NoisyReturn(sim, rng, at=rng.randrange(1, 90))
+        host = EPCoreHost(noisy, spec)
+        words = [rng.getrandbits(host.format.word_bits) for _ in range(spec.memory_words)]
+        host.load_weights(words)
+        noisy.active = True
+        xs = [[rng.randrange(1 << spec.input_bits) for _ in range(spec.layers[0])] for _ in range(4)]
+        ys = [rng.randrange(spec.n_classes) for _ in xs]
+        try:
+            assert host.infer(xs, ys) == [mock_prediction(spec, x, y, False) for x, y in zip(xs, ys, strict=True)]
+            assert host.read_weights() == words
+            outcomes["ok"] += 1
+        except LinkError as e:  # LinkTimeout is a LinkError
+            assert str(e).strip(), "a LinkError without a message"
+            outcomes["link_error"] += 1
+        mangled += noisy.mangled
+    assert outcomes["ok"] + outcomes["link_error"] == trials
+    assert outcomes["link_error"] >= 10 and outcomes["link_error"] <= mangled, (outcomes, mangled)
