@@ -43,6 +43,7 @@ from spec.ep_core import (
 from .fixed import saturate
 from .kit import layout_from_fields
 from .kit.colpath import ColumnPath
+from .kit.draws import DrawSource
 from .kit.dump import DumpReader
 from .kit.issue import ENGINE_PORTS, SEQ_PORTS, Issue
 from .kit.lanes import LaneProducts
@@ -54,7 +55,6 @@ from .kit.sequencer import Sequencer
 from .kit.sweep import Sweep, SweepEngine
 from .kit.updpath import UpdatePath
 from .kit.weights import WeightStore
-from .prng import XorshiftBank
 from .regport import RegSignature
 
 # micro-op kinds
@@ -221,22 +221,14 @@ class EPCore(wiring.Component):
         # the last seeding sees the lanes' state after n + 1 steps: one priming step after every
         # (re)seeding, then one step per draw (random sign: PHASE_DONE; stochastic rounding: S4).
         rng = s.uses_prng
-        if rng:
-            m.submodules.prng = prng = XorshiftBank(s.prng_spec())
-            primed = Signal()
-            draw_sign, draw_upd = seq.draw_sign, Signal()
-            # random sign: one draw when the free phase ends, bit 31 of lane P − 1
+        if rng:  # (hdl.kit.draws.DrawSource) random sign: one draw when the free phase ends, bit 31 of lane P − 1
+            m.submodules.prng = prng = DrawSource(s.prng_spec())
+            draw_upd = Signal()
             m.d.comb += [seq.random_sign.eq(regs.random_sign),
-                         seq.sign_bit.eq(prng.out[(s.sign_lane + 1) * PRNG_WIDTH - 1])]
-            rng_ok = Signal()  # seeded and primed, and not being reseeded: a sample may start
-            prime = prng.ready & ~primed
-            with m.If(regs.seed_load):  # reseed the bank (its lanes fill in P cycles), then prime it again
-                m.d.comb += prng.load.eq(1)
-                m.d.sync += primed.eq(0)
-            with m.Elif(prime):
-                m.d.sync += primed.eq(1)
-            m.d.comb += [prng.seed.eq(self.reg.wdata), prng.en.eq(prime | draw_sign | draw_upd),
-                         rng_ok.eq(prng.ready & primed & ~(self.reg.we & (self.reg.addr == REG_SEED)))]
+                         seq.sign_bit.eq(prng.out[(s.sign_lane + 1) * PRNG_WIDTH - 1]), prng.seed.eq(self.reg.wdata),
+                         prng.seed_load.eq(regs.seed_load), prng.draw.eq(seq.draw_sign | draw_upd),
+                         prng.seed_write.eq(self.reg.we & (self.reg.addr == REG_SEED))]
+            rng_ok = prng.ok  # seeded and primed, and not being reseeded: a sample may start
 
         # input beats (hdl.kit.loader.InputLoader): a sample starts with its last beat; the datapath's registers
         # are latched then (the sequencer latches its own)
