@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Module, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec.ep_core import (
@@ -52,6 +52,7 @@ from .kit.operands import OperandSelect
 from .kit.regfile import EPRegisterFile
 from .kit.rowpath import RowPath
 from .kit.sequencer import Sequencer
+from .kit.statemem import CoreMemories
 from .kit.sweep import Sweep, SweepEngine
 from .kit.updpath import UpdatePath
 from .kit.weights import WeightStore
@@ -152,7 +153,7 @@ class EPCore(wiring.Component):
     def elaborate(self, platform):  # noqa: C901  (one datapath, kept in one place)
         s = self.spec
         m = Module()
-        P, L, SB, IB = s.lanes, s.n_layers, s.state_bits, s.input_bits
+        P, L = s.lanes, s.n_layers
         T = [s.tiles(k) for k in range(L + 1)]
         N = list(s.layers)
         ACC = s.acc_bits_max
@@ -165,36 +166,10 @@ class EPCore(wiring.Component):
         wiring.connect(m, wiring.flipped(self.wcmd), store.wcmd)
         wiring.connect(m, store.wrsp, wiring.flipped(self.wrsp))
         wq_banks = [getattr(store, f"w{l}") for l in range(store.banks)]
-        xmem = memory.Memory(shape=unsigned(P * IB), depth=T[0], init=[])
-        m.submodules.xmem = xmem
-        rd_x, wr_x = xmem.read_port(), xmem.write_port()
-        c1b = s.c1_bits  # c1 is stored saturated to spec.c1_range(): exact, and narrower than acc1
-        c1mem = memory.Memory(shape=unsigned(P * c1b), depth=T[1], init=[])
-        m.submodules.c1mem = c1mem
-        rd_c1, wr_c1 = c1mem.read_port(), c1mem.write_port(granularity=c1b)
-        smem, rd_s, wr_s = [None], [None], [None]
-        for k in range(1, L + 1):
-            mem = memory.Memory(shape=unsigned(P * SB), depth=4 * T[k], init=[])
-            m.submodules[f"smem{k}"] = mem
-            smem.append(mem)
-            rd_s.append(mem.read_port())
-            wr_s.append(mem.write_port(granularity=SB))
-        pmem, rd_p, wr_p = {}, {}, {}
-        for k in range(2, L):
-            mem = memory.Memory(shape=unsigned(P * s.acc_bits(k)), depth=T[k], init=[])
-            m.submodules[f"pmem{k}"] = mem
-            pmem[k] = mem
-            rd_p[k] = mem.read_port()
-            wr_p[k] = mem.write_port()
-        if s.training:
-            dmem = memory.Memory(shape=unsigned(P * (SB + 1)), depth=T[1], init=[])
-            m.submodules.dmem = dmem
-            rd_d, wr_d = dmem.read_port(), dmem.write_port()
-
-        def lane_sel(word, idx, bits, sign, count=P):
-            """Element ``idx`` (a Value) of a P-element word."""
-            v = word.word_select(idx, bits) if count > 1 else word[:bits]
-            return v.as_signed() if sign else v
+        # input, c1 (stored saturated to spec.c1_range()), states, partial sums, d, and the read stage of every
+        # word S1 reads (hdl.kit.statemem.CoreMemories; register_reads=False: no read stage)
+        rr = self.register_reads
+        m.submodules.mems = mems = CoreMemories(s, rr, [len(w) for w in wq_banks], len(store.b_data))
 
         # ---------------- registers ----------------
         m.submodules.regs = regs = EPRegisterFile(s)
@@ -263,12 +238,8 @@ class EPCore(wiring.Component):
                 m.d.comb += [store.rd_sense.eq((kind != K_DPASS) & (kind != K_UPB)), store.rd_raw.eq(kind == K_UPW)]
             else:
                 m.d.comb += store.rd_sense.eq(1)
-        with m.If(run):
-            m.d.comb += [rd_x.addr.eq(iss.x_addr), rd_x.en.eq(1)]
-            for rp in list(rd_p.values()) + ([rd_d] if s.training else []):
-                m.d.comb += [rp.addr.eq(iss.row_word), rp.en.eq(1)]
-            for k in range(1, L + 1):
-                m.d.comb += [rd_s[k].addr.eq(iss.s_addr[k - 1]), rd_s[k].en.eq(1)]
+        m.d.comb += [mems.run.eq(run), mems.x_raddr.eq(iss.x_addr), mems.row_raddr.eq(iss.row_word)] + [
+            getattr(mems, f"s{k}_raddr").eq(iss.s_addr[k - 1]) for k in range(1, L + 1)]
 
         # ---------------- S0r: memory data registered ----------------
         # The block RAMs' read data (after the depth-cascade multiplexer that synthesis builds for a
@@ -279,57 +250,29 @@ class EPCore(wiring.Component):
         # and one cycle less latency; c1 is then read one op later so that it still arrives beside S3.
         op0r = Signal(op_layout)
         m.d.sync += op0r.eq(op0)
-        rr = self.register_reads
         rdom = "sync" if rr else "comb"
-
-        def rq(port, name):
-            if not rr:
-                return port.data
-            r = Signal.like(port.data, name=f"{name}_q")
-            m.d.sync += r.eq(port.data)
-            return r
-
-        def rqv(value, name):
-            if not rr:
-                return value
-            r = Signal.like(value, name=f"{name}_q")
-            m.d.sync += r.eq(value)
-            return r
-
-        wq_w = [rqv(w, f"w{l}") for l, w in enumerate(wq_banks)]
+        m.d.comb += [getattr(mems, f"w{l}").eq(w) for l, w in enumerate(wq_banks)] + [
+            mems.b.eq(store.b_data), mems.b_lane.eq(op0r.lane)]
         if ternary:
-            tq_nz, tq_neg = Signal(P), Signal(P)
-            m.d[rdom] += [tq_nz.eq(store.nz), tq_neg.eq(store.neg)]
+            m.d.comb += [mems.nz.eq(store.nz), mems.neg.eq(store.neg)]
         if tt:
-            tq_cells = Signal(2 * P)
-            m.d[rdom] += tq_cells.eq(store.cells)
-        if s.training:  # the update reads whole bias words
-            bq = rqv(store.b_data, "b")
-        else:  # inference needs one bias per row: select the lane before the register (P−1 lanes fewer FFs)
-            bq = Signal(signed(s.bias_bits), name="b_q")
-            m.d[rdom] += bq.eq(lane_sel(store.b_data, op0r.lane, s.bias_bits, True))
-        xq = rq(rd_x, "x")
-        sq = [None] + [rq(rd_s[k], f"s{k}") for k in range(1, L + 1)]
-        pq = {k: rq(rp, f"p{k}") for k, rp in rd_p.items()}
-        if s.training:
-            dq = rq(rd_d, "d")
+            m.d.comb += mems.cells.eq(store.cells)
 
         # ---------------- S1: memory data → operands (hdl.kit.operands.OperandSelect) ----------------
         op1 = Signal(op_layout)
         m.d[rdom] += op1.eq(op0r)
         m.submodules.operands = ops = OperandSelect(s, op_layout, kinds)
         PB, RB, OB = ops.left_bits, ops.right_bits, ops.old_bits
-        m.d.comb += [ops.op.eq(op1), ops.x.eq(xq), ops.b.eq(bq)] + [
-            getattr(ops, f"w{l}").eq(w) for l, w in enumerate(wq_w)] + [
-            getattr(ops, f"s{k}").eq(sq[k]) for k in range(1, L + 1)] + [
-            getattr(ops, f"p{k}").eq(pw) for k, pw in pq.items()]
+        m.d.comb += [ops.op.eq(op1), ops.x.eq(mems.x_q), ops.b.eq(mems.b_q)] + [
+            getattr(ops, f"w{l}").eq(getattr(mems, f"w{l}_q")) for l in range(len(wq_banks))] + [
+            getattr(ops, f"{n}").eq(getattr(mems, f"{n}_q")) for n in mems.widths if n[0] in "sp"]
         if ternary:
-            m.d.comb += [ops.nz.eq(tq_nz), ops.neg.eq(tq_neg)]
+            m.d.comb += [ops.nz.eq(mems.nz_q), ops.neg.eq(mems.neg_q)]
         if s.training:
-            m.d.comb += ops.d.eq(dq)
+            m.d.comb += ops.d.eq(mems.d_q)
             uold3 = ops.old
         if tt:
-            m.d.comb += ops.cells.eq(tq_cells)
+            m.d.comb += ops.cells.eq(mems.cells_q)
             cword3 = ops.cword
         left, right, bias3, part3, nstate3 = ops.left, ops.right, ops.bias, ops.part, ops.nstate
 
@@ -339,8 +282,7 @@ class EPCore(wiring.Component):
         # broadcast accumulator init (c1 for layer 1, 0 for middle layers): c1 is read two stages later
         # than the other memories, so that its word arrives beside the products (S3): from the S1 op's tile
         # into a register, or (without the read stage) from the S2 op's tile straight to S3
-        m.d.comb += [rd_c1.addr.eq(op1.word if rr else op2.word), rd_c1.en.eq(1)]
-        c1q = rq(rd_c1, "c1")
+        m.d.comb += mems.c1_raddr.eq(op1.word if rr else op2.word)
         prods = [Signal(signed(PB + RB), name=f"prod{i}") for i in range(P)]
         # P lanes: multipliers, or add / subtract / skip for ternary weights (a training core's weight update
         # multiplies states: state × state products)
@@ -362,18 +304,18 @@ class EPCore(wiring.Component):
         # --- broadcast (hdl.kit.colpath.ColumnPath): lane accumulators at S3, ρ at S4; S4 writes layer 1's
         # states (full word) or a middle layer's partial sums
         m.submodules.colpath = cp = ColumnPath(s, op_layout, PB + RB, K_BCAST)
-        m.d.comb += [cp.op.eq(op3), cp.c1.eq(c1q)] + [cp.prod[i].eq(prod3[i]) for i in range(P)]
+        m.d.comb += [cp.op.eq(op3), cp.c1.eq(mems.c1_q)] + [cp.prod[i].eq(prod3[i]) for i in range(P)]
         taps["sums"] += [(f"lsum{i}", cp.laccs.sum_full[i], ACC, op3.valid & (k3 == K_BCAST), op3.layer)
                          for i in range(P)]
         valids.append(cp.valid)
         with m.If(cp.valid & (cp.layer == 1)):
-            m.d.comb += [wr_s[1].addr.eq(bank_addr(1, cp.bank, cp.word)), wr_s[1].en.eq(cp.mask),
-                         wr_s[1].data.eq(cp.state)]
-        for k, wp in wr_p.items():
+            m.d.comb += [mems.s1_waddr.eq(bank_addr(1, cp.bank, cp.word)), mems.s1_wen.eq(cp.mask),
+                         mems.s1_wdata.eq(cp.state)]
+        for k in range(2, L):
             with m.If(cp.valid & (cp.layer == k)):
-                m.d.comb += [wp.addr.eq(cp.word), wp.en.eq(1)]
+                m.d.comb += [getattr(mems, f"p{k}_waddr").eq(cp.word), getattr(mems, f"p{k}_wen").eq(1)]
                 for i in range(P):
-                    m.d.comb += wp.data[i * s.acc_bits(k):(i + 1) * s.acc_bits(k)].eq(cp.acc[i])
+                    m.d.comb += getattr(mems, f"p{k}_wdata")[i * s.acc_bits(k):(i + 1) * s.acc_bits(k)].eq(cp.acc[i])
 
         # --- reduce (hdl.kit.rowpath.RowPath): row addend, adder tree, row accumulator, ρ, argmax
         m.submodules.rowpath = rp = RowPath(s, op_layout, PB + RB, (K_REDUCE, K_C1), K_REDUCE)
@@ -387,12 +329,13 @@ class EPCore(wiring.Component):
         f_valid, f_val, f_op, f_state, pred = rp.valid, rp.value, rp.op_out, rp.state, rp.pred
         # write: c1 (no activation) or the state lane of layer k
         with m.If(f_valid & (f_op.kind == K_C1)):
-            m.d.comb += [wr_c1.addr.eq(f_op.word), wr_c1.en.eq(1 << f_op.lane)]
-            m.d.comb += wr_c1.data.eq(saturate(f_val, *s.c1_range(), c1b).replicate(P))
+            m.d.comb += [mems.c1_waddr.eq(f_op.word), mems.c1_wen.eq(1 << f_op.lane),
+                         mems.c1_wdata.eq(saturate(f_val, *s.c1_range(), s.c1_bits).replicate(P))]
         for k in range(2, L + 1):
             with m.If(f_valid & (f_op.kind == K_REDUCE) & (f_op.layer == k)):
-                m.d.comb += [wr_s[k].addr.eq(bank_addr(k, f_op.wr_bank, f_op.word)), wr_s[k].en.eq(1 << f_op.lane),
-                             wr_s[k].data.eq(f_state.replicate(P))]
+                m.d.comb += [getattr(mems, f"s{k}_waddr").eq(bank_addr(k, f_op.wr_bank, f_op.word)),
+                             getattr(mems, f"s{k}_wen").eq(1 << f_op.lane),
+                             getattr(mems, f"s{k}_wdata").eq(f_state.replicate(P))]
 
         # --- update path (hdl.kit.updpath.UpdatePath): S3 difference, S4 rounding shift / d pass, S5 write-back
         if s.training:
@@ -403,7 +346,7 @@ class EPCore(wiring.Component):
             names = ["w_wen", "w_wconn", "w_waddr", "b_wen", "b_wconn", "b_wword", "b_wdata"] + [
                 f"w{l}_wdata" for l in range(L)] + (["up_cells", "up_mask"] if tt else [])
             m.d.comb += [getattr(store, n).eq(getattr(up, n)) for n in names]
-            m.d.comb += [wr_d.addr.eq(up.d_addr), wr_d.en.eq(up.d_wen), wr_d.data.eq(up.d_data)]
+            m.d.comb += [mems.d_waddr.eq(up.d_addr), mems.d_wen.eq(up.d_wen), mems.d_wdata.eq(up.d_data)]
             if tt:
                 m.d.comb += up.cells.eq(cword3)
             if s.update_rounding == "stochastic":  # one PRNG draw per weight/bias micro-op
@@ -429,8 +372,8 @@ class EPCore(wiring.Component):
             start_ok = start_ok & rng_ok
         if ternary:  # … and the ternary memory's PRNG likewise
             start_ok = start_ok & ~store.mem_busy & ~(self.reg.we & (self.reg.addr == REG_SEED))
-        m.d.comb += [loader.ok.eq(seq.idle & start_ok), wr_x.addr.eq(loader.wr_addr), wr_x.en.eq(loader.wr_en),
-                     wr_x.data.eq(loader.wr_data), seq.load.eq(loader.load)]
+        m.d.comb += [loader.ok.eq(seq.idle & start_ok), mems.x_waddr.eq(loader.wr_addr), mems.x_wen.eq(loader.wr_en),
+                     mems.x_wdata.eq(loader.wr_data), seq.load.eq(loader.load)]
         with m.If(loader.load):
             m.d.sync += x_beta.eq(r_beta)
 
@@ -440,8 +383,7 @@ class EPCore(wiring.Component):
         m.d.comb += [dumper.start.eq(seq.dump_start), dumper.bank.eq(seq.dump_bank), dumper.phase.eq(seq.phase),
                      seq.dump_done.eq(dumper.done)]
         for k in range(1, L + 1):
-            m.d.comb += dumper.data[k - 1].eq(rd_s[k].data)
-            with m.If(dumper.rd_en[k - 1]):
-                m.d.comb += [rd_s[k].addr.eq(dumper.rd_addr[k - 1]), rd_s[k].en.eq(1)]
+            m.d.comb += [dumper.data[k - 1].eq(getattr(mems, f"s{k}_rdata")), getattr(mems, f"s{k}_dump_en").eq(
+                dumper.rd_en[k - 1]), getattr(mems, f"s{k}_dump_addr").eq(dumper.rd_addr[k - 1])]
         m.d.comb += [self.out.valid.eq(seq.out_valid), self.out.payload.pred.eq(pred), seq.out_ready.eq(self.out.ready)]
         return m
