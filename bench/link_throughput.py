@@ -15,7 +15,7 @@ host driver (:class:`boards.host.EPCoreHost`) against the simulated link (:mod:`
    link with a sample store (``HostLink(store_samples=N)``): the samples are loaded with STORE frames
    first, then one RUN_STORED sends them to the core back to back with no host in the loop; steady
    state between the first and the last prediction. The ULX3S's room for a store beside the
-   784-500-10 core (193 of 208 DP16KD in its build) is printed from ``boards.synth.store_plan``.
+   784-500-10 core (193 of 208 DP16KD in its build) is printed from ``boards.fit.store_plan``.
 
 The simulated core is ``layers (784, 16, 10)``, P = 16, 8-bit inputs: its link frames are those of
 the 784-500-10 P = 16 core (the INPUT frames depend only on the input layer, P, input_bits and the
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
     u = uart_cycles(xs[: a.uart_samples], ys[: a.uart_samples], divisor=divisor, core_cycles=a.core_cycles,
                     depth=a.rx_fifo_depth)
     ram = ram_cycles(xs[: a.ram_samples], ys[: a.ram_samples], core_cycles=a.core_cycles, depth=a.rx_fifo_depth)
-    from boards.synth import store_plan
+    from boards.fit import store_plan
 
     plan = store_plan("ulx3s", REAL_SPEC, 0, core_blocks=a.core_blocks)
     line_bytes_per_s = clk / divisor / 10  # 8N1: 10 bit times a byte

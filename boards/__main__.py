@@ -26,7 +26,8 @@ def cmd_synth(args) -> int:
     from spec.ep_core import EPCoreSpec
     from spec.galton import GaltonSpec
 
-    from .synth import check_fits, default_mock_spec, synthesize
+    from .fit import check_fits, check_store_fits
+    from .synth import default_mock_spec, synthesize
 
     if args.design == "galton":
         if args.spec is not None:
@@ -70,8 +71,6 @@ def cmd_synth(args) -> int:
     if args.store_samples:
         if args.design not in ("ep", "mock"):
             raise CLIError(f"--store-samples: the sample store is for --design ep or mock, not {args.design}")
-        from .synth import check_store_fits
-
         try:
             check_store_fits(args.board, spec, args.store_samples)
         except ValueError as e:

@@ -131,7 +131,7 @@ class BoardTop(Elaboratable):
     store_samples : int
         Slots of the link's sample store in block RAM (0: none; ``docs/boards.md``, "Streaming a test
         set from block RAM"). Checked against the board's block RAM beside the core
-        (:func:`boards.synth.check_store_fits`) when the platform is elaborated.
+        (:func:`boards.fit.check_store_fits`) when the platform is elaborated.
     """
 
     def __init__(self, core_factory: Callable, spec: EPCoreSpec, *, baud: int | None = None, rx_fifo_depth: int = 512,
@@ -160,7 +160,7 @@ class BoardTop(Elaboratable):
             clk_freq = ecp5_pll_config(clk_freq / 1e6, float(self.clock_mhz)).f_out_mhz * 1e6
         # the rate is checked before anything is built (a refused rate leaves no unused elaboratable)
         if self.store_samples:
-            from .synth import check_store_fits, platform_board
+            from .fit import check_store_fits, platform_board
 
             check_store_fits(platform_board(platform), self.spec, self.store_samples)
         bridge = bridge_for_platform(platform)

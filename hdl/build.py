@@ -356,7 +356,7 @@ def _ternary(args) -> int:
     if spec.weight_kind != "ternary":
         raise CLIError(f"--spec {args.spec}: weight_kind must be 'ternary', not {spec.weight_kind!r}")
     if args.synth:  # a design that cannot fit the board is refused before anything is built
-        from boards.synth import check_fits
+        from boards.fit import check_fits
 
         check_fits(args.board, "ep", spec)
     m = build_ep(None, args.out, args.weights, "ternary_core", spec=spec, force=args.force,

@@ -150,7 +150,7 @@ def test_no_store_built():
 
 
 def test_store_sizes_and_fit_check():
-    from boards.synth import check_store_fits, store_plan
+    from boards.fit import check_store_fits, store_plan
 
     big = EPCoreSpec(layers=(784, 500, 10), lanes=16, training=False)
     assert LinkFormat(big).sample_bytes == 784
