@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from spec.ep_core import EPCoreSpec
 
-
 # Block RAM of each board's FPGA in bits (data + parity as the primitives hold them): the ECP5-85F's
 # 208 DP16KD of 18 kbit; the iCE40UP5K's 30 EBR of 4 kbit and 4 SPRAM of 256 kbit (docs/boards.md)
 BOARD_RAM_BITS = {

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from boards.eqspike_top import EqSpikeHost, EqSpikeLinkSpec, eqspike_core_factory, storage_bits
-from boards.simlink import StreamSimTransport
 from boards.fit import check_fits
+from boards.simlink import StreamSimTransport
 from boards.top import LinkedCore
 from golden.eqspike.twin import EqSpikeTwin, init_weights
 from spec.eqspike import EqSpikeSpec
