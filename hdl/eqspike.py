@@ -650,40 +650,60 @@ class EqSpikeCore(wiring.Component):
             return total
 
         # ---------------- ENC stage 1: encoders, residues, traces, the mask list ----------------
+        # Every layer's masks, residues and trace values are named signals driven outside the stage's
+        # conditions (they only reach memories and counters under enc_v1 & lay1 == l): as nested
+        # expressions a trace stage's saturation would copy its input three times and the second
+        # stage its first stage's nine times, all evaluated every cycle by Verilator.
+        def named(value, name):
+            sig = Signal(value.shape(), name=name)
+            m.d.comb += sig.eq(value)
+            return sig
+
+        enc = {}
+        for l in range(L + 1):
+            M, rbits = s.full_scale(l), s.residue_bits(l)
+            v = lanes(rx.data, IB, False) if l == 0 else lanes(rs[l].data, SB, False)
+            phi = lanes(rphi[l].data, rbits, True)
+            spk, nphi = [], []
+            for i in range(P):
+                if stoch_enc:
+                    b = s.encoder_bits(l)
+                    u = rword[i][PRNG_WIDTH - b:]
+                    e = const_mul(u, M) < (v[i] << b)
+                    nphi.append(phi[i])
+                else:
+                    p2 = named(phi[i] + v[i], f"enc{l}_p{i}")
+                    e = p2 > (M // 2)
+                    nphi.append(Mux(e, p2 - M, p2)[:rbits])
+                spk.append(e & valid_lane(wrd1, l, i))
+            mask = named(Cat(*spk), f"mask{l}")
+            dlist = [Const(0, signed(DB))] * P
+            news = []
+            if TRN and l >= 1:  # traces: stage 1 filters the spike, stage 2 stage 1's new value
+                olds = [lanes(rtr[l, st].data, TRB, False) for st in range(s.trace_stages)]
+                srcs = [mask[i] << TF for i in range(P)]
+                for st in range(s.trace_stages):
+                    new = []
+                    for i in range(P):
+                        x = named(olds[st][i] + round_shift(srcs[i] - olds[st][i], s.trace_shift, s.trace_rounding),
+                                  f"tr{l}_{st}_sum{i}")
+                        new.append(named(saturate(x, 0, 1 << TF, TRB), f"tr{l}_{st}_new{i}"))
+                    news.append(new)
+                    srcs = new
+                dlist = [(srcs[i] - olds[-1][i])[:DB].as_signed() for i in range(P)]
+            enc[l] = (mask, nphi, news, dlist)
+
         with m.If(enc_v1):
             if stoch_enc:
                 m.d.comb += draw.eq(1)
             for l in range(L + 1):
                 with m.If(lay1 == l):
-                    M, rbits = s.full_scale(l), s.residue_bits(l)
-                    v = lanes(rx.data, IB, False) if l == 0 else lanes(rs[l].data, SB, False)
-                    phi = lanes(rphi[l].data, rbits, True)
-                    spk, nphi = [], []
-                    for i in range(P):
-                        if stoch_enc:
-                            b = s.encoder_bits(l)
-                            u = rword[i][PRNG_WIDTH - b:]
-                            e = const_mul(u, M) < (v[i] << b)
-                            nphi.append(phi[i])
-                        else:
-                            p2 = phi[i] + v[i]
-                            e = p2 > (M // 2)
-                            nphi.append(Mux(e, p2 - M, p2)[:rbits])
-                        spk.append(e & valid_lane(wrd1, l, i))
-                    mask = Signal(P, name=f"mask{l}")
-                    m.d.comb += [mask.eq(Cat(*spk)), wphi[l].addr.eq(wrd1), wphi[l].data.eq(Cat(*nphi)),
+                    mask, nphi, news, dlist = enc[l]
+                    m.d.comb += [wphi[l].addr.eq(wrd1), wphi[l].data.eq(Cat(*nphi)),
                                  wphi[l].en.eq(int(not stoch_enc))]
-                    dlist = [Const(0, signed(DB))] * P
-                    if TRN and l >= 1:  # traces: stage 1 filters the spike, stage 2 stage 1's new value
-                        olds = [lanes(rtr[l, st].data, TRB, False) for st in range(s.trace_stages)]
-                        srcs = [mask[i] << TF for i in range(P)]
-                        for st in range(s.trace_stages):
-                            new = [saturate(olds[st][i] + round_shift(srcs[i] - olds[st][i], s.trace_shift,
-                                                                      s.trace_rounding), 0, 1 << TF, TRB)
-                                   for i in range(P)]
+                    if TRN and l >= 1:
+                        for st, new in enumerate(news):
                             m.d.comb += [wtr[l, st].addr.eq(wrd1), wtr[l, st].data.eq(Cat(*new)), wtr[l, st].en.eq(1)]
-                            srcs = new
-                        dlist = [(srcs[i] - olds[-1][i])[:DB].as_signed() for i in range(P)]
                         m.d.comb += [wd_[l].addr.eq(wrd1), wd_[l].data.eq(Cat(*dlist)), wd_[l].en.eq(1),
                                      we_[l].addr.eq(wrd1), we_[l].data.eq(mask), we_[l].en.eq(1)]
                     counted = ~aer_mode if l == 0 else Const(1)
@@ -813,32 +833,44 @@ class EqSpikeCore(wiring.Component):
             sc_vals = [Signal(signed(max(WB)), name=f"sc_val{i}") for i in range(P)]
             sc_en = Signal(P)
             m.d.comb += upd_busy.eq(u1_v | sc_act | (hold != 0))
+            # the new words of both update kinds as named signals driven outside the stage's conditions
+            # (each sum is read four times by the saturation, each Δ twice by the sign select)
+            w_up_new, w_dn_new = {}, {}
+            for c in range(L):
+                lo, hi = s.element_range(f"w{c}")
+                k_up = s.update_shift(c)
+                w = lanes(rup[c].data, WB[c], True)
+                dd = lanes(rd_[c + 1].data, DB, True)
+                ee = re_[c + 1].data
+                new = []
+                for i in range(P):
+                    dsum = named(dd[i] + Mux(ee[i], u1_dj, 0), f"wu{c}_dsum{i}")
+                    x = named(w[i] + round_shift(Mux(neg, -dsum, dsum), k_up, s.update_rounding), f"wu{c}_sum{i}")
+                    new.append(named(saturate(x, lo, hi, WB[c]), f"wu{c}_new{i}"))
+                w_up_new[c] = new
+                if c >= 1:
+                    w = lanes(rdn[c].data, WB[c], True)
+                    dd = lanes(rd_[c].data, DB, True)
+                    new = []
+                    for p in range(P):
+                        x = named(w[p] + round_shift(Mux(neg, -dd[p], dd[p]), k_up, s.update_rounding),
+                                  f"wd{c}_sum{p}")
+                        new.append(named(saturate(x, lo, hi, WB[c]), f"wd{c}_new{p}"))
+                    w_dn_new[c] = new
             with m.If(u1_v):
                 m.d.sync += [sc_dn.eq(u1_dn), sc_lay.eq(u1_lay), sc_k.eq(u1_k), sc_jw.eq(u1_jw), sc_jl.eq(u1_jl),
                              sc_q.eq(0), sc_n.eq(u1_n)]
                 for c in range(L):
-                    lo, hi = s.element_range(f"w{c}")
-                    k_up = s.update_shift(c)
                     with m.If((u1_lay == c) & ~u1_dn):  # presynaptic event j: row j of wup{c}, all posts i
-                        w = lanes(rup[c].data, WB[c], True)
-                        dd = lanes(rd_[c + 1].data, DB, True)
-                        ee = re_[c + 1].data
-                        new = []
-                        for i in range(P):
-                            dsum = dd[i] + Mux(ee[i], u1_dj, 0)
-                            new.append(saturate(w[i] + round_shift(Mux(neg, -dsum, dsum), k_up, s.update_rounding),
-                                                lo, hi, WB[c]))
+                        new = w_up_new[c]
                         m.d.comb += [wup[c].addr.eq(u1_addr), wup[c].data.eq(Cat(*new)), wup[c].en.eq((1 << P) - 1)]
                         if c >= 1:
                             m.d.sync += [sc_act.eq(1), sc_en.eq(Cat(*[valid_lane(u1_k, c + 1, i) for i in range(P)]))]
                             m.d.sync += [sc_vals[i].eq(new[i]) for i in range(P)]
                     if c >= 1:
                         with m.If((u1_lay == c + 1) & u1_dn):  # postsynaptic event i: row i of wdn{c}, pres not spiking
-                            w = lanes(rdn[c].data, WB[c], True)
-                            dd = lanes(rd_[c].data, DB, True)
                             ee = re_[c].data
-                            new = [saturate(w[p] + round_shift(Mux(neg, -dd[p], dd[p]), k_up, s.update_rounding),
-                                            lo, hi, WB[c]) for p in range(P)]
+                            new = w_dn_new[c]
                             m.d.comb += [wdn[c].addr.eq(u1_addr), wdn[c].data.eq(Cat(*new)), wdn[c].en.eq(~ee)]
                             m.d.sync += [sc_act.eq(1),
                                          sc_en.eq(Cat(*[valid_lane(u1_k, c, p) & ~ee[p] for p in range(P)]))]
@@ -861,30 +893,40 @@ class EqSpikeCore(wiring.Component):
                                                  wup[c].en.eq(Mux(sc_en[q], Const(1, P) << sc_jl, 0))]
 
         # ---------------- UPD stage 1: neuron updates (and, in a nudged phase, the nudge and bias updates) ----
+        # new states and biases as named signals driven outside the stage's conditions (a saturation reads
+        # its input up to four times, a rounding or sign select its own input up to twice)
+        upd = {}
+        for k in range(1, L + 1):
+            acc = lanes(racc[k].data, s.acc_bits(k), True)
+            st = lanes(rs[k].data, SB, False)
+            bias = lanes(rb[k - 1].data, BB, True)
+            new, nb = [], []
+            for i in range(P):
+                tot = acc[i] + (bias[i] << s.bias_shift(k)) - (st[i] << s.leak_shift(k))
+                if TRN and k == L:
+                    y = Mux((const_mul(wrd1, P) + i) == label, ONE, 0)
+                    nud = named((y - st[i]) << s.nudge_shift, f"upd{k}_nudge{i}")
+                    tot = tot + Mux(nudged, Mux(neg, -nud, nud), 0)
+                tot = named(tot, f"upd{k}_total{i}")
+                x = named(st[i] + round_shift(tot, s.state_shift(k), s.state_rounding, rword[i]), f"upd{k}_sum{i}")
+                new.append(named(saturate(x, 0, ONE, SB), f"upd{k}_new{i}"))
+            if TRN:  # b{k-1} ← sat(b + round(σ·Δŝ, bias_update_shift)): after this step's read (RMW)
+                dd = lanes(rd_[k].data, DB, True)
+                lo, hi = s.element_range(f"b{k - 1}")
+                for i in range(P):
+                    x = named(bias[i] + round_shift(Mux(neg, -dd[i], dd[i]), s.bias_update_shift(k - 1),
+                                                    s.update_rounding), f"upd{k}_bsum{i}")
+                    nb.append(named(saturate(x, lo, hi, BB), f"upd{k}_bnew{i}"))
+            upd[k] = (new, nb)
         with m.If(upd_v1):
             if stoch_round:
                 m.d.comb += draw.eq(1)
             for k in range(1, L + 1):
                 with m.If(lay1 == k):
-                    acc = lanes(racc[k].data, s.acc_bits(k), True)
-                    st = lanes(rs[k].data, SB, False)
-                    bias = lanes(rb[k - 1].data, BB, True)
-                    new = []
-                    for i in range(P):
-                        tot = acc[i] + (bias[i] << s.bias_shift(k)) - (st[i] << s.leak_shift(k))
-                        if TRN and k == L:
-                            y = Mux((const_mul(wrd1, P) + i) == label, ONE, 0)
-                            nud = (y - st[i]) << s.nudge_shift
-                            tot = tot + Mux(nudged, Mux(neg, -nud, nud), 0)
-                        inc = round_shift(tot, s.state_shift(k), s.state_rounding, rword[i])
-                        new.append(saturate(st[i] + inc, 0, ONE, SB))
+                    new, nb = upd[k]
                     m.d.comb += [ws[k].addr.eq(wrd1), ws[k].data.eq(Cat(*new)), ws[k].en.eq(1),
                                  wacc[k].addr.eq(wrd1), wacc[k].data.eq(0), wacc[k].en.eq(1)]
-                    if TRN:  # b{k-1} ← sat(b + round(σ·Δŝ, bias_update_shift)): after this step's read (RMW)
-                        dd = lanes(rd_[k].data, DB, True)
-                        lo, hi = s.element_range(f"b{k - 1}")
-                        nb = [saturate(bias[i] + round_shift(Mux(neg, -dd[i], dd[i]), s.bias_update_shift(k - 1),
-                                                             s.update_rounding), lo, hi, BB) for i in range(P)]
+                    if TRN:
                         with m.If(nudged):
                             m.d.comb += [wb[k - 1].addr.eq(wrd1), wb[k - 1].data.eq(Cat(*nb)),
                                          wb[k - 1].en.eq((1 << P) - 1)]
