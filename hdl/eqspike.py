@@ -46,7 +46,7 @@ order does not matter, and it follows the step's reads (W(t+1) = W(t) + ΔW(t)).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -73,9 +73,21 @@ REG_AER_BAD = 10  # AER events for a neuron that does not exist, since the last 
 REG_SPEC_ID = 11  # the spec digest's first 32 bits
 REG_DIGEST = 12  # write: sweep every weight and bias memory word (STATUS busy meanwhile); read: the sweep's digest
 REG_DUMP = 13  # write (cores built with dump=True): the digest sweep, every word also out on ``wdump``; reads 0
+# training cores: the η registers (η = 2^-lr_shift per connection; reset: the spec's lr_shift). A write is
+# ``shift | connection << 8`` (connection LR_ALL: every connection), shift in [lr_shift_min(spec, c), 32]
+# (spec.eqspike.EqSpikeSpec.check_lr_shift); a read gives connection c's shift in bits 6c … 6c + 5 (c < 5)
+REG_LR = 14
+LR_ALL = 0xFF
+LR_MAX = 32
 CTRL_AER, CTRL_TRAIN = 1, 2
 STATUS_BUSY, STATUS_REG_ERROR, STATUS_AER_ERROR, STATUS_WCMD_ERROR = 1, 2, 4, 8
 REGISTERS = {k: v for k, v in globals().items() if k.startswith("REG_") and k != "REG_BITS"}
+
+
+def lr_shift_min(spec: EqSpikeSpec, l: int) -> int:
+    """Smallest η register value of connection l (both of its update shifts stay >= 0): the lower bound of
+    :meth:`spec.eqspike.EqSpikeSpec.check_lr_shift` for the fixed weight kind."""
+    return max(0, -spec.update_shift(l, 0), -spec.bias_update_shift(l, 0))
 
 
 def _ubits(n: int) -> int:
@@ -90,6 +102,12 @@ def round_shift(x, shift: int, mode: str, rnd=None):
     if mode not in ROUNDINGS:
         raise ValueError(f"rounding mode must be one of {ROUNDINGS}, not {mode!r}")
     x = x.as_signed()
+    if isinstance(shift, Value):  # a run-time shift (unsigned): a barrel shifter; x is read twice (name it)
+        if mode == "floor":
+            return x >> shift
+        if mode == "half_up":
+            return Mux(shift == 0, x, ((x >> (shift - 1)[:len(shift)]) + 1) >> 1)
+        raise ValueError(f"a run-time shift supports 'floor' and 'half_up' rounding, not {mode!r}")
     if shift <= 0:
         return x << -shift
     if mode == "floor":
@@ -148,6 +166,8 @@ class EqSpikeRegisters(wiring.Component):
             "aer_mode": Out(1), "train": Out(1), "T1": Out(sb, init=spec.T1), "T2": Out(sb, init=spec.T2),
             "seed": Out(REG_BITS, init=spec.seed), "reg_error": Out(1), "seed_load": Out(1), "status_clear": Out(1),
             "digest_start": Out(1), **({"dump_start": Out(1)} if dump else {}),
+            **({"lr": Out(data.ArrayLayout(unsigned(6), spec.n_layers), init=list(spec.lr_shift))}
+               if spec.training else {}),
         })
 
     def elaborate(self, platform):
@@ -180,12 +200,27 @@ class EqSpikeRegisters(wiring.Component):
                 if self.dump:
                     with m.Case(REG_DUMP):  # any value: start a digest sweep that also streams every word out
                         m.d.comb += self.dump_start.eq(1)
+                if s.training:
+                    with m.Case(REG_LR):  # shift | connection << 8: one connection, or all (LR_ALL)
+                        conn, val = wd[8:16], wd[:8]
+                        fits = [(val >= lr_shift_min(s, c)) & (val <= LR_MAX) for c in range(s.n_layers)]
+                        ok = (conn == LR_ALL) & Cat(*fits).all()
+                        for c in range(s.n_layers):
+                            ok = ok | ((conn == c) & fits[c])
+                        with m.If((wd[16:] == 0) & ok):
+                            for c in range(s.n_layers):
+                                with m.If((conn == c) | (conn == LR_ALL)):
+                                    m.d.sync += self.lr[c].eq(val)
+                        with m.Else():
+                            m.d.sync += self.reg_error.eq(1)
                 with m.Default():
                     m.d.sync += self.reg_error.eq(1)
         values = {REG_CTRL: self.aer_mode | (self.train << 1), REG_T1: self.T1, REG_T2: self.T2, REG_SEED: self.seed,
                   REG_STATUS: self.status | (self.reg_error * STATUS_REG_ERROR), REG_CYCLES: self.cycles,
                   REG_SAMPLES: self.samples, REG_SPIKES: self.spikes, REG_WORDS: self.words, REG_SYN: self.syn,
                   REG_AER_BAD: self.aer_bad, REG_SPEC_ID: Const(s.spec_id, 32), REG_DIGEST: self.digest}
+        if s.training:
+            values[REG_LR] = Cat(*[self.lr[c] for c in range(min(s.n_layers, 5))])
         assert max(values) < 1 << REG_ADDR_BITS
         with m.Switch(bus.addr):
             for addr, v in values.items():
@@ -317,6 +352,14 @@ class EqSpikeCore(wiring.Component):
         SB, IB = s.state_bits, s.input_bits
         ONE = s.state_one
         init = self.init or {}
+
+        def named(value, name):
+            """``value`` as a signal driven unconditionally (a Value used several times is otherwise copied
+            into the netlist at every use)."""
+            sig = Signal(value.shape(), name=name)
+            m.d.comb += sig.eq(value)
+            return sig
+
         targets_up = [l < L for l in range(L + 1)]
         targets_dn = [l >= 2 for l in range(L + 1)]
         has_targets = [targets_up[l] or targets_dn[l] for l in range(L + 1)]
@@ -434,7 +477,10 @@ class EqSpikeCore(wiring.Component):
         x_train = Signal()  # this sample trains (REG_CTRL bit 1 at its start)
         phase = Signal(2)  # 0 free, 1 +β, 2 −β
         nudged = phase != 0
-        neg = phase == 2  # σ = −1
+        neg = named(phase == 2, "neg")  # σ = −1
+        if TRN:  # the update shifts of each connection from its η register (reset: the spec's lr_shift)
+            ushift = [named((regs.lr[c] + s.update_shift(c, 0))[:7], f"ushift{c}") for c in range(L)]
+            bshift = [named((regs.lr[c] + s.bias_update_shift(c, 0))[:7], f"bshift{c}") for c in range(L)]
         x_T, x_T2 = Signal(s.step_bits), Signal(s.step_bits)
         step = Signal(s.step_bits)
         lay = Signal(range(L + 1))
@@ -654,11 +700,6 @@ class EqSpikeCore(wiring.Component):
         # conditions (they only reach memories and counters under enc_v1 & lay1 == l): as nested
         # expressions a trace stage's saturation would copy its input three times and the second
         # stage its first stage's nine times, all evaluated every cycle by Verilator.
-        def named(value, name):
-            sig = Signal(value.shape(), name=name)
-            m.d.comb += sig.eq(value)
-            return sig
-
         enc = {}
         for l in range(L + 1):
             M, rbits = s.full_scale(l), s.residue_bits(l)
@@ -838,14 +879,15 @@ class EqSpikeCore(wiring.Component):
             w_up_new, w_dn_new = {}, {}
             for c in range(L):
                 lo, hi = s.element_range(f"w{c}")
-                k_up = s.update_shift(c)
+                k_up = ushift[c]
                 w = lanes(rup[c].data, WB[c], True)
                 dd = lanes(rd_[c + 1].data, DB, True)
                 ee = re_[c + 1].data
                 new = []
                 for i in range(P):
                     dsum = named(dd[i] + Mux(ee[i], u1_dj, 0), f"wu{c}_dsum{i}")
-                    x = named(w[i] + round_shift(Mux(neg, -dsum, dsum), k_up, s.update_rounding), f"wu{c}_sum{i}")
+                    sd = named(Mux(neg, -dsum, dsum), f"wu{c}_sd{i}")
+                    x = named(w[i] + round_shift(sd, k_up, s.update_rounding), f"wu{c}_sum{i}")
                     new.append(named(saturate(x, lo, hi, WB[c]), f"wu{c}_new{i}"))
                 w_up_new[c] = new
                 if c >= 1:
@@ -853,8 +895,8 @@ class EqSpikeCore(wiring.Component):
                     dd = lanes(rd_[c].data, DB, True)
                     new = []
                     for p in range(P):
-                        x = named(w[p] + round_shift(Mux(neg, -dd[p], dd[p]), k_up, s.update_rounding),
-                                  f"wd{c}_sum{p}")
+                        sd = named(Mux(neg, -dd[p], dd[p]), f"wd{c}_sd{p}")
+                        x = named(w[p] + round_shift(sd, k_up, s.update_rounding), f"wd{c}_sum{p}")
                         new.append(named(saturate(x, lo, hi, WB[c]), f"wd{c}_new{p}"))
                     w_dn_new[c] = new
             with m.If(u1_v):
@@ -914,8 +956,8 @@ class EqSpikeCore(wiring.Component):
                 dd = lanes(rd_[k].data, DB, True)
                 lo, hi = s.element_range(f"b{k - 1}")
                 for i in range(P):
-                    x = named(bias[i] + round_shift(Mux(neg, -dd[i], dd[i]), s.bias_update_shift(k - 1),
-                                                    s.update_rounding), f"upd{k}_bsum{i}")
+                    sd = named(Mux(neg, -dd[i], dd[i]), f"upd{k}_bsd{i}")
+                    x = named(bias[i] + round_shift(sd, bshift[k - 1], s.update_rounding), f"upd{k}_bsum{i}")
                     nb.append(named(saturate(x, lo, hi, BB), f"upd{k}_bnew{i}"))
             upd[k] = (new, nb)
         with m.If(upd_v1):

@@ -617,3 +617,112 @@ def test_block_readback_matches_twin(name):
     sim.add_testbench(refuse)
     sim.run()
     assert flags == [STATUS_REG_ERROR]
+
+
+@pytest.mark.parametrize("mode", ["floor", "half_up"])
+def test_round_shift_with_a_runtime_shift_matches_the_twin(mode):
+    """round_shift with a run-time (Value) shift, the η register's update path, == golden.fixed.shift_round,
+    exhaustively over 8-bit signed x and shifts 0..15 (beyond x's width too)."""
+    from amaranth.hdl import Module, Signal, signed
+
+    from golden.fixed import shift_round
+
+    m = Module()
+    x, sh = Signal(signed(8)), Signal(4)
+    o = Signal(signed(9))
+    m.d.comb += o.eq(round_shift(x, sh, mode))
+    xs = np.arange(-128, 128)
+    got = np.zeros((16, len(xs)), np.int64)
+
+    async def tb(ctx):
+        for k in range(16):
+            ctx.set(sh, k)
+            for n, xv in enumerate(xs):
+                ctx.set(x, int(xv))
+                got[k, n] = ctx.get(o)
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
+    for k in range(16):
+        assert got[k].tolist() == shift_round(xs, k, mode).tolist(), (mode, k)
+    with pytest.raises(ValueError, match="run-time shift"):
+        round_shift(x, sh, "stochastic", Signal(4))
+
+
+def test_lr_register_matches_the_twin():
+    """REG_LR (the η registers) == EqSpikeTwin.set_lr_shift: a write for every connection, then one for a single
+    connection, change the update shifts of the following training steps (every weight and bias after every step
+    == the twin's, and != a twin without the writes); writes out of range (below lr_shift_min, above 32, a
+    connection that does not exist, bits above 15) are refused (STATUS bit 1, values kept) as check_lr_shift
+    refuses them; the read-back packs each connection's value in 6 bits; an inference core has no REG_LR."""
+    from hdl.eqspike import CTRL_TRAIN, LR_ALL, REG_LR, EqSpikeRegisters, lr_shift_min
+
+    spec = EqSpikeSpec(layers=(13, 7, 5, 3), lanes=3, training=True, T1=8, T2=4, trace_frac=12, lr_shift=(3, 2, 2))
+    lo = [lr_shift_min(spec, c) for c in range(spec.n_layers)]
+    assert lo == [2, 2, 2]  # the case exercises the lower bound
+    weights = init_weights(spec, seed=5, scale=3.0)
+    n = 4
+    xs = sample_inputs(spec, n, 5)
+    ys = np.random.default_rng(5).integers(0, spec.layers[-1], size=n)
+    # before sample k: the (connection, shift) writes; the accepted ones as the twin's lr_shift afterwards
+    good = {0: [(LR_ALL, 2)], 2: [(1, 5)]}
+    bad = [(0, lo[0] - 1), (0, 33), (spec.n_layers, 4), (LR_ALL, 1), (0, 4 | (1 << 16))]
+    for _, v in bad[:2] + bad[3:4]:
+        with pytest.raises(ValueError):
+            spec.check_lr_shift(v)
+    dut = EqSpikeCore(spec)
+    res: list = []
+
+    async def bench(ctx):
+        host = EqSpikeHost(dut, spec, seed=5, idle_prob=0.2, stall_prob=0.2)
+        await host.load_weights(ctx, weights)
+        res.append(("reset", await host.read_reg(ctx, REG_LR)))
+        await host.write_reg(ctx, REG_CTRL, CTRL_TRAIN)
+        for k in range(n):
+            for c, v in good.get(k, []):
+                await host.write_reg(ctx, REG_LR, v | (c << 8))
+                res.append(("lr", await host.read_reg(ctx, REG_LR), await host.read_reg(ctx, REG_STATUS)))
+            if k == 3:
+                for c, v in bad:
+                    await host.write_reg(ctx, REG_LR, v | (c << 8))
+                    res.append(("bad", await host.read_reg(ctx, REG_LR), await host.read_reg(ctx, REG_STATUS)))
+                    await host.write_reg(ctx, REG_STATUS, 0)
+            await host.send_pixels(ctx, xs[k].tolist(), int(ys[k]))
+            await host.recv_result(ctx)
+            res.append(("w", await host.read_weights(ctx)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+    def packed(lrs):
+        return sum(v << (6 * c) for c, v in enumerate(lrs))
+
+    twin, plain = EqSpikeTwin(spec, weights), EqSpikeTwin(spec, weights)
+    it = iter(res)
+    assert next(it) == ("reset", packed(spec.lr_shift))
+    lrs = list(spec.lr_shift)
+    differs = False
+    for k in range(n):
+        for c, v in good.get(k, []):
+            lrs = [v] * spec.n_layers if c == LR_ALL else [v if i == c else x for i, x in enumerate(lrs)]
+            twin.set_lr_shift(tuple(lrs))
+            assert next(it) == ("lr", packed(lrs), 0), f"before sample {k}: REG_LR / STATUS after writing {v} to {c}"
+        if k == 3:
+            for c, v in bad:
+                tag, got_lr, status = next(it)
+                assert (tag, got_lr) == ("bad", packed(lrs)), f"refused write {v} to {c} changed REG_LR"
+                assert status & STATUS_REG_ERROR, f"write {v} to connection {c} not flagged"
+        twin.train_sample(xs[k], int(ys[k]))
+        plain.train_sample(xs[k], int(ys[k]))
+        tag, got = next(it)
+        for name, want in twin.weights.items():
+            assert np.array_equal(got[name], want), f"sample {k}: {name}"
+            differs |= not np.array_equal(want, plain.weights[name])
+    assert differs  # the writes changed the learning (the check is not vacuous)
+    assert lrs == [2, 5, 2]
+    # an inference core has no η registers (REG_LR unmapped)
+    regs = EqSpikeRegisters(EqSpikeSpec(layers=(13, 7, 5, 3), lanes=3, training=False, T1=8))
+    assert "lr" not in regs.signature.members
