@@ -21,7 +21,9 @@ from golden.eqspike.twin import EqSpikeTwin
 from hdl.eqspike import (
     CTRL_AER,
     CTRL_TRAIN,
+    LR_ALL,
     REG_CTRL,
+    REG_LR,
     REG_SEED,
     REG_T1,
     REGISTERS,
@@ -46,7 +48,9 @@ class Item:
     ``readback``: every weight and bias read back element by element after the sample. ``dump``: a block
     read-back (REG_DUMP: every memory word on ``wdump``; the same sweep gives the digest, compared too).
     ``digest``: a REG_DIGEST sweep after the sample (the 32-bit digest of every weight and bias,
-    :func:`spec.eqspike.weight_digest`)."""
+    :func:`spec.eqspike.weight_digest`). ``lr_shift`` (training cores): the η registers written before the
+    sample (REG_LR), an int for every connection (one LR_ALL write) or one value per connection (one write
+    each); the twin replays it with :meth:`~golden.eqspike.twin.EqSpikeTwin.set_lr_shift`."""
 
     kind: str
     x: np.ndarray | None = None
@@ -58,6 +62,7 @@ class Item:
     readback: bool = False
     digest: bool = False
     dump: bool = False
+    lr_shift: int | tuple[int, ...] | None = None
 
 
 def eqspike_verilog(spec: EqSpikeSpec, weights: dict | None = None, *, dump: bool = True) -> str:
@@ -142,6 +147,11 @@ def make_job(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item
         if it.kind not in ("infer", "aer", "train"):
             raise ValueError(f"item kind must be 'infer', 'aer' or 'train', not {it.kind!r}")
         regs = [] if it.reseed is None else [[REG_SEED, int(it.reseed)]]
+        if it.lr_shift is not None:
+            lrs = spec.check_lr_shift(it.lr_shift)  # a bad value is the caller's error, not a flag to compare
+            one = isinstance(it.lr_shift, int) or len(it.lr_shift) == 1  # one value for every connection
+            regs += ([[REG_LR, int(lrs[0]) | (LR_ALL << 8)]] if one else
+                     [[REG_LR, int(v) | (c << 8)] for c, v in enumerate(lrs)])
         regs += [[REG_CTRL, {"infer": 0, "aer": CTRL_AER, "train": CTRL_TRAIN}[it.kind]], [REG_T1, _item_T(spec, it)]]
         if it.kind == "aer":
             beats = []
@@ -225,6 +235,8 @@ def compare_with_twin(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: 
     for n, (it, res) in enumerate(zip(items, result["items"], strict=True)):
         if it.reseed is not None:
             twin.reseed(it.reseed)
+        if it.lr_shift is not None:
+            twin.set_lr_shift(it.lr_shift)
         T = _item_T(spec, it)
         if it.kind == "train":
             rec = twin.train_sample(np.asarray(it.x), int(it.label))

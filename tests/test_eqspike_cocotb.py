@@ -47,7 +47,9 @@ def scenario(spec: EqSpikeSpec, seed: int) -> list[Item]:
 
     items = [Item("infer", x()), Item("infer", x(), T=5), aer(spec.T1), aer(6)]
     items += [Item("train", x(), label=int(rng.integers(0, spec.layers[-1])), readback=k % 2 == 0, dump=True,
-                   reseed=0x1234ABCD if k == 2 else None) for k in range(4)]
+                   reseed=0x1234ABCD if k == 2 else None,
+                   # η registers: every connection, then one value per connection (REG_LR)
+                   lr_shift={1: 2, 3: tuple(range(3, 3 + spec.n_layers))}.get(k)) for k in range(4)]
     items += [Item("infer", x()), aer(spec.T1)]  # inference on the trained weights
     return items
 
