@@ -9,8 +9,9 @@ Flow control: the host never has more than ``rx_fifo_depth`` bytes (reported by 
 last SYNC echo in flight, since the UART cannot push back. Responses are read as they come and
 sorted by tag, so predictions, dump beats and weight words may interleave on the wire.
 
-:class:`LinkHost` is that link layer (SYNC credit, message reading and queueing, device errors),
-shared with the Galton board's host (:class:`boards.galton_top.GaltonHost`).
+:class:`LinkHost` and :class:`FramedLinkHost` are that link layer (SYNC credit, frames, message reading
+and queueing, device errors), shared with the EqSpike and Galton boards' hosts
+(:class:`boards.eqspike_top.EqSpikeHost`, :class:`boards.galton_top.GaltonHost`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from .protocol import (
     CMD_SYNC,
     CMD_WRITE_REG,
     CMD_WRITE_WORD,
+    ERR_BUSY,
     ERR_LENGTH,
     ERR_SESSION,
     ERR_STORE,
@@ -100,10 +102,8 @@ class SpecMismatchError(LinkError):
 
 
 class LinkHost:
-    """The host half of a byte link (:mod:`boards.protocol` and the Galton link speak the same link
-    layer): reads messages and queues them by tag, raises the device's ERROR messages, and keeps
-    the flow-control invariant with SYNC tokens (never more than ``rx_fifo_depth`` bytes beyond
-    the last echoed SYNC in flight).
+    """The transport half of the host link: exact reads, message tags sized by the link format,
+    answer queues by tag. :class:`FramedLinkHost` adds the frames, SYNC credit and recovery.
 
     Subclasses call :meth:`_open_link` first and may set :attr:`Error`/:attr:`Timeout` (the
     exception types raised), :attr:`ERROR_NAMES` (device error codes) and :attr:`OTHER_LINK` (how
@@ -151,70 +151,10 @@ class LinkHost:
             ) from None
         return tag, n
 
-    def _pump(self) -> None:
-        """Read one message and queue it by tag (SYNC echoes advance the credit)."""
-        tag, n = self._read_tag()
-        payload = self._read_exact(n)
-        if tag == MSG_ERROR:
-            code, opcode = payload
-            raise self.Error(
-                f"device reported error {code} ({self.ERROR_NAMES.get(code, '?')}) for opcode 0x{opcode:02x}",
-                code,
-                opcode,
-            )
-        if tag == MSG_SYNC:
-            if not self._syncs or self._syncs[0][0] != payload[0]:
-                raise self.Error(
-                    f"unexpected SYNC token {payload[0]} (expected {self._syncs[0][0] if self._syncs else 'none'})"
-                )
-            _, self._acked = self._syncs.popleft()
-            return
-        self._queues[tag].append(payload)
-
-    def _wait(self, tag: int) -> bytes:
-        q = self._queues[tag]
-        while not q:
-            self._pump()
-        return q.popleft()
-
-    def _send_sync(self) -> None:
-        self._token = (self._token + 1) & 0xFF
-        self.transport.write(bytes((CMD_SYNC, self._token)))
-        self._sent += 2
-        self._last_sync = self._sent
-        self._syncs.append((self._token, self._sent))
-
-    def _reserve(self, n: int) -> None:
-        """Wait until ``n`` more bytes (and a SYNC behind them) fit the device's receive FIFO."""
-        if n + 2 > self.rx_fifo_depth:
-            raise ValueError(f"command of {n} bytes does not fit the device's {self.rx_fifo_depth}-byte FIFO")
-        while self._sent + n + 2 > self._acked + self.rx_fifo_depth:
-            if not self._syncs:
-                self._send_sync()  # its room was kept free by the check before the last command
-            while self._syncs and self._sent + n + 2 > self._acked + self.rx_fifo_depth:
-                self._pump()
-
-    def _send(self, cmd: bytes) -> None:
-        """Write one command once the receive FIFO has room for it."""
-        self._reserve(len(cmd))
-        self.transport.write(cmd)
-        self._sent += len(cmd)
-        # a SYNC every half FIFO keeps credit flowing back while the host goes on sending
-        if self._sent - self._last_sync >= self.rx_fifo_depth // 2:
-            if self._sent + 2 <= self._acked + self.rx_fifo_depth:
-                self._send_sync()
-
     def _request(self, cmd: bytes, tag: int) -> bytes:
-        """Send a command and wait for its answer."""
+        """Send a command and wait for its answer (``_send`` and ``_wait`` come from the subclass)."""
         self._send(cmd)
         return self._wait(tag)
-
-    def sync(self) -> None:
-        """Wait until the device has consumed every byte sent so far (raises on a pending ERROR)."""
-        self._reserve(0)
-        self._send_sync()
-        while self._syncs:
-            self._pump()
 
 
 class FramedLinkHost(LinkHost):
@@ -337,6 +277,10 @@ class FramedLinkHost(LinkHost):
         if code == ERR_STORE:
             raise self.Error(f"device reported error {code} ({self.ERROR_NAMES[code]}) for opcode 0x{opcode:02x}: "
                              "a STORE slot or RUN_STORED range past the board's sample store", code, opcode)
+        if code == ERR_BUSY:
+            raise self.Error(f"device reported error {code} ({self.ERROR_NAMES[code]}) for opcode 0x{opcode:02x}: "
+                             "the command would wait for a run without an end; it was dropped (stop the run "
+                             "first)", code, opcode)
         if code == ERR_SESSION:
             raise self.Error(f"device reported error {code} ({self.ERROR_NAMES[code]}): the board was reset "
                              "since this session began (its registers are back at their reset values); open "

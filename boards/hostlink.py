@@ -19,8 +19,19 @@ host never sends past the last echoed position plus ``rx_fifo_depth`` (reported 
 
 :class:`LinkParser` is the part of the link that does not depend on the core (receive FIFO, opcode
 and argument bytes, timeout, the register port at rest, SYNC/READ_REG/ERROR answers and the
-framer); the Galton board's link (:class:`boards.galton_top.GaltonLink`) is built on it too, with
-``framed=False`` (its own protocol version 1: no sequence numbers, no CRC).
+framer).
+
+Other cores ride the same link through a *view* of their spec (the attributes :class:`LinkFormat` and
+:class:`HostLink` read, ``kind`` one of :data:`VIEW_KINDS`) and an adapter presenting the EP core's
+port set: :mod:`boards.eqspike_top`, :mod:`boards.galton_top`. A view may also give
+
+* ``link_commands``: the opcodes the link takes (default all of :data:`boards.protocol.COMMANDS`);
+  any other opcode is answered with ERROR 1 (unknown opcode);
+* ``refuse_bit``: a bit of the register the link rests on (``status_addr``) that says "the core runs
+  until told to stop": a register write or a memory command that would wait for the core (bit 0)
+  is then dropped with ERROR 8 (``ERR_BUSY``) instead of waiting for ever;
+* ``immediate_writes``: ``(addr, mask)`` pairs: a WRITE_REG of ``addr`` with a value that has any
+  bit of ``mask`` set (a STOP) is applied at once, without waiting for the core.
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ from .protocol import (
     CMD_WRITE_REG,
     CMD_WRITE_WORD,
     COMMANDS,
+    ERR_BUSY,
     ERR_CRC,
     ERR_LENGTH,
     ERR_SEQ,
@@ -68,6 +80,7 @@ from .protocol import (
 )
 
 CRC_POLY = 0x1021
+VIEW_KINDS = ("eqspike", "galton")  # spec views of other cores (boards.eqspike_top, boards.galton_top)
 
 
 def _crc16_matrix() -> list[list[int]]:
@@ -141,13 +154,11 @@ class LinkParser:
         status_addr: int,
         rx_fifo_depth: int,
         timeout_cycles: int | None,
-        framed: bool = False,
         data_states: dict | None = None,
         length_error: Value | None = None,
         store_error: Value | None = None,
     ):
         self.m, self.error = m, error
-        self.framed = framed
         self.data_states = dict(data_states or {})
         self.length_error = Const(0, 1) if length_error is None else length_error
         self.store_error = Const(0, 1) if store_error is None else store_error
@@ -182,9 +193,8 @@ class LinkParser:
         self.at_op = Signal()  # the parser waits for an opcode
         self.opened = Signal()  # an INFO opened a session since reset
         self.session = Signal(8)  # the host's session number (INFO's argument; echoed by SYNC)
-        if framed:
-            with m.If(got):
-                m.d.sync += self.crc.eq(crc16_update(Mux(self.at_op, 0xFFFF, self.crc), self.byte))
+        with m.If(got):
+            m.d.sync += self.crc.eq(crc16_update(Mux(self.at_op, 0xFFFF, self.crc), self.byte))
 
         self.timeout_hit = Signal()
         if timeout_cycles is not None:
@@ -220,10 +230,6 @@ class LinkParser:
         frame is answered, so garbage cannot flood the transmit line)."""
         m = self.m
         m.d.sync += self.error.eq(1)
-        if not self.framed:
-            self.respond(Const(MSG_ERROR, 8), Const(code, 8), self.op, length=3)
-            m.next = "RESP"
-            return
         with m.If(self.muted):
             m.next = "OP"
         with m.Else():
@@ -237,8 +243,6 @@ class LinkParser:
             self.fail(ERR_TIMEOUT)
 
     def _after_args(self, c: int) -> str:
-        if not self.framed:
-            return "EXEC"
         return self.data_states.get(c, "CRC1")
 
     def fetch_states(self) -> None:
@@ -262,32 +266,30 @@ class LinkParser:
                     with m.Case(c):
                         n = self.arg_bytes(c)
                         m.d.sync += self.need.eq(n)
-                        m.next = "SEQ" if self.framed else ("ARGS" if n else self._after_args(c))
-                if self.framed:
-                    with m.Case(PAD):  # padding between frames (a new session's filler): skipped
-                        m.next = "OP"
+                        m.next = "SEQ"
+                with m.Case(PAD):  # padding between frames (a new session's filler): skipped
+                    m.next = "OP"
                 with m.Default():
                     self.fail(ERR_UNKNOWN_OPCODE)  # the next byte is taken as an opcode again
-        if self.framed:
-            with m.State("SEQ"):
-                m.d.comb += self.take.eq(1)
-                with m.If(self.got):
-                    m.d.sync += self.seq.eq(self.byte)
-                    with m.If(self.need != 0):
-                        m.next = "ARGS"
-                    with m.Else():
-                        with m.Switch(self.op):
-                            for c in self.commands:
-                                if not self.arg_bytes(c):
-                                    with m.Case(c):
-                                        m.next = self._after_args(c)
-                self.on_timeout()
+        with m.State("SEQ"):
+            m.d.comb += self.take.eq(1)
+            with m.If(self.got):
+                m.d.sync += self.seq.eq(self.byte)
+                with m.If(self.need != 0):
+                    m.next = "ARGS"
+                with m.Else():
+                    with m.Switch(self.op):
+                        for c in self.commands:
+                            if not self.arg_bytes(c):
+                                with m.Case(c):
+                                    m.next = self._after_args(c)
+            self.on_timeout()
         with m.State("ARGS"):
             m.d.comb += self.take.eq(1)
             with m.If(self.got):
                 m.d.sync += [self.arg.eq(Cat(self.arg[8:], self.byte)), self.need.eq(self.need - 1)]
                 with m.If(self.need == 1):
-                    if self.framed and self.data_states:
+                    if self.data_states:
                         with m.Switch(self.op):
                             for c, state in self.data_states.items():
                                 with m.Case(c):
@@ -295,49 +297,46 @@ class LinkParser:
                             with m.Default():
                                 m.next = "CRC1"
                     else:
-                        m.next = self._after_args(0)
+                        m.next = "CRC1"
             self.on_timeout()
-        if self.framed:
-            with m.State("CRC1"):
-                m.d.comb += self.take.eq(1)
-                with m.If(self.got):
-                    m.next = "CRC2"
-                self.on_timeout()
-            with m.State("CRC2"):
-                m.d.comb += self.take.eq(1)
-                with m.If(self.got):
-                    m.next = "CHECK"
-                self.on_timeout()
-            with m.State("CHECK"):
-                with m.If(self.crc != 0):
-                    self.fail(ERR_CRC)
-                with m.Elif(self.op == CMD_INFO):
-                    m.d.sync += [self.expect.eq(self.seq + 1), self.muted.eq(0), self.opened.eq(1),
-                                 self.session.eq(self.field(CMD_INFO, 0, 1))]
-                    m.next = "EXEC"
-                with m.Elif(self.op == CMD_SYNC):
-                    m.d.sync += self.muted.eq(0)
-                    m.next = "EXEC"
-                with m.Elif(~self.opened):
-                    self.fail(ERR_SESSION)
-                with m.Elif(self.seq != self.expect):
-                    self.fail(ERR_SEQ)
-                with m.Elif(self.length_error):
-                    self.fail(ERR_LENGTH)
-                with m.Elif(self.store_error):
-                    self.fail(ERR_STORE)
-                with m.Else():
-                    m.d.sync += [self.expect.eq(self.expect + 1), self.muted.eq(0)]
-                    m.next = "EXEC"
+        with m.State("CRC1"):
+            m.d.comb += self.take.eq(1)
+            with m.If(self.got):
+                m.next = "CRC2"
+            self.on_timeout()
+        with m.State("CRC2"):
+            m.d.comb += self.take.eq(1)
+            with m.If(self.got):
+                m.next = "CHECK"
+            self.on_timeout()
+        with m.State("CHECK"):
+            with m.If(self.crc != 0):
+                self.fail(ERR_CRC)
+            with m.Elif(self.op == CMD_INFO):
+                m.d.sync += [self.expect.eq(self.seq + 1), self.muted.eq(0), self.opened.eq(1),
+                             self.session.eq(self.field(CMD_INFO, 0, 1))]
+                m.next = "EXEC"
+            with m.Elif(self.op == CMD_SYNC):
+                m.d.sync += self.muted.eq(0)
+                m.next = "EXEC"
+            with m.Elif(~self.opened):
+                self.fail(ERR_SESSION)
+            with m.Elif(self.seq != self.expect):
+                self.fail(ERR_SEQ)
+            with m.Elif(self.length_error):
+                self.fail(ERR_LENGTH)
+            with m.Elif(self.store_error):
+                self.fail(ERR_STORE)
+            with m.Else():
+                m.d.sync += [self.expect.eq(self.expect + 1), self.muted.eq(0)]
+                m.next = "EXEC"
 
     def exec_sync(self) -> None:
         """In EXEC's ``Switch(op)``: SYNC echoes its token."""
         m = self.m
         with m.Case(CMD_SYNC):
-            if self.framed:  # the echo tells the host which frame the device expects next
-                self.respond(Const(MSG_SYNC, 8), self.field(CMD_SYNC, 0, 1), self.expect, self.session, length=4)
-            else:
-                self.respond(Const(MSG_SYNC, 8), self.field(CMD_SYNC, 0, 1), length=2)
+            # the echo tells the host which frame the device expects next
+            self.respond(Const(MSG_SYNC, 8), self.field(CMD_SYNC, 0, 1), self.expect, self.session, length=4)
             m.next = "RESP"
 
     def read_reg(self) -> None:
@@ -360,21 +359,6 @@ class LinkParser:
         """Send one message at a time on ``tx``: the parser's own answers first, then ``sources`` by
         fixed priority, each ``(stream, tag, payload bytes)``: a beat becomes the tag and its payload."""
         m = self.m
-        if not self.framed:
-            nmax = max([self.resp_bytes] + [1 + n for _, _, n in sources])
-            buf = Signal(8 * nmax)
-            left = Signal(range(nmax + 1))
-            m.d.comb += [tx.valid.eq(left != 0), tx.payload.eq(buf[:8])]
-            with m.If(left != 0):
-                with m.If(tx.ready):
-                    m.d.sync += [buf.eq(buf[8:]), left.eq(left - 1)]
-            with m.Elif(self.lresp_valid):
-                m.d.sync += [buf.eq(self.lresp), left.eq(self.lresp_len), self.lresp_valid.eq(0)]
-            for src, tag, n in sources:
-                with m.Elif(src.valid):
-                    m.d.comb += src.ready.eq(1)
-                    m.d.sync += [buf.eq(Cat(Const(tag, 8), src.payload)), left.eq(1 + n)]
-            return
         # framed: tag, message seq, payload, then the CRC-16 of those bytes (high byte first)
         nmax = max([self.resp_bytes] + [1 + n for _, _, n in sources]) + 1
         buf = Signal(8 * nmax)
@@ -435,10 +419,14 @@ class HostLink(wiring.Component):
 
     def __init__(self, spec: EPCoreSpec, *, rx_fifo_depth: int = 512, timeout_cycles: int | None = None,
                  store_samples: int = 0):
-        if not (isinstance(spec, EPCoreSpec) or getattr(spec, "kind", None) == "eqspike"):
-            raise TypeError(f"spec must be an EPCoreSpec or an EqSpikeLinkSpec, not {type(spec).__name__}")
+        if not (isinstance(spec, EPCoreSpec) or getattr(spec, "kind", None) in VIEW_KINDS):
+            raise TypeError(f"spec must be an EPCoreSpec or a core's link view (EqSpikeLinkSpec, GaltonLinkSpec), "
+                            f"not {type(spec).__name__}")
         if isinstance(store_samples, bool) or not isinstance(store_samples, int) or not 0 <= store_samples < 1 << 16:
             raise ValueError(f"store_samples must be an integer in [0, 65535], not {store_samples!r}")
+        if store_samples and CMD_STORE not in getattr(spec, "link_commands", COMMANDS):
+            raise ValueError(f"store_samples must be 0 for a {spec.kind} core (its link takes no samples), "
+                             f"not {store_samples}")
         self.store_samples = store_samples
         fmt = LinkFormat(spec)
         lo = fmt.min_rx_fifo_depth()
@@ -477,6 +465,8 @@ class HostLink(wiring.Component):
         A, D, LB, BB = fmt.addr_bytes, fmt.word_bytes, fmt.label_bytes, fmt.beat_bytes
         SB = fmt.sample_bytes
         WB = fmt.word_bits
+        refuse_bit = getattr(s, "refuse_bit", None)
+        immediate = tuple(getattr(s, "immediate_writes", ()))
         NS = self.store_samples
         over = Signal()  # an INPUT frame's bytes went past the end of the sample
         input_op = Signal()  # the frame being parsed is an INPUT, INPUT_Z or STORE
@@ -489,12 +479,11 @@ class HostLink(wiring.Component):
             busy=self.core_busy,
             error=self.error,
             arg_bytes=fmt.arg_bytes,
-            commands=COMMANDS,
+            commands=tuple(getattr(s, "link_commands", COMMANDS)),
             resp_bytes=11,
             status_addr=getattr(s, "status_addr", REG_STATUS),  # EqSpike's register map differs
             rx_fifo_depth=self.rx_fifo_depth,
             timeout_cycles=self.timeout_cycles,
-            framed=True,
             data_states={CMD_INPUT: "DSTART", CMD_INPUT_Z: "DSTART", CMD_STORE: "DSTART"},
             length_error=over & input_op,
             store_error=store_bad,
@@ -638,7 +627,18 @@ class HostLink(wiring.Component):
                 with m.Switch(op):
                     p.exec_sync()
                     with m.Case(CMD_WRITE_REG):
-                        m.next = "WREG_WAIT"
+                        if immediate:  # e.g. a STOP: applied at once, not after the core is done
+                            wa, wv = field(CMD_WRITE_REG, 0, 1), field(CMD_WRITE_REG, 1, 4)
+                            now = Const(0, 1)
+                            for a, mask in immediate:
+                                now = now | ((wa == a) & ((wv & mask) != 0))
+                            with m.If(now):
+                                m.d.sync += p.reg_addr.eq(wa[:4])
+                                m.next = "WREG_DO"
+                            with m.Else():
+                                m.next = "WREG_WAIT"
+                        else:
+                            m.next = "WREG_WAIT"
                     with m.Case(CMD_READ_REG):
                         p.read_reg()
                     with m.Case(CMD_WRITE_WORD, CMD_READ_WORD):
@@ -685,15 +685,26 @@ class HostLink(wiring.Component):
                 with m.If(idle_ok & ~self.reg.rdata[0]):
                     m.d.sync += p.reg_addr.eq(field(CMD_WRITE_REG, 0, 1)[:4])
                     m.next = "WREG_DO"
+                if refuse_bit is not None:  # the core runs until stopped: waiting would never end
+                    with m.Elif(self.reg.rdata[refuse_bit]):
+                        p.fail(ERR_BUSY)
             with m.State("WREG_DO"):
                 m.d.comb += self.reg.we.eq(1)
                 m.d.sync += p.reg_addr.eq(p.status_addr)
                 m.next = "OP"
             with m.State("WCMD"):
                 # weight commands keep their place behind the samples sent before them
-                m.d.comb += self.wcmd.valid.eq(idle_ok)
-                with m.If(idle_ok & self.wcmd.ready):
-                    m.next = "OP"
+                if refuse_bit is None:
+                    m.d.comb += self.wcmd.valid.eq(idle_ok)
+                    with m.If(idle_ok & self.wcmd.ready):
+                        m.next = "OP"
+                else:  # reg_addr rests on status_addr here too
+                    with m.If(self.reg.rdata[refuse_bit]):
+                        p.fail(ERR_BUSY)
+                    with m.Else():
+                        m.d.comb += self.wcmd.valid.eq(idle_ok)
+                        with m.If(idle_ok & self.wcmd.ready):
+                            m.next = "OP"
 
         # ---- framer: one message at a time, sources by fixed priority ----
         p.framer(self.tx, [(self.wrsp, MSG_WORD, D), (self.dump, MSG_DUMP, fmt.dump_bytes), (self.out, MSG_PRED, LB)])

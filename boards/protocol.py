@@ -61,6 +61,7 @@ ERR_SEQ = 4  # the frame's sequence number was not the one expected; dropped
 ERR_LENGTH = 5  # an INPUT frame would overfill the sample (its beats past the sample's tiles(0)); dropped
 ERR_SESSION = 6  # no session is open (the device was reset): only INFO and SYNC are taken; dropped
 ERR_STORE = 7  # a STORE slot or a RUN_STORED range outside the sample store (or an empty range); dropped
+ERR_BUSY = 8  # the frame would wait for a core that runs until stopped (its view's refuse_bit); dropped
 
 ERROR_NAMES = {
     ERR_UNKNOWN_OPCODE: "unknown opcode",
@@ -70,6 +71,7 @@ ERROR_NAMES = {
     ERR_LENGTH: "INPUT beats past the end of the sample",
     ERR_SESSION: "no session open (the device was reset)",
     ERR_STORE: "outside the sample store",
+    ERR_BUSY: "busy: the core runs until stopped (send STOP first)",
 }
 
 REG_ADDR_LIMIT = 16  # the core's register port has 4 address bits

@@ -781,7 +781,8 @@ def galton_session(transport: CountingTransport, job: dict, progress=None, cycle
     c0 = cycles() if cycles else 0
     t0 = time.perf_counter()
     host = GaltonHost(transport, spec)
-    res: dict = {"spec_id": spec.spec_id, "rx_fifo_depth": host.rx_fifo_depth}
+    res: dict = {"spec_id": spec.spec_id, "rx_fifo_depth": host.rx_fifo_depth,
+                 "protocol_version": host.protocol_version}
     res["load"] = _phase(cycles, transport, t0, c0)
     c1 = cycles() if cycles else 0
     b1 = transport.snapshot()

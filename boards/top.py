@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from spec.ep_core import EPCoreSpec
 
-from .hostlink import HostLink, connect_core
+from .hostlink import VIEW_KINDS, HostLink, connect_core
 from .uart import UARTRx, UARTTx, bridge_for_platform, default_baud, uart_divisor
 
 
@@ -138,9 +138,9 @@ class BoardTop(Elaboratable):
                  timeout_s: float | None = 0.1, clock_mhz: float | None = None, store_samples: int = 0):
         if clock_mhz is not None and not (isinstance(clock_mhz, (int, float)) and clock_mhz > 0):
             raise ValueError(f"clock_mhz must be a positive number of MHz or None, not {clock_mhz!r}")
-        if not (isinstance(spec, EPCoreSpec) or getattr(spec, "kind", None) == "eqspike"):
-            raise TypeError(f"spec must be an EPCoreSpec or a boards.eqspike_top.EqSpikeLinkSpec, not "
-                            f"{type(spec).__name__}")
+        if not (isinstance(spec, EPCoreSpec) or getattr(spec, "kind", None) in VIEW_KINDS):
+            raise TypeError(f"spec must be an EPCoreSpec or a core's link view (boards.eqspike_top.EqSpikeLinkSpec, "
+                            f"boards.galton_top.GaltonLinkSpec), not {type(spec).__name__}")
         self.core_factory = core_factory
         self.spec = spec
         self.baud = baud
@@ -208,7 +208,7 @@ def pll_sync_domain(m: Module, platform, clock_mhz: float):
 
     The domain is held in reset (through a reset synchroniser) until the PLL locks and while the
     platform's reset button (``platform.default_rst``) is pressed. Shared by :class:`BoardTop` and
-    :class:`boards.galton_top.GaltonBoardTop`. Returns the :class:`boards.pll.PLLConfig` (nextpnr
+    :class:`boards.galton_top.GaltonBoardTop` (a :class:`BoardTop`). Returns the :class:`boards.pll.PLLConfig` (nextpnr
     derives the output clock's constraint from its dividers).
 
     Raises

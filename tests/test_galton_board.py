@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
-"""The Galton-board emulator on a board (boards/galton_top.py): the byte protocol end to end against the
-bit-exact twin in the Amaranth simulator (with and without random stalls on the byte streams), the
+"""The Galton-board emulator on a board (boards/galton_top.py), behind the EP core's host link (protocol
+version 2): end to end against the bit-exact twin in the Amaranth simulator (with and without random
+stalls on the byte streams, and with mangled frames: garbage, bad CRC, cut short, replayed, lost), the
 error answers, the board tops, the synthesis report's throughput fields, the CLI, and one real tiny
 build (``-m synth``; skipped without YoWASP or with EPFORGE_SYNTH=0)."""
 
@@ -8,27 +9,41 @@ from __future__ import annotations
 
 import json
 import os
+import random
 
 import numpy as np
 import pytest
 
 from boards.galton_top import (
-    CMD_READ_MEM,
-    CMD_READ_REG,
-    CMD_WRITE_MEM,
+    LINK_RUNNING,
+    LINK_UNLIMITED,
+    LINK_WAIT,
+    REG_LINK_STATUS,
+    GaltonBoardTop,
+    GaltonHost,
+    GaltonLinkError,
+    GaltonLinkSpec,
+    LinkedGalton,
+    UARTLinkedGalton,
+)
+from boards.host import FramedLinkHost, LinkError, SpecMismatchError
+from boards.hostlink import HostLink
+from boards.linkfuzz import FuzzTransport
+from boards.protocol import (
+    CMD_INPUT,
+    CMD_READ_WORD,
+    CMD_RUN_STORED,
     CMD_WRITE_REG,
+    CMD_WRITE_WORD,
     ERR_BUSY,
-    ERR_RANGE,
     ERR_TIMEOUT,
     ERR_UNKNOWN_OPCODE,
     MSG_ERROR,
-    GaltonBoardTop,
-    GaltonHost,
-    GaltonLink,
-    GaltonLinkError,
-    GaltonLinkFormat,
-    LinkedGalton,
-    UARTLinkedGalton,
+    MSG_INFO,
+    MSG_WORD,
+    LinkFormat,
+    crc16,
+    frame,
 )
 from boards.simlink import StreamSimTransport, UARTSimTransport
 from boards.synth import galton_throughput, render_markdown, yowasp_available
@@ -68,13 +83,16 @@ def random_thresholds(spec, rng):
 
 
 def test_link_format_sizes():
-    f = GaltonLinkFormat(SPEC)
-    assert (f.addr_bytes, f.data_bytes) == (1, 2)
-    big = GaltonLinkFormat(GaltonSpec(rows=16, boards=16))
-    assert (big.addr_bytes, big.data_bytes, big.max_arg_bytes) == (2, 4, 6)
-    assert f.payload_bytes(0x84) == 2 and f.payload_bytes(0x86) == 8
+    """The link's field sizes from the Galton view: a memory word and its address, one-byte samples."""
+    f = LinkFormat(GaltonLinkSpec(SPEC))
+    assert (f.addr_bytes, f.word_bytes, f.sample_bytes) == (1, 2, 1)
+    big = LinkFormat(GaltonLinkSpec(GaltonSpec(rows=16, boards=16)))
+    assert (big.addr_bytes, big.word_bytes) == (2, 4)
+    assert f.payload_bytes(MSG_WORD) == 2 and f.payload_bytes(MSG_INFO) == 10
     with pytest.raises(ValueError, match="unknown message tag 0x05"):
         f.payload_bytes(0x05)
+    with pytest.raises(TypeError, match="spec must be a GaltonSpec"):
+        GaltonLinkSpec({"rows": 4})
 
 
 @pytest.mark.parametrize("stalls", sorted(STALLS))
@@ -115,7 +133,8 @@ def test_protocol_end_to_end_against_twin(stalls):
     assert st == {"status": STATUS_WRITE_REFUSED, "write_refused": 1, "done": 2200, "remaining": 0}
     host.clear_write_refused()
     assert host.status() == {"status": 0, "write_refused": 0, "done": 2200, "remaining": 0}
-    assert not t.to_device and not t.from_device
+    host.sync()
+    assert not t.to_device and not t.from_device and not host._unacked
 
 
 def test_register_read_back():
@@ -129,7 +148,7 @@ def test_register_read_back():
     host.write_reg(REG_BALLS, 123456)
     assert [host.read_reg(a) for a in (REG_CTRL, REG_SEED, REG_BALLS)] == [3, 0x89ABCDEF, 123456]
     assert host.status()["write_refused"] == 0
-    assert host.read_reg(REG_CMD) == 0 and host.read_reg(15) == 0
+    assert host.read_reg(REG_CMD) == 0 and host.read_reg(REG_LINK_STATUS) == 0  # idle: the link would not wait
     host.write_reg(REG_CTRL, 0)
     assert host.read_reg(REG_CTRL) == 0
 
@@ -148,25 +167,33 @@ def test_writes_queue_behind_a_limited_run():
 
 
 def test_unlimited_run_refuses_waiting_commands_until_stop():
-    """BALLS = 0 runs until STOP: a command that would wait is answered with ERROR 3 (busy) and dropped;
-    STOP goes through at once; the balls counted so far match the twin."""
-    host, t, _ = make_host(seed=3)
+    """BALLS = 0 runs until STOP: a command that would wait is answered with ERROR 8 (busy) and dropped;
+    the host's multi-frame calls refuse before sending; STOP goes through at once; the balls counted so
+    far match the twin."""
+    host, t, _ = make_host(seed=3, idle=0.2, stall=0.2)
     host.start(0, seed=4)
     assert host.read_reg(REG_STATUS) & STATUS_RUNNING and host.read_reg(REG_REMAINING) == 0
+    assert host.read_reg(REG_LINK_STATUS) == LINK_WAIT | LINK_UNLIMITED | LINK_RUNNING
     host.write_mem(SPEC.threshold_addr(0, 0, 0), 3)
-    with pytest.raises(GaltonLinkError, match=r"error 3 \(busy.*for opcode 0x03") as e:
+    with pytest.raises(GaltonLinkError, match=r"error 8 \(busy.*for opcode 0x03") as e:
         host.sync()
-    assert (e.value.code, e.value.opcode) == (ERR_BUSY, CMD_WRITE_MEM)
-    with pytest.raises(GaltonLinkError, match=r"error 3 .* for opcode 0x04") as e:
+    assert (e.value.code, e.value.opcode) == (ERR_BUSY, CMD_WRITE_WORD)
+    with pytest.raises(GaltonLinkError, match=r"error 8 .* for opcode 0x04") as e:
         host.read_mem(SPEC.hist_addr(0, 3))
-    with pytest.raises(GaltonLinkError, match=r"error 3 .* for opcode 0x01"):
+    assert (e.value.code, e.value.opcode) == (ERR_BUSY, CMD_READ_WORD)
+    with pytest.raises(GaltonLinkError, match=r"error 8 .* for opcode 0x01"):
         host.write_reg(REG_CTRL, 1)  # a register the board would ignore while running
         host.sync()
+    for call in (lambda: host.start(10), host.read_histograms, lambda: host.write_thresholds([])):
+        with pytest.raises(GaltonLinkError, match="runs without a ball limit; stop"):
+            call()
     host.sync()  # the earlier SYNC echoes come in: the link is in step
     assert host.read_reg(REG_STATUS) & STATUS_RUNNING and host.read_reg(REG_CTRL) == CTRL_HIST_ONLY
+    assert all(code == ERR_BUSY for code, _, _ in host.error_log) and host.link_stats["retransmitted"] == 0
     host.stop()
     done = host.read_reg(REG_DONE)
     assert host.read_reg(REG_STATUS) & STATUS_RUNNING == 0 and done > 50
+    assert host.read_reg(REG_LINK_STATUS) == 0
     assert host.read_mem(SPEC.threshold_addr(0, 0, 0)) == 16  # the refused write did nothing
     twin = GaltonTwin(SPEC, seed=4)
     twin.balls(done)
@@ -223,41 +250,89 @@ def test_full_rate_with_the_always_ready_sink():
     assert len(beats) == 400 and beats[-1] - beats[0] == 399
 
 
-def test_bad_opcodes_and_ranges_are_reported_and_the_link_goes_on():
+def read_message(t, fmt):
+    tag = t.read(1)[0]
+    rest = t.read(1 + fmt.payload_bytes(tag) + 2)
+    assert crc16(bytes((tag,)) + rest) == 0
+    return tag, rest[1:-2]
+
+
+def test_sample_opcodes_are_refused_and_the_link_goes_on():
+    """No samples go over the Galton link: INPUT, RUN_STORED (and any unknown byte) are answered with
+    ERROR 1 and the expected sequence number; nothing is lost, the host goes on."""
     host, t, _ = make_host()
-    for op in (0x05, 0x42, 0x80, 0xFF):  # the EP link's INPUT, junk, a message tag, the error tag
-        t.write(bytes((op,)))
-        assert t.read(3) == bytes((MSG_ERROR, ERR_UNKNOWN_OPCODE, op))
-    t.write(bytes((CMD_READ_REG, 16)))
-    assert t.read(3) == bytes((MSG_ERROR, ERR_RANGE, CMD_READ_REG))
-    t.write(bytes((CMD_WRITE_REG, 200, 1, 0, 0, 0)))
-    assert t.read(3) == bytes((MSG_ERROR, ERR_RANGE, CMD_WRITE_REG))
+    host.sync()
+    for op, body in ((CMD_INPUT, bytes((1, 0, 1))), (CMD_RUN_STORED, bytes(4)), (0x42, b"")):
+        seq = host._seq
+        t.write(frame(op, seq, body) if body else bytes((op,)))
+        assert host.read_reg(REG_SPEC_ID) == SPEC.spec_id
+        assert (ERR_UNKNOWN_OPCODE, op, seq) in host.error_log
+    host.write_mem(SPEC.threshold_addr(1, 2, 1), 9)
+    assert host.read_mem(SPEC.threshold_addr(1, 2, 1)) == 9
+    # a threshold that fits the link's data bits but not 2^k: refused by the emulator, flagged
     odd = GaltonSpec(rows=4, boards=3, prob_bits=5, prng_width=16, bin_bits=12)  # fields narrower than their bytes
     assert (odd.addr_bits, odd.data_bits) == (6, 12)
-    h2, t2, _ = make_host(odd)
-    t2.write(bytes((CMD_READ_MEM, 0x40)))  # address 64 ≥ 2^addr_bits
-    assert t2.read(3) == bytes((MSG_ERROR, ERR_RANGE, CMD_READ_MEM))
-    t2.write(bytes((CMD_WRITE_MEM, 0x40, 3, 0)))
-    assert t2.read(3) == bytes((MSG_ERROR, ERR_RANGE, CMD_WRITE_MEM))
-    t2.write(bytes((CMD_WRITE_MEM, 0, 0x00, 0x10)))  # data 0x1000 ≥ 2^12
-    assert t2.read(3) == bytes((MSG_ERROR, ERR_RANGE, CMD_WRITE_MEM))
-    assert h2.read_mem(0) == 16  # untouched
-    t2.write(bytes((CMD_WRITE_MEM, 0, 0xFF, 0x0F)))  # fits the link's 12 bits but above 2^k: refused, flagged
-    assert h2.read_mem(0) == 16
-    with pytest.raises(GaltonLinkError, match=r"error 1 \(unknown opcode\) for opcode 0x07"):
-        t.write(bytes((0x07,)))
-        host.read_reg(REG_SPEC_ID)
-    assert host.read_reg(REG_SPEC_ID) == SPEC.spec_id
+    h2, _, _ = make_host(odd)
+    h2.write_mem(0, 0xFFF)
+    assert h2.read_mem(0) == 16 and h2.status()["write_refused"] == 1
 
 
 def test_command_cut_short_times_out():
     host, t, _ = make_host(timeout=300)
-    t.write(bytes((CMD_WRITE_REG, REG_SEED, 1)))
+    host.sync()
+    seq = host._seq
+    t.write(bytes((CMD_WRITE_REG, seq, REG_SEED, 1)))
     t.run_cycles(400)
-    assert t.read(3) == bytes((MSG_ERROR, ERR_TIMEOUT, CMD_WRITE_REG))
+    assert read_message(t, host.format) == (MSG_ERROR, bytes((ERR_TIMEOUT, CMD_WRITE_REG, seq)))
+    host._rx_seq = None  # the test read that message behind the host's back
     assert host.read_reg(REG_SEED) == SPEC.seed
     host.write_reg(REG_SEED, 77)
     assert host.read_reg(REG_SEED) == 77
+
+
+def test_fuzzed_link_against_the_galton_top():
+    """A fifth of the frames mangled (garbage, cut short, oversized, a flipped bit, another sequence
+    number, replayed, lost) under random stalls: every run's histograms still == the twin's, bit for bit;
+    a host that gives up raises LinkError, and a new session repeats the round."""
+    spec = GaltonSpec(rows=4, boards=2, prob_bits=4, prng_width=16, bin_bits=12)
+    rng = random.Random(11)
+    FramedLinkHost.seq_rng = random.Random(12)
+    dut = LinkedGalton(spec, rx_fifo_depth=48, timeout_cycles=120)
+    sim = StreamSimTransport(dut, seed=13, idle_prob=0.1, stall_prob=0.1, max_wait_cycles=3000, lossy=True)
+    ft = FuzzTransport(sim, rng, 0.2)
+
+    def open_host():
+        ft.active = False
+        h = GaltonHost(ft, spec)
+        h.session_attempts = 12
+        return h
+
+    host = open_host()
+    compared = errors = 0
+    for r in range(8):
+        thr = np.array([[[rng.randrange(spec.threshold_max + 1) for _ in range(spec.rows)] for _ in range(spec.rows)]
+                        for _ in range(2)])
+        for _attempt in range(4):
+            try:
+                ft.active = True
+                host.write_thresholds(thr.tolist())
+                host.start(60 + 7 * r, seed=r, correlated=bool(r % 2))
+                hist = np.array(host.read_histograms())
+                done = host.read_reg(REG_DONE)
+                break
+            except LinkError:
+                errors += 1
+                host = open_host()
+        else:
+            pytest.fail(f"round {r}: no session got through")
+        twin = GaltonTwin(spec, thr, seed=r, correlated=bool(r % 2))
+        twin.balls(60 + 7 * r)
+        assert np.array_equal(hist, twin.hist) and done == twin.done, r
+        compared += 1
+    ft.active = False
+    assert compared == 8 and ft.malformed >= 40, (ft.malformed, errors)
+    assert {"garbage", "bitflip", "drop"} <= set(ft.counts)
+    assert host.read_reg(REG_LINK_STATUS) == 0
 
 
 def test_uart_level_end_to_end():
@@ -278,7 +353,7 @@ def test_uart_level_end_to_end():
 def test_host_refuses_another_spec():
     dut = LinkedGalton(SPEC, rx_fifo_depth=64)
     other = GaltonSpec(rows=6, boards=3, prob_bits=5, prng_width=16, bin_bits=16, seed=2)
-    with pytest.raises(GaltonLinkError, match=r"the link was built for spec id 0x[0-9a-f]{8}, but the host's spec"):
+    with pytest.raises(SpecMismatchError, match=r"the link was built for spec id 0x[0-9a-f]{8}, but the host's spec"):
         GaltonHost(StreamSimTransport(dut), other)
 
 
@@ -293,11 +368,15 @@ def test_argument_checks():
     with pytest.raises(ValueError, match="balls must be in"):
         host.start(-1)
     with pytest.raises(ValueError, match=r"rx_fifo_depth must be an integer in \[16, 65535\]"):
-        GaltonLink(SPEC, rx_fifo_depth=8)
-    with pytest.raises(ValueError, match="timeout_cycles must be an integer >= 3 or None"):
-        GaltonLink(SPEC, timeout_cycles=0)
+        LinkedGalton(SPEC, rx_fifo_depth=8)
+    with pytest.raises(ValueError, match="timeout_cycles must be a positive integer or None"):
+        LinkedGalton(SPEC, timeout_cycles=0)
     with pytest.raises(TypeError, match="spec must be a GaltonSpec"):
-        GaltonLink({"rows": 4})
+        LinkedGalton({"rows": 4})
+    with pytest.raises(ValueError, match="store_samples must be 0 for a galton core"):
+        HostLink(GaltonLinkSpec(SPEC), store_samples=2)
+    with pytest.raises(TypeError, match="spec must be a GaltonSpec"):
+        GaltonHost(None, {"rows": 4})
     with pytest.raises(ValueError, match="clock_mhz must be a positive number"):
         GaltonBoardTop(SPEC, clock_mhz=0)
     with pytest.raises(TypeError, match="spec must be a GaltonSpec"):
