@@ -35,8 +35,9 @@ def measure(layers, lanes: int, train: bool, T1: int, T2: int, symmetric: bool, 
     return {**measure_spec(spec, train, register_reads), "weight_kind": spec.weight_kind}
 
 
-def measure_spec(spec, train: bool, register_reads: bool = True) -> dict:
-    """Cycles of one sample of ``spec``'s core (its T1, T2 and estimator) in inference or training."""
+def measure_spec(spec, train: bool, register_reads: bool = True, weight_read_stages: int = 0) -> dict:
+    """Cycles of one sample of ``spec``'s core (its T1, T2 and estimator) in inference or training
+    (``register_reads``, ``weight_read_stages``: the :class:`hdl.ep_core.EPCore` options the core is built with)."""
     from amaranth.sim import Simulator
 
     from golden.ep_core import Registers
@@ -47,7 +48,7 @@ def measure_spec(spec, train: bool, register_reads: bool = True) -> dict:
     if train and not spec.training:
         raise ValueError("train: this spec's core has no training mode (training = false)")
     layers, lanes, T1, T2 = list(spec.layers), spec.lanes, spec.T1, spec.T2
-    dut = EPCore(spec, register_reads=register_reads)
+    dut = EPCore(spec, register_reads=register_reads, weight_read_stages=weight_read_stages)
     res = {}
 
     async def bench(ctx):
@@ -64,7 +65,8 @@ def measure_spec(spec, train: bool, register_reads: bool = True) -> dict:
     sim.run()
     roof = spec.roofline(train)
     return {"layers": list(layers), "lanes": lanes, "mode": "training" if train else "inference", "T1": T1,
-            "T2": T2, "estimator": spec.estimator, "register_reads": register_reads, "cycles": res["cycles"],
+            "T2": T2, "estimator": spec.estimator, "register_reads": register_reads,
+            "weight_read_stages": weight_read_stages, "cycles": res["cycles"],
             "input_beats": spec.tiles(0),
             "roofline_cycles": roof["cycles"], "roofline_ops": roof["ops"],
             "ratio": res["cycles"] / roof["cycles"], "sim_seconds": time.time() - t0}

@@ -100,7 +100,9 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
                "modes": {}}
         for mode in modes:
             log(f"{r['board']} {'-'.join(map(str, spec.layers))} P={spec.lanes}: simulating one {mode} sample …")
-            c = measure_spec(spec, mode == "training")
+            # the core as it was built (its memory read stage and weight read stages, from synth.json)
+            c = measure_spec(spec, mode == "training", r.get("register_reads") is not False,
+                             r.get("weight_read_stages") or 0)
             per_sample = c["cycles"] + c["input_beats"]
             entry = {"cycles": c["cycles"], "input_beats": c["input_beats"], "cycles_per_sample": per_sample,
                      "roofline_cycles": c["roofline_cycles"], "ratio_to_roofline": c["ratio"],

@@ -91,6 +91,7 @@ def cmd_synth(args) -> int:
             clock_mhz=args.clock_mhz,
             router=args.router,
             rows_per_stage=args.rows_per_stage,
+            weight_read_stages=args.weight_read_stages,
             store_samples=args.store_samples,
             log=lambda msg: print(f">> {msg}", file=sys.stderr),
         )
@@ -168,6 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="R",
         help="--design galton only: rows of the emulator between pipeline registers (1..N; default 1, "
         "a register after every row); changes latency and resources, not the ball stream",
+    )
+    s.add_argument(
+        "--weight-read-stages",
+        type=int,
+        default=0,
+        metavar="K",
+        help="--design ep only: extra read stages of the weight store (0 … 4; default 0): banks of one "
+        "block-RAM row (1,024 words), each registered, and a pipelined bank multiplexer (hdl.kit.weights); "
+        "one cycle more per stage and pipeline drain, same results",
     )
     s.add_argument("--out", required=True, metavar="DIR", help="output directory (created; a directory holding "
                    "files this command would overwrite is refused unless it is a previous synthesis and --force)")

@@ -286,6 +286,7 @@ def synthesize(
     router: str | None = None,
     rows_per_stage: int | None = None,
     register_reads: bool = True,
+    weight_read_stages: int = 0,
     store_samples: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -298,7 +299,8 @@ def synthesize(
     ``design="galton"`` builds the Galton-board emulator (``spec`` a :class:`GaltonSpec`; ``mock_delay``
     unused; ``rows_per_stage`` its pipeline, default 1); its report gains ``"galton"``:
     :func:`galton_throughput`. ``register_reads=False`` builds the EP core without its memory read
-    stage (:class:`hdl.ep_core.EPCore`; design ``ep`` only). ``store_samples``: slots of the link's
+    stage (:class:`hdl.ep_core.EPCore`; design ``ep`` only); ``weight_read_stages`` gives it that many weight
+    read stages (``EPCore(weight_read_stages=…)``, design ``ep`` only). ``store_samples``: slots of the link's
     sample store in block RAM (designs ``ep``/``mock``; :func:`check_store_fits`).
 
     Raises
@@ -335,6 +337,13 @@ def synthesize(
             if design != "ep":
                 raise ValueError(f"register_reads=False is for design 'ep', not {design!r}")
             factory = functools.partial(factory, register_reads=False)
+        if weight_read_stages:
+            if design != "ep":
+                raise ValueError(f"weight_read_stages is for design 'ep', not {design!r}")
+            from hdl.kit.weights import check_read_stages
+
+            check_read_stages(weight_read_stages, 1024)
+            factory = functools.partial(factory, weight_read_stages=weight_read_stages)
     out = Path(out)
     build_dir = out / "build"
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -422,6 +431,7 @@ def synthesize(
         "rx_fifo_depth": rx_fifo_depth,
         "store_samples": store_samples,
         "register_reads": register_reads if design == "ep" else None,
+        "weight_read_stages": weight_read_stages if design == "ep" else None,
         "seed": seed,
         "synth_opts": synth_opts,
         "nextpnr_opts": " ".join(nextpnr_opts),
@@ -477,6 +487,8 @@ def render_markdown(r: dict[str, Any]) -> str:
             what += f", {spec['weight_kind']} weights, fault injection {'on' if spec.get('fault_injection') else 'off'}"
         if r.get("register_reads") is False:
             what += ", no memory read stage"
+        if r.get("weight_read_stages"):
+            what += f", {r['weight_read_stages']} weight read stage(s) (banked weight memory)"
     lines = [
         f"# Synthesis: {r['design']} on {r['board']} ({r['device']})",
         "",

@@ -55,7 +55,7 @@ from .kit.sequencer import Sequencer
 from .kit.statemem import CoreMemories
 from .kit.sweep import Sweep, SweepEngine
 from .kit.updpath import UpdatePath
-from .kit.weights import WeightStore
+from .kit.weights import WeightStore, check_read_stages
 from .regport import RegSignature
 
 # micro-op kinds
@@ -79,6 +79,14 @@ class EPCore(wiring.Component):
         that pipeline stage (one flip-flop per read bit less, one cycle less latency per drain): for
         devices whose memories are one block deep and slow clocks (the iCE40UP5K). Numerics and the
         sample's results are the same either way.
+    weight_read_stages : int 0 … 4
+        Extra read stages of the weight store (:class:`hdl.kit.weights.WeightStore` ``read_stages``: banks of
+        ``weight_bank_words`` words, each registered at the bank, and a pipelined multiplexer tree), for fast
+        clocks on devices whose weight memory spans many block-RAM rows (the ECP5). The core's own memories
+        are then read K cycles later, so everything after the issue stage moves by K cycles: a drain takes
+        K cycles more, the results are the same. Default 0: the core as before (same cycle counts).
+    weight_bank_words : int
+        Words per bank with read stages (a power of two; default 1,024, one DP16KD row at ≤ 18 bits per block).
 
     Members
     -------
@@ -86,12 +94,15 @@ class EPCore(wiring.Component):
     dump. wcmd : In(stream) / wrsp : Out(stream) — weight port. reg : In(RegSignature) — registers.
     """
 
-    def __init__(self, spec: EPCoreSpec, init_words: list[int] | None = None, *, register_reads: bool = True):
+    def __init__(self, spec: EPCoreSpec, init_words: list[int] | None = None, *, register_reads: bool = True,
+                 weight_read_stages: int = 0, weight_bank_words: int = 1024):
         if not isinstance(spec, EPCoreSpec):
             raise TypeError(f"spec must be an EPCoreSpec, not {type(spec).__name__}")
         if not isinstance(register_reads, bool):
             raise TypeError(f"register_reads must be a bool, not {register_reads!r}")
+        check_read_stages(weight_read_stages, weight_bank_words)
         self.register_reads = register_reads
+        self.weight_read_stages, self.weight_bank_words = weight_read_stages, weight_bank_words
         if init_words is not None and len(init_words) != spec.memory_words:
             raise ValueError(f"init_words must have {spec.memory_words} words (the spec's memory), "
                              f"not {len(init_words)}")
@@ -162,7 +173,9 @@ class EPCore(wiring.Component):
         # weights and biases (hdl.kit.weights.WeightStore, with the load port); the core's own memories below
         ternary = s.weight_kind == "ternary"
         tt = s.ternary_training  # latent weights v{l} in block RAM beside the cells (laid out like w{l})
-        m.submodules.weights = store = WeightStore(s, self.init_words)
+        K = self.weight_read_stages
+        m.submodules.weights = store = WeightStore(s, self.init_words, read_stages=K,
+                                                   bank_words=self.weight_bank_words)
         wiring.connect(m, wiring.flipped(self.wcmd), store.wcmd)
         wiring.connect(m, store.wrsp, wiring.flipped(self.wrsp))
         wq_banks = [getattr(store, f"w{l}") for l in range(store.banks)]
@@ -238,8 +251,17 @@ class EPCore(wiring.Component):
                 m.d.comb += [store.rd_sense.eq((kind != K_DPASS) & (kind != K_UPB)), store.rd_raw.eq(kind == K_UPW)]
             else:
                 m.d.comb += store.rd_sense.eq(1)
-        m.d.comb += [mems.run.eq(run), mems.x_raddr.eq(iss.x_addr), mems.row_raddr.eq(iss.row_word)] + [
-            getattr(mems, f"s{k}_raddr").eq(iss.s_addr[k - 1]) for k in range(1, L + 1)]
+        # the core's own memories: their addresses K cycles later (weight read stages), so that their words
+        # arrive beside the weight store's; every stage after S0 moves by K cycles, reads and writes alike
+        raddrs = [run, iss.x_addr, iss.row_word] + [iss.s_addr[k - 1] for k in range(1, L + 1)]
+        delayed_run = []
+        for i in range(K):
+            regs_k = [Signal(len(a), name=f"raddr{j}_k{i + 1}") for j, a in enumerate(raddrs)]
+            m.d.sync += [r.eq(a) for r, a in zip(regs_k, raddrs, strict=True)]
+            raddrs = regs_k
+            delayed_run.append(raddrs[0])
+        m.d.comb += [mems.run.eq(raddrs[0]), mems.x_raddr.eq(raddrs[1]), mems.row_raddr.eq(raddrs[2])] + [
+            getattr(mems, f"s{k}_raddr").eq(raddrs[2 + k]) for k in range(1, L + 1)]
 
         # ---------------- S0r: memory data registered ----------------
         # The block RAMs' read data (after the depth-cascade multiplexer that synthesis builds for a
@@ -249,7 +271,12 @@ class EPCore(wiring.Component):
         # S1 multiplexers take the read data straight from the block RAMs: one register less per memory bit
         # and one cycle less latency; c1 is then read one op later so that it still arrives beside S3.
         op0r = Signal(op_layout)
-        m.d.sync += op0r.eq(op0)
+        op0k = op0  # the micro-op K cycles later (weight read stages)
+        for i in range(K):
+            r = Signal(op_layout, name=f"op0k{i + 1}")
+            m.d.sync += r.eq(op0k)
+            op0k = r
+        m.d.sync += op0r.eq(op0k)
         rdom = "sync" if rr else "comb"
         m.d.comb += [getattr(mems, f"w{l}").eq(w) for l, w in enumerate(wq_banks)] + [
             mems.b.eq(store.b_data), mems.b_lane.eq(op0r.lane)]
@@ -292,7 +319,7 @@ class EPCore(wiring.Component):
             m.d.comb += lanes.mul.eq(op2.kind == K_UPW)
         for i in range(P):
             m.d.comb += [lanes.left[i].eq(left[i]), lanes.right[i].eq(right[i]), prods[i].eq(lanes.prod[i])]
-        valids = [op0r.valid, op1.valid, op2.valid]
+        valids = delayed_run + ([op0k.valid] if K else []) + [op0r.valid, op1.valid, op2.valid]
 
         # ---------------- S3: consume products ----------------
         op3 = Signal(op_layout)

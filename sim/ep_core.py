@@ -56,12 +56,13 @@ def _regs_dict(r: Registers) -> dict:
 def run_ep_core(spec: EPCoreSpec, weights: dict[str, np.ndarray], segments: list[Segment], simulator: str, *,
                 build_root: Path | None = None, bake_weights: bool = False, seed: int = 1, idle_prob: float = 0.0,
                 stall_prob: float = 0.0, readback_initial: bool = True, timeout_ns: int | None = None,
-                verilog_style: str = "amaranth") -> dict:
-    """Run the generated Verilog; returns the bench's raw result."""
+                verilog_style: str = "amaranth", core_kw: dict | None = None) -> dict:
+    """Run the generated Verilog; returns the bench's raw result (``core_kw``: options of the
+    :class:`hdl.ep_core.EPCore` generator, e.g. ``weight_read_stages``)."""
     from hdl.ep_core import EPCore
 
     words = pack_memory(spec, weights)
-    core = EPCore(spec, init_words=words if bake_weights else None)
+    core = EPCore(spec, init_words=words if bake_weights else None, **(core_kw or {}))
     verilog = verilog_of(core, "ep_core", verilog_style)
     job = {"spec": spec.to_dict(), "words": None if bake_weights else words, "seed": seed, "idle_prob": idle_prob,
            "program_words": words if any(s.program for s in segments) else None,

@@ -18,8 +18,8 @@ from spec.ep_core import REG_CTRL, REG_CYCLES, REG_SAMPLES, REG_SEED, REG_SPEC_I
 
 
 def run_rtl(spec, weights, xs, ys, regs_inf, regs_tr, n_inf, n_train, *, seed=0, idle=0.0, stall=0.0,
-            register_reads=True):
-    dut = EPCore(spec, register_reads=register_reads)
+            register_reads=True, **core_kw):
+    dut = EPCore(spec, register_reads=register_reads, **core_kw)
     twin = EPCoreTwin(spec, weights)
     res: dict = {}
 
@@ -53,7 +53,7 @@ def run_rtl(spec, weights, xs, ys, regs_inf, regs_tr, n_inf, n_train, *, seed=0,
 
 
 def check_against_twin(spec, weights, n_inf=2, n_train=3, *, symmetric=True, seed=0, idle=0.0, stall=0.0,
-                       T1=7, T2=3, beta_shift=0, lr_shift=0, register_reads=True):
+                       T1=7, T2=3, beta_shift=0, lr_shift=0, register_reads=True, **core_kw):
     """Run the RTL and the twin side by side; return counts that show the check was not vacuous."""
     rng = np.random.default_rng(seed)
     xs = rng.integers(0, 1 << spec.input_bits, size=(max(n_inf, n_train), spec.layers[0]))
@@ -62,7 +62,7 @@ def check_against_twin(spec, weights, n_inf=2, n_train=3, *, symmetric=True, see
     regs_tr = Registers.from_spec(spec, T1=T1, T2=T2, train=True, dump=True, symmetric=symmetric,
                                   beta_shift=beta_shift, lr_shift=lr_shift)
     res = run_rtl(spec, weights, xs, ys, regs_inf, regs_tr, n_inf, n_train, seed=seed, idle=idle, stall=stall,
-                  register_reads=register_reads)
+                  register_reads=register_reads, **core_kw)
     twin = EPCoreTwin(spec, weights)
     start = {k: v.copy() for k, v in twin.weights.items()}
     assert res["spec_id"] == spec.spec_id
@@ -91,6 +91,7 @@ def check_against_twin(spec, weights, n_inf=2, n_train=3, *, symmetric=True, see
                                           | (twin.weights[k] == spec.element_range(k)[1])).sum()) for k in start)
     assert res["samples"] == n_inf + n_train and res["status"] == 0
     assert res["cycles_inf"] > 0
+    stats["cycles_inf"] = res["cycles_inf"]
     return stats
 
 
@@ -141,6 +142,30 @@ def test_core_without_the_read_stage_matches_twin(name):
     stats = check_against_twin(spec, weights, symmetric=True, seed=seed, idle=0.3, stall=0.3,
                                beta_shift=0 if name != "saturating" else 2, register_reads=False)
     assert stats["nonzero_states"] > 0 and stats["weight_changes"] > 5, stats
+
+
+# weight read stages (EPCore weight_read_stages, hdl.kit.weights.banked_memory): small banks so that the small
+# nets' memories span several of them
+STAGED = {"1 stage, banks of 4": dict(weight_read_stages=1, weight_bank_words=4),
+          "2 stages, banks of 2": dict(weight_read_stages=2, weight_bank_words=2)}
+
+
+@pytest.mark.parametrize("stages", sorted(STAGED))
+@pytest.mark.parametrize("name", ["2layer-P4", "3layer-P3-odd", "4layer-P2"])
+def test_core_with_weight_read_stages_matches_twin(name, stages):
+    """Weight read stages: the same states, predictions and weights as the twin, with stalls; with one
+    more cycle per stage and drain (inference: a drain after c1, after every middle layer's partial sums
+    and after every step)."""
+    kwargs, gain = CASES[name]
+    spec = EPCoreSpec(**kwargs)
+    seed = zlib.crc32(f"{name}/{stages}".encode()) % 1000
+    weights = scaled_weights(spec, np.random.default_rng(seed), gain)
+    stats = check_against_twin(spec, weights, symmetric=True, seed=seed, idle=0.3, stall=0.3, **STAGED[stages])
+    assert stats["nonzero_states"] > 0 and stats["weight_changes"] > 5, stats
+    base = check_against_twin(spec, weights, n_train=0, seed=seed)["cycles_inf"]
+    staged = check_against_twin(spec, weights, n_train=0, seed=seed, **STAGED[stages])["cycles_inf"]
+    drains = 1 + 7 * (spec.n_layers - 1)  # T1 = 7 steps, each with a drain per middle layer and one at its end
+    assert staged == base + STAGED[stages]["weight_read_stages"] * drains, (staged, base)
 
 
 @pytest.mark.parametrize("register_reads", [True, False], ids=["read-stage", "no-read-stage"])

@@ -151,3 +151,26 @@ def test_ternary_core_on_chip_training(simulator):
     first, last = unpack_memory(spec, result["segments"][0]["readbacks"][0]), unpack_memory(
         spec, result["segments"][1]["readbacks"][-1])
     assert (first["v0"] != last["v0"]).any() and (first["w0"] != last["w0"]).any()  # the cells were reprogrammed
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("simulator", SIMS)
+def test_verilog_with_weight_read_stages_matches_twin(simulator):
+    """Weight read stages (EPCore weight_read_stages=2, banks of 4 words: every memory spans several banks)
+    in the generated Verilog: inference and training with stalls, weights read back after every step."""
+    kwargs, gain, symmetric = CASES["3layer-P3-odd-one-sided"]
+    spec = EPCoreSpec(**kwargs)
+    rng = np.random.default_rng(14)
+    weights = scaled_weights(spec, rng, gain)
+    x = rng.integers(0, 1 << spec.input_bits, size=(6, spec.layers[0]))
+    y = rng.integers(0, spec.n_classes, size=6)
+    segments = [
+        Segment(Registers.from_spec(spec, T1=9, dump=True), x, y),
+        Segment(Registers.from_spec(spec, T1=9, T2=4, train=True, dump=True, symmetric=symmetric, lr_shift=0),
+                x[:4], y[:4], readback_each=True),
+    ]
+    result = run_ep_core(spec, weights, segments, simulator, seed=14, idle_prob=0.3, stall_prob=0.3,
+                         timeout_ns=50_000_000, core_kw={"weight_read_stages": 2, "weight_bank_words": 4})
+    rep = compare_with_twin(spec, weights, segments, result, simulator)
+    assert rep.mismatches == []
+    assert rep.compared["preds"] == 10 and rep.training_steps == 4 and rep.compared["weight_arrays"] > 0

@@ -53,12 +53,19 @@ def pack(vals: list[int], bits: int) -> int:
     return sum((v & ((1 << bits) - 1)) << (i * bits) for i, v in enumerate(vals))
 
 
+STAGES = {"one memory": (0, 1024), "banks of 4, 1 stage": (1, 4), "banks of 2, 2 stages": (2, 2),
+          "banks of 8, 3 stages": (3, 8)}
+
+
+@pytest.mark.parametrize("stages", sorted(STAGES))
 @pytest.mark.parametrize("name", sorted(SPECS))
-def test_load_port_and_sweep_side_match_the_twin_image(name):
+def test_load_port_and_sweep_side_match_the_twin_image(name, stages):
     spec = EPCoreSpec(**SPECS[name])
     P, L, EB = spec.lanes, spec.n_layers, spec.word_elem_bits
+    K, bank_words = STAGES[stages]
     twin = EPCoreTwin(spec)
-    dut = WeightStore(spec)
+    dut = WeightStore(spec, read_stages=K, bank_words=bank_words)
+    rsp_latency = 2 if K == 0 else 3 + K  # cycles from a read command taken to its response, at the earliest
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     rnd = random.Random(len(name))
@@ -92,7 +99,7 @@ def test_load_port_and_sweep_side_match_the_twin_image(name):
                 assert expected, "a response without a read"
                 if ready:
                     want, taken = expected.pop(0)
-                    assert cycle - taken >= 2
+                    assert cycle - taken >= rsp_latency
                     assert ctx.get(dut.wrsp.payload.data) == want
                 else:
                     stats["stalled"] += 1
@@ -114,33 +121,42 @@ def test_load_port_and_sweep_side_match_the_twin_image(name):
         await ctx.tick()
         assert not ctx.get(dut.pending) and stats["stalled"] > 10 and stats["writes"] > 60
 
-        # the sweep side: every bank's words and the bias words, 1 cycle after rd_en
+        # the sweep side: every bank's words and the bias words, 1 + K cycles after their address; a read
+        # every cycle (random gaps without rd_en), so K reads are in flight at once
         ctx.set(dut.serve, 0)
         image = twin.memory_words()
         regions = {r.name: r for r in spec.memory_map()}
         bbase = dut.bias_base
-        for _ in range(80):
-            l = rnd.randrange(L)
-            r = regions[f"w{l}"]
-            a = rnd.randrange(r.words)
-            bl = rnd.randrange(L)
-            bw = rnd.randrange(spec.tiles(bl + 1))
-            ctx.set(dut.rd_en, 1)
-            ctx.set(dut.rd_addr, a)
-            ctx.set(dut.rd_conn, l)
-            ctx.set(dut.b_rd_conn, bl)
-            ctx.set(dut.b_rd_word, bw)
+        flight, checked = [], 0  # (cycle the data is due, address, bias connection, bias word)
+        for cyc in range(160):
+            if cyc < 140 and rnd.random() < 0.8:
+                l = rnd.randrange(L)
+                a = rnd.randrange(regions[f"w{l}"].words)
+                bl = rnd.randrange(L)
+                bw = rnd.randrange(spec.tiles(bl + 1))
+                ctx.set(dut.rd_en, 1)
+                ctx.set(dut.rd_addr, a)
+                ctx.set(dut.rd_conn, l)
+                ctx.set(dut.b_rd_conn, bl)
+                ctx.set(dut.b_rd_word, bw)
+                flight.append((cyc + 1 + K, a, bl, bw))
+            else:
+                ctx.set(dut.rd_en, 0)
             await ctx.tick()
-            ctx.set(dut.rd_en, 0)
-            for k in range(L):  # every bank reads the same address
-                rk = regions[f"w{k}"]
-                if a < rk.words:
-                    want = pack(elements(image[rk.base + a], P, EB), spec.weight_bits[k])
-                    assert ctx.get(getattr(dut, f"w{k}")) == want
-            b = regions[f"b{bl}"]
-            assert b.base + bw < spec.memory_words
-            assert ctx.get(dut.b_data) == pack(elements(image[b.base + bw], P, EB), spec.bias_bits)
-            assert bbase[bl] + bw < bbase[L]
+            if flight and flight[0][0] == cyc + 1:
+                _, a, bl, bw = flight.pop(0)
+                for k in range(L):  # every bank reads the same address
+                    rk = regions[f"w{k}"]
+                    if a < rk.words:
+                        want = pack(elements(image[rk.base + a], P, EB), spec.weight_bits[k])
+                        assert ctx.get(getattr(dut, f"w{k}")) == want
+                b = regions[f"b{bl}"]
+                assert b.base + bw < spec.memory_words
+                assert ctx.get(dut.b_data) == pack(elements(image[b.base + bw], P, EB), spec.bias_bits)
+                assert bbase[bl] + bw < bbase[L]
+                checked += 1
+        assert not flight and checked > 100
+        ctx.set(dut.rd_en, 0)
         # update writes, read back through the load port
         for _ in range(20):
             l = rnd.randrange(L)
@@ -187,3 +203,9 @@ def test_bad_parameters_are_refused():
         WeightStore({"layers": (4, 3, 2)})
     with pytest.raises(ValueError, match="init_words must have"):
         WeightStore(spec, [0] * (spec.memory_words + 1))
+    for bad in (-1, 5, 1.0, True):
+        with pytest.raises(ValueError, match="read_stages must be an integer 0"):
+            WeightStore(spec, read_stages=bad)
+    for bad in (0, 1, 6, 1000, 2.0):
+        with pytest.raises(ValueError, match="bank_words must be a power of two"):
+            WeightStore(spec, read_stages=1, bank_words=bad)

@@ -143,8 +143,9 @@ def session(spec, rng):
 COUNTERS = (REG_TCTRL, REG_TRATE_ZERO, REG_TRATE_NONZERO, REG_TINJECTED, REG_TILLEGAL, REG_TREADS)
 
 
-def run_rtl(spec, words, segments, xs, ys, *, seed=0, idle=0.0, stall=0.0, register_reads=True):
-    dut = EPCore(spec, register_reads=register_reads)
+def run_rtl(spec, words, segments, xs, ys, *, seed=0, idle=0.0, stall=0.0, register_reads=True, stages=0):
+    # stages: weight read stages (banks of 4 words, so that the small net's memories span several banks)
+    dut = EPCore(spec, register_reads=register_reads, weight_read_stages=stages, weight_bank_words=4)
     res: dict = {"segments": []}
 
     async def bench(ctx):
@@ -202,9 +203,10 @@ def run_twin(spec, words, segments, xs, ys):
     return res
 
 
-@pytest.mark.parametrize("stalls,register_reads", [(False, True), (True, True), (True, False)],
-                         ids=["no-stalls", "stalls", "stalls-no-read-stage"])
-def test_rtl_matches_twin_with_fault_injection(stalls, register_reads):
+@pytest.mark.parametrize("stalls,register_reads,stages", [(False, True, 0), (True, True, 0), (True, False, 0),
+                                                          (True, True, 2)],
+                         ids=["no-stalls", "stalls", "stalls-no-read-stage", "stalls-weight-read-stages"])
+def test_rtl_matches_twin_with_fault_injection(stalls, register_reads, stages):
     spec = tspec(layers=(30, 12, 5), lanes=4, seed=5)
     rng = np.random.default_rng(11)
     w = ternary_weights(spec, rng)
@@ -215,7 +217,7 @@ def test_rtl_matches_twin_with_fault_injection(stalls, register_reads):
     xs = rng.integers(0, 256, (n, spec.layers[0]))
     ys = rng.integers(0, spec.n_classes, n)
     kw = {"seed": 3, "idle": 0.3, "stall": 0.4} if stalls else {}
-    kw["register_reads"] = register_reads
+    kw["register_reads"], kw["stages"] = register_reads, stages
     rtl, twin = run_rtl(spec, words, segments, xs, ys, **kw), run_twin(spec, words, segments, xs, ys)
     assert_same_session(rtl, twin)
     injected = [seg["regs"][3] for seg in twin["segments"]]
@@ -247,9 +249,10 @@ def training_session():
     ]
 
 
-@pytest.mark.parametrize("stalls,register_reads", [(False, True), (True, True), (True, False)],
-                         ids=["no-stalls", "stalls", "stalls-no-read-stage"])
-def test_rtl_matches_twin_training_latent_weights(stalls, register_reads):
+@pytest.mark.parametrize("stalls,register_reads,stages", [(False, True, 0), (True, True, 0), (True, False, 0),
+                                                          (True, True, 2)],
+                         ids=["no-stalls", "stalls", "stalls-no-read-stage", "stalls-weight-read-stages"])
+def test_rtl_matches_twin_training_latent_weights(stalls, register_reads, stages):
     spec = tspec(layers=(30, 12, 5), lanes=4, seed=9, training=True, update_rounding="half_up")
     rng = np.random.default_rng(12)
     w = ternary_weights(spec, rng)
@@ -262,7 +265,7 @@ def test_rtl_matches_twin_training_latent_weights(stalls, register_reads):
     xs = rng.integers(0, 256, (n, spec.layers[0]))
     ys = rng.integers(0, spec.n_classes, n)
     kw = {"seed": 4, "idle": 0.3, "stall": 0.4} if stalls else {}
-    rtl = run_rtl(spec, words, segments, xs, ys, register_reads=register_reads, **kw)
+    rtl = run_rtl(spec, words, segments, xs, ys, register_reads=register_reads, stages=stages, **kw)
     twin = run_twin(spec, words, segments, xs, ys)
     assert_same_session(rtl, twin)
     # the session exercised what it claims: cells reprogrammed by the updates, static faults injected into

@@ -3,15 +3,96 @@ image of :mod:`golden.ep_core.twin` — ``pack_memory``/``unpack_memory``, ``EPC
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from spec.ep_core import EPCoreSpec
 
 from ..regport import RegSignature
 from ..ternary_mem import TernaryWeightMemory
 from . import layout_from_fields
+
+
+def banked_memory(m: Module, name: str, width: int, depth: int, init: list[int], stages: int,
+                  bank_words: int) -> tuple[SimpleNamespace, SimpleNamespace]:
+    """A memory of ``depth`` words read through ``stages`` pipeline stages (0: one memory, as built before).
+
+    With ``stages`` ≥ 1 the words are split into banks of ``bank_words`` (one block-RAM row), every bank's
+    read data goes into a register right at the bank (stage 1), then a multiplexer tree picks the bank
+    named by the address's high bits: ``stages − 1`` registered levels and a last combinational one (each
+    level decodes ``ceil(log2(banks) / stages)`` bits of the bank index), so no path crosses more than one
+    level of the tree. Returns a read and a write port (``addr``, ``en``, ``data``): a read's data appears
+    ``1 + stages`` cycles after its address; without ``en`` the banks hold their data, the stages after
+    them do not. Writes take effect at the clock edge, in the bank the address's high bits name.
+    """
+    rd = SimpleNamespace(addr=Signal(range(max(2, depth)), name=f"{name}_raddr"), en=Signal(name=f"{name}_ren"))
+    wr = SimpleNamespace(addr=Signal(range(max(2, depth)), name=f"{name}_waddr"), en=Signal(name=f"{name}_wen"),
+                         data=Signal(width, name=f"{name}_wdata"))
+    if stages == 0:
+        mem = memory.Memory(shape=unsigned(width), depth=depth, init=init)
+        m.submodules[name] = mem
+        rp, wp = mem.read_port(), mem.write_port()
+        m.d.comb += [rp.addr.eq(rd.addr), rp.en.eq(rd.en), wp.addr.eq(wr.addr), wp.en.eq(wr.en), wp.data.eq(wr.data)]
+        rd.data = rp.data
+        return rd, wr
+    ab = ceil_log2(bank_words)
+    nb = -(-depth // bank_words)
+    level = []  # stage 1: every bank's data registered at the bank
+    for b in range(nb):
+        bdepth = min(bank_words, depth - b * bank_words)
+        mem = memory.Memory(shape=unsigned(width), depth=bdepth, init=init[b * bank_words:(b + 1) * bank_words])
+        m.submodules[f"{name}_bank{b}"] = mem
+        rp, wp = mem.read_port(), mem.write_port()
+        bsel = (wr.addr >> ab) == b if nb > 1 else Const(1)
+        m.d.comb += [rp.addr.eq(rd.addr[:ab] if nb > 1 else rd.addr), rp.en.eq(rd.en),
+                     wp.addr.eq(wr.addr[:ab] if nb > 1 else wr.addr), wp.en.eq(wr.en & bsel), wp.data.eq(wr.data)]
+        q = Signal(width, name=f"{name}_bank{b}_q")
+        m.d.sync += q.eq(rp.data)
+        level.append(q)
+    # the bank index rides along: registered beside the read port (cycle 1) and the bank registers (cycle 2)
+    sel = Signal(range(max(2, nb)), name=f"{name}_sel0")
+    m.d.sync += sel.eq(rd.addr >> ab if nb > 1 else 0)
+    sel_q = Signal.like(sel, name=f"{name}_sel1")
+    m.d.sync += sel_q.eq(sel)
+    rbits = -(-ceil_log2(nb) // stages)  # each level decodes rbits bits of the bank index
+    radix = 1 << rbits
+    for lvl in range(stages):
+        last = lvl == stages - 1
+        dom = "comb" if last else "sync"
+        nxt = []
+        for g in range(-(-len(level) // radix)):
+            grp = level[g * radix:(g + 1) * radix]
+            out = Signal(width, name=f"{name}_l{lvl}_{g}")
+            if len(grp) == 1:
+                m.d[dom] += out.eq(grp[0])
+            else:
+                with m.Switch(sel_q[lvl * rbits:(lvl + 1) * rbits]):
+                    for i, w in enumerate(grp):
+                        with m.Case(i):
+                            m.d[dom] += out.eq(w)
+            nxt.append(out)
+        level = nxt
+        if not last:
+            sel_n = Signal.like(sel, name=f"{name}_sel{lvl + 2}")
+            m.d.sync += sel_n.eq(sel_q)
+            sel_q = sel_n
+    assert len(level) == 1
+    rd.data = level[0]
+    return rd, wr
+
+
+def check_read_stages(read_stages, bank_words) -> None:
+    """ValueError unless ``read_stages`` is an int 0 … 4 and ``bank_words`` a power of two >= 2."""
+    if not isinstance(read_stages, int) or isinstance(read_stages, bool) or not 0 <= read_stages <= 4:
+        raise ValueError(f"read_stages must be an integer 0 … 4 (the weight memory's extra read stages), "
+                         f"not {read_stages!r}")
+    if not isinstance(bank_words, int) or isinstance(bank_words, bool) or bank_words < 2 \
+            or bank_words & (bank_words - 1):
+        raise ValueError(f"bank_words must be a power of two >= 2 (words per block-RAM row), not {bank_words!r}")
 
 
 class WeightStore(wiring.Component):
@@ -44,6 +125,19 @@ class WeightStore(wiring.Component):
     Latency: reads 1 cycle (block RAM), writes 1 cycle, the load port's responses 2 cycles after the
     read command is taken (3 for a ternary ``w`` word) and then as long as ``wrsp.ready`` is low.
 
+    Read stages (``read_stages`` K ≥ 1, for fast clocks; :func:`banked_memory`): every memory is split
+    into banks of ``bank_words`` (one block-RAM row: 1,024 words in the ECP5's DP16KD 1,024 × 18 mode),
+    each bank's data is registered at the bank and a pipelined multiplexer tree picks the bank. Sweep
+    reads (weights, biases, and the ternary memory's words, delayed by K registers) then arrive
+    1 + K cycles after their address, every cycle (the stages do not hold without ``rd_en``); a
+    block-RAM read-back's word is taken into a response register, its response 3 + K cycles after the
+    command is taken.
+
+    Parameters
+    ----------
+    spec : EPCoreSpec. init_words : the load-port image as the memories' initial contents, or None.
+    read_stages : int 0 … 4 (default 0: one memory per bank, as before). bank_words : power of two.
+
     Members
     -------
     wcmd : In(stream) / wrsp : Out(stream) — the load port (``spec.wcmd_fields()`` / ``wrsp_fields()``).
@@ -55,13 +149,16 @@ class WeightStore(wiring.Component):
     mem_busy : Out(1) — the ternary memory's registers and its reseeding (ternary cores).
     """
 
-    def __init__(self, spec: EPCoreSpec, init_words: list[int] | None = None):
+    def __init__(self, spec: EPCoreSpec, init_words: list[int] | None = None, *, read_stages: int = 0,
+                 bank_words: int = 1024):
         if not isinstance(spec, EPCoreSpec):
             raise TypeError(f"spec must be an EPCoreSpec, not {type(spec).__name__}")
         if init_words is not None and len(init_words) != spec.memory_words:
             raise ValueError(f"init_words must have {spec.memory_words} words (the spec's memory), "
                              f"not {len(init_words)}")
+        check_read_stages(read_stages, bank_words)
         self.spec, self.init_words = spec, init_words
+        self.read_stages, self.bank_words = read_stages, bank_words
         s, L, P = spec, spec.n_layers, spec.lanes
         self.ternary = s.weight_kind == "ternary"
         self.tt = s.ternary_training
@@ -120,20 +217,18 @@ class WeightStore(wiring.Component):
             m.submodules.tmem = tmem = TernaryWeightMemory(s.ternary_memory_spec(), tinit or None)
             wiring.connect(m, wiring.flipped(self.reg), tmem.reg)
             m.d.comb += self.mem_busy.eq(tmem.busy)
+        K, BW = self.read_stages, self.bank_words
         rd_w, wr_w = [], []
         for l in range(self.banks):
-            mem = memory.Memory(shape=unsigned(P * wbits[l]), depth=s.layers[l + 1] * T[l],
-                                init=self._region_init(f"v{l}" if tt else f"w{l}", wbits[l]))
-            m.submodules[f"wmem{l}"] = mem
-            rd_w.append(mem.read_port())
-            wr_w.append(mem.write_port())
-            m.d.comb += getattr(self, f"w{l}").eq(rd_w[l].data)
+            rp, wp = banked_memory(m, f"wmem{l}", P * wbits[l], s.layers[l + 1] * T[l],
+                                   self._region_init(f"v{l}" if tt else f"w{l}", wbits[l]), K, BW)
+            rd_w.append(rp)
+            wr_w.append(wp)
+            m.d.comb += getattr(self, f"w{l}").eq(rp.data)
         # every layer's biases in one memory: one bias word is read per cycle, and a small layer's biases do
         # not become flip-flops of their own
-        bmem = memory.Memory(shape=unsigned(P * s.bias_bits), depth=bbase[L],
-                             init=[w for l in range(L) for w in self._region_init(f"b{l}", s.bias_bits)])
-        m.submodules.bmem = bmem
-        rd_b, wr_b = bmem.read_port(), bmem.write_port()
+        rd_b, wr_b = banked_memory(m, "bmem", P * s.bias_bits, bbase[L],
+                                   [w for l in range(L) for w in self._region_init(f"b{l}", s.bias_bits)], K, BW)
         m.d.comb += self.b_data.eq(rd_b.data)
 
         def bias_base(lval):
@@ -161,10 +256,17 @@ class WeightStore(wiring.Component):
                 if tt:  # … and a weight update reads the stored cells raw (no PCSA, no draw)
                     m.d.comb += tmem.rd_raw.eq(self.rd_raw)
             m.d.comb += [rd_b.addr.eq(bias_base(self.b_rd_conn) + self.b_rd_word), rd_b.en.eq(1)]
+        def delayed(v):  # the ternary memory's words: K registers, beside the banks' stages
+            for i in range(K):
+                r = Signal.like(v, name=f"{v.name}_d{i + 1}")
+                m.d.sync += r.eq(v)
+                v = r
+            return v
+
         if ternary:
-            m.d.comb += [self.nz.eq(tmem.rd_nz), self.neg.eq(tmem.rd_neg)]
+            m.d.comb += [self.nz.eq(delayed(tmem.rd_nz)), self.neg.eq(delayed(tmem.rd_neg))]
         if tt:
-            m.d.comb += self.cells.eq(tmem.rd_cells)
+            m.d.comb += self.cells.eq(delayed(tmem.rd_cells))
 
         # ---------------- update writes ----------------
         for l in range(self.banks):
@@ -251,12 +353,30 @@ class WeightStore(wiring.Component):
                                                for i in range(P)]))]
                 with m.If(tmem.rsp.valid & self.wrsp.ready):
                     m.d.sync += [rsp_pending.eq(0), rsp_t.eq(0)]
-        # a block-RAM read-back answers from the read port itself: its data holds (the port stays disabled:
-        # no sweep starts and no command is taken) until the response is taken
-        with m.If(rsp_pending & ~rsp_t):
-            m.d.sync += [rsp_pending.eq(0), rsp_valid.eq(1)]
+        K = self.read_stages
+        if K == 0:
+            # a block-RAM read-back answers from the read port itself: its data holds (the port stays disabled:
+            # no sweep starts and no command is taken) until the response is taken
+            with m.If(rsp_pending & ~rsp_t):
+                m.d.sync += [rsp_pending.eq(0), rsp_valid.eq(1)]
+            rsp_sel = rsp_valid
+        else:
+            # read stages: the word arrives K cycles later through the banks' pipeline and is taken into a
+            # response register (the read-back's path ends there, not in the host link)
+            rsp_wait = Signal(range(K + 1))
+            with m.If(wq_valid & ~wc.write & ~rsp_pending & ~rsp_valid):
+                m.d.sync += rsp_wait.eq(K)
+            with m.If(rsp_pending & ~rsp_t):
+                with m.If(rsp_wait != 0):
+                    m.d.sync += rsp_wait.eq(rsp_wait - 1)
+                with m.Else():
+                    m.d.sync += [rsp_pending.eq(0), rsp_valid.eq(1)]
+            rsp_sel = rsp_pending & ~rsp_t & (rsp_wait == 0)
         with m.If(rsp_valid):
             m.d.comb += self.wrsp.valid.eq(1)
+            with m.If(self.wrsp.ready):
+                m.d.sync += rsp_valid.eq(0)
+        with m.If(rsp_sel):
             with m.Switch(rsp_region):
                 for idx, r in enumerate(s.memory_map()):
                     if ternary and r.name.startswith("w"):
@@ -267,7 +387,17 @@ class WeightStore(wiring.Component):
                         for i in range(P):
                             m.d.comb += rsp_word[i * EB:(i + 1) * EB].eq(
                                 port_r.data[i * eb_r:(i + 1) * eb_r].as_signed())
-            with m.If(self.wrsp.ready):
-                m.d.sync += rsp_valid.eq(0)
-        m.d.comb += self.wrsp.payload.data.eq(rsp_word)
+        if K == 0:
+            m.d.comb += self.wrsp.payload.data.eq(rsp_word)
+        else:
+            rsp_q = Signal.like(rsp_word)
+            with m.If(rsp_sel):
+                m.d.sync += rsp_q.eq(rsp_word)
+            if ternary:
+                with m.If(rsp_t):
+                    m.d.comb += self.wrsp.payload.data.eq(rsp_word)
+                with m.Else():
+                    m.d.comb += self.wrsp.payload.data.eq(rsp_q)
+            else:
+                m.d.comb += self.wrsp.payload.data.eq(rsp_q)
 
