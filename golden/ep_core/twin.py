@@ -13,13 +13,11 @@ samples like the hardware's; only training samples draw from it.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from golden.prng import LaneStream
-from golden.ternary.memory import TernaryMemoryTwin, encode_array
 from spec.ep_core import (
     CTRL_DUMP,
     CTRL_RANDOM_SIGN,
@@ -47,7 +45,17 @@ from spec.ep_core import (
 from .activation import activation, nudge
 from .lanes import dot
 from .sequence import BETA_SIGN, phase_plan
-from .update import apply_update, reprogram_cells, update_delta
+from .update import apply_update, update_delta
+from .weights import (  # noqa: F401 (image_cells, ternary_cells, ternary_values: re-exported)
+    FixedWeights,
+    image_cells,
+    pack_memory,
+    ternary_cells,
+    ternary_values,
+    unpack_memory,
+    weight_store,
+    weight_store_class,
+)
 
 
 @dataclass
@@ -171,18 +179,10 @@ def init_weights(spec: EPCoreSpec, seed: int = 0, latent_scale: float = 0.1) -> 
     init_scale) and its cells hold their ternary values."""
     rng = np.random.default_rng(seed)
     w: dict[str, np.ndarray] = {}
+    init_layer = weight_store_class(spec).init_layer
     for l in range(spec.n_layers):
-        fan_in = spec.layers[l]
-        bound = 1.0 / np.sqrt(fan_in)
-        if spec.ternary_training:
-            lo, hi = spec.element_range(f"v{l}")
-            vf = rng.uniform(-latent_scale, latent_scale, (spec.layers[l + 1], fan_in))
-            w[f"v{l}"] = np.clip(np.rint(vf * 2.0 ** spec.latent_frac[l]), lo, hi).astype(np.int64)
-            w[f"w{l}"] = spec.ternarize_latent(l, w[f"v{l}"]).astype(np.int64)
-        else:
-            lo, hi = spec.element_range(f"w{l}")
-            wf = rng.uniform(-bound, bound, (spec.layers[l + 1], fan_in))
-            w[f"w{l}"] = np.clip(np.rint(wf * 2.0 ** spec.weight_frac[l]), lo, hi).astype(np.int64)
+        bound = 1.0 / np.sqrt(spec.layers[l])
+        w.update(init_layer(spec, l, rng, bound, latent_scale))
         lo, hi = spec.element_range(f"b{l}")
         bf = rng.uniform(-bound, bound, spec.layers[l + 1])
         w[f"b{l}"] = np.clip(np.rint(bf * 2.0 ** spec.bias_frac[l]), lo, hi).astype(np.int64)
@@ -211,6 +211,11 @@ class EPCoreTwin:
     ----------
     spec : EPCoreSpec
     weights : ``w{l}`` (N_{l+1}, N_l) and ``b{l}`` (N_{l+1},) integer arrays; zeros if omitted.
+
+    What depends on the weight kind (what the weights are stored in, how a sweep reads them, how an
+    update writes them, the load port's image) is the store :attr:`store`, picked once here
+    (:mod:`golden.ep_core.weights`: fixed-point, ternary, ternary training); the methods below hold no
+    weight-kind branches.
     """
 
     def __init__(self, spec: EPCoreSpec, weights: dict[str, np.ndarray] | None = None):
@@ -239,11 +244,14 @@ class EPCoreTwin:
         self._act = [None] + [spec.activation_shift(k) for k in range(1, L + 1)]
         # the PRNG of a core that has one (state after reset); it persists across samples
         self.prng = LaneStream(spec.prng_spec()) if spec.uses_prng else None
-        # a ternary core's weight memory (cells, PCSA, faults, its PRNG): the truth for w{l}
-        self.memory = None
-        if spec.weight_kind == "ternary":
-            self.memory = TernaryMemoryTwin(spec.ternary_memory_spec(), ternary_cells(spec, self.weights))
+        # the weight store of the spec's kind (a ternary core's: its memory of cells, PCSA, faults, PRNG)
+        self.store: FixedWeights = weight_store(spec, self.weights)
         self._refresh()
+
+    @property
+    def memory(self):
+        """A ternary core's :class:`golden.ternary.memory.TernaryMemoryTwin` (the truth for ``w{l}``), else None."""
+        return self.store.memory
 
     def reseed(self, seed: int) -> None:
         """What a write of REG_SEED does: restart the PRNG from ``seed`` (no effect without a PRNG)."""
@@ -251,49 +259,26 @@ class EPCoreTwin:
             raise ValueError(f"seed must be in 0..2^32-1, not {seed}")
         if self.prng is not None:
             self.prng.reseed(seed)
-        if self.memory is not None:
-            self.memory.write_reg(TERNARY_REGS[REG_SEED], seed)
+        self.store.reseed(seed)
 
     # --- a ternary core's memory registers (spec.ep_core.TERNARY_REGS) --------------------------------
     def write_memory_reg(self, addr: int, value: int) -> None:
         """A write of core register ``addr`` that reaches the ternary memory (between samples)."""
-        if self.memory is None or addr not in TERNARY_REGS:
-            raise ValueError(f"register {addr} is not a ternary-memory register of this core")
-        self.memory.write_reg(TERNARY_REGS[addr], value)
+        self.store.write_reg(addr, value)
 
     def read_memory_reg(self, addr: int) -> int:
-        if self.memory is None or addr not in TERNARY_REGS:
-            raise ValueError(f"register {addr} is not a ternary-memory register of this core")
-        return self.memory.read_reg(TERNARY_REGS[addr])
+        return self.store.read_reg(addr)
 
     def program(self, addr: int, words: list[int]) -> None:
         """Load-port writes of ``words`` at consecutive addresses from ``addr``, as the core does them:
         a ternary core's ``w`` words go through its memory's program port (one draw each; static
         faults), every other word is stored as is."""
-        s = self.spec
-        if self.memory is None:
-            image = self.memory_words()
-            image[addr:addr + len(words)] = list(words)
-            self.load_memory_words(image)
-            return
-        P, eb = s.lanes, s.word_elem_bits
-        depth = self.memory.spec.depth
-        image = pack_memory(s, self.weights)
-        for a, w in enumerate(words, start=addr):
-            if a < depth:
-                cells = np.array([(int(w) >> (i * eb)) & 3 for i in range(P)], np.uint8)
-                self.memory.program(a, cells)
-            else:
-                image[a] = int(w)
-        for name, v in unpack_memory(s, image).items():
-            if not name.startswith("w"):  # biases (and a training core's latent weights) as written
-                self.weights[name] = v
+        self.weights = self.store.program(self.weights, addr, words)
         self._refresh()
 
     def _refresh(self) -> None:
         """float64 mirrors of the weights for the (exact) matrix products."""
-        if self.memory is not None:  # the stored cells' nominal values (illegal cells as 0)
-            self.weights.update(ternary_values(self.spec, self.memory.values()))
+        self.weights.update(self.store.stored())  # a ternary core: the cells' nominal values (illegal as 0)
         self._wf = {k: v.astype(np.float64) for k, v in self.weights.items() if k.startswith("w")}
         L = self.spec.n_layers
         self._bias_aligned = [None] + [self.weights[f"b{k - 1}"] << self._bs[k] for k in range(1, L + 1)]
@@ -307,9 +292,11 @@ class EPCoreTwin:
             raise ValueError(f"x must hold unsigned {self.spec.input_bits}-bit values")
         return x.astype(np.int64)
 
-    def clamp(self, x: np.ndarray) -> np.ndarray:
-        """Layer 1's constant bottom-up term, aligned: (W0 x) << shift + b0 << shift (per sample)."""
-        return (dot(x, self._wf["w0"].T) << self._bu[1]) + self._bias_aligned[1]
+    def clamp(self, x: np.ndarray, w0: np.ndarray | None = None) -> np.ndarray:
+        """Layer 1's constant bottom-up term, aligned: (W0 x) << shift + b0 << shift (per sample);
+        ``w0`` the matrix as a sweep read it (default the stored one)."""
+        w0 = self._wf["w0"] if w0 is None else w0
+        return (dot(x, w0.T) << self._bu[1]) + self._bias_aligned[1]
 
     def step(self, c1: np.ndarray, states: list[np.ndarray], beta_sign: int, target: np.ndarray | None,
              regs: Registers, mats: dict | None = None) -> list[np.ndarray]:
@@ -338,38 +325,15 @@ class EPCoreTwin:
 
     def relax(self, c1: np.ndarray, states: list[np.ndarray], steps: int, beta_sign: int,
               target: np.ndarray | None, regs: Registers, sensed: bool = False) -> list[np.ndarray]:
-        """``steps`` synchronous steps. ``sensed`` (a ternary core, one sample): every step reads its
-        weights from the memory as the core does (:meth:`_step_mats`)."""
+        """``steps`` synchronous steps. ``sensed`` (one sample): every step reads its weights from the
+        store as the core does (``store.read_step``; the stored weights where every read returns them)."""
         for _ in range(steps):
-            states = self.step(c1, states, beta_sign, target, regs, self._step_mats() if sensed else None)
+            states = self.step(c1, states, beta_sign, target, regs, self.store.read_step() if sensed else None)
         return states
 
-    @functools.cached_property
-    def _schedule(self) -> tuple[np.ndarray, list[tuple[str, int, int, np.ndarray]]]:
-        """:meth:`EPCoreSpec.weight_read_schedule` as arrays (computed once, on first use)."""
-        c1, step = self.spec.weight_read_schedule()
-        return np.asarray(c1, np.int64), [(d, k, l, np.asarray(a, np.int64)) for d, k, l, a in step]
-
     def _sensed_c1(self, x: np.ndarray) -> np.ndarray:
-        """A ternary core's c1 of one sample: the W0 sweep's reads (deterministic reads only counted)."""
-        addrs = self._schedule[0]
-        if self.memory.deterministic:
-            self.memory.skip_reads(len(addrs))
-            return self.clamp(x)
-        w0 = self._sensed_matrix(0, self.memory.read(addrs), False)
-        return (dot(x, w0.T) << self._bu[1]) + self._bias_aligned[1]
-
-    def _step_mats(self) -> dict | None:
-        """The weights one relaxation step of one sample reads from a ternary core's memory, sweep by
-        sweep in the core's order (None: the reads return the stored values, only counted)."""
-        step = self._schedule[1]
-        if self.memory.deterministic:
-            self.memory.skip_reads(sum(len(a) for *_, a in step))
-            return None
-        mats = {}
-        for direction, k, l, a in step:
-            mats[(direction, k)] = self._sensed_matrix(l, self.memory.read(a), direction == "td")
-        return mats
+        """One sample's c1 from the W0 sweep's reads (``store.read_c1``)."""
+        return self.clamp(x, self.store.read_c1())
 
     def zero_states(self, batch: int) -> list[np.ndarray]:
         return [np.zeros((batch, n), np.int64) for n in self.spec.layers[1:]]
@@ -391,7 +355,7 @@ class EPCoreTwin:
         regs = Registers.from_spec(self.spec) if regs is None else regs
         regs.check(self.spec)
         x = self.check_input(x)
-        if self.memory is not None and not self._ternary_fast(len(x), regs):
+        if not self.store.batch_reads(len(x), regs.T1):  # reads differ: each sample reads on its own
             return self._infer_per_read(x, regs)
         free = self.relax(self.clamp(x), self.zero_states(len(x)), regs.T1, 0, None, regs)
         return self.argmax(free[-1]), free
@@ -401,32 +365,15 @@ class EPCoreTwin:
         is sensed on its own, which holds per-read matrices in memory). ``progress`` optionally wraps
         the iterable of chunk starts (a progress bar)."""
         x = np.asarray(x)
-        chunk = 1000 if self.memory is None or self.memory.deterministic else 50
+        chunk = self.store.chunk
         starts = range(0, len(x), chunk)
         if progress is not None:
             starts = progress(starts)
         return np.concatenate([self.infer(x[i:i + chunk], regs)[0] for i in starts])
 
-    def _ternary_fast(self, batch: int, regs: Registers) -> bool:
-        """When every read returns the stored values, account for the reads and use the fast path."""
-        mem = self.memory
-        if not mem.deterministic:
-            return False
-        c1, step = self._schedule
-        mem.skip_reads(batch * (len(c1) + regs.T1 * sum(len(a) for *_, a in step)))
-        return True
-
-    def _sensed_matrix(self, l: int, vals: np.ndarray, by_columns: bool) -> np.ndarray:
-        """The matrix w{l} as one sweep read it (``vals``: the sensed words in read order)."""
-        s = self.spec
-        T, n_out, n_in = s.tiles(l), s.layers[l + 1], s.layers[l]
-        if by_columns:
-            vals = vals.reshape(T, n_out, s.lanes).transpose(1, 0, 2)
-        return vals.reshape(n_out, T * s.lanes)[:, :n_in].astype(np.float64)
-
     def _infer_per_read(self, x: np.ndarray, regs: Registers) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Ternary inference where reads differ (dynamic faults, nominal PCSA, illegal cells): every
-        sweep of every step uses the weights its own reads sensed, in the core's read order."""
+        """Inference where reads differ (a ternary core's dynamic faults, nominal PCSA, illegal cells):
+        every sweep of every step uses the weights its own reads sensed, in the core's read order."""
         preds, free_all = [], [[] for _ in range(self.spec.n_layers)]
         for b in range(len(x)):
             states = self.relax(self._sensed_c1(x[b:b + 1]), self.zero_states(1), regs.T1, 0, None, regs, sensed=True)
@@ -444,10 +391,9 @@ class EPCoreTwin:
         x = self.check_input(np.asarray(x).reshape(1, -1))
         if not 0 <= int(label) < s.n_classes:
             raise ValueError(f"label must be in 0..{s.n_classes - 1}, not {label}")
-        sensed = self.memory is not None  # a ternary core: every step reads its memory (draws, faults)
-        c1 = self._sensed_c1(x) if sensed else self.clamp(x)
+        c1 = self._sensed_c1(x)  # every sweep reads the store (a ternary core's memory: draws, faults)
         target = self.target(np.array([int(label)]))
-        free = self.relax(c1, self.zero_states(1), regs.T1, 0, None, regs, sensed)
+        free = self.relax(c1, self.zero_states(1), regs.T1, 0, None, regs, sensed=True)
         rec = SampleRecord(int(self.argmax(free[-1])[0]), free)
         rec.phases = {0: free}
         # random-sign: one draw when the free phase ends; bit 31 of lane P − 1 set → −β (spec.ep_core)
@@ -456,7 +402,7 @@ class EPCoreTwin:
         # the phases and the update's (a, b) pair: golden.ep_core.sequence.phase_plan (the RTL sequencer's plan)
         phases, (pa, pb) = phase_plan(True, regs.symmetric, negative)
         for ph in phases[1:]:  # the nudged phases all start from the free state
-            rec.phases[ph] = self.relax(c1, free, regs.T2, BETA_SIGN[ph], target, regs, sensed)
+            rec.phases[ph] = self.relax(c1, free, regs.T2, BETA_SIGN[ph], target, regs, sensed=True)
         rec.plus, rec.minus = rec.phases.get(PHASE_PLUS), rec.phases.get(PHASE_MINUS)
         self.update(x, rec.phases[pa], rec.phases[pb], regs)
         return rec
@@ -472,33 +418,12 @@ class EPCoreTwin:
                 prod = np.outer(lb[1][0] - la[1][0], x[0])
             else:
                 prod = np.outer(lb[l + 1][0], lb[l][0]) - np.outer(la[l + 1][0], la[l][0])
-            if s.ternary_training:
-                self._update_latent(l, update_delta(prod, k, s.update_rounding))
-            else:
-                self.weights[f"w{l}"] = apply_update(self.weights[f"w{l}"],
-                                                     update_delta(prod, k, s.update_rounding, rnd.get(f"w{l}")),
-                                                     *s.element_range(f"w{l}"))
+            self.store.update_weights(self.weights, l, prod, k, rnd.get(f"w{l}"))
             kb = s.bias_update_shift(l, regs.lr_shift, regs.beta_shift, regs.symmetric)
             # a bias's presynaptic state is 1.0 = 2^state_bits
             dbias = update_delta(lb[l + 1][0] - la[l + 1][0], kb, s.update_rounding, rnd.get(f"b{l}"), s.state_bits)
             self.weights[f"b{l}"] = apply_update(self.weights[f"b{l}"], dbias, *s.element_range(f"b{l}"))
         self._refresh()
-
-    def _update_latent(self, l: int, delta: np.ndarray) -> None:
-        """A ternary training core's update of connection l: the latent weights move by ``delta``
-        (saturated); every word of w{l} is then written through the memory's update port, in the
-        core's order (row j, tile t), with the cells whose ternary value changed reprogrammed (the
-        injector's targets in static mode) and the others written back as stored."""
-        s, P = self.spec, self.spec.lanes
-        v = self.weights[f"v{l}"]
-        vn = apply_update(v, delta, *s.element_range(f"v{l}"))
-        self.weights[f"v{l}"] = vn
-        r = next(r for r in s.memory_map() if r.name == f"w{l}")
-        n_in = s.layers[l]
-        cells = self.memory.cells[r.base:r.base + r.words].reshape(r.rows, r.tiles * P).copy()
-        mask = np.zeros(cells.shape, bool)
-        cells[:, :n_in], mask[:, :n_in] = reprogram_cells(lambda x: s.ternarize_latent(l, x), v, vn, cells[:, :n_in])
-        self.memory.update(np.arange(r.base, r.base + r.words), cells.reshape(-1, P), mask.reshape(-1, P))
 
     def _update_random_bits(self) -> dict[str, np.ndarray]:
         """The random words of one stochastic update, per array, in the core's draw order
@@ -519,94 +444,9 @@ class EPCoreTwin:
     def memory_words(self) -> list[int]:
         """The weight/bias memory as the load port sees it (P elements per word, lane 0 lowest; a
         ternary core's ``w`` words hold the stored cells, as its read-back returns them)."""
-        words = pack_memory(self.spec, self.weights)
-        if self.memory is not None:
-            eb = self.spec.word_elem_bits
-            for a, row in enumerate(self.memory.cells.tolist()):
-                words[a] = sum(int(c) << (i * eb) for i, c in enumerate(row))
-        return words
+        return self.store.words(self.weights)
 
     def load_memory_words(self, words: list[int]) -> None:
         """Replace the memory contents (a build's init image: no draws, no faults)."""
-        self.weights = unpack_memory(self.spec, words)
-        if self.memory is not None:
-            self.memory.cells[:] = image_cells(self.spec, words)
+        self.weights = self.store.load(words)
         self._refresh()
-
-
-def ternary_cells(spec: EPCoreSpec, weights: dict[str, np.ndarray]) -> np.ndarray:
-    """A ternary core's memory cells (depth, P) for weights ``w{l}`` in {−1, 0, +1}; padding cells 0."""
-    P = spec.lanes
-    out = []
-    for r in spec.memory_map():
-        if r.name.startswith("w"):
-            padded = np.zeros((r.rows, r.tiles * P), np.int64)
-            padded[:, :weights[r.name].shape[1]] = weights[r.name]
-            out.append(encode_array(padded).reshape(r.rows * r.tiles, P))
-    return np.concatenate(out)
-
-
-def ternary_values(spec: EPCoreSpec, values: np.ndarray) -> dict[str, np.ndarray]:
-    """Inverse of :func:`ternary_cells` on sensed values (depth, P): the matrices ``w{l}``."""
-    out = {}
-    for r in spec.memory_map():
-        if r.name.startswith("w"):
-            v = values[r.base:r.base + r.words].reshape(r.rows, r.tiles * spec.lanes)
-            out[r.name] = v[:, :spec.layers[int(r.name[1:])]].astype(np.int64)
-    return out
-
-
-def image_cells(spec: EPCoreSpec, words: list[int]) -> np.ndarray:
-    """The raw cells (low 2 bits of each element) of a ternary core's ``w`` words in a load-port image."""
-    depth, P, eb = spec.ternary_memory_spec().depth, spec.lanes, spec.word_elem_bits
-    return np.array([[(int(w) >> (i * eb)) & 3 for i in range(P)] for w in words[:depth]], np.uint8).reshape(depth, P)
-
-
-def pack_memory(spec: EPCoreSpec, weights: dict[str, np.ndarray]) -> list[int]:
-    """Pack weights/biases into the core's word image (``spec.memory_map()``), zero-padded.
-
-    A ternary core's ``w`` elements are cells (:mod:`spec.ternary`: +1 → 01, −1 → 10, 0 → 00)."""
-    P, eb = spec.lanes, spec.word_elem_bits
-    mask = (1 << eb) - 1
-    words = [0] * spec.memory_words
-    ternary = spec.weight_kind == "ternary"
-    for r in spec.memory_map():
-        a = weights[r.name]
-        if ternary and r.name.startswith("w"):
-            a = encode_array(a).astype(np.int64)
-        a = a.reshape(r.rows, -1) if a.ndim == 2 else a.reshape(1, -1)
-        n = a.shape[1]
-        padded = np.zeros((r.rows, r.tiles * P), np.int64)
-        padded[:, :n] = a
-        for row in range(r.rows):
-            for t in range(r.tiles):
-                w = 0
-                for i, v in enumerate(padded[row, t * P:(t + 1) * P].tolist()):
-                    w |= (v & mask) << (i * eb)
-                words[r.base + row * r.tiles + t] = w
-    return words
-
-
-def unpack_memory(spec: EPCoreSpec, words: list[int]) -> dict[str, np.ndarray]:
-    """Inverse of :func:`pack_memory` (each element sign-extended from its region's width; a ternary
-    core's cells decoded, an illegal (LRS, LRS) cell as 0)."""
-    P, eb = spec.lanes, spec.word_elem_bits
-    if len(words) != spec.memory_words:
-        raise ValueError(f"the image has {len(words)} words, the spec's memory has {spec.memory_words}")
-    out: dict[str, np.ndarray] = {}
-    shapes = spec.weight_shapes()
-    for r in spec.memory_map():
-        vals = np.zeros((r.rows, r.tiles * P), np.int64)
-        for row in range(r.rows):
-            for t in range(r.tiles):
-                w = words[r.base + row * r.tiles + t]
-                for i in range(P):
-                    v = (w >> (i * eb)) & ((1 << r.elem_bits) - 1)
-                    if v >> (r.elem_bits - 1):
-                        v -= 1 << r.elem_bits
-                    vals[row, t * P + i] = v
-        shape = shapes[r.name]
-        if spec.weight_kind == "ternary" and r.name.startswith("w"):
-            vals = np.select([vals == 1, vals == -2], [1, -1], 0)  # cells 01 → +1, 10 → −1 (sign-extended −2)
-        out[r.name] = vals[:, :shape[-1]].reshape(shape)
-    return out
