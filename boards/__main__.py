@@ -144,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["mock", "ep", "galton", "eqspike"],
         help="mock: boards.mock_core.MockEPCore (UART, link and a weight memory of the spec's size; no "
         "datapath); ep: the real "
-        "hdl.ep_core.EPCore; galton: the Galton-board emulator hdl.galton.GaltonBoard behind its own "
-        "UART link (boards.galton_top; the report adds balls/s = B x Fmax and the random bits per "
+        "hdl.ep_core.EPCore; galton: the Galton-board emulator hdl.galton.GaltonBoard behind the same "
+        "host link (boards.galton_top; the report adds balls/s = B x Fmax and the random bits per "
         "ball); eqspike: hdl.eqspike.EqSpikeCore behind the same host link (boards.eqspike_top; --spec "
         "is an EqSpike spec) (default: mock)",
     )
