@@ -92,11 +92,13 @@ EBL_DIFFERENCES = [
 
 
 def ours_accuracy(spec, p: dict[str, Any], batch: int, x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor,
-                  yt: torch.Tensor, seed: int) -> dict[str, Any]:
-    """Test accuracy of ours after one pass over ``(x, y)`` (symmetric estimator), and its training time."""
+                  yt: torch.Tensor, seed: int, settle_tol: float | None = None) -> dict[str, Any]:
+    """Test accuracy of ours after one pass over ``(x, y)`` (symmetric estimator), and its training time.
+
+    With ``settle_tol`` the free phases (training and test) end early (EPSchedule.settle_tol)."""
     from golden.train import build, evaluate, train_batch
 
-    cfg = _config(spec, p, "symmetric", batch, None)
+    cfg = _config(spec, p, "symmetric", batch, settle_tol)
     net, opt, _ = build(cfg, torch.device("cpu"))
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(x), generator=gen)
@@ -105,8 +107,8 @@ def ours_accuracy(spec, p: dict[str, Any], batch: int, x: torch.Tensor, y: torch
         idx = perm[b * batch:(b + 1) * batch]
         train_batch(net, cfg, opt, x[idx], y[idx], gen)
     sec = time.perf_counter() - t0
-    return {"train_samples": len(x), "train_seconds": sec, "samples_per_s": len(x) / sec,
-            "test_samples": len(xt), "test_acc": evaluate(net, xt, yt, p["T1"], INFER_BATCH)}
+    return {"train_samples": len(x), "train_seconds": sec, "samples_per_s": len(x) / sec, "settle_tol": settle_tol,
+            "test_samples": len(xt), "test_acc": evaluate(net, xt, yt, p["T1"], INFER_BATCH, settle_tol=settle_tol)}
 
 
 def ebl_accuracy(eh, lib, batch: int, x, y, xt, yt, seed: int) -> dict[str, Any]:
@@ -181,13 +183,14 @@ def _config(spec, p: dict[str, Any], estimator: str, batch: int, settle_tol: flo
 
 def ours_training(spec, p: dict[str, Any], estimator: str, batch: int, settle_tol: float | None,
                   x: torch.Tensor, y: torch.Tensor, warmup_batches: int, seed: int,
-                  conv_algo: str = "auto") -> dict[str, Any]:
+                  conv_algo: str = "auto", mlp_algo: str = "fast") -> dict[str, Any]:
     """Samples/s of the trainer's per-batch step over ``(x, y)`` in shuffled mini-batches."""
     from golden.train import build, train_batch
 
     cfg = _config(spec, p, estimator, batch, settle_tol)
     net, opt, _ = build(cfg, torch.device("cpu"))
     net.conv_algo = conv_algo
+    net.mlp_algo = mlp_algo
     free_steps: list[int] = []
     relax = net.relax
 
@@ -214,22 +217,32 @@ def ours_training(spec, p: dict[str, Any], estimator: str, batch: int, settle_to
         correct += (logits.argmax(1) == yb).sum().item()
     sec = time.perf_counter() - t0
     res = {"samples": n, "batches": math.ceil(n / batch), "seconds": sec, "samples_per_s": n / sec,
-           "running_train_acc": correct / n, "relaxation": "spectral" if net.uses_spectral() else "direct"}
+           "running_train_acc": correct / n, "relaxation": relaxation_name(net)}
     if settle_tol is not None:
         res["mean_free_steps"] = sum(free_steps) / len(free_steps) if free_steps else None
     return res
 
 
-def ours_inference(spec, T1: int, x: torch.Tensor, y: torch.Tensor, batch: int, seed: int) -> dict[str, Any]:
+def relaxation_name(net) -> str:
+    """Which loop EPNet.relax ran: dense-fast (golden.ep.dense), spectral (golden.ep.spectral) or generic step()."""
+    if net.uses_dense_fast():
+        return "dense-fast"
+    return "spectral" if net.uses_spectral() else "direct"
+
+
+def ours_inference(spec, T1: int, x: torch.Tensor, y: torch.Tensor, batch: int, seed: int,
+                   mlp_algo: str = "fast") -> dict[str, Any]:
     from golden.ep import EPNet
     from golden.train import evaluate
 
     net = EPNet(spec, dtype=torch.float32, seed=seed)
+    net.mlp_algo = mlp_algo
     evaluate(net, x[:batch], y[:batch], T1, batch)  # warm-up
     t0 = time.perf_counter()
     evaluate(net, x, y, T1, batch)
     sec = time.perf_counter() - t0
-    return {"samples": len(x), "batches": math.ceil(len(x) / batch), "seconds": sec, "samples_per_s": len(x) / sec}
+    return {"samples": len(x), "batches": math.ceil(len(x) / batch), "seconds": sec, "samples_per_s": len(x) / sec,
+            "relaxation": relaxation_name(net)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -309,40 +322,103 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
     log(f"data: {data_info['dataset']} from {data_info['source']}"
         + (" (repeated to fill the sample count)" if data_info["repeated"] else ""))
 
+    def interleaved(timers: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Run every timer once per round, in turn, for --rounds rounds; per timer, the round with the median
+        samples/s (all rounds' figures in ``rounds_samples_per_s`` when there are several)."""
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k, f in timers.items() if f is not None}
+        for _ in range(args.rounds):
+            for k in runs:
+                runs[k].append(timers[k]())
+        out = {}
+        for k, rs in runs.items():
+            ok = sorted((r for r in rs if r.get("samples_per_s")), key=lambda r: r["samples_per_s"])
+            out[k] = dict(ok[len(ok) // 2]) if ok else rs[-1]
+            if args.rounds > 1:
+                out[k]["rounds_samples_per_s"] = [r.get("samples_per_s") for r in rs]
+        return out
+
+    def attach_generic(res: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        ours = res["ours"]
+        if "generic" in res:
+            g = res["generic"]
+            ours["generic_samples_per_s"] = g["samples_per_s"]
+            ours["fast_over_generic"] = ours["samples_per_s"] / g["samples_per_s"]
+            if "rounds_samples_per_s" in g:
+                ours["generic_rounds_samples_per_s"] = g["rounds_samples_per_s"]
+        return ours
+
+    def add_round_ratios(row: dict[str, Any]) -> dict[str, Any]:
+        a, b = row["ours"].get("rounds_samples_per_s"), (row["reference"] or {}).get("rounds_samples_per_s")
+        if a and b:
+            row["ratio_rounds"] = [u / v if u and v else None for u, v in zip(a, b, strict=True)]
+        return row
+
     def report(row):
-        rows.append(row)
+        rows.append(add_round_ratios(row))
         ref = row["reference"]
         ref_s = "-" if not ref else (f"{ref['samples_per_s']:.1f}" if ref.get("samples_per_s") else "error")
         extra = f", {row['ours']['mean_free_steps']:.1f} free steps" if row["ours"].get("mean_free_steps") else ""
-        log(f"  {row['config']}: ours {row['ours']['samples_per_s']:.1f}/s{extra}, reference {ref_s}/s")
+        if row["ours"].get("generic_samples_per_s"):
+            extra += f" (generic step loop {row['ours']['generic_samples_per_s']:.1f}/s)"
+        ratio = f", ratio {row['ratio']:.2f}" if row["ratio"] else ""
+        if row.get("ratio_rounds"):
+            ratio += " (rounds " + " ".join(f"{r:.2f}" if r else "-" for r in row["ratio_rounds"]) + ")"
+        log(f"  {row['config']}: ours {row['ours']['samples_per_s']:.1f}/s{extra}, reference {ref_s}/s{ratio}")
 
     if not args.skip_mlp:
         spec = mnist_mlp()
+        hs_spec = mnist_mlp(activation="hard_sigmoid")
         for batch in (50, 256):
             n = full_batches(args.mlp_samples, batch, min_batches)
             x, y = x_all[:n], y_all[:n]
             for est in ("one-sided", "symmetric"):
-                ours = ours_training(spec, MLP, est, batch, None, x, y, args.warmup_batches, args.seed)
-                ref = None if mu is None else _run_ref(ref_helper.time_training, mu, "mlp", x, y, batch,
-                                                       est == "symmetric", args.seed)
+                def ours_t(algo: str, s=spec, est=est, batch=batch, x=x, y=y, tol=None) -> dict[str, Any]:
+                    return ours_training(s, MLP, est, batch, tol, x, y, args.warmup_batches, args.seed,
+                                         mlp_algo=algo)
+
+                ebl_row = lib is not None and batch == eh.MLP["batch"] and est == "symmetric"
+                res = interleaved({
+                    "ours": lambda f=ours_t: f(args.mlp_algo),
+                    "generic": (lambda f=ours_t: f("generic")) if args.with_generic and args.mlp_algo == "fast"
+                    else None,
+                    "ref": None if mu is None else (
+                        lambda est=est, batch=batch, x=x, y=y: _run_ref(ref_helper.time_training, mu, "mlp", x, y,
+                                                                        batch, est == "symmetric", args.seed)),
+                    "ebl": (lambda batch=batch, x=x, y=y: _run_ref(eh.time_training, lib, "mlp", x, y, batch,
+                                                                   args.seed, warmup_batches=args.warmup_batches))
+                    if ebl_row else None,
+                    "hs": (lambda f=ours_t: f(args.mlp_algo, s=hs_spec)) if ebl_row else None,
+                    "settled": (lambda f=ours_t: f(args.mlp_algo, tol=args.mlp_settle_tol))
+                    if args.mlp_settle_tol else None,
+                })
+                ours = attach_generic(res)
                 report(_row(f"mlp train b{batch} {est}", "mlp 784-512-10", "training", batch, MLP, est, None,
-                            ours, ref))
-                if lib is not None and batch == eh.MLP["batch"] and est == "symmetric":
-                    e = _run_ref(eh.time_training, lib, "mlp", x, y, batch, args.seed,
-                                 warmup_batches=args.warmup_batches)
+                            ours, res.get("ref")))
+                if ebl_row:
                     report(_row(f"mlp train b{batch} symmetric vs centred (EBL)", "mlp 784-512-10", "training",
-                                batch, MLP, est, None, ours, e, who="ebl"))
+                                batch, MLP, est, None, ours, res["ebl"], who="ebl"))
                     # ours with the library's hidden activation (our output layer keeps the same activation)
-                    hs = ours_training(mnist_mlp(activation="hard_sigmoid"), MLP, est, batch, None, x, y,
-                                       args.warmup_batches, args.seed)
                     report(_row(f"mlp train b{batch} symmetric hard_sigmoid vs centred (EBL)", "mlp 784-512-10",
-                                "training", batch, MLP, est, None, hs, e, who="ebl"))
+                                "training", batch, MLP, est, None, res["hs"], res["ebl"], who="ebl"))
+                if "settled" in res:  # opt-in, changes numerics: the free phase ends early
+                    tol = args.mlp_settle_tol
+                    report(_row(f"mlp train b{batch} {est}, ours settle_tol={tol:g}", "mlp 784-512-10", "training",
+                                batch, MLP, est, tol, res["settled"], res.get("ref")))
+                    if ebl_row:
+                        report(_row(f"mlp train b{batch} symmetric, ours settle_tol={tol:g} vs centred (EBL)",
+                                    "mlp 784-512-10", "training", batch, MLP, est, tol, res["settled"], res["ebl"],
+                                    who="ebl"))
         n = full_batches(args.mlp_samples, INFER_BATCH)
         x, y = x_all[:n], y_all[:n]
-        ours = ours_inference(spec, MLP["T1"], x, y, INFER_BATCH, args.seed)
-        ref = None if mu is None else _run_ref(ref_helper.time_inference, mu, "mlp", x, y, INFER_BATCH, args.seed)
+        res = interleaved({
+            "ours": lambda: ours_inference(spec, MLP["T1"], x, y, INFER_BATCH, args.seed, args.mlp_algo),
+            "generic": (lambda: ours_inference(spec, MLP["T1"], x, y, INFER_BATCH, args.seed, "generic"))
+            if args.with_generic and args.mlp_algo == "fast" else None,
+            "ref": None if mu is None else (
+                lambda: _run_ref(ref_helper.time_inference, mu, "mlp", x, y, INFER_BATCH, args.seed)),
+        })
         report(_row(f"mlp infer b{INFER_BATCH}", "mlp 784-512-10", "inference", INFER_BATCH, MLP, None, None,
-                    ours, ref))
+                    attach_generic(res), res.get("ref")))
 
     if not args.skip_conv:
         spec = mnist_conv()
@@ -373,6 +449,10 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         yt = torch.from_numpy(ts.labels).long()[:args.test_samples]
         acc = {"ours": ours_accuracy(mnist_mlp(), MLP, 50, xa, ya, xt, yt, args.seed)}
         log(f"  accuracy after one pass over {n}: ours {acc['ours']['test_acc']:.4f}")
+        if args.mlp_settle_tol:
+            acc["ours settle_tol"] = ours_accuracy(mnist_mlp(), MLP, 50, xa, ya, xt, yt, args.seed, args.mlp_settle_tol)
+            log(f"  accuracy after one pass over {n}: ours with settle_tol={args.mlp_settle_tol:g} "
+                f"{acc['ours settle_tol']['test_acc']:.4f}")
         if lib is not None:
             acc["ebl"] = _run_ref(ebl_accuracy, eh, lib, 50, xa, ya, xt, yt, args.seed)
             log(f"  accuracy after one pass over {n}: EBL {acc['ebl'].get('test_acc')}")
@@ -390,6 +470,8 @@ def format_table(result: dict[str, Any]) -> str:
         ours = f"{r['ours']['samples_per_s']:.1f}"
         if r["ours"].get("mean_free_steps") is not None:
             ours += f" ({r['ours']['mean_free_steps']:.0f} free steps)"
+        if r["ours"].get("fast_over_generic") is not None:
+            ours += f" ({r['ours']['fast_over_generic']:.2f}x generic)"
         lines.append((r["config"], ours, ref_s, "-" if r["ratio"] is None else f"{r['ratio']:.2f}"))
     widths = [max(len(h), *(len(row[i]) for row in lines)) if lines else len(h) for i, h in enumerate(head)]
     fmt = " | ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
@@ -443,6 +525,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conv-algo", choices=("auto", "direct", "spectral"), default="auto",
                    help="ours, ConvNet: relaxation loop (EPNet.conv_algo; auto = the spectral loop on CPU, "
                         "direct = conv2d/conv_transpose2d every step; default auto)")
+    p.add_argument("--mlp-algo", choices=("fast", "generic"), default="fast",
+                   help="ours, MLP: relaxation loop (EPNet.mlp_algo; fast = golden.ep.dense, the same operations "
+                        "as the generic step() loop in preallocated buffers, bit-identical results; default fast)")
+    p.add_argument("--with-generic", action="store_true",
+                   help="ours, MLP: also time the generic step() loop on the same data and report fast/generic")
+    p.add_argument("--mlp-settle-tol", type=float, default=None,
+                   help="ours, MLP, opt-in (changes results): extra rows whose free phase ends once a step moves no "
+                        "neuron by more than this (EPSchedule.settle_tol), timed in the same rounds; with "
+                        "--accuracy-samples also its one-pass test accuracy beside the exact run's (default off)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="MLP rows: time ours, the generic loop and the references this many times each, in turn "
+                        "(interleaved), and report each one's median round; the rounds' ratios go to the JSON "
+                        "(default 1; use 3-5 on a busy machine)")
     p.add_argument("--warmup-batches", type=int, default=2,
                    help="untimed training batches before ours is timed (default 2; the reference is warmed up with "
                         "one untimed free phase at the same batch size)")
@@ -460,7 +555,7 @@ from golden.clierr import ArgumentParser, cli_main  # noqa: E402
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for name in ("threads", "mlp_samples", "conv_samples"):
+    for name in ("threads", "mlp_samples", "conv_samples", "rounds"):
         if getattr(args, name) <= 0:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be positive")
     if args.accuracy_samples < 0:
@@ -471,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: --warmup-batches must be >= 0")
     if not args.settle_tol > 0:
         raise SystemExit("error: --settle-tol must be positive")
+    if args.mlp_settle_tol is not None and not args.mlp_settle_tol > 0:
+        raise SystemExit("error: --mlp-settle-tol must be positive")
     from golden.train import atomic_write_bytes
 
     prev_threads = torch.get_num_threads()

@@ -41,11 +41,13 @@ import torch.nn.functional as F
 from .activations import get_activation, get_affine
 from .config import NetSpec
 from .connections import Conv, Dense
+from .dense import DenseRelax
 from .spectral import SpectralRelax
 
 Params = Mapping[str, torch.Tensor]
 SETTLE_CHECK = 5  # steps between convergence checks of relax(settle_tol=...)
 CONV_ALGOS = ("auto", "direct", "spectral")
+MLP_ALGOS = ("fast", "generic")
 
 
 @dataclass
@@ -112,6 +114,9 @@ class EPNet(torch.nn.Module):
         # relax(): "spectral" runs the conv connections above the input through DFTs (golden.ep.spectral),
         # "direct" through conv2d/conv_transpose2d; "auto" takes spectral on CPU where it applies.
         self.conv_algo = "auto"
+        # relax() of an MLP: "fast" runs golden.ep.dense.DenseRelax (the same operations as step(), in
+        # preallocated buffers: bit-identical states), "generic" the step() loop
+        self.mlp_algo = "fast"
 
         gen = torch.Generator().manual_seed(int(seed))
         all_conns = self.conns + ([readout] if readout is not None else [])
@@ -191,6 +196,16 @@ class EPNet(torch.nn.Module):
             fwd.append(f)
             aux.append(a)
         return fwd, aux
+
+    def pool_indices(self, clamped: Clamped, states: Sequence[torch.Tensor], p: Params) -> list[object]:
+        """The ``aux`` half of :meth:`forwards` (pooling indices), without computing what no caller reads:
+        dense and unpooled/average-pooled connections have no indices, so their ``F_l`` is skipped."""
+        aux = [clamped.aux0]
+        for l in range(1, self.n_layers):
+            conn = self.conns[l]
+            aux.append(conn.forward(states[l - 1], p[f"w{l}"], p[f"b{l}"])[1]
+                       if isinstance(conn, Conv) and conn.pool == "m" else None)
+        return aux
 
     def phase_consts(self, clamped: Clamped, beta: float, target: torch.Tensor | None,
                      p: Params) -> list[torch.Tensor | None]:
@@ -286,6 +301,10 @@ class EPNet(torch.nn.Module):
             out, self.last_steps = SpectralRelax(self, p, consts).run(states, steps, beta, target, settle_tol,
                                                                       SETTLE_CHECK)
             return out
+        if self.uses_dense_fast():
+            out, self.last_steps = DenseRelax(self, p, consts).run(states, steps, beta, target, settle_tol,
+                                                                   SETTLE_CHECK)
+            return out
         states = list(states)
         self.last_steps = steps
         for t in range(steps):
@@ -297,6 +316,12 @@ class EPNet(torch.nn.Module):
                     return new
             states = new
         return states
+
+    def uses_dense_fast(self) -> bool:
+        """Whether :meth:`relax` runs the dense-MLP loop (``mlp_algo == "fast"`` on an MLP)."""
+        if self.mlp_algo not in MLP_ALGOS:
+            raise ValueError(f"mlp_algo must be one of {MLP_ALGOS}, not {self.mlp_algo!r}")
+        return self.mlp_algo == "fast" and DenseRelax.supports(self)
 
     def uses_spectral(self) -> bool:
         """Whether :meth:`relax` runs the spectral loop (``conv_algo``; "auto": on CPU where it applies)."""
@@ -349,7 +374,7 @@ class EPNet(torch.nn.Module):
         """∂Φ_β/∂θ summed over the batch, in closed form (``fb`` excluded: see :meth:`ep_update`)."""
         p = self.params()
         layers = [clamped.x] + list(states)
-        _, aux = self.forwards(clamped, states, p)
+        aux = self.pool_indices(clamped, states, p)
         g = {}
         for l, conn in enumerate(self.conns):
             post = layers[l + 1]
@@ -389,8 +414,8 @@ class EPNet(torch.nn.Module):
         out: dict[str, torch.Tensor] = {}
         if not self.vf or self.spec.same_update:
             la, lb = [clamped.x] + list(s_a), [clamped.x] + list(s_b)
-            _, aux_a = self.forwards(clamped, s_a, p)
-            _, aux_b = self.forwards(clamped, s_b, p)
+            aux_a = self.pool_indices(clamped, s_a, p)
+            aux_b = self.pool_indices(clamped, s_b, p)
             for l, conn in enumerate(self.conns):
                 out[f"w{l}"] = conn.weight_grad_diff(lb[l], lb[l + 1], aux_b[l], la[l], la[l + 1], aux_a[l],
                                                      same_pre=(l == 0)).mul_(scale)
@@ -406,7 +431,7 @@ class EPNet(torch.nn.Module):
             return out
         layers_p = [clamped.x] + list(s_pre)
         la, lb = [clamped.x] + list(s_a), [clamped.x] + list(s_b)
-        _, aux_p = self.forwards(clamped, s_pre, p)
+        aux_p = self.pool_indices(clamped, s_pre, p)
         for l, conn in enumerate(self.conns):
             dpost = lb[l + 1] - la[l + 1]
             out[f"w{l}"] = conn.weight_grad(layers_p[l], dpost, aux_p[l]) * scale
