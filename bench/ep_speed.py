@@ -91,6 +91,21 @@ EBL_DIFFERENCES = [
 ]
 
 
+def count_free_steps(net) -> list[int]:
+    """Make ``net.relax`` record the length of every phase run with a settle tolerance (the free phases)."""
+    free_steps: list[int] = []
+    relax = net.relax
+
+    def counting_relax(*a, settle_tol=None, **k):
+        out = relax(*a, settle_tol=settle_tol, **k)
+        if settle_tol is not None:
+            free_steps.append(net.last_steps)
+        return out
+
+    net.relax = counting_relax
+    return free_steps
+
+
 def ours_accuracy(spec, p: dict[str, Any], batch: int, x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor,
                   yt: torch.Tensor, seed: int, settle_tol: float | None = None) -> dict[str, Any]:
     """Test accuracy of ours after one pass over ``(x, y)`` (symmetric estimator), and its training time.
@@ -100,6 +115,7 @@ def ours_accuracy(spec, p: dict[str, Any], batch: int, x: torch.Tensor, y: torch
 
     cfg = _config(spec, p, "symmetric", batch, settle_tol)
     net, opt, _ = build(cfg, torch.device("cpu"))
+    free_steps = count_free_steps(net)
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(x), generator=gen)
     t0 = time.perf_counter()
@@ -107,8 +123,16 @@ def ours_accuracy(spec, p: dict[str, Any], batch: int, x: torch.Tensor, y: torch
         idx = perm[b * batch:(b + 1) * batch]
         train_batch(net, cfg, opt, x[idx], y[idx], gen)
     sec = time.perf_counter() - t0
-    return {"train_samples": len(x), "train_seconds": sec, "samples_per_s": len(x) / sec, "settle_tol": settle_tol,
-            "test_samples": len(xt), "test_acc": evaluate(net, xt, yt, p["T1"], INFER_BATCH, settle_tol=settle_tol)}
+    train_steps = list(free_steps)
+    free_steps.clear()
+    res = {"train_samples": len(x), "train_seconds": sec, "samples_per_s": len(x) / sec, "settle_tol": settle_tol,
+           "test_samples": len(xt), "test_acc": evaluate(net, xt, yt, p["T1"], INFER_BATCH, settle_tol=settle_tol)}
+    if settle_tol is not None:
+        res["mean_free_steps_train"] = sum(train_steps) / len(train_steps)
+        res["mean_free_steps_test"] = sum(free_steps) / len(free_steps)
+        tail = train_steps[-max(1, len(train_steps) // 10):]
+        res["mean_free_steps_train_last_tenth"] = sum(tail) / len(tail)
+    return res
 
 
 def ebl_accuracy(eh, lib, batch: int, x, y, xt, yt, seed: int) -> dict[str, Any]:
@@ -191,16 +215,7 @@ def ours_training(spec, p: dict[str, Any], estimator: str, batch: int, settle_to
     net, opt, _ = build(cfg, torch.device("cpu"))
     net.conv_algo = conv_algo
     net.mlp_algo = mlp_algo
-    free_steps: list[int] = []
-    relax = net.relax
-
-    def counting_relax(*a, settle_tol=None, **k):  # records the free phase's length (the only one with a tol)
-        out = relax(*a, settle_tol=settle_tol, **k)
-        if settle_tol is not None:
-            free_steps.append(net.last_steps)
-        return out
-
-    net.relax = counting_relax
+    free_steps = count_free_steps(net)
     gen = torch.Generator().manual_seed(seed)
     for b in range(warmup_batches):
         i = (b * batch) % len(x)
@@ -451,8 +466,10 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         log(f"  accuracy after one pass over {n}: ours {acc['ours']['test_acc']:.4f}")
         if args.mlp_settle_tol:
             acc["ours settle_tol"] = ours_accuracy(mnist_mlp(), MLP, 50, xa, ya, xt, yt, args.seed, args.mlp_settle_tol)
-            log(f"  accuracy after one pass over {n}: ours with settle_tol={args.mlp_settle_tol:g} "
-                f"{acc['ours settle_tol']['test_acc']:.4f}")
+            a = acc["ours settle_tol"]
+            log(f"  accuracy after one pass over {n}: ours with settle_tol={args.mlp_settle_tol:g} {a['test_acc']:.4f} "
+                f"(mean free steps: training {a['mean_free_steps_train']:.1f}, last tenth "
+                f"{a['mean_free_steps_train_last_tenth']:.1f}, test {a['mean_free_steps_test']:.1f})")
         if lib is not None:
             acc["ebl"] = _run_ref(ebl_accuracy, eh, lib, 50, xa, ya, xt, yt, args.seed)
             log(f"  accuracy after one pass over {n}: EBL {acc['ebl'].get('test_acc')}")

@@ -42,7 +42,10 @@ class DenseRelax:
         L = net.n_layers
         self.net, self.L = net, L
         self.a = float(net.affine.scale)
+        # per-layer constants broadcast to the batch once per phase: addmm then copies them into its output
+        # (the value it would copy from the broadcast view) without an expand per step
         self.consts = list(consts)
+        self._batch_consts: tuple[int, list[torch.Tensor | None]] | None = None
         # forward weights W_k (k ≥ 1) as the transposed views the generic step passes to addmm, and the
         # top-down weights (W_{k+1}, or the feedback weight B_{k+1} for VF) as the generic step picks them
         self.w_up = [None] + [p[f"w{k}"].t() for k in range(1, L)]
@@ -72,6 +75,7 @@ class DenseRelax:
         neg_ab = -a * beta
         top = L - 1
         cur = list(states)
+        consts = self._full_consts(states)
         bufs = ([torch.empty_like(s) for s in states], [torch.empty_like(s) for s in states])
         for t in range(steps):
             new = bufs[t & 1]
@@ -103,6 +107,13 @@ class DenseRelax:
                     return list(new), t + 1
             cur = new
         return list(cur), steps
+
+    def _full_consts(self, states: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
+        n = states[0].shape[0]
+        if self._batch_consts is None or self._batch_consts[0] != n:
+            full = [c if c is None or c.dim() == 2 else c.expand(n, -1).contiguous() for c in self.consts]
+            self._batch_consts = (n, full)
+        return self._batch_consts[1]
 
     def _ce_feedback(self, top: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """W_oᵀ (softmax(W_o s + b_o) − y), exactly as :meth:`EPNet._ce_feedback` computes it."""
