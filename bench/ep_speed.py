@@ -24,12 +24,20 @@ state; ours is an Euler step from zero -- the JSON's "ebl.differences" lists the
 figures. --accuracy-samples N trains both MLPs for one pass over N training images and reports
 test accuracy (ours with its own MLP recipe, the library with its SGD recipe).
 
+Our MLP relaxation is golden.ep.dense (EPNet.mlp_algo "fast", bit-identical to the generic step()
+loop); --with-generic also times the generic loop on the same data ("fast_over_generic" in the
+JSON), --rounds N runs every MLP implementation N times in turn and reports each one's median round
+(the per-round ratios go to the JSON: the figure to quote on a busy machine), and --mlp-settle-tol TOL
+adds opt-in rows whose free phase ends early (changes results; with --accuracy-samples also its
+one-pass test accuracy and free-phase lengths beside the exact run's).
+
 Timing is wall-clock (time.perf_counter) over the stated number of samples after warm-up. The
 reference's train() ends its epoch with an evaluation of one test batch; that evaluation is timed
 on its own and subtracted. Results go to --json (atomically) and a table is printed.
 
     python bench/ep_speed.py --reference /path/to/Equilibrium-Propagation
     python bench/ep_speed.py --skip-conv --mlp-samples 2000          # quick, no reference
+    python bench/ep_speed.py --reference DIR --ebl DIR2 --skip-conv --mlp-samples 2000 --with-generic --rounds 3
 """
 
 from __future__ import annotations
