@@ -17,15 +17,11 @@ same ATen kernel with the same operands.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
 import torch
 
 from .connections import Dense
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .network import EPNet, Params
 
 
 class DenseRelax:
@@ -38,7 +34,7 @@ class DenseRelax:
     consts : the phase's :meth:`EPNet.phase_consts`.
     """
 
-    def __init__(self, net: EPNet, p: Params, consts: Sequence[torch.Tensor | None]):
+    def __init__(self, net, p: Mapping[str, torch.Tensor], consts: Sequence[torch.Tensor | None]):
         L = net.n_layers
         self.net, self.L = net, L
         self.a = float(net.affine.scale)
@@ -58,7 +54,7 @@ class DenseRelax:
         self.lo_hi = None if self.g is not None else ((0.0, 1.0) if inner == "clip01" else (-0.5, 0.5))
 
     @staticmethod
-    def supports(net: EPNet) -> bool:
+    def supports(net) -> bool:
         """Whether the network is an MLP of dense connections (any activation, MSE or CE, symmetric or VF)."""
         return net.spec.kind == "mlp" and all(isinstance(c, Dense) and len(c.pre_shape) == 1 for c in net.conns)
 
