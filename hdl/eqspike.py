@@ -3,7 +3,10 @@
 Behaviour is defined by :class:`golden.eqspike.twin.EqSpikeTwin`, numbers by
 :class:`spec.eqspike.EqSpikeSpec` (read its module docstring: formats, one time step, event order,
 randomness). docs/eqspike.md, "RTL (hdl/eqspike.py)", describes the architecture, ports, registers,
-the AER format and the cycle model. In short, per time step:
+the AER format and the cycle model. The passes' parts are components of :mod:`hdl.eqspike_kit` (sequencer,
+encoders, trace filters, event queue and issue, accumulate, neuron and spike updates, scatter, output scan,
+weight port, registers; the PRNG is :class:`hdl.kit.draws.DrawSource`), each tested on its own; this module
+holds the memories and wires the parts to them. In short, per time step:
 
 * **ENC** — one word of P neurons per cycle, layers 0 … L: the P encoders (sigma-delta, or
   stochastic from the PRNG) update the residues and give a P-bit spike mask; a non-zero mask of a
@@ -46,6 +49,8 @@ order does not matter, and it follows the step's reads (W(t+1) = W(t) + ΔW(t)).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -53,7 +58,7 @@ from amaranth.lib.wiring import In, Out
 from spec.eqspike import PRNG_WIDTH, EqSpikeSpec
 
 from .eqspike_kit.accumulate import Accumulate
-from .eqspike_kit.common import const_mul, round_shift, ubits  # noqa: F401  (round_shift: public here)
+from .eqspike_kit.common import const_mul, named, popcount, round_shift, ubits, valid_lane  # noqa: F401  (round_shift: public)
 from .eqspike_kit.encoder import Encoders
 from .eqspike_kit.events import EventQueue, aer_addr_bits  # noqa: F401  (public here)
 from .eqspike_kit.issue import EventIssue
@@ -93,7 +98,7 @@ from .eqspike_kit.sequencer import EqSpikeSequencer
 from .eqspike_kit.trace import TraceFilter
 from .eqspike_kit.update import SpikeUpdate
 from .eqspike_kit.wport import WeightPort, dump_bits, wcmd_fields  # noqa: F401  (public here)
-from .prng import XorshiftBank
+from .kit.draws import DrawSource
 from .regport import RegSignature
 
 _ubits = ubits  # (the name other modules import)
@@ -195,33 +200,39 @@ class EqSpikeCore(wiring.Component):
                 {"data": data.ArrayLayout(signed(dump_bits(spec)), P)})))
         super().__init__(ports)
 
-    # ------------------------------------------------------------------------------------------------
-    def elaborate(self, platform):  # noqa: C901  (the passes share the memories' ports)
-        s = self.spec
-        m = Module()
+    def elaborate(self, platform):
+        s, m = self.spec, Module()
+        c = self._memories(m)
+        c.named = lambda value, name: named(m, value, name)
+        m.submodules.regs = c.regs = regs = EqSpikeRegisters(s, dump=self.dump)
+        wiring.connect(m, wiring.flipped(self.reg), regs.bus)
+        self.regs = regs
+        m.submodules.seq = c.seq = EqSpikeSequencer(s)  # the sample's program
+        m.submodules.wport = c.wp = WeightPort(s, dump=self.dump)  # the weight port and the digest sweep
+        m.submodules.events = c.evq = EventQueue(s)  # the step's mask list and the AER input
+        wiring.connect(m, wiring.flipped(self.aer), c.evq.aer)
+        m.submodules.issue = c.ei = EventIssue(s)  # each event's row words
+        m.submodules.scan = c.scan = OutputScan(s)  # the output states and the argmax
+        self._counters(m, c)
+        self._prng(m, c)
+        self._program(m, c)
+        self._enc_stage(m, c)
+        self._event_engine(m, c)
+        if s.training:
+            self._weight_update(m, c)
+        self._upd_stage(m, c)
+        if s.training and s.symmetric:
+            self._copy_stage(m, c)
+        self._weight_port(m, c)
+        return m
+
+    def _memories(self, m) -> SimpleNamespace:
+        """The core's memories (P elements per word): read and write ports by name."""
+        s, init = self.spec, self.init or {}
         P, L, N = s.lanes, s.n_layers, list(s.layers)
         T = [s.tiles(k) for k in range(L + 1)]
-        SB, IB = s.state_bits, s.input_bits
-        init = self.init or {}
+        WB, BB, SB, TRB, DB = list(s.weight_bits), s.bias_bits, s.state_bits, s.trace_frac + 1, s.trace_frac + 2
 
-        def named(value, name):
-            """``value`` as a signal driven unconditionally (a Value used several times is otherwise copied
-            into the netlist at every use)."""
-            sig = Signal(value.shape(), name=name)
-            m.d.comb += sig.eq(value)
-            return sig
-
-        targets_up = [l < L for l in range(L + 1)]
-        targets_dn = [l >= 2 for l in range(L + 1)]
-        has_targets = [targets_up[l] or targets_dn[l] for l in range(L + 1)]
-        stoch_enc = s.encoder == "stochastic"
-        stoch_round = s.state_rounding == "stochastic"
-
-        def lanes(word, bits, sgn):
-            return [(word[i * bits:(i + 1) * bits].as_signed() if sgn else word[i * bits:(i + 1) * bits])
-                    for i in range(P)]
-
-        # ---------------- memories ----------------
         def mem(name, bits, depth, granular=False, transparent=False, init_words=()):
             mm = memory.Memory(shape=unsigned(P * bits), depth=max(1, depth), init=list(init_words))
             m.submodules[name] = mm
@@ -229,354 +240,308 @@ class EqSpikeCore(wiring.Component):
             rp = mm.read_port(transparent_for=(wp,) if transparent else ())
             return rp, wp
 
-        WB = list(s.weight_bits)
-        BB = s.bias_bits
-        rx, wx = mem("xmem", IB, T[0])
-        rphi, wphi = zip(*[mem(f"phi{l}", s.residue_bits(l), T[l]) for l in range(L + 1)], strict=True)
-        rs, ws = [None], [None]
-        racc, wacc = [None], [None]
-        rb, wb = [], []
+        c = SimpleNamespace(rs=[None], ws=[None], racc=[None], wacc=[None], rb=[], wb=[], rup=[], wup=[], rdn={},
+                            wdn={}, rtr={}, wtr={}, rd_={}, wd_={}, re_={}, we_={}, snap_r={}, snap_w={})
+        c.rx, c.wx = mem("xmem", s.input_bits, T[0])
+        c.rphi, c.wphi = zip(*[mem(f"phi{l}", s.residue_bits(l), T[l]) for l in range(L + 1)], strict=True)
         for k in range(1, L + 1):
-            r_, w_ = mem(f"smem{k}", SB, T[k])
-            rs.append(r_)
-            ws.append(w_)
-            r_, w_ = mem(f"acc{k}", s.acc_bits(k), T[k], transparent=True)
-            racc.append(r_)
-            wacc.append(w_)
-            r_, w_ = mem(f"b{k - 1}", BB, T[k], granular=True, init_words=init.get(f"b{k - 1}", ()))
-            rb.append(r_)
-            wb.append(w_)
-        rup, wup, rdn, wdn = [], [], {}, {}
+            for (r_, w_), (rl, wl) in ((mem(f"smem{k}", SB, T[k]), (c.rs, c.ws)),
+                                       (mem(f"acc{k}", s.acc_bits(k), T[k], transparent=True), (c.racc, c.wacc)),
+                                       (mem(f"b{k - 1}", BB, T[k], granular=True, init_words=init.get(f"b{k - 1}", ())),
+                                        (c.rb, c.wb))):
+                rl.append(r_)
+                wl.append(w_)
         for l in range(L):
             r_, w_ = mem(f"wup{l}", WB[l], N[l] * T[l + 1], granular=True, init_words=init.get(f"wup{l}", ()))
-            rup.append(r_)
-            wup.append(w_)
+            c.rup.append(r_)
+            c.wup.append(w_)
             if l >= 1:
-                rdn[l], wdn[l] = mem(f"wdn{l}", WB[l], N[l + 1] * T[l], granular=True,
-                                     init_words=init.get(f"wdn{l}", ()))
+                c.rdn[l], c.wdn[l] = mem(f"wdn{l}", WB[l], N[l + 1] * T[l], granular=True,
+                                         init_words=init.get(f"wdn{l}", ()))
         # training: traces (per stage), the step's Δŝ and spike masks of layers 1 … L, and the free phase's
         # end (residues, states, traces) kept for the −β phase of the symmetric estimator
-        TRN = s.training
-        TRB = s.trace_frac + 1
-        DB = s.trace_frac + 2  # Δŝ ∈ [−2^trace_frac, 2^trace_frac]
-        rtr, wtr, rd_, wd_, re_, we_ = {}, {}, {}, {}, {}, {}
-        snap_r, snap_w = {}, {}  # name -> ports of the snapshot memories
-        if TRN:
+        if s.training:
             for k in range(1, L + 1):
                 for st in range(s.trace_stages):
-                    rtr[k, st], wtr[k, st] = mem(f"tr{k}_{st}", TRB, T[k])
-                rd_[k], wd_[k] = mem(f"dmem{k}", DB, T[k])
-                re_[k], we_[k] = mem(f"emem{k}", 1, T[k])
+                    c.rtr[k, st], c.wtr[k, st] = mem(f"tr{k}_{st}", TRB, T[k])
+                c.rd_[k], c.wd_[k] = mem(f"dmem{k}", DB, T[k])
+                c.re_[k], c.we_[k] = mem(f"emem{k}", 1, T[k])
             if s.symmetric:
                 for l in range(L + 1):
-                    snap_r[f"phi{l}"], snap_w[f"phi{l}"] = mem(f"snap_phi{l}", s.residue_bits(l), T[l])
+                    c.snap_r[f"phi{l}"], c.snap_w[f"phi{l}"] = mem(f"snap_phi{l}", s.residue_bits(l), T[l])
                 for k in range(1, L + 1):
-                    snap_r[f"s{k}"], snap_w[f"s{k}"] = mem(f"snap_s{k}", SB, T[k])
+                    c.snap_r[f"s{k}"], c.snap_w[f"s{k}"] = mem(f"snap_s{k}", SB, T[k])
                     for st in range(s.trace_stages):
-                        snap_r[f"tr{k}_{st}"], snap_w[f"tr{k}_{st}"] = mem(f"snap_tr{k}_{st}", TRB, T[k])
-        # the step's mask list: (layer, word, mask[, Δŝ]) of every non-zero mask of a layer with targets
-        m.submodules.events = evq = EventQueue(s)
-        wiring.connect(m, wiring.flipped(self.aer), evq.aer)
+                        c.snap_r[f"tr{k}_{st}"], c.snap_w[f"tr{k}_{st}"] = mem(f"snap_tr{k}_{st}", TRB, T[k])
+        return c
 
-        # ---------------- registers, PRNG ----------------
-        m.submodules.regs = regs = EqSpikeRegisters(s, dump=self.dump)
-        wiring.connect(m, wiring.flipped(self.reg), regs.bus)
-        m.submodules.seq = seq = EqSpikeSequencer(s)  # the sample's program (its inputs below)
-        busy = seq.busy
-        cycles, cycles_last = Signal(REG_BITS), Signal(REG_BITS)
-        samples = Signal(REG_BITS)
-        spikes, spikes_last = Signal(REG_BITS), Signal(REG_BITS)
-        words, words_last = Signal(REG_BITS), Signal(REG_BITS)
-        syn, syn_last = Signal(REG_BITS), Signal(REG_BITS)
-        aer_bad, aer_err, wcmd_err = Signal(REG_BITS), Signal(), Signal()
-        m.submodules.wport = wp = WeightPort(s, dump=self.dump)
-        dg_active = wp.active  # a digest sweep is requested or running
-        m.d.comb += [regs.busy.eq(busy | dg_active), regs.cycles.eq(cycles_last), regs.samples.eq(samples),
-                     regs.digest.eq(wp.digest),
-                     regs.spikes.eq(spikes_last), regs.words.eq(words_last), regs.syn.eq(syn_last),
-                     regs.aer_bad.eq(aer_bad),
-                     regs.status.eq(busy | dg_active | (aer_err * STATUS_AER_ERROR) | (wcmd_err * STATUS_WCMD_ERROR))]
+    def _counters(self, m, c) -> None:
+        """The sample counters and sticky flags behind the registers."""
+        regs, seq, wp = c.regs, c.seq, c.wp
+        c.cycles, c.cycles_last = Signal(REG_BITS), Signal(REG_BITS)
+        c.samples = Signal(REG_BITS)
+        c.spikes, c.spikes_last = Signal(REG_BITS), Signal(REG_BITS)
+        c.words, c.words_last = Signal(REG_BITS), Signal(REG_BITS)
+        c.syn, c.syn_last = Signal(REG_BITS), Signal(REG_BITS)
+        c.aer_bad, c.aer_err, c.wcmd_err = Signal(REG_BITS), Signal(), Signal()
+        busy = seq.busy | wp.active  # a sample runs, or a digest sweep is requested or running
+        m.d.comb += [regs.busy.eq(busy), regs.cycles.eq(c.cycles_last), regs.samples.eq(c.samples),
+                     regs.digest.eq(wp.digest), regs.spikes.eq(c.spikes_last), regs.words.eq(c.words_last),
+                     regs.syn.eq(c.syn_last), regs.aer_bad.eq(c.aer_bad),
+                     regs.status.eq(busy | (c.aer_err * STATUS_AER_ERROR) | (c.wcmd_err * STATUS_WCMD_ERROR))]
         with m.If(regs.status_clear):
-            m.d.sync += [aer_err.eq(0), wcmd_err.eq(0), aer_bad.eq(0)]
-        self.regs = regs
+            m.d.sync += [c.aer_err.eq(0), c.wcmd_err.eq(0), c.aer_bad.eq(0)]
 
-        rng = s.uses_prng
-        draw = Signal()
-        rng_ok = Signal(init=1)
-        rword = [Const(0, PRNG_WIDTH)] * P
-        if rng:
-            m.submodules.prng = prng = XorshiftBank(s.prng_spec())
-            primed = Signal()
-            prime = prng.ready & ~primed
-            with m.If(regs.seed_load):
-                m.d.comb += prng.load.eq(1)
-                m.d.sync += primed.eq(0)
-            with m.Elif(prime):
-                m.d.sync += primed.eq(1)
-            m.d.comb += [prng.seed.eq(self.reg.wdata), prng.en.eq(prime | draw),
-                         rng_ok.eq(prng.ready & primed & ~(self.reg.we & (self.reg.addr == REG_SEED)))]
-            rword = [prng.out[i * PRNG_WIDTH:(i + 1) * PRNG_WIDTH] for i in range(P)]
+    def _prng(self, m, c) -> None:
+        """The PRNG bank (:class:`hdl.kit.draws.DrawSource`): seeded by a SEED write, primed, one draw per
+        ``c.draw`` cycle (``c.rng_ok``: a sample may start)."""
+        s, P = self.spec, self.spec.lanes
+        c.draw, c.rng_ok, c.prng_out = Signal(), Signal(init=1), Const(0, P * PRNG_WIDTH)
+        if s.uses_prng:
+            m.submodules.prng = prng = DrawSource(s.prng_spec())
+            m.d.comb += [prng.seed.eq(self.reg.wdata), prng.seed_load.eq(c.regs.seed_load), prng.draw.eq(c.draw),
+                         prng.seed_write.eq(self.reg.we & (self.reg.addr == REG_SEED)), c.rng_ok.eq(prng.ok)]
+            c.prng_out = prng.out
 
-        # ---------------- the sample's program ----------------
-        upd_busy = Signal()  # a weight-update word or its scatter writes are in flight
-        m.d.comb += [seq.can_start.eq(wp.idle & rng_ok & ~self.reg.we), seq.ctrl_aer.eq(regs.aer_mode),
+    def _program(self, m, c) -> None:
+        """The sequencer's inputs and the passes' plain parts: the sweep's read addresses, LOAD, INIT, OUT."""
+        s, seq, regs, evq = self.spec, c.seq, c.regs, c.evq
+        P, L = s.lanes, s.n_layers
+        c.upd_busy = Signal()  # a weight-update word or its scatter writes are in flight
+        m.d.comb += [seq.can_start.eq(c.wp.idle & c.rng_ok & ~self.reg.we), seq.ctrl_aer.eq(regs.aer_mode),
                      seq.aer_valid.eq(self.aer.valid), seq.inp_valid.eq(self.inp.valid), seq.T1.eq(regs.T1),
                      seq.T2.eq(regs.T2), seq.train.eq(regs.train), seq.evt_done.eq(evq.done),
-                     seq.upd_busy.eq(upd_busy), seq.out_ready.eq(self.out.ready)]
-        aer_mode, phase, neg, upd_mode, restore = seq.aer_mode, seq.phase, seq.neg, seq.upd_mode, seq.restore
-        lay, wrd, lay1, wrd1 = seq.lay, seq.wrd, seq.lay1, seq.wrd1
-        enc_v1, upd_v1, scan_v1, copy_v1 = seq.enc_v1, seq.upd_v1, seq.scan_v1, seq.copy_v1
-        nudged = phase != 0
-        if TRN:  # the update shifts of each connection from its η register (reset: the spec's lr_shift)
-            ushift = [named((regs.lr[c] + s.update_shift(c, 0))[:7], f"ushift{c}") for c in range(L)]
-            bshift = [named((regs.lr[c] + s.bias_update_shift(c, 0))[:7], f"bshift{c}") for c in range(L)]
-        for k in range(1, L + 1):  # default addresses: the sweep's word (EVT/WUPD override some)
-            m.d.comb += [rs[k].addr.eq(wrd), racc[k].addr.eq(wrd), rb[k - 1].addr.eq(wrd)]
-            if TRN:
-                m.d.comb += [rd_[k].addr.eq(wrd), re_[k].addr.eq(wrd)]
-                m.d.comb += [rtr[k, st].addr.eq(wrd) for st in range(s.trace_stages)]
-        for l in range(L + 1):
-            m.d.comb += rphi[l].addr.eq(wrd)
-        m.d.comb += [r.addr.eq(wrd) for r in snap_r.values()]
-        m.d.comb += rx.addr.eq(wrd)
-
-        label = Signal(self.label_bits)
-
-        with m.If(busy & ~self.out.valid):
-            m.d.sync += cycles.eq(cycles + 1)
+                     seq.upd_busy.eq(c.upd_busy), seq.out_ready.eq(self.out.ready)]
+        c.nudged = seq.phase != 0
+        if s.training:  # the update shifts of each connection from its η register (reset: the spec's lr_shift)
+            c.ushift = [c.named((regs.lr[l] + s.update_shift(l, 0))[:7], f"ushift{l}") for l in range(L)]
+            c.bshift = [c.named((regs.lr[l] + s.bias_update_shift(l, 0))[:7], f"bshift{l}") for l in range(L)]
+        wrd, lay = seq.wrd, seq.lay
+        reads = [c.rx, *c.rphi, *c.rs[1:], *c.racc[1:], *c.rb, *c.rd_.values(), *c.re_.values(), *c.rtr.values(),
+                 *c.snap_r.values()]
+        m.d.comb += [r.addr.eq(wrd) for r in reads]  # default addresses: the sweep's word (EVT/WUPD override some)
+        c.label = Signal(self.label_bits)
+        with m.If(seq.busy & ~self.out.valid):
+            m.d.sync += c.cycles.eq(c.cycles + 1)
         with m.If(seq.cycles_clear):
-            m.d.sync += cycles.eq(0)
+            m.d.sync += c.cycles.eq(0)
         with m.If(seq.idle):
-            m.d.sync += [spikes.eq(0), words.eq(0), syn.eq(0)]
+            m.d.sync += [c.spikes.eq(0), c.words.eq(0), c.syn.eq(0)]
         with m.If(seq.load):  # the sample's pixels, one word per beat
-            m.d.comb += [self.inp.ready.eq(1), wx.addr.eq(wrd), wx.data.eq(self.inp.payload.pixels.as_value()),
-                         wx.en.eq(self.inp.valid)]
+            m.d.comb += [self.inp.ready.eq(1), c.wx.addr.eq(wrd), c.wx.data.eq(self.inp.payload.pixels.as_value()),
+                         c.wx.en.eq(self.inp.valid)]
             with m.If(self.inp.valid):
-                m.d.sync += label.eq(self.inp.payload.label)
+                m.d.sync += c.label.eq(self.inp.payload.label)
         with m.If(seq.init):  # residues (zero, or one PRNG draw per word of layers 0 … L); states, acc, traces 0
             for l in range(L + 1):
                 with m.If(lay == l):
                     bits = s.residue_bits(l)
                     if s.encoder_phase == "random":
                         b, M = s.encoder_bits(l), s.full_scale(l)
-                        ph = [((const_mul(rword[i][:b], M) >> b) - (M // 2))[:bits] for i in range(P)]
+                        rw = [c.prng_out[i * PRNG_WIDTH:(i + 1) * PRNG_WIDTH] for i in range(P)]
+                        ph = [((const_mul(rw[i][:b], M) >> b) - (M // 2))[:bits] for i in range(P)]
                     else:
                         ph = [Const(0, bits)] * P
-                    m.d.comb += [wphi[l].addr.eq(wrd), wphi[l].data.eq(Cat(*ph)), wphi[l].en.eq(1)]
+                    zero = [(c.wphi[l], Cat(*ph))]
                     if l >= 1:
-                        m.d.comb += [ws[l].addr.eq(wrd), ws[l].data.eq(0), ws[l].en.eq(1),
-                                     wacc[l].addr.eq(wrd), wacc[l].data.eq(0), wacc[l].en.eq(1)]
-                        for st in range(s.trace_stages if TRN else 0):
-                            m.d.comb += [wtr[l, st].addr.eq(wrd), wtr[l, st].data.eq(0), wtr[l, st].en.eq(1)]
+                        zero += [(c.ws[l], 0), (c.wacc[l], 0)] + [(c.wtr[l, st], 0) for st in range(
+                            s.trace_stages if s.training else 0)]
+                    for w_, v in zero:
+                        m.d.comb += [w_.addr.eq(wrd), w_.data.eq(v), w_.en.eq(1)]
             if s.encoder_phase == "random":
-                m.d.comb += draw.eq(1)
+                m.d.comb += c.draw.eq(1)
         with m.If(seq.enc_end | seq.evt_end):  # the event engine's passes start
-            m.d.comb += [evq.rewind.eq(1), evq.rewind_aer.eq(aer_mode & seq.enc_end)]
-        m.d.comb += evq.clear.eq(seq.list_clear)
-        m.d.comb += self.out.valid.eq(seq.out_valid)
+            m.d.comb += [evq.rewind.eq(1), evq.rewind_aer.eq(seq.aer_mode & seq.enc_end)]
+        m.d.comb += [evq.clear.eq(seq.list_clear), self.out.valid.eq(seq.out_valid)]
         with m.If(seq.out_valid & self.out.ready):
-            m.d.sync += [samples.eq(samples + 1), cycles_last.eq(cycles), spikes_last.eq(spikes),
-                         words_last.eq(words), syn_last.eq(syn)]
+            m.d.sync += [c.samples.eq(c.samples + 1), c.cycles_last.eq(c.cycles), c.spikes_last.eq(c.spikes),
+                         c.words_last.eq(c.words), c.syn_last.eq(c.syn)]
+        scan = c.scan
+        m.d.comb += [scan.clear.eq(seq.scan_clear), scan.valid.eq(seq.scan_v1), scan.word.eq(seq.wrd1),
+                     scan.s.eq(c.rs[L].data), self.out.payload.pred.eq(scan.pred),
+                     self.out.payload.states.eq(scan.states)]
 
-        def valid_lane(wrd_v, l, i):
-            """Lane i of word wrd_v holds a neuron of layer l (the last word may be padded)."""
-            rem = N[l] - (T[l] - 1) * P
-            return Const(1) if i < rem else (wrd_v != T[l] - 1)
-
-        def popcount(bits):
-            total = Const(0, 1)
-            for b in range(len(bits)):
-                total = total + bits[b]
-            return total
-
-        # ---------------- ENC stage 1: encoders, residues, traces, the mask list ----------------
-        # Every layer's masks, residues and trace values are named signals driven outside the stage's
-        # conditions (they only reach memories and counters under enc_v1 & lay1 == l): as nested
-        # expressions a trace stage's saturation would copy its input three times and the second
-        # stage its first stage's nine times, all evaluated every cycle by Verilator.
+    def _enc_stage(self, m, c) -> None:
+        """ENC stage 1: the encoders, residues, traces, Δŝ and spike masks of a word; the mask list."""
+        s, seq, evq = self.spec, c.seq, c.evq
+        P, L, TRN = s.lanes, s.n_layers, s.training
+        stoch = s.encoder == "stochastic"
+        wrd1 = seq.wrd1
         enc = {}
         for l in range(L + 1):
             m.submodules[f"enc{l}"] = e_ = Encoders(s, l)
-            m.d.comb += [e_.v.eq(rx.data if l == 0 else rs[l].data), e_.phi.eq(rphi[l].data), e_.word.eq(wrd1)]
-            if stoch_enc:
-                m.d.comb += e_.rnd.eq(prng.out)
-            mask, nphi, news, dlist = e_.mask, e_.phi_next, [], Const(0, P * DB)
+            m.d.comb += [e_.v.eq(c.rx.data if l == 0 else c.rs[l].data), e_.phi.eq(c.rphi[l].data), e_.word.eq(wrd1)]
+            if stoch:
+                m.d.comb += e_.rnd.eq(c.prng_out)
+            news, dlist = [], Const(0, P * (s.trace_frac + 2))
             if TRN and l >= 1:  # traces: stage 1 filters the spike, stage 2 stage 1's new value
                 m.submodules[f"trace{l}"] = t_ = TraceFilter(s)
-                m.d.comb += t_.mask.eq(mask)
+                m.d.comb += t_.mask.eq(e_.mask)
                 for st in range(s.trace_stages):
-                    m.d.comb += getattr(t_, f"old{st}").eq(rtr[l, st].data)
+                    m.d.comb += getattr(t_, f"old{st}").eq(c.rtr[l, st].data)
                     news.append(getattr(t_, f"new{st}"))
                 dlist = t_.d
-            enc[l] = (mask, nphi, news, dlist)
-
-        with m.If(enc_v1):
-            if stoch_enc:
-                m.d.comb += draw.eq(1)
+            enc[l] = (e_.mask, e_.phi_next, news, dlist)
+        with m.If(seq.enc_v1):
+            if stoch:
+                m.d.comb += c.draw.eq(1)
             for l in range(L + 1):
-                with m.If(lay1 == l):
+                with m.If(seq.lay1 == l):
                     mask, nphi, news, dlist = enc[l]
-                    m.d.comb += [wphi[l].addr.eq(wrd1), wphi[l].data.eq(nphi),
-                                 wphi[l].en.eq(int(not stoch_enc))]
+                    m.d.comb += [c.wphi[l].addr.eq(wrd1), c.wphi[l].data.eq(nphi), c.wphi[l].en.eq(int(not stoch))]
                     if TRN and l >= 1:
                         for st, new in enumerate(news):
-                            m.d.comb += [wtr[l, st].addr.eq(wrd1), wtr[l, st].data.eq(new), wtr[l, st].en.eq(1)]
-                        m.d.comb += [wd_[l].addr.eq(wrd1), wd_[l].data.eq(dlist), wd_[l].en.eq(1),
-                                     we_[l].addr.eq(wrd1), we_[l].data.eq(mask), we_[l].en.eq(1)]
-                    counted = ~aer_mode if l == 0 else Const(1)
+                            m.d.comb += [c.wtr[l, st].addr.eq(wrd1), c.wtr[l, st].data.eq(new), c.wtr[l, st].en.eq(1)]
+                        m.d.comb += [c.wd_[l].addr.eq(wrd1), c.wd_[l].data.eq(dlist), c.wd_[l].en.eq(1),
+                                     c.we_[l].addr.eq(wrd1), c.we_[l].data.eq(mask), c.we_[l].en.eq(1)]
+                    counted = ~seq.aer_mode if l == 0 else Const(1)
                     with m.If(counted):
-                        m.d.sync += spikes.eq(spikes + popcount(mask))
-                    if has_targets[l]:
+                        m.d.sync += c.spikes.eq(c.spikes + popcount(mask))
+                    if l < L or l >= 2:  # a layer with targets: its non-zero masks into the list
                         with m.If(counted & (mask != 0)):
                             m.d.comb += [evq.push.eq(1), evq.push_lay.eq(l), evq.push_wrd.eq(wrd1),
                                          evq.push_mask.eq(mask)]
                             if TRN:
                                 m.d.comb += evq.push_d.eq(dlist)
 
-        # ---------------- EVT / WUPD: the event engine ----------------
-        m.submodules.issue = ei = EventIssue(s)
+    def _event_engine(self, m, c) -> None:
+        """EVT / WUPD: the queue's events into the issue; the issued words' reads; the accumulate stage."""
+        s, seq, evq, ei = self.spec, c.seq, c.evq, c.ei
+        L, TRN = s.n_layers, s.training
+        upd_mode = seq.upd_mode
         m.d.comb += [ei.run.eq(seq.evt), ei.upd_mode.eq(upd_mode), ei.stop.eq(seq.enc_end | seq.evt_end),
                      evq.pop.eq(ei.pop), ei.take.eq(evq.take), ei.ev_lay.eq(evq.lay), ei.ev_j.eq(evq.j),
                      ei.ev_jw.eq(evq.jw), ei.ev_jl.eq(evq.jl)]
         if TRN:
             m.d.comb += ei.ev_dj.eq(evq.dj)
-        e1_v, e1_dn, e1_k, e1_tgt = ei.e1_v, ei.e1_dn, ei.e1_k, ei.e1_tgt
-        u1_v, u1_dn, u1_k, u1_lay, u1_jw, u1_jl, u1_dj, u1_addr, u1_n = (
-            ei.u1_v, ei.u1_dn, ei.u1_k, ei.u1_lay, ei.u1_jw, ei.u1_jl, ei.u1_dj, ei.u1_addr, ei.u1_n)
         with m.If(ei.issue):  # the issued row word's read, and the target's accumulator (and Δŝ, spikes) word
             for l in range(L):  # bottom-up rows: wup{l}, into layer l + 1
                 with m.If((ei.lay == l) & ~ei.dn):
-                    m.d.comb += [rup[l].addr.eq(ei.addr), racc[l + 1].addr.eq(ei.k)]
+                    m.d.comb += [c.rup[l].addr.eq(ei.addr), c.racc[l + 1].addr.eq(ei.k)]
                     if TRN:
-                        m.d.comb += [rd_[l + 1].addr.eq(ei.k), re_[l + 1].addr.eq(ei.k)]
+                        m.d.comb += [c.rd_[l + 1].addr.eq(ei.k), c.re_[l + 1].addr.eq(ei.k)]
             for l in range(2, L + 1):  # top-down rows: wdn{l-1}, into layer l - 1
                 with m.If((ei.lay == l) & ei.dn):
-                    m.d.comb += [rdn[l - 1].addr.eq(ei.addr), racc[l - 1].addr.eq(ei.k)]
+                    m.d.comb += [c.rdn[l - 1].addr.eq(ei.addr), c.racc[l - 1].addr.eq(ei.k)]
                     if TRN:
-                        m.d.comb += [rd_[l - 1].addr.eq(ei.k), re_[l - 1].addr.eq(ei.k)]
+                        m.d.comb += [c.rd_[l - 1].addr.eq(ei.k), c.re_[l - 1].addr.eq(ei.k)]
             with m.If(~upd_mode):
-                m.d.sync += words.eq(words + 1)
+                m.d.sync += c.words.eq(c.words + 1)
         with m.If(ei.pop):
             with m.If(evq.aer_spike):
-                m.d.sync += spikes.eq(spikes + 1)
+                m.d.sync += c.spikes.eq(c.spikes + 1)
             with m.If(evq.aer_bad):  # a neuron that does not exist: flagged and counted, never used
-                m.d.sync += [aer_err.eq(1), aer_bad.eq(aer_bad + 1)]
+                m.d.sync += [c.aer_err.eq(1), c.aer_bad.eq(c.aer_bad + 1)]
             with m.If(evq.take & ~upd_mode):
                 with m.Switch(evq.lay):
                     for l in range(L + 1):
                         with m.Case(l):
-                            m.d.sync += syn.eq(syn + s.fan_out(l))
+                            m.d.sync += c.syn.eq(c.syn + s.fan_out(l))
         for k in range(1, L + 1):  # stage 1: accumulator read-modify-write (add-only lanes)
             m.submodules[f"acc{k}_add"] = a_ = Accumulate(s, k)
-            m.d.comb += [a_.acc.eq(racc[k].data), a_.up.eq(rup[k - 1].data)]
+            m.d.comb += [a_.acc.eq(c.racc[k].data), a_.up.eq(c.rup[k - 1].data)]
             if a_.has_dn:
-                m.d.comb += [a_.dn.eq(rdn[k].data), a_.dn_sel.eq(e1_dn)]
-            with m.If(e1_v & (e1_tgt == k)):
-                m.d.comb += [wacc[k].addr.eq(e1_k), wacc[k].data.eq(a_.acc_next), wacc[k].en.eq(1)]
-        if TRN:
-            # stage 1 of a weight-update word (spec step 4): the row's new word written back; a connection
-            # with a transposed copy then gets the P new values there, one element per cycle (scatter)
-            m.submodules.scatter = sc = Scatter(s)
-            m.d.comb += [sc.dn_in.eq(u1_dn), sc.lay_in.eq(u1_lay), sc.k_in.eq(u1_k), sc.jw_in.eq(u1_jw),
-                         sc.jl_in.eq(u1_jl), sc.n.eq(u1_n)]
-            m.d.comb += upd_busy.eq(ei.busy | sc.busy)
-            # the new words of both update kinds (spec step 4)
-            w_up_new, w_dn_new = {}, {}
-            for c in range(L):
-                lo, hi = s.element_range(f"w{c}")
-                m.submodules[f"wupd_up{c}"] = u_ = SpikeUpdate(P, WB[c], DB, lo, hi, s.update_rounding, pre_term=True)
-                m.d.comb += [u_.w.eq(rup[c].data), u_.d.eq(rd_[c + 1].data), u_.e.eq(re_[c + 1].data),
-                             u_.dj.eq(u1_dj), u_.neg.eq(neg), u_.shift.eq(ushift[c])]
-                w_up_new[c] = u_.new
-                if c >= 1:
-                    m.submodules[f"wupd_dn{c}"] = u_ = SpikeUpdate(P, WB[c], DB, lo, hi, s.update_rounding)
-                    m.d.comb += [u_.w.eq(rdn[c].data), u_.d.eq(rd_[c].data), u_.neg.eq(neg), u_.shift.eq(ushift[c])]
-                    w_dn_new[c] = u_.new
-            with m.If(u1_v):
-                for c in range(L):
-                    with m.If((u1_lay == c) & ~u1_dn):  # presynaptic event j: row j of wup{c}, all posts i
-                        new = w_up_new[c]
-                        m.d.comb += [wup[c].addr.eq(u1_addr), wup[c].data.eq(new), wup[c].en.eq((1 << P) - 1)]
-                        if c >= 1:
-                            m.d.comb += [sc.start.eq(1), sc.en.eq(Cat(*[valid_lane(u1_k, c + 1, i) for i in range(P)]))]
-                            m.d.comb += [sc.vals[i].eq(new.word_select(i, WB[c]).as_signed()) for i in range(P)]
-                    if c >= 1:
-                        with m.If((u1_lay == c + 1) & u1_dn):  # postsynaptic event i: row i of wdn{c}, pres not spiking
-                            ee = re_[c].data
-                            new = w_dn_new[c]
-                            m.d.comb += [wdn[c].addr.eq(u1_addr), wdn[c].data.eq(new), wdn[c].en.eq(~ee)]
-                            m.d.comb += [sc.start.eq(1),
-                                         sc.en.eq(Cat(*[valid_lane(u1_k, c, p) & ~ee[p] for p in range(P)]))]
-                            m.d.comb += [sc.vals[p].eq(new.word_select(p, WB[c]).as_signed()) for p in range(P)]
-            for c in range(1, L):  # the scatter's element: into wdn{c} (row k·P + q, lane j) or wup{c} (lane i)
-                with m.If(sc.act & (sc.lay == c) & ~sc.dn):
-                    m.d.comb += [wdn[c].addr.eq(const_mul(sc.row, T[c]) + sc.jw),
-                                 wdn[c].data.eq(Cat(*[sc.val[:WB[c]]] * P)), wdn[c].en.eq(sc.we)]
-                with m.If(sc.act & (sc.lay == c + 1) & sc.dn):
-                    m.d.comb += [wup[c].addr.eq(const_mul(sc.row, T[c + 1]) + sc.jw),
-                                 wup[c].data.eq(Cat(*[sc.val[:WB[c]]] * P)), wup[c].en.eq(sc.we)]
+                m.d.comb += [a_.dn.eq(c.rdn[k].data), a_.dn_sel.eq(ei.e1_dn)]
+            with m.If(ei.e1_v & (ei.e1_tgt == k)):
+                m.d.comb += [c.wacc[k].addr.eq(ei.e1_k), c.wacc[k].data.eq(a_.acc_next), c.wacc[k].en.eq(1)]
 
-        # ---------------- UPD stage 1: neuron updates (and, in a nudged phase, the nudge and bias updates) ----
-        upd = {}
+    def _weight_update(self, m, c) -> None:
+        """WUPD stage 1 (spec step 4): a row's new word written back; a connection with a transposed copy then
+        gets the P new values there, one element per cycle (scatter)."""
+        s, ei = self.spec, c.ei
+        P, L, N, WB, DB = s.lanes, s.n_layers, list(s.layers), list(s.weight_bits), s.trace_frac + 2
+        T = [s.tiles(k) for k in range(L + 1)]
+        m.submodules.scatter = sc = Scatter(s)
+        m.d.comb += [sc.dn_in.eq(ei.u1_dn), sc.lay_in.eq(ei.u1_lay), sc.k_in.eq(ei.u1_k), sc.jw_in.eq(ei.u1_jw),
+                     sc.jl_in.eq(ei.u1_jl), sc.n.eq(ei.u1_n), c.upd_busy.eq(ei.busy | sc.busy)]
+        for l in range(L):
+            lo, hi = s.element_range(f"w{l}")
+            m.submodules[f"wupd_up{l}"] = u_ = SpikeUpdate(P, WB[l], DB, lo, hi, s.update_rounding, pre_term=True)
+            m.d.comb += [u_.w.eq(c.rup[l].data), u_.d.eq(c.rd_[l + 1].data), u_.e.eq(c.re_[l + 1].data),
+                         u_.dj.eq(ei.u1_dj), u_.neg.eq(c.seq.neg), u_.shift.eq(c.ushift[l])]
+            with m.If(ei.u1_v & (ei.u1_lay == l) & ~ei.u1_dn):  # presynaptic event j: row j of wup{l}, all posts
+                m.d.comb += [c.wup[l].addr.eq(ei.u1_addr), c.wup[l].data.eq(u_.new), c.wup[l].en.eq((1 << P) - 1)]
+                if l >= 1:
+                    lanes_ = [valid_lane(ei.u1_k, N[l + 1], T[l + 1], P, i) for i in range(P)]
+                    m.d.comb += [sc.start.eq(1), sc.en.eq(Cat(*lanes_))]
+                    m.d.comb += [sc.vals[i].eq(u_.new.word_select(i, WB[l]).as_signed()) for i in range(P)]
+            if l >= 1:
+                m.submodules[f"wupd_dn{l}"] = u_ = SpikeUpdate(P, WB[l], DB, lo, hi, s.update_rounding)
+                m.d.comb += [u_.w.eq(c.rdn[l].data), u_.d.eq(c.rd_[l].data), u_.neg.eq(c.seq.neg),
+                             u_.shift.eq(c.ushift[l])]
+                with m.If(ei.u1_v & (ei.u1_lay == l + 1) & ei.u1_dn):  # postsynaptic event i: row i of wdn{l}
+                    ee = c.re_[l].data  # (the presynaptic neurons that spiked got theirs from their own event)
+                    m.d.comb += [c.wdn[l].addr.eq(ei.u1_addr), c.wdn[l].data.eq(u_.new), c.wdn[l].en.eq(~ee)]
+                    lanes_ = [valid_lane(ei.u1_k, N[l], T[l], P, p) & ~ee[p] for p in range(P)]
+                    m.d.comb += [sc.start.eq(1), sc.en.eq(Cat(*lanes_))]
+                    m.d.comb += [sc.vals[p].eq(u_.new.word_select(p, WB[l]).as_signed()) for p in range(P)]
+        for l in range(1, L):  # the scatter's element: into wdn{l} (row k·P + q, lane j) or wup{l} (lane i)
+            with m.If(sc.act & (sc.lay == l) & ~sc.dn):
+                m.d.comb += [c.wdn[l].addr.eq(const_mul(sc.row, T[l]) + sc.jw),
+                             c.wdn[l].data.eq(Cat(*[sc.val[:WB[l]]] * P)), c.wdn[l].en.eq(sc.we)]
+            with m.If(sc.act & (sc.lay == l + 1) & sc.dn):
+                m.d.comb += [c.wup[l].addr.eq(const_mul(sc.row, T[l + 1]) + sc.jw),
+                             c.wup[l].data.eq(Cat(*[sc.val[:WB[l]]] * P)), c.wup[l].en.eq(sc.we)]
+
+    def _upd_stage(self, m, c) -> None:
+        """UPD stage 1: the neuron updates (and, in a nudged phase, the nudge and the bias updates)."""
+        s, seq = self.spec, c.seq
+        P, L, TRN = s.lanes, s.n_layers, s.training
+        stoch = s.state_rounding == "stochastic"
+        if stoch:
+            with m.If(seq.upd_v1):
+                m.d.comb += c.draw.eq(1)
         for k in range(1, L + 1):
             m.submodules[f"neuron{k}"] = n_ = NeuronUpdate(s, k)
-            m.d.comb += [n_.acc.eq(racc[k].data), n_.s.eq(rs[k].data), n_.b.eq(rb[k - 1].data)]
-            if stoch_round:
-                m.d.comb += n_.rnd.eq(prng.out)
+            m.d.comb += [n_.acc.eq(c.racc[k].data), n_.s.eq(c.rs[k].data), n_.b.eq(c.rb[k - 1].data)]
+            if stoch:
+                m.d.comb += n_.rnd.eq(c.prng_out)
             if n_.nudge:
-                m.d.comb += [n_.word.eq(wrd1), n_.label.eq(label), n_.nudged.eq(nudged), n_.neg.eq(neg)]
-            nb = None
+                m.d.comb += [n_.word.eq(seq.wrd1), n_.label.eq(c.label), n_.nudged.eq(c.nudged), n_.neg.eq(seq.neg)]
             if TRN:  # b{k-1} ← sat(b + round(σ·Δŝ, bias_update_shift)): after this step's read (RMW)
                 lo, hi = s.element_range(f"b{k - 1}")
-                m.submodules[f"bupd{k - 1}"] = b_ = SpikeUpdate(P, BB, DB, lo, hi, s.update_rounding)
-                m.d.comb += [b_.w.eq(rb[k - 1].data), b_.d.eq(rd_[k].data), b_.neg.eq(neg), b_.shift.eq(bshift[k - 1])]
-                nb = b_.new
-            upd[k] = (n_.s_next, nb)
-        with m.If(upd_v1):
-            if stoch_round:
-                m.d.comb += draw.eq(1)
-            for k in range(1, L + 1):
-                with m.If(lay1 == k):
-                    new, nb = upd[k]
-                    m.d.comb += [ws[k].addr.eq(wrd1), ws[k].data.eq(new), ws[k].en.eq(1),
-                                 wacc[k].addr.eq(wrd1), wacc[k].data.eq(0), wacc[k].en.eq(1)]
-                    if TRN:
-                        with m.If(nudged):
-                            m.d.comb += [wb[k - 1].addr.eq(wrd1), wb[k - 1].data.eq(nb),
-                                         wb[k - 1].en.eq((1 << P) - 1)]
+                m.submodules[f"bupd{k - 1}"] = b_ = SpikeUpdate(P, s.bias_bits, s.trace_frac + 2, lo, hi,
+                                                                s.update_rounding)
+                m.d.comb += [b_.w.eq(c.rb[k - 1].data), b_.d.eq(c.rd_[k].data), b_.neg.eq(seq.neg),
+                             b_.shift.eq(c.bshift[k - 1])]
+            with m.If(seq.upd_v1 & (seq.lay1 == k)):
+                m.d.comb += [c.ws[k].addr.eq(seq.wrd1), c.ws[k].data.eq(n_.s_next), c.ws[k].en.eq(1),
+                             c.wacc[k].addr.eq(seq.wrd1), c.wacc[k].data.eq(0), c.wacc[k].en.eq(1)]
+                if TRN:
+                    with m.If(c.nudged):
+                        m.d.comb += [c.wb[k - 1].addr.eq(seq.wrd1), c.wb[k - 1].data.eq(b_.new),
+                                     c.wb[k - 1].en.eq((1 << P) - 1)]
 
-        # ---------------- COPY stage 1: the free phase's end saved / restored (symmetric estimator) ----------
-        if TRN and s.symmetric:
-            with m.If(copy_v1):
-                work = {f"phi{l}": (l, rphi[l], wphi[l]) for l in range(L + 1)}
-                for k in range(1, L + 1):
-                    work[f"s{k}"] = (k, rs[k], ws[k])
-                    for st in range(s.trace_stages):
-                        work[f"tr{k}_{st}"] = (k, rtr[k, st], wtr[k, st])
-                for name, (layer, r_, w_) in work.items():
-                    with m.If(lay1 == layer):
-                        with m.If(restore):
-                            m.d.comb += [w_.addr.eq(wrd1), w_.data.eq(snap_r[name].data), w_.en.eq(-1)]
-                        with m.Else():
-                            m.d.comb += [snap_w[name].addr.eq(wrd1), snap_w[name].data.eq(r_.data),
-                                         snap_w[name].en.eq(-1)]
+    def _copy_stage(self, m, c) -> None:
+        """COPY stage 1: the free phase's end saved / restored (symmetric estimator)."""
+        s, seq, L = self.spec, c.seq, self.spec.n_layers
+        work = {f"phi{l}": (l, c.rphi[l], c.wphi[l]) for l in range(L + 1)}
+        for k in range(1, L + 1):
+            work[f"s{k}"] = (k, c.rs[k], c.ws[k])
+            for st in range(s.trace_stages):
+                work[f"tr{k}_{st}"] = (k, c.rtr[k, st], c.wtr[k, st])
+        with m.If(seq.copy_v1):
+            for name, (layer, r_, w_) in work.items():
+                with m.If(seq.lay1 == layer):
+                    with m.If(seq.restore):
+                        m.d.comb += [w_.addr.eq(seq.wrd1), w_.data.eq(c.snap_r[name].data), w_.en.eq(-1)]
+                    with m.Else():
+                        m.d.comb += [c.snap_w[name].addr.eq(seq.wrd1), c.snap_w[name].data.eq(r_.data),
+                                     c.snap_w[name].en.eq(-1)]
 
-        # ---------------- SCAN stage 1: output states and argmax (lowest index on ties) ----------------
-        m.submodules.scan = scan = OutputScan(s)
-        m.d.comb += [scan.clear.eq(seq.scan_clear), scan.valid.eq(scan_v1), scan.word.eq(wrd1), scan.s.eq(rs[L].data),
-                     self.out.payload.pred.eq(scan.pred), self.out.payload.states.eq(scan.states)]
-
-        # ---------------- the weight port (between samples): its memory accesses win ----------------
+    def _weight_port(self, m, c) -> None:
+        """The weight port (between samples): its memory accesses win over the passes' (none runs then)."""
+        wp, regs, L = c.wp, c.regs, self.spec.n_layers
         wiring.connect(m, wiring.flipped(self.wcmd), wp.wcmd)
         wiring.connect(m, wp.wrsp, wiring.flipped(self.wrsp))
-        m.d.comb += [wp.seq_idle.eq(seq.idle), wp.digest_start.eq(regs.digest_start)]
+        m.d.comb += [wp.seq_idle.eq(c.seq.idle), wp.digest_start.eq(regs.digest_start)]
         if self.dump:
             wiring.connect(m, wp.wdump, wiring.flipped(self.wdump))
             m.d.comb += wp.dump_start.eq(regs.dump_start)
         with m.If(wp.cmd_error):
-            m.d.sync += wcmd_err.eq(1)
-        ports = {**{f"wup{l}": (rup[l], wup[l]) for l in range(L)}, **{f"wdn{l}": (None, wdn[l]) for l in wdn},
-                 **{f"b{l}": (rb[l], wb[l]) for l in range(L)}}
+            m.d.sync += c.wcmd_err.eq(1)
+        ports = {**{f"wup{l}": (c.rup[l], c.wup[l]) for l in range(L)}, **{f"wdn{l}": (None, c.wdn[l]) for l in c.wdn},
+                 **{f"b{l}": (c.rb[l], c.wb[l]) for l in range(L)}}
         for name, (r_, w_) in ports.items():
             mp = wp.mem[name]
             if r_ is not None:
@@ -585,4 +550,3 @@ class EqSpikeCore(wiring.Component):
                     m.d.comb += r_.addr.eq(mp.raddr)
             with m.If(mp.wen.any()):
                 m.d.comb += [w_.addr.eq(mp.waddr), w_.data.eq(mp.wdata), w_.en.eq(mp.wen)]
-        return m
