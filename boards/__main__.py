@@ -93,6 +93,7 @@ def cmd_synth(args) -> int:
             rows_per_stage=args.rows_per_stage,
             weight_read_stages=args.weight_read_stages,
             store_samples=args.store_samples,
+            extra_nextpnr_opts=("--sdf", "top.sdf") if args.sdf else (),
             log=lambda msg: print(f">> {msg}", file=sys.stderr),
         )
     except (RuntimeError, ValueError) as e:
@@ -113,6 +114,16 @@ def cmd_report(args) -> int:
     except (OSError, ValueError) as e:
         raise CLIError(f"{args.dir}: {describe(e)}") from None
     print(render_markdown(r))
+    return 0
+
+
+def cmd_paths(args) -> int:
+    from .paths import report
+
+    try:
+        print(report(args.dir, args.period, args.top, args.detail, args.depth))
+    except (OSError, ValueError, KeyError) as e:
+        raise CLIError(f"{args.dir}: {describe(e)}") from None
     return 0
 
 
@@ -226,7 +237,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CYCLES",
         help="busy cycles per sample of the mock core (default: 8; --design mock only)",
     )
+    s.add_argument("--sdf", action="store_true",
+                   help="also write nextpnr's routed delays (OUT/build/top.sdf) for 'python -m boards paths OUT'")
     s.set_defaults(func=cmd_synth)
+    t = sub.add_parser(
+        "paths",
+        help="list the failing paths of a build made with --sdf, grouped by start and end signal",
+        description="Read DIR/build/top.sdf (nextpnr's routed delays, 'synth --sdf'), find the latest arrival at "
+        "every register input and list the endpoints that miss the clock period, grouped by where their worst "
+        "path starts and ends (boards/paths.py).",
+    )
+    t.add_argument("dir", metavar="DIR", help="the --out directory of a 'synth --sdf' run")
+    t.add_argument("--period", type=real, default=None, metavar="NS", help="clock period (default: the build's clock)")
+    t.add_argument("--top", type=count, default=30, metavar="N", help="groups to list (default 30)")
+    t.add_argument("--detail", type=int, default=0, metavar="M", help="print the worst path of the first M groups")
+    t.add_argument("--depth", type=count, default=None, metavar="D",
+                   help="group by the first D dotted parts of the names only (coarser; e.g. 4: the core's parts)")
+    t.set_defaults(func=cmd_paths)
     r = sub.add_parser(
         "report",
         help="re-parse an existing build's logs into synth.json and synth.md",

@@ -204,6 +204,50 @@ def parse_nextpnr_log(text: str) -> dict[str, Any]:
     return {"utilisation": {**logic, **(blocks[-1] if blocks else {})}, "fmax": fmax}
 
 
+_CRIT_HEAD_RE = re.compile(r"^Info: Critical path report for clock '([^']+)' \(posedge -> posedge\):$")
+_CRIT_STEP_RE = re.compile(r"^Info:\s+([a-z-]+)\s+(-?[\d.]+)\s+(-?[\d.]+) (Source|Net) (\S+)")
+_CRIT_SINK_RE = re.compile(r"^Info:\s+Sink (\S+)")
+_CRIT_END_RE = re.compile(r"^Info: ([\d.]+) ns logic, ([\d.]+) ns routing$")
+
+
+def parse_critical_paths(text: str) -> dict[str, dict[str, Any]]:
+    """Each clock's critical path from a nextpnr log (the *last* report per clock: after routing).
+
+    Returns ``{clock: {"total_ns", "logic_ns", "routing_ns", "from", "to", "steps": [{"type",
+    "delay_ns", "total_ns", "name"} …]}}``: ``from`` the path's first cell pin (clock-to-out), ``to``
+    the last sink; a step's name is its source pin (logic, clk-to-q, setup) or net (routing, with its
+    ``sink``).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    clock, steps = None, []
+    for line in text.splitlines():
+        line = line.replace("\t", " ").rstrip()
+        mh = _CRIT_HEAD_RE.match(line)
+        if mh:
+            clock, steps = mh.group(1), []
+            continue
+        if clock is None:
+            continue
+        ms = _CRIT_STEP_RE.match(line)
+        if ms:
+            typ, cur, tot, _, name = ms.groups()
+            steps.append({"type": typ, "delay_ns": float(cur), "total_ns": float(tot), "name": name})
+            continue
+        mk = _CRIT_SINK_RE.match(line)
+        if mk and steps and steps[-1]["type"] == "routing":
+            steps[-1]["sink"] = mk.group(1)
+            continue
+        me = _CRIT_END_RE.match(line)
+        if me:
+            if steps:
+                sinks = [st["sink"] for st in steps if "sink" in st]
+                out[clock] = {"total_ns": steps[-1]["total_ns"], "logic_ns": float(me.group(1)),
+                              "routing_ns": float(me.group(2)), "from": steps[0]["name"],
+                              "to": sinks[-1] if sinks else steps[-1]["name"], "steps": steps}
+            clock, steps = None, []
+    return out
+
+
 _STAT_OLD_CELLS_RE = re.compile(r"^\s+Number of cells:\s+(\d+)\s*$")
 _STAT_OLD_TYPE_RE = re.compile(r"^\s{5,}(\$?[A-Za-z_][A-Za-z0-9_$]*)\s+(\d+)\s*$")
 _STAT_NEW_RE = re.compile(r"^\s+(\d+)(\s+)(\$?[A-Za-z_][A-Za-z0-9_$]*)\s*$")
@@ -288,6 +332,7 @@ def synthesize(
     register_reads: bool = True,
     weight_read_stages: int = 0,
     store_samples: int = 0,
+    extra_nextpnr_opts: tuple[str, ...] = (),
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Build the board top with YoWASP and write ``synth.json``/``synth.md`` into ``out``.
@@ -301,7 +346,8 @@ def synthesize(
     :func:`galton_throughput`. ``register_reads=False`` builds the EP core without its memory read
     stage (:class:`hdl.ep_core.EPCore`; design ``ep`` only); ``weight_read_stages`` gives it that many weight
     read stages (``EPCore(weight_read_stages=…)``, design ``ep`` only). ``store_samples``: slots of the link's
-    sample store in block RAM (designs ``ep``/``mock``; :func:`check_store_fits`).
+    sample store in block RAM (designs ``ep``/``mock``; :func:`check_store_fits`). ``extra_nextpnr_opts``:
+    more nextpnr arguments (e.g. ``("--sdf", "top.sdf")`` for the routed delays, relative to the build directory).
 
     Raises
     ------
@@ -362,6 +408,7 @@ def synthesize(
         ["--timing-allow-fail"]
         + (["--seed", str(seed)] if seed is not None else [])
         + (["--router", router] if router else [])
+        + list(extra_nextpnr_opts)
     )
     say = log or (lambda msg: None)
     if design == "galton":
@@ -437,6 +484,7 @@ def synthesize(
         "nextpnr_opts": " ".join(nextpnr_opts),
         "resources": pnr["utilisation"],
         "fmax": pnr["fmax"],
+        "critical_path": parse_critical_paths((build_dir / "top.tim").read_text(errors="replace")),
         "yosys_stat": ystat,
         "tools": tool_versions(),
         "wall_time_s": {"elaborate": round(t_elab, 2), "yosys_nextpnr_pack": round(t_build, 2)},
@@ -507,6 +555,10 @@ def render_markdown(r: dict[str, Any]) -> str:
     lines += ["", "| clock | Fmax (MHz) | constraint (MHz) | met |", "| --- | ---: | ---: | --- |"]
     for clk, f in r["fmax"].items():
         lines.append(f"| `{clk}` | {f['mhz']:.2f} | {f['constraint_mhz']:.2f} | {'yes' if f['pass'] else 'no'} |")
+    for clk, cp in (r.get("critical_path") or {}).items():
+        lines += ["", f"critical path (`{clk}`): {cp['total_ns']:.2f} ns ({cp['logic_ns']:.2f} logic, "
+                  f"{cp['routing_ns']:.2f} routing, {sum(st['type'] == 'logic' for st in cp['steps'])} logic "
+                  f"steps), `{cp['from']}` → `{cp['to']}`"]
     g = r.get("galton")
     if g:
 
@@ -552,6 +604,7 @@ def refresh_report(out: str | os.PathLike) -> dict[str, Any]:
     result.update(
         resources=pnr["utilisation"],
         fmax=pnr["fmax"],
+        critical_path=parse_critical_paths((build_dir / "top.tim").read_text(errors="replace")),
         yosys_stat=parse_yosys_stat(rpt.read_text(errors="replace")) if rpt.exists() else {},
     )
     if result.get("design") == "galton":

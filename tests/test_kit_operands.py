@@ -40,12 +40,14 @@ def pack(vals: list[int], bits: int) -> int:
     return sum((v & ((1 << bits) - 1)) << (i * bits) for i, v in enumerate(vals))
 
 
+@pytest.mark.parametrize("late", [0, 1], ids=["late0", "late1"])
 @pytest.mark.parametrize("name", sorted(SPECS))
-def test_operands_match_the_twin_piece(name):
+def test_operands_match_the_twin_piece(name, late):
+    """… and with ``late_stages`` (the core's product stages) the values beside the products come that much later."""
     s = EPCoreSpec(**SPECS[name])
     P, L, SB, IB = s.lanes, s.n_layers, s.state_bits, s.input_bits
     op_layout = EPCore(s).op_layout()
-    dut = OperandSelect(s, op_layout, KINDS)
+    dut = OperandSelect(s, op_layout, KINDS, late_stages=late)
     ternary, tt = s.weight_kind == "ternary", s.ternary_training
     kinds = list(KINDS) if s.training else ["reduce", "c1", "bcast"]
     rnd = random.Random(len(name))
@@ -104,14 +106,14 @@ def test_operands_match_the_twin_piece(name):
                 if c == cyc - 1:
                     assert [ctx.get(dut.left[i]) for i in range(P)] == lf, f"op {c}: left"
                     assert [ctx.get(dut.right[i]) for i in range(P)] == rt, f"op {c}: right"
-                if c == cyc - 2:
+                if c == cyc - 2 - late:
                     got = {"bias": ctx.get(dut.bias), "part": ctx.get(dut.part), "nstate": ctx.get(dut.nstate)}
                     if s.training:
                         got["old"] = [ctx.get(dut.old[i]) for i in range(P)]
                     if tt:
                         got["cword"] = ctx.get(dut.cword)
                     assert got == lt, f"op {c}"
-            queue = [q for q in queue if q[0] > cyc - 2]
+            queue = [q for q in queue if q[0] > cyc - 2 - late]
             await ctx.tick()
 
     sim.add_testbench(bench)
@@ -124,3 +126,6 @@ def test_bad_parameters_are_refused():
         OperandSelect(s, data.StructLayout({"valid": 1}), KINDS)
     with pytest.raises(ValueError, match="kinds must name"):
         OperandSelect(s, data.StructLayout({"kind": 3, "conn": 1, "layer": 2, "lane": 1, "zero": 1}), {"reduce": 0})
+    for bad in (-1, 1.0, True):
+        with pytest.raises(ValueError, match="late_stages must be an integer"):
+            OperandSelect(s, EPCore(s).op_layout(), KINDS, late_stages=bad)

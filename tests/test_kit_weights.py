@@ -65,7 +65,7 @@ def test_load_port_and_sweep_side_match_the_twin_image(name, stages):
     K, bank_words = STAGES[stages]
     twin = EPCoreTwin(spec)
     dut = WeightStore(spec, read_stages=K, bank_words=bank_words)
-    rsp_latency = 2 if K == 0 else 3 + K  # cycles from a read command taken to its response, at the earliest
+    rsp_latency = 2 if K == 0 else 4 + K  # cycles from a read command taken to its response, at the earliest
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     rnd = random.Random(len(name))
@@ -128,8 +128,8 @@ def test_load_port_and_sweep_side_match_the_twin_image(name, stages):
         regions = {r.name: r for r in spec.memory_map()}
         bbase = dut.bias_base
         flight, checked = [], 0  # (cycle the data is due, address, bias connection, bias word)
-        for cyc in range(160):
-            if cyc < 140 and rnd.random() < 0.8:
+        for cyc in range(180):
+            if cyc < 160 and rnd.random() < 0.8:
                 l = rnd.randrange(L)
                 a = rnd.randrange(regions[f"w{l}"].words)
                 bl = rnd.randrange(L)

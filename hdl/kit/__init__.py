@@ -8,7 +8,7 @@ ternary variant and the EqSpike core share these parts.
 
 from __future__ import annotations
 
-from amaranth.hdl import unsigned
+from amaranth.hdl import Mux, unsigned
 from amaranth.lib import data
 
 
@@ -32,3 +32,10 @@ def layout_from_fields(fields: list[tuple[str, int]]) -> data.StructLayout:
     layout = data.StructLayout(members)
     assert layout.size == sum(w for _, w in fields)
     return layout
+
+
+def bank_base(bank, tiles: int):
+    """``bank · tiles`` for a 2-bit ``bank`` (a state memory's four banks of ``tiles`` words) as a
+    multiplexer of the four constants: synthesis would otherwise build a multiplier (an ECP5 DSP block,
+    slow and far from the memory) for the product."""
+    return Mux(bank[1], Mux(bank[0], 3 * tiles, 2 * tiles), Mux(bank[0], tiles, 0))

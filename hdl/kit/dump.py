@@ -7,6 +7,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from . import bank_base
+
 
 class DumpReader(wiring.Component):
     """Streams one bank of every layer's state memory out, tile by tile (one phase's dump).
@@ -59,7 +61,7 @@ class DumpReader(wiring.Component):
         k = Signal(range(L + 2))
         t = Signal(range(max(T) + 1))
         for j in range(L):
-            m.d.comb += self.rd_addr[j].eq(self.bank * T[j] + t)
+            m.d.comb += self.rd_addr[j].eq(bank_base(self.bank, T[j]) + t)
         with m.FSM(name="dump"):
             with m.State("IDLE"):
                 with m.If(self.start):

@@ -9,6 +9,8 @@ from amaranth.lib.wiring import In, Out
 
 from spec.ep_core import EPCoreSpec
 
+from . import bank_base
+
 ENGINE_PORTS = ("run", "kind", "conn", "layer", "sub", "waddr", "outer", "inner", "o_w", "o_l", "i_w", "i_l",
                 "first", "last")
 SEQ_PORTS = ("rd_bank", "wr_bank", "rd_zero", "bsign", "last_free", "bank_a", "bank_b")
@@ -78,20 +80,21 @@ class Issue(wiring.Component):
             Tk = s.tiles(k)
             addr = self.s_addr[k - 1]
             upd_bank = Mux(sub, self.bank_a, self.bank_b)
+            rd_base, upd_base = bank_base(self.rd_bank, Tk), bank_base(upd_bank, Tk)
             with m.Switch(kind):
                 with m.Case(K["reduce"]):
                     # pre tile of layer k (= conn) or the nudge state of the top layer
                     with m.If(conn == k):
-                        m.d.comb += addr.eq(self.rd_bank * Tk + inner)
+                        m.d.comb += addr.eq(rd_base + inner)
                     with m.Else():
-                        m.d.comb += addr.eq(self.rd_bank * Tk + o_w)
+                        m.d.comb += addr.eq(rd_base + o_w)
                 with m.Case(K["bcast"]):
-                    m.d.comb += addr.eq(self.rd_bank * Tk + i_w)  # post scalar (k = conn + 1)
+                    m.d.comb += addr.eq(rd_base + i_w)  # post scalar (k = conn + 1)
                 with m.Case(K["dpass"], K["upb"]):
-                    m.d.comb += addr.eq(upd_bank * Tk + outer)
+                    m.d.comb += addr.eq(upd_base + outer)
                 with m.Case(K["upw"]):
                     with m.If(conn == k):
-                        m.d.comb += addr.eq(upd_bank * Tk + inner)  # pre tile
+                        m.d.comb += addr.eq(upd_base + inner)  # pre tile
                     with m.Else():
-                        m.d.comb += addr.eq(upd_bank * Tk + o_w)  # post scalar
+                        m.d.comb += addr.eq(upd_base + o_w)  # post scalar
         return m

@@ -40,12 +40,14 @@ class OperandSelect(wiring.Component):
       biases for a bias update, else the connection's weights or a ternary core's latent weights),
       ``cword`` (ternary training) the word's cells.
 
-    Latency: operands 1 cycle, the rest 2 cycles; one op per cycle, no back-pressure.
+    Latency: operands 1 cycle, the rest 2 + ``late_stages`` cycles (the core's product stages: they stay
+    beside the products); one op per cycle, no back-pressure.
 
     Parameters
     ----------
     spec : EPCoreSpec. op_layout : the core's micro-op StructLayout. kinds : dict name → kind value
-    (``reduce``, ``c1``, ``bcast``, ``upw``, ``dpass``, ``upb``).
+    (``reduce``, ``c1``, ``bcast``, ``upw``, ``dpass``, ``upb``). late_stages : int ≥ 0 (default 0) — more
+    registers on the values that ride along beside the products.
 
     Members
     -------
@@ -53,7 +55,10 @@ class OperandSelect(wiring.Component):
     left : Out(P × signed(left_bits)). right : Out(P × signed(right_bits)). bias, part, nstate, old, cword : Out.
     """
 
-    def __init__(self, spec: EPCoreSpec, op_layout: data.StructLayout, kinds: dict[str, int]):
+    def __init__(self, spec: EPCoreSpec, op_layout: data.StructLayout, kinds: dict[str, int], *, late_stages: int = 0):
+        if not isinstance(late_stages, int) or isinstance(late_stages, bool) or late_stages < 0:
+            raise ValueError(f"late_stages must be an integer >= 0, not {late_stages!r}")
+        self.late_stages = late_stages
         if not isinstance(spec, EPCoreSpec):
             raise TypeError(f"spec must be an EPCoreSpec, not {type(spec).__name__}")
         need = {"kind", "conn", "layer", "lane", "zero"}
@@ -108,6 +113,15 @@ class OperandSelect(wiring.Component):
             return v
 
         wl = [wlane(i) for i in range(P)]
+
+        def late(v, n, name):
+            """v through n − 1 + late_stages registers (the last register is the caller's)."""
+            for i in range(n - 1 + self.late_stages):
+                r = Signal.like(v, name=f"{name}{i + 2}")
+                m.d.sync += r.eq(v)
+                v = r
+            return v
+
         if s.training:  # the update path carries the stored word (weights, latent weights or biases)…
             uold1 = Signal(data.ArrayLayout(signed(self.old_bits), P))
             for i in range(P):
@@ -119,46 +133,59 @@ class OperandSelect(wiring.Component):
                             with m.Case(l):
                                 m.d.comb += wold.eq(_lane(wq_w[l], i, self.wbits[l]))
                 m.d.comb += uold1[i].eq(Mux(k1 == K["upb"], _lane(bq, i, s.bias_bits), wold))
-            uold2 = Signal.like(uold1)
-            m.d.sync += [uold2.eq(uold1), self.old.eq(uold2)]
+            m.d.sync += self.old.eq(late(uold1, 2, "uold"))
         if tt:  # … and a ternary training core's stored cells
-            cword2 = Signal(2 * P)
-            m.d.sync += [cword2.eq(self.cells), self.cword.eq(cword2)]
+            m.d.sync += self.cword.eq(late(self.cells, 2, "cword"))
 
-        # state words at S1 (zeroed for the first step of the free phase)
-        sdata = [None] + [Mux(c1.zero, 0, getattr(self, f"s{k}")) for k in range(1, L + 1)]
+        # state words at S1, zeroed for the first step of the free phase: the right operand's zeroing is one
+        # control bit (from the op's flip-flops, beside the data) applied last, not a multiplexer in front of
+        # the layer and lane selects
+        sraw = [None] + [getattr(self, f"s{k}") for k in range(1, L + 1)]
+        sdata = [None] + [Mux(c1.zero, 0, sraw[k]) for k in range(1, L + 1)]
 
-        def layer_word(kval):
+        def layer_word(kval, words):
             """Select, by a Value layer index, one of the layers' state words."""
             v = Signal(P * SB, name="lsel")
             with m.Switch(kval):
                 for k in range(1, L + 1):
                     with m.Case(k):
-                        m.d.comb += v.eq(sdata[k])
+                        m.d.comb += v.eq(words[k])
             return v
 
         pre_layer = Signal(range(L + 1))  # layer whose tile is the presynaptic operand
         m.d.comb += pre_layer.eq(c1.conn)
         post_layer = Signal(range(L + 2))
         m.d.comb += post_layer.eq(c1.conn + 1)
-        pre_word, post_word = layer_word(pre_layer), layer_word(post_layer)  # P × SB
+        pre_word, post_word = layer_word(pre_layer, sraw), layer_word(post_layer, sraw)  # P × SB, not zeroed
         post_scalar = Signal(SB)
         m.d.comb += post_scalar.eq(post_word.word_select(c1.lane, SB))
+        # zero the right operand: a state lane or scalar (every kind but a row product whose pre tile is x)
+        row_kind = (k1 == K["reduce"]) | (k1 == K["c1"]) | (k1 == K["upw"])
+        zr = Signal(name="zero_right")
+        m.d.comb += zr.eq(c1.zero & ~(row_kind & (c1.conn == 0)))
         left, right = self.left, self.right
+        r_kinds = [K[n] for n in ("reduce", "c1", "bcast", "dpass", "upb")] + ([K["upw"]] if s.training else [])
         for i in range(P):
             pre_i = Mux(c1.conn == 0, self.x[i * IB:(i + 1) * IB], pre_word[i * SB:(i + 1) * SB])
+            r_i = Signal(signed(self.right_bits), name=f"r{i}")
             with m.Switch(k1):
                 with m.Case(K["reduce"], K["c1"]):
-                    m.d.sync += [left[i].eq(wl[i]), right[i].eq(pre_i)]
+                    m.d.comb += r_i.eq(pre_i)
+                    m.d.sync += left[i].eq(wl[i])
                 with m.Case(K["bcast"]):
-                    m.d.sync += [left[i].eq(wl[i]), right[i].eq(post_scalar)]
+                    m.d.comb += r_i.eq(post_scalar)
+                    m.d.sync += left[i].eq(wl[i])
                 with m.Case(K["upw"]):
                     if s.training:
                         dl = _lane_sel(dq, c1.lane, SB + 1, P)
-                        m.d.sync += [left[i].eq(Mux(c1.conn == 0, dl, post_scalar)), right[i].eq(pre_i)]
+                        m.d.comb += r_i.eq(pre_i)
+                        m.d.sync += left[i].eq(Mux(c1.conn == 0, dl, Mux(c1.zero, 0, post_scalar)))
                 with m.Case(K["dpass"], K["upb"]):
                     # no product: 1 × state lane (layer conn+1 for biases, layer 1 for dpass)
-                    m.d.sync += [left[i].eq(1), right[i].eq(post_word[i * SB:(i + 1) * SB])]
+                    m.d.comb += r_i.eq(post_word[i * SB:(i + 1) * SB])
+                    m.d.sync += left[i].eq(1)
+            with m.If(k1.matches(*r_kinds)):  # (other kinds: right holds, as left does)
+                m.d.sync += right[i].eq(Mux(zr, 0, r_i))
         # reduce extras (row end): bias of the row's neuron, middle-layer partial, top-layer state; two
         # registers so that they sit beside the products
         bias1, part1, nstate1 = Signal.like(self.bias), Signal.like(self.part), Signal.like(self.nstate)
@@ -168,7 +195,6 @@ class OperandSelect(wiring.Component):
                 with m.Case(k):
                     m.d.comb += part1.eq(_lane_sel(getattr(self, f"p{k}"), c1.lane, s.acc_bits(k), P))
         m.d.comb += nstate1.eq(sdata[L].word_select(c1.lane, SB))
-        bias2, part2, nstate2 = Signal.like(bias1), Signal.like(part1), Signal.like(nstate1)
-        m.d.sync += [bias2.eq(bias1), part2.eq(part1), nstate2.eq(nstate1),
-                     self.bias.eq(bias2), self.part.eq(part2), self.nstate.eq(nstate2)]
+        m.d.sync += [self.bias.eq(late(bias1, 2, "bias")), self.part.eq(late(part1, 2, "part")),
+                     self.nstate.eq(late(nstate1, 2, "nstate"))]
         return m

@@ -31,7 +31,7 @@ class RowPath(wiring.Component):
     * At the row's end: ``valid`` for one cycle with ``value`` = Σ_tiles (tile sum <<
       ``bottom_up_shift(layer)``) + addend (``signed(acc_bits_max)``), ``state`` = ρ of it with
       ``layer``'s shift, and ``op_out`` the row's last op. Rows of ops with ``argmax`` set keep the
-      first largest ``state`` over ``j`` = 0, 1, …: ``pred`` is its ``j`` from the next cycle on.
+      first largest ``state`` over ``j`` = 0, 1, …: ``pred`` is its ``j`` from 2 cycles after ``valid`` on.
 
     Latency: ``valid`` 1 + ⌈log2 P⌉ cycles after the row's last op (the adder tree's levels, then
     the accumulator's register). One op per cycle, no back-pressure.
@@ -114,9 +114,12 @@ class RowPath(wiring.Component):
         m.submodules.act = act = Activation({k: s.activation_shift(k) for k in range(1, L + 1)},
                                             s.activation_rounding, acc, sb)
         m.d.comb += [act.pre.eq(racc.value), act.layer.eq(self.op_out.layer), self.state.eq(act.state)]
-        # argmax over the output layer during the last free step (ties: lowest index)
+        # argmax over the output layer during the last free step (ties: lowest index), a cycle after the row's
+        # end: ρ's output and the row's j are registered first, so the compare starts from flip-flops
+        am_valid, am_j, am_state = Signal(), Signal.like(self.op_out.j, name="am_j"), Signal(sb, name="am_state")
+        m.d.sync += [am_valid.eq(self.valid & self.op_out.argmax), am_j.eq(self.op_out.j), am_state.eq(self.state)]
         best = Signal(sb)
-        with m.If(self.valid & self.op_out.argmax):
-            with m.If((self.op_out.j == 0) | (self.state > best)):
-                m.d.sync += [best.eq(self.state), self.pred.eq(self.op_out.j)]
+        with m.If(am_valid):
+            with m.If((am_j == 0) | (am_state > best)):
+                m.d.sync += [best.eq(am_state), self.pred.eq(am_j)]
         return m

@@ -50,13 +50,13 @@ def banked_memory(m: Module, name: str, width: int, depth: int, init: list[int],
         bsel = (wr.addr >> ab) == b if nb > 1 else Const(1)
         m.d.comb += [rp.addr.eq(rd.addr[:ab] if nb > 1 else rd.addr), rp.en.eq(rd.en),
                      wp.addr.eq(wr.addr[:ab] if nb > 1 else wr.addr), wp.en.eq(wr.en & bsel), wp.data.eq(wr.data)]
-        q = Signal(width, name=f"{name}_bank{b}_q")
+        q = Signal(width, name=f"{name}_bank{b}_q", reset_less=True)  # data only: no reset logic before it
         m.d.sync += q.eq(rp.data)
         level.append(q)
     # the bank index rides along: registered beside the read port (cycle 1) and the bank registers (cycle 2)
-    sel = Signal(range(max(2, nb)), name=f"{name}_sel0")
+    sel = Signal(range(max(2, nb)), name=f"{name}_sel0", reset_less=True)
     m.d.sync += sel.eq(rd.addr >> ab if nb > 1 else 0)
-    sel_q = Signal.like(sel, name=f"{name}_sel1")
+    sel_q = Signal.like(sel, name=f"{name}_sel1", reset_less=True)
     m.d.sync += sel_q.eq(sel)
     rbits = -(-ceil_log2(nb) // stages)  # each level decodes rbits bits of the bank index
     radix = 1 << rbits
@@ -66,7 +66,7 @@ def banked_memory(m: Module, name: str, width: int, depth: int, init: list[int],
         nxt = []
         for g in range(-(-len(level) // radix)):
             grp = level[g * radix:(g + 1) * radix]
-            out = Signal(width, name=f"{name}_l{lvl}_{g}")
+            out = Signal(width, name=f"{name}_l{lvl}_{g}", reset_less=True)
             if len(grp) == 1:
                 m.d[dom] += out.eq(grp[0])
             else:
@@ -77,7 +77,7 @@ def banked_memory(m: Module, name: str, width: int, depth: int, init: list[int],
             nxt.append(out)
         level = nxt
         if not last:
-            sel_n = Signal.like(sel, name=f"{name}_sel{lvl + 2}")
+            sel_n = Signal.like(sel, name=f"{name}_sel{lvl + 2}", reset_less=True)
             m.d.sync += sel_n.eq(sel_q)
             sel_q = sel_n
     assert len(level) == 1
@@ -129,9 +129,10 @@ class WeightStore(wiring.Component):
     into banks of ``bank_words`` (one block-RAM row: 1,024 words in the ECP5's DP16KD 1,024 × 18 mode),
     each bank's data is registered at the bank and a pipelined multiplexer tree picks the bank. Sweep
     reads (weights, biases, and the ternary memory's words, delayed by K registers) then arrive
-    1 + K cycles after their address, every cycle (the stages do not hold without ``rd_en``); a
-    block-RAM read-back's word is taken into a response register, its response 3 + K cycles after the
-    command is taken.
+    1 + K cycles after their address, every cycle (the stages do not hold without ``rd_en``). The load
+    port's decoded access (address, enable and data of each memory port) is registered before the memories,
+    so its writes take effect a cycle later (``pending`` covers that cycle) and a block-RAM read-back's word,
+    taken into a response register, is answered 4 + K cycles after the command is taken.
 
     Parameters
     ----------
@@ -258,7 +259,7 @@ class WeightStore(wiring.Component):
             m.d.comb += [rd_b.addr.eq(bias_base(self.b_rd_conn) + self.b_rd_word), rd_b.en.eq(1)]
         def delayed(v):  # the ternary memory's words: K registers, beside the banks' stages
             for i in range(K):
-                r = Signal.like(v, name=f"{v.name}_d{i + 1}")
+                r = Signal.like(v, name=f"{v.name}_d{i + 1}", reset_less=True)
                 m.d.sync += r.eq(v)
                 v = r
             return v
@@ -296,7 +297,24 @@ class WeightStore(wiring.Component):
         rsp_pending = Signal()
         rsp_region = Signal(range(len(s.memory_map()) + 1))  # the last value: an address outside the map
         rsp_valid = Signal()
-        m.d.comb += self.pending.eq(wq_valid | rsp_pending | rsp_valid)
+        K = self.read_stages
+        # read stages: the decoded access (address, enable, data of each memory port) is registered before the
+        # memories (the command register's decoder and the far block RAMs' ports are then a cycle apart)
+        staged: dict[int, tuple] = {}
+
+        def stage(port):
+            if K == 0:
+                return port
+            if id(port) not in staged:
+                d = SimpleNamespace(addr=Signal.like(port.addr, name=f"{port.addr.name}_ld"),
+                                    en=Signal(name=f"{port.en.name}_ld"))
+                if any(port is w for w in wr_w + [wr_b]):  # a write port: its data too
+                    d.data = Signal.like(port.data, name=f"{port.data.name}_ld")
+                staged[id(port)] = (port, d)
+            return staged[id(port)][1]
+
+        staged_busy = Signal()  # a registered access not yet at its memory
+        m.d.comb += self.pending.eq(wq_valid | rsp_pending | rsp_valid | staged_busy)
         wport_ok = self.serve & ~rsp_pending & ~rsp_valid
         wq_done = Signal(init=1)  # the registered command completes this cycle
         rsp_t = Signal()  # the pending read is the ternary memory's
@@ -330,7 +348,7 @@ class WeightStore(wiring.Component):
             hits.append(hit)
             local = Signal(range(max(2, r.words)), name=f"{r.name}_local")
             m.d.comb += local.eq(wc.addr - r.base)
-            port_w, port_r = ports(r)
+            port_w, port_r = (stage(p) for p in ports(r))
             local_base = bbase[int(r.name[1:])] if r.name.startswith("b") else 0
             eb_r = r.elem_bits
             with m.If(wq_valid & hit):
@@ -341,6 +359,16 @@ class WeightStore(wiring.Component):
                 with m.Else():
                     m.d.comb += [port_r.addr.eq(local + local_base), port_r.en.eq(1)]
                     m.d.sync += [rsp_pending.eq(1), rsp_region.eq(idx)]
+        if staged:
+            ens = []
+            for port, d in staged.values():
+                q = SimpleNamespace(**{f: Signal.like(v, name=f"{v.name}_q") for f, v in vars(d).items()})
+                m.d.sync += [getattr(q, f).eq(v) for f, v in vars(d).items()]
+                with m.If(q.en):
+                    m.d.comb += [port.addr.eq(q.addr), port.en.eq(1)] + ([port.data.eq(q.data)] if hasattr(q, "data")
+                                                                          else [])
+                ens.append(q.en)
+            m.d.comb += staged_busy.eq(Cat(*ens).any())
         # a read outside the memory map is answered with a zero word (one response per read); a write there is
         # ignored
         with m.If(wq_valid & ~wc.write & ~Cat(*hits).any()):
@@ -353,7 +381,6 @@ class WeightStore(wiring.Component):
                                                for i in range(P)]))]
                 with m.If(tmem.rsp.valid & self.wrsp.ready):
                     m.d.sync += [rsp_pending.eq(0), rsp_t.eq(0)]
-        K = self.read_stages
         if K == 0:
             # a block-RAM read-back answers from the read port itself: its data holds (the port stays disabled:
             # no sweep starts and no command is taken) until the response is taken
@@ -361,11 +388,12 @@ class WeightStore(wiring.Component):
                 m.d.sync += [rsp_pending.eq(0), rsp_valid.eq(1)]
             rsp_sel = rsp_valid
         else:
-            # read stages: the word arrives K cycles later through the banks' pipeline and is taken into a
-            # response register (the read-back's path ends there, not in the host link)
-            rsp_wait = Signal(range(K + 1))
+            # read stages: the read reaches its memory a cycle later (the registered access), its word K cycles
+            # after that through the banks' pipeline, and is taken into a response register (the read-back's path
+            # ends there, not in the host link)
+            rsp_wait = Signal(range(K + 2))
             with m.If(wq_valid & ~wc.write & ~rsp_pending & ~rsp_valid):
-                m.d.sync += rsp_wait.eq(K)
+                m.d.sync += rsp_wait.eq(K + 1)
             with m.If(rsp_pending & ~rsp_t):
                 with m.If(rsp_wait != 0):
                     m.d.sync += rsp_wait.eq(rsp_wait - 1)
