@@ -31,6 +31,7 @@ from hdl.regport import RegSignature
 from spec.eqspike import EqSpikeSpec
 
 from .hostlink import fields_width
+from .protocol import SpecView
 
 
 def _ubits(n: int) -> int:
@@ -38,16 +39,13 @@ def _ubits(n: int) -> int:
 
 
 @dataclass(frozen=True)
-class EqSpikeLinkSpec:
+class EqSpikeLinkSpec(SpecView):
     """The host link's view of an :class:`EqSpikeSpec` (the attributes :class:`boards.protocol.LinkFormat`
     and :class:`boards.hostlink.HostLink` read)."""
 
     spec: EqSpikeSpec
+    spec_type = EqSpikeSpec
     kind = "eqspike"
-
-    def __post_init__(self):
-        if not isinstance(self.spec, EqSpikeSpec):
-            raise TypeError(f"spec must be an EqSpikeSpec, not {type(self.spec).__name__}")
 
     @property
     def status_addr(self) -> int:
@@ -74,16 +72,6 @@ class EqSpikeLinkSpec:
     def tiles(self, k: int) -> int:
         return self.spec.tiles(k)
 
-    @property
-    def spec_id(self) -> int:
-        return self.spec.spec_id
-
-    def digest(self) -> str:
-        return self.spec.digest()
-
-    def to_dict(self):
-        return self.spec.to_dict()
-
     def _wf(self) -> dict[str, int]:
         from hdl.eqspike import wcmd_fields
 
@@ -106,9 +94,6 @@ class EqSpikeLinkSpec:
 
     def output_fields(self):
         return [("pred", self.label_bits)]
-
-    def dump_fields(self):
-        return [("none", 8)]
 
     def wcmd_fields(self):
         return [("data", self.link_word_bits), ("addr", self.addr_bits), ("write", 1)]

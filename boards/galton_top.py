@@ -82,6 +82,7 @@ from .protocol import (
     PROTOCOL_VERSION,
     REG_ADDR_LIMIT,
     LinkFormat,
+    SpecView,
 )
 from .top import BoardTop, LinkedCore, UARTLinkedCore
 
@@ -91,11 +92,12 @@ GALTON_COMMANDS = (CMD_SYNC, CMD_WRITE_REG, CMD_READ_REG, CMD_WRITE_WORD, CMD_RE
 
 
 @dataclass(frozen=True)
-class GaltonLinkSpec:
+class GaltonLinkSpec(SpecView):
     """The host link's view of a :class:`GaltonSpec` (the attributes :class:`boards.protocol.LinkFormat`
     and :class:`boards.hostlink.HostLink` read; one 1-bit lane, one-beat samples: no samples go over it)."""
 
     spec: GaltonSpec
+    spec_type = GaltonSpec
     kind = "galton"
     status_addr = REG_LINK_STATUS
     link_commands = GALTON_COMMANDS
@@ -106,22 +108,8 @@ class GaltonLinkSpec:
     label_bits = 1
     layers = (1, 1)
 
-    def __post_init__(self):
-        if not isinstance(self.spec, GaltonSpec):
-            raise TypeError(f"spec must be a GaltonSpec, not {type(self.spec).__name__}")
-
     def tiles(self, k: int) -> int:
         return 1
-
-    @property
-    def spec_id(self) -> int:
-        return self.spec.spec_id
-
-    def digest(self) -> str:
-        return self.spec.digest()
-
-    def to_dict(self):
-        return self.spec.to_dict()
 
     @property
     def addr_bits(self) -> int:
@@ -136,9 +124,6 @@ class GaltonLinkSpec:
 
     def output_fields(self):
         return [("pred", 1)]
-
-    def dump_fields(self):
-        return [("none", 8)]
 
     def wcmd_fields(self):
         return self.spec.cmd_fields()  # data, addr, write: the link's order too

@@ -125,6 +125,37 @@ def zero_run_decode(code: bytes) -> bytes:
     return bytes(out)
 
 
+@dataclass(frozen=True)
+class SpecView:
+    """Base of the host link's view of another core's spec (``boards.eqspike_top.EqSpikeLinkSpec``,
+    ``boards.galton_top.GaltonLinkSpec``): the wrapped ``spec`` (checked against ``spec_type``), its
+    identity (``spec_id``, ``digest``, ``to_dict``: what INFO and ``REG_SPEC_ID`` check) and the dump
+    fields of a core without a state dump. Subclasses give the rest of what :class:`LinkFormat` and
+    :class:`boards.hostlink.HostLink` read."""
+
+    spec: object
+    spec_type = object  # the spec class the view wraps
+
+    def __post_init__(self):
+        if not isinstance(self.spec, self.spec_type):
+            name = self.spec_type.__name__
+            article = "an" if name[0] in "AEIOU" else "a"
+            raise TypeError(f"spec must be {article} {name}, not {type(self.spec).__name__}")
+
+    @property
+    def spec_id(self) -> int:
+        return self.spec.spec_id
+
+    def digest(self) -> str:
+        return self.spec.digest()
+
+    def to_dict(self):
+        return self.spec.to_dict()
+
+    def dump_fields(self):
+        return [("none", 8)]  # no state dump: MSG_DUMP never comes
+
+
 def _bytes(bits: int) -> int:
     return -(-bits // 8)
 
