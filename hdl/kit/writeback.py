@@ -3,7 +3,7 @@ partial-sum lists of :class:`golden.ep_core.EPCoreTwin`, c1 saturated to ``EPCor
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -11,12 +11,7 @@ from amaranth.utils import ceil_log2
 from spec.ep_core import EPCoreSpec
 
 from ..fixed import saturate
-
-
-def _bank_base(bank, tiles: int):
-    """``bank · tiles`` for a 2-bit bank as a multiplexer of the four constants (no multiplier in synthesis;
-    the same as the timing work's ``hdl.kit.bank_base`` for the read and dump addresses)."""
-    return Mux(bank[1], Mux(bank[0], 3 * tiles, 2 * tiles), Mux(bank[0], tiles, 0))
+from . import bank_base
 
 
 class StateWriteback(wiring.Component):
@@ -71,7 +66,7 @@ class StateWriteback(wiring.Component):
         L, P, op, A = s.n_layers, s.lanes, data.View(self.op_layout, self.row_op), s.acc_bits_max
         T = [s.tiles(k) for k in range(L + 1)]
         with m.If(self.col_valid & (self.col_layer == 1)):
-            m.d.comb += [self.s1_waddr.eq(_bank_base(self.col_bank, T[1]) + self.col_word),
+            m.d.comb += [self.s1_waddr.eq(bank_base(self.col_bank, T[1]) + self.col_word),
                          self.s1_wen.eq(self.col_mask), self.s1_wdata.eq(self.col_state)]
         for k in range(2, L):
             with m.If(self.col_valid & (self.col_layer == k)):
@@ -86,7 +81,7 @@ class StateWriteback(wiring.Component):
             m.d.comb += [self.c1_waddr.eq(op.word), self.c1_wen.eq(1 << op.lane), self.c1_wdata.eq(c1.replicate(P))]
         for k in range(2, L + 1):
             with m.If(self.row_valid & (op.kind == self.k_reduce) & (op.layer == k)):
-                m.d.comb += [getattr(self, f"s{k}_waddr").eq(_bank_base(op.wr_bank, T[k]) + op.word),
+                m.d.comb += [getattr(self, f"s{k}_waddr").eq(bank_base(op.wr_bank, T[k]) + op.word),
                              getattr(self, f"s{k}_wen").eq(1 << op.lane),
                              getattr(self, f"s{k}_wdata").eq(self.row_state.replicate(P))]
         return m
