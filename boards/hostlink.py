@@ -172,8 +172,15 @@ class LinkParser:
         m.d.comb += [fifo.w_data.eq(rx.payload), fifo.w_en.eq(rx.valid), rx.ready.eq(fifo.w_rdy)]
         self.take = take = Signal()  # the parser wants a byte this cycle
         self.got = got = Signal()  # … and gets one
-        self.byte = fifo.r_data
-        m.d.comb += [fifo.r_en.eq(take), got.eq(take & fifo.r_rdy)]
+        # the FIFO's next byte waits in a register (the block RAM's clock-to-out is then not in the parser's
+        # paths): it is refilled whenever it is empty or its byte is taken, so a byte a cycle still gets through
+        self.byte = Signal(8)
+        byte_valid = Signal()
+        m.d.comb += [fifo.r_en.eq(~byte_valid | take), got.eq(take & byte_valid)]
+        with m.If(fifo.r_en & fifo.r_rdy):
+            m.d.sync += [self.byte.eq(fifo.r_data), byte_valid.eq(1)]
+        with m.Elif(take):
+            m.d.sync += byte_valid.eq(0)
 
         # ---- parser state ----
         self.op = Signal(8)
