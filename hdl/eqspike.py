@@ -211,7 +211,7 @@ class EqSpikeCore(wiring.Component):
         m.submodules.wport = c.wp = WeightPort(s, dump=self.dump)  # the weight port and the digest sweep
         m.submodules.events = c.evq = EventQueue(s)  # the step's mask list and the AER input
         wiring.connect(m, wiring.flipped(self.aer), c.evq.aer)
-        m.submodules.issue = c.ei = EventIssue(s)  # each event's row words
+        m.submodules.evt_issue = c.ei = EventIssue(s)  # each event's row words
         m.submodules.scan = c.scan = OutputScan(s)  # the output states and the argmax
         self._counters(m, c)
         self._prng(m, c)

@@ -13,7 +13,7 @@ from amaranth.utils import ceil_log2
 
 from spec.eqspike import DIGEST_ADD, DIGEST_LANE_ROT, DIGEST_ROT, EqSpikeSpec
 
-from .common import const_mul, lanes, ubits
+from .common import const_mul, lanes, named, ubits
 
 
 def wcmd_fields(spec: EqSpikeSpec) -> dict[str, int]:
@@ -79,12 +79,6 @@ class WeightPort(wiring.Component):
                                             if hasattr(self, f"{name}_{p}")}) for name, *_ in mems}
         self.sweep_depth = [N[l] * T[l + 1] for l in range(L)] + [T[l + 1] for l in range(L)]
 
-    def _read(self, m, name):
-        m.d.comb += self.mem[name].rsel.eq(1)
-
-    def _write(self, m, name, lane):
-        m.d.comb += self.mem[name].wen.eq(Const(1, self.spec.lanes) << lane)
-
     def elaborate(self, platform):
         s, m = self.spec, Module()
         P, L, N = s.lanes, s.n_layers, list(s.layers)
@@ -101,18 +95,33 @@ class WeightPort(wiring.Component):
             return (word < T[layer]) & (lane_ < P) & ((word != T[layer] - 1) | (lane_ < N[layer] - (T[layer] - 1) * P))
 
         sw = self._sweep(m)
-        # addresses and data: driven always (the selects and write enables say when they count)
-        sw_addr = Signal.like(sw.addr)  # the sweep's read: the next word, or stage 1's again while its beat waits
-        m.d.comb += sw_addr.eq(Mux(sw.adv & sw.issuing, sw.addr, sw.addr1) if self.dump else sw.addr)
+        take = Signal()  # a command is taken this cycle
+        i_ok = [in_layer(cmd.i_word, cmd.i_lane, l + 1) for l in range(L)]  # the element exists: w{l}[i, j], b{l}[i]
+        ok = named(m, Cat(*[(cmd.array == l) & i_ok[l] & in_layer(cmd.j_word, cmd.j_lane, l) for l in range(L)],
+                          *[(cmd.array == L + l) & i_ok[l] & (cmd.j_word == 0) & (cmd.j_lane == 0)
+                            for l in range(L)]).any(), "ok")
+        write = named(m, take & ok & ~cmd.read, "write")  # (into both copies of a weight)
+        m.d.comb += self.cmd_error.eq(take & ~ok)
+        # the sweep's read: the next word (its array ``arr``), or stage 1's again (``arr1``) while its beat waits
+        sw_read, sw_arr, sw_addr = Signal(), Signal.like(sw.arr), Signal.like(sw.addr)
+        if self.dump:
+            m.d.comb += [sw_arr.eq(Mux(sw.adv & sw.issuing, sw.arr, sw.arr1)),
+                         sw_addr.eq(Mux(sw.adv & sw.issuing, sw.addr, sw.addr1))]
+        else:
+            m.d.comb += [sw_arr.eq(sw.arr), sw_addr.eq(sw.addr)]
+        # addresses and data driven always; the selects and write enables say when they count
         for l in range(L):
-            for name, bits, addr in ((f"wup{l}", WB[l], const_mul(j_idx, T[l + 1]) + cmd.i_word),
-                                     (f"wdn{l}", WB[l], const_mul(i_idx, T[l]) + cmd.j_word),
-                                     (f"b{l}", BB, cmd.i_word)):
+            for name, bits, addr, arr, lane in (
+                    (f"wup{l}", WB[l], const_mul(j_idx, T[l + 1]) + cmd.i_word, l, cmd.i_lane),
+                    (f"wdn{l}", WB[l], const_mul(i_idx, T[l]) + cmd.j_word, l, cmd.j_lane),
+                    (f"b{l}", BB, cmd.i_word, L + l, cmd.i_lane)):
                 if name in self.mem:
-                    mp = self.mem[name]
-                    m.d.comb += [mp.waddr.eq(addr), mp.wdata.eq(Cat(*[cmd.data[:bits]] * P))]
+                    mp, is_arr = self.mem[name], named(m, cmd.array == arr, f"{name}_cmd")
+                    m.d.comb += [mp.waddr.eq(addr), mp.wdata.eq(Cat(*[cmd.data[:bits]] * P)),
+                                 mp.wen.eq(Mux(write & is_arr, Const(1, P) << lane, 0))]
                     if hasattr(mp, "raddr"):
-                        m.d.comb += mp.raddr.eq(Mux(self.active, sw_addr, mp.waddr))
+                        m.d.comb += [mp.raddr.eq(Mux(self.active, sw_addr, mp.waddr)),
+                                     mp.rsel.eq((take & is_arr) | (sw_read & (sw_arr == arr)))]
         with m.FSM(name="wport") as wfsm:
             with m.State("IDLE"):
                 m.d.comb += self.idle.eq(~self.wcmd.valid & ~sw.req)
@@ -122,29 +131,10 @@ class WeightPort(wiring.Component):
                         m.d.sync += sw.dump.eq(sw.dump_req)
                     m.next = "DIGEST"
                 with m.Elif(self.seq_idle):
-                    m.d.comb += self.wcmd.ready.eq(1)
-                    with m.If(self.wcmd.valid):
-                        ok = Signal()
-                        for l in range(L):
-                            with m.If(cmd.array == l):  # w{l}[i, j]: i of layer l + 1, j of layer l
-                                m.d.comb += ok.eq(in_layer(cmd.i_word, cmd.i_lane, l + 1)
-                                                  & in_layer(cmd.j_word, cmd.j_lane, l))
-                                self._read(m, f"wup{l}")
-                                with m.If(ok & ~cmd.read):
-                                    self._write(m, f"wup{l}", cmd.i_lane)
-                                    if l >= 1:
-                                        self._write(m, f"wdn{l}", cmd.j_lane)
-                            with m.If(cmd.array == L + l):  # b{l}[i]
-                                m.d.comb += ok.eq(in_layer(cmd.i_word, cmd.i_lane, l + 1)
-                                                  & (cmd.j_word == 0) & (cmd.j_lane == 0))
-                                self._read(m, f"b{l}")
-                                with m.If(ok & ~cmd.read):
-                                    self._write(m, f"b{l}", cmd.i_lane)
-                        with m.If(~ok):
-                            m.d.comb += self.cmd_error.eq(1)
-                        with m.If(cmd.read):
-                            m.d.sync += [r_arr.eq(cmd.array), r_lane.eq(cmd.i_lane), r_bad.eq(~ok)]
-                            m.next = "READ"
+                    m.d.comb += [self.wcmd.ready.eq(1), take.eq(self.wcmd.valid)]
+                    with m.If(self.wcmd.valid & cmd.read):
+                        m.d.sync += [r_arr.eq(cmd.array), r_lane.eq(cmd.i_lane), r_bad.eq(~ok)]
+                        m.next = "READ"
             with m.State("READ"):
                 for l in range(L):
                     with m.If(r_arr == l):
@@ -159,20 +149,18 @@ class WeightPort(wiring.Component):
                 with m.If(self.wrsp.ready):
                     m.next = "IDLE"
             with m.State("DIGEST"):  # issue one word's read per cycle; stage 1 (sw.v1) folds it
+                m.d.comb += sw_read.eq(1)
                 if self.dump:
                     m.d.comb += sw.issuing.eq(1)
                     with m.If(sw.adv):
                         self._issue(m, sw)
-                    with m.Else():
-                        self._hold(m, sw)
                 else:
                     self._issue(m, sw)
-            with m.State("DIGEST_END"):  # stage 1 folds (and a dump sends) the last word
+            with m.State("DIGEST_END"):  # stage 1 folds (and a dump sends) the last word; a waiting beat re-reads
                 if self.dump:
+                    m.d.comb += sw_read.eq(~sw.adv)
                     with m.If(sw.adv):
                         m.next = "IDLE"
-                    with m.Else():
-                        self._hold(m, sw)
                 else:
                     m.next = "IDLE"
         m.d.comb += self.active.eq(sw.req | wfsm.ongoing("DIGEST") | wfsm.ongoing("DIGEST_END"))
@@ -224,18 +212,11 @@ class WeightPort(wiring.Component):
             m.d.sync += self.digest.eq((self.digest.rotate_left(DIGEST_ROT) ^ fold) + DIGEST_ADD)
         return sw
 
-    def _hold(self, m, sw):
-        """Stage 1's dump beat waits: re-read its word so the read port keeps it."""
-        for a, name, *_ in self._words():
-            with m.If(sw.arr1 == a):
-                self._read(m, name)
-
     def _issue(self, m, sw):
         """The next word's read; stage 1 takes it in the next cycle."""
         s, L = self.spec, self.spec.n_layers
-        for a, name, *_ in self._words():
+        for a, *_ in self._words():
             with m.If(sw.arr == a):
-                self._read(m, name)
                 tw_ = s.tiles(a % L + 1)
                 m.d.sync += [sw.v1.eq(1), sw.arr1.eq(a), sw.last1.eq(sw.t == tw_ - 1),
                              sw.t.eq(Mux(sw.t == tw_ - 1, 0, sw.t + 1))]
