@@ -45,13 +45,19 @@ the step's events once more: a spike of presynaptic j rewrites row j of ``wup{l}
 e_j = 0 (``D = Δŝ_j``); a connection with two copies then writes the word's P new values into the
 other copy one element per cycle. Every changed weight is written once per step, so the pass's
 order does not matter, and it follows the step's reads (W(t+1) = W(t) + ΔW(t)).
+
+**Ternary weights** (``weight_kind="ternary"``, inference): the cells of every ``w{l}`` in one
+:class:`hdl.ternary_mem.TernaryWeightMemory` (:class:`hdl.eqspike_kit.ternary.TernaryRows`) instead of the
+``wup{l}`` memories; a row word is a PCSA read (add α, subtract α or skip per lane); the ``wdn{l}`` copies
+mirror the cells as stored (static faults included); cells programmed on ``tcmd``, the memory's registers
+through ``REG_TMEM`` (docs/eqspike.md §9).
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -83,18 +89,21 @@ from .eqspike_kit.regs import (  # noqa: F401  (the public names of the register
     REG_SYN,
     REG_T1,
     REG_T2,
+    REG_TMEM,
     REG_WORDS,
     REGISTERS,
     STATUS_AER_ERROR,
     STATUS_BUSY,
     STATUS_REG_ERROR,
     STATUS_WCMD_ERROR,
+    TMEM_NOWRITE,
     EqSpikeRegisters,
     lr_shift_min,
 )
 from .eqspike_kit.scan import OutputScan
 from .eqspike_kit.scatter import Scatter
 from .eqspike_kit.sequencer import EqSpikeSequencer
+from .eqspike_kit.ternary import TernaryRows, tcmd_beats, tcmd_fields  # noqa: F401  (public here)
 from .eqspike_kit.trace import TraceFilter
 from .eqspike_kit.update import SpikeUpdate
 from .eqspike_kit.wport import WeightPort, dump_bits, wcmd_fields  # noqa: F401  (public here)
@@ -125,9 +134,14 @@ def memory_images(spec: EqSpikeSpec, weights: dict) -> dict[str, list[int]]:
         return words
 
     out = {}
+    if spec.weight_kind == "ternary":  # the cells of every w{l} in one memory (hdl.eqspike_kit.ternary)
+        from .eqspike_kit.ternary import ternary_words
+
+        out["tmem"] = ternary_words(spec, weights)
     for l in range(spec.n_layers):
         w = np.asarray(weights[f"w{l}"], np.int64)
-        out[f"wup{l}"] = pack(w.T, spec.weight_bits[l])
+        if spec.weight_kind != "ternary":
+            out[f"wup{l}"] = pack(w.T, spec.weight_bits[l])
         if l >= 1:
             out[f"wdn{l}"] = pack(w, spec.weight_bits[l])
         out[f"b{l}"] = pack(np.asarray(weights[f"b{l}"], np.int64)[None, :], spec.bias_bits)
@@ -144,8 +158,9 @@ def _check_implemented(spec) -> None:
     """Refuse (one line) a spec the core does not implement."""
     if not isinstance(spec, EqSpikeSpec):
         raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
-    if spec.weight_kind != "fixed":
-        raise ValueError(f"EqSpikeCore implements weight_kind='fixed' only, not {spec.weight_kind!r}")
+    if spec.weight_kind == "ternary" and spec.training:
+        raise ValueError("EqSpikeCore implements weight_kind='ternary' for inference only (training=false): "
+                         "on-chip training with latent weights is twin-only (golden.eqspike.ternary)")
     if spec.training and spec.update_apply != "online":
         raise ValueError(f"EqSpikeCore implements update_apply='online' only (every step's weight changes written "
                          f"after the step), not {spec.update_apply!r}: the 'sample' rule's pending memory is "
@@ -195,6 +210,10 @@ class EqSpikeCore(wiring.Component):
             "wrsp": Out(stream.Signature(data.StructLayout({"data": signed(wf["data"])}))),
             "reg": In(RegSignature()),
         }
+        if spec.weight_kind == "ternary":  # the cell memory's program port (hdl.eqspike_kit.ternary)
+            tf = tcmd_fields(spec)
+            ports["tcmd"] = In(stream.Signature(data.StructLayout({k: unsigned(v) for k, v in tf.items()})))
+            ports["trsp"] = Out(stream.Signature(data.StructLayout({"data": unsigned(tf["data"])})))
         if self.dump:
             ports["wdump"] = Out(stream.Signature(data.StructLayout(
                 {"data": data.ArrayLayout(signed(dump_bits(spec)), P)})))
@@ -224,6 +243,8 @@ class EqSpikeCore(wiring.Component):
         if s.training and s.symmetric:
             self._copy_stage(m, c)
         self._weight_port(m, c)
+        if s.weight_kind == "ternary":
+            self._ternary(m, c)
         return m
 
     def _memories(self, m) -> SimpleNamespace:
@@ -251,8 +272,15 @@ class EqSpikeCore(wiring.Component):
                                         (c.rb, c.wb))):
                 rl.append(r_)
                 wl.append(w_)
+        if s.weight_kind == "ternary":  # every w{l}'s cells in one memory: its PCSA read gives the row words
+            m.submodules.tmem = c.tr = TernaryRows(s, init.get("tmem"))
         for l in range(L):
-            r_, w_ = mem(f"wup{l}", WB[l], N[l] * T[l + 1], granular=True, init_words=init.get(f"wup{l}", ()))
+            if s.weight_kind == "ternary":
+                ab = range(max(2, N[l] * T[l + 1]))
+                r_ = SimpleNamespace(addr=Signal(ab, name=f"wup{l}_raddr"), data=c.tr.rdata)
+                w_ = SimpleNamespace(addr=Signal(ab), data=Signal(P * WB[l]), en=Signal(P))  # (never written)
+            else:
+                r_, w_ = mem(f"wup{l}", WB[l], N[l] * T[l + 1], granular=True, init_words=init.get(f"wup{l}", ()))
             c.rup.append(r_)
             c.wup.append(w_)
             if l >= 1:
@@ -308,7 +336,10 @@ class EqSpikeCore(wiring.Component):
         s, seq, regs, evq = self.spec, c.seq, c.regs, c.evq
         P, L = s.lanes, s.n_layers
         c.upd_busy = Signal()  # a weight-update word or its scatter writes are in flight
-        m.d.comb += [seq.can_start.eq(c.wp.idle & c.rng_ok & ~self.reg.we), seq.ctrl_aer.eq(regs.aer_mode),
+        can = c.wp.idle & c.rng_ok & ~self.reg.we
+        if s.weight_kind == "ternary":  # and the cell memory seeded, no mirror running, no program command waiting
+            can = can & c.tr.idle & ~c.tr.busy & ~self.tcmd.valid
+        m.d.comb += [seq.can_start.eq(can), seq.ctrl_aer.eq(regs.aer_mode),
                      seq.aer_valid.eq(self.aer.valid), seq.inp_valid.eq(self.inp.valid), seq.T1.eq(regs.T1),
                      seq.T2.eq(regs.T2), seq.train.eq(regs.train), seq.evt_done.eq(evq.done),
                      seq.upd_busy.eq(c.upd_busy), seq.out_ready.eq(self.out.ready)]
@@ -528,6 +559,26 @@ class EqSpikeCore(wiring.Component):
                     with m.Else():
                         m.d.comb += [c.snap_w[name].addr.eq(seq.wrd1), c.snap_w[name].data.eq(r_.data),
                                      c.snap_w[name].en.eq(-1)]
+
+    def _ternary(self, m, c) -> None:
+        """Ternary weights: the row reads (EVT's bottom-up words, the weight port's and the sweep's) through
+        the cell memory's PCSA, its program port and registers, its mirror into the top-down copies."""
+        s, tr, ei, wp = self.spec, c.tr, c.ei, c.wp
+        L = s.n_layers
+        addr = Const(0, len(tr.raddr))
+        ren = Const(0, 1)
+        for l in reversed(range(L)):
+            sel = c.named((ei.issue & (ei.lay == l) & ~ei.dn) | wp.mem[f"wup{l}"].rsel, f"tsel{l}")
+            addr = Mux(sel, c.rup[l].addr + s.ternary_base(l), addr)
+            ren = ren | sel
+        m.d.comb += [tr.raddr.eq(addr), tr.ren.eq(ren), tr.allow.eq(c.seq.idle & wp.idle)]
+        wiring.connect(m, wiring.flipped(self.tcmd), tr.tcmd)
+        wiring.connect(m, tr.trsp, wiring.flipped(self.trsp))
+        wiring.connect(m, c.regs.tmem, tr.reg)
+        for l in range(1, L):
+            with m.If(tr.mir_v & (tr.mir_lay == l)):
+                m.d.comb += [c.wdn[l].addr.eq(tr.mir_addr), c.wdn[l].data.eq(Cat(*[tr.mir_val] * s.lanes)),
+                             c.wdn[l].en.eq(Const(1, s.lanes) << tr.mir_lane)]
 
     def _weight_port(self, m, c) -> None:
         """The weight port (between samples): its memory accesses win over the passes' (none runs then)."""

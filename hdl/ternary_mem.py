@@ -118,6 +118,8 @@ class TernaryWeightMemory(wiring.Component):
     cmd : In(stream) — program writes / raw read-backs (``spec.cmd_fields()``).
     rsp : Out(stream) — one response per raw read-back (``spec.rsp_fields()``).
     reg : In(RegSignature) — ``REG_*`` of :mod:`spec.ternary`.
+    wr_en, wr_addr, wr_cells : Out — the storage's write in this cycle (the cells as stored, after the
+        injector): a copy of the array elsewhere (the EqSpike core's top-down rows) follows it.
     """
 
     def __init__(self, spec: TernaryMemorySpec, init: list[int] | None = None):
@@ -137,6 +139,8 @@ class TernaryWeightMemory(wiring.Component):
             "cmd": In(stream.Signature(_layout(spec.cmd_fields()))),
             "rsp": Out(stream.Signature(_layout(spec.rsp_fields()))),
             "reg": In(RegSignature()),
+            # the storage's write (a program or update write, after the injector): what a mirror copies
+            "wr_en": Out(1), "wr_addr": Out(spec.addr_bits), "wr_cells": Out(spec.word_bits),
         }
         if spec.update_port:
             members.update({"rd_raw": In(1), "rd_cells": Out(spec.word_bits), "up_en": In(1),
@@ -215,6 +219,7 @@ class TernaryWeightMemory(wiring.Component):
         else:
             m.d.comb += wp.data.eq(wdata)
         m.d.comb += wp.en.eq((port_en & port_we) | (self.up_en if up else 0))
+        m.d.comb += [self.wr_en.eq(wp.en), self.wr_addr.eq(wp.addr), self.wr_cells.eq(wp.data)]
         if up:  # an update write counts and draws like a program write
             writing = writing | self.up_en
 

@@ -187,11 +187,15 @@ def test_cli_quantize_ternary_and_evaluate_with_faults(tmp_path, capsys):
     assert "--fault-rate: fault experiments need" in capsys.readouterr().err
 
 
-def test_rtl_refuses_the_ternary_kind():
+def test_rtl_refuses_ternary_training():
+    """Ternary inference is in the RTL (tests/test_eqspike_core_ternary.py); training with latents is twin-only."""
+    from amaranth.hdl import Fragment
+
     from hdl.eqspike import EqSpikeCore
 
-    with pytest.raises(ValueError, match="EqSpikeCore implements weight_kind='fixed' only, not 'ternary'"):
-        EqSpikeCore(_specs()[0])
+    Fragment.get(EqSpikeCore(_specs()[0]), None)  # (elaborated: an unused core would warn)
+    with pytest.raises(ValueError, match="weight_kind='ternary' for inference only"):
+        EqSpikeCore(EqSpikeSpec(**TRAIN, weight_kind="ternary"))
 
 
 TRAIN = dict(layers=(20, 12, 5), lanes=4, training=True, encoder_phase="zero", T1=12, T2=1, estimator="one-sided",

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,6 +31,12 @@ REG_DUMP = 13  # write (cores built with dump=True): the digest sweep, every wor
 # ``shift | connection << 8`` (connection LR_ALL: every connection), shift in [lr_shift_min(spec, c), 32]
 # (spec.eqspike.EqSpikeSpec.check_lr_shift); a read gives connection c's shift in bits 6c … 6c + 5 (c < 5)
 REG_LR = 14
+# ternary cores (weight_kind="ternary"): a window on the weight memory's registers (spec.ternary.REG_*). A
+# write is ``a | nowrite << 4 | value << 5``: it selects memory register a (what a read of REG_TMEM shows)
+# and, unless ``nowrite``, writes ``value`` (27 bits: CTRL, the rates, a seed < 2^27; any value clears a
+# counter) to it. Read: the selected memory register (reset selection 0, its CTRL)
+REG_TMEM = 15
+TMEM_NOWRITE = 1 << 4
 LR_ALL = 0xFF
 LR_MAX = 32
 CTRL_AER, CTRL_TRAIN = 1, 2
@@ -71,6 +77,7 @@ class EqSpikeRegisters(wiring.Component):
             "digest_start": Out(1), **({"dump_start": Out(1)} if dump else {}),
             **({"lr": Out(data.ArrayLayout(unsigned(6), spec.n_layers), init=list(spec.lr_shift))}
                if spec.training else {}),
+            **({"tmem": Out(RegSignature())} if spec.weight_kind == "ternary" else {}),
         })
 
     def elaborate(self, platform):
@@ -78,6 +85,10 @@ class EqSpikeRegisters(wiring.Component):
         m = Module()
         wd = bus.wdata
         step_ok = (wd != 0) & (wd < (1 << s.step_bits))
+        if s.weight_kind == "ternary":
+            tsel = Signal(4)
+            m.d.comb += [self.tmem.addr.eq(Mux(bus.we & (bus.addr == REG_TMEM), wd[:4], tsel)),
+                         self.tmem.wdata.eq(wd[5:])]
         with m.If(bus.we & ~self.busy):
             with m.Switch(bus.addr):
                 with m.Case(REG_CTRL):
@@ -116,12 +127,18 @@ class EqSpikeRegisters(wiring.Component):
                                     m.d.sync += self.lr[c].eq(val)
                         with m.Else():
                             m.d.sync += self.reg_error.eq(1)
+                if s.weight_kind == "ternary":
+                    with m.Case(REG_TMEM):  # select memory register wd[:4]; write it unless wd[4]
+                        m.d.sync += tsel.eq(wd[:4])
+                        m.d.comb += self.tmem.we.eq(~wd[4])
                 with m.Default():
                     m.d.sync += self.reg_error.eq(1)
         values = {REG_CTRL: self.aer_mode | (self.train << 1), REG_T1: self.T1, REG_T2: self.T2, REG_SEED: self.seed,
                   REG_STATUS: self.status | (self.reg_error * STATUS_REG_ERROR), REG_CYCLES: self.cycles,
                   REG_SAMPLES: self.samples, REG_SPIKES: self.spikes, REG_WORDS: self.words, REG_SYN: self.syn,
                   REG_AER_BAD: self.aer_bad, REG_SPEC_ID: Const(s.spec_id, 32), REG_DIGEST: self.digest}
+        if s.weight_kind == "ternary":
+            values[REG_TMEM] = self.tmem.rdata
         if s.training:
             values[REG_LR] = Cat(*[self.lr[c] for c in range(min(s.n_layers, 5))])
         assert max(values) < 1 << REG_ADDR_BITS

@@ -100,6 +100,8 @@ class WeightPort(wiring.Component):
         ok = named(m, Cat(*[(cmd.array == l) & i_ok[l] & in_layer(cmd.j_word, cmd.j_lane, l) for l in range(L)],
                           *[(cmd.array == L + l) & i_ok[l] & (cmd.j_word == 0) & (cmd.j_lane == 0)
                             for l in range(L)]).any(), "ok")
+        if s.weight_kind == "ternary":  # weights are programmed as cells (``tcmd``): element writes of w{l} refused
+            ok = named(m, ok & (cmd.read | (cmd.array >= L)), "ok_t")
         write = named(m, take & ok & ~cmd.read, "write")  # (into both copies of a weight)
         m.d.comb += self.cmd_error.eq(take & ~ok)
         # the sweep's read: the next word (its array ``arr``), or stage 1's again (``arr1``) while its beat waits
