@@ -515,6 +515,10 @@ class HostLink(wiring.Component):
         rport = mem.read_port(transparent_for=())
         wbase = Signal(range(MB + 1))  # the slot the current frame writes (0: the live sample)
         rbase = Signal(range(MB + 1))  # the slot being released to the core
+        # RUN_STORED's first slot's base (run_first + 1)·SB, registered: the multiplier is not in front of rbase
+        # (the command's fields are stable from its last byte, cycles before RUN_WAIT reads this)
+        run_base = Signal(range(max(MB, (1 << 16) * SB) + 1))
+        m.d.sync += run_base.eq((run_first + 1) * SB)
         run_active = Signal()  # a RUN_STORED is sending slots to the core
         run_idx = Signal(16)  # its current slot
         run_left = Signal(16)  # slots still to send, the current one included
@@ -683,7 +687,7 @@ class HostLink(wiring.Component):
             with m.State("RUN_WAIT"):  # a RUN_STORED behind a sample being released waits for it
                 with m.If(idle_ok):
                     m.d.sync += [run_active.eq(1), run_idx.eq(run_first), run_left.eq(run_count), run_step.eq(1),
-                                 rbase.eq((run_first + 1) * SB)]
+                                 rbase.eq(run_base)]
                     m.next = "OP"
             with m.State("WREG_WAIT"):
                 # the core ignores writes while busy: apply it between samples instead of dropping it
