@@ -26,13 +26,18 @@ from hdl.eqspike import (
     REG_LR,
     REG_SEED,
     REG_T1,
+    REG_TMEM,
     REGISTERS,
+    TMEM_NOWRITE,
     _ubits,
     aer_addr_bits,
     dump_word_count,
+    tcmd_beats,
+    tcmd_fields,
     wcmd_fields,
 )
 from hdl.eqspike_host import dump_to_weights, pack, unpack_dump
+from spec import ternary as tm
 from spec.eqspike import EqSpikeSpec, digest_words
 
 from .runner import run_cocotb
@@ -100,6 +105,27 @@ def elements(spec: EqSpikeSpec):
             yield f"b{l}", L + l, i, 0
 
 
+def ternary_job(spec: EqSpikeSpec, weights: dict[str, np.ndarray], faults: tuple | None) -> dict:
+    """The ternary part of a job: ``REG_TMEM`` writes (the memory's fault registers, ``faults`` =
+    (CTRL, RATE_ZERO, RATE_NONZERO, SEED) as :func:`golden.eqspike.ternary.configure_faults` sets them, the
+    seed last, REG_INJECTED cleared), the ``tcmd`` write beats programming every word in address order, the
+    ``tcmd`` read beats of every word (raw cells on ``trsp``) and the window reads of the memory's registers."""
+    tf = tcmd_fields(spec)
+    order = list(tf.items())
+    tmem = []
+    if faults is not None:
+        ctrl, rz, rnz, fseed = faults
+        tmem = [[REG_TMEM, a | v << 5] for a, v in ((tm.REG_CTRL, ctrl), (tm.REG_RATE_ZERO, rz),
+                                                     (tm.REG_RATE_NONZERO, rnz), (tm.REG_SEED, fseed),
+                                                     (tm.REG_INJECTED, 0))]
+    return {"tmem_writes": tmem,
+            "program": [pack([(b[k], w) for k, w in order]) for b in tcmd_beats(spec, weights)],
+            "cell_reads": [pack([({"addr": a}.get(k, 0), w) for k, w in order])
+                           for a in range(spec.ternary_memory_spec().depth)],
+            "tmem_select": {k: a | TMEM_NOWRITE for k, a in (("INJECTED", tm.REG_INJECTED), ("READS", tm.REG_READS),
+                                                              ("SPEC_ID", tm.REG_SPEC_ID))}}
+
+
 def wcmd_word(spec: EqSpikeSpec, wf: dict, read: int, array: int, i: int, j: int, value: int) -> int:
     P = spec.lanes
     return pack([(read, wf["read"]), (array, wf["array"]), (i // P, wf["i_word"]), (i % P, wf["i_lane"]),
@@ -136,11 +162,18 @@ def _item_T(spec: EqSpikeSpec, it: Item) -> int:
 
 def make_job(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item], *, seed: int = 1,
              idle_prob: float = 0.0, stall_prob: float = 0.0, readback_initial: bool = True,
-             digest_initial: bool = False, dump_initial: bool = False, timeout_ns: int | None = None) -> dict:
+             digest_initial: bool = False, dump_initial: bool = False, timeout_ns: int | None = None,
+             faults: tuple | None = None) -> dict:
+    """The bench's job. A ternary spec (``weight_kind="ternary"``): the weights are programmed on ``tcmd``
+    (after the ``REG_TMEM`` fault-register writes of ``faults``), the biases written on ``wcmd``; see
+    :func:`ternary_job`."""
     wf = wcmd_fields(spec)
     P, lb, ab, ib = spec.lanes, _ubits(spec.layers[-1] - 1), aer_addr_bits(spec), spec.input_bits
+    ternary = spec.weight_kind == "ternary"
+    if faults is not None and not ternary:
+        raise ValueError("faults need a ternary spec (the memory's fault registers behind REG_TMEM)")
     load = [wcmd_word(spec, wf, 0, a, i, j, int(weights[n][i, j] if weights[n].ndim == 2 else weights[n][i]))
-            for n, a, i, j in elements(spec)]
+            for n, a, i, j in elements(spec) if not (ternary and n.startswith("w"))]  # ternary w: on tcmd
     rb = [wcmd_word(spec, wf, 1, a, i, j, 0) for _n, a, i, j in elements(spec)]
     jitems = []
     for it in items:
@@ -173,20 +206,20 @@ def make_job(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item
             "digest_words": sum(len(w) for w in digest_words(spec, weights)),
             # 0: no block read-back asked (the core may have been built without the wdump port)
             "dump_words": dump_word_count(spec) if dump_initial or any(it.dump for it in items) else 0,
-            "items": jitems}
+            "items": jitems, **({"ternary": ternary_job(spec, weights, faults)} if ternary else {})}
 
 
 def run_eqspike(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item], simulator: str, *,
                 build_root: Path | None = None, seed: int = 1, idle_prob: float = 0.0, stall_prob: float = 0.0,
                 readback_initial: bool = True, digest_initial: bool = False, dump_initial: bool = False,
-                timeout_ns: int | None = None, verilog: str | None = None) -> dict:
+                timeout_ns: int | None = None, verilog: str | None = None, faults: tuple | None = None) -> dict:
     """Run the generated Verilog (``verilog``: already generated text of :func:`eqspike_verilog`, else built
     here); the bench's raw result."""
     if verilog is None:
         verilog = eqspike_verilog(spec)
     job = make_job(spec, weights, items, seed=seed, idle_prob=idle_prob, stall_prob=stall_prob,
                    readback_initial=readback_initial, digest_initial=digest_initial, dump_initial=dump_initial,
-                   timeout_ns=timeout_ns)
+                   timeout_ns=timeout_ns, faults=faults)
     return run_cocotb(verilog, "eqspike_core", "sim.eqspike_bench", simulator, build_root, job=job, seed=seed)
 
 
@@ -225,12 +258,31 @@ def compare_with_twin(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: 
             if not np.array_equal(got[k], v):
                 bad(f"{where}: block read-back: {k} differs in {int((got[k] != v).sum())} elements")
 
+    ternary = spec.weight_kind == "ternary"
+    w_elems = sum(int(np.prod(spec.weight_shapes()[f"w{l}"])) for l in range(spec.n_layers))
+    depth = spec.ternary_memory_spec().depth if ternary else 0
+    pcsa = 0  # PCSA reads of the ternary memory the job makes (REG_READS)
+    if ternary:
+        rep.compared.setdefault("cells", 0)
+        rep.compared["cells"] += 1
+        want_cells = [int(sum(int(v) << (2 * i) for i, v in enumerate(row))) for row in twin.memory.cells]
+        if [int(v) for v in result["cells"]] != want_cells:
+            bad(f"ternary cells read on tcmd/trsp differ from the twin's stored cells in "
+                f"{sum(a != b for a, b in zip(result['cells'], want_cells, strict=True))} words")
+        ti = result["tmem_initial"]
+        if ti["SPEC_ID"] != spec.ternary_memory_spec().spec_id:
+            bad(f"REG_TMEM SPEC_ID {ti['SPEC_ID']:#x} != {spec.ternary_memory_spec().spec_id:#x}")
+        if ti["INJECTED"] != twin.memory.injected:
+            bad(f"REG_TMEM INJECTED {ti['INJECTED']} != twin {twin.memory.injected}")
+        rep.compared["counters"] += 2
     if "readback_initial" in result:
         check_weights("initial read-back", result["readback_initial"])
+        pcsa += w_elems
     if "dump_initial" in result:
         check_dump("initial", result["dump_initial"])
     if "digest_initial" in result:
         check_digest("initial digest", result["digest_initial"])
+        pcsa += depth
     n_bad = 0
     for n, (it, res) in enumerate(zip(items, result["items"], strict=True)):
         if it.reseed is not None:
@@ -247,6 +299,8 @@ def compare_with_twin(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: 
         else:
             rec = twin.infer(np.asarray(it.x), T=None if T == spec.T1 else T)
         rep.samples += 1
+        if it.kind != "train":  # one PCSA read per bottom-up row word (the top-down words are mirrored copies)
+            pcsa += sum(rec.phases[0].spikes[l] * spec.tiles(l + 1) for l in range(spec.n_layers))
         w = int(res["out"])
         pred, states = w & ((1 << lb) - 1), [(w >> (lb + i * sb)) & ((1 << sb) - 1) for i in range(n_out)]
         rep.compared["preds"] += 1
@@ -267,12 +321,27 @@ def compare_with_twin(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: 
                 bad(f"item {n} ({it.kind}): {k} counter {c[k]} != twin {v}")
         if it.digest or it.dump:
             check_digest(f"item {n} ({it.kind})", res["digest"])
+            pcsa += depth
         if it.dump:
             check_dump(f"item {n} ({it.kind})", res["dump"])
         if it.readback:
             check_weights(f"item {n} ({it.kind})", res["readback"])
+            pcsa += w_elems
     if result["end"]["AER_BAD"] != n_bad:
         bad(f"REG_AER_BAD {result['end']['AER_BAD']} != {n_bad} events sent for neurons that do not exist")
     if result["end"]["SAMPLES"] != len(items):
         bad(f"REG_SAMPLES {result['end']['SAMPLES']} != {len(items)}")
+    if ternary:
+        te = result["tmem_end"]
+        rep.compared["counters"] += 2
+        # a block read-back senses every word once, and again each cycle its wdump beat is stalled (so the
+        # count of its reads depends on the host's back-pressure): at least ``depth`` reads each, not counted
+        # in the exact total
+        dr = [int(v) for v in result.get("dump_reads", [])]
+        if any(v < depth for v in dr):
+            bad(f"REG_TMEM READS during a block read-back {dr} < {depth} words")
+        if te["READS"] - sum(dr) != pcsa - depth * len(dr):
+            bad(f"REG_TMEM READS {te['READS']} (block read-backs {dr}) != {pcsa} PCSA reads the job made")
+        if te["INJECTED"] != twin.memory.injected:
+            bad(f"REG_TMEM INJECTED at the end {te['INJECTED']} != twin {twin.memory.injected}")
     return rep

@@ -38,6 +38,10 @@ async def eqspike(dut):
     wcmd = StreamSource(dut, "wcmd", seed=seed + 3, idle_prob=idle)
     wrsp = StreamSink(dut, "wrsp", seed=seed + 4, stall_prob=stall)
     wdump = StreamSink(dut, "wdump", seed=seed + 5, stall_prob=stall) if job.get("dump_words") else None
+    tjob = job.get("ternary")  # a ternary core: cells programmed on tcmd, raw cells read on trsp
+    if tjob:
+        tcmd = StreamSource(dut, "tcmd", seed=seed + 6, idle_prob=idle)
+        trsp = StreamSink(dut, "trsp", seed=seed + 7, stall_prob=stall)
     await reset(dut)
     c = job["regs"]
     result: dict = {"spec_id": await regs.read(c["SPEC_ID"])}
@@ -54,6 +58,10 @@ async def eqspike(dut):
         def __exit__(self, *exc):
             phase_s[self.kind] += time.time() - self.t
 
+    async def read_tmem(name: str) -> int:  # REG_TMEM: select the memory register (nowrite), then read
+        await regs.write(c["TMEM"], tjob["tmem_select"][name])
+        return await regs.read(c["TMEM"])
+
     async def readback() -> list[int]:
         cmds = job["readback_cmds"]
         task = cocotb.start_soon(wrsp.recv(len(cmds)))
@@ -69,19 +77,35 @@ async def eqspike(dut):
             pass
         return await regs.read(c["DIGEST"])
 
+    dump_reads: list[int] = []  # ternary: the memory's PCSA reads (REG_TMEM READS) during each block read-back
+
     async def dump() -> tuple[list[int], int]:
         # block read-back: a REG_DUMP write, then one wdump beat per memory word; the same sweep leaves the
         # weight digest in REG_DIGEST
+        r0 = await read_tmem("READS") if tjob else 0
         task = cocotb.start_soon(wdump.recv(job["dump_words"]))
         await regs.write(c["DUMP"], 0)
         beats = await task
         while await regs.read(c["STATUS"]) & 1:
             pass
+        if tjob:
+            dump_reads.append(await read_tmem("READS") - r0)
         return beats, await regs.read(c["DIGEST"])
 
     progress["where"] = "loading weights"
     with _timed("load"):
+        if tjob:
+            for a, v in tjob["tmem_writes"]:  # the memory's fault registers through the window
+                await regs.write(a, v)
+            await tcmd.send(tjob["program"])
         await wcmd.send(job["load"])
+    if tjob:
+        progress["where"] = "ternary cell read-back"
+        with _timed("readbacks"):
+            task = cocotb.start_soon(trsp.recv(len(tjob["cell_reads"])))
+            await tcmd.send(tjob["cell_reads"])
+            result["cells"] = await task
+        result["tmem_initial"] = {k: await read_tmem(k) for k in ("INJECTED", "SPEC_ID")}
     if job.get("readback_initial"):
         progress["where"] = "initial read-back"
         with _timed("readbacks"):
@@ -114,6 +138,9 @@ async def eqspike(dut):
                 res["readback"] = await readback()
         items.append(res)
     res_regs = {k: await regs.read(c[k]) for k in ("SAMPLES", "AER_BAD", "STATUS")}
+    if tjob:
+        result["tmem_end"] = {k: await read_tmem(k) for k in ("INJECTED", "READS")}
+        result["dump_reads"] = dump_reads
     await RisingEdge(dut.clk)
     result.update(items=items, end=res_regs, wall_s=time.time() - t0, sim_time_ns=get_sim_time(unit="ns"),
                   phase_s=phase_s)

@@ -90,3 +90,85 @@ def test_verilog_matches_twin(name, simulator):
     beats[len(beats) // 2] ^= 1
     rep_dump = compare_with_twin(spec, weights, items, result, simulator)
     assert any(f"item {n_last} (train): block read-back" in m for m in rep_dump.mismatches), rep_dump.mismatches
+
+
+TERNARY_CASES = {
+    # static adjacent faults while programming (stored cells differ from the written ones), P dividing no layer
+    "20-12-5-P4-static-adjacent": (dict(layers=(20, 12, 5), lanes=4, weight_frac=(3, 2)), "adjacent"),
+    # three connections (two top-down copies), odd P, no faults
+    "24-9-7-4-P3-no-faults": (dict(layers=(24, 9, 7, 4), lanes=3, weight_frac=(1, 1, 1)), None),
+}
+
+
+def ternary_scenario(spec: EqSpikeSpec, seed: int) -> list[Item]:
+    rng = np.random.default_rng(seed)
+    n0 = spec.layers[0]
+
+    def x():
+        return rng.integers(0, spec.input_scale + 1, size=n0)
+
+    def aer(T, **kw):
+        steps = [sorted(rng.choice(n0, size=int(rng.integers(0, n0 // 2 + 1)), replace=False).tolist())
+                 for _ in range(T)]
+        return Item("aer", steps=steps, bad=[rng.integers(n0, 1 << 16, size=int(rng.integers(0, 2))).tolist()
+                                             for _ in range(T)], **kw)
+
+    return [Item("infer", x(), readback=True), Item("infer", x(), T=5, dump=True), aer(spec.T1, digest=True),
+            aer(6), Item("infer", x(), reseed=0x1234ABCD), Item("infer", x(), readback=True, dump=True)]
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("simulator", SIMS)
+@pytest.mark.parametrize("name", sorted(TERNARY_CASES))
+def test_ternary_verilog_matches_twin(name, simulator):
+    """weight_kind="ternary": the cells programmed on ``tcmd`` (random idle cycles) after the fault registers
+    written through ``REG_TMEM``, the biases on ``wcmd``; the raw cells read on ``tcmd``/``trsp`` (random
+    stalls), REG_TMEM's INJECTED / SPEC_ID / READS, predictions, output states, counters, element and block
+    read-backs and digests == the ternary twin with the same static faults."""
+    from test_eqspike_core_ternary import ternary_weights  # tests/ is on sys.path
+
+    from golden.eqspike.ternary import configure_faults
+    from spec.ternary import ctrl_value
+
+    kw, kind = TERNARY_CASES[name]
+    spec = EqSpikeSpec(training=False, T1=8, weight_kind="ternary", weight_bits=(2,),
+                       fault_injection=kind is not None, **kw)
+    seed = zlib.crc32(name.encode()) % 1000
+    w = ternary_weights(spec, seed)
+    items = ternary_scenario(spec, seed)
+    twin, faults = EqSpikeTwin(spec, w), None
+    if kind is not None:
+        info = configure_faults(twin, w, 0.2, "static", kind, seed=7)
+        assert info["injected"] > 0
+        faults = (ctrl_value("static", kind), info["rate_zero"], info["rate_nonzero"], 7)
+        assert any(not np.array_equal(twin.weights[k], w[k]) for k in w if k.startswith("w"))  # faults stored
+    result = run_eqspike(spec, w, items, simulator, seed=seed, idle_prob=0.3, stall_prob=0.3,
+                         timeout_ns=200_000_000, dump_initial=True, faults=faults)
+    rep = compare_with_twin(spec, w, items, result, simulator, twin=twin)
+    assert rep.mismatches == []
+    assert rep.samples == len(items) and rep.compared["cells"] == 1
+    assert rep.compared["dumps"] == 3 and rep.compared["digests"] == 4
+    assert rep.compared["weight_arrays"] == (3 + 3) * 2 * spec.n_layers  # element: load + 2 items, block: 3
+    # events for neurons that do not exist (STATUS bit 2); no weight element write refused (bit 3: the
+    # load wrote only biases on wcmd)
+    assert result["end"]["AER_BAD"] > 0 and result["end"]["STATUS"] == 4
+    depth = spec.ternary_memory_spec().depth
+    assert len(result["dump_reads"]) == 3 and all(v >= depth for v in result["dump_reads"])
+    # not vacuous: the faults changed cells (the fixed twin without them disagrees) and a corrupted twin fails
+    if kind is not None:
+        rep_clean = compare_with_twin(spec, w, items, result, simulator)
+        assert any("cells" in m or "INJECTED" in m for m in rep_clean.mismatches), rep_clean.mismatches
+    cells = list(result["cells"])
+    result["cells"][0] ^= 0b11
+    rep_bad = compare_with_twin(spec, w, items, result, simulator, twin=_replay_twin(spec, w, kind))
+    result["cells"] = cells
+    assert any("cells read on tcmd" in m for m in rep_bad.mismatches), rep_bad.mismatches
+
+
+def _replay_twin(spec, w, kind):
+    from golden.eqspike.ternary import configure_faults
+
+    twin = EqSpikeTwin(spec, w)
+    if kind is not None:
+        configure_faults(twin, w, 0.2, "static", kind, seed=7)
+    return twin
