@@ -10,7 +10,10 @@ hashes, ports, memory map, roofline and tool versions.
 ``python -m hdl.build eqspike --spec SPEC [--weights IMAGE] --out DIR`` writes the event-driven EqSpike core
 (:mod:`hdl.eqspike`; spec :class:`spec.eqspike.EqSpikeSpec`, image from ``python -m golden.eqspike.twin_cli
 quantize``/``train``, refused if built for another spec) and a manifest (ports, registers, payloads,
-memories, event roofline).
+memories, event roofline). A ternary spec (``weight_kind = "ternary"``): the manifest lists the cell memory
+``tmem`` and the mirrored ``wdn{l}``, the ``tcmd``/``trsp`` payloads and a ``ternary`` section (the memory's
+spec, the programming rule, the ``REG_TMEM`` register window); with ``--weights`` also ``tcmd.hex``, the
+programming beats (one hex payload a line, address order) a host sends on ``tcmd``.
 
 ``python -m hdl.build galton --spec SPEC --out DIR`` writes the Galton-board emulator
 (:mod:`hdl.galton`), its spec and a manifest (ports, memory map, registers, random-bit use).
@@ -226,21 +229,40 @@ def build_eqspike(spec_path: Path, out: Path, weights: Path | None = None, name:
     text = verilog.convert(core, name=name, emit_src=False)
     files = {f"{name}.v": text.encode(), "spec.toml": spec.to_toml().encode()}
     L, P = spec.n_layers, spec.lanes
-    memories = {f"wup{l}": {"words": spec.layers[l] * spec.tiles(l + 1), "bits": P * spec.weight_bits[l],
-                            "layout": f"w{l} pre-major: row j = presynaptic neuron j, words of P postsynaptic"}
-                for l in range(L)}
+    ternary = spec.weight_kind == "ternary"
+    if ternary:  # the cells of every w{l} in one TernaryWeightMemory (docs/eqspike.md §9)
+        ms = spec.ternary_memory_spec()
+        memories = {"tmem": {"words": ms.depth, "bits": ms.word_bits,
+                             "layout": "w{l} cells pre-major from ternary_base(l): word ternary_base(l) + j*T + t = "
+                                       "presynaptic neuron j, post tile t (T = tiles(l + 1)), P cells of 2 bits "
+                                       "(spec.ternary.pack_cells)",
+                             "connections": {f"w{l}": {"base": spec.ternary_base(l),
+                                                       "words": spec.layers[l] * spec.tiles(l + 1)}
+                                             for l in range(L)}}}
+    else:
+        memories = {f"wup{l}": {"words": spec.layers[l] * spec.tiles(l + 1), "bits": P * spec.weight_bits[l],
+                                "layout": f"w{l} pre-major: row j = presynaptic neuron j, words of P postsynaptic"}
+                    for l in range(L)}
     memories.update({f"wdn{l}": {"words": spec.layers[l + 1] * spec.tiles(l), "bits": P * spec.weight_bits[l],
-                                 "layout": f"w{l} post-major (top-down copy): row i = postsynaptic neuron i"}
+                                 "layout": f"w{l} post-major (top-down copy): row i = postsynaptic neuron i"
+                                           + ("; mirrors the stored cells of every tcmd write of a w{l} word "
+                                              "(P cycles), not written on wcmd" if ternary else "")}
                      for l in range(1, L)})
+    payloads = {"wcmd": eq.wcmd_fields(spec), "aer": {"addr": eq.aer_addr_bits(spec), "last": 1},
+                "inp": {"pixels": [P, spec.input_bits], "label": core.label_bits},
+                "out": {"pred": core.label_bits, "states": [spec.layers[-1], spec.state_bits]}}
+    extra = {}
+    if ternary:
+        payloads.update(tcmd=eq.tcmd_fields(spec), trsp={"data": ms.word_bits})
+        extra["ternary"] = eqspike_ternary_manifest(spec, w)
+        if w is not None:
+            files["tcmd.hex"] = tcmd_hex(spec, w)
     manifest = {
         "format": BUILD_FORMAT, "design": "eqspike", "top": name, "spec": spec.to_dict(), "spec_digest": spec.digest(),
         "spec_id": spec.spec_id, "inputs": inputs,
         "outputs": {f: {"sha256": _sha256(d), "bytes": len(d)} for f, d in files.items()},
-        "ports": port_list(core), "registers": eq.REGISTERS, "payloads": {
-            "wcmd": eq.wcmd_fields(spec), "aer": {"addr": eq.aer_addr_bits(spec), "last": 1},
-            "inp": {"pixels": [P, spec.input_bits], "label": core.label_bits},
-            "out": {"pred": core.label_bits, "states": [spec.layers[-1], spec.state_bits]}},
-        "weight_memories": memories,
+        "ports": port_list(core), "registers": eq.REGISTERS, "payloads": payloads,
+        "weight_memories": memories, **extra,
         "roofline": {"words_per_spike": {str(l): (spec.tiles(l + 1) if l < L else 0) + (spec.tiles(l - 1) if l >= 2
                                                                                         else 0)
                                          for l in range(L + 1)},
@@ -248,6 +270,54 @@ def build_eqspike(spec_path: Path, out: Path, weights: Path | None = None, name:
         "tools": tool_versions(),
     }
     return _write_build(out, files, manifest, force=force)
+
+
+def tcmd_hex(spec, weights: dict) -> bytes:
+    """The ``tcmd`` programming image of a ternary EqSpike core: one write beat per memory word in address order
+    (:func:`hdl.eqspike.tcmd_beats`), each the payload (:func:`hdl.eqspike.tcmd_fields`, field 0 at bit 0) as
+    hex, one line a beat."""
+    from . import eqspike as eq
+
+    fields = eq.tcmd_fields(spec)
+    digits = (sum(fields.values()) + 3) // 4
+    lines = []
+    for b in eq.tcmd_beats(spec, weights):
+        word, at = 0, 0
+        for k, n in fields.items():
+            word |= (int(b[k]) & ((1 << n) - 1)) << at
+            at += n
+        lines.append(f"{word:0{digits}x}\n")
+    return "".join(lines).encode()
+
+
+def eqspike_ternary_manifest(spec, weights: dict | None) -> dict:
+    """The manifest's ``ternary`` section of a ternary EqSpike core: the cell memory (its spec and SPEC_ID),
+    how a host programs it (``tcmd``; ``tcmd.hex`` when built with weights) and the ``REG_TMEM`` window."""
+    from spec import ternary as tm
+
+    from . import eqspike as eq
+
+    ms = spec.ternary_memory_spec()
+    fields = eq.tcmd_fields(spec)
+    return {
+        "memory": {"spec": ms.to_dict(), "spec_id": ms.spec_id, "depth": ms.depth, "word_bits": ms.word_bits,
+                   "cells": {"zero": tm.CELL_ZERO, "plus": tm.CELL_PLUS, "minus": tm.CELL_MINUS,
+                             "illegal": tm.CELL_ILLEGAL}},
+        "program": {"port": "tcmd", "fields": fields, "payload_bits": sum(fields.values()), "beats": ms.depth,
+                    "file": "tcmd.hex" if weights is not None else None,
+                    "rule": "a write beat (write = 1) per memory word, in address order (static faults are drawn "
+                            "per word in this order, as the twin's program); j_word, j_lane = divmod(j, P) and t: the "
+                            "word's presynaptic neuron and post tile (the top-down mirror); a read beat (write = 0, "
+                            "addr) answers the stored cells on trsp. Biases on wcmd; w{l} element writes on wcmd are "
+                            "refused (STATUS bit 3), element reads give the stored values (PCSA)"},
+        "register_window": {"register": eq.REG_TMEM, "write": "a | nowrite << 4 | value << 5",
+                            "nowrite": eq.TMEM_NOWRITE, "value_bits": 27,
+                            "read": "the memory register selected by the last write (nowrite: select only)",
+                            "registers": {k[4:]: v for k, v in vars(tm).items()
+                                          if k.startswith("REG_") and k != "REG_BITS"},
+                            "faults": "set CTRL, RATE_ZERO, RATE_NONZERO, SEED (last), clear INJECTED, then program "
+                                      "(golden.eqspike.ternary.configure_faults)"},
+    }
 
 
 def build_galton(spec_path: Path, out: Path, name: str = "galton", *, force: bool = True) -> dict:

@@ -414,6 +414,8 @@ def test_hdl_build_eqspike(tmp_path):
     text = (tmp_path / "build" / "eqspike_core.v").read_text()
     assert "module eqspike_core" in text and signal_products(text) == []
     assert m["roofline"]["words_per_spike"] == {"0": 2, "1": 1, "2": 2}
+    # the fixed kind's memories; no ternary section or tcmd payload (tests/test_eqspike_core_ternary.py: ternary)
+    assert set(m["weight_memories"]) == {"wup0", "wup1", "wdn1"} and "ternary" not in m and "tcmd" not in m["payloads"]
     assert json.loads((tmp_path / "build" / "manifest.json").read_text())["registers"]["REG_AER_BAD"] == REG_AER_BAD
     stoch = EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=True, encoder="stochastic", state_rounding="stochastic")
     assert signal_products(verilog.convert(EqSpikeCore(stoch), name="x", emit_src=False)) == []

@@ -286,3 +286,84 @@ def test_ternary_block_readback_and_digest_match_twin():
     for k in w:
         assert np.array_equal(back[k], stored[k]), k
     assert got["digest"] == twin.digest()
+
+
+def test_hdl_build_ternary_manifest_and_tcmd_image(tmp_path):
+    """python -m hdl.build eqspike for a ternary spec: the manifest lists the cell memory (not wup{l}) and the
+    mirrored wdn{l}, the tcmd/trsp payloads, the REG_TMEM window and the programming rule; with --weights it
+    writes tcmd.hex (one beat a line, hashed in the manifest). A host that only reads the manifest and
+    tcmd.hex programs a core built without weights, after static faults set through the window as the
+    manifest says: raw cells, injected count and inference == the twin with the same faults."""
+    from golden.eqspike.image import write_image
+    from hdl.build import load_build_manifest, main
+
+    spec = make_spec("24-9-7-4-P3", fault_injection=True)
+    w = ternary_weights(spec, 8)
+    (tmp_path / "spec.toml").write_text(spec.to_toml())
+    write_image(tmp_path / "img", spec, w)
+    assert main(["eqspike", "--spec", str(tmp_path / "spec.toml"), "--weights", str(tmp_path / "img"),
+                 "--out", str(tmp_path / "build")]) == 0
+    m = load_build_manifest(tmp_path / "build")  # checks every output's hash, tcmd.hex included
+    ms = spec.ternary_memory_spec()
+    L = spec.n_layers
+    assert set(m["weight_memories"]) == {"tmem"} | {f"wdn{l}" for l in range(1, L)}
+    tmem = m["weight_memories"]["tmem"]
+    assert tmem["words"] == ms.depth and tmem["bits"] == ms.word_bits == 2 * spec.lanes
+    assert tmem["connections"] == {f"w{l}": {"base": spec.ternary_base(l), "words": spec.layers[l] * spec.tiles(l + 1)}
+                                   for l in range(L)}
+    assert m["payloads"]["tcmd"] == tcmd_fields(spec) and m["payloads"]["trsp"] == {"data": ms.word_bits}
+    t = m["ternary"]
+    assert t["memory"]["spec_id"] == ms.spec_id and t["memory"]["depth"] == ms.depth
+    win = t["register_window"]
+    assert win["register"] == REG_TMEM == m["registers"]["REG_TMEM"] and win["nowrite"] == TMEM_NOWRITE
+    assert {k: win["registers"][k] for k in ("CTRL", "RATE_ZERO", "RATE_NONZERO", "SEED", "INJECTED", "READS")} == {
+        "CTRL": tm.REG_CTRL, "RATE_ZERO": tm.REG_RATE_ZERO, "RATE_NONZERO": tm.REG_RATE_NONZERO, "SEED": tm.REG_SEED,
+        "INJECTED": tm.REG_INJECTED, "READS": tm.REG_READS}
+    prog = t["program"]
+    assert prog["file"] == "tcmd.hex" and prog["beats"] == ms.depth and prog["fields"] == tcmd_fields(spec)
+    lines = (tmp_path / "build" / "tcmd.hex").read_text().split()
+    beats = [int(v, 16) for v in lines]
+    tf = tcmd_fields(spec)
+    assert beats == [pack([(b[k], n) for k, n in tf.items()]) for b in tcmd_beats(spec, w)]
+    assert max(beats) < 1 << prog["payload_bits"] and len({len(v) for v in lines}) == 1
+    # a build without weights: the same description, no programming image
+    assert main(["eqspike", "--spec", str(tmp_path / "spec.toml"), "--out", str(tmp_path / "b2")]) == 0
+    m2 = load_build_manifest(tmp_path / "b2")
+    assert m2["ternary"]["program"]["file"] is None and not (tmp_path / "b2" / "tcmd.hex").exists()
+    assert m2["weight_memories"] == m["weight_memories"] and m2["payloads"] == m["payloads"]
+
+    # a host: faults through the window, then the beats of tcmd.hex, then the biases
+    twin = EqSpikeTwin(spec, w)
+    info = configure_faults(twin, w, 0.2, "static", "flip", seed=5)
+    assert info["injected"] > 0
+    regs = win["registers"]
+    writes = [(regs["CTRL"], ctrl_value("static", "flip")), (regs["RATE_ZERO"], info["rate_zero"]),
+              (regs["RATE_NONZERO"], info["rate_nonzero"]), (regs["SEED"], 5), (regs["INJECTED"], 0)]
+    dut = EqSpikeCore(spec)
+    xs = sample_inputs(spec, 3, 8)
+    got: dict = {"samples": []}
+
+    async def bench(ctx):
+        host = TernaryHost(dut, spec, seed=2, idle_prob=0.2, stall_prob=0.2)
+        for a, v in writes:
+            await host.write_reg(ctx, win["register"], a | v << 5)
+        for b in beats:
+            await host.put(ctx, dut.tcmd, b)
+        for l in range(L):
+            for i in range(spec.layers[l + 1]):
+                await host.write_element(ctx, L + l, i, 0, int(w[f"b{l}"][i]))
+        got["injected"] = await host.read_tmem(ctx, regs["INJECTED"])
+        got["cells"] = [await host.read_cells(ctx, a) for a in range(ms.depth)]
+        for x in xs:
+            await host.send_pixels(ctx, x.tolist())
+            got["samples"].append(await host.recv_result(ctx))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got["injected"] == info["injected"]
+    assert got["cells"] == [int(sum(int(c) << (2 * i) for i, c in enumerate(row))) for row in twin.memory.cells]
+    for x, (pred, states) in zip(xs, got["samples"], strict=True):
+        rec = twin.infer(x)
+        assert pred == rec.pred and states == rec.phases[0].s[-1][0].tolist()
