@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from spec.eqspike import EqSpikeSpec
 
-from .common import lanes, one_net
+from .common import check_spec, lanes, one_net
 
 
 class Accumulate(wiring.Component):
@@ -26,10 +26,7 @@ class Accumulate(wiring.Component):
     """
 
     def __init__(self, spec: EqSpikeSpec, k: int):
-        if not isinstance(spec, EqSpikeSpec):
-            raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
-        if not 1 <= k <= spec.n_layers:
-            raise ValueError(f"k must be in 1 … {spec.n_layers}, not {k}")
+        check_spec(spec, k)
         self.spec, self.k, self.has_dn = spec, k, k < spec.n_layers
         P, ab = spec.lanes, spec.acc_bits(k)
         members = {"acc": In(P * ab), "up": In(P * spec.weight_bits[k - 1]), "acc_next": Out(P * ab)}

@@ -1,11 +1,20 @@
-"""Arithmetic helpers shared by the EqSpike core's parts (no state, no ports): the core's rounding,
+"""Helpers shared by the EqSpike core's parts (no state, no ports): the constructors' spec check, the core's rounding,
 constant products, the lowest set bit of a mask, lane slices and named signals."""
 
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, Value
 
+from spec.eqspike import EqSpikeSpec
 from spec.fixed import ROUNDINGS
+
+
+def check_spec(spec, k: int | None = None) -> None:
+    """A part's constructor check: ``spec`` an :class:`EqSpikeSpec` and, when given, ``k`` a layer 1 … L."""
+    if not isinstance(spec, EqSpikeSpec):
+        raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
+    if k is not None and not 1 <= k <= spec.n_layers:
+        raise ValueError(f"k must be in 1 … {spec.n_layers}, not {k}")
 
 
 def ubits(n: int) -> int:

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from spec.eqspike import PRNG_WIDTH, EqSpikeSpec
 
-from .common import const_mul, lanes, named, one_net, ubits, valid_lane
+from .common import check_spec, const_mul, lanes, named, one_net, ubits, valid_lane
 
 
 class Encoders(wiring.Component):
@@ -26,8 +26,7 @@ class Encoders(wiring.Component):
     """
 
     def __init__(self, spec: EqSpikeSpec, layer: int):
-        if not isinstance(spec, EqSpikeSpec):
-            raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
+        check_spec(spec)
         if not 0 <= layer <= spec.n_layers:
             raise ValueError(f"layer must be in 0 … {spec.n_layers}, not {layer}")
         self.spec, self.layer = spec, layer

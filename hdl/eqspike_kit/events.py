@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from spec.eqspike import EqSpikeSpec
 
-from .common import const_mul, lowest_bit, ubits
+from .common import check_spec, const_mul, lowest_bit, ubits
 
 
 def aer_addr_bits(spec: EqSpikeSpec) -> int:
@@ -36,8 +36,7 @@ class EventQueue(wiring.Component):
     """
 
     def __init__(self, spec: EqSpikeSpec):
-        if not isinstance(spec, EqSpikeSpec):
-            raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
+        check_spec(spec)
         self.spec = spec
         L, P, DB = spec.n_layers, spec.lanes, spec.trace_frac + 2
         T = [spec.tiles(k) for k in range(L + 1)]

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from spec.eqspike import EqSpikeSpec
 
-from .common import const_mul
+from .common import check_spec, const_mul
 
 
 class EventIssue(wiring.Component):
@@ -33,8 +33,7 @@ class EventIssue(wiring.Component):
     """
 
     def __init__(self, spec: EqSpikeSpec):
-        if not isinstance(spec, EqSpikeSpec):
-            raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
+        check_spec(spec)
         self.spec = spec
         L, P, N, DB = spec.n_layers, spec.lanes, spec.layers, spec.trace_frac + 2
         T = max(spec.tiles(k) for k in range(L + 1))

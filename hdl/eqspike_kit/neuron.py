@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from spec.eqspike import PRNG_WIDTH, EqSpikeSpec
 
 from ..fixed import saturate
-from .common import const_mul, lanes, named, one_net, round_shift, ubits
+from .common import check_spec, const_mul, lanes, named, one_net, round_shift, ubits
 
 
 class NeuronUpdate(wiring.Component):
@@ -27,10 +27,7 @@ class NeuronUpdate(wiring.Component):
     """
 
     def __init__(self, spec: EqSpikeSpec, k: int):
-        if not isinstance(spec, EqSpikeSpec):
-            raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
-        if not 1 <= k <= spec.n_layers:
-            raise ValueError(f"k must be in 1 … {spec.n_layers}, not {k}")
+        check_spec(spec, k)
         self.spec, self.k = spec, k
         self.nudge = spec.training and k == spec.n_layers
         P = spec.lanes

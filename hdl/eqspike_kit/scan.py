@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from spec.eqspike import EqSpikeSpec
 
-from .common import lanes, ubits
+from .common import check_spec, lanes, ubits
 
 
 class OutputScan(wiring.Component):
@@ -26,8 +26,7 @@ class OutputScan(wiring.Component):
     """
 
     def __init__(self, spec: EqSpikeSpec):
-        if not isinstance(spec, EqSpikeSpec):
-            raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
+        check_spec(spec)
         self.spec = spec
         L, P, SB = spec.n_layers, spec.lanes, spec.state_bits
         super().__init__({

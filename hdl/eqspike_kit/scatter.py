@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from spec.eqspike import EqSpikeSpec
 
-from .common import const_mul, named
+from .common import check_spec, const_mul, named
 
 
 class Scatter(wiring.Component):
@@ -27,8 +27,7 @@ class Scatter(wiring.Component):
     """
 
     def __init__(self, spec: EqSpikeSpec):
-        if not isinstance(spec, EqSpikeSpec):
-            raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
+        check_spec(spec)
         self.spec = spec
         L, P = spec.n_layers, spec.lanes
         T = max(spec.tiles(k) for k in range(L + 1))

@@ -11,6 +11,8 @@ from amaranth.lib.wiring import In, Out
 
 from spec.eqspike import EqSpikeSpec
 
+from .common import check_spec
+
 
 class EqSpikeSequencer(wiring.Component):
     """The passes of a sample, and the word sweep (``lay``, ``wrd``) of each.
@@ -34,8 +36,7 @@ class EqSpikeSequencer(wiring.Component):
     """
 
     def __init__(self, spec: EqSpikeSpec):
-        if not isinstance(spec, EqSpikeSpec):
-            raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
+        check_spec(spec)
         self.spec = spec
         L, sb = spec.n_layers, spec.step_bits
         T = max(spec.tiles(k) for k in range(L + 1))

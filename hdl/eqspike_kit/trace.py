@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from spec.eqspike import EqSpikeSpec
 
 from ..fixed import saturate
-from .common import lanes, named, one_net, round_shift
+from .common import check_spec, lanes, named, one_net, round_shift
 
 
 class TraceFilter(wiring.Component):
@@ -25,8 +25,7 @@ class TraceFilter(wiring.Component):
     """
 
     def __init__(self, spec: EqSpikeSpec):
-        if not isinstance(spec, EqSpikeSpec):
-            raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
+        check_spec(spec)
         self.spec = spec
         P, TRB, DB = spec.lanes, spec.trace_frac + 1, spec.trace_frac + 2
         members = {"mask": In(P), "d": Out(P * DB)}

@@ -13,7 +13,7 @@ from amaranth.utils import ceil_log2
 
 from spec.eqspike import DIGEST_ADD, DIGEST_LANE_ROT, DIGEST_ROT, EqSpikeSpec
 
-from .common import const_mul, lanes, named, ubits
+from .common import check_spec, const_mul, lanes, named, ubits
 
 
 def wcmd_fields(spec: EqSpikeSpec) -> dict[str, int]:
@@ -49,8 +49,7 @@ class WeightPort(wiring.Component):
     """
 
     def __init__(self, spec: EqSpikeSpec, *, dump: bool = False):
-        if not isinstance(spec, EqSpikeSpec):
-            raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
+        check_spec(spec)
         self.spec, self.dump = spec, bool(dump)
         L, P, N = spec.n_layers, spec.lanes, spec.layers
         T = [spec.tiles(k) for k in range(L + 1)]
