@@ -15,10 +15,20 @@
    ``wcmd``/``wrsp`` (the host link's path, 25,450 beats at the default net) every N steps and after the
    last (default 0: never; tests/test_eqspike_cocotb.py checks that path on small nets).
 
+Ternary weights (``weight_kind="ternary"``, docs/eqspike.md §9): ``--weight-kind ternary`` (random ternary
+weights: the random fixed-point init's signs where |w| > 0.7·mean|w|) or a ternary ``--image``; the cells
+are programmed on ``tcmd`` (stalled like every stream), the raw cells read back on ``tcmd``/``trsp`` and
+compared with the twin's stored cells, the memory's REG_TMEM counters too; ``--fault-rate P`` (with
+``fault_injection``) sets static adjacent faults through ``REG_TMEM`` before programming and the twin the same
+(:func:`golden.eqspike.ternary.configure_faults`). The training check is the fixed-point core's (ternary
+training is not in the RTL); ``--train-steps 0`` skips it.
+
 Reports mismatches (must be 0), wall time per simulator (build excluded) and the Verilator/Icarus
 speed ratio on the same checks, as JSON and Markdown under ``--out``.
 
     python bench/eqspike_rtl_check.py --data-dir ../shared/data
+    python bench/eqspike_rtl_check.py --data-dir ../shared/data --weight-kind ternary --fault-rate 0.05 \
+        --images 200 --train-steps 0 --simulators verilator
 """
 
 from __future__ import annotations
@@ -38,7 +48,10 @@ from golden.clierr import ArgumentParser, CLIError, cli_main  # noqa: E402
 def markdown(report: dict) -> str:
     lines = ["# EqSpike RTL == twin (cocotb)", "",
              f"inference net {report['inference_net']}, training net {report['training_net']}, lanes "
-             f"{report['lanes']}, T1 {report['T1']}, T2 {report['T2']}, stall probability {report['stall_prob']}", "",
+             f"{report['lanes']}, T1 {report['T1']}, T2 {report['T2']}, stall probability {report['stall_prob']}, "
+             f"inference weights {report.get('weight_kind', 'fixed')}"
+             + (f" (static adjacent faults p = {report['fault_rate']}: {report['injected_faults']} cells changed)"
+                if report.get("fault_rate") is not None else ""), "",
              "| simulator | images | inference mismatches | inference s | training steps | weight digests compared "
              "| block read-backs | weight arrays compared | training mismatches | training s | build s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -62,7 +75,13 @@ def main(argv: list[str] | None = None) -> int:
                    "weights on a 784-HIDDEN-10 core)")
     p.add_argument("--data-dir", help="data root (default $EPFORGE_DATA or ~/.cache/epforge/data)")
     p.add_argument("--images", type=int, default=1000, help="test images for the inference check (default 1000)")
-    p.add_argument("--train-steps", type=int, default=100, help="on-chip training steps (default 100)")
+    p.add_argument("--train-steps", type=int, default=100, help="on-chip training steps (default 100; 0: no "
+                   "training check)")
+    p.add_argument("--weight-kind", choices=["fixed", "ternary"], default="fixed",
+                   help="weight kind of the random inference net (default fixed; --image: the image's)")
+    p.add_argument("--fault-rate", type=float, metavar="P", help="ternary with fault_injection: static adjacent "
+                   "faults of mean rate P drawn while programming (REG_TMEM; the twin the same)")
+    p.add_argument("--fault-seed", type=int, default=7, help="the memory PRNG's seed for --fault-rate (default 7)")
     p.add_argument("--dump-every", type=int, default=1,
                    help="block read-back (wdump: one beat per memory word, 1,603 at the default net) every N "
                         "training steps and after the last (default 1: every step); other steps compare the digest")
@@ -80,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "bench/results/eqspike_rtl_check",
                    help="output folder for report.json and report.md (default bench/results/eqspike_rtl_check)")
     args = p.parse_args(argv)
-    for name in ("images", "train_steps", "dump_every", "hidden", "lanes", "T1", "T2"):
+    if args.train_steps < 0:
+        p.error(f"--train-steps must be 0 (no training check) or a positive integer, not {args.train_steps}")
+    if args.fault_rate is not None and not 0 <= args.fault_rate < 1:
+        p.error(f"--fault-rate must be a probability in [0, 1), not {args.fault_rate}")
+    for name in ("images", "dump_every", "hidden", "lanes", "T1", "T2"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be a positive integer, not {getattr(args, name)}")
     if args.readback_every < 0:
@@ -94,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from golden.eqspike.image import load_image
     from golden.eqspike.twin import init_weights
     from golden.train import atomic_write_bytes
-    from sim.eqspike import Item, compare_with_twin, eqspike_verilog, run_eqspike
+    from sim.eqspike import Item, Report, compare_with_twin, eqspike_verilog, run_eqspike
     from sim.runner import build
     from spec.eqspike import EqSpikeSpec
 
@@ -105,9 +128,34 @@ def main(argv: list[str] | None = None) -> int:
         if spec.layers[0] != 784:  # checked before the (slow) RTL build
             raise CLIError(f"--image {args.image}: the image's core has {spec.layers[0]} inputs "
                            f"({'-'.join(map(str, spec.layers))}); this check feeds MNIST images of 784 pixels")
+    elif args.weight_kind == "ternary":
+        spec = EqSpikeSpec(layers=(784, args.hidden, 10), lanes=args.lanes, training=False, T1=args.T1,
+                           weight_kind="ternary", weight_bits=(2,), weight_frac=(3,),
+                           fault_injection=args.fault_rate is not None)
+        fw = init_weights(EqSpikeSpec(layers=(784, args.hidden, 10), lanes=args.lanes, training=False, T1=args.T1),
+                          seed=args.seed, scale=3.0)
+        weights = {k: v for k, v in fw.items() if k.startswith("b")}
+        for l in range(spec.n_layers):
+            w = fw[f"w{l}"]
+            weights[f"w{l}"] = (np.sign(w) * (np.abs(w) > 0.7 * np.abs(w).mean())).astype(np.int64)
     else:
         spec = EqSpikeSpec(layers=(784, args.hidden, 10), lanes=args.lanes, training=False, T1=args.T1)
         weights = init_weights(spec, seed=args.seed, scale=3.0)
+    faults, twin_factory = None, None
+    if args.fault_rate is not None:
+        if spec.weight_kind != "ternary" or not spec.fault_injection:
+            raise CLIError("--fault-rate needs a ternary core with fault_injection (--weight-kind ternary, or a "
+                           "ternary --image whose spec has fault_injection = true)")
+        from golden.eqspike.ternary import configure_faults
+        from golden.eqspike.twin import EqSpikeTwin
+        from spec.ternary import ctrl_value
+
+        def twin_factory():
+            twin = EqSpikeTwin(spec, weights)
+            return twin, configure_faults(twin, weights, args.fault_rate, "static", "adjacent", seed=args.fault_seed)
+
+        info = twin_factory()[1]
+        faults = (ctrl_value("static", "adjacent"), info["rate_zero"], info["rate_nonzero"], args.fault_seed)
     tspec = EqSpikeSpec(layers=(784, args.hidden, 10), lanes=args.lanes, training=True, T1=args.T1, T2=args.T2,
                         lr_shift=(4,))
     tw = init_weights(tspec, seed=args.seed, scale=3.0)
@@ -123,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                readback=args.readback_every > 0 and ((n + 1) % args.readback_every == 0 or n == last))
           for n, (x, y) in enumerate(zip(xt, yt, strict=True))]
     report = {"bench": "eqspike_rtl_check", "image": str(args.image) if args.image else None,
+              "weight_kind": spec.weight_kind, "fault_rate": args.fault_rate,
+              "injected_faults": None if faults is None else info["injected"],
               "inference_net": "-".join(map(str, spec.layers)), "training_net": "-".join(map(str, tspec.layers)),
               "lanes": spec.lanes, "dump_every": args.dump_every, "readback_every": args.readback_every,
               "T1": tspec.T1, "T2": tspec.T2,
@@ -131,23 +181,28 @@ def main(argv: list[str] | None = None) -> int:
               "results": {}}
     # the inference core without the dump port (its Verilog is the boards' and hdl.build's), the training
     # core with it
-    vi, vt = eqspike_verilog(spec, dump=False), eqspike_verilog(tspec)
+    vi, vt = eqspike_verilog(spec, dump=False), eqspike_verilog(tspec) if tr else None
     for sim in args.simulators:
         t0 = time.time()
         build(vi, "eqspike_core", sim)
-        build(vt, "eqspike_core", sim)
+        if tr:
+            build(vt, "eqspike_core", sim)
         build_s = time.time() - t0
         t0 = time.time()
         res = run_eqspike(spec, weights, inf, sim, seed=args.seed, idle_prob=args.stall, stall_prob=args.stall,
-                          verilog=vi, readback_initial=False, digest_initial=True)
+                          verilog=vi, readback_initial=False, digest_initial=True, faults=faults)
         inf_s = time.time() - t0
-        rep_i = compare_with_twin(spec, weights, inf, res, sim)
+        rep_i = compare_with_twin(spec, weights, inf, res, sim,
+                                  twin=twin_factory()[0] if twin_factory is not None else None)
         acc = float((np.array([int(r["out"]) & 15 for r in res["items"]]) == yi).mean())
         t0 = time.time()
-        res_t = run_eqspike(tspec, tw, tr, sim, seed=args.seed, idle_prob=args.stall, stall_prob=args.stall,
-                            verilog=vt, readback_initial=False, dump_initial=True)
+        if tr:
+            res_t = run_eqspike(tspec, tw, tr, sim, seed=args.seed, idle_prob=args.stall, stall_prob=args.stall,
+                                verilog=vt, readback_initial=False, dump_initial=True)
+            rep_t = compare_with_twin(tspec, tw, tr, res_t, sim)
+        else:  # --train-steps 0
+            res_t, rep_t = {}, Report(sim)
         tr_s = time.time() - t0
-        rep_t = compare_with_twin(tspec, tw, tr, res_t, sim)
         report["results"][sim] = {
             "build_s": build_s, "inference_s": inf_s, "training_s": tr_s,
             "bench_phase_s": {"inference": res.get("phase_s"), "training": res_t.get("phase_s")},
@@ -162,11 +217,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(rep_t.mismatches)} mismatches, {tr_s:.1f} s | build {build_s:.0f} s", flush=True)
     r = report["results"]
     if "icarus" in r and "verilator" in r:
-        for k in ("inference", "training"):
+        for k in ("inference", "training") if tr else ("inference",):
             per = {s: r[s][f"{k}_s"] / max(1, r[s][k]["images" if k == "inference" else "steps"]) for s in r}
             report[f"verilator_speedup_{k}"] = per["icarus"] / per["verilator"]
-        print(f"Verilator vs Icarus per sample: inference {report['verilator_speedup_inference']:.1f}x, "
-              f"training {report['verilator_speedup_training']:.1f}x (builds excluded)")
+        print(f"Verilator vs Icarus per sample: inference {report['verilator_speedup_inference']:.1f}x"
+              + (f", training {report['verilator_speedup_training']:.1f}x" if tr else "") + " (builds excluded)")
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / "report.json", json.dumps(report, indent=2).encode())
     atomic_write_bytes(args.out / "report.md", markdown(report).encode())

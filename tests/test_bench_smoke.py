@@ -162,3 +162,12 @@ def test_eqspike_rtl_check_refuses_an_image_of_another_shape(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc != 0 and "16 inputs (16-8-4)" in err and "784" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_eqspike_rtl_check_refuses_faults_on_a_fixed_core(tmp_path, capsys):
+    """bench/eqspike_rtl_check.py: --fault-rate needs a ternary core with fault_injection (refused in one line
+    before the data load and the RTL build)."""
+    rc = _load("eqspike_rtl_check").main(["--fault-rate", "0.1", "--train-steps", "0", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc != 0 and "--fault-rate needs a ternary core" in err
+    assert not (tmp_path / "out").exists()
