@@ -63,6 +63,31 @@ def sweep_cycles(spec: EqSpikeSpec, T: int) -> int:
     return T * (t_all + (t_all - spec.tiles(0)) + 4) + t_all + spec.tiles(L) + 1
 
 
+async def infer_with_counters(host, ctx, x) -> dict:
+    """One pixel sample through the core: its prediction and output states, then the sample's counters."""
+    await host.send_pixels(ctx, x.tolist())
+    pred, states = await host.recv_result(ctx)
+    counters = (("cycles", REG_CYCLES), ("spikes", REG_SPIKES), ("words", REG_WORDS), ("syn", REG_SYN))
+    return {"pred": pred, "states": states, **{k: await host.read_reg(ctx, a) for k, a in counters}}
+
+
+def infer_all(dut, make_host, xs) -> list:
+    """(prediction, output states) of every sample of ``xs``, sent through ``make_host(dut)``."""
+    got: list = []
+
+    async def bench(ctx):
+        host = make_host(dut)
+        for x in xs:
+            await host.send_pixels(ctx, x.tolist())
+            got.append(await host.recv_result(ctx))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
 def run_rtl(spec, weights, xs, *, seed=0, idle=0.0, stall=0.0, T1=None, readback=False):
     dut = EqSpikeCore(spec)
     res: dict = {"samples": []}
@@ -76,12 +101,7 @@ def run_rtl(spec, weights, xs, *, seed=0, idle=0.0, stall=0.0, T1=None, readback
         if T1 is not None:
             await host.write_reg(ctx, REG_T1, T1)
         for x in xs:
-            await host.send_pixels(ctx, x.tolist())
-            pred, states = await host.recv_result(ctx)
-            res["samples"].append({"pred": pred, "states": states,
-                                   **{k: await host.read_reg(ctx, a) for k, a in
-                                      (("cycles", REG_CYCLES), ("spikes", REG_SPIKES), ("words", REG_WORDS),
-                                       ("syn", REG_SYN))}})
+            res["samples"].append(await infer_with_counters(host, ctx, x))
         res["n"] = await host.read_reg(ctx, REG_SAMPLES)
         res["status"] = await host.read_reg(ctx, REG_STATUS)
 
@@ -437,19 +457,7 @@ def test_weights_built_in_infer_without_loading():
     spec = make_spec("3layer-P3-odd")
     weights = init_weights(spec, seed=9, scale=3.0)
     xs = sample_inputs(spec, 3, 9)
-    dut = EqSpikeCore(spec, weights=weights)
-    got: list = []
-
-    async def bench(ctx):
-        host = EqSpikeHost(dut, spec)
-        for x in xs:
-            await host.send_pixels(ctx, x.tolist())
-            got.append(await host.recv_result(ctx))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    got = infer_all(EqSpikeCore(spec, weights=weights), lambda dut: EqSpikeHost(dut, spec), xs)
     twin = EqSpikeTwin(spec, weights)
     for x, (pred, states) in zip(xs, got, strict=True):
         rec = twin.infer(x)

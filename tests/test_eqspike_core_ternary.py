@@ -12,18 +12,22 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
-from test_eqspike_core import mismatches, sample_inputs, signal_products, sweep_cycles, words_read  # noqa: I001  (tests/ is on sys.path)
+from test_eqspike_core import (  # noqa: I001  (tests/ is on sys.path)
+    infer_all,
+    infer_with_counters,
+    mismatches,
+    sample_inputs,
+    signal_products,
+    sweep_cycles,
+    words_read,
+)
 
 from golden.eqspike.ternary import configure_faults, pack_memory
 from golden.eqspike.twin import EqSpikeTwin, init_weights
 from hdl.eqspike import (
-    REG_CYCLES,
     REG_SAMPLES,
-    REG_SPIKES,
     REG_STATUS,
-    REG_SYN,
     REG_TMEM,
-    REG_WORDS,
     STATUS_WCMD_ERROR,
     TMEM_NOWRITE,
     EqSpikeCore,
@@ -104,12 +108,7 @@ def run_rtl(spec, weights, xs, *, seed=0, idle=0.0, stall=0.0, faults=None, read
             res["readback"] = await host.read_weights(ctx)
             res["cells"] = [await host.read_cells(ctx, a) for a in range(spec.ternary_memory_spec().depth)]
         for x in xs:
-            await host.send_pixels(ctx, x.tolist())
-            pred, states = await host.recv_result(ctx)
-            res["samples"].append({"pred": pred, "states": states,
-                                   **{k: await host.read_reg(ctx, a) for k, a in
-                                      (("cycles", REG_CYCLES), ("spikes", REG_SPIKES), ("words", REG_WORDS),
-                                       ("syn", REG_SYN))}})
+            res["samples"].append(await infer_with_counters(host, ctx, x))
         res["reads"] = await host.read_tmem(ctx, tm.REG_READS)
         res["n"] = await host.read_reg(ctx, REG_SAMPLES)
         res["status"] = await host.read_reg(ctx, REG_STATUS)
@@ -205,20 +204,9 @@ def test_hdl_build_ternary_has_no_multiplier_and_built_in_weights_infer(tmp_path
     assert "module eqspike_core" in text and signal_products(text) == []
     assert signal_products(verilog.convert(EqSpikeCore(make_spec("20-12-5-P4")), name="x", emit_src=False)) == []
 
-    dut = EqSpikeCore(spec, weights=w)
     xs = sample_inputs(spec, 3, 4)
-    got = []
-
-    async def bench(ctx):
-        host = TernaryHost(dut, spec, seed=1, idle_prob=0.2, stall_prob=0.2)
-        for x in xs:
-            await host.send_pixels(ctx, x.tolist())
-            got.append(await host.recv_result(ctx))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    got = infer_all(EqSpikeCore(spec, weights=w),
+                    lambda dut: TernaryHost(dut, spec, seed=1, idle_prob=0.2, stall_prob=0.2), xs)
     twin = EqSpikeTwin(spec, w)
     for x, (pred, states) in zip(xs, got, strict=True):
         rec = twin.infer(x)
