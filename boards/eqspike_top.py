@@ -27,15 +27,12 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.eqspike_kit.common import ubits
 from hdl.regport import RegSignature
 from spec.eqspike import EqSpikeSpec
 
 from .hostlink import fields_width
 from .protocol import SpecView
-
-
-def _ubits(n: int) -> int:
-    return max(1, int(n).bit_length())
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class EqSpikeLinkSpec(SpecView):
 
     @property
     def label_bits(self) -> int:
-        return _ubits(self.spec.layers[-1] - 1)
+        return ubits(self.spec.layers[-1] - 1)
 
     def tiles(self, k: int) -> int:
         return self.spec.tiles(k)
