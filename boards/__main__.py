@@ -75,6 +75,18 @@ def cmd_synth(args) -> int:
             check_store_fits(args.board, spec, args.store_samples)
         except ValueError as e:
             raise CLIError(f"--store-samples {args.store_samples}: {e}") from None
+    if args.weight_read_stages or args.weight_bank_words != 1024:
+        from hdl.kit.weights import check_read_stages
+
+        if args.design != "ep":
+            raise CLIError(f"--weight-read-stages/--weight-bank-words: for --design ep, not {args.design}")
+        if not args.weight_read_stages:
+            raise CLIError(f"--weight-bank-words {args.weight_bank_words}: needs --weight-read-stages >= 1 "
+                           "(an unbanked weight store has no banks)")
+        try:
+            check_read_stages(args.weight_read_stages, args.weight_bank_words)
+        except ValueError as e:
+            raise CLIError(f"--weight-read-stages/--weight-bank-words: {e}") from None
     # never write into someone else's directory; a previous synthesis there is overwritten only with --force
     claim_output_dir(args.out, "boards-synth", writes=("build", "synth.json", "synth.md"), force=args.force,
                      legacy=only("synth.json", "synth.md", "build"))
@@ -92,6 +104,7 @@ def cmd_synth(args) -> int:
             router=args.router,
             rows_per_stage=args.rows_per_stage,
             weight_read_stages=args.weight_read_stages,
+            weight_bank_words=args.weight_bank_words,
             store_samples=args.store_samples,
             extra_nextpnr_opts=("--sdf", "top.sdf") if args.sdf else (),
             log=lambda msg: print(f">> {msg}", file=sys.stderr),
@@ -189,6 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="--design ep only: extra read stages of the weight store (0 … 4; default 0): banks of one "
         "block-RAM row (1,024 words), each registered, and a pipelined bank multiplexer (hdl.kit.weights); "
         "one cycle more per stage and pipeline drain, same results",
+    )
+    s.add_argument(
+        "--weight-bank-words",
+        type=int,
+        default=1024,
+        metavar="W",
+        help="--design ep with --weight-read-stages >= 1 only: words per weight bank (a power of two; default "
+        "1,024 = one DP16KD row in the 1,024 x 18 mode; 2,048 maps a 128-bit bank onto 15 DP16KD in the "
+        "2,048 x 9 mode instead of 16)",
     )
     s.add_argument("--out", required=True, metavar="DIR", help="output directory (created; a directory holding "
                    "files this command would overwrite is refused unless it is a previous synthesis and --force)")

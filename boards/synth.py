@@ -331,6 +331,7 @@ def synthesize(
     rows_per_stage: int | None = None,
     register_reads: bool = True,
     weight_read_stages: int = 0,
+    weight_bank_words: int = 1024,
     store_samples: int = 0,
     extra_nextpnr_opts: tuple[str, ...] = (),
     log: Callable[[str], None] | None = None,
@@ -345,7 +346,9 @@ def synthesize(
     unused; ``rows_per_stage`` its pipeline, default 1); its report gains ``"galton"``:
     :func:`galton_throughput`. ``register_reads=False`` builds the EP core without its memory read
     stage (:class:`hdl.ep_core.EPCore`; design ``ep`` only); ``weight_read_stages`` gives it that many weight
-    read stages (``EPCore(weight_read_stages=…)``, design ``ep`` only). ``store_samples``: slots of the link's
+    read stages (``EPCore(weight_read_stages=…)``, design ``ep`` only) over banks of ``weight_bank_words``
+    words (``EPCore(weight_bank_words=…)``; 2,048 lets yosys map a 128-bit bank onto 15 DP16KD in the
+    2,048 × 9 mode instead of 16 in the 1,024 × 18 mode). ``store_samples``: slots of the link's
     sample store in block RAM (designs ``ep``/``mock``; :func:`check_store_fits`). ``extra_nextpnr_opts``:
     more nextpnr arguments (e.g. ``("--sdf", "top.sdf")`` for the routed delays, relative to the build directory).
 
@@ -388,8 +391,12 @@ def synthesize(
                 raise ValueError(f"weight_read_stages is for design 'ep', not {design!r}")
             from hdl.kit.weights import check_read_stages
 
-            check_read_stages(weight_read_stages, 1024)
-            factory = functools.partial(factory, weight_read_stages=weight_read_stages)
+            check_read_stages(weight_read_stages, weight_bank_words)
+            factory = functools.partial(factory, weight_read_stages=weight_read_stages,
+                                        weight_bank_words=weight_bank_words)
+        elif weight_bank_words != 1024:
+            raise ValueError(f"weight_bank_words is for a banked weight store (weight_read_stages >= 1), "
+                             f"not {weight_bank_words!r} with weight_read_stages {weight_read_stages!r}")
     out = Path(out)
     build_dir = out / "build"
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -479,6 +486,7 @@ def synthesize(
         "store_samples": store_samples,
         "register_reads": register_reads if design == "ep" else None,
         "weight_read_stages": weight_read_stages if design == "ep" else None,
+        "weight_bank_words": weight_bank_words if design == "ep" and weight_read_stages else None,
         "seed": seed,
         "synth_opts": synth_opts,
         "nextpnr_opts": " ".join(nextpnr_opts),
@@ -536,7 +544,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         if r.get("register_reads") is False:
             what += ", no memory read stage"
         if r.get("weight_read_stages"):
-            what += f", {r['weight_read_stages']} weight read stage(s) (banked weight memory)"
+            what += f", {r['weight_read_stages']} weight read stage(s) (banked weight memory"
+            what += f", banks of {r.get('weight_bank_words') or 1024:,} words)"
     lines = [
         f"# Synthesis: {r['design']} on {r['board']} ({r['device']})",
         "",

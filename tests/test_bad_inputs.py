@@ -613,6 +613,13 @@ CASES: list[Case] = [
     C("boards", "synth --board ulx3s --design mock --baud 0 --out s", r"argument --baud: must be a positive integer"),
     C("boards", "synth --board ulx3s --design mock --clock-mhz inf --out s", r"argument --clock-mhz: must be a finite"),
     C("boards", "synth --board de10 --out s", r"argument --board: invalid choice: 'de10'"),
+    C("boards", "synth --board ulx3s --design ep --spec {small} --weight-read-stages 2 --weight-bank-words 3000 "
+      "--out s",
+      r"--weight-bank-words: bank_words must be a power of two >= 2 .*not 3000"),
+    C("boards", "synth --board ulx3s --design ep --spec {small} --weight-bank-words 2048 --out s",
+      r"--weight-bank-words 2048: needs --weight-read-stages >= 1"),
+    C("boards", "synth --board ulx3s --design mock --weight-read-stages 2 --out s",
+      r"--weight-read-stages/--weight-bank-words: for --design ep, not mock"),
     C("boards", "report nothere", r"nothere: .*No such file"),
     C("boards", "report {export}", r"export: .*synth\.json: No such file"),
     # ---- python -m sim.demo ---------------------------------------------------------------------------------
