@@ -197,10 +197,13 @@ class EqSpikeTwin:
               dense: bool, update: bool, in_spikes: np.ndarray | None = None):
         """One synchronous step in place. Returns (spikes per layer (B, n) bool, Δŝ per layer 1..L or None).
 
-        ``in_spikes`` (B, n_0) bool: the input layer's spikes given (AER input, :meth:`infer_events`)
-        instead of its encoders; a stochastic encoder's draws for the input layer are still taken."""
+        ``in_spikes`` (B, n_0): the input layer's spikes given (AER input, :meth:`infer_events`,
+        :meth:`train_events`) instead of its encoders, bool, or integer counts (a neuron sent k times in the
+        step adds its row k times; as a spike of the learning rule it counts once); a stochastic encoder's
+        draws for the input layer are still taken."""
         sp = self.spec
         L = sp.n_layers
+        cnt0 = None if in_spikes is None or in_spikes.dtype == bool else in_spikes
         # 1. encoders
         e = []
         for l in range(L + 1):
@@ -208,7 +211,7 @@ class EqSpikeTwin:
             if l == 0 and in_spikes is not None:
                 if sp.encoder == "stochastic":
                     draws.layer(0)
-                e.append(in_spikes)
+                e.append(in_spikes if cnt0 is None else cnt0 > 0)
                 continue
             if sp.encoder == "sigma-delta":
                 spk, st.phi[l] = sigma_delta(st.phi[l], v, self._m[l])
@@ -224,6 +227,8 @@ class EqSpikeTwin:
             c = self._c[k]
             if dense:
                 bu = exact_matmul(e[k - 1].astype(np.int64), self.wt[k - 1])
+            elif k == 1 and cnt0 is not None:  # given input events with multiplicities: each one adds its row
+                bu = (self.wt[0][idx[0]] * cnt0[0, idx[0]][:, None]).sum(0, dtype=np.int64)[None, :]
             else:
                 bu = self.wt[k - 1][idx[k - 1]].sum(0, dtype=np.int64)[None, :]
             acc = bu << c["bu"]
@@ -347,7 +352,7 @@ class EqSpikeTwin:
             e, dtr = self._step(x, st, draws, nudge, onehot, dense, update_sigma != 0,
                                 None if in_spikes is None else in_spikes[t])
             for l in range(L + 1):
-                spikes[l] += int(np.count_nonzero(e[l]))
+                spikes[l] += int(np.count_nonzero(e[l])) if l or in_spikes is None else int(in_spikes[t].sum())
                 if ev is not None:
                     n = np.flatnonzero(e[l][0])
                     ev.append(np.stack([np.full(len(n), t), np.full(len(n), l), n], 1))
@@ -383,15 +388,7 @@ class EqSpikeTwin:
         T = len(steps)
         self._check_T(T)
         n0 = self.spec.layers[0]
-        spk = np.zeros((T, 1, n0), bool)
-        for t, evs in enumerate(steps):
-            a = np.asarray(evs, dtype=np.int64).reshape(-1)
-            if a.size and (a.min() < 0 or a.max() >= n0):
-                raise ValueError(f"step {t}: AER events must address input neurons 0..{n0 - 1}, not "
-                                 f"[{a.min()}, {a.max()}]")
-            if len(np.unique(a)) != a.size:
-                raise ValueError(f"step {t}: an input neuron appears more than once in the step's events")
-            spk[t, 0, a] = True
+        spk = self._event_spikes(steps, duplicates=False)
         draws = self._draws_T(1, T)
         st = self._init_state(1, draws, train=False)
         x = np.zeros((1, n0), np.int64)
@@ -399,26 +396,71 @@ class EqSpikeTwin:
         self.samples += 1
         return SampleRecord(int(np.argmax(st.s[-1][0])), [ph])
 
-    def train_sample(self, x: np.ndarray, label: int, record_events: bool = False) -> SampleRecord:
-        """One on-chip training sample (batch 1): free phase, nudged phase(s) with the spike-driven update.
+    def _event_spikes(self, steps, duplicates: bool) -> np.ndarray:
+        """(T, 1, n_0) input spikes from per-step lists of input-neuron addresses: bool (each neuron at most
+        once a step), or with ``duplicates`` int64 counts (a neuron listed k times: k)."""
+        n0 = self.spec.layers[0]
+        spk = np.zeros((len(steps), 1, n0), np.int64 if duplicates else bool)
+        for t, evs in enumerate(steps):
+            a = np.asarray(evs, dtype=np.int64).reshape(-1)
+            if a.size and (a.min() < 0 or a.max() >= n0):
+                raise ValueError(f"step {t}: AER events must address input neurons 0..{n0 - 1}, not "
+                                 f"[{a.min()}, {a.max()}]")
+            if duplicates:
+                np.add.at(spk[t, 0], a, 1)
+                continue
+            if len(np.unique(a)) != a.size:
+                raise ValueError(f"step {t}: an input neuron appears more than once in the step's events")
+            spk[t, 0, a] = True
+        return spk
 
-        ``pred`` is the free phase's class (before this sample's update)."""
+    def _check_label(self, label) -> None:
         sp = self.spec
         if not sp.training:
             raise ValueError("the spec has training=false (an inference-only core)")
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < sp.layers[-1]:
             raise ValueError(f"label must be an integer in 0..{sp.layers[-1] - 1}, not {label!r}")
+
+    def train_sample(self, x: np.ndarray, label: int, record_events: bool = False) -> SampleRecord:
+        """One on-chip training sample (batch 1): free phase, nudged phase(s) with the spike-driven update.
+
+        ``pred`` is the free phase's class (before this sample's update)."""
+        self._check_label(label)
         x = self.check_input(x).reshape(1, -1)
+        return self._train(x, label, record_events, None)
+
+    def train_events(self, steps, label: int, record_events: bool = False) -> SampleRecord:
+        """One on-chip training sample with the input layer's spikes given as address events (AER; the RTL's
+        ``REG_CTRL`` AER + train): ``steps[t]`` lists the input neurons that spike in step t of the sample —
+        the T1 free steps, then the T2 steps of the +β phase and (symmetric estimator) the T2 of the −β
+        phase, so ``len(steps)`` = T1 + T2·(1 + symmetric). Everything else is :meth:`train_sample`'s (PRNG
+        draws aligned; the input layer has no traces). A neuron listed k times in one step (a duplicate
+        event) adds its row k times to the accumulators and counts k spikes (as in the RTL's AER
+        inference), but is one presynaptic spike of the update: its row's weights change once."""
+        sp = self.spec
+        self._check_label(label)
+        n = sp.T1 + sp.T2 * (2 if sp.symmetric else 1)
+        if len(steps) != n:
+            raise ValueError(f"a training sample needs T1 + T2{' * 2' if sp.symmetric else ''} = {n} steps of "
+                             f"events, not {len(steps)}")
+        spk = self._event_spikes(steps, duplicates=True)
+        return self._train(np.zeros((1, sp.layers[0]), np.int64), label, record_events, spk)
+
+    def _train(self, x, label, record_events, spk) -> SampleRecord:
+        sp = self.spec
         draws = self._draws(1, train=True)
         st = self._init_state(1, draws, train=True)
         onehot = np.zeros((1, sp.layers[-1]), np.int64)
         onehot[0, int(label)] = 1
-        free = self._phase("free", x, st, draws, sp.T1, 0, None, False, 0, record_events)
+        free = self._phase("free", x, st, draws, sp.T1, 0, None, False, 0, record_events,
+                           None if spk is None else spk[:sp.T1])
         rec = SampleRecord(int(np.argmax(st.s[-1][0])), [free])
         phases = [("nudged+", 1)] + ([("nudged-", -1)] if sp.symmetric else [])
-        for name, sign in phases:
+        for n, (name, sign) in enumerate(phases):
             ph_st = st.copy()
-            rec.phases.append(self._phase(name, x, ph_st, draws, sp.T2, sign, onehot, False, sign, record_events))
+            a = sp.T1 + n * sp.T2
+            rec.phases.append(self._phase(name, x, ph_st, draws, sp.T2, sign, onehot, False, sign, record_events,
+                                          None if spk is None else spk[a:a + sp.T2]))
         if sp.update_apply == "sample":
             rec.phases[-1].weight_writes += self._flush_pending()
         self.samples += 1
