@@ -428,3 +428,27 @@ def test_reseed_right_before_a_short_sample():
     out = run_program(spec, weights, program)
     stats = check_program(spec, weights, program, out)
     assert stats["train"] == 6 and stats["signs"] == {1, 2} and stats["not_floor"] > 0, stats
+
+
+# ------------------------------------------------------------------------------ wide cores (issue 14.4)
+WIDE = {
+    # P = 64 lanes on a net whose layers span two tiles (70 = 64 + 6, 66 = 64 + 2): padding lanes in every
+    # memory word, the symmetric estimator and a plain update
+    "P64": dict(layers=(70, 66, 10), lanes=64, **TRAIN_FMT),
+    # the same with stochastic rounding and random signs (64 PRNG lanes) and two weight read stages
+    "P64-stochastic-staged": dict(layers=(70, 66, 10), lanes=64, **TRAIN_FMT, update_rounding="stochastic",
+                                  estimator="random-sign"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WIDE))
+def test_wide_training_core_matches_twin(name):
+    """A P = 64 training core (the ECP5-85F's lane count for fast training, docs/ep-core.md "Wide cores"):
+    the same states, predictions and weights as the twin, with random stalls."""
+    spec = EPCoreSpec(**WIDE[name])
+    seed = zlib.crc32(name.encode()) % 1000
+    weights = scaled_weights(spec, np.random.default_rng(seed), 1.0)
+    core_kw = dict(weight_read_stages=2, weight_bank_words=32) if "staged" in name else {}
+    stats = check_against_twin(spec, weights, n_inf=1, n_train=2, symmetric="stochastic" not in name, seed=seed,
+                               idle=0.2, stall=0.2, T1=3, T2=2, **core_kw)
+    assert stats["nonzero_states"] > 0 and stats["weight_changes"] > 100, stats
