@@ -47,6 +47,79 @@ def check_fits(board: str, design: str, spec) -> None:
         raise ValueError(f"the {'-'.join(map(str, spec.layers))} core (P = {spec.lanes}) does not fit the {board}: "
                          f"its memories need {total:,} bits ({parts}), the FPGA has {have:,} bits of block RAM "
                          f"({ram}); use ternary weights, fewer or narrower weights, or the other board")
+    if design == "ep":
+        check_lanes_fit(board, spec)
+
+
+# Multipliers of each board's FPGA: primitive, count, signed operand widths (docs/boards.md). yosys' mul2dsp
+# splits a wider product into ⌈a/A⌉·⌈b/B⌉ primitives.
+BOARD_DSP = {"ulx3s": ("MULT18X18D", 156, 18, 18), "icebreaker": ("SB_MAC16", 8, 16, 16)}
+# Block RAM shapes (depth, width) that give one read and one write port at once, each of the full width: the
+# ECP5's DP16KD (true dual port up to 18 bits, PDPW16KD 512 × 36 pseudo dual port). The EP core's weight
+# memories need both ports in the same cycle (training: the update reads a word while writing the word it
+# read two cycles before), so one DP16KD delivers at most 36 bits of a weight word per cycle.
+BOARD_BRAM = {"ulx3s": ("DP16KD", 208, ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)))}
+
+
+def lane_dsps(board: str, spec: EPCoreSpec) -> dict:
+    """The lanes' multiplier primitives on ``board``: ``per_lane`` (⌈left/A⌉·⌈right/B⌉ for the spec's
+    operand widths), ``lanes`` (:attr:`EPCoreSpec.lane_multipliers`), ``need`` and ``have``. A lower bound on
+    the build's count: the board top adds a few (the host link's store base; 16 + 2 in the 784-320-10 P16
+    training build, docs/boards.md)."""
+    name, have, a, b = BOARD_DSP[board]
+    left, right = spec.lane_operand_bits
+    per = -(-left // a) * -(-right // b)
+    return {"dsp": name, "have": have, "per_lane": per, "left_bits": left, "right_bits": right,
+            "lanes": spec.lane_multipliers, "need": spec.lane_multipliers * per}
+
+
+def memory_blocks(board: str, words: int, width: int) -> tuple[int, int, int]:
+    """The fewest block RAMs of ``board`` that hold ``words`` words of ``width`` bits and read (and write)
+    a whole word per cycle: ``(blocks, depth, width)`` of the best shape. Splitting a memory into banks
+    only adds blocks, so this is a lower bound for the staged weight store too."""
+    _, _, shapes = BOARD_BRAM[board]
+    return min((-(-width // w) * -(-words // d), d, w) for d, w in shapes)
+
+
+def weight_blocks(board: str, spec: EPCoreSpec) -> dict:
+    """Block RAMs of the fixed-point weight memories (and a ternary training core's latent weights), one
+    per connection, each ``rows·tiles`` words of ``P·elem_bits`` bits (:meth:`EPCoreSpec.memory_map`): a
+    lower bound on the core's block RAM (the biases, states, input, c1 and d memories are small and may
+    become distributed RAM)."""
+    regions = [r for r in spec.memory_map()
+               if (r.name.startswith("w") and spec.weight_kind == "fixed") or r.name.startswith("v")]
+    mems = {}
+    for r in regions:
+        blocks, depth, width = memory_blocks(board, r.words, spec.lanes * r.elem_bits)
+        mems[r.name] = {"words": r.words, "bits": spec.lanes * r.elem_bits, "blocks": blocks,
+                        "shape": f"{depth} x {width}", "side_by_side": -(-spec.lanes * r.elem_bits // width)}
+    return {"ram": BOARD_BRAM[board][0], "have": BOARD_BRAM[board][1], "memories": mems,
+            "need": sum(m["blocks"] for m in mems.values())}
+
+
+def check_lanes_fit(board: str, spec: EPCoreSpec) -> None:
+    """Refuse, on one line with the numbers, an EP core whose lanes need more multipliers than the board's
+    FPGA has, or (ULX3S) whose weight memories need more block RAMs than it has once every weight word is
+    read whole in one cycle through a block's read port while its write port takes the update's writes."""
+    name = f"the {'-'.join(map(str, spec.layers))} core (P = {spec.lanes}"
+    d = lane_dsps(board, spec)
+    if d["need"] > d["have"]:
+        raise ValueError(
+            f"{name}, training = {spec.training}) does not fit the {board}: its {d['lanes']} lane multipliers of "
+            f"{d['left_bits']} x {d['right_bits']} signed bits need {d['need']} {d['dsp']} ({d['per_lane']} per lane; "
+            f"inference and training share them), the FPGA has {d['have']}: at most P = "
+            f"{d['have'] // d['per_lane']} lanes")
+    if board not in BOARD_BRAM:
+        return
+    w = weight_blocks(board, spec)
+    if w["need"] > w["have"]:
+        parts = ", ".join(f"{k} {m['words']:,} words x {m['bits']} bits: {m['blocks']} ({m['side_by_side']} side by "
+                          f"side as {m['shape']})" for k, m in w["memories"].items())
+        raise ValueError(
+            f"{name}) does not fit the {board}: its weight memories need at least {w['need']} {w['ram']} ({parts}), "
+            f"the FPGA has {w['have']}; a {w['ram']} reads and writes at most 36 bits a cycle (one read port and one "
+            f"write port, both used by the update's read-modify-write): use fewer lanes, narrower weights or a "
+            f"smaller layer")
 
 
 # the block RAM primitive each board's sample store is built from: name, count, bits each, bytes

@@ -571,6 +571,31 @@ class EPCoreSpec(LaneBank, SpecFile):
         return self.weight_bits[l] + self.pre_bits(l) + 1
 
     @property
+    def lane_operand_bits(self) -> tuple[int, int]:
+        """Signed widths ``(left, right)`` of each lane's multiplier (:class:`hdl.kit.operands.OperandSelect`):
+        left a weight, a post state or the d pass's difference; right a pre state or input, or a broadcast
+        state. Inference and training share the one multiplier per lane."""
+        return max(max(self.weight_bits), self.state_bits + 2), max(self.input_bits, self.state_bits) + 1
+
+    @property
+    def lane_multipliers(self) -> int:
+        """Multipliers of the core's lanes: P (one per lane, shared by inference and training), or 0 for a
+        ternary inference core (add/subtract/skip lanes; a ternary training core multiplies in its update)."""
+        return 0 if self.weight_kind == "ternary" and not self.training else self.lanes
+
+    def multiplies(self, training: bool, T1: int | None = None, T2: int | None = None,
+                   symmetric: bool | None = None) -> dict[str, int]:
+        """Products with two non-constant operands in one sample, from the core's sweep schedule (padding
+        lanes not counted): ``relax`` = the roofline's A (``c1`` and T1 [+ nudged] steps of top-down and
+        bottom-up products); ``update`` (training) = w0's d·x products plus two state products per weight
+        of every later connection (b then a); the d pass and the bias updates multiply by 1 and are not
+        counted. The DSP bound of a build is ``DSPs × Fmax / total`` samples/s."""
+        relax = int(self.roofline(training, T1, T2, symmetric)["A"])
+        n = self.layers
+        update = (n[0] * n[1] + sum(2 * n[l] * n[l + 1] for l in range(1, self.n_layers))) if training else 0
+        return {"relax": relax, "update": update, "total": relax + update}
+
+    @property
     def label_bits(self) -> int:
         return max(1, math.ceil(math.log2(self.n_classes)))
 

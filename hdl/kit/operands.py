@@ -70,8 +70,8 @@ class OperandSelect(wiring.Component):
         self.spec, self.kinds = spec, dict(kinds)
         self.ternary, self.tt = s.weight_kind == "ternary", s.ternary_training
         self.wbits = list(s.latent_bits) if self.tt else list(s.weight_bits)
-        self.left_bits = max(max(s.weight_bits), SB + 2)  # weights, or a post state / difference
-        self.right_bits = max(s.input_bits, SB) + 1  # pre lanes or a broadcast state, signed
+        # weights, or a post state / difference; pre lanes or a broadcast state, signed
+        self.left_bits, self.right_bits = s.lane_operand_bits
         self.old_bits = max(max(self.wbits), s.bias_bits)  # the stored word an update modifies, sign-extended
         members = {"op": In(op_layout), "x": In(P * s.input_bits),
                    "b": In(P * s.bias_bits) if s.training else In(signed(s.bias_bits)),
