@@ -649,6 +649,9 @@ CASES: list[Case] = [
     C("bench:ep_speed", "--bogus", r"unrecognized arguments: --bogus"),
     C("bench:ternary_rtl_check", "--image {image}", r"--image .*image: needs a ternary core spec"),
     C("bench:ep_core_report", "", r"the following arguments are required: --synth"),
+    C("bench:ep_core_report", "--synth x --golden-batches 0 16", r"--golden-batches must be positive integers, not "
+      r"\[0, 16\]"),
+    C("bench:ep_core_report", "--synth nothere --skip-golden", r"--synth: no synthesis report at nothere \(run"),
 ]
 
 EQ_NOPRE = edit_manifest("eqexp", "e", lambda m: m.pop("preprocessing"), redigest=True)

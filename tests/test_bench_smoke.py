@@ -171,3 +171,54 @@ def test_eqspike_rtl_check_refuses_faults_on_a_fixed_core(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc != 0 and "--fault-rate needs a ternary core" in err
     assert not (tmp_path / "out").exists()
+
+
+def _fake_synth(path: Path, spec, dsps: dict[str, int], fmax_mhz: float = 50.0) -> Path:
+    """A synth.json as ``python -m boards synth --design ep`` writes it, for a core that was never built."""
+    res = {"LUT4": {"used": 1000, "available": 83640, "percent": 1},
+           "DP16KD": {"used": 3, "available": 208, "percent": 1}}
+    res.update({k: {"used": v, "available": 156, "percent": 1} for k, v in dsps.items()})
+    path.mkdir(parents=True)
+    (path / "synth.json").write_text(json.dumps({
+        "format": "epforge-synth-report/1", "design": "ep", "board": "ulx3s", "device": "LFE5U-85F",
+        "spec": spec.to_dict(), "spec_digest": spec.digest(), "clock_mhz": 25.0,
+        "fmax": {"clk": {"mhz": fmax_mhz, "pass": True}}, "resources": res}))
+    return path
+
+
+def test_ep_core_report_dsp_bound_and_best_golden_batch(tmp_path, capsys):
+    """bench/ep_core_report.py on synthetic synth.json files (no synthesis): cycles/sample from simulation,
+    the DSP bound DSPs × Fmax / multiplies (EPCoreSpec.multiplies) and the ratio to it, the golden model at
+    batch 1 and its best batch, in JSON and markdown; a build without multipliers has no DSP bound."""
+    from spec.ep_core import EPCoreSpec
+
+    rep = _load("ep_core_report")
+    spec = EPCoreSpec(layers=(20, 7, 3), lanes=4, weight_bits=(16,), weight_frac=(12,), bias_bits=20, T1=4, T2=2)
+    a = _fake_synth(tmp_path / "a", spec, {"MULT18X18D": 5})
+    b = _fake_synth(tmp_path / "b", spec, {"MULT18X18D": 0}, fmax_mhz=40.0)
+    out = tmp_path / "r.json"
+    assert rep.main(["--synth", str(a), str(b), "--golden-batches", "4", "2", "--golden-samples", "8",
+                     "--threads", "1", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    row = r["rows"][0]
+    assert set(row["modes"]) == {"inference", "training"}
+    for mode, e in row["modes"].items():
+        mul = spec.multiplies(mode == "training")["total"]
+        assert e["dsp_bound"]["multiplies_per_sample"] == mul and e["dsp_bound"]["dsps"] == 5
+        assert math.isclose(e["dsp_bound"]["samples_per_s"], 5 * 50e6 / mul)
+        assert math.isclose(e["ratio_to_dsp_bound"], e["samples_per_s_at_fmax"] / e["dsp_bound"]["samples_per_s"])
+        assert 0 < e["ratio_to_dsp_bound"] < 1.5  # 4 lanes, 5 DSPs: the core works near its roofline
+        assert sorted(e["golden_cpu"]) == ["batch1", "batch2", "batch4"]  # batch 1 is always timed
+        assert e["golden_cpu_batch1"]["batch"] == 1 and _positive(e["golden_cpu_batch1"]["samples_per_s"])
+        best = e["golden_cpu_best"]
+        assert best["samples_per_s"] == max(g["samples_per_s"] for g in e["golden_cpu"].values())
+    assert spec.multiplies(True)["total"] > spec.multiplies(False)["total"]
+    for e in r["rows"][1]["modes"].values():
+        assert e["dsp_bound"]["dsps"] == 0 and e["dsp_bound"]["samples_per_s"] is None
+        assert e["ratio_to_dsp_bound"] is None
+    md = out.with_suffix(".md").read_text()
+    assert "DSP bound (samples/s)" in md and "golden CPU best (batch)" in md
+    lines = [ln for ln in md.splitlines() if ln.startswith("| 20-7-3")]
+    assert len(lines) == 4 and all(ln.count("|") == 13 for ln in lines)
+    assert " | 0 | — | — | " in lines[2]  # no multipliers: no bound
+    assert f"| {row['modes']['training']['dsp_bound']['samples_per_s']:.0f} |" in lines[1]
