@@ -34,9 +34,13 @@ beat with ``last`` = 1 (its address ignored). EVT takes them as the input layer'
 the input encoders; a stochastic encoder still draws for them, as the twin's
 :meth:`~golden.eqspike.twin.EqSpikeTwin.infer_events` does). An address ≥ N0 is dropped, sets STATUS
 bit 2 and counts in ``REG_AER_BAD`` (both cleared by a STATUS write); it is never used as an address.
-A neuron sent twice in one step adds its row twice (the twin refuses that: hosts send sets).
+A neuron sent twice in one step adds its row twice (the twin's ``infer_events`` refuses that: hosts send sets);
+in a training sample it is still one presynaptic spike of the weight update (the WUPD pass replays each input
+neuron of the step once: :class:`~hdl.eqspike_kit.events.EventQueue`'s replay list;
+:meth:`~golden.eqspike.twin.EqSpikeTwin.train_events` models both).
 
-**On-chip learning** (``spec.training``, ``REG_CTRL`` bit 1, pixel input): ENC also filters the spikes
+**On-chip learning** (``spec.training``, ``REG_CTRL`` bit 1; pixel input, or AER input with the label in
+``REG_CTRL`` bits 8 … and events for every step of every phase): ENC also filters the spikes
 into the traces and keeps the step's Δŝ and masks per layer (and Δŝ in the mask list); the free phase's
 end is saved (symmetric estimator) and restored for the −β phase; in a nudged phase UPD adds the nudge
 and updates the biases (read-modify-write after the step's read), and a **WUPD** pass after EVT walks
@@ -71,6 +75,7 @@ from .eqspike_kit.issue import EventIssue
 from .eqspike_kit.neuron import NeuronUpdate
 from .eqspike_kit.regs import (  # noqa: F401  (the public names of the register map stay importable from here)
     CTRL_AER,
+    CTRL_LABEL_SHIFT,
     CTRL_TRAIN,
     LR_ALL,
     LR_MAX,
@@ -363,6 +368,9 @@ class EqSpikeCore(wiring.Component):
                          c.wx.en.eq(self.inp.valid)]
             with m.If(self.inp.valid):
                 m.d.sync += c.label.eq(self.inp.payload.label)
+        if s.training:  # an AER sample's label: REG_CTRL's (latched while idle)
+            with m.If(seq.idle & regs.aer_mode):
+                m.d.sync += c.label.eq(regs.label)
         with m.If(seq.init):  # residues (zero, or one PRNG draw per word of layers 0 … L); states, acc, traces 0
             for l in range(L + 1):
                 with m.If(lay == l):
@@ -383,6 +391,10 @@ class EqSpikeCore(wiring.Component):
                 m.d.comb += c.draw.eq(1)
         with m.If(seq.enc_end | seq.evt_end):  # the event engine's passes start
             m.d.comb += [evq.rewind.eq(1), evq.rewind_aer.eq(seq.aer_mode & seq.enc_end)]
+            if s.training:  # AER training: WUPD replays the step's input events (EventQueue's replay list)
+                m.d.comb += evq.rewind_replay.eq(seq.aer_mode & seq.evt_end & c.nudged)
+        if s.training:
+            m.d.comb += evq.track.eq(seq.aer_mode & c.nudged)
         m.d.comb += [evq.clear.eq(seq.list_clear), self.out.valid.eq(seq.out_valid)]
         with m.If(seq.out_valid & self.out.ready):
             m.d.sync += [c.samples.eq(c.samples + 1), c.cycles_last.eq(c.cycles), c.spikes_last.eq(c.spikes),

@@ -78,3 +78,170 @@ def test_twin_train_events_duplicates_and_refusals():
     inf = EqSpikeSpec(layers=(6, 4, 3), lanes=2, T1=2, training=False)
     with pytest.raises(ValueError, match="training=false"):
         EqSpikeTwin(inf, init_weights(inf)).train_events(steps, 0)
+
+
+# ---- RTL (Amaranth simulator) ----------------------------------------------------------------------------------
+
+RTL_CASES = {
+    # name: spec kwargs (training=True, T1=8, T2=4); lr_shift small so that a few samples change many weights
+    "16-8-4-P4-symmetric": dict(layers=(16, 8, 4), lanes=4, lr_shift=(1,)),
+    "3layer-P3-one-sided": dict(layers=(13, 7, 5, 3), lanes=3, lr_shift=(2, 1, 1), estimator="one-sided"),
+    "stochastic-P2-symmetric": dict(layers=(13, 7, 5, 3), lanes=2, encoder="stochastic", state_rounding="stochastic",
+                                    encoder_phase="zero", lr_shift=(1, 1, 1)),
+}
+
+
+def rtl_spec(name: str) -> EqSpikeSpec:
+    return EqSpikeSpec(**{"training": True, "T1": 8, "T2": 4, **RTL_CASES[name]})
+
+
+def n_steps(spec: EqSpikeSpec) -> int:
+    return spec.T1 + spec.T2 * (2 if spec.symmetric else 1)
+
+
+def run_core(spec, weights, samples, *, seed=0, idle=0.0, stall=0.0, dump_every=True):
+    """Train a core on ``samples``: ("aer", sent steps, label) or ("pixel", x, label); after each: the result,
+    SPIKES, SYN, WORDS, CYCLES and every weight read back. Then STATUS and AER_BAD."""
+    from amaranth.sim import Simulator
+
+    from hdl.eqspike import (
+        CTRL_AER,
+        CTRL_LABEL_SHIFT,
+        CTRL_TRAIN,
+        REG_AER_BAD,
+        REG_CTRL,
+        REG_CYCLES,
+        REG_SPIKES,
+        REG_STATUS,
+        REG_SYN,
+        REG_WORDS,
+        EqSpikeCore,
+    )
+    from hdl.eqspike_host import EqSpikeHost
+
+    dut = EqSpikeCore(spec)
+    res: dict = {"samples": []}
+
+    async def bench(ctx):
+        host = EqSpikeHost(dut, spec, seed=seed, idle_prob=idle, stall_prob=stall)
+        await host.load_weights(ctx, weights)
+        for kind, data, y in samples:
+            if kind == "aer":
+                await host.write_reg(ctx, REG_CTRL, CTRL_AER | CTRL_TRAIN | y << CTRL_LABEL_SHIFT)
+                res.setdefault("ctrl", await host.read_reg(ctx, REG_CTRL))
+                await host.send_events(ctx, data)
+            else:
+                await host.write_reg(ctx, REG_CTRL, CTRL_TRAIN)
+                await host.send_pixels(ctx, data.tolist(), y)
+            pred, states = await host.recv_result(ctx)
+            regs = {k: await host.read_reg(ctx, a) for k, a in (("spikes", REG_SPIKES), ("syn", REG_SYN),
+                                                                 ("words", REG_WORDS), ("cycles", REG_CYCLES))}
+            res["samples"].append({"pred": pred, "states": states, **regs,
+                                   "weights": await host.read_weights(ctx) if dump_every else None})
+        res["status"] = await host.read_reg(ctx, REG_STATUS)
+        res["bad"] = await host.read_reg(ctx, REG_AER_BAD)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return res
+
+
+def words_read(spec: EqSpikeSpec, spikes: list[int]) -> int:
+    L = spec.n_layers
+    return sum(n * ((spec.tiles(l + 1) if l < L else 0) + (spec.tiles(l - 1) if l >= 2 else 0))
+               for l, n in enumerate(spikes))
+
+
+def check_against_twin(spec, twin, steps, y, got, i) -> None:
+    rec = twin.train_events(steps, y)
+    assert got["pred"] == rec.pred, f"sample {i}: prediction"
+    assert got["states"] == rec.phases[0].s[-1][0].tolist(), f"sample {i}: free-phase output states"
+    spikes = [sum(p.spikes[l] for p in rec.phases) for l in range(spec.n_layers + 1)]
+    assert got["spikes"] == sum(spikes), f"sample {i}: spikes"
+    assert got["syn"] == sum(p.synaptic_events for p in rec.phases), f"sample {i}: synaptic events"
+    assert got["words"] == words_read(spec, spikes), f"sample {i}: weight words"
+    for k, v in twin.weights.items():
+        assert np.array_equal(got["weights"][k], v), f"sample {i}: {k} after the update"
+
+
+@pytest.mark.parametrize("name,stalls", [("16-8-4-P4-symmetric", False), ("3layer-P3-one-sided", True),
+                                         ("stochastic-P2-symmetric", True)])
+def test_aer_training_matches_twin(name, stalls):
+    """AER training samples (random input events in every step of every phase, duplicates and addresses of
+    neurons that do not exist mixed in) == EqSpikeTwin.train_events: after every sample all weights and
+    biases, the free-phase prediction and output states, SPIKES, SYN and WORDS; bad events flagged and
+    counted, never used."""
+    import zlib
+
+    from hdl.eqspike import CTRL_AER, CTRL_TRAIN, STATUS_AER_ERROR
+
+    spec = rtl_spec(name)
+    seed = zlib.crc32(f"aer-train/{name}/{stalls}".encode()) % 1000
+    rng = np.random.default_rng(seed)
+    weights = init_weights(spec, seed=seed, scale=3.0)
+    n0 = spec.layers[0]
+    samples, goods, bad_total, dups = [], [], 0, 0
+    for _ in range(3):
+        steps, sent = [], []
+        for _t in range(n_steps(spec)):
+            good = rng.choice(n0, size=int(rng.integers(0, n0 // 2 + 1)), replace=False).tolist()
+            dup = rng.choice(good, size=min(len(good), int(rng.integers(0, 3))), replace=False).tolist() if good else []
+            bad = rng.integers(n0, 1 << 16, size=int(rng.integers(0, 2))).tolist()
+            mixed = good + dup + bad
+            rng.shuffle(mixed)
+            steps.append(good + dup)
+            sent.append(mixed)
+            bad_total, dups = bad_total + len(bad), dups + len(dup)
+        y = int(rng.integers(0, spec.layers[-1]))
+        samples.append(("aer", sent, y))
+        goods.append((steps, y))
+    res = run_core(spec, weights, samples, seed=seed, idle=0.3 if stalls else 0.0, stall=0.3 if stalls else 0.0)
+    twin = EqSpikeTwin(spec, weights)
+    changed = 0
+    for i, ((steps, y), got) in enumerate(zip(goods, res["samples"], strict=True)):
+        before = twin.weights
+        check_against_twin(spec, twin, steps, y, got, i)
+        changed += sum(int((v != before[k]).sum()) for k, v in twin.weights.items())
+    assert changed > 10 and dups > 0 and bad_total > 0  # not vacuous
+    assert res["bad"] == bad_total and res["status"] & STATUS_AER_ERROR
+    assert res["ctrl"] == CTRL_AER | CTRL_TRAIN | goods[0][1] << 8
+
+
+@pytest.mark.parametrize("name", ["16-8-4-P4-symmetric", "3layer-P3-one-sided"])
+def test_aer_training_equals_pixel_training_and_its_cycles(name):
+    """A core trained on AER samples carrying the input spikes a pixel training sample makes (plus events for
+    neurons that do not exist) == a core trained on those pixel samples: predictions, states, counters and
+    every weight after every sample; cycles (no stalls) = the pixel sample's − tiles(0)·steps (every ENC
+    skips the input encoders; INIT does not) + steps (each step's end-of-step beat) + the bad events (a cycle
+    each)."""
+    spec = rtl_spec(name)
+    rng = np.random.default_rng(11)
+    weights = init_weights(spec, seed=11, scale=3.0)
+    twin = EqSpikeTwin(spec, weights)
+    pix, aer, bads = [], [], []
+    for _ in range(3):
+        x = rng.integers(0, spec.input_scale + 1, size=spec.layers[0])
+        y = int(rng.integers(0, spec.layers[-1]))
+        steps = pixel_events(twin.train_sample(x, y, record_events=True), spec)
+        nb = 0
+        for evs in steps:
+            if rng.random() < 0.3:
+                evs.insert(int(rng.integers(0, len(evs) + 1)), int(rng.integers(spec.layers[0], 1 << 16)))
+                nb += 1
+        pix.append(("pixel", x, y))
+        aer.append(("aer", steps, y))
+        bads.append(nb)
+    rp = run_core(spec, weights, pix)
+    ra = run_core(spec, weights, aer)
+    T = n_steps(spec)
+    for i, (gp, ga) in enumerate(zip(rp["samples"], ra["samples"], strict=True)):
+        for k in ("pred", "states", "spikes", "syn", "words"):
+            assert ga[k] == gp[k], f"sample {i}: {k}"
+        for k, v in gp["weights"].items():
+            assert np.array_equal(ga["weights"][k], v), f"sample {i}: {k}"
+        assert ga["cycles"] == gp["cycles"] - spec.tiles(0) * T + T + bads[i], f"sample {i}: cycles"
+    for k, v in twin.weights.items():
+        assert np.array_equal(ra["samples"][-1]["weights"][k], v), k
+    assert ra["bad"] == sum(bads) > 0

@@ -56,7 +56,8 @@ def test_registers_match_the_map(training, dump):
                 conn = int(rng.choice([0, 1, 2, LR_ALL]))
                 value = int(rng.integers(0, 40)) | conn << 8
             else:
-                value = int(rng.choice([0, 1, 2, 3, 4, 7, 1 << s.step_bits, int(rng.integers(0, 1 << 32))]))
+                value = int(rng.choice([0, 1, 2, 3, 4, 7, 1 << s.step_bits, int(rng.integers(0, 1 << 32)),
+                                        int(rng.integers(0, 4)) | int(rng.integers(0, 7)) << 8]))
             ctx.set(dut.busy, busy)
             ctx.set(dut.bus.addr, addr)
             ctx.set(dut.bus.wdata, value)
@@ -68,7 +69,10 @@ def test_registers_match_the_map(training, dump):
             if taken:
                 ok = True
                 if addr == REG_CTRL:
-                    ok = value < 4 and not (value & 2 and (not training or value & 1))
+                    if training:  # bits 0, 1 in any combination, bits 8 …: an AER training sample's label
+                        ok = (value >> 2) & 0x3F == 0 and value >> 8 < s.layers[-1]
+                    else:
+                        ok = value < 4 and not value & 2
                     model["ctrl"] = value if ok else model["ctrl"]
                 elif addr in (REG_T1, REG_T2):
                     ok = 0 < value < 1 << s.step_bits

@@ -31,6 +31,14 @@ class EventQueue(wiring.Component):
     ``aer_spike``; the beat with ``last`` ends them, no event), then for each list entry in order its set
     bits, lowest first. ``done`` (with ``pop``): no event is left. No pop while pushing.
 
+    Training (AER training samples, the WUPD pass's replay of the input layer's events): while ``track``, each
+    good ``aer`` event's address enters the step's *replay list* the cycle after its pop unless it is already in
+    it (a per-neuron ``seen`` bit, transparent: a duplicate right behind is caught too), so the list holds each
+    input neuron that spiked in the step once (≤ N0 entries, never written beyond); ``rewind`` with
+    ``rewind_replay`` makes the pass take the replay list's events first (layer 0, ``dj`` = 0; each pop clears
+    its ``seen`` bit, so the bits are all clear again when the pass has taken them all), then the mask list;
+    ``clear`` empties both.
+
     Latency: 0 cycles from ``pop`` to the event; the list's read port follows the pointer in the same cycle
     (transparent for a push).
     """
@@ -50,7 +58,8 @@ class EventQueue(wiring.Component):
             "jw": Out(range(max(T) + 1)), "jl": Out(range(P)), "done": Out(1), "aer_spike": Out(1), "aer_bad": Out(1),
         }
         if spec.training:
-            members |= {"push_d": In(data.ArrayLayout(signed(DB), P)), "dj": Out(signed(DB))}
+            members |= {"push_d": In(data.ArrayLayout(signed(DB), P)), "dj": Out(signed(DB)), "track": In(1),
+                        "rewind_replay": In(1)}
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -83,6 +92,27 @@ class EventQueue(wiring.Component):
                 m.d.comb += wl.data.d.eq(self.push_d)
             m.d.sync += lcount.eq(lcount + 1)
         new_d = Signal(data.ArrayLayout(signed(s.trace_frac + 2), P)) if TRN else None
+        if TRN:  # the replay list of the step's input events (AER training), one entry per input neuron
+            ab0 = ubits(N[0] - 1)
+            m.submodules.seen = seen = memory.Memory(shape=1, depth=N[0], init=[])
+            sw = seen.write_port()
+            sr = seen.read_port(transparent_for=(sw,))
+            m.submodules.rmem = rmem = memory.Memory(shape=unsigned(ab0), depth=N[0], init=[])
+            rw, rr = rmem.write_port(), rmem.read_port()
+            rcount, rptr = Signal(range(N[0] + 1)), Signal(range(N[0] + 1))
+            rptr_next, rep_on = Signal.like(rptr), Signal()
+            pend_v, pend_j = Signal(), Signal(ab0)
+            m.d.comb += [rptr_next.eq(rptr), rr.addr.eq(rptr_next), sr.addr.eq(self.aer.payload.addr[:ab0])]
+            m.d.sync += [rptr.eq(rptr_next), pend_v.eq(0)]
+            with m.If(pend_v & ~sr.data):  # the popped event's neuron is new in this step: into the replay list
+                m.d.comb += [sw.addr.eq(pend_j), sw.data.eq(1), sw.en.eq(1),
+                             rw.addr.eq(rcount), rw.data.eq(pend_j), rw.en.eq(1)]
+                m.d.sync += rcount.eq(rcount + 1)
+            with m.If(self.clear):
+                m.d.sync += rcount.eq(0)
+            with m.If(self.rewind):
+                m.d.sync += rep_on.eq(self.rewind_replay)
+                m.d.comb += rptr_next.eq(0)
         with m.If(self.pop):
             with m.If(~aer_done):
                 m.d.comb += self.aer.ready.eq(1)
@@ -92,8 +122,14 @@ class EventQueue(wiring.Component):
                     with m.Elif(self.aer.payload.addr < N[0]):
                         m.d.comb += [self.lay.eq(0), self.j.eq(self.aer.payload.addr), self.take.eq(1),
                                      self.aer_spike.eq(1)]
+                        if TRN:
+                            m.d.sync += [pend_v.eq(self.track), pend_j.eq(self.aer.payload.addr)]
                     with m.Else():  # a neuron that does not exist: flagged, never used
                         m.d.comb += self.aer_bad.eq(1)
+            if TRN:
+                with m.Elif(rep_on & (rptr != rcount)):  # the replay list: an input event, its seen bit cleared
+                    m.d.comb += [self.lay.eq(0), self.j.eq(rr.data), self.take.eq(1), rptr_next.eq(rptr + 1),
+                                 sw.addr.eq(rr.data), sw.data.eq(0), sw.en.eq(1)]
             with m.Elif(mk != 0):
                 m.d.comb += [self.jw.eq(mk_wrd), self.jl.eq(lowest_bit(mk, P)), self.lay.eq(mk_lay), self.take.eq(1),
                              self.j.eq(const_mul(mk_wrd, P) + self.jl)]

@@ -13,7 +13,9 @@ from ..regport import REG_ADDR_BITS, RegSignature
 
 REG_BITS = 32
 # register map (addresses on the 4-bit register port)
-REG_CTRL = 0  # bit 0: AER input mode, bit 1: train (on-chip learning; pixel input only)
+# bit 0: AER input mode, bit 1: train (on-chip learning); training cores: bits 8 … the label of AER training
+# samples (< N_L; pixel samples bring theirs on ``inp``)
+REG_CTRL = 0
 REG_T1 = 1  # free-phase steps (1 .. 2^step_bits - 1)
 REG_T2 = 2  # nudged-phase steps (training)
 REG_SEED = 3  # PRNG seed (a write reseeds the bank)
@@ -40,6 +42,7 @@ TMEM_NOWRITE = 1 << 4
 LR_ALL = 0xFF
 LR_MAX = 32
 CTRL_AER, CTRL_TRAIN = 1, 2
+CTRL_LABEL_SHIFT = 8
 STATUS_BUSY, STATUS_REG_ERROR, STATUS_AER_ERROR, STATUS_WCMD_ERROR = 1, 2, 4, 8
 REGISTERS = {k: v for k, v in globals().items() if k.startswith("REG_") and k != "REG_BITS"}
 
@@ -56,8 +59,9 @@ class EqSpikeRegisters(wiring.Component):
 
     Contract (the same as :class:`hdl.kit.regfile.EPRegisterFile`'s, for this register map): a write
     while ``busy`` is low is taken, or refused when its value is out of range (``T1``/``T2`` 0 or
-    ≥ 2^step_bits, ``CTRL`` bits beyond 0, a read-only or unmapped address): every register then keeps
-    its value and ``reg_error`` (STATUS bit 1) is set, sticky until STATUS is written. A write while
+    ≥ 2^step_bits, ``CTRL`` bits beyond 0 (an inference core) or bits 2 … 7 and a label ≥ N_L (a training
+    core: bits 0 and 1 in any combination, ``label`` in bits 8 …), a read-only or unmapped address): every
+    register then keeps its value and ``reg_error`` (STATUS bit 1) is set, sticky until STATUS is written. A write while
     busy is ignored. ``rdata`` is combinational. ``seed_load`` is high in the cycle a SEED write is
     taken; ``status_clear`` in the cycle a STATUS write is taken (clears the core's sticky flags);
     ``digest_start`` in the cycle a DIGEST write is taken (starts the core's weight-digest sweep; the value
@@ -72,7 +76,8 @@ class EqSpikeRegisters(wiring.Component):
             "bus": In(RegSignature()), "busy": In(1),
             "status": In(REG_BITS), "cycles": In(REG_BITS), "samples": In(REG_BITS), "spikes": In(REG_BITS),
             "words": In(REG_BITS), "syn": In(REG_BITS), "aer_bad": In(REG_BITS), "digest": In(REG_BITS),
-            "aer_mode": Out(1), "train": Out(1), "T1": Out(sb, init=spec.T1), "T2": Out(sb, init=spec.T2),
+            "aer_mode": Out(1), "train": Out(1), **({"label": Out(range(spec.layers[-1]))} if spec.training else {}),
+            "T1": Out(sb, init=spec.T1), "T2": Out(sb, init=spec.T2),
             "seed": Out(REG_BITS, init=spec.seed), "reg_error": Out(1), "seed_load": Out(1), "status_clear": Out(1),
             "digest_start": Out(1), **({"dump_start": Out(1)} if dump else {}),
             **({"lr": Out(data.ArrayLayout(unsigned(6), spec.n_layers), init=list(spec.lr_shift))}
@@ -92,11 +97,17 @@ class EqSpikeRegisters(wiring.Component):
         with m.If(bus.we & ~self.busy):
             with m.Switch(bus.addr):
                 with m.Case(REG_CTRL):
-                    # bit 1 (train) needs a training core and pixel input (AER samples infer only)
-                    with m.If((wd[2:] != 0) | (wd[1] & (int(not s.training) | wd[0]))):
-                        m.d.sync += self.reg_error.eq(1)
-                    with m.Else():
-                        m.d.sync += [self.aer_mode.eq(wd[0]), self.train.eq(wd[1])]
+                    if s.training:  # bits 8 …: the label of AER training samples
+                        with m.If((wd[2:CTRL_LABEL_SHIFT] != 0) | (wd[CTRL_LABEL_SHIFT:] >= s.layers[-1])):
+                            m.d.sync += self.reg_error.eq(1)
+                        with m.Else():
+                            m.d.sync += [self.aer_mode.eq(wd[0]), self.train.eq(wd[1]),
+                                         self.label.eq(wd[CTRL_LABEL_SHIFT:])]
+                    else:  # bit 1 (train) needs a training core
+                        with m.If((wd[2:] != 0) | wd[1]):
+                            m.d.sync += self.reg_error.eq(1)
+                        with m.Else():
+                            m.d.sync += [self.aer_mode.eq(wd[0]), self.train.eq(wd[1])]
                 for addr, reg in ((REG_T1, self.T1), (REG_T2, self.T2)):
                     with m.Case(addr):
                         with m.If(step_ok):
@@ -133,7 +144,10 @@ class EqSpikeRegisters(wiring.Component):
                         m.d.comb += self.tmem.we.eq(~wd[4])
                 with m.Default():
                     m.d.sync += self.reg_error.eq(1)
-        values = {REG_CTRL: self.aer_mode | (self.train << 1), REG_T1: self.T1, REG_T2: self.T2, REG_SEED: self.seed,
+        ctrl = self.aer_mode | (self.train << 1)
+        if s.training:
+            ctrl = ctrl | (self.label << CTRL_LABEL_SHIFT)
+        values = {REG_CTRL: ctrl, REG_T1: self.T1, REG_T2: self.T2, REG_SEED: self.seed,
                   REG_STATUS: self.status | (self.reg_error * STATUS_REG_ERROR), REG_CYCLES: self.cycles,
                   REG_SAMPLES: self.samples, REG_SPIKES: self.spikes, REG_WORDS: self.words, REG_SYN: self.syn,
                   REG_AER_BAD: self.aer_bad, REG_SPEC_ID: Const(s.spec_id, 32), REG_DIGEST: self.digest}
