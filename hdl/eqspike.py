@@ -105,6 +105,7 @@ from .eqspike_kit.regs import (  # noqa: F401  (the public names of the register
     EqSpikeRegisters,
     lr_shift_min,
 )
+from .eqspike_kit.reprog import Reprogram
 from .eqspike_kit.scan import OutputScan
 from .eqspike_kit.scatter import Scatter
 from .eqspike_kit.sequencer import EqSpikeSequencer
@@ -119,8 +120,9 @@ _ubits = ubits  # (the name other modules import)
 
 
 def memory_images(spec: EqSpikeSpec, weights: dict) -> dict[str, list[int]]:
-    """Initial contents of the core's weight and bias memories (``wup{l}``, ``wdn{l}``, ``b{l}``) for a
-    weight dict in the image's layout (``w{l}`` (post, pre), ``b{l}``), as the ``wcmd`` port would write them."""
+    """Initial contents of the core's weight and bias memories (``wup{l}``, ``wdn{l}``, ``b{l}``; a ternary core:
+    ``tmem`` and the mirrored ``wdn{l}``; a ternary training core also ``vup{l}``, ``vdn{l}`` and ``tval``) for a
+    weight dict in the image's layout (``w{l}`` (post, pre), ``b{l}``, ``v{l}``), as the ports would write them."""
     import numpy as np
 
     P = spec.lanes
@@ -143,12 +145,19 @@ def memory_images(spec: EqSpikeSpec, weights: dict) -> dict[str, list[int]]:
         from .eqspike_kit.ternary import ternary_words
 
         out["tmem"] = ternary_words(spec, weights)
+        if spec.ternary_training:  # the intended cells (the reprogramming's reference), before any fault
+            out["tval"] = list(out["tmem"])
     for l in range(spec.n_layers):
         w = np.asarray(weights[f"w{l}"], np.int64)
         if spec.weight_kind != "ternary":
             out[f"wup{l}"] = pack(w.T, spec.weight_bits[l])
         if l >= 1:
             out[f"wdn{l}"] = pack(w, spec.weight_bits[l])
+        if spec.ternary_training:  # the latent weights in the wup/wdn layouts
+            v = np.asarray(weights[f"v{l}"], np.int64)
+            out[f"vup{l}"] = pack(v.T, spec.latent_bits[l])
+            if l >= 1:
+                out[f"vdn{l}"] = pack(v, spec.latent_bits[l])
         out[f"b{l}"] = pack(np.asarray(weights[f"b{l}"], np.int64)[None, :], spec.bias_bits)
     return out
 
@@ -163,9 +172,9 @@ def _check_implemented(spec) -> None:
     """Refuse (one line) a spec the core does not implement."""
     if not isinstance(spec, EqSpikeSpec):
         raise TypeError(f"spec must be an EqSpikeSpec, not {type(spec).__name__}")
-    if spec.weight_kind == "ternary" and spec.training:
-        raise ValueError("EqSpikeCore implements weight_kind='ternary' for inference only (training=false): "
-                         "on-chip training with latent weights is twin-only (golden.eqspike.ternary)")
+    if spec.ternary_training and spec.update != "spike":
+        raise ValueError(f"EqSpikeCore trains ternary weights with update='spike' only, not update={spec.update!r} "
+                         "(the latent update of the fixed datapath)")
     if spec.training and spec.update_apply != "online":
         raise ValueError(f"EqSpikeCore implements update_apply='online' only (every step's weight changes written "
                          f"after the step), not {spec.update_apply!r}: the 'sample' rule's pending memory is "
@@ -291,6 +300,19 @@ class EqSpikeCore(wiring.Component):
             if l >= 1:
                 c.rdn[l], c.wdn[l] = mem(f"wdn{l}", WB[l], N[l + 1] * T[l], granular=True,
                                          init_words=init.get(f"wdn{l}", ()))
+        # a ternary training core: the latent weights v{l} in the wup/wdn layouts (WUPD updates them), and the
+        # reprogramming sweep that follows their ternary values into the cells (with the intended cells)
+        c.rvu, c.wvu, c.rvd, c.wvd = [], [], {}, {}
+        if s.ternary_training:
+            LB = list(s.latent_bits)
+            for l in range(L):
+                r_, w_ = mem(f"vup{l}", LB[l], N[l] * T[l + 1], granular=True, init_words=init.get(f"vup{l}", ()))
+                c.rvu.append(r_)
+                c.wvu.append(w_)
+                if l >= 1:
+                    c.rvd[l], c.wvd[l] = mem(f"vdn{l}", LB[l], N[l + 1] * T[l], granular=True,
+                                             init_words=init.get(f"vdn{l}", ()))
+            m.submodules.reprog = c.rp = Reprogram(s, init.get("tval"))
         # training: traces (per stage), the step's Δŝ and spike masks of layers 1 … L, and the free phase's
         # end (residues, states, traces) kept for the −β phase of the symmetric estimator
         if s.training:
@@ -461,11 +483,15 @@ class EqSpikeCore(wiring.Component):
             for l in range(L):  # bottom-up rows: wup{l}, into layer l + 1
                 with m.If((ei.lay == l) & ~ei.dn):
                     m.d.comb += [c.rup[l].addr.eq(ei.addr), c.racc[l + 1].addr.eq(ei.k)]
+                    if c.rvu:  # (WUPD updates the latent row)
+                        m.d.comb += c.rvu[l].addr.eq(ei.addr)
                     if TRN:
                         m.d.comb += [c.rd_[l + 1].addr.eq(ei.k), c.re_[l + 1].addr.eq(ei.k)]
             for l in range(2, L + 1):  # top-down rows: wdn{l-1}, into layer l - 1
                 with m.If((ei.lay == l) & ei.dn):
                     m.d.comb += [c.rdn[l - 1].addr.eq(ei.addr), c.racc[l - 1].addr.eq(ei.k)]
+                    if c.rvu:
+                        m.d.comb += c.rvd[l - 1].addr.eq(ei.addr)
                     if TRN:
                         m.d.comb += [c.rd_[l - 1].addr.eq(ei.k), c.re_[l - 1].addr.eq(ei.k)]
             with m.If(~upd_mode):
@@ -494,37 +520,41 @@ class EqSpikeCore(wiring.Component):
         s, ei = self.spec, c.ei
         P, L, N, WB, DB = s.lanes, s.n_layers, list(s.layers), list(s.weight_bits), s.trace_frac + 2
         T = [s.tiles(k) for k in range(L + 1)]
+        lat = s.ternary_training  # the update lands on the latent weights (vup/vdn in the wup/wdn layouts)
+        rup, wup, rdn, wdn = (c.rvu, c.wvu, c.rvd, c.wvd) if lat else (c.rup, c.wup, c.rdn, c.wdn)
+        if lat:
+            WB = list(s.latent_bits)
         m.submodules.scatter = sc = Scatter(s)
         m.d.comb += [sc.dn_in.eq(ei.u1_dn), sc.lay_in.eq(ei.u1_lay), sc.k_in.eq(ei.u1_k), sc.jw_in.eq(ei.u1_jw),
                      sc.jl_in.eq(ei.u1_jl), sc.n.eq(ei.u1_n), c.upd_busy.eq(ei.busy | sc.busy)]
         for l in range(L):
-            lo, hi = s.element_range(f"w{l}")
+            lo, hi = s.element_range(f"v{l}" if lat else f"w{l}")
             m.submodules[f"wupd_up{l}"] = u_ = SpikeUpdate(P, WB[l], DB, lo, hi, s.update_rounding, pre_term=True)
-            m.d.comb += [u_.w.eq(c.rup[l].data), u_.d.eq(c.rd_[l + 1].data), u_.e.eq(c.re_[l + 1].data),
+            m.d.comb += [u_.w.eq(rup[l].data), u_.d.eq(c.rd_[l + 1].data), u_.e.eq(c.re_[l + 1].data),
                          u_.dj.eq(ei.u1_dj), u_.neg.eq(c.seq.neg), u_.shift.eq(c.ushift[l])]
             with m.If(ei.u1_v & (ei.u1_lay == l) & ~ei.u1_dn):  # presynaptic event j: row j of wup{l}, all posts
-                m.d.comb += [c.wup[l].addr.eq(ei.u1_addr), c.wup[l].data.eq(u_.new), c.wup[l].en.eq((1 << P) - 1)]
+                m.d.comb += [wup[l].addr.eq(ei.u1_addr), wup[l].data.eq(u_.new), wup[l].en.eq((1 << P) - 1)]
                 if l >= 1:
                     lanes_ = [valid_lane(ei.u1_k, N[l + 1], T[l + 1], P, i) for i in range(P)]
                     m.d.comb += [sc.start.eq(1), sc.en.eq(Cat(*lanes_))]
                     m.d.comb += [sc.vals[i].eq(u_.new.word_select(i, WB[l]).as_signed()) for i in range(P)]
             if l >= 1:
                 m.submodules[f"wupd_dn{l}"] = u_ = SpikeUpdate(P, WB[l], DB, lo, hi, s.update_rounding)
-                m.d.comb += [u_.w.eq(c.rdn[l].data), u_.d.eq(c.rd_[l].data), u_.neg.eq(c.seq.neg),
+                m.d.comb += [u_.w.eq(rdn[l].data), u_.d.eq(c.rd_[l].data), u_.neg.eq(c.seq.neg),
                              u_.shift.eq(c.ushift[l])]
                 with m.If(ei.u1_v & (ei.u1_lay == l + 1) & ei.u1_dn):  # postsynaptic event i: row i of wdn{l}
                     ee = c.re_[l].data  # (the presynaptic neurons that spiked got theirs from their own event)
-                    m.d.comb += [c.wdn[l].addr.eq(ei.u1_addr), c.wdn[l].data.eq(u_.new), c.wdn[l].en.eq(~ee)]
+                    m.d.comb += [wdn[l].addr.eq(ei.u1_addr), wdn[l].data.eq(u_.new), wdn[l].en.eq(~ee)]
                     lanes_ = [valid_lane(ei.u1_k, N[l], T[l], P, p) & ~ee[p] for p in range(P)]
                     m.d.comb += [sc.start.eq(1), sc.en.eq(Cat(*lanes_))]
                     m.d.comb += [sc.vals[p].eq(u_.new.word_select(p, WB[l]).as_signed()) for p in range(P)]
         for l in range(1, L):  # the scatter's element: into wdn{l} (row k·P + q, lane j) or wup{l} (lane i)
             with m.If(sc.act & (sc.lay == l) & ~sc.dn):
-                m.d.comb += [c.wdn[l].addr.eq(const_mul(sc.row, T[l]) + sc.jw),
-                             c.wdn[l].data.eq(Cat(*[sc.val[:WB[l]]] * P)), c.wdn[l].en.eq(sc.we)]
+                m.d.comb += [wdn[l].addr.eq(const_mul(sc.row, T[l]) + sc.jw),
+                             wdn[l].data.eq(Cat(*[sc.val[:WB[l]]] * P)), wdn[l].en.eq(sc.we)]
             with m.If(sc.act & (sc.lay == l + 1) & sc.dn):
-                m.d.comb += [c.wup[l].addr.eq(const_mul(sc.row, T[l + 1]) + sc.jw),
-                             c.wup[l].data.eq(Cat(*[sc.val[:WB[l]]] * P)), c.wup[l].en.eq(sc.we)]
+                m.d.comb += [wup[l].addr.eq(const_mul(sc.row, T[l + 1]) + sc.jw),
+                             wup[l].data.eq(Cat(*[sc.val[:WB[l]]] * P)), wup[l].en.eq(sc.we)]
 
     def _upd_stage(self, m, c) -> None:
         """UPD stage 1: the neuron updates (and, in a nudged phase, the nudge and the bias updates)."""
@@ -579,11 +609,26 @@ class EqSpikeCore(wiring.Component):
         L = s.n_layers
         addr = Const(0, len(tr.raddr))
         ren = Const(0, 1)
+        if s.ternary_training:  # the REPROG sweep's raw reads of the stored cells
+            rp = c.rp
+            addr, ren = rp.c_addr, rp.issue
         for l in reversed(range(L)):
             sel = c.named((ei.issue & (ei.lay == l) & ~ei.dn) | wp.mem[f"wup{l}"].rsel, f"tsel{l}")
             addr = Mux(sel, c.rup[l].addr + s.ternary_base(l), addr)
             ren = ren | sel
         m.d.comb += [tr.raddr.eq(addr), tr.ren.eq(ren), tr.allow.eq(c.seq.idle & wp.idle)]
+        if s.ternary_training:
+            cmd = self.tcmd.payload
+            m.d.comb += [rp.start.eq(c.seq.reprog_start), c.seq.reprog_done.eq(rp.done), rp.mir_busy.eq(~tr.idle),
+                         rp.cells.eq(tr.cells), tr.up_en.eq(rp.up_en), tr.up_addr.eq(rp.up_addr),
+                         tr.up_data.eq(rp.up_data), tr.up_mask.eq(rp.up_mask), tr.up_jw.eq(rp.up_jw),
+                         tr.up_jl.eq(rp.up_jl), tr.up_t.eq(rp.up_t),
+                         rp.prog_en.eq(self.tcmd.valid & self.tcmd.ready & cmd.write), rp.prog_addr.eq(cmd.addr),
+                         rp.prog_data.eq(cmd.data)]
+            for l in range(L):  # the sweep's latent reads
+                m.d.comb += getattr(rp, f"v{l}").eq(c.rvu[l].data)
+                with m.If(rp.busy & (rp.v_conn == l)):
+                    m.d.comb += c.rvu[l].addr.eq(rp.v_addr)
         wiring.connect(m, wiring.flipped(self.tcmd), tr.tcmd)
         wiring.connect(m, tr.trsp, wiring.flipped(self.trsp))
         wiring.connect(m, c.regs.tmem, tr.reg)
@@ -604,7 +649,9 @@ class EqSpikeCore(wiring.Component):
         with m.If(wp.cmd_error):
             m.d.sync += c.wcmd_err.eq(1)
         ports = {**{f"wup{l}": (c.rup[l], c.wup[l]) for l in range(L)}, **{f"wdn{l}": (None, c.wdn[l]) for l in c.wdn},
-                 **{f"b{l}": (c.rb[l], c.wb[l]) for l in range(L)}}
+                 **{f"b{l}": (c.rb[l], c.wb[l]) for l in range(L)},
+                 **{f"vup{l}": (r_, w_) for l, (r_, w_) in enumerate(zip(c.rvu, c.wvu, strict=True))},
+                 **{f"vdn{l}": (None, c.wvd[l]) for l in c.wvd}}
         for name, (r_, w_) in ports.items():
             mp = wp.mem[name]
             if r_ is not None:

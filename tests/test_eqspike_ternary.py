@@ -187,15 +187,17 @@ def test_cli_quantize_ternary_and_evaluate_with_faults(tmp_path, capsys):
     assert "--fault-rate: fault experiments need" in capsys.readouterr().err
 
 
-def test_rtl_refuses_ternary_training():
-    """Ternary inference is in the RTL (tests/test_eqspike_core_ternary.py); training with latents is twin-only."""
+def test_rtl_builds_ternary_inference_and_training_cores():
+    """Ternary inference (tests/test_eqspike_core_ternary.py) and training with latents
+    (tests/test_eqspike_core_ternary_train.py) are in the RTL; the ternary update rule is not (refused)."""
     from amaranth.hdl import Fragment
 
     from hdl.eqspike import EqSpikeCore
 
     Fragment.get(EqSpikeCore(_specs()[0]), None)  # (elaborated: an unused core would warn)
-    with pytest.raises(ValueError, match="weight_kind='ternary' for inference only"):
-        EqSpikeCore(EqSpikeSpec(**TRAIN, weight_kind="ternary"))
+    Fragment.get(EqSpikeCore(EqSpikeSpec(**TRAIN, weight_kind="ternary")), None)
+    with pytest.raises(ValueError, match="update='spike' only"):
+        EqSpikeCore(EqSpikeSpec(**TRAIN, weight_kind="ternary", update="ternary"))
 
 
 TRAIN = dict(layers=(20, 12, 5), lanes=4, training=True, encoder_phase="zero", T1=12, T2=1, estimator="one-sided",

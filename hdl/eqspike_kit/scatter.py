@@ -16,7 +16,8 @@ from .common import check_spec, const_mul, named
 class Scatter(wiring.Component):
     """The P new values of a row word, written one element per cycle into the other copy.
 
-    Contract: ``start`` takes a word: its P new values ``vals`` (signed, the widest weight), ``en`` (the
+    Contract: ``start`` takes a word: its P new values ``vals`` (signed, the widest weight; a ternary training
+    core's: the widest latent weight), ``en`` (the
     lanes to write), ``n`` (its neurons, 1 … P), the word's index ``k`` and direction ``dn``, the layer
     ``lay`` and the event's neuron ``j = jw·P + jl``. From the next cycle, for q = 0 … n − 1, one cycle each:
     ``act`` = 1, ``row`` = k·P + q (the row of the other copy), ``val`` = vals[q], ``we`` = 1 << jl when
@@ -31,11 +32,12 @@ class Scatter(wiring.Component):
         self.spec = spec
         L, P = spec.n_layers, spec.lanes
         T = max(spec.tiles(k) for k in range(L + 1))
+        self.vbits = vb = max(spec.latent_bits if spec.ternary_training else spec.weight_bits)
         super().__init__({
-            "start": In(1), "vals": In(data.ArrayLayout(signed(max(spec.weight_bits)), P)), "en": In(P),
+            "start": In(1), "vals": In(data.ArrayLayout(signed(vb), P)), "en": In(P),
             "n": In(range(P + 1)), "k_in": In(range(T + 1)), "dn_in": In(1), "lay_in": In(range(L + 1)),
             "jw_in": In(range(T + 1)), "jl_in": In(range(P)),
-            "act": Out(1), "busy": Out(1), "row": Out(range(T * P + P)), "val": Out(signed(max(spec.weight_bits))),
+            "act": Out(1), "busy": Out(1), "row": Out(range(T * P + P)), "val": Out(signed(vb)),
             "we": Out(P), "dn": Out(1), "lay": Out(range(L + 1)), "jw": Out(range(T + 1)),
         })
 
@@ -43,7 +45,7 @@ class Scatter(wiring.Component):
         P = self.spec.lanes
         m = Module()
         q, n, k, jl = Signal(range(P)), Signal(range(P + 1)), Signal.like(self.k_in), Signal.like(self.jl_in)
-        vals = [Signal(signed(max(self.spec.weight_bits)), name=f"val{i}") for i in range(P)]
+        vals = [Signal(signed(self.vbits), name=f"val{i}") for i in range(P)]
         en = Signal(P)
         with m.If(self.start):
             m.d.sync += [self.act.eq(1), self.dn.eq(self.dn_in), self.lay.eq(self.lay_in), k.eq(self.k_in),

@@ -22,9 +22,11 @@ class EqSpikeSequencer(wiring.Component):
     word per ``inp_valid``, ``wrd`` the word, tiles(0) words); ``T1``, ``T2`` and ``train`` are latched at
     the start. Then INIT (``init``: one word of layers ``first``/0 … L per cycle), and per step of a phase
     ENC (layers 1 … L, or ``first`` … L; stage 1 ``enc_v1``), EVT (``evt`` until ``evt_done``), in a nudged
-    phase WUPD (``evt``, ``upd_mode``, until ``evt_done`` and then until ``upd_busy`` clears), UPD (``upd_v1``
-    a cycle after each word). ``enc_end``/``evt_end`` pulse at the end of ENC/EVT; ``list_clear`` at a
-    phase's start and each step's end. After the free phase SCAN sweeps the output layer (``scan_clear``
+    phase WUPD (``evt``, ``upd_mode``, until ``evt_done`` and then until ``upd_busy`` clears), in a ternary
+    training core then REPROG (``reprog_start`` pulses as WUPD ends; until ``reprog_done``: the cells whose latent
+    weight changed its ternary value are reprogrammed), UPD (``upd_v1`` a cycle after each word).
+    ``enc_end``/``evt_end`` pulse at the end of ENC/EVT; ``list_clear`` at a phase's start and each step's
+    end. After the free phase SCAN sweeps the output layer (``scan_clear``
     before, ``scan_v1``); a training sample then COPYs (symmetric: save, ``copy_v1``), runs the +β phase,
     COPYs back (``restore``) and runs the −β phase. OUT (``out_valid``) ends with ``out_ready``.
     ``phase``: 0 free, 1 +β, 2 −β (``neg``). ``first`` = 1 for AER input without a stochastic encoder
@@ -49,7 +51,7 @@ class EqSpikeSequencer(wiring.Component):
             "enc_end": Out(1), "evt_end": Out(1), "list_clear": Out(1), "scan_clear": Out(1), "restore": Out(1),
             "enc_v1": Out(1), "upd_v1": Out(1), "scan_v1": Out(1), "copy_v1": Out(1), "out_valid": Out(1),
             "cycles_clear": Out(1),
-        })
+        } | ({"reprog_start": Out(1), "reprog_done": In(1)} if spec.ternary_training else {}))
 
     def elaborate(self, platform):
         s, m = self.spec, Module()
@@ -142,7 +144,15 @@ class EqSpikeSequencer(wiring.Component):
             with m.State("WUPD_END"):
                 with m.If(~self.upd_busy):
                     m.d.sync += self.upd_mode.eq(0)
-                    m.next = "UPD"
+                    if s.ternary_training:
+                        m.d.comb += self.reprog_start.eq(1)
+                        m.next = "REPROG"
+                    else:
+                        m.next = "UPD"
+            if s.ternary_training:
+                with m.State("REPROG"):  # the cells whose latents' ternary value changed (the Reprogram sweep)
+                    with m.If(self.reprog_done):
+                        m.next = "UPD"
             with m.State("UPD"):
                 m.d.sync += self.upd_v1.eq(1)
                 next_word(first, L, goto("UPD_END"))

@@ -69,6 +69,14 @@ class TernaryRows(wiring.Component):
     l ≥ 1 then gives P mirror cycles: ``mir_v`` (the element exists), ``mir_lay`` = l, ``mir_addr`` (the
     ``wdn{l}`` word), ``mir_lane``, ``mir_val`` (its stored value, 2-bit signed; an illegal cell gives 0).
     ``idle``: no mirror runs. ``reg``: the memory's registers (``spec.ternary.REG_*``).
+
+    A training core's memory has the update port (``spec.update_port``): every read is then a *raw* read
+    (the stored cells decoded, +1 = 01, −1 = 10, else 0; no PCSA draw, not counted in ``REG_READS``), so the
+    memory's PRNG steps only on programmed and updated words — the twin's draw order (one draw per written word),
+    whatever the read traffic; ``cells`` is the read word's raw cells. ``up_en`` with ``up_addr``/``up_data``/
+    ``up_mask`` is an update write (one draw, static injection on the masked cells); of a word of connection
+    l ≥ 1 it gives the P mirror cycles too, with ``up_jw``/``up_jl``/``up_t`` (its presynaptic j and post tile)
+    in the roles of the ``tcmd`` fields. Not while ``busy`` or while a mirror runs.
     """
 
     def __init__(self, spec: EqSpikeSpec, init: list[int] | None = None):
@@ -88,7 +96,9 @@ class TernaryRows(wiring.Component):
             "reg": In(RegSignature()),
             "mir_v": Out(1), "mir_lay": Out(range(max(2, L))), "mir_addr": Out(range(wdn_depth)),
             "mir_lane": Out(range(max(2, P))), "mir_val": Out(2),
-        })
+        } | ({"cells": Out(2 * P), "up_en": In(1), "up_addr": In(ms.addr_bits), "up_data": In(2 * P),
+              "up_mask": In(P), "up_jw": In(f["j_word"]), "up_jl": In(f["j_lane"]), "up_t": In(f["t"])}
+             if spec.training else {}))
 
     def elaborate(self, platform):
         s, m = self.spec, Module()
@@ -96,8 +106,15 @@ class TernaryRows(wiring.Component):
         T = [s.tiles(k) for k in range(L + 1)]
         m.submodules.mem = mem = TernaryWeightMemory(self.mspec, self.init)
         wiring.connect(m, wiring.flipped(self.reg), mem.reg)
-        m.d.comb += [self.busy.eq(mem.busy), mem.rd_addr.eq(self.raddr), mem.rd_en.eq(self.ren),
-                     self.rdata.eq(Cat(*[Cat(mem.rd_nz[i], mem.rd_nz[i] & mem.rd_neg[i]) for i in range(P)]))]
+        m.d.comb += [self.busy.eq(mem.busy), mem.rd_addr.eq(self.raddr), mem.rd_en.eq(self.ren)]
+        if s.training:  # raw reads: the stored cells decoded (01 → +1, 10 → −1, else 0), no PCSA draw
+            rc = mem.rd_cells
+            m.d.comb += [mem.rd_raw.eq(1), self.cells.eq(rc), mem.up_en.eq(self.up_en), mem.up_addr.eq(self.up_addr),
+                         mem.up_data.eq(self.up_data), mem.up_mask.eq(self.up_mask),
+                         self.rdata.eq(Cat(*[Cat(rc[2 * i] ^ rc[2 * i + 1], rc[2 * i + 1] & ~rc[2 * i])
+                                             for i in range(P)]))]
+        else:
+            m.d.comb += self.rdata.eq(Cat(*[Cat(mem.rd_nz[i], mem.rd_nz[i] & mem.rd_neg[i]) for i in range(P)]))
         wiring.connect(m, mem.rsp, wiring.flipped(self.trsp))
         # the mirror: the stored word of a program write of connection l >= 1, one element per cycle
         act, q = Signal(), Signal(range(max(2, P)))
@@ -111,15 +128,20 @@ class TernaryRows(wiring.Component):
                      self.tcmd.ready.eq(mem.cmd.ready & go), self.idle.eq(~act)]
         taken = self.tcmd.valid & self.tcmd.ready & cmd.write
         if L >= 2:
+            waddr, wjw, wjl, wt = cmd.addr, cmd.j_word, cmd.j_lane, cmd.t
+            if s.training:  # an update write (never in a program command's cycle) mirrors too
+                taken = taken | self.up_en
+                waddr, wjw, wjl, wt = (Mux(self.up_en, a, b) for a, b in (
+                    (self.up_addr, waddr), (self.up_jw, wjw), (self.up_jl, wjl), (self.up_t, wt)))
             upper = Const(0, 1)
             for l in range(1, L):
-                upper = upper | (cmd.addr >= s.ternary_base(l))
+                upper = upper | (waddr >= s.ternary_base(l))
             with m.If(taken & upper):
                 clay = Const(1, lay.shape())
                 for l in range(2, L):
-                    clay = Mux(cmd.addr >= s.ternary_base(l), l, clay)
-                m.d.sync += [act.eq(1), q.eq(0), cells.eq(mem.wr_cells), lay.eq(clay), jw.eq(cmd.j_word),
-                             jl.eq(cmd.j_lane), t.eq(cmd.t)]
+                    clay = Mux(waddr >= s.ternary_base(l), l, clay)
+                m.d.sync += [act.eq(1), q.eq(0), cells.eq(mem.wr_cells), lay.eq(clay), jw.eq(wjw),
+                             jl.eq(wjl), t.eq(wt)]
             with m.If(act):
                 m.d.sync += q.eq(q + 1)
                 with m.If(q == P - 1):

@@ -20,6 +20,9 @@ def wcmd_fields(spec: EqSpikeSpec) -> dict[str, int]:
     """Bit widths of a ``wcmd`` beat (the host's view; fields in this order from bit 0)."""
     L, P = spec.n_layers, spec.lanes
     tb = ubits(max(spec.tiles(k) for k in range(L + 1)) - 1)
+    if spec.ternary_training:  # arrays 2L … 3L−1: the latent weights v{l}
+        return {"read": 1, "array": ubits(3 * L - 1), "i_word": tb, "i_lane": ubits(P - 1), "j_word": tb,
+                "j_lane": ubits(P - 1), "data": max(*spec.weight_bits, *spec.latent_bits, spec.bias_bits)}
     return {"read": 1, "array": ubits(2 * L - 1), "i_word": tb, "i_lane": ubits(P - 1), "j_word": tb,
             "j_lane": ubits(P - 1), "data": max(max(spec.weight_bits), spec.bias_bits)}
 
@@ -35,8 +38,10 @@ class WeightPort(wiring.Component):
     Contract: while ``seq_idle`` (no sample running) and no sweep is requested, a ``wcmd`` beat is taken in
     the cycle it is valid (``ready`` = 1). A write of ``w{l}[i, j]`` (array l < L) goes to lane i of
     ``wup{l}`` word ``j·tiles(l+1) + i_word`` and lane j of ``wdn{l}`` word ``i·tiles(l) + j_word`` (l ≥ 1);
-    of ``b{l}[i]`` (array L + l) to lane i of ``b{l}`` word ``i_word``. A command for an element that does
-    not exist writes nothing and pulses ``cmd_error`` (a read of it answers 0). A read answers on ``wrsp``
+    of ``b{l}[i]`` (array L + l) to lane i of ``b{l}`` word ``i_word``; in a ternary training core, of the latent
+    weight ``v{l}[i, j]`` (array 2L + l) to ``vup{l}`` and ``vdn{l}`` as ``w{l}`` to ``wup{l}`` and ``wdn{l}``
+    (reads from ``vup{l}``; not in the digest sweep). A command for an element that does not exist writes
+    nothing and pulses ``cmd_error`` (a read of it answers 0). A read answers on ``wrsp``
     (the element sign-extended) 2 cycles after it is taken and holds until ``wrsp.ready``. ``idle`` is high
     while nothing is in flight or waiting. ``digest_start`` (``dump_start``: also every word out on
     ``wdump``) requests a sweep: every word of ``wup{0..L-1}`` then ``b{0..L-1}``, one per cycle, folded into
@@ -67,6 +72,9 @@ class WeightPort(wiring.Component):
         mems = [(f"wup{l}", spec.weight_bits[l], N[l] * T[l + 1], True) for l in range(L)]
         mems += [(f"wdn{l}", spec.weight_bits[l], N[l + 1] * T[l], False) for l in range(1, L)]
         mems += [(f"b{l}", spec.bias_bits, T[l + 1], True) for l in range(L)]
+        if spec.ternary_training:  # the latent weights, in the layouts of wup{l} / wdn{l}
+            mems += [(f"vup{l}", spec.latent_bits[l], N[l] * T[l + 1], True) for l in range(L)]
+            mems += [(f"vdn{l}", spec.latent_bits[l], N[l + 1] * T[l], False) for l in range(1, L)]
         for name, bits, depth, read in mems:
             ab = max(1, ceil_log2(depth))
             members |= {f"{name}_waddr": Out(ab), f"{name}_wdata": Out(P * bits), f"{name}_wen": Out(P)}
@@ -86,7 +94,8 @@ class WeightPort(wiring.Component):
         cmd = self.wcmd.payload
         i_idx = const_mul(cmd.i_word, P) + cmd.i_lane
         j_idx = const_mul(cmd.j_word, P) + cmd.j_lane
-        r_arr, r_lane, r_bad = Signal(range(2 * L + 1)), Signal(range(P)), Signal()
+        n_arr = 3 * L if s.ternary_training else 2 * L
+        r_arr, r_lane, r_bad = Signal(range(n_arr + 1)), Signal(range(P)), Signal()
         rsp = Signal(signed(len(cmd.data)))
         m.d.comb += self.wrsp.payload.data.eq(rsp)
 
@@ -98,7 +107,9 @@ class WeightPort(wiring.Component):
         i_ok = [in_layer(cmd.i_word, cmd.i_lane, l + 1) for l in range(L)]  # the element exists: w{l}[i, j], b{l}[i]
         ok = named(m, Cat(*[(cmd.array == l) & i_ok[l] & in_layer(cmd.j_word, cmd.j_lane, l) for l in range(L)],
                           *[(cmd.array == L + l) & i_ok[l] & (cmd.j_word == 0) & (cmd.j_lane == 0)
-                            for l in range(L)]).any(), "ok")
+                            for l in range(L)],
+                          *[(cmd.array == 2 * L + l) & i_ok[l] & in_layer(cmd.j_word, cmd.j_lane, l)
+                            for l in range(L) if s.ternary_training]).any(), "ok")
         if s.weight_kind == "ternary":  # weights are programmed as cells (``tcmd``): element writes of w{l} refused
             ok = named(m, ok & (cmd.read | (cmd.array >= L)), "ok_t")
         write = named(m, take & ok & ~cmd.read, "write")  # (into both copies of a weight)
@@ -115,14 +126,19 @@ class WeightPort(wiring.Component):
             for name, bits, addr, arr, lane in (
                     (f"wup{l}", WB[l], const_mul(j_idx, T[l + 1]) + cmd.i_word, l, cmd.i_lane),
                     (f"wdn{l}", WB[l], const_mul(i_idx, T[l]) + cmd.j_word, l, cmd.j_lane),
-                    (f"b{l}", BB, cmd.i_word, L + l, cmd.i_lane)):
+                    (f"b{l}", BB, cmd.i_word, L + l, cmd.i_lane),
+                    (f"vup{l}", 0, const_mul(j_idx, T[l + 1]) + cmd.i_word, 2 * L + l, cmd.i_lane),
+                    (f"vdn{l}", 0, const_mul(i_idx, T[l]) + cmd.j_word, 2 * L + l, cmd.j_lane)):
                 if name in self.mem:
+                    bits = bits or s.latent_bits[l]
+                    latent = name.startswith("v")  # (not in the digest sweep)
                     mp, is_arr = self.mem[name], named(m, cmd.array == arr, f"{name}_cmd")
                     m.d.comb += [mp.waddr.eq(addr), mp.wdata.eq(Cat(*[cmd.data[:bits]] * P)),
                                  mp.wen.eq(Mux(write & is_arr, Const(1, P) << lane, 0))]
                     if hasattr(mp, "raddr"):
-                        m.d.comb += [mp.raddr.eq(Mux(self.active, sw_addr, mp.waddr)),
-                                     mp.rsel.eq((take & is_arr) | (sw_read & (sw_arr == arr)))]
+                        m.d.comb += [mp.raddr.eq(mp.waddr if latent else Mux(self.active, sw_addr, mp.waddr)),
+                                     mp.rsel.eq((take & is_arr) if latent else
+                                                ((take & is_arr) | (sw_read & (sw_arr == arr))))]
         with m.FSM(name="wport") as wfsm:
             with m.State("IDLE"):
                 m.d.comb += self.idle.eq(~self.wcmd.valid & ~sw.req)
@@ -142,6 +158,10 @@ class WeightPort(wiring.Component):
                         m.d.sync += rsp.eq(self.mem[f"wup{l}"].rdata.word_select(r_lane, WB[l]).as_signed())
                     with m.If(r_arr == L + l):
                         m.d.sync += rsp.eq(self.mem[f"b{l}"].rdata.word_select(r_lane, BB).as_signed())
+                    if s.ternary_training:
+                        with m.If(r_arr == 2 * L + l):
+                            m.d.sync += rsp.eq(self.mem[f"vup{l}"].rdata.word_select(
+                                r_lane, s.latent_bits[l]).as_signed())
                 with m.If(r_bad):
                     m.d.sync += rsp.eq(0)
                 m.next = "SEND"

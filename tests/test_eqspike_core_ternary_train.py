@@ -1,0 +1,195 @@
+"""On-chip training of the EqSpike core's ternary weight kind in RTL (hdl/eqspike.py, hdl/eqspike_kit/reprog.py)
+== the twin (golden/eqspike/ternary.py, docs/eqspike.md §9) in the Amaranth simulator: the latent weights
+``v{l}`` in the fixed training core's ``wup``/``wdn`` layouts (WUPD updates them), then after every nudged step
+the REPROG sweep writes the words whose cells' ternary values changed through the memory's update port in
+address order (one draw each; static faults persist until a weight's value changes)."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment
+from amaranth.sim import Simulator
+from test_eqspike_core import sample_inputs, words_read  # noqa: I001  (tests/ is on sys.path)
+from test_eqspike_core_ternary import CASES, TernaryHost, ternary_weights
+
+import golden.eqspike.ternary as gt
+from golden.eqspike.ternary import configure_faults
+from golden.eqspike.twin import EqSpikeTwin
+from hdl.eqspike import (
+    CTRL_TRAIN,
+    REG_CTRL,
+    REG_CYCLES,
+    REG_SPIKES,
+    REG_STATUS,
+    REG_SYN,
+    REG_WORDS,
+    EqSpikeCore,
+    memory_images,
+)
+from spec import ternary as tm
+from spec.eqspike import EqSpikeSpec
+from spec.ternary import ctrl_value
+
+TRAIN = dict(training=True, T1=8, T2=3, weight_kind="ternary", weight_bits=(2,), latent_bits=(10,), latent_frac=(6,),
+             latent_threshold=(2,), lr_shift=(0,))
+
+
+def make_spec(name: str, **kw) -> EqSpikeSpec:
+    return EqSpikeSpec(**{**TRAIN, **CASES[name], **kw})
+
+
+def latent_weights(spec: EqSpikeSpec, seed: int) -> dict[str, np.ndarray]:
+    """Ternary weights and latents whose ternary values they are (|v| in (Δ, Δ + 4] where t ≠ 0, else [−Δ, Δ])."""
+    w = ternary_weights(EqSpikeSpec(**{**spec.to_dict(), "training": False, "latent_bits": None, "latent_frac": None,
+                                       "latent_threshold": None}), seed)
+    rng = np.random.default_rng(seed + 1)
+    for l in range(spec.n_layers):
+        d, t = spec.latent_threshold[l], w[f"w{l}"]
+        w[f"v{l}"] = np.where(t != 0, t * (d + 1 + rng.integers(0, 4, t.shape)), rng.integers(-d, d + 1, t.shape))
+    return w
+
+
+def cell_words(spec, cells) -> list[int]:
+    return [int(sum(int(c) << (2 * i) for i, c in enumerate(row))) for row in cells]
+
+
+def run_rtl(spec, weights, xs, ys, *, seed=0, idle=0.0, stall=0.0, faults=None):
+    dut = EqSpikeCore(spec)
+    L, depth = spec.n_layers, spec.ternary_memory_spec().depth
+    res: dict = {"samples": []}
+
+    async def read_state(host, ctx):
+        out = {"cells": [await host.read_cells(ctx, a) for a in range(depth)]}
+        for l in range(L):
+            n_post, n_pre = spec.layers[l + 1], spec.layers[l]
+            out[f"v{l}"] = np.array([[await host.read_element(ctx, 2 * L + l, i, j) for j in range(n_pre)]
+                                     for i in range(n_post)])
+            out[f"b{l}"] = np.array([await host.read_element(ctx, L + l, i, 0) for i in range(n_post)])
+        out["injected"] = await host.read_tmem(ctx, tm.REG_INJECTED)
+        return out
+
+    async def bench(ctx):
+        host = TernaryHost(dut, spec, seed=seed, idle_prob=idle, stall_prob=stall)
+        if faults is not None:  # as configure_faults: registers, seed last, counter cleared
+            ctrl, rz, rnz, fseed = faults
+            for a, v in ((tm.REG_CTRL, ctrl), (tm.REG_RATE_ZERO, rz), (tm.REG_RATE_NONZERO, rnz), (tm.REG_SEED, fseed),
+                         (tm.REG_INJECTED, 0)):
+                await host.write_tmem(ctx, a, v)
+        await host.program(ctx, weights)
+        for l in range(L):  # the latents on wcmd (arrays 2L + l)
+            for i in range(spec.layers[l + 1]):
+                for j in range(spec.layers[l]):
+                    await host.write_element(ctx, 2 * L + l, i, j, int(weights[f"v{l}"][i, j]))
+        res["start"] = await read_state(host, ctx)
+        await host.write_reg(ctx, REG_CTRL, CTRL_TRAIN)
+        for x, y in zip(xs, ys, strict=True):
+            await host.send_pixels(ctx, x.tolist(), int(y))
+            pred, states = await host.recv_result(ctx)
+            r = {"pred": pred, "states": states}
+            for k, a in (("cycles", REG_CYCLES), ("spikes", REG_SPIKES), ("words", REG_WORDS), ("syn", REG_SYN)):
+                r[k] = await host.read_reg(ctx, a)
+            r |= await read_state(host, ctx)
+            res["samples"].append(r)
+        res["status"] = await host.read_reg(ctx, REG_STATUS)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return res
+
+
+def twin_state(spec, twin) -> dict:
+    w = twin.weights
+    return {"cells": cell_words(spec, twin.memory.cells), "injected": twin.memory.injected,
+            **{k: w[k] for k in w if k[0] in "vb"}}
+
+
+def compare(spec, got, want, where):
+    for k, v in want.items():
+        if isinstance(v, np.ndarray):
+            assert np.array_equal(got[k], v), f"{where}: {k}"
+        else:
+            assert got[k] == v, f"{where}: {k}"
+
+
+def reprog_words(monkeypatch) -> list:
+    """Record, per call of the twin's reprogram (one per nudged step), the words it writes of upper connections."""
+    calls: list = []
+    orig = gt.reprogram
+
+    def spy(twin):
+        sp = twin.spec
+        before = twin.memory.cells.copy(), [t.copy() for t in twin._t]
+        new_t = {f"w{l}": sp.ternarize_latent(l, twin.v[l]).T for l in range(sp.n_layers)}
+        old_t = {f"w{l}": np.ascontiguousarray(before[1][l].T) for l in range(sp.n_layers)}
+        changed = np.flatnonzero((gt.pack_memory(sp, new_t) != gt.pack_memory(sp, old_t)).any(1))
+        calls.append((len(changed), int((changed >= (sp.ternary_base(1) if sp.n_layers > 1 else 1 << 30)).sum())))
+        orig(twin)
+
+    monkeypatch.setattr(gt, "reprogram", spy)
+    return calls
+
+
+def check_run(spec, w, xs, ys, res, twin, calls):
+    P = spec.lanes
+    depth = spec.ternary_memory_spec().depth
+    compare(spec, res["start"], twin_state(spec, twin), "after the load")
+    moved = 0
+    for n, (x, y, got) in enumerate(zip(xs, ys, res["samples"], strict=True)):
+        before = twin_state(spec, twin)
+        k0 = len(calls)
+        rec = twin.train_sample(x, int(y))
+        want = {"pred": rec.pred, "states": rec.phases[0].s[-1][0].tolist(),
+                "spikes": sum(sum(p.spikes) for p in rec.phases),
+                "words": sum(words_read(spec, p.spikes) for p in rec.phases),
+                "syn": sum(p.synaptic_events for p in rec.phases)}
+        compare(spec, got, want, f"sample {n}")
+        compare(spec, got, twin_state(spec, twin), f"sample {n}")
+        moved += sum(a != b for a, b in zip(got["cells"], before["cells"], strict=True))
+        # the REPROG sweeps of the sample: depth + 2 cycles per nudged step, P + 1 more per written upper word
+        steps = calls[k0:]
+        assert len(steps) == spec.T2 * (2 if spec.symmetric else 1)
+        got["reprog_cycles"] = sum(depth + 2 + (P + 1) * up for _, up in steps)
+    assert res["status"] == 0
+    assert moved > 0  # not vacuous: cells were reprogrammed
+    return moved
+
+
+@pytest.mark.parametrize("stalls", [False, True], ids=["no-stalls", "random-stalls"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_ternary_training_matches_twin(name, stalls, monkeypatch):
+    """After the load and every training sample: latents, biases, raw cells (tcmd read-back), INJECTED; per
+    sample prediction, output states, spikes, words, synaptic events == the ternary twin; static adjacent faults
+    (p = 0.2) on the stall cases, so reprogrammed words draw from the memory's PRNG in the twin's order."""
+    spec = make_spec(name, fault_injection=stalls)
+    seed = zlib.crc32(f"tt/{name}/{stalls}".encode()) % 1000
+    w = latent_weights(spec, seed)
+    n = 3
+    xs = sample_inputs(spec, n, seed)
+    ys = np.random.default_rng(seed).integers(0, spec.layers[-1], size=n)
+    twin = EqSpikeTwin(spec, w)
+    faults = None
+    if stalls:
+        info = configure_faults(twin, w, 0.2, "static", "adjacent", seed=5)
+        assert info["injected"] > 0
+        faults = (ctrl_value("static", "adjacent"), info["rate_zero"], info["rate_nonzero"], 5)
+    calls = reprog_words(monkeypatch)
+    res = run_rtl(spec, w, xs, ys, seed=seed, idle=0.3 if stalls else 0.0, stall=0.3 if stalls else 0.0,
+                  faults=faults)
+    check_run(spec, w, xs, ys, res, twin, calls)
+    if stalls:
+        assert twin.memory.injected > info["injected"]  # reprogrammed cells met the injector too
+
+
+def test_ternary_training_core_refusals_and_images():
+    spec = make_spec("20-12-5-P4")
+    Fragment.get(EqSpikeCore(spec), None)
+    with pytest.raises(ValueError, match="update='spike' only, not update='ternary'"):
+        EqSpikeCore(make_spec("20-12-5-P4", update="ternary"))
+    img = memory_images(spec, latent_weights(spec, 1))
+    assert {"tmem", "tval", "vup0", "vup1", "vdn1", "wdn1", "b0", "b1"} <= set(img) and "wup0" not in img
+    assert img["tval"] == img["tmem"]
