@@ -236,6 +236,7 @@ class EqSpikeCore(wiring.Component):
     def elaborate(self, platform):
         s, m = self.spec, Module()
         c = self._memories(m)
+        self.reprog = getattr(c, "rp", None)  # (a ternary training core's REPROG sweep: tests count its cycles)
         c.named = lambda value, name: named(m, value, name)
         m.submodules.regs = c.regs = regs = EqSpikeRegisters(s, dump=self.dump)
         wiring.connect(m, wiring.flipped(self.reg), regs.bus)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
-from test_eqspike_core import sample_inputs, words_read  # noqa: I001  (tests/ is on sys.path)
+from test_eqspike_core import infer_with_counters, sample_inputs, sweep_cycles, words_read  # noqa: I001
 from test_eqspike_core_ternary import CASES, TernaryHost, ternary_weights
 
 import golden.eqspike.ternary as gt
@@ -56,10 +56,15 @@ def cell_words(spec, cells) -> list[int]:
     return [int(sum(int(c) << (2 * i) for i, c in enumerate(row))) for row in cells]
 
 
-def run_rtl(spec, weights, xs, ys, *, seed=0, idle=0.0, stall=0.0, faults=None):
+def run_rtl(spec, weights, xs, ys, *, seed=0, idle=0.0, stall=0.0, faults=None, infer=()):
     dut = EqSpikeCore(spec)
     L, depth = spec.n_layers, spec.ternary_memory_spec().depth
-    res: dict = {"samples": []}
+    res: dict = {"samples": [], "infer": []}
+    busy = [0]  # cycles with the REPROG sweep running
+
+    async def count(ctx):
+        async for _clk, _rst, b in ctx.tick().sample(dut.reprog.busy):
+            busy[0] += b
 
     async def read_state(host, ctx):
         out = {"cells": [await host.read_cells(ctx, a) for a in range(depth)]}
@@ -86,18 +91,23 @@ def run_rtl(spec, weights, xs, ys, *, seed=0, idle=0.0, stall=0.0, faults=None):
         res["start"] = await read_state(host, ctx)
         await host.write_reg(ctx, REG_CTRL, CTRL_TRAIN)
         for x, y in zip(xs, ys, strict=True):
+            b0 = busy[0]
             await host.send_pixels(ctx, x.tolist(), int(y))
             pred, states = await host.recv_result(ctx)
-            r = {"pred": pred, "states": states}
+            r = {"pred": pred, "states": states, "reprog": busy[0] - b0}
             for k, a in (("cycles", REG_CYCLES), ("spikes", REG_SPIKES), ("words", REG_WORDS), ("syn", REG_SYN)):
                 r[k] = await host.read_reg(ctx, a)
             r |= await read_state(host, ctx)
             res["samples"].append(r)
+        await host.write_reg(ctx, REG_CTRL, 0)  # inference on the trained cells
+        for x in infer:
+            res["infer"].append(await infer_with_counters(host, ctx, x))
         res["status"] = await host.read_reg(ctx, REG_STATUS)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
+    sim.add_process(count)
     sim.run()
     return res
 
@@ -127,14 +137,16 @@ def reprog_words(monkeypatch) -> list:
         new_t = {f"w{l}": sp.ternarize_latent(l, twin.v[l]).T for l in range(sp.n_layers)}
         old_t = {f"w{l}": np.ascontiguousarray(before[1][l].T) for l in range(sp.n_layers)}
         changed = np.flatnonzero((gt.pack_memory(sp, new_t) != gt.pack_memory(sp, old_t)).any(1))
-        calls.append((len(changed), int((changed >= (sp.ternary_base(1) if sp.n_layers > 1 else 1 << 30)).sum())))
+        upper = changed >= (sp.ternary_base(1) if sp.n_layers > 1 else 1 << 30)
+        last = bool(len(changed)) and changed[-1] == sp.ternary_memory_spec().depth - 1 and bool(upper[-1])
+        calls.append((len(changed), int(upper.sum()), last))
         orig(twin)
 
     monkeypatch.setattr(gt, "reprogram", spy)
     return calls
 
 
-def check_run(spec, w, xs, ys, res, twin, calls):
+def check_run(spec, w, xs, ys, res, twin, calls, infer=()):
     P = spec.lanes
     depth = spec.ternary_memory_spec().depth
     compare(spec, res["start"], twin_state(spec, twin), "after the load")
@@ -150,10 +162,18 @@ def check_run(spec, w, xs, ys, res, twin, calls):
         compare(spec, got, want, f"sample {n}")
         compare(spec, got, twin_state(spec, twin), f"sample {n}")
         moved += sum(a != b for a, b in zip(got["cells"], before["cells"], strict=True))
-        # the REPROG sweeps of the sample: depth + 2 cycles per nudged step, P + 1 more per written upper word
+        # the REPROG sweeps of the sample: depth + 2 cycles per nudged step, P + 1 more per written word of an
+        # upper connection (its mirror into wdn, and the next word issued again; P if it is the last word)
         steps = calls[k0:]
         assert len(steps) == spec.T2 * (2 if spec.symmetric else 1)
-        got["reprog_cycles"] = sum(depth + 2 + (P + 1) * up for _, up in steps)
+        assert got["reprog"] == sum(depth + 2 + (P + 1) * up - last for _, up, last in steps), f"sample {n}"
+    for n, (x, got) in enumerate(zip(infer, res["infer"], strict=True)):  # inference on a training core
+        rec = twin.infer(x)
+        ph = rec.phases[0]
+        want = {"pred": rec.pred, "states": ph.s[-1][0].tolist(), "spikes": sum(ph.spikes),
+                "syn": ph.synaptic_events, "words": words_read(spec, ph.spikes)}
+        compare(spec, got, want, f"inference {n}")
+        assert got["cycles"] == got["words"] + sweep_cycles(spec, spec.T1)  # the inference cycle model
     assert res["status"] == 0
     assert moved > 0  # not vacuous: cells were reprogrammed
     return moved
@@ -178,9 +198,10 @@ def test_ternary_training_matches_twin(name, stalls, monkeypatch):
         assert info["injected"] > 0
         faults = (ctrl_value("static", "adjacent"), info["rate_zero"], info["rate_nonzero"], 5)
     calls = reprog_words(monkeypatch)
+    xi = sample_inputs(spec, 2, seed + 1)
     res = run_rtl(spec, w, xs, ys, seed=seed, idle=0.3 if stalls else 0.0, stall=0.3 if stalls else 0.0,
-                  faults=faults)
-    check_run(spec, w, xs, ys, res, twin, calls)
+                  faults=faults, infer=xi)
+    check_run(spec, w, xs, ys, res, twin, calls, xi)
     if stalls:
         assert twin.memory.injected > info["injected"]  # reprogrammed cells met the injector too
 
