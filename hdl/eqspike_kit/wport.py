@@ -46,7 +46,9 @@ class WeightPort(wiring.Component):
     while nothing is in flight or waiting. ``digest_start`` (``dump_start``: also every word out on
     ``wdump``) requests a sweep: every word of ``wup{0..L-1}`` then ``b{0..L-1}``, one per cycle, folded into
     ``digest`` as :func:`spec.eqspike.weight_digest` defines it (padding lanes masked); a dump beat waiting for
-    ``wdump.ready`` holds the sweep. ``active`` is high from the request to the last word's fold.
+    ``wdump.ready`` holds the sweep and its data (a register: the word is read once per sweep whatever the
+    back-pressure, so a ternary core's PCSA read count is the memory's depth). ``active`` is high from the
+    request to the last word's fold.
 
     Memory access: ``*_raddr`` with ``*_rsel`` high drives a memory's read address (else the core's own
     address holds); ``*_rdata`` is the word read (1 cycle after its address); a write is ``*_wen`` (one bit per
@@ -114,13 +116,9 @@ class WeightPort(wiring.Component):
             ok = named(m, ok & (cmd.read | (cmd.array >= L)), "ok_t")
         write = named(m, take & ok & ~cmd.read, "write")  # (into both copies of a weight)
         m.d.comb += self.cmd_error.eq(take & ~ok)
-        # the sweep's read: the next word (its array ``arr``), or stage 1's again (``arr1``) while its beat waits
+        # the sweep's read: the next word (its array ``arr``), once (a waiting dump beat holds its data)
         sw_read, sw_arr, sw_addr = Signal(), Signal.like(sw.arr), Signal.like(sw.addr)
-        if self.dump:
-            m.d.comb += [sw_arr.eq(Mux(sw.adv & sw.issuing, sw.arr, sw.arr1)),
-                         sw_addr.eq(Mux(sw.adv & sw.issuing, sw.addr, sw.addr1))]
-        else:
-            m.d.comb += [sw_arr.eq(sw.arr), sw_addr.eq(sw.addr)]
+        m.d.comb += [sw_arr.eq(sw.arr), sw_addr.eq(sw.addr)]
         # addresses and data driven always; the selects and write enables say when they count
         for l in range(L):
             for name, bits, addr, arr, lane in (
@@ -170,16 +168,15 @@ class WeightPort(wiring.Component):
                 with m.If(self.wrsp.ready):
                     m.next = "IDLE"
             with m.State("DIGEST"):  # issue one word's read per cycle; stage 1 (sw.v1) folds it
-                m.d.comb += sw_read.eq(1)
                 if self.dump:
-                    m.d.comb += sw.issuing.eq(1)
+                    m.d.comb += sw_read.eq(sw.adv)
                     with m.If(sw.adv):
                         self._issue(m, sw)
                 else:
+                    m.d.comb += sw_read.eq(1)
                     self._issue(m, sw)
-            with m.State("DIGEST_END"):  # stage 1 folds (and a dump sends) the last word; a waiting beat re-reads
+            with m.State("DIGEST_END"):  # stage 1 folds (and a dump sends) the last word
                 if self.dump:
-                    m.d.comb += sw_read.eq(~sw.adv)
                     with m.If(sw.adv):
                         m.next = "IDLE"
                 else:
@@ -206,16 +203,22 @@ class WeightPort(wiring.Component):
             sw.dump_req, sw.dump = Signal(), Signal()
             with m.If(self.digest_start | self.dump_start):
                 m.d.sync += [sw.req.eq(1), sw.dump_req.eq(self.dump_start)]
-            sw.addr1, sw.issuing = Signal.like(sw.addr), Signal()  # (issuing: in the DIGEST state)
             sw.adv = Signal()  # stage 1's word is taken this cycle (unless its dump beat waits for wdump.ready)
             m.d.comb += [sw.adv.eq(~sw.dump | ~sw.v1 | self.wdump.ready), self.wdump.valid.eq(sw.dump & sw.v1)]
+            # stage 1's word: the memory's read data in its first cycle, then held while its beat waits
+            live, held = (Signal(data.ArrayLayout(signed(dump_bits(s)), s.lanes)) for _ in range(2))
+            held_v = Signal()
+            sw.word = Signal.like(live)
             with m.Switch(sw.arr1):
                 for a, _name, bits, rdata, n_last in self._words():
                     with m.Case(a):
                         for p_, v in enumerate(lanes(rdata, bits, True, s.lanes)):
-                            m.d.comb += self.wdump.payload.data[p_].eq(Mux(sw.last1, 0, v) if p_ >= n_last else v)
+                            m.d.comb += live[p_].eq(Mux(sw.last1, 0, v) if p_ >= n_last else v)
+            m.d.comb += [sw.word.eq(Mux(held_v, held, live)), self.wdump.payload.data.eq(sw.word)]
+            with m.If(sw.v1 & ~sw.adv):
+                m.d.sync += [held.eq(sw.word), held_v.eq(1)]
             with m.If(sw.adv):
-                m.d.sync += sw.v1.eq(0)
+                m.d.sync += [sw.v1.eq(0), held_v.eq(0)]
         else:
             with m.If(self.digest_start):
                 m.d.sync += sw.req.eq(1)
@@ -224,7 +227,10 @@ class WeightPort(wiring.Component):
             fold = Const(0, 32)
             for a, _name, bits, rdata, n_last in self._words():
                 f = Const(0, 32)
-                for p_, u in enumerate(lanes(rdata, bits, False, s.lanes)):
+                # (a dump core folds stage 1's word as sent: the lanes' low bits are the words' bit patterns)
+                words = [sw.word[p_][:bits] for p_ in range(s.lanes)] if self.dump else \
+                    lanes(rdata, bits, False, s.lanes)
+                for p_, u in enumerate(words):
                     u32 = Cat(u, Const(0, 32 - bits)) if bits < 32 else u
                     if p_ >= n_last:
                         u32 = Mux(sw.last1, 0, u32)
@@ -241,8 +247,6 @@ class WeightPort(wiring.Component):
                 tw_ = s.tiles(a % L + 1)
                 m.d.sync += [sw.v1.eq(1), sw.arr1.eq(a), sw.last1.eq(sw.t == tw_ - 1),
                              sw.t.eq(Mux(sw.t == tw_ - 1, 0, sw.t + 1))]
-                if self.dump:
-                    m.d.sync += sw.addr1.eq(sw.addr)
                 with m.If(sw.addr == self.sweep_depth[a] - 1):
                     m.d.sync += [sw.addr.eq(0), sw.arr.eq(a + 1)]
                     if a == 2 * L - 1:
