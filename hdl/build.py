@@ -248,6 +248,15 @@ def build_eqspike(spec_path: Path, out: Path, weights: Path | None = None, name:
                                            + ("; mirrors the stored cells of every tcmd write of a w{l} word "
                                               "(P cycles), not written on wcmd" if ternary else "")}
                      for l in range(1, L)})
+    if spec.ternary_training:  # the latent weights (WUPD updates them) and the intended cells (REPROG's reference)
+        memories.update({f"vup{l}": {"words": spec.layers[l] * spec.tiles(l + 1), "bits": P * spec.latent_bits[l],
+                                     "layout": f"v{l} (latent weights) pre-major, as wup{l}: row j = presynaptic "
+                                               "neuron j; wcmd array 2L + l"} for l in range(L)})
+        memories.update({f"vdn{l}": {"words": spec.layers[l + 1] * spec.tiles(l), "bits": P * spec.latent_bits[l],
+                                     "layout": f"v{l} post-major (the update's transposed copy)"} for l in range(1, L)})
+        memories["tval"] = {"words": ms.depth, "bits": ms.word_bits,
+                            "layout": "tmem's layout: the intended cells (as programmed on tcmd or reprogrammed, "
+                                      "before the injector), the REPROG pass's reference"}
     payloads = {"wcmd": eq.wcmd_fields(spec), "aer": {"addr": eq.aer_addr_bits(spec), "last": 1},
                 "inp": {"pixels": [P, spec.input_bits], "label": core.label_bits},
                 "out": {"pred": core.label_bits, "states": [spec.layers[-1], spec.state_bits]}}
@@ -317,7 +326,21 @@ def eqspike_ternary_manifest(spec, weights: dict | None) -> dict:
                                           if k.startswith("REG_") and k != "REG_BITS"},
                             "faults": "set CTRL, RATE_ZERO, RATE_NONZERO, SEED (last), clear INJECTED, then program "
                                       "(golden.eqspike.ternary.configure_faults)"},
-    }
+    } | ({"training": {
+        "latents": {f"v{l}": {"wcmd_array": 2 * spec.n_layers + l, "bits": spec.latent_bits[l],
+                              "frac": spec.latent_frac[l], "threshold": spec.latent_threshold[l]}
+                    for l in range(spec.n_layers)},
+        "load": "program the cells (tcmd) with w{l} = ternary value of v{l} (+1 where v > threshold, -1 where "
+                "v < -threshold, else 0), then write every v{l}[i, j] on wcmd (array 2L + l): the twin refuses an "
+                "image whose w{l} is not the ternary value of its v{l}",
+        "reprogram": "after every nudged step's weight update (which lands on the latents) a REPROG pass sweeps "
+                     "the cell memory in address order: a word whose latents' ternary values differ from its "
+                     "intended cells (tval) is written through the memory's update port (one PRNG draw; the "
+                     "changed cells masked for the static injector, the others written back as stored) and "
+                     "mirrored into wdn{l} (l >= 1); depth + 2 cycles per nudged step, + P + 1 per written word "
+                     "of an upper connection (golden.eqspike.ternary.reprogram)",
+        "reads": "a training core reads its cells raw (no PCSA draw, not counted in READS): the memory's PRNG "
+                 "steps only on written words"}} if spec.ternary_training else {})
 
 
 def build_galton(spec_path: Path, out: Path, name: str = "galton", *, force: bool = True) -> dict:

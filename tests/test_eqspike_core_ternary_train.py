@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
-from test_eqspike_core import infer_with_counters, sample_inputs, sweep_cycles, words_read  # noqa: I001
+from test_eqspike_core import (  # noqa: I001  (tests/ is on sys.path)
+    infer_with_counters,
+    sample_inputs,
+    signal_products,
+    sweep_cycles,
+    words_read,
+)
 from test_eqspike_core_ternary import CASES, TernaryHost, ternary_weights
 
 import golden.eqspike.ternary as gt
@@ -56,8 +62,8 @@ def cell_words(spec, cells) -> list[int]:
     return [int(sum(int(c) << (2 * i) for i, c in enumerate(row))) for row in cells]
 
 
-def run_rtl(spec, weights, xs, ys, *, seed=0, idle=0.0, stall=0.0, faults=None, infer=()):
-    dut = EqSpikeCore(spec)
+def run_rtl(spec, weights, xs, ys, *, seed=0, idle=0.0, stall=0.0, faults=None, infer=(), built_in=False):
+    dut = EqSpikeCore(spec, weights=weights if built_in else None)
     L, depth = spec.n_layers, spec.ternary_memory_spec().depth
     res: dict = {"samples": [], "infer": []}
     busy = [0]  # cycles with the REPROG sweep running
@@ -83,11 +89,12 @@ def run_rtl(spec, weights, xs, ys, *, seed=0, idle=0.0, stall=0.0, faults=None, 
             for a, v in ((tm.REG_CTRL, ctrl), (tm.REG_RATE_ZERO, rz), (tm.REG_RATE_NONZERO, rnz), (tm.REG_SEED, fseed),
                          (tm.REG_INJECTED, 0)):
                 await host.write_tmem(ctx, a, v)
-        await host.program(ctx, weights)
-        for l in range(L):  # the latents on wcmd (arrays 2L + l)
-            for i in range(spec.layers[l + 1]):
-                for j in range(spec.layers[l]):
-                    await host.write_element(ctx, 2 * L + l, i, j, int(weights[f"v{l}"][i, j]))
+        if not built_in:
+            await host.program(ctx, weights)
+            for l in range(L):  # the latents on wcmd (arrays 2L + l)
+                for i in range(spec.layers[l + 1]):
+                    for j in range(spec.layers[l]):
+                        await host.write_element(ctx, 2 * L + l, i, j, int(weights[f"v{l}"][i, j]))
         res["start"] = await read_state(host, ctx)
         await host.write_reg(ctx, REG_CTRL, CTRL_TRAIN)
         for x, y in zip(xs, ys, strict=True):
@@ -214,3 +221,33 @@ def test_ternary_training_core_refusals_and_images():
     img = memory_images(spec, latent_weights(spec, 1))
     assert {"tmem", "tval", "vup0", "vup1", "vdn1", "wdn1", "b0", "b1"} <= set(img) and "wup0" not in img
     assert img["tval"] == img["tmem"]
+
+
+def test_hdl_build_ternary_training_manifest_and_built_in_weights_train(tmp_path, monkeypatch):
+    """python -m hdl.build eqspike of a ternary training spec with a weight image: the manifest lists the latent
+    memories and the intended cells, the training section (wcmd arrays of v{l}, the REPROG rule); the Verilog
+    multiplies no two signals; the core built with the weights (cells, mirror, latents, tval initialised) trains
+    == the twin without a load."""
+    from golden.eqspike.image import write_image
+    from hdl.build import load_build_manifest, main
+
+    spec = make_spec("24-9-7-4-P3")
+    w = latent_weights(spec, 4)
+    (tmp_path / "spec.toml").write_text(spec.to_toml())
+    write_image(tmp_path / "img", spec, w)
+    assert main(["eqspike", "--spec", str(tmp_path / "spec.toml"), "--weights", str(tmp_path / "img"),
+                 "--out", str(tmp_path / "build")]) == 0
+    m = load_build_manifest(tmp_path / "build")
+    L = spec.n_layers
+    assert {"tmem", "tval", "vup0", "vup1", "vup2", "vdn1", "vdn2", "wdn1", "wdn2"} == set(m["weight_memories"])
+    tr = m["ternary"]["training"]
+    assert {k: v["wcmd_array"] for k, v in tr["latents"].items()} == {f"v{l}": 2 * L + l for l in range(L)}
+    assert m["payloads"]["wcmd"]["array"] == 4  # 0 … 3L − 1 = 8
+    assert signal_products((tmp_path / "build" / "eqspike_core.v").read_text()) == []
+
+    xs = sample_inputs(spec, 2, 4)
+    ys = np.array([1, 3])
+    twin = EqSpikeTwin(spec, w)
+    calls = reprog_words(monkeypatch)
+    res = run_rtl(spec, w, xs, ys, seed=2, idle=0.2, stall=0.2, built_in=True)
+    check_run(spec, w, xs, ys, res, twin, calls)
