@@ -283,6 +283,31 @@ class EqSpikeHost:
     def infer(self, images, labels=None) -> list[int]:
         return self._run(images, labels, False)
 
+    def set_lr_shift(self, lr_shift) -> tuple[int, ...]:
+        """Write the η registers (``REG_LR``; η = 2^-lr_shift per connection, one value for all), as
+        :meth:`golden.eqspike.twin.EqSpikeTwin.set_lr_shift` does on the twin: the values are checked first with
+        the twin's rule (:meth:`spec.eqspike.EqSpikeSpec.check_lr_shift`; a bad value raises ``ValueError`` and
+        nothing is sent), written (one ``LR_ALL`` write when all are equal, else one per connection; the link
+        applies them between samples) and read back (connections 0 … 4: the register's 6-bit fields).
+        Returns the values written."""
+        from hdl.eqspike import LR_ALL, REG_LR
+
+        from .host import LinkError
+
+        s = self.spec
+        if not s.training:
+            raise ValueError("this core was built without on-chip learning (spec.training = false): it has no "
+                             "η registers")
+        v = s.check_lr_shift(lr_shift)
+        writes = [(LR_ALL, v[0])] if len(set(v)) == 1 else list(enumerate(v))
+        for c, x in writes:
+            self.write_reg(REG_LR, int(x) | c << 8)
+        got = self.read_reg(REG_LR)
+        back = [(got >> (6 * c)) & 0x3F for c in range(min(len(v), 5))]
+        if back != list(v[:5]):
+            raise LinkError(f"REG_LR reads back {back} after writing {list(v)}: a write was refused by the core")
+        return v
+
     def train(self, images, labels) -> list[int]:
         """One on-chip training step per sample (free, then nudged phases); the free phase's predictions."""
         return self._run(images, labels, True)

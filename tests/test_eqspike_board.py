@@ -82,3 +82,38 @@ def test_cli_refuses_spec_that_does_not_fit(tmp_path, capsys):
     assert not out.exists()  # refused before any tool ran or any directory was made
     rc = main(["synth", "--board", "ulx3s", "--design", "eqspike", "--out", str(out)])
     assert rc == 2 and "--design eqspike needs --spec" in capsys.readouterr().err
+
+
+def test_lr_shift_through_link_equals_twin():
+    """EqSpikeHost.set_lr_shift writes REG_LR through the link: two training steps with per-connection η (the
+    second after another write for all connections) == the twin with the same set_lr_shift calls, and != a
+    twin without them; values the twin refuses are refused before anything is sent (REG_LR unchanged); an
+    inference core has no η registers."""
+    from hdl.eqspike import REG_LR
+
+    spec = EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=True, T1=8, T2=4, lr_shift=(3,))
+    weights = init_weights(spec, seed=4, scale=3.0)
+    host = _board(spec, seed=1)
+    host.load_weights(weights)
+    twin, plain = EqSpikeTwin(spec, weights), EqSpikeTwin(spec, weights)
+    xs, ys = _samples(spec, 2, 5)
+    for i, lr in enumerate(([1, 2], 2)):
+        assert host.set_lr_shift(lr) == twin.spec.check_lr_shift(lr)
+        twin.set_lr_shift(lr)
+        rec = twin.train_sample(xs[i], int(ys[i]))
+        plain.train_sample(xs[i], int(ys[i]))
+        assert host.train([xs[i]], [ys[i]]) == [int(rec.pred)]
+    got = host.read_weights()
+    for k, v in twin.weights.items():
+        assert np.array_equal(got[k], np.asarray(v)), k
+    assert any(not np.array_equal(got[k], v) for k, v in plain.weights.items())
+    before = host.read_reg(REG_LR)
+    lo = max(0, spec.weight_frac[0] - spec.trace_frac - 1 + spec.beta_shift,
+             spec.bias_frac[0] - spec.trace_frac - 1 + spec.beta_shift)
+    for bad in (33, [1, 2, 3], lo - 1 if lo > 0 else -1, 2.5):
+        with pytest.raises(ValueError, match="lr_shift"):
+            host.set_lr_shift(bad)
+    assert host.read_reg(REG_LR) == before == 2 | 2 << 6
+    inf = EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=False, T1=8)
+    with pytest.raises(ValueError, match="η registers"):
+        _board(inf).set_lr_shift(4)
