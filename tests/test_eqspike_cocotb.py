@@ -172,3 +172,43 @@ def _replay_twin(spec, w, kind):
     if kind is not None:
         configure_faults(twin, w, 0.2, "static", kind, seed=7)
     return twin
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("simulator", SIMS)
+def test_ternary_training_verilog_matches_twin(simulator):
+    """A ternary training core (latents v{l}, REPROG after every nudged step; docs/eqspike.md §9) with static
+    adjacent faults (p = 0.2, through REG_TMEM before programming): cells on ``tcmd``, biases and latents on
+    ``wcmd``; after each of 3 training steps every stored weight, bias and latent read back (element by element
+    and as a block), the digest, SPIKES, predictions and output states == the ternary twin; INJECTED at the end
+    (the reprogrammed words' faults included) == the twin's; no PCSA read counted (raw reads)."""
+    from test_eqspike_core_ternary_train import latent_weights, make_spec  # tests/ is on sys.path
+
+    from golden.eqspike.ternary import configure_faults
+    from spec.ternary import ctrl_value
+
+    spec = make_spec("20-12-5-P4", fault_injection=True)
+    seed = 31
+    w = latent_weights(spec, seed)
+    rng = np.random.default_rng(seed)
+
+    def x():
+        return rng.integers(0, spec.input_scale + 1, size=spec.layers[0])
+
+    items = [Item("train", x(), label=int(rng.integers(0, spec.layers[-1])), readback=True, dump=True)
+             for _ in range(3)] + [Item("infer", x(), digest=True)]
+    twin = EqSpikeTwin(spec, w)
+    info = configure_faults(twin, w, 0.2, "static", "adjacent", seed=7)
+    faults = (ctrl_value("static", "adjacent"), info["rate_zero"], info["rate_nonzero"], 7)
+    stored0 = twin.weights
+    result = run_eqspike(spec, w, items, simulator, seed=seed, idle_prob=0.3, stall_prob=0.3,
+                         timeout_ns=200_000_000, faults=faults)
+    rep = compare_with_twin(spec, w, items, result, simulator, twin=twin)
+    assert rep.mismatches == []
+    assert rep.training_steps == 3 and rep.compared["dumps"] == 3
+    assert rep.compared["weight_arrays"] == 4 * 3 * spec.n_layers + 3 * 2 * spec.n_layers  # element: w, b, v
+    assert result["tmem_end"]["READS"] == 0 and twin.memory.injected > info["injected"]
+    assert any((twin.weights[f"w{l}"] != stored0[f"w{l}"]).any() for l in range(spec.n_layers))  # cells moved
+    # not vacuous: the same job against a twin without the faults is reported
+    rep_clean = compare_with_twin(spec, w, items, result, simulator)
+    assert rep_clean.mismatches, "a twin without the static faults should disagree"
