@@ -48,7 +48,8 @@ from golden.clierr import ArgumentParser, CLIError, cli_main  # noqa: E402
 def markdown(report: dict) -> str:
     lines = ["# EqSpike RTL == twin (cocotb)", "",
              f"inference net {report['inference_net']}, training net {report['training_net']}, lanes "
-             f"{report['lanes']}, T1 {report['T1']}, T2 {report['T2']}, stall probability {report['stall_prob']}, "
+             f"{report['lanes']}, T1 {report['T1']}, T2 {report['T2']}, training η shifts (REG_LR) "
+             f"{report.get('lr_shift')}, stall probability {report['stall_prob']}, "
              f"inference weights {report.get('weight_kind', 'fixed')}"
              + (f" (static adjacent faults p = {report['fault_rate']}: {report['injected_faults']} cells changed)"
                 if report.get("fault_rate") is not None else ""), "",
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--T2", type=int, default=4, help="nudged-phase steps (default 4)")
     p.add_argument("--simulators", nargs="+", default=["verilator", "icarus"], choices=["icarus", "verilator"],
                    help="simulators to run (default both)")
+    p.add_argument("--lr-shift", type=int, nargs="+", metavar="S",
+                   help="the training core's η registers (REG_LR, η = 2^-S): one value for every connection or one "
+                        "per connection, written before the first training step, the twin the same "
+                        "(EqSpikeTwin.set_lr_shift; checked with EqSpikeSpec.check_lr_shift; default: the spec's 4)")
     p.add_argument("--stall", type=float, default=0.2, help="idle/stall probability on every stream (default 0.2)")
     p.add_argument("--seed", type=int, default=1, help="stall and initialisation seed (default 1)")
     p.add_argument("--out", type=Path, default=REPO / "bench/results/eqspike_rtl_check",
@@ -158,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         faults = (ctrl_value("static", "adjacent"), info["rate_zero"], info["rate_nonzero"], args.fault_seed)
     tspec = EqSpikeSpec(layers=(784, args.hidden, 10), lanes=args.lanes, training=True, T1=args.T1, T2=args.T2,
                         lr_shift=(4,))
+    if args.lr_shift is not None:  # checked before the data load and the RTL build
+        if args.train_steps == 0:
+            raise CLIError("--lr-shift sets the training core's η registers: it needs --train-steps > 0")
+        try:
+            tspec.check_lr_shift(args.lr_shift)
+        except ValueError as e:
+            raise CLIError(f"--lr-shift: {e}") from None
     tw = init_weights(tspec, seed=args.seed, scale=3.0)
     test = load_dataset("mnist", "test", data_dir=args.data_dir)
     train = load_dataset("mnist", "train", data_dir=args.data_dir)
@@ -168,14 +180,16 @@ def main(argv: list[str] | None = None) -> int:
     inf = [Item("infer", x) for x in xi]
     last = args.train_steps - 1
     tr = [Item("train", x, label=int(y), digest=True, dump=(n + 1) % args.dump_every == 0 or n == last,
-               readback=args.readback_every > 0 and ((n + 1) % args.readback_every == 0 or n == last))
+               readback=args.readback_every > 0 and ((n + 1) % args.readback_every == 0 or n == last),
+               lr_shift=tuple(args.lr_shift) if args.lr_shift is not None and n == 0 else None)
           for n, (x, y) in enumerate(zip(xt, yt, strict=True))]
     report = {"bench": "eqspike_rtl_check", "image": str(args.image) if args.image else None,
               "weight_kind": spec.weight_kind, "fault_rate": args.fault_rate,
               "injected_faults": None if faults is None else info["injected"],
               "inference_net": "-".join(map(str, spec.layers)), "training_net": "-".join(map(str, tspec.layers)),
               "lanes": spec.lanes, "dump_every": args.dump_every, "readback_every": args.readback_every,
-              "T1": tspec.T1, "T2": tspec.T2,
+              "T1": tspec.T1, "T2": tspec.T2, "lr_shift": list(tspec.check_lr_shift(
+                  args.lr_shift if args.lr_shift is not None else tspec.lr_shift)),
               "stall_prob": args.stall,
               "command": "python bench/eqspike_rtl_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "results": {}}

@@ -173,6 +173,20 @@ def test_eqspike_rtl_check_refuses_faults_on_a_fixed_core(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("argv, match", [
+    (["--lr-shift", "33"], "--lr-shift: lr_shift[0]"),
+    (["--lr-shift", "4", "5", "6"], "--lr-shift: lr_shift must have 1 or 2 entries"),
+    (["--lr-shift", "4", "--train-steps", "0"], "--lr-shift sets the training core's η registers"),
+])
+def test_eqspike_rtl_check_refuses_bad_lr_shift(tmp_path, capsys, argv, match):
+    """bench/eqspike_rtl_check.py --lr-shift: values the twin refuses (EqSpikeSpec.check_lr_shift), and the
+    option without training steps, refused in one line before the data load and the RTL build."""
+    rc = _load("eqspike_rtl_check").main([*argv, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc != 0 and match in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def _fake_synth(path: Path, spec, dsps: dict[str, int], fmax_mhz: float = 50.0) -> Path:
     """A synth.json as ``python -m boards synth --design ep`` writes it, for a core that was never built."""
     res = {"LUT4": {"used": 1000, "available": 83640, "percent": 1},
