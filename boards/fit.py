@@ -55,10 +55,13 @@ def check_fits(board: str, design: str, spec) -> None:
 # splits a wider product into ⌈a/A⌉·⌈b/B⌉ primitives.
 BOARD_DSP = {"ulx3s": ("MULT18X18D", 156, 18, 18), "icebreaker": ("SB_MAC16", 8, 16, 16)}
 # Block RAM shapes (depth, width) that give one read and one write port at once, each of the full width: the
-# ECP5's DP16KD (true dual port up to 18 bits, PDPW16KD 512 × 36 pseudo dual port). The EP core's weight
-# memories need both ports in the same cycle (training: the update reads a word while writing the word it
-# read two cycles before), so one DP16KD delivers at most 36 bits of a weight word per cycle.
-BOARD_BRAM = {"ulx3s": ("DP16KD", 208, ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)))}
+# ECP5's DP16KD (true dual port up to 18 bits, PDPW16KD 512 × 36 pseudo dual port), the iCE40's SB_RAM40_4K
+# (EBR; the SPRAM has one port and cannot hold a memory that is read and written in the same cycle). The EP
+# core's weight memories need both ports in the same cycle (training: the update reads a word while writing
+# back the word it read a few cycles before), so one DP16KD delivers at most 36 bits of a weight word per
+# cycle, one EBR 16.
+BOARD_BRAM = {"ulx3s": ("DP16KD", 208, ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))),
+              "icebreaker": ("EBR", 30, ((2048, 2), (1024, 4), (512, 8), (256, 16)))}
 
 
 def lane_dsps(board: str, spec: EPCoreSpec) -> dict:
@@ -99,8 +102,9 @@ def weight_blocks(board: str, spec: EPCoreSpec) -> dict:
 
 def check_lanes_fit(board: str, spec: EPCoreSpec) -> None:
     """Refuse, on one line with the numbers, an EP core whose lanes need more multipliers than the board's
-    FPGA has, or (ULX3S) whose weight memories need more block RAMs than it has once every weight word is
-    read whole in one cycle through a block's read port while its write port takes the update's writes."""
+    FPGA has, or whose weight memories need more block RAMs (DP16KD; EBR for a training core) than it has once
+    every weight word is read whole in one cycle through a block's read port while its write port takes the
+    update's writes."""
     name = f"the {'-'.join(map(str, spec.layers))} core (P = {spec.lanes}"
     d = lane_dsps(board, spec)
     if d["need"] > d["have"]:
@@ -109,17 +113,18 @@ def check_lanes_fit(board: str, spec: EPCoreSpec) -> None:
             f"{d['left_bits']} x {d['right_bits']} signed bits need {d['need']} {d['dsp']} ({d['per_lane']} per lane; "
             f"inference and training share them), the FPGA has {d['have']}: at most P = "
             f"{d['have'] // d['per_lane']} lanes")
-    if board not in BOARD_BRAM:
-        return
+    if board == "icebreaker" and not spec.training:
+        return  # an inference core's weights might go to the SPRAM (read in sweeps, written between samples)
     w = weight_blocks(board, spec)
     if w["need"] > w["have"]:
+        widest = max(width for _, width in BOARD_BRAM[board][2])
         parts = ", ".join(f"{k} {m['words']:,} words x {m['bits']} bits: {m['blocks']} ({m['side_by_side']} side by "
                           f"side as {m['shape']})" for k, m in w["memories"].items())
         raise ValueError(
             f"{name}) does not fit the {board}: its weight memories need at least {w['need']} {w['ram']} ({parts}), "
-            f"the FPGA has {w['have']}; a {w['ram']} reads and writes at most 36 bits a cycle (one read port and one "
-            f"write port, both used by the update's read-modify-write): use fewer lanes, narrower weights or a "
-            f"smaller layer")
+            f"the FPGA has {w['have']}; one {w['ram']} reads and writes at most {widest} bits a cycle (one read port "
+            f"and one write port, both used by the update's read-modify-write): use fewer lanes, narrower weights or "
+            f"a smaller layer")
 
 
 # the block RAM primitive each board's sample store is built from: name, count, bits each, bytes

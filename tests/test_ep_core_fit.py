@@ -94,7 +94,7 @@ def test_block_ram_width_check_says_why_a_wider_core_does_not_fit():
     with pytest.raises(ValueError, match=r"the 784-275-10 core \(P = 128\) does not fit the ulx3s: its weight "
                        r"memories need at least 214 DP16KD \(w0 1,925 words x 1536 bits: 171 \(171 side by side as "
                        r"2048 x 9\), w1 30 words x 1536 bits: 43 \(43 side by side as 512 x 36\)\), the FPGA has "
-                       r"208; a DP16KD reads and writes at most 36 bits a cycle"):
+                       r"208; one DP16KD reads and writes at most 36 bits a cycle"):
         check_fits("ulx3s", "ep", EPCoreSpec(layers=(784, 275, 10), lanes=128, **TRAIN12))
     with pytest.raises(ValueError, match=r"784-320-10 core \(P = 96\) does not fit the ulx3s: its weight memories"):
         check_fits("ulx3s", "ep", EPCoreSpec(layers=(784, 320, 10), lanes=96, **TRAIN12))
@@ -114,3 +114,16 @@ def test_bench_ep_core_wide_rows():
     with pytest.raises(ValueError):
         check_fits("ulx3s", "ep", wide.spec_for(r["N_bound"] + 1, 64))
     assert r["weight_dp16kd"] + r["other_dp16kd_estimate"] <= 208
+
+
+def test_ebr_width_check_for_icebreaker_training_cores():
+    """iCE40UP5K: a training core's weights need EBR (the SPRAM has one port), at most 16 bits a block per cycle;
+    an inference core is left to the bit count (its weights might go to the SPRAM)."""
+    fit = dict(layers=(64, 16, 10), lanes=8, weight_bits=(8,), weight_frac=(8,))
+    check_fits("icebreaker", "ep", EPCoreSpec(**fit))  # w0 128 x 64 bits: 4 EBR as 256 x 16, w1 20 words: 4
+    assert weight_blocks("icebreaker", EPCoreSpec(**fit))["need"] == 8
+    big = dict(fit, layers=(256, 64, 10))  # w0 2,048 words x 64 bits: 32 EBR as 512 x 8 (or 256 x 16 ...)
+    with pytest.raises(ValueError, match=r"the 256-64-10 core \(P = 8\) does not fit the icebreaker: its weight "
+                       r"memories need at least \d+ EBR .* the FPGA has 30; one EBR reads and writes at most 16 bits"):
+        check_fits("icebreaker", "ep", EPCoreSpec(**big))
+    check_fits("icebreaker", "ep", EPCoreSpec(**big, training=False))  # 147,456 bits: the SPRAM may hold them
