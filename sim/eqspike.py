@@ -20,6 +20,7 @@ import numpy as np
 from golden.eqspike.twin import EqSpikeTwin
 from hdl.eqspike import (
     CTRL_AER,
+    CTRL_LABEL_SHIFT,
     CTRL_TRAIN,
     LR_ALL,
     REG_CTRL,
@@ -45,7 +46,9 @@ from .runner import run_cocotb
 
 @dataclass
 class Item:
-    """One sample. ``kind``: ``"infer"`` (pixels), ``"aer"`` (address events) or ``"train"`` (pixels + label).
+    """One sample. ``kind``: ``"infer"`` (pixels), ``"aer"`` (address events), ``"train"`` (pixels + label) or
+    ``"aer_train"`` (address events for the T1 + T2 (+ T2) steps of a training sample + ``label``, sent in
+    REG_CTRL; the twin's :meth:`~golden.eqspike.twin.EqSpikeTwin.train_events`; duplicates allowed).
 
     ``steps`` (AER): per time step the input neurons that spike; ``bad`` (AER): per step extra addresses
     ≥ N0 sent among them (the core drops and counts them). ``T``: REG_T1 for this sample (inference;
@@ -160,7 +163,7 @@ def words_read(spec: EqSpikeSpec, spikes: list[int]) -> int:
 def _item_T(spec: EqSpikeSpec, it: Item) -> int:
     if it.kind == "aer":
         return len(it.steps)
-    if it.kind == "train":
+    if it.kind in ("train", "aer_train"):
         return spec.T1
     return it.T or spec.T1
 
@@ -182,16 +185,18 @@ def make_job(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: list[Item
     rb = [wcmd_word(spec, wf, 1, a, i, j, 0) for _n, a, i, j in elements(spec)]
     jitems = []
     for it in items:
-        if it.kind not in ("infer", "aer", "train"):
-            raise ValueError(f"item kind must be 'infer', 'aer' or 'train', not {it.kind!r}")
+        if it.kind not in ("infer", "aer", "train", "aer_train"):
+            raise ValueError(f"item kind must be 'infer', 'aer', 'train' or 'aer_train', not {it.kind!r}")
         regs = [] if it.reseed is None else [[REG_SEED, int(it.reseed)]]
         if it.lr_shift is not None:
             lrs = spec.check_lr_shift(it.lr_shift)  # a bad value is the caller's error, not a flag to compare
             one = isinstance(it.lr_shift, int) or len(it.lr_shift) == 1  # one value for every connection
             regs += ([[REG_LR, int(lrs[0]) | (LR_ALL << 8)]] if one else
                      [[REG_LR, int(v) | (c << 8)] for c, v in enumerate(lrs)])
-        regs += [[REG_CTRL, {"infer": 0, "aer": CTRL_AER, "train": CTRL_TRAIN}[it.kind]], [REG_T1, _item_T(spec, it)]]
-        if it.kind == "aer":
+        ctrl = {"infer": 0, "aer": CTRL_AER, "train": CTRL_TRAIN,
+                "aer_train": CTRL_AER | CTRL_TRAIN | int(it.label) << CTRL_LABEL_SHIFT}[it.kind]
+        regs += [[REG_CTRL, ctrl], [REG_T1, _item_T(spec, it)]]
+        if it.kind in ("aer", "aer_train"):
             beats = []
             for t, evs in enumerate(it.steps):
                 sent = list(evs) + (list(it.bad[t]) if it.bad else [])
@@ -301,13 +306,17 @@ def compare_with_twin(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: 
         if it.kind == "train":
             rec = twin.train_sample(np.asarray(it.x), int(it.label))
             rep.training_steps += 1
+        elif it.kind == "aer_train":
+            rec = twin.train_events(it.steps, int(it.label))
+            rep.training_steps += 1
+            n_bad += sum(len(b) for b in (it.bad or []))
         elif it.kind == "aer":
             rec = twin.infer_events(it.steps)
             n_bad += sum(len(b) for b in (it.bad or []))
         else:
             rec = twin.infer(np.asarray(it.x), T=None if T == spec.T1 else T)
         rep.samples += 1
-        if it.kind != "train":  # one PCSA read per bottom-up row word (the top-down words are mirrored copies)
+        if it.kind not in ("train", "aer_train"):  # one PCSA read per bottom-up row word (top-down: mirrored copies)
             pcsa += sum(rec.phases[0].spikes[l] * spec.tiles(l + 1) for l in range(spec.n_layers))
         w = int(res["out"])
         pred, states = w & ((1 << lb) - 1), [(w >> (lb + i * sb)) & ((1 << sb) - 1) for i in range(n_out)]
@@ -320,9 +329,9 @@ def compare_with_twin(spec: EqSpikeSpec, weights: dict[str, np.ndarray], items: 
         c = res["counters"]
         rep.cycles.append(int(c["CYCLES"]))
         want = {"SPIKES": sum(sum(p.spikes) for p in rec.phases)}
-        if it.kind != "train":
-            ph = rec.phases[0]
-            want.update(SYN=ph.synaptic_events, WORDS=words_read(spec, ph.spikes))
+        if it.kind != "train":  # (AER training: all phases)
+            spikes = [sum(p.spikes[l] for p in rec.phases) for l in range(spec.n_layers + 1)]
+            want.update(SYN=sum(p.synaptic_events for p in rec.phases), WORDS=words_read(spec, spikes))
         for k, v in want.items():
             rep.compared["counters"] += 1
             if int(c[k]) != v:
