@@ -661,6 +661,8 @@ CASES: list[Case] = [
     C("bench:ep_core_report", "", r"the following arguments are required: --synth"),
     C("bench:ep_core_report", "--synth x --golden-batches 0 16", r"--golden-batches must be positive integers, not "
       r"\[0, 16\]"),
+    C("bench:ep_core_wide", "--lanes 0", r"--lanes must be positive"),
+    C("bench:ep_core_wide", "--weight-read-stages 5", r"--weight-read-stages 0 to 4"),
     C("bench:ep_core_report", "--synth nothere --skip-golden", r"--synth: no synthesis report at nothere \(run"),
 ]
 
