@@ -852,8 +852,17 @@ def eqspike_job(args) -> tuple[dict, dict]:
                        "SPEC.toml (an EqSpike spec; random initial weights)")
     spec, weights, source, x, y = _core_job(args, load_image, EqSpikeSpec.load, init_weights,
                                             "'python -m golden.eqspike.twin_cli quantize'", "EqSpike core")
-    job = {"design": "eqspike", "spec": spec.to_dict(), "weights": {k: np.asarray(v).tolist() for k, v in
-                                                                     weights.items()},
+    lr = getattr(args, "lr_shift", None)
+    if lr is not None:  # the η registers (REG_LR), written after the load; the twin the same
+        if not (args.train and spec.training):
+            raise CLIError("--lr-shift sets the EqSpike core's η registers (REG_LR): it needs --train and a "
+                           "training core (spec training = true)")
+        try:
+            spec.check_lr_shift(lr)
+        except ValueError as e:
+            raise CLIError(f"--lr-shift: {e}") from None
+    job = {"design": "eqspike", "lr_shift": lr, "spec": spec.to_dict(),
+           "weights": {k: np.asarray(v).tolist() for k, v in weights.items()},
            "x": x.tolist(), "y": [int(v) for v in y], "train": bool(args.train),
            "readback_every": args.readback_every if args.train else 0, "chunk": 4, "corrupt": args.corrupt_word}
     meta = {"source": source, "spec_digest": spec.digest(), "layers": list(spec.layers), "lanes": spec.lanes}
@@ -881,6 +890,8 @@ def eqspike_session(transport: CountingTransport, job: dict, progress=None, cycl
         mask = (1 << host.view.link_word_bits) - 1
         host.link.write_word(element_address(host.view, 0, i, j), (int(weights["w0"][i, j]) ^ 1) & mask)
         host.link.sync()
+    if job.get("lr_shift") is not None:
+        res["lr_shift"] = list(host.set_lr_shift(job["lr_shift"]))
     res["load"] = _phase(cycles, transport, t0, c0)
     x, y = job["x"], job["y"]
     train, every = bool(job["train"]), int(job.get("readback_every") or 0)
@@ -926,6 +937,8 @@ def compare_eqspike(job: dict, res: dict) -> dict:
 
     spec = EqSpikeSpec.from_dict(job["spec"])
     twin = EqSpikeTwin(spec, {k: np.asarray(v, np.int64) for k, v in job["weights"].items()})
+    if job.get("lr_shift") is not None:
+        twin.set_lr_shift(job["lr_shift"])
     bad: list[str] = []
     n_bad = 0
 

@@ -117,3 +117,34 @@ def test_lr_shift_through_link_equals_twin():
     inf = EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=False, T1=8)
     with pytest.raises(ValueError, match="η registers"):
         _board(inf).set_lr_shift(4)
+
+
+def test_boards_run_eqspike_lr_shift_session_and_compare(tmp_path, capsys):
+    """``python -m boards run --design eqspike --lr-shift S``: the session writes the η registers after the load
+    (EqSpikeHost.set_lr_shift) and the comparison's twin the same: two training steps on a 16-8-4 board with
+    read-backs == twin, and the same result against a job without the η write differs; a bad value or one
+    without --train is refused in one line."""
+    from boards.__main__ import main
+    from boards.run import CountingTransport, compare_eqspike, eqspike_session
+
+    spec = EqSpikeSpec(layers=(16, 8, 4), lanes=4, training=True, T1=8, T2=4, lr_shift=(4,))
+    weights = init_weights(spec, seed=6, scale=3.0)
+    xs, ys = _samples(spec, 2, 7)
+    job = {"design": "eqspike", "lr_shift": 1, "spec": spec.to_dict(),
+           "weights": {k: np.asarray(v).tolist() for k, v in weights.items()}, "x": xs.tolist(),
+           "y": [int(v) for v in ys], "train": True, "readback_every": 2, "chunk": 4, "corrupt": None}
+    view = EqSpikeLinkSpec(spec)
+    dut = LinkedCore(eqspike_core_factory()(view), view, rx_fifo_depth=64)
+    res = eqspike_session(CountingTransport(StreamSimTransport(dut, seed=2, idle_prob=0.2, stall_prob=0.2)), job)
+    assert res["lr_shift"] == [1, 1]
+    cmp = compare_eqspike(job, res)
+    assert cmp["mismatches"] == 0 and cmp["compared"]["weight_readbacks"] == 2
+    assert compare_eqspike({**job, "lr_shift": None}, res)["mismatches"] > 0
+    toml = tmp_path / "s.toml"
+    toml.write_text(EqSpikeSpec(layers=(784, 4, 10), lanes=4, training=True, T1=8, T2=4).to_toml())
+    for extra, match in ((["--train", "--lr-shift", "40"], "--lr-shift: lr_shift"),
+                         (["--lr-shift", "2"], "needs --train")):
+        rc = main(["run", "--board", "icebreaker", "--dataset", "mnist-subset", "--no-progress", "--design", "eqspike",
+                   "--sim", "amaranth", "--spec", str(toml), *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and match in err and len(err.strip().splitlines()) == 1, err
