@@ -54,7 +54,12 @@ order does not matter, and it follows the step's reads (W(t+1) = W(t) + ΔW(t)).
 :class:`hdl.ternary_mem.TernaryWeightMemory` (:class:`hdl.eqspike_kit.ternary.TernaryRows`) instead of the
 ``wup{l}`` memories; a row word is a PCSA read (add α, subtract α or skip per lane); the ``wdn{l}`` copies
 mirror the cells as stored (static faults included); cells programmed on ``tcmd``, the memory's registers
-through ``REG_TMEM`` (docs/eqspike.md §9).
+through ``REG_TMEM`` (docs/eqspike.md §9). **Ternary training** (``training``): latent weights ``v{l}`` in
+``vup{l}``/``vdn{l}`` (the ``wup``/``wdn`` layouts, ``wcmd`` arrays 2L + l) take WUPD's update; after each nudged
+step's WUPD a REPROG pass (:class:`hdl.eqspike_kit.reprog.Reprogram`) sweeps the cell memory in address order and
+writes every word whose latents' ternary values changed through the memory's update port (one PRNG draw, the
+changed cells masked for the static injector), mirrored into ``wdn{l}``; such a core reads its cells raw (no PCSA
+draw), so the memory's PRNG steps only on written words, as in the twin.
 """
 
 from __future__ import annotations
@@ -186,7 +191,8 @@ class EqSpikeCore(wiring.Component):
 
     Parameters
     ----------
-    spec : EqSpikeSpec — ``weight_kind="fixed"``; ``training`` adds the spike-driven learning datapath.
+    spec : EqSpikeSpec — ``weight_kind`` ``"fixed"`` or ``"ternary"``; ``training`` adds the spike-driven learning
+        datapath (ternary: on latent weights, with the REPROG pass; ``update="spike"`` only).
     weights : optional weight dict (image layout) used as the memories' initial contents.
 
     Members
