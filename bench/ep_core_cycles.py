@@ -50,6 +50,9 @@ def measure_spec(spec, train: bool, register_reads: bool = True, weight_read_sta
     layers, lanes, T1, T2 = list(spec.layers), spec.lanes, spec.T1, spec.T2
     dut = EPCore(spec, register_reads=register_reads, weight_read_stages=weight_read_stages)
     res = {}
+    # Amaranth's Python simulator compiles a memory write of a word wider than ≈ 2,500 bits (P = 156 × 16-bit
+    # weights) into one expression deeper than Python's default recursion limit allows
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
 
     async def bench(ctx):
         host = AmaranthHost(dut, spec)
