@@ -20,6 +20,13 @@ from golden.clierr import finite_float_type as real
 from golden.clierr import nonneg_int_type as natural
 from golden.clierr import positive_int_type as count
 
+# yosys options a user may add to the board's synthesis script (yosys 0.70: synth_ecp5 is synth_lattice
+# and always maps with ABC9; synth_ice40 has -noabc): the ones that change mapping, never the outputs
+SYNTH_OPTS = {
+    "ulx3s": ("-nowidelut", "-widelut", "-nodsp", "-nolutram", "-nodffe", "-dff"),
+    "icebreaker": ("-noabc", "-nocarry", "-nodffe", "-dff", "-nobram"),
+}
+
 
 def cmd_synth(args) -> int:
     from golden.fileio import claim_output_dir, only
@@ -75,6 +82,10 @@ def cmd_synth(args) -> int:
             check_store_fits(args.board, spec, args.store_samples)
         except ValueError as e:
             raise CLIError(f"--store-samples {args.store_samples}: {e}") from None
+    bad = [o for o in args.synth_opt if o not in SYNTH_OPTS[args.board]]
+    if bad:
+        raise CLIError(f"--synth-opt {bad[0]}: not an option this project passes to yosys for the {args.board} "
+                       f"(one of {', '.join(SYNTH_OPTS[args.board])})")
     if args.weight_read_stages or args.weight_bank_words != 1024:
         from hdl.kit.weights import check_read_stages
 
@@ -107,6 +118,7 @@ def cmd_synth(args) -> int:
             weight_bank_words=args.weight_bank_words,
             store_samples=args.store_samples,
             extra_nextpnr_opts=("--sdf", "top.sdf") if args.sdf else (),
+            extra_synth_opts=tuple(args.synth_opt),
             log=lambda msg: print(f">> {msg}", file=sys.stderr),
         )
     except (RuntimeError, ValueError) as e:
@@ -231,6 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="nextpnr router (default: nextpnr's; router2 routes large, congested designs such as "
         "the 784-500-10 core much faster)",
+    )
+    s.add_argument(
+        "--synth-opt",
+        action="append",
+        default=[],
+        metavar="OPT",
+        help="an extra option of yosys' synth_ecp5 (ulx3s: " + ", ".join(SYNTH_OPTS["ulx3s"]) + ") or synth_ice40 "
+        "(icebreaker: " + ", ".join(SYNTH_OPTS["icebreaker"]) + "); repeatable, written --synth-opt=-OPT; "
+        "recorded in synth.json. E.g. "
+        "-nowidelut maps to LUT4s only (a different ABC9 library), where ABC9 fails on a large design",
     )
     s.add_argument("--baud", type=count, default=None,
                    help="UART baud rate, checked against the board's USB-UART bridge (ULX3S FT231X: 3 Mbaud max; "

@@ -334,6 +334,7 @@ def synthesize(
     weight_bank_words: int = 1024,
     store_samples: int = 0,
     extra_nextpnr_opts: tuple[str, ...] = (),
+    extra_synth_opts: tuple[str, ...] = (),
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Build the board top with YoWASP and write ``synth.json``/``synth.md`` into ``out``.
@@ -351,6 +352,8 @@ def synthesize(
     2,048 × 9 mode instead of 16 in the 1,024 × 18 mode). ``store_samples``: slots of the link's
     sample store in block RAM (designs ``ep``/``mock``; :func:`check_store_fits`). ``extra_nextpnr_opts``:
     more nextpnr arguments (e.g. ``("--sdf", "top.sdf")`` for the routed delays, relative to the build directory).
+    ``extra_synth_opts``: more options of yosys' ``synth_ecp5``/``synth_ice40`` (e.g. ``("-nowidelut",)``: LUT4s
+    only, a different ABC9 library; recorded in the report's ``synth_opts``).
 
     Raises
     ------
@@ -450,6 +453,7 @@ def synthesize(
         # memories' all-zero init is dropped; otherwise yosys may not use SPRAM
         synth_opts += " -spram"
         overrides["script_after_read"] = "delete t:$meminit_v2"
+    synth_opts = " ".join(o for o in (synth_opts.strip(), *extra_synth_opts) if o)
     plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(nextpnr_opts), synth_opts=synth_opts, **overrides)
     t_elab = time.monotonic() - t0
     say(f"running yosys + nextpnr in {build_dir} (minutes for large designs)")

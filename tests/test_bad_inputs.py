@@ -630,6 +630,10 @@ CASES: list[Case] = [
       r"--weight-bank-words 2048: needs --weight-read-stages >= 1"),
     C("boards", "synth --board ulx3s --design mock --weight-read-stages 2 --out s",
       r"--weight-read-stages/--weight-bank-words: for --design ep, not mock"),
+    C("boards", "synth --board ulx3s --design mock --synth-opt=-noabc --out s",
+      r"--synth-opt -noabc: not an option this project passes to yosys for the ulx3s \(one of -nowidelut"),
+    C("boards", "synth --board icebreaker --design mock --synth-opt=-nowidelut --out s",
+      r"--synth-opt -nowidelut: not an option .* for the icebreaker \(one of -noabc"),
     C("boards", "report nothere", r"nothere: .*No such file"),
     C("boards", "report {export}", r"export: .*synth\.json: No such file"),
     # ---- python -m sim.demo ---------------------------------------------------------------------------------
