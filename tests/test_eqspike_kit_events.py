@@ -93,3 +93,87 @@ def test_event_queue_matches_the_event_order(training):
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_replay_list_takes_each_input_event_once():
+    """Training cores (AER training): with ``track`` each good AER event's neuron enters the step's replay list
+    once (duplicates, back to back or apart, and bad addresses left out); a pass rewound with ``rewind_replay``
+    gives the list's neurons (layer 0, first-seen order, Δŝ 0) before the mask list's events; ``clear`` empties
+    it, and the seen bits are clear again for the next step (a neuron of step t is listed in step t + 1 too);
+    a step without ``track`` lists nothing."""
+    s = EqSpikeSpec(layers=(13, 7, 5, 3), lanes=3, training=True)
+    P, n0 = s.lanes, s.layers[0]
+    dut = EventQueue(s)
+    rng = np.random.default_rng(5)
+    listed = 0
+
+    async def pass_(ctx, aer):
+        beats, events, aer_open = list(aer), [], bool(aer)
+        while True:
+            ctx.set(dut.pop, rng.random() < 0.8)
+            if beats and rng.random() < 0.8:
+                ctx.set(dut.aer.payload.addr, beats[0][0])
+                ctx.set(dut.aer.payload.last, beats[0][1])
+                ctx.set(dut.aer.valid, 1)
+            else:
+                ctx.set(dut.aer.valid, 0)
+            take, done, ready = ctx.get(dut.take), ctx.get(dut.done), ctx.get(dut.aer.ready)
+            if take:
+                events.append((ctx.get(dut.lay), ctx.get(dut.j)) + (() if aer_open else (
+                    ctx.get(dut.jw), ctx.get(dut.jl), ctx.get(dut.dj))))
+            if ready and ctx.get(dut.aer.valid):
+                aer_open = not beats.pop(0)[1]
+            await ctx.tick()
+            if done:
+                ctx.set(dut.pop, 0)
+                return events
+
+    async def bench(ctx):
+        nonlocal listed
+        prev: list[int] = []
+        for step in range(8):
+            track = step != 3
+            ctx.set(dut.clear, 1)
+            await ctx.tick()
+            ctx.set(dut.clear, 0)
+            mask = int(rng.integers(1, 1 << P))  # one mask-list entry of layer 1
+            ctx.set(dut.push, 1)
+            ctx.set(dut.push_lay, 1)
+            ctx.set(dut.push_wrd, 1)
+            ctx.set(dut.push_mask, mask)
+            for i in range(P):
+                ctx.set(dut.push_d[i], i + 1)
+            await ctx.tick()
+            ctx.set(dut.push, 0)
+            want_list = [(1, P + b, 1, b, b + 1) for b in range(P) if mask >> b & 1]
+            good = rng.choice(n0, int(rng.integers(0, n0 + 1)), replace=False).tolist() + prev[:2]
+            sent = [int(a) for a in good + (rng.choice(good, min(len(good), 4)).tolist() if good else [])]
+            sent += [n0 + 3, 1 << 15]  # neurons that do not exist
+            rng.shuffle(sent)
+            k = int(rng.integers(0, len(sent)))
+            sent.insert(k + 1, sent[k])  # a duplicate (or a bad address again) right behind its first
+            ctx.set(dut.track, track)
+            ctx.set(dut.rewind, 1)
+            ctx.set(dut.rewind_aer, 1)
+            await ctx.tick()
+            ctx.set(dut.rewind, 0)
+            ctx.set(dut.rewind_aer, 0)
+            events = await pass_(ctx, [(a, 0) for a in sent] + [(0, 1)])
+            assert events == [(0, a) for a in sent if a < n0] + want_list  # (duplicates are events here)
+            ctx.set(dut.track, 0)
+            ctx.set(dut.rewind, 1)
+            ctx.set(dut.rewind_replay, 1)
+            await ctx.tick()
+            ctx.set(dut.rewind, 0)
+            ctx.set(dut.rewind_replay, 0)
+            first_seen = list(dict.fromkeys(a for a in sent if a < n0)) if track else []
+            events = await pass_(ctx, [])
+            assert events == [(0, a, 0, 0, 0) for a in first_seen] + want_list, step
+            listed += len(first_seen)
+            prev = first_seen
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert listed > 20  # not vacuous
