@@ -541,6 +541,9 @@ class EqSpikeCore(wiring.Component):
                          u_.dj.eq(ei.u1_dj), u_.neg.eq(c.seq.neg), u_.shift.eq(c.ushift[l])]
             with m.If(ei.u1_v & (ei.u1_lay == l) & ~ei.u1_dn):  # presynaptic event j: row j of wup{l}, all posts
                 m.d.comb += [wup[l].addr.eq(ei.u1_addr), wup[l].data.eq(u_.new), wup[l].en.eq((1 << P) - 1)]
+                if lat:  # latent row j written: REPROG sweeps it
+                    m.d.comb += [getattr(c.rp, f"mark{l}_en").eq(Const(1, P) << ei.u1_jl),
+                                 getattr(c.rp, f"mark{l}_jw").eq(ei.u1_jw)]
                 if l >= 1:
                     lanes_ = [valid_lane(ei.u1_k, N[l + 1], T[l + 1], P, i) for i in range(P)]
                     m.d.comb += [sc.start.eq(1), sc.en.eq(Cat(*lanes_))]
@@ -554,6 +557,9 @@ class EqSpikeCore(wiring.Component):
                     m.d.comb += [wdn[l].addr.eq(ei.u1_addr), wdn[l].data.eq(u_.new), wdn[l].en.eq(~ee)]
                     lanes_ = [valid_lane(ei.u1_k, N[l], T[l], P, p) & ~ee[p] for p in range(P)]
                     m.d.comb += [sc.start.eq(1), sc.en.eq(Cat(*lanes_))]
+                    if lat:  # the scatter writes rows k·P + p of vup{l}: REPROG sweeps them
+                        m.d.comb += [getattr(c.rp, f"mark{l}_en").eq(Cat(*lanes_)),
+                                     getattr(c.rp, f"mark{l}_jw").eq(ei.u1_k)]
                     m.d.comb += [sc.vals[p].eq(u_.new.word_select(p, WB[l]).as_signed()) for p in range(P)]
         for l in range(1, L):  # the scatter's element: into wdn{l} (row k·P + q, lane j) or wup{l} (lane i)
             with m.If(sc.act & (sc.lay == l) & ~sc.dn):
@@ -632,6 +638,14 @@ class EqSpikeCore(wiring.Component):
                          tr.up_jl.eq(rp.up_jl), tr.up_t.eq(rp.up_t),
                          rp.prog_en.eq(self.tcmd.valid & self.tcmd.ready & cmd.write), rp.prog_addr.eq(cmd.addr),
                          rp.prog_data.eq(cmd.data)]
+            for l in range(L):  # rows written on wcmd (latents) or tcmd (cells) are swept by the next REPROG
+                prog = rp.prog_en & (cmd.addr >= s.ternary_base(l)) & (cmd.addr < s.ternary_base(l + 1))
+                with m.If(wp.mem[f"vup{l}"].wen.any()):
+                    m.d.comb += [getattr(rp, f"mark{l}_en").eq(Const(1, s.lanes) << self.wcmd.payload.j_lane),
+                                 getattr(rp, f"mark{l}_jw").eq(self.wcmd.payload.j_word)]
+                with m.If(prog):
+                    m.d.comb += [getattr(rp, f"mark{l}_en").eq(Const(1, s.lanes) << cmd.j_lane),
+                                 getattr(rp, f"mark{l}_jw").eq(cmd.j_word)]
             for l in range(L):  # the sweep's latent reads
                 m.d.comb += getattr(rp, f"v{l}").eq(c.rvu[l].data)
                 with m.If(rp.busy & (rp.v_conn == l)):

@@ -66,11 +66,12 @@ def run_rtl(spec, weights, xs, ys, *, seed=0, idle=0.0, stall=0.0, faults=None, 
     dut = EqSpikeCore(spec, weights=weights if built_in else None)
     L, depth = spec.n_layers, spec.ternary_memory_spec().depth
     res: dict = {"samples": [], "infer": []}
-    busy = [0]  # cycles with the REPROG sweep running
+    busy = [0, 0]  # cycles with the REPROG sweep running, words it issued
 
     async def count(ctx):
-        async for _clk, _rst, b in ctx.tick().sample(dut.reprog.busy):
+        async for _clk, _rst, b, i in ctx.tick().sample(dut.reprog.busy, dut.reprog.issue):
             busy[0] += b
+            busy[1] += i
 
     async def read_state(host, ctx):
         out = {"cells": [await host.read_cells(ctx, a) for a in range(depth)]}
@@ -98,10 +99,10 @@ def run_rtl(spec, weights, xs, ys, *, seed=0, idle=0.0, stall=0.0, faults=None, 
         res["start"] = await read_state(host, ctx)
         await host.write_reg(ctx, REG_CTRL, CTRL_TRAIN)
         for x, y in zip(xs, ys, strict=True):
-            b0 = busy[0]
+            b0, i0 = busy
             await host.send_pixels(ctx, x.tolist(), int(y))
             pred, states = await host.recv_result(ctx)
-            r = {"pred": pred, "states": states, "reprog": busy[0] - b0}
+            r = {"pred": pred, "states": states, "reprog": busy[0] - b0, "issued": busy[1] - i0}
             for k, a in (("cycles", REG_CYCLES), ("spikes", REG_SPIKES), ("words", REG_WORDS), ("syn", REG_SYN)):
                 r[k] = await host.read_reg(ctx, a)
             r |= await read_state(host, ctx)
@@ -153,7 +154,7 @@ def reprog_words(monkeypatch) -> list:
     return calls
 
 
-def check_run(spec, w, xs, ys, res, twin, calls, infer=()):
+def check_run(spec, w, xs, ys, res, twin, calls, infer=(), loaded=True):
     P = spec.lanes
     depth = spec.ternary_memory_spec().depth
     compare(spec, res["start"], twin_state(spec, twin), "after the load")
@@ -161,7 +162,7 @@ def check_run(spec, w, xs, ys, res, twin, calls, infer=()):
     for n, (x, y, got) in enumerate(zip(xs, ys, res["samples"], strict=True)):
         before = twin_state(spec, twin)
         k0 = len(calls)
-        rec = twin.train_sample(x, int(y))
+        rec = twin.train_sample(x, int(y), record_events=True)
         want = {"pred": rec.pred, "states": rec.phases[0].s[-1][0].tolist(),
                 "spikes": sum(sum(p.spikes) for p in rec.phases),
                 "words": sum(words_read(spec, p.spikes) for p in rec.phases),
@@ -169,11 +170,25 @@ def check_run(spec, w, xs, ys, res, twin, calls, infer=()):
         compare(spec, got, want, f"sample {n}")
         compare(spec, got, twin_state(spec, twin), f"sample {n}")
         moved += sum(a != b for a, b in zip(got["cells"], before["cells"], strict=True))
-        # the REPROG sweeps of the sample: depth + 2 cycles per nudged step, P + 1 more per written word of an
-        # upper connection (its mirror into wdn, and the next word issued again; P if it is the last word)
+        # the REPROG sweeps of the sample: per nudged step the words of the rows its WUPD wrote (the rows of the
+        # connection's presynaptic spikes; every row of an upper connection whose postsynaptic layer spiked; after
+        # a load on tcmd/wcmd every row); 2 cycles per row word of every connection, 1 per word, P + 1 at most per
+        # written word of an upper connection (its mirror into wdn, the next word issued again), 1 or 2 to finish
         steps = calls[k0:]
         assert len(steps) == spec.T2 * (2 if spec.symmetric else 1)
-        assert got["reprog"] == sum(depth + 2 + (P + 1) * up - last for _, up, last in steps), f"sample {n}"
+        words = []
+        for ph in rec.phases[1:]:
+            ev = np.asarray(ph.events).reshape(-1, 3)
+            for st in range(spec.T2):
+                e = ev[ev[:, 0] == st]
+                rows = [spec.layers[l] if (loaded and n == 0 and not words) or (l >= 1 and (e[:, 1] == l + 1).any())
+                        else len(set(e[e[:, 1] == l, 2].tolist())) for l in range(spec.n_layers)]
+                words.append(sum(r * spec.tiles(l + 1) for l, r in enumerate(rows)))
+        assert got["issued"] == sum(words), f"sample {n}: REPROG words"
+        base = len(steps) * (2 * sum(spec.tiles(l) for l in range(spec.n_layers)) + 1) + sum(words)
+        top = base + sum((P + 1) * up + 1 for _, up, _last in steps)
+        assert base <= got["reprog"] <= top, f"sample {n}: cycles"
+        got["reprog_full"] = sum(depth + 2 + (P + 1) * up for _, up, _last in steps)  # (the full sweep's cost)
     for n, (x, got) in enumerate(zip(infer, res["infer"], strict=True)):  # inference on a training core
         rec = twin.infer(x)
         ph = rec.phases[0]
@@ -250,4 +265,4 @@ def test_hdl_build_ternary_training_manifest_and_built_in_weights_train(tmp_path
     twin = EqSpikeTwin(spec, w)
     calls = reprog_words(monkeypatch)
     res = run_rtl(spec, w, xs, ys, seed=2, idle=0.2, stall=0.2, built_in=True)
-    check_run(spec, w, xs, ys, res, twin, calls)
+    check_run(spec, w, xs, ys, res, twin, calls, loaded=False)
