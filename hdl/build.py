@@ -334,11 +334,13 @@ def eqspike_ternary_manifest(spec, weights: dict | None) -> dict:
                 "v < -threshold, else 0), then write every v{l}[i, j] on wcmd (array 2L + l): the twin refuses an "
                 "image whose w{l} is not the ternary value of its v{l}",
         "reprogram": "after every nudged step's weight update (which lands on the latents) a REPROG pass sweeps "
-                     "the cell memory in address order: a word whose latents' ternary values differ from its "
-                     "intended cells (tval) is written through the memory's update port (one PRNG draw; the "
-                     "changed cells masked for the static injector, the others written back as stored) and "
-                     "mirrored into wdn{l} (l >= 1); depth + 2 cycles per nudged step, + P + 1 per written word "
-                     "of an upper connection (golden.eqspike.ternary.reprogram)",
+                     "the words of the rows written since the last pass (a dirty bit per presynaptic row: WUPD, "
+                     "wcmd latent and tcmd program writes) in address order: a word whose latents' ternary values "
+                     "differ from its intended cells (tval) is written through the memory's update port (one PRNG "
+                     "draw; the changed cells masked for the static injector, the others written back as stored) "
+                     "and mirrored into wdn{l} (l >= 1); 2 cycles per row word (sum of tiles(l), l < L) + 1 per "
+                     "swept word + at most P + 1 per written word of an upper connection + 1 or 2, per nudged step "
+                     "(golden.eqspike.ternary.reprogram)",
         "reads": "a training core reads its cells raw (no PCSA draw, not counted in READS): the memory's PRNG "
                  "steps only on written words"}} if spec.ternary_training else {})
 

@@ -56,10 +56,10 @@ order does not matter, and it follows the step's reads (W(t+1) = W(t) + ΔW(t)).
 mirror the cells as stored (static faults included); cells programmed on ``tcmd``, the memory's registers
 through ``REG_TMEM`` (docs/eqspike.md §9). **Ternary training** (``training``): latent weights ``v{l}`` in
 ``vup{l}``/``vdn{l}`` (the ``wup``/``wdn`` layouts, ``wcmd`` arrays 2L + l) take WUPD's update; after each nudged
-step's WUPD a REPROG pass (:class:`hdl.eqspike_kit.reprog.Reprogram`) sweeps the cell memory in address order and
-writes every word whose latents' ternary values changed through the memory's update port (one PRNG draw, the
-changed cells masked for the static injector), mirrored into ``wdn{l}``; such a core reads its cells raw (no PCSA
-draw), so the memory's PRNG steps only on written words, as in the twin.
+step's WUPD a REPROG pass (:class:`hdl.eqspike_kit.reprog.Reprogram`) sweeps the words of the rows written since the
+last pass (dirty bits) in address order and writes every word whose latents' ternary values changed through the
+memory's update port (one PRNG draw, the changed cells masked for the static injector), mirrored into ``wdn{l}``;
+such a core reads its cells raw (no PCSA draw), so the memory's PRNG steps only on written words, as in the twin.
 """
 
 from __future__ import annotations
