@@ -25,6 +25,8 @@ import golden.eqspike.ternary as gt
 from golden.eqspike.ternary import configure_faults
 from golden.eqspike.twin import EqSpikeTwin
 from hdl.eqspike import (
+    CTRL_AER,
+    CTRL_LABEL_SHIFT,
     CTRL_TRAIN,
     REG_CTRL,
     REG_CYCLES,
@@ -32,6 +34,7 @@ from hdl.eqspike import (
     REG_STATUS,
     REG_SYN,
     REG_WORDS,
+    STATUS_AER_ERROR,
     EqSpikeCore,
     memory_images,
 )
@@ -100,7 +103,11 @@ def run_rtl(spec, weights, xs, ys, *, seed=0, idle=0.0, stall=0.0, faults=None, 
         await host.write_reg(ctx, REG_CTRL, CTRL_TRAIN)
         for x, y in zip(xs, ys, strict=True):
             b0, i0 = busy
-            await host.send_pixels(ctx, x.tolist(), int(y))
+            if isinstance(x, list):  # AER training: the events of every step of every phase, label in CTRL
+                await host.write_reg(ctx, REG_CTRL, CTRL_AER | CTRL_TRAIN | int(y) << CTRL_LABEL_SHIFT)
+                await host.send_events(ctx, x)
+            else:
+                await host.send_pixels(ctx, x.tolist(), int(y))
             pred, states = await host.recv_result(ctx)
             r = {"pred": pred, "states": states, "reprog": busy[0] - b0, "issued": busy[1] - i0}
             for k, a in (("cycles", REG_CYCLES), ("spikes", REG_SPIKES), ("words", REG_WORDS), ("syn", REG_SYN)):
@@ -154,7 +161,7 @@ def reprog_words(monkeypatch) -> list:
     return calls
 
 
-def check_run(spec, w, xs, ys, res, twin, calls, infer=(), loaded=True):
+def check_run(spec, w, xs, ys, res, twin, calls, infer=(), loaded=True, aer=None):
     P = spec.lanes
     depth = spec.ternary_memory_spec().depth
     compare(spec, res["start"], twin_state(spec, twin), "after the load")
@@ -162,7 +169,8 @@ def check_run(spec, w, xs, ys, res, twin, calls, infer=(), loaded=True):
     for n, (x, y, got) in enumerate(zip(xs, ys, res["samples"], strict=True)):
         before = twin_state(spec, twin)
         k0 = len(calls)
-        rec = twin.train_sample(x, int(y), record_events=True)
+        rec = (twin.train_events(aer[n], int(y), record_events=True) if aer is not None else
+               twin.train_sample(x, int(y), record_events=True))
         want = {"pred": rec.pred, "states": rec.phases[0].s[-1][0].tolist(),
                 "spikes": sum(sum(p.spikes) for p in rec.phases),
                 "words": sum(words_read(spec, p.spikes) for p in rec.phases),
@@ -196,7 +204,7 @@ def check_run(spec, w, xs, ys, res, twin, calls, infer=(), loaded=True):
                 "syn": ph.synaptic_events, "words": words_read(spec, ph.spikes)}
         compare(spec, got, want, f"inference {n}")
         assert got["cycles"] == got["words"] + sweep_cycles(spec, spec.T1)  # the inference cycle model
-    assert res["status"] == 0
+    assert res["status"] == (STATUS_AER_ERROR if aer is not None else 0)
     assert moved > 0  # not vacuous: cells were reprogrammed
     return moved
 
@@ -266,3 +274,33 @@ def test_hdl_build_ternary_training_manifest_and_built_in_weights_train(tmp_path
     calls = reprog_words(monkeypatch)
     res = run_rtl(spec, w, xs, ys, seed=2, idle=0.2, stall=0.2, built_in=True)
     check_run(spec, w, xs, ys, res, twin, calls, loaded=False)
+
+
+def test_ternary_training_on_aer_input_matches_twin(monkeypatch):
+    """AER training samples on a ternary training core (events for every step of every phase, duplicates and
+    addresses of neurons that do not exist mixed in; static adjacent faults, stalls) == the twin's train_events:
+    latents, biases, cells, INJECTED, prediction, states, counters and the words REPROG sweeps."""
+    spec = make_spec("20-12-5-P4", fault_injection=True)
+    w = latent_weights(spec, 8)
+    rng = np.random.default_rng(8)
+    n0, T = spec.layers[0], spec.T1 + 2 * spec.T2
+    sent, goods, ys = [], [], []
+    for _ in range(3):
+        steps, mixed = [], []
+        for _t in range(T):
+            good = rng.choice(n0, size=int(rng.integers(0, n0 // 2 + 1)), replace=False).tolist()
+            dup = good[:1] if good and rng.random() < 0.3 else []
+            bad = rng.integers(n0, 1 << 16, size=int(rng.integers(0, 2))).tolist()
+            steps.append(good + dup)
+            m_ = good + dup + bad
+            rng.shuffle(m_)
+            mixed.append(m_)
+        sent.append(mixed)
+        goods.append(steps)
+        ys.append(int(rng.integers(0, spec.layers[-1])))
+    twin = EqSpikeTwin(spec, w)
+    info = configure_faults(twin, w, 0.2, "static", "adjacent", seed=9)
+    faults = (ctrl_value("static", "adjacent"), info["rate_zero"], info["rate_nonzero"], 9)
+    calls = reprog_words(monkeypatch)
+    res = run_rtl(spec, w, sent, ys, seed=8, idle=0.3, stall=0.3, faults=faults)
+    check_run(spec, w, sent, ys, res, twin, calls, aer=goods)
