@@ -247,6 +247,67 @@ def test_aer_training_equals_pixel_training_and_its_cycles(name):
     assert ra["bad"] == sum(bads) > 0
 
 
+def test_ternary_aer_training_matches_twin():
+    """A ternary training core (latents v{l}, REPROG after every nudged step; built with its weights) trained on
+    AER samples (duplicates included, stalls 0.2) == EqSpikeTwin.train_events: after every sample the latents read
+    back on ``wcmd``, REG_DIGEST (the stored cells and biases), prediction, output states and SPIKES. The replay
+    list's events carry their word and lane like the mask list's (what marks the rows REPROG rewrites)."""
+    from amaranth.sim import Simulator
+
+    from hdl.eqspike import CTRL_AER, CTRL_LABEL_SHIFT, CTRL_TRAIN, REG_CTRL, REG_SPIKES, EqSpikeCore
+    from hdl.eqspike_host import EqSpikeHost
+
+    spec = EqSpikeSpec(layers=(20, 12, 5), lanes=4, training=True, T1=8, T2=3, weight_kind="ternary",
+                       weight_bits=(2,), weight_frac=(3, 2), latent_bits=(10,), latent_frac=(6,), latent_threshold=(2,),
+                       lr_shift=(0,))
+    rng = np.random.default_rng(4)
+    fixed = EqSpikeSpec(layers=spec.layers, lanes=4, training=False, weight_bits=(8,), weight_frac=(6,))
+    w = {k: v for k, v in init_weights(fixed, 4, 4.0).items() if k.startswith("b")}
+    for l in range(spec.n_layers):
+        d, shape = spec.latent_threshold[l], spec.weight_shapes()[f"w{l}"]
+        t = rng.choice([-1, 0, 1], size=shape, p=[0.35, 0.3, 0.35]).astype(np.int64)
+        w[f"w{l}"] = t
+        w[f"v{l}"] = np.where(t != 0, t * (d + 1 + rng.integers(0, 4, shape)), rng.integers(-d, d + 1, shape))
+    n0, L = spec.layers[0], spec.n_layers
+    samples = []
+    for _ in range(3):
+        steps = []
+        for _t in range(n_steps(spec)):
+            good = rng.choice(n0, int(rng.integers(0, n0 // 2)), replace=False).tolist()
+            steps.append(good + good[:1])
+        samples.append((steps, int(rng.integers(0, spec.layers[-1]))))
+    dut = EqSpikeCore(spec, weights=w)
+    got: list = []
+
+    async def bench(ctx):
+        host = EqSpikeHost(dut, spec, seed=3, idle_prob=0.2, stall_prob=0.2)
+        for steps, y in samples:
+            await host.write_reg(ctx, REG_CTRL, CTRL_AER | CTRL_TRAIN | y << CTRL_LABEL_SHIFT)
+            await host.send_events(ctx, steps)
+            pred, states = await host.recv_result(ctx)
+            v = {f"v{l}": np.array([[await host.read_element(ctx, 2 * L + l, i, j) for j in range(spec.layers[l])]
+                                    for i in range(spec.layers[l + 1])]) for l in range(L)}
+            got.append((pred, states, await host.read_reg(ctx, REG_SPIKES), await host.read_digest(ctx), v))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    twin = EqSpikeTwin(spec, w)
+    moved = 0
+    for i, ((steps, y), (pred, states, spikes, digest, v)) in enumerate(zip(samples, got, strict=True)):
+        before = twin.weights
+        rec = twin.train_events(steps, y)
+        tw = twin.weights
+        assert pred == rec.pred and states == rec.phases[0].s[-1][0].tolist(), f"sample {i}"
+        assert spikes == sum(sum(p.spikes) for p in rec.phases), f"sample {i}: spikes"
+        assert digest == twin.digest(), f"sample {i}: digest (stored cells, biases)"
+        for k in v:
+            assert np.array_equal(v[k], tw[k]), f"sample {i}: {k}"
+        moved += sum(int((tw[k] != before[k]).sum()) for k in ("w0", "w1"))
+    assert moved > 0  # cells were reprogrammed
+
+
 @pytest.mark.cocotb
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_aer_training_verilog_matches_twin(simulator):

@@ -98,9 +98,9 @@ def test_event_queue_matches_the_event_order(training):
 def test_replay_list_takes_each_input_event_once():
     """Training cores (AER training): with ``track`` each good AER event's neuron enters the step's replay list
     once (duplicates, back to back or apart, and bad addresses left out); a pass rewound with ``rewind_replay``
-    gives the list's neurons (layer 0, first-seen order, Δŝ 0) before the mask list's events; ``clear`` empties
-    it, and the seen bits are clear again for the next step (a neuron of step t is listed in step t + 1 too);
-    a step without ``track`` lists nothing."""
+    gives the list's neurons (layer 0, first-seen order, word and lane, Δŝ 0) before the mask list's events;
+    ``clear`` empties it, and the seen bits are clear again for the next step (a neuron of step t is listed in
+    step t + 1 too); a step without ``track`` lists nothing."""
     s = EqSpikeSpec(layers=(13, 7, 5, 3), lanes=3, training=True)
     P, n0 = s.lanes, s.layers[0]
     dut = EventQueue(s)
@@ -168,7 +168,7 @@ def test_replay_list_takes_each_input_event_once():
             ctx.set(dut.rewind_replay, 0)
             first_seen = list(dict.fromkeys(a for a in sent if a < n0)) if track else []
             events = await pass_(ctx, [])
-            assert events == [(0, a, 0, 0, 0) for a in first_seen] + want_list, step
+            assert events == [(0, a, a // P, a % P, 0) for a in first_seen] + want_list, step
             listed += len(first_seen)
             prev = first_seen
 

@@ -14,6 +14,16 @@ from spec.eqspike import EqSpikeSpec
 from .common import check_spec, const_mul, lowest_bit, ubits
 
 
+def div_const(n: int, d: int) -> tuple[int, int]:
+    """(M, s) with ``(j·M) >> s == j // d`` for every 0 ≤ j < n: a division by the constant d as shifts and adds
+    (:func:`~hdl.eqspike_kit.common.const_mul`), checked here over the whole range."""
+    for s in range(64):
+        M = -(-(1 << s) // d)
+        if all((j * M) >> s == j // d for j in range(n)):
+            return M, s
+    raise AssertionError(f"no reciprocal of {d} for {n} values")  # (cannot happen: s = ⌈log2 n⌉ + ⌈log2 d⌉ works)
+
+
 def aer_addr_bits(spec: EqSpikeSpec) -> int:
     """Width of an AER event's neuron address: 16 bits, or more for an input layer of over 2^16 neurons."""
     return max(16, ubits(spec.layers[0] - 1))
@@ -35,8 +45,9 @@ class EventQueue(wiring.Component):
     good ``aer`` event's address enters the step's *replay list* the cycle after its pop unless it is already in
     it (a per-neuron ``seen`` bit, transparent: a duplicate right behind is caught too), so the list holds each
     input neuron that spiked in the step once (≤ N0 entries, never written beyond); ``rewind`` with
-    ``rewind_replay`` makes the pass take the replay list's events first (layer 0, ``dj`` = 0; each pop clears
-    its ``seen`` bit, so the bits are all clear again when the pass has taken them all), then the mask list;
+    ``rewind_replay`` makes the pass take the replay list's events first (layer 0, ``jw``/``jl`` as for a list
+    event — the address divided by P with a constant reciprocal as it enters the list —, ``dj`` = 0; each pop
+    clears its ``seen`` bit, so the bits are all clear again when the pass has taken them all), then the mask list;
     ``clear`` empties both.
 
     Latency: 0 cycles from ``pop`` to the event; the list's read port follows the pointer in the same cycle
@@ -97,16 +108,20 @@ class EventQueue(wiring.Component):
             m.submodules.seen = seen = memory.Memory(shape=1, depth=N[0], init=[])
             sw = seen.write_port()
             sr = seen.read_port(transparent_for=(sw,))
-            m.submodules.rmem = rmem = memory.Memory(shape=unsigned(ab0), depth=N[0], init=[])
+            rfields = data.StructLayout({"jw": ubits(T[0] - 1), "jl": ubits(P - 1)})  # the neuron's word and lane
+            m.submodules.rmem = rmem = memory.Memory(shape=rfields, depth=N[0], init=[])
             rw, rr = rmem.write_port(), rmem.read_port()
             rcount, rptr = Signal(range(N[0] + 1)), Signal(range(N[0] + 1))
             rptr_next, rep_on = Signal.like(rptr), Signal()
             pend_v, pend_j = Signal(), Signal(ab0)
             m.d.comb += [rptr_next.eq(rptr), rr.addr.eq(rptr_next), sr.addr.eq(self.aer.payload.addr[:ab0])]
             m.d.sync += [rptr.eq(rptr_next), pend_v.eq(0)]
+            M, sh = div_const(N[0], P)
+            pend_w = Signal(range(T[0]))
+            m.d.comb += pend_w.eq(const_mul(pend_j, M) >> sh)
             with m.If(pend_v & ~sr.data):  # the popped event's neuron is new in this step: into the replay list
-                m.d.comb += [sw.addr.eq(pend_j), sw.data.eq(1), sw.en.eq(1),
-                             rw.addr.eq(rcount), rw.data.eq(pend_j), rw.en.eq(1)]
+                m.d.comb += [sw.addr.eq(pend_j), sw.data.eq(1), sw.en.eq(1), rw.addr.eq(rcount), rw.data.jw.eq(pend_w),
+                             rw.data.jl.eq(pend_j - const_mul(pend_w, P)), rw.en.eq(1)]
                 m.d.sync += rcount.eq(rcount + 1)
             with m.If(self.clear):
                 m.d.sync += rcount.eq(0)
@@ -128,8 +143,9 @@ class EventQueue(wiring.Component):
                         m.d.comb += self.aer_bad.eq(1)
             if TRN:
                 with m.Elif(rep_on & (rptr != rcount)):  # the replay list: an input event, its seen bit cleared
-                    m.d.comb += [self.lay.eq(0), self.j.eq(rr.data), self.take.eq(1), rptr_next.eq(rptr + 1),
-                                 sw.addr.eq(rr.data), sw.data.eq(0), sw.en.eq(1)]
+                    m.d.comb += [self.lay.eq(0), self.jw.eq(rr.data.jw), self.jl.eq(rr.data.jl), self.take.eq(1),
+                                 self.j.eq(const_mul(rr.data.jw, P) + rr.data.jl), rptr_next.eq(rptr + 1),
+                                 sw.addr.eq(self.j), sw.data.eq(0), sw.en.eq(1)]
             with m.Elif(mk != 0):
                 m.d.comb += [self.jw.eq(mk_wrd), self.jl.eq(lowest_bit(mk, P)), self.lay.eq(mk_lay), self.take.eq(1),
                              self.j.eq(const_mul(mk_wrd, P) + self.jl)]
