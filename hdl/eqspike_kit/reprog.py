@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from spec.eqspike import EqSpikeSpec
 from spec.ternary import CELL_MINUS, CELL_PLUS, CELL_ZERO
 
-from .common import const_mul, lanes, ubits
+from .common import const_mul, lanes, lowest_bit, ubits
 
 
 class Reprogram(wiring.Component):
@@ -126,9 +126,7 @@ class Reprogram(wiring.Component):
         low = Signal(P)  # the lowest pending row's lane, one-hot, and its index
         m.d.comb += low.eq(pend & -pend)
         low_i = Signal.like(jl)
-        for i in reversed(range(P)):
-            with m.If(pend[i]):
-                m.d.comb += low_i.eq(i)
+        m.d.comb += low_i.eq(lowest_bit(pend, P))
         issue = Signal()
         m.d.comb += self.issue.eq(issue)
         m.d.sync += v1.eq(issue)
@@ -161,12 +159,7 @@ class Reprogram(wiring.Component):
                 for l, (_drd, dwr) in enumerate(dirty):
                     with m.If(lay == l):
                         m.d.comb += [dwr.addr.eq(jw), dwr.data.eq(0), dwr.en.eq(-1)]
-                m.d.sync += [pend.eq(rdirty), t.eq(0)]
-                lo = Signal.like(jl)
-                for i in reversed(range(P)):
-                    with m.If(rdirty[i]):
-                        m.d.comb += lo.eq(i)
-                m.d.sync += jl.eq(lo)
+                m.d.sync += [pend.eq(rdirty), t.eq(0), jl.eq(lowest_bit(rdirty, P))]
                 with m.If(rdirty == 0):
                     next_word()
                 with m.Else():
@@ -180,12 +173,7 @@ class Reprogram(wiring.Component):
                             m.d.comb += last_t.eq(T[l + 1] - 1)
                     with m.If(t == last_t):
                         rest = pend & ~low
-                        m.d.sync += [t.eq(0), pend.eq(rest)]
-                        lo = Signal.like(jl)
-                        for i in reversed(range(P)):
-                            with m.If(rest[i]):
-                                m.d.comb += lo.eq(i)
-                        m.d.sync += jl.eq(lo)
+                        m.d.sync += [t.eq(0), pend.eq(rest), jl.eq(lowest_bit(rest, P))]
                         with m.If(rest == 0):
                             next_word()
                     with m.Else():
